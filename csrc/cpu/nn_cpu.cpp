@@ -1,0 +1,132 @@
+// CPU kernel of fastsel::nn (schema and contract: csrc/ops.cpp).
+// Blocked GEMM distances (at::mm on a query block x ref block tile) with a
+// fused per-query top-(k + extra) insertion list, then the candidates are
+// re-ranked by the difference form in float64. Memory: O(Q * (k + extra) +
+// block tiles), never (Q, R).
+#include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "utils.h"
+
+namespace fastsel {
+namespace cpu {
+
+namespace {
+constexpr int64_t kQueryBlock = 1024;
+constexpr int64_t kRefBlock = 4096;
+constexpr int64_t kExtra = 4;  // extra GEMM candidates re-checked in float64
+
+// Insert (v, j) into the ascending list (vals, ids) of length kc when it beats
+// the last entry. Equal values keep the earlier (lower) index first, since ref
+// rows arrive in ascending index order.
+template <typename Acc> inline void insert(Acc* vals, int64_t* ids, int64_t kc, Acc v, int64_t j) {
+  if (!(v < vals[kc - 1])) return;
+  int64_t p = kc - 1;
+  while (p > 0 && vals[p - 1] > v) {
+    vals[p] = vals[p - 1];
+    ids[p] = ids[p - 1];
+    --p;
+  }
+  vals[p] = v;
+  ids[p] = j;
+}
+
+template <typename T> double exact_d2(const T* a, const T* b, int64_t d) {
+  double s = 0.0;
+  for (int64_t j = 0; j < d; ++j) {
+    double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s += t * t;
+  }
+  return s;
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Tensor& ref_, int64_t k,
+                                          bool exclude_self) {
+  check_pool(query_, "query");
+  check_pool(ref_, "ref");
+  TORCH_CHECK(query_.device().is_cpu() && ref_.device().is_cpu(), "query and ref must be CPU tensors");
+  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
+              query_.scalar_type(), " and ", ref_.scalar_type());
+  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
+              " and ", ref_.size(1));
+  const int64_t Q = query_.size(0), R = ref_.size(0), d = query_.size(1);
+  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
+  const int64_t avail = R - (exclude_self ? 1 : 0);
+  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
+  const int64_t kc = std::min(avail, k + kExtra);
+
+  at::Tensor query = query_.contiguous(), ref = ref_.contiguous();
+  const auto acc = acc_dtype(query.scalar_type());
+  auto cand_v = at::full({Q, kc}, std::numeric_limits<double>::infinity(), query.options().dtype(acc));
+  auto cand_i = at::full({Q, kc}, -1, query.options().dtype(at::kLong));
+
+  AT_DISPATCH_FLOATING_TYPES(acc, "fastsel_nn_cpu_gemm", [&] {
+    using Acc_t = scalar_t;
+    Acc_t* cv = cand_v.data_ptr<Acc_t>();
+    int64_t* ci = cand_i.data_ptr<int64_t>();
+    for (int64_t q0 = 0; q0 < Q; q0 += kQueryBlock) {
+      const int64_t qb = std::min(kQueryBlock, Q - q0);
+      at::Tensor qf = query.narrow(0, q0, qb).to(acc).contiguous();
+      at::Tensor qn = (qf * qf).sum(1).contiguous();
+      const Acc_t* qnp = qn.data_ptr<Acc_t>();
+      for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) {
+        const int64_t rb = std::min(kRefBlock, R - r0);
+        at::Tensor rf = ref.narrow(0, r0, rb).to(acc).contiguous();
+        at::Tensor rn = (rf * rf).sum(1).contiguous();
+        at::Tensor dot = at::mm(qf, rf.t()).contiguous();
+        const Acc_t* rnp = rn.data_ptr<Acc_t>();
+        const Acc_t* dp = dot.data_ptr<Acc_t>();
+        at::parallel_for(0, qb, 16, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) {
+            const int64_t gi = q0 + i;
+            Acc_t* vals = cv + gi * kc;
+            int64_t* ids = ci + gi * kc;
+            const Acc_t* row = dp + i * rb;
+            const Acc_t qv = qnp[i];
+            for (int64_t j = 0; j < rb; ++j) {
+              const int64_t gj = r0 + j;
+              if (exclude_self && gj == gi) continue;
+              Acc_t v = qv + rnp[j] - Acc_t(2) * row[j];
+              insert<Acc_t>(vals, ids, kc, v, gj);
+            }
+          }
+        });
+      }
+    }
+  });
+
+  // Re-rank the candidates by the float64 difference form; ties: lowest index.
+  auto out_d = at::empty({Q, k}, query.options().dtype(acc));
+  auto out_i = at::empty({Q, k}, query.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, query.scalar_type(), "fastsel_nn_cpu_rerank", [&] {
+    using Acc_t = typename Acc<scalar_t>::type;
+    const scalar_t* qp = query.data_ptr<scalar_t>();
+    const scalar_t* rp = ref.data_ptr<scalar_t>();
+    const int64_t* ci = cand_i.data_ptr<int64_t>();
+    Acc_t* od = out_d.data_ptr<Acc_t>();
+    int64_t* oi = out_i.data_ptr<int64_t>();
+    at::parallel_for(0, Q, 64, [&](int64_t b, int64_t e) {
+      std::vector<std::pair<double, int64_t>> c(kc);
+      for (int64_t i = b; i < e; ++i) {
+        for (int64_t t = 0; t < kc; ++t) {
+          int64_t j = ci[i * kc + t];
+          c[t] = {exact_d2<scalar_t>(qp + i * d, rp + j * d, d), j};
+        }
+        std::sort(c.begin(), c.end());
+        for (int64_t t = 0; t < k; ++t) {
+          od[i * k + t] = static_cast<Acc_t>(std::sqrt(c[t].first));
+          oi[i * k + t] = c[t].second;
+        }
+      }
+    });
+  });
+  return {out_d, out_i};
+}
+
+}  // namespace cpu
+}  // namespace fastsel
+
+TORCH_LIBRARY_IMPL(fastsel, CPU, m) { m.impl("nn", &fastsel::cpu::nn_cpu); }

@@ -1,0 +1,141 @@
+// Row-distance update kernels shared by the CPU ops (greedy, threshold_decay).
+//
+// One call streams rows [begin, end) of the pool once: for each row it computes
+// the squared distance to a centre in the difference form (accumulated in
+// float32, or float64 for float64 data), lowers the row's running min-distance,
+// and reports the arg-max of the updated min-distances (ties: lowest index)
+// plus the first row >= `from` whose min-distance exceeds `thr`.
+//
+// Portability: no -march flags at build time. On x86-64 with GCC/clang the
+// block functions are compiled several times (target_clones) and the loader
+// picks the widest vector unit the user's CPU has (ifunc); elsewhere one
+// generic version is built. `omp simd` lets the reductions vectorise.
+#pragma once
+#include <ATen/ATen.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "utils.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__APPLE__) && !defined(__clang__)
+#define FASTSEL_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#elif defined(__x86_64__) && defined(__clang__) && !defined(__APPLE__)
+#define FASTSEL_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define FASTSEL_CLONES
+#endif
+
+#define FASTSEL_INLINE inline __attribute__((always_inline))
+
+namespace fastsel {
+namespace cpu {
+
+template <typename Acc> struct BlockResult {
+  Acc best;          // largest updated min-distance among unselected rows (-1 if none)
+  int64_t best_i;    // its index, lowest on ties (-1 if none)
+  int64_t first_i;   // first index >= from with min-distance > thr (-1 if none)
+};
+
+template <typename T, typename Acc>
+FASTSEL_INLINE Acc row_d2(const T* __restrict a, const Acc* __restrict c, int64_t d) {
+  Acc s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < d; ++j) {
+    Acc t = static_cast<Acc>(a[j]) - c[j];
+    s += t * t;
+  }
+  return s;
+}
+
+// Body shared by every dtype clone. Selected rows hold -1 and stay there
+// (min(-1, d2) = -1), so they never win the arg-max, whose floor is -1.
+template <typename T, typename Acc>
+FASTSEL_INLINE BlockResult<Acc> update_block_impl(const T* __restrict x, int64_t d, const Acc* __restrict c,
+                                                  Acc* __restrict md, int64_t begin, int64_t end, double thr,
+                                                  int64_t from) {
+  BlockResult<Acc> r{Acc(-1), -1, -1};
+  for (int64_t i = begin; i < end; ++i) {
+    Acc v = md[i];
+    if (v >= Acc(0)) {
+      Acc d2 = row_d2<T, Acc>(x + i * d, c, d);
+      if (d2 < v) {
+        v = d2;
+        md[i] = v;
+      }
+      if (v > r.best) {
+        r.best = v;
+        r.best_i = i;
+      }
+      if (r.first_i < 0 && i >= from && static_cast<double>(v) > thr) r.first_i = i;
+    }
+  }
+  return r;
+}
+
+#define FASTSEL_DECLARE_BLOCK(T, Acc)                                                                    \
+  BlockResult<Acc> update_block(const T* x, int64_t d, const Acc* c, Acc* md, int64_t begin, int64_t end, \
+                                double thr, int64_t from);
+FASTSEL_DECLARE_BLOCK(float, float)
+FASTSEL_DECLARE_BLOCK(double, double)
+FASTSEL_DECLARE_BLOCK(c10::Half, float)
+FASTSEL_DECLARE_BLOCK(c10::BFloat16, float)
+#undef FASTSEL_DECLARE_BLOCK
+
+// Arg-max / first-above over the state alone (no pool read).
+template <typename Acc> BlockResult<Acc> scan_state(const Acc* md, int64_t N, double thr, int64_t from) {
+  BlockResult<Acc> r{Acc(-1), -1, -1};
+  for (int64_t i = 0; i < N; ++i) {
+    Acc v = md[i];
+    if (v > r.best) {
+      r.best = v;
+      r.best_i = i;
+    }
+    if (r.first_i < 0 && i >= from && v >= Acc(0) && static_cast<double>(v) > thr) r.first_i = i;
+  }
+  return r;
+}
+
+// One full update of the pool against centre c, split over threads in
+// contiguous ranges; partial results merge in range order, so the outcome does
+// not depend on the thread count.
+template <typename T, typename Acc>
+BlockResult<Acc> update_all(const T* x, int64_t N, int64_t d, const Acc* c, Acc* md, double thr, int64_t from) {
+  int nt = at::get_num_threads();
+  if (N * d < (int64_t(1) << 16) || nt <= 1) return update_block(x, d, c, md, 0, N, thr, from);
+  std::vector<BlockResult<Acc>> part(nt, BlockResult<Acc>{Acc(-1), -1, -1});
+#pragma omp parallel num_threads(nt)
+  {
+    int t = omp_get_thread_num();
+    int T_ = omp_get_num_threads();
+    int64_t chunk = (N + T_ - 1) / T_;
+    int64_t b = std::min<int64_t>(N, t * chunk), e = std::min<int64_t>(N, b + chunk);
+    if (b < e) part[t] = update_block(x, d, c, md, b, e, thr, from);
+  }
+  BlockResult<Acc> r{Acc(-1), -1, -1};
+  for (const auto& p : part) {
+    if (p.best_i >= 0 && p.best > r.best) {
+      r.best = p.best;
+      r.best_i = p.best_i;
+    }
+    if (r.first_i < 0 && p.first_i >= 0) r.first_i = p.first_i;
+  }
+  return r;
+}
+
+// The centre row in the accumulation dtype (a view for float32/float64 data).
+template <typename T, typename Acc> const Acc* centre(const T* row, int64_t d, std::vector<Acc>& buf) {
+  if constexpr (std::is_same_v<T, Acc>) {
+    return row;
+  } else {
+    buf.resize(d);
+    for (int64_t j = 0; j < d; ++j) buf[j] = static_cast<Acc>(row[j]);
+    return buf.data();
+  }
+}
+
+}  // namespace cpu
+}  // namespace fastsel

@@ -1,0 +1,140 @@
+// CPU kernel of fastsel::threshold_decay (schema and contract: csrc/ops.cpp).
+// The literal Algorithm 2 on the incremental machinery of greedy: the
+// min-distances of every row are kept up to date after each accept (one read
+// of the pool per accept), so a pass is a scan of the state for the next row
+// above tau^2, and passes that cannot accept anything are skipped.
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+
+#include "cpu/rowdist.h"
+#include "utils.h"
+
+namespace fastsel {
+namespace cpu {
+
+namespace {
+struct TState {
+  double tau;
+  int64_t pos;     // next row to scan in the current pass; 0 = a pass begins
+  bool added;      // the current pass accepted something
+  int64_t filled;  // rows filled in index order because nothing could ever be accepted
+};
+}  // namespace
+
+template <typename T, typename Acc>
+static void threshold_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t start, double alpha,
+                           bool every_pass, TState& s, int64_t* idx, Acc* d2, double* tau_at) {
+  std::vector<Acc> buf;
+  int64_t t = 0;
+  // Accept row i; the next candidate of the pass is searched from `from`.
+  auto accept = [&](int64_t i, int64_t from) {
+    idx[t] = i;
+    d2[t] = md[i];
+    tau_at[t] = s.tau;
+    ++t;
+    md[i] = Acc(-1);
+    const Acc* c = centre<T, Acc>(x + i * d, d, buf);
+    // Keep the state exact after every accept.
+    return update_all<T, Acc>(x, N, d, c, md, s.tau * s.tau, from);
+  };
+  BlockResult<Acc> r;
+  if (start >= 0) {
+    r = accept(start, 0);  // the first pass then scans from row 0
+  } else {
+    r = scan_state<Acc>(md, N, s.tau * s.tau, s.pos);
+  }
+  while (t < n) {
+    if (s.pos == 0) {
+      // A pass begins. It accepts nothing exactly when no unselected row is
+      // above tau^2; each such pass would multiply tau by alpha once.
+      double best = static_cast<double>(r.best);
+      if (r.best_i < 0 || best <= 0.0) {
+        // Every unselected row is at distance 0 from the selected set: the
+        // printed algorithm never ends. Fill the remaining slots in index order.
+        for (int64_t i = 0; i < N && t < n; ++i) {
+          if (md[i] >= Acc(0)) {
+            idx[t] = i;
+            d2[t] = md[i];
+            tau_at[t] = s.tau;
+            md[i] = Acc(-1);
+            ++t;
+            ++s.filled;
+          }
+        }
+        break;
+      }
+      bool decayed = false;
+      while (best <= s.tau * s.tau) {
+        s.tau *= alpha;
+        decayed = true;
+      }
+      if (decayed) r = scan_state<Acc>(md, N, s.tau * s.tau, 0);
+    }
+    if (r.first_i >= 0) {
+      s.added = true;
+      int64_t i = r.first_i;
+      s.pos = i + 1;
+      r = accept(i, i + 1);
+      continue;
+    }
+    // End of a full pass.
+    if (every_pass || !s.added) s.tau *= alpha;
+    s.pos = 0;
+    s.added = false;
+    r = scan_state<Acc>(md, N, s.tau * s.tau, 0);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cpu(
+    const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
+    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state) {
+  check_pool(x_, "x");
+  TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
+  TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
+  const int64_t N = x_.size(0), d = x_.size(1);
+  at::Tensor x = x_.contiguous();
+  at::Tensor md;
+  TState s{tau, 0, false, 0};
+  TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
+  if (min_d2.has_value()) {
+    check_state(*min_d2, x);
+    TORCH_CHECK(state->dim() == 1 && state->numel() == 4 && state->scalar_type() == at::kDouble,
+                "state must be a float64 tensor of 4 values");
+    md = min_d2->contiguous().clone();
+    auto st = state->cpu();
+    const double* sp = st.data_ptr<double>();
+    s = TState{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
+    TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
+    start = -1;
+  } else {
+    TORCH_CHECK(start >= 0 && start < N, "start must be in [0, N=", N, "), got ", start);
+    md = at::full({N}, std::numeric_limits<double>::infinity(), x.options().dtype(acc_dtype(x.scalar_type())));
+  }
+  TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
+  auto idx = at::empty({n}, x.options().dtype(at::kLong));
+  auto d2 = at::empty({n}, md.options());
+  auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cpu", [&] {
+    using Acc_t = typename Acc<scalar_t>::type;
+    Acc_t* m = md.data_ptr<Acc_t>();
+    int64_t remaining = 0;
+    for (int64_t i = 0; i < N; ++i) remaining += m[i] >= Acc_t(0);
+    TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
+    threshold_loop<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
+                                    idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
+  });
+  auto st = at::empty({4}, x.options().dtype(at::kDouble));
+  double* sp = st.data_ptr<double>();
+  sp[0] = s.tau;
+  sp[1] = static_cast<double>(s.pos);
+  sp[2] = s.added ? 1.0 : 0.0;
+  sp[3] = static_cast<double>(s.filled);
+  return {idx, d2, tau_at, md, st};
+}
+
+}  // namespace cpu
+}  // namespace fastsel
+
+TORCH_LIBRARY_IMPL(fastsel, CPU, m) { m.impl("threshold_decay", &fastsel::cpu::threshold_decay_cpu); }

@@ -1,0 +1,64 @@
+// fastsel op schemas: written once here; each backend registers its kernels
+// beside them (csrc/cpu/*_cpu.cpp: CPU, csrc/cuda/*_cuda.cu: CUDA).
+//
+// All distances are Euclidean; kernels work on squared distances accumulated
+// in float32 (float64 for float64 input) in the difference form sum_j (x_j - c_j)^2,
+// so data whose squared distances float32 represents exactly gives exact results.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing fastsel._C registers the ops below (static initialisers); the
+// module itself carries no Python functions.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(fastsel, m) {
+  // greedy: Algorithm 1 of Shi et al. 2025 (farthest-point sampling), one
+  // read of the pool per pick.
+  //   x (N, d) float32/float64/float16/bfloat16, contiguous rows.
+  //   n picks in this call, 1 <= n <= number of rows not yet selected.
+  //   start: first pick; required (>= 0) when min_d2 is None. With min_d2 (the
+  //     state returned by an earlier call) start = -1 resumes with the arg-max.
+  //   min_d2 (N,) accumulation dtype: running min squared distance to the
+  //     selected set, -1 for selected rows; None = nothing selected yet.
+  // Returns idx (n,) int64 in pick order, d2 (n,) the squared min distance of
+  // each pick when it was picked (+inf for the very first), and the new state.
+  // Ties go to the lowest index. Deterministic.
+  m.def("greedy(Tensor x, int n, int start, Tensor? min_d2=None) -> (Tensor, Tensor, Tensor)");
+
+  // threshold_decay: Algorithm 2 (Appendix C) exactly as printed. Passes scan
+  // the unselected rows in index order; row i is accepted when its squared
+  // min distance to everything accepted so far (this pass included) is
+  // strictly greater than tau^2 (compared in float64). A pass that accepts
+  // nothing multiplies tau by alpha (every_pass: after every full pass, as the
+  // authors' released code does). Passes that provably accept nothing are
+  // skipped without reading the pool. When every unselected row is at squared
+  // distance 0 from the selected set, the remaining slots are filled in index
+  // order (the printed algorithm would never terminate).
+  //   state (4,) float64 = [tau, scan position, accepted-in-this-pass, filled so far];
+  //     None = fresh start (then start >= 0 and tau > 0 are used).
+  // Returns idx (n,), d2 (n,) squared min distance at acceptance (+inf first, 0
+  // for filled rows), tau_at (n,) float64 threshold in force at acceptance,
+  // the new min_d2 and the new state.
+  m.def("threshold_decay(Tensor x, int n, int start, float tau, float alpha, bool every_pass, "
+        "Tensor? min_d2=None, Tensor? state=None) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+
+  // nn: exact k nearest neighbours of every query row among ref rows.
+  //   query (Q, d), ref (R, d), same dtype; 1 <= k <= R (R - 1 with exclude_self).
+  //   exclude_self: query row i is ref row i (Q == R); j == i is never returned.
+  // Candidates come from blocked GEMM distances ||q||^2 - 2 q.r + ||r||^2 with a
+  // fused top-(k + extra); the candidates are re-ranked by the difference form in
+  // float64, so the returned distances are float64-accurate. Memory stays bounded
+  // by the block sizes, never (Q, R). Ties: lowest ref index first.
+  // Returns dist (Q, k) Euclidean, ascending (float32; float64 for float64
+  // input) and idx (Q, k) int64.
+  m.def("nn(Tensor query, Tensor ref, int k, bool exclude_self=False) -> (Tensor, Tensor)");
+
+  // _stream_read: sum of all elements, read once with the same vector units
+  // and threads as the kernels; the benchmark's read-bandwidth probe.
+  m.def("_stream_read(Tensor x) -> Tensor");
+}

@@ -1,0 +1,70 @@
+"""Loads the compiled extension ``fastsel._C`` and records why when it cannot.
+
+Nothing here raises: callers ask :func:`available` and :func:`why_unavailable`.
+The fallback warning is emitted once per (op, reason) on the ``fastsel`` logger
+and on stderr, never silently.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import torch
+
+log = logging.getLogger("fastsel")
+
+_C = None
+_load_error: str | None = None
+
+if os.environ.get("FASTSEL_DISABLE_EXTENSION", "0") == "1":
+    _load_error = "disabled by FASTSEL_DISABLE_EXTENSION=1"
+else:
+    try:
+        from . import _C  # noqa: F401  (importing registers the torch.ops.fastsel ops)
+    except ImportError as e:  # not built (FASTSEL_NO_EXTENSION=1) or built against another torch
+        _C = None
+        _load_error = f"{type(e).__name__}: {e}"
+
+_warned: set = set()
+
+
+def loaded() -> bool:
+    """True when the compiled extension is importable in this process."""
+    return _C is not None
+
+
+def why_unavailable() -> str | None:
+    return _load_error
+
+
+def has_kernel(op: str, device_type: str) -> bool:
+    """True when ``fastsel::op`` has a compiled kernel for ``device_type`` ('cpu', 'cuda')."""
+    if _C is None:
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    if key is None:
+        return False
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"fastsel::{op}", key)
+
+
+def warn_once(op: str, reason: str) -> None:
+    key = (op, reason)
+    if key in _warned:
+        return
+    _warned.add(key)
+    msg = f"fastsel: {op} uses the PyTorch fallback ({reason})"
+    log.warning(msg)
+    if not log.handlers and not logging.getLogger().handlers:
+        print(msg, file=sys.stderr)
+
+
+def build_info() -> dict:
+    """What ``setup.py`` recorded at build time (empty when unknown)."""
+    path = os.path.join(os.path.dirname(__file__), "_build_info.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}

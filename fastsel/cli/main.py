@@ -1,0 +1,31 @@
+"""The ``fastsel`` command group; each command lives in its own module."""
+import click
+
+from .bench import bench
+from .demo import demo
+from .info import info
+from .metrics import metrics
+from .select import select
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="fastsel")
+def cli():
+    """fastsel: exact, fast entropy-maximising data selection.
+
+    \b
+    Examples:
+      fastsel demo                                  # make a demo pool, compare selectors
+      fastsel select --in feats.npy --n 32768       # greedy (FPS) selection
+      fastsel select --in feats.npy --n 4096 --method threshold --alpha 0.9
+      fastsel metrics --in train.npy --ref real.npy --json
+      fastsel info                                  # what was built vs what runs
+    """
+
+
+for _cmd in (select, metrics, info, bench, demo):
+    cli.add_command(_cmd)
+
+
+def main():
+    cli(prog_name="fastsel")

@@ -1,0 +1,100 @@
+"""``fastsel select``: choose a training subset from a feature file."""
+from __future__ import annotations
+
+import os
+import time
+
+import click
+import numpy as np
+import torch
+
+from .. import metrics as M
+from .. import ops
+from ..io import load_features, save_npy
+from ..select import METHODS, select as run_select
+from ._common import emit_json, fmt, handle_errors, progress_bar
+
+POOL_METRIC_ROWS = 16384
+
+
+def default_out(path: str, method: str, n: int) -> str:
+    stem = path[:-4] if path.endswith((".npy", ".npz")) else path
+    return f"{stem}.{method}-{n}.npy"
+
+
+def pool_rows(N: int, seed: int) -> torch.Tensor | None:
+    """Rows the pool metrics use: all when N <= 16384, else a seeded uniform sample."""
+    if N <= POOL_METRIC_ROWS:
+        return None
+    g = torch.Generator().manual_seed(int(seed) + 1)
+    return torch.randperm(N, generator=g)[:POOL_METRIC_ROWS].sort().values
+
+
+def set_metrics(x: torch.Tensor, backend: str) -> dict:
+    if x.shape[0] < 2:
+        return {"entropy": None, "mnnd": None}
+    return {"entropy": M.kl_entropy(x, backend=backend), "mnnd": M.mnnd(x, backend=backend)}
+
+
+@click.command("select")
+@click.option("--in", "inp", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Feature file: .npy (memory-mapped) or .npz (see --key), shape (N, d).")
+@click.option("--key", default=None, help="Array name inside a .npz file.")
+@click.option("--n", "n", required=True, type=click.IntRange(min=1), help="Number of rows to select.")
+@click.option("--method", type=click.Choice(METHODS), default="greedy", show_default=True)
+@click.option("--start", type=click.IntRange(min=0), default=None,
+              help="First pick (default: drawn from --seed).")
+@click.option("--seed", type=int, default=ops.DEFAULT_SEED, show_default=True)
+@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Initial threshold (threshold method; default: data-derived, see fastsel.default_tau).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=ops.DEFAULT_ALPHA,
+              show_default=True, help="Threshold decay factor, in (0, 1).")
+@click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default="empty-pass", show_default=True,
+              help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
+                   "(the authors' code).")
+@click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Output .npy of int64 indices in pick order (default: beside the input).")
+@click.option("--no-metrics", is_flag=True, help="Skip the entropy/MNND summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics, as_json, quiet):
+    """Select N rows of a feature pool (greedy FPS, threshold-decay filter or random).
+
+    \b
+    Example:
+      fastsel select --in feats.npy --n 32768
+    """
+    arr = load_features(inp, key)
+    N, d = arr.shape
+    if n > N:
+        raise ValueError(f"--n {n} is larger than the pool ({N} rows in {inp})")
+    if start is not None and start >= N:
+        raise ValueError(f"--start {start} is out of range for a pool of {N} rows")
+    x = ops.as_tensor(np.asarray(arr))
+    op = "threshold_decay" if method == "threshold" else "greedy"
+    used_backend = "torch" if method == "random" else ops.resolve_backend(op, "cpu", backend)
+    out = out or default_out(inp, method, n)
+    t0 = time.perf_counter()
+    with progress_bar(n, f"{method}", quiet) as bar:
+        idx = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
+                         backend=backend, progress=bar.update)
+    seconds = time.perf_counter() - t0
+    save_npy(out, idx.numpy().astype(np.int64))
+    summary = {"N": N, "d": d, "n": n, "method": method, "backend": used_backend, "seconds": seconds, "out": out}
+    if not no_metrics:
+        rows = pool_rows(N, seed)
+        summary["selection"] = set_metrics(x[idx], backend)
+        summary["pool"] = dict(set_metrics(x if rows is None else x[rows], backend),
+                               rows=N if rows is None else int(rows.numel()))
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(f"selected {n} of {N} rows (d={d}) with {method} [{used_backend}] in {seconds:.3f} s -> {out}")
+    if not no_metrics:
+        s, p = summary["selection"], summary["pool"]
+        click.echo(f"  {'':10s} {'entropy':>12s} {'mnnd':>10s}")
+        click.echo(f"  {'selection':10s} {fmt(s['entropy'], 2):>12s} {fmt(s['mnnd']):>10s}")
+        label = "pool" if p["rows"] == N else f"pool~{p['rows']}"
+        click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")

@@ -1,0 +1,102 @@
+"""Metrics of Shi et al. 2025: KL entropy, MNND, generalization score, covariance trace, Pearson r.
+
+All sums are taken in float64; nearest-neighbour distances come from
+:func:`fastsel.ops.nn` (exact, float64-accurate distances).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from . import ops
+
+_EULER = 0.57721566490153286060651209008240243
+
+
+def digamma_int(n: int) -> float:
+    """ψ(n) for a positive integer n: −γ + H(n−1), with the asymptotic series for large n."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"digamma_int needs n >= 1, got {n}")
+    if n <= 64:
+        return -_EULER + math.fsum(1.0 / j for j in range(1, n))
+    x = float(n)
+    x2 = 1.0 / (x * x)
+    return math.log(x) - 0.5 / x - x2 * (1 / 12 - x2 * (1 / 120 - x2 * (1 / 252 - x2 * (1 / 240 - x2 / 132))))
+
+
+def log_unit_ball_volume(d: int) -> float:
+    """log c_d, c_d = π^{d/2} / Γ(d/2 + 1): the volume of the unit ball in R^d."""
+    return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1.0)
+
+
+def kl_entropy(x, k: int = 1, *, backend: str = "auto") -> float:
+    """Kozachenko–Leonenko entropy: ψ(N) − ψ(k) + log c_d + (d/N) Σ log ε_k(x).
+
+    ε_k is the distance to the k-th nearest other row. Exact duplicates make some
+    ε_k zero and the estimate −inf (a warning says how many).
+    """
+    x = ops.as_tensor(x)
+    N, d = x.shape
+    if not 1 <= k < N:
+        raise ValueError(f"kl_entropy needs 1 <= k < N={N}, got k={k}")
+    eps = ops.nn(x, k=k, exclude_self=True, backend=backend).distances[:, k - 1].double()
+    zeros = int((eps == 0).sum())
+    if zeros:
+        warnings.warn(f"{zeros} of {N} rows have a duplicate at distance 0: the KL entropy is -inf", stacklevel=2)
+        return -math.inf
+    return digamma_int(N) - digamma_int(k) + log_unit_ball_volume(d) + d * float(torch.log(eps).mean())
+
+
+def mnnd(x, *, backend: str = "auto") -> float:
+    """Mean nearest-neighbour distance within a set (Appendix E.1): Dist(D, D) without self-pairs."""
+    x = ops.as_tensor(x)
+    if x.shape[0] < 2:
+        raise ValueError("mnnd needs at least 2 rows")
+    return float(ops.nn(x, k=1, exclude_self=True, backend=backend).distances[:, 0].double().mean())
+
+
+def generalization_score(generated, train, *, backend: str = "auto") -> float:
+    """GS(G, D): mean distance from each generated row to its nearest training row (Section 3)."""
+    return float(ops.nn(generated, train, k=1, backend=backend).distances[:, 0].double().mean())
+
+
+def cov_trace(x) -> float:
+    """Trace of the (unbiased, N − 1) covariance matrix: the summed per-dimension variance."""
+    x = ops.as_tensor(x)
+    if x.shape[0] < 2:
+        raise ValueError("cov_trace needs at least 2 rows")
+    total = 0.0
+    n = x.shape[0]
+    mean = x.double().mean(0)
+    for a in range(0, n, 8192):
+        c = x[a:a + 8192].double() - mean
+        total += float((c * c).sum())
+    return total / (n - 1)
+
+
+def pearson(a, b) -> float:
+    """Pearson correlation coefficient of two equal-length sequences (entropy vs log GS, Fig. 2b)."""
+    a = torch.as_tensor(a, dtype=torch.float64).flatten()
+    b = torch.as_tensor(b, dtype=torch.float64).flatten()
+    if a.numel() != b.numel() or a.numel() < 2:
+        raise ValueError("pearson needs two sequences of the same length >= 2")
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    if den == 0:
+        raise ValueError("pearson is undefined for a constant sequence")
+    return float((a * b).sum()) / den
+
+
+def summary(x, ref=None, k: int = 1, *, backend: str = "auto") -> dict:
+    """entropy, mnnd, cov_trace (and gs against ``ref``) of a feature set, as one dict."""
+    out = {
+        "entropy": kl_entropy(x, k=k, backend=backend),
+        "mnnd": mnnd(x, backend=backend),
+        "cov_trace": cov_trace(x),
+    }
+    if ref is not None:
+        out["gs"] = generalization_score(x, ref, backend=backend)
+    return out

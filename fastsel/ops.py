@@ -1,0 +1,245 @@
+"""Typed Python API of the fastsel ops, the backend choice and the fake kernels.
+
+``backend``: ``"cpp"`` (the compiled kernels; an error when they are missing),
+``"torch"`` (the pure-PyTorch versions in :mod:`fastsel.reference`) or
+``"auto"`` (compiled when available for the tensor's device, else the fallback,
+saying once why).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+import torch
+
+from . import _backend, reference
+
+BACKENDS = ("auto", "cpp", "torch")
+DEFAULT_ALPHA = 0.9
+DEFAULT_SEED = 0
+_TAU_SAMPLE = 4096
+
+
+class GreedyResult(NamedTuple):
+    indices: torch.Tensor    # (n,) int64, pick order
+    distances: torch.Tensor  # (n,) min distance of each pick when picked (inf for the first)
+
+
+class ThresholdResult(NamedTuple):
+    indices: torch.Tensor    # (n,) int64, acceptance order
+    distances: torch.Tensor  # (n,) min distance at acceptance (inf first, 0 for filled rows)
+    tau_at: torch.Tensor     # (n,) float64 threshold in force at acceptance
+    tau: float               # threshold when the selection ended
+    n_filled: int            # rows filled in index order (only duplicates were left)
+
+
+class NNResult(NamedTuple):
+    distances: torch.Tensor  # (Q, k) ascending Euclidean distances
+    indices: torch.Tensor    # (Q, k) int64 rows of ref
+
+
+# --------------------------------------------------------------------------- inputs
+
+def as_tensor(x, name: str = "x") -> torch.Tensor:
+    """A 2-D float tensor from a tensor or array; ints become float64 (exact)."""
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind in "iub":
+            x = x.astype(np.float64)
+        elif x.dtype.kind != "f":
+            raise ValueError(f"{name} must hold numbers, got dtype {x.dtype}")
+        with warnings.catch_warnings():  # read-only memmaps: fastsel never writes to its input
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    if x.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        raise ValueError(f"{name} must be float32, float64, float16 or bfloat16, got {x.dtype}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D array (N, d), got {x.dim()}-D with shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        row = int(torch.nonzero(bad.any(1))[0])
+        raise ValueError(f"{name} holds NaN or Inf values (first in row {row})")
+    return x.contiguous()
+
+
+def _check_n(n: int, N: int) -> int:
+    n = int(n)
+    if not 1 <= n <= N:
+        raise ValueError(f"n must be in [1, N={N}], got {n}")
+    return n
+
+
+def draw_start(N: int, seed: int = DEFAULT_SEED) -> int:
+    """The start index used when the caller gives none: drawn in Python from a seeded generator."""
+    g = torch.Generator().manual_seed(int(seed))
+    return int(torch.randint(N, (1,), generator=g))
+
+
+def _check_start(start: Optional[int], N: int, seed: int) -> int:
+    if start is None:
+        return draw_start(N, seed)
+    start = int(start)
+    if not 0 <= start < N:
+        raise ValueError(f"start must be in [0, N={N}), got {start}")
+    return start
+
+
+def _impl(op: str, x: torch.Tensor, backend: str):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    dev = x.device.type
+    if backend == "torch":
+        return getattr(reference, op), "torch"
+    if _backend.has_kernel(op, dev):
+        return getattr(torch.ops.fastsel, op), "cpp"
+    reason = (f"extension not loaded: {_backend.why_unavailable()}" if not _backend.loaded()
+              else f"no compiled {dev} kernel for fastsel::{op}")
+    if backend == "cpp":
+        raise RuntimeError(f"backend='cpp' unavailable for {op} on {dev}: {reason}")
+    _backend.warn_once(op, reason)
+    return getattr(reference, op), "torch"
+
+
+def resolve_backend(op: str, device: str = "cpu", backend: str = "auto") -> str:
+    """Which backend ``backend`` resolves to for ``op`` on ``device`` ('cpp' or 'torch')."""
+    return _impl(op, torch.empty(0, device=device), backend)[1]
+
+
+def _chunks(n: int, progress) -> list:
+    """Pick counts per kernel call: one call, or about 100 when progress is reported."""
+    if progress is None or n < 200:
+        return [n]
+    step = max(1, n // 100)
+    return [min(step, n - a) for a in range(0, n, step)]
+
+
+# --------------------------------------------------------------------------- ops
+
+def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, backend: str = "auto",
+           progress: Optional[Callable[[int], None]] = None) -> GreedyResult:
+    """Greedy selection (Algorithm 1): farthest-point sampling, exact.
+
+    Repeatedly adds the row whose min distance to the selected set is largest;
+    ties go to the lowest index. ``start`` is the first pick (drawn from
+    ``seed`` when None). ``progress(k)`` is called with the number of picks made.
+    """
+    x = as_tensor(x)
+    N = x.shape[0]
+    n = _check_n(n, N)
+    start = _check_start(start, N, seed)
+    fn, _ = _impl("greedy", x, backend)
+    idx, d2, md = [], [], None
+    for k in _chunks(n, progress):
+        i, d, md = fn(x, k, start if md is None else -1, md)
+        idx.append(i)
+        d2.append(d)
+        if progress is not None:
+            progress(k)
+    return GreedyResult(torch.cat(idx), torch.cat(d2).sqrt())
+
+
+def default_tau(x, n: int) -> float:
+    """Data-derived initial threshold of :func:`threshold_decay`.
+
+    The mean nearest-neighbour distance (float64) within ``m = min(max(n, 2), 4096, N)``
+    rows taken at an even stride through the pool: the spacing a uniform subset of
+    the target size has. The filter then starts by accepting only rows spread wider
+    than a random subset would be, and decays toward it. 1.0 when that spacing is 0.
+    """
+    x = as_tensor(x)
+    N = x.shape[0]
+    m = min(max(int(n), 2), _TAU_SAMPLE, N)
+    if m < 2:
+        return 1.0
+    rows = torch.linspace(0, N - 1, m).round().long().unique()
+    sub = x[rows].double()
+    d, _ = nn(sub, sub, k=1, exclude_self=True, backend="auto")
+    tau = float(d.double().mean())
+    return tau if tau > 0 and math.isfinite(tau) else 1.0
+
+
+def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float] = None,
+                    alpha: float = DEFAULT_ALPHA, *, decay: str = "empty-pass", seed: int = DEFAULT_SEED,
+                    backend: str = "auto", progress: Optional[Callable[[int], None]] = None) -> ThresholdResult:
+    """Threshold Decay Filter (Algorithm 2, Appendix C) as printed, exact.
+
+    Scans unselected rows in index order and accepts a row whose min distance to
+    everything accepted is strictly greater than ``tau``; a full pass accepting
+    nothing multiplies ``tau`` by ``alpha`` (``decay="every-pass"``: after every
+    pass, as the authors' released code). ``tau=None`` uses :func:`default_tau`.
+    When only exact duplicates of selected rows remain, the remaining slots are
+    filled in index order (``n_filled`` says how many).
+    """
+    x = as_tensor(x)
+    N = x.shape[0]
+    n = _check_n(n, N)
+    start = _check_start(start, N, seed)
+    if decay not in ("empty-pass", "every-pass"):
+        raise ValueError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
+    if not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if tau is None:
+        tau = default_tau(x, n)
+    tau = float(tau)
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be finite and > 0, got {tau}")
+    fn, _ = _impl("threshold_decay", x, backend)
+    idx, d2, taus, md, st = [], [], [], None, None
+    for k in _chunks(n, progress):
+        i, d, ta, md, st = fn(x, k, start if md is None else -1, tau, float(alpha), decay == "every-pass", md, st)
+        idx.append(i)
+        d2.append(d)
+        taus.append(ta)
+        if progress is not None:
+            progress(k)
+    return ThresholdResult(torch.cat(idx), torch.cat(d2).sqrt(), torch.cat(taus), float(st[0]), int(st[3]))
+
+
+def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str = "auto") -> NNResult:
+    """Exact k nearest neighbours of each query row among ``ref`` rows (``ref=None``: the
+    query set itself, with ``exclude_self=True`` to skip each row's own entry).
+
+    Distances ascend; ties go to the lowest ref index. Memory stays bounded
+    (blocked GEMM with a fused top-k); candidates are re-checked in float64.
+    """
+    query = as_tensor(query, "query")
+    ref = query if ref is None else as_tensor(ref, "ref")
+    if query.shape[1] != ref.shape[1]:
+        raise ValueError(f"dimension mismatch: query has d={query.shape[1]}, ref has d={ref.shape[1]}")
+    if ref.dtype != query.dtype:
+        ref = ref.to(torch.promote_types(ref.dtype, query.dtype))
+        query = query.to(ref.dtype)
+    fn, _ = _impl("nn", query, backend)
+    d, i = fn(query, ref, int(k), bool(exclude_self))
+    return NNResult(d, i)
+
+
+# --------------------------------------------------------------------------- torch.compile support
+
+if _backend.loaded():
+    def _acc(x):
+        return reference.acc_dtype(x.dtype)
+
+    @torch.library.register_fake("fastsel::greedy")
+    def _greedy_fake(x, n, start, min_d2=None):
+        return x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(x.shape[0], dtype=_acc(x))
+
+    @torch.library.register_fake("fastsel::threshold_decay")
+    def _threshold_fake(x, n, start, tau, alpha, every_pass, min_d2=None, state=None):
+        return (x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(n, dtype=torch.float64),
+                x.new_empty(x.shape[0], dtype=_acc(x)), x.new_empty(4, dtype=torch.float64))
+
+    @torch.library.register_fake("fastsel::nn")
+    def _nn_fake(query, ref, k, exclude_self=False):
+        return query.new_empty(query.shape[0], k, dtype=_acc(query)), query.new_empty(query.shape[0], k, dtype=torch.int64)
+
+    @torch.library.register_fake("fastsel::_stream_read")
+    def _stream_fake(x):
+        return x.new_empty((), dtype=torch.float64)

@@ -1,0 +1,163 @@
+"""Pure-PyTorch versions of the fastsel ops: the fallback backend and the test oracle.
+
+Each function has the same signature and state contract as the compiled op of
+the same name (schemas in ``csrc/ops.cpp``): squared distances in the
+difference form, accumulated in float32 (float64 for float64 input); selected
+rows hold -1 in the ``min_d2`` state; ties go to the lowest index.
+Called with float64 data, these are the float64 reference of the tests.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+_ROW_CHUNK = 4096
+NN_EXTRA = 4  # extra GEMM candidates re-checked in float64 (as csrc/cpu/nn_cpu.cpp)
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def sq_dist_to(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Squared distances of every row of ``x`` to ``c`` (difference form, accumulation dtype)."""
+    acc = acc_dtype(x.dtype)
+    c = c.to(acc)
+    out = torch.empty(x.shape[0], dtype=acc, device=x.device)
+    for a in range(0, x.shape[0], _ROW_CHUNK):
+        blk = x[a:a + _ROW_CHUNK].to(acc) - c
+        out[a:a + _ROW_CHUNK] = (blk * blk).sum(1)
+    return out
+
+
+def _init_state(x, start, min_d2):
+    acc = acc_dtype(x.dtype)
+    if min_d2 is not None:
+        if min_d2.shape != (x.shape[0],) or min_d2.dtype != acc:
+            raise ValueError(f"min_d2 must be {acc} of shape ({x.shape[0]},)")
+        return min_d2.clone()
+    if not 0 <= start < x.shape[0]:
+        raise ValueError(f"start must be in [0, N={x.shape[0]}), got {start}")
+    return torch.full((x.shape[0],), math.inf, dtype=acc, device=x.device)
+
+
+def _check_n(n, md):
+    remaining = int((md >= 0).sum())
+    if not 1 <= n <= remaining:
+        raise ValueError(f"n must be in [1, {remaining}] (rows not yet selected), got {n}")
+
+
+def greedy(x: torch.Tensor, n: int, start: int, min_d2: torch.Tensor | None = None):
+    """Algorithm 1 (farthest-point sampling), one pool read per pick. See ``fastsel::greedy``."""
+    md = _init_state(x, start, min_d2)
+    _check_n(n, md)
+    pick = start if (min_d2 is None or start >= 0) else int(torch.argmax(md))
+    idx = torch.empty(n, dtype=torch.int64, device=x.device)
+    d2 = torch.empty(n, dtype=md.dtype, device=x.device)
+    for t in range(n):
+        idx[t] = pick
+        d2[t] = md[pick]
+        md[pick] = -1
+        md = torch.minimum(md, sq_dist_to(x, x[pick]))
+        pick = int(torch.argmax(md))  # first maximal index: ties go low
+    return idx, d2, md
+
+
+def threshold_decay(x: torch.Tensor, n: int, start: int, tau: float, alpha: float, every_pass: bool,
+                    min_d2: torch.Tensor | None = None, state: torch.Tensor | None = None):
+    """Algorithm 2 (threshold-decay filter) as printed. See ``fastsel::threshold_decay``."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if (min_d2 is None) != (state is None):
+        raise ValueError("min_d2 and state must be given together")
+    md = _init_state(x, start, min_d2)
+    if state is not None:
+        tau, pos, added, filled = float(state[0]), int(state[1]), bool(state[2]), int(state[3])
+        start = -1
+    else:
+        pos, added, filled = 0, False, 0
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be finite and > 0, got {tau}")
+    _check_n(n, md)
+    idx = torch.empty(n, dtype=torch.int64, device=x.device)
+    d2 = torch.empty(n, dtype=md.dtype, device=x.device)
+    tau_at = torch.empty(n, dtype=torch.float64, device=x.device)
+    t = 0
+
+    def record(i):
+        nonlocal t, md
+        idx[t], d2[t], tau_at[t] = i, md[i], tau
+        t += 1
+        md[i] = -1
+
+    def first_above(frm):
+        hit = torch.nonzero(md[frm:].double() > tau * tau)
+        return frm + int(hit[0]) if hit.numel() else -1
+
+    if start >= 0:
+        record(start)
+        md = torch.minimum(md, sq_dist_to(x, x[start]))
+    while t < n:
+        if pos == 0:
+            best = float(md.max())
+            if best <= 0.0:  # everything left is at distance 0: fill in index order
+                for i in torch.nonzero(md >= 0).flatten().tolist()[: n - t]:
+                    record(i)
+                    filled += 1
+                break
+            while best <= tau * tau:  # passes that accept nothing
+                tau *= alpha
+        i = first_above(pos)
+        if i >= 0:
+            added = True
+            pos = i + 1
+            record(i)
+            md = torch.minimum(md, sq_dist_to(x, x[i]))
+            continue
+        if every_pass or not added:
+            tau *= alpha
+        pos, added = 0, False
+    st = torch.tensor([tau, float(pos), 1.0 if added else 0.0, float(filled)], dtype=torch.float64,
+                      device=x.device)
+    return idx, d2, tau_at, md, st
+
+
+def nn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = False,
+       query_block: int = 1024, ref_block: int = 4096):
+    """Exact k-NN: blocked GEMM candidates, re-ranked in float64. See ``fastsel::nn``."""
+    Q, R = query.shape[0], ref.shape[0]
+    if exclude_self and Q != R:
+        raise ValueError(f"exclude_self needs query and ref of the same length, got {Q} and {R}")
+    avail = R - int(exclude_self)
+    if not 1 <= k <= avail:
+        raise ValueError(f"k must be in [1, {avail}], got {k}")
+    kc = min(avail, k + NN_EXTRA)
+    acc = acc_dtype(query.dtype)
+    out_d = torch.empty(Q, k, dtype=acc, device=query.device)
+    out_i = torch.empty(Q, k, dtype=torch.int64, device=query.device)
+    for q0 in range(0, Q, query_block):
+        qf = query[q0:q0 + query_block].to(acc)
+        qn = (qf * qf).sum(1, keepdim=True)
+        cv = torch.full((qf.shape[0], 0), math.inf, dtype=acc, device=query.device)
+        ci = torch.empty((qf.shape[0], 0), dtype=torch.int64, device=query.device)
+        for r0 in range(0, R, ref_block):
+            rf = ref[r0:r0 + ref_block].to(acc)
+            v = qn + (rf * rf).sum(1)[None, :] - 2.0 * (qf @ rf.T)
+            j = torch.arange(r0, r0 + rf.shape[0], device=query.device).expand(qf.shape[0], -1)
+            if exclude_self:
+                gi = torch.arange(q0, q0 + qf.shape[0], device=query.device)[:, None]
+                v = v.masked_fill(j == gi, math.inf)
+            # earlier blocks hold lower indices: a stable sort keeps ties low
+            v, j = torch.cat([cv, v], 1), torch.cat([ci, j], 1)
+            order = torch.sort(v, dim=1, stable=True).indices[:, :kc]
+            cv, ci = torch.gather(v, 1, order), torch.gather(j, 1, order)
+        # re-rank by the float64 difference form; ties: lowest index
+        diff = query[q0:q0 + query_block].double()[:, None, :] - ref[ci].double()
+        e = (diff * diff).sum(2)
+        ci_sorted, o1 = torch.sort(ci, dim=1)
+        e = torch.gather(e, 1, o1)
+        o2 = torch.sort(e, dim=1, stable=True).indices[:, :k]
+        out_d[q0:q0 + query_block] = torch.gather(e, 1, o2).sqrt().to(acc)
+        out_i[q0:q0 + query_block] = torch.gather(ci_sorted, 1, o2)
+    return out_d, out_i
