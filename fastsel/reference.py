@@ -123,10 +123,17 @@ def threshold_decay(x: torch.Tensor, n: int, start: int, tau: float, alpha: floa
     return idx, d2, tau_at, md, st
 
 
+def gemm_error_bound(qnorm: torch.Tensor, rmax: float, d: int, u: float) -> torch.Tensor:
+    """Bound on |GEMM-form d^2 - true d^2| for centred rows (as csrc/cpu/nn_cpu.cpp)."""
+    return 2.0 * (d + 8.0) * u * (qnorm + rmax) ** 2
+
+
 def nn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = False,
        query_block: int = 1024, ref_block: int = 4096):
-    """Exact k-NN: blocked GEMM candidates, re-ranked in float64. See ``fastsel::nn``."""
-    Q, R = query.shape[0], ref.shape[0]
+    """Exact k-NN: centred blocked GEMM candidates, re-ranked in float64 and certified
+    against the GEMM error bound (uncertified queries get a full float64 scan).
+    See ``fastsel::nn``."""
+    Q, R, d = query.shape[0], ref.shape[0], query.shape[1]
     if exclude_self and Q != R:
         raise ValueError(f"exclude_self needs query and ref of the same length, got {Q} and {R}")
     avail = R - int(exclude_self)
@@ -134,30 +141,45 @@ def nn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = Fals
         raise ValueError(f"k must be in [1, {avail}], got {k}")
     kc = min(avail, k + NN_EXTRA)
     acc = acc_dtype(query.dtype)
-    out_d = torch.empty(Q, k, dtype=acc, device=query.device)
-    out_i = torch.empty(Q, k, dtype=torch.int64, device=query.device)
+    u = 2.0 ** -53 if acc == torch.float64 else 2.0 ** -24
+    dev = query.device
+    mu = sum(ref[a:a + ref_block].double().sum(0) for a in range(0, R, ref_block)) / R
+    mu = mu.to(acc)
+    rmax = max(float(((ref[a:a + ref_block].to(acc) - mu) ** 2).sum(1).max()) for a in range(0, R, ref_block)) ** 0.5
+    out_d = torch.empty(Q, k, dtype=acc, device=dev)
+    out_i = torch.empty(Q, k, dtype=torch.int64, device=dev)
     for q0 in range(0, Q, query_block):
-        qf = query[q0:q0 + query_block].to(acc)
+        qf = query[q0:q0 + query_block].to(acc) - mu
+        qb = qf.shape[0]
         qn = (qf * qf).sum(1, keepdim=True)
-        cv = torch.full((qf.shape[0], 0), math.inf, dtype=acc, device=query.device)
-        ci = torch.empty((qf.shape[0], 0), dtype=torch.int64, device=query.device)
+        cv = torch.full((qb, 0), math.inf, dtype=acc, device=dev)
+        ci = torch.empty((qb, 0), dtype=torch.int64, device=dev)
+        gi = torch.arange(q0, q0 + qb, device=dev)[:, None]
         for r0 in range(0, R, ref_block):
-            rf = ref[r0:r0 + ref_block].to(acc)
+            rf = ref[r0:r0 + ref_block].to(acc) - mu
             v = qn + (rf * rf).sum(1)[None, :] - 2.0 * (qf @ rf.T)
-            j = torch.arange(r0, r0 + rf.shape[0], device=query.device).expand(qf.shape[0], -1)
+            j = torch.arange(r0, r0 + rf.shape[0], device=dev).expand(qb, -1)
             if exclude_self:
-                gi = torch.arange(q0, q0 + qf.shape[0], device=query.device)[:, None]
                 v = v.masked_fill(j == gi, math.inf)
             # earlier blocks hold lower indices: a stable sort keeps ties low
             v, j = torch.cat([cv, v], 1), torch.cat([ci, j], 1)
             order = torch.sort(v, dim=1, stable=True).indices[:, :kc]
             cv, ci = torch.gather(v, 1, order), torch.gather(j, 1, order)
         # re-rank by the float64 difference form; ties: lowest index
-        diff = query[q0:q0 + query_block].double()[:, None, :] - ref[ci].double()
-        e = (diff * diff).sum(2)
-        ci_sorted, o1 = torch.sort(ci, dim=1)
+        q64 = query[q0:q0 + query_block].double()
+        e = ((q64[:, None, :] - ref[ci].double()) ** 2).sum(2)
+        ci, o1 = torch.sort(ci, dim=1)
         e = torch.gather(e, 1, o1)
         o2 = torch.sort(e, dim=1, stable=True).indices[:, :k]
-        out_d[q0:q0 + query_block] = torch.gather(e, 1, o2).sqrt().to(acc)
-        out_i[q0:q0 + query_block] = torch.gather(ci_sorted, 1, o2)
+        bd, bi = torch.gather(e, 1, o2), torch.gather(ci, 1, o2)
+        if kc < avail:
+            bound = gemm_error_bound(qn[:, 0].double().sqrt(), rmax, d, u)
+            for t in torch.nonzero(~(cv[:, -1].double() - bound > bd[:, -1])).flatten().tolist():
+                full = sq_dist_to(ref.double(), q64[t])
+                if exclude_self:
+                    full[q0 + t] = math.inf
+                o = torch.sort(full, stable=True).indices[:k]
+                bd[t], bi[t] = full[o], o
+        out_d[q0:q0 + query_block] = bd.sqrt().to(acc)
+        out_i[q0:q0 + query_block] = bi
     return out_d, out_i

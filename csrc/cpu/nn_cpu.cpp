@@ -1,8 +1,14 @@
 // CPU kernel of fastsel::nn (schema and contract: csrc/ops.cpp).
-// Blocked GEMM distances (at::mm on a query block x ref block tile) with a
-// fused per-query top-(k + extra) insertion list, then the candidates are
-// re-ranked by the difference form in float64. Memory: O(Q * (k + extra) +
-// block tiles), never (Q, R).
+// 1. Both sets are centred on the ref mean (distances do not change; the GEMM
+//    form no longer cancels on data far from the origin).
+// 2. Blocked GEMM distances (at::mm on a query-block x ref-block tile) feed a
+//    fused per-query top-(k + extra) insertion list.
+// 3. The candidates are re-ranked by the float64 difference form.
+// 4. Certification: with E a rigorous bound on the GEMM form's error for the
+//    query, every non-candidate has true d^2 >= (worst candidate's GEMM value) - E.
+//    When that exceeds the k-th exact d^2 the answer is the float64-correct one;
+//    otherwise (near-ties, tight clusters) that query is recomputed by a full
+//    float64 difference-form scan. Memory: O(Q * (k + extra) + tiles), never (Q, R).
 #include <torch/library.h>
 
 #include <algorithm>
@@ -33,6 +39,15 @@ template <typename Acc> inline void insert(Acc* vals, int64_t* ids, int64_t kc, 
   ids[p] = j;
 }
 
+// Bound on |GEMM-form d^2 - true d^2| for centred rows of norms a and b,
+// accumulated in a type with unit roundoff u over d terms: the dot product
+// and both norms each err by at most d*u*(norm products); centring rounds
+// each coordinate once. Doubled for slack.
+inline double gemm_error_bound(double a, double b, int64_t d, double u) {
+  double s = a + b;
+  return 2.0 * (static_cast<double>(d) + 8.0) * u * s * s;
+}
+
 template <typename T> double exact_d2(const T* a, const T* b, int64_t d) {
   double s = 0.0;
   for (int64_t j = 0; j < d; ++j) {
@@ -60,6 +75,13 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
 
   at::Tensor query = query_.contiguous(), ref = ref_.contiguous();
   const auto acc = acc_dtype(query.scalar_type());
+  const double u = acc == at::kDouble ? 0x1p-53 : 0x1p-24;
+  // centre (in float64, then rounded once to the accumulation dtype)
+  at::Tensor mu = at::zeros({d}, query.options().dtype(at::kDouble));
+  for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) mu += ref.narrow(0, r0, std::min(kRefBlock, R - r0)).to(at::kDouble).sum(0);
+  mu = (mu / static_cast<double>(R)).to(acc);
+  auto qnorm = at::empty({Q}, query.options().dtype(at::kDouble));
+  double rmax = 0.0;
   auto cand_v = at::full({Q, kc}, std::numeric_limits<double>::infinity(), query.options().dtype(acc));
   auto cand_i = at::full({Q, kc}, -1, query.options().dtype(at::kLong));
 
@@ -69,13 +91,15 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
     int64_t* ci = cand_i.data_ptr<int64_t>();
     for (int64_t q0 = 0; q0 < Q; q0 += kQueryBlock) {
       const int64_t qb = std::min(kQueryBlock, Q - q0);
-      at::Tensor qf = query.narrow(0, q0, qb).to(acc).contiguous();
+      at::Tensor qf = (query.narrow(0, q0, qb).to(acc) - mu).contiguous();
       at::Tensor qn = (qf * qf).sum(1).contiguous();
+      qnorm.narrow(0, q0, qb).copy_(qn.to(at::kDouble).sqrt());
       const Acc_t* qnp = qn.data_ptr<Acc_t>();
       for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) {
         const int64_t rb = std::min(kRefBlock, R - r0);
-        at::Tensor rf = ref.narrow(0, r0, rb).to(acc).contiguous();
+        at::Tensor rf = (ref.narrow(0, r0, rb).to(acc) - mu).contiguous();
         at::Tensor rn = (rf * rf).sum(1).contiguous();
+        if (q0 == 0) rmax = std::max(rmax, rn.max().item<double>());
         at::Tensor dot = at::mm(qf, rf.t()).contiguous();
         const Acc_t* rnp = rn.data_ptr<Acc_t>();
         const Acc_t* dp = dot.data_ptr<Acc_t>();
@@ -98,7 +122,9 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
     }
   });
 
+  rmax = std::sqrt(rmax);
   // Re-rank the candidates by the float64 difference form; ties: lowest index.
+  // Queries the GEMM bound cannot certify get a full float64 scan.
   auto out_d = at::empty({Q, k}, query.options().dtype(acc));
   auto out_i = at::empty({Q, k}, query.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, query.scalar_type(), "fastsel_nn_cpu_rerank", [&] {
@@ -106,6 +132,8 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
     const scalar_t* qp = query.data_ptr<scalar_t>();
     const scalar_t* rp = ref.data_ptr<scalar_t>();
     const int64_t* ci = cand_i.data_ptr<int64_t>();
+    const Acc_t* cvp = cand_v.data_ptr<Acc_t>();
+    const double* qnp = qnorm.data_ptr<double>();
     Acc_t* od = out_d.data_ptr<Acc_t>();
     int64_t* oi = out_i.data_ptr<int64_t>();
     at::parallel_for(0, Q, 64, [&](int64_t b, int64_t e) {
@@ -116,6 +144,21 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
           c[t] = {exact_d2<scalar_t>(qp + i * d, rp + j * d, d), j};
         }
         std::sort(c.begin(), c.end());
+        bool certified = kc == avail;
+        if (!certified) {
+          double worst = static_cast<double>(cvp[i * kc + kc - 1]);
+          certified = worst - gemm_error_bound(qnp[i], rmax, d, u) > c[k - 1].first;
+        }
+        if (!certified) {
+          // full float64 scan; ascending j with strict < keeps ties low
+          std::vector<double> bv(k, std::numeric_limits<double>::infinity());
+          std::vector<int64_t> bi(k, -1);
+          for (int64_t j = 0; j < R; ++j) {
+            if (exclude_self && j == i) continue;
+            insert<double>(bv.data(), bi.data(), k, exact_d2<scalar_t>(qp + i * d, rp + j * d, d), j);
+          }
+          for (int64_t t = 0; t < k; ++t) c[t] = {bv[t], bi[t]};
+        }
         for (int64_t t = 0; t < k; ++t) {
           od[i * k + t] = static_cast<Acc_t>(std::sqrt(c[t].first));
           oi[i * k + t] = c[t].second;

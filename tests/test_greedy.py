@@ -1,0 +1,139 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fastsel
+from fastsel import ops, reference
+from conftest import DTYPES, RTOL, check_greedy_maximal, clustered_pool, int_pool
+
+
+def test_hand_case_line(backend, device):
+    x = torch.tensor([[0.0], [1.0], [3.0], [10.0], [6.0]], device=device)
+    r = fastsel.greedy(x, 5, start=0, backend=backend)
+    assert r.indices.tolist() == [0, 3, 4, 2, 1]
+    assert math.isinf(r.distances[0].item())
+    assert r.distances[1:].tolist() == [10.0, 4.0, 3.0, 1.0]
+
+
+def test_ties_go_to_lowest_index(backend):
+    # rows 2 and 3 are both at distance 5 from row 0: the lower index wins
+    x = torch.tensor([[0.0, 0.0], [-1.0, 0.0], [5.0, 0.0], [-5.0, 0.0]])
+    r = fastsel.greedy(x, 4, start=0, backend=backend)
+    assert r.indices.tolist() == [0, 2, 3, 1]
+    # mirrored: now the tie is between rows 2 and 3 with the far one first in index order
+    x = torch.tensor([[0.0, 0.0], [-1.0, 0.0], [-5.0, 0.0], [5.0, 0.0]])
+    assert fastsel.greedy(x, 4, start=0, backend=backend).indices.tolist() == [0, 2, 3, 1]
+
+
+def test_duplicates_picked_in_index_order_after_distinct(backend):
+    x = torch.tensor([[0.0], [5.0], [0.0], [5.0], [2.0]])
+    r = fastsel.greedy(x, 5, start=0, backend=backend)
+    assert r.indices.tolist() == [0, 1, 4, 2, 3]
+    assert r.distances[3:].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 7])
+def test_tiny_sizes_and_n_equals_N(backend, N, rng):
+    x = torch.from_numpy(rng.standard_normal((N, 3))).float()
+    r = fastsel.greedy(x, N, start=N - 1, backend=backend)
+    assert sorted(r.indices.tolist()) == list(range(N))
+    assert r.indices[0].item() == N - 1
+    check_greedy_maximal(x, r.indices, RTOL[torch.float32])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_exact_on_integer_data_equals_float64_reference(backend, dtype, rng):
+    x64 = torch.from_numpy(int_pool(rng, 300, 16))
+    want = reference.greedy(x64, 300, 5)[0]
+    got = fastsel.greedy(x64.to(dtype), 300, start=5, backend=backend).indices
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_random_picks_are_float64_maximal(backend, dtype, rng):
+    x = torch.from_numpy(rng.standard_normal((700, 24))).to(dtype)
+    r = fastsel.greedy(x, 120, start=3, backend=backend)
+    check_greedy_maximal(x, r.indices, RTOL[dtype])
+    # reported distances match the float64 truth at the time of each pick
+    x64 = x.double()
+    for t in (1, 50, 119):
+        prev = r.indices[:t]
+        want = torch.cdist(x64[r.indices[t]][None], x64[prev]).min().item()
+        assert r.distances[t].item() == pytest.approx(want, rel=1e-3 if dtype != torch.float64 else 1e-12)
+
+
+def test_clustered_far_from_origin_is_float64_maximal(backend, rng):
+    x = torch.from_numpy(clustered_pool(rng, 1500, 64)).float()
+    r = fastsel.greedy(x, 400, start=0, backend=backend)
+    check_greedy_maximal(x, r.indices, RTOL[torch.float32])
+
+
+def test_backends_agree_on_float64(rng):
+    x = torch.from_numpy(rng.standard_normal((500, 10)))
+    a = fastsel.greedy(x, 200, start=7, backend="torch").indices
+    b = fastsel.greedy(x, 200, start=7, backend="auto").indices
+    assert torch.equal(a, b)
+
+
+def test_chunked_with_progress_equals_one_call(backend, rng):
+    x = torch.from_numpy(int_pool(rng, 900, 8)).float()
+    seen = []
+    a = fastsel.greedy(x, 450, start=2, backend=backend, progress=seen.append)
+    b = fastsel.greedy(x, 450, start=2, backend=backend)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
+    assert sum(seen) == 450 and len(seen) > 1
+
+
+def test_start_is_drawn_from_seed_in_python(backend):
+    x = torch.randn(50, 4)
+    a = fastsel.greedy(x, 3, seed=123, backend=backend).indices
+    assert a[0].item() == ops.draw_start(50, 123)
+    assert torch.equal(a, fastsel.greedy(x, 3, seed=123, backend=backend).indices)
+
+
+def test_numpy_input_and_int_arrays(backend):
+    x = np.array([[0, 0], [3, 4], [1, 1]], dtype=np.int64)
+    r = fastsel.greedy(x, 3, start=0, backend=backend)
+    assert r.indices.tolist() == [0, 1, 2]
+    assert r.distances[1].item() == 5.0
+
+
+def test_large_squared_distances_are_not_clipped(backend):
+    # torch_cluster seeds min-distances with 5e4; fastsel starts at +inf
+    x = torch.tensor([[0.0] * 4, [300.0] * 4, [600.0] * 4])
+    r = fastsel.greedy(x, 3, start=0, backend=backend)
+    assert r.indices.tolist() == [0, 2, 1]
+    assert r.distances[1].item() == pytest.approx(1200.0)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(n=0), "n must be in"), (dict(n=11), "n must be in"), (dict(start=10), "start must be in"),
+    (dict(start=-1), "start must be in"),
+])
+def test_bad_arguments(backend, bad, match):
+    x = torch.randn(10, 3)
+    kw = dict(n=3, start=0) | bad
+    with pytest.raises(ValueError, match=match):
+        fastsel.greedy(x, kw["n"], kw["start"], backend=backend)
+
+
+@pytest.mark.parametrize("x, match", [
+    (torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), "NaN or Inf"),
+    (torch.tensor([[0.0, float("inf")], [1.0, 2.0]]), "NaN or Inf"),
+    (torch.zeros(5), "2-D"), (torch.zeros(2, 3, 4), "2-D"), (torch.zeros(0, 3), "empty"),
+])
+def test_bad_data(x, match):
+    with pytest.raises(ValueError, match=match):
+        fastsel.greedy(x, 1, 0)
+
+
+def test_kernel_rejects_bad_state():
+    pytest.importorskip("fastsel._C")
+    x = torch.randn(5, 2)
+    with pytest.raises(RuntimeError, match="min_d2 must have shape"):
+        torch.ops.fastsel.greedy(x, 1, -1, torch.zeros(4))
+    with pytest.raises(RuntimeError, match="n must be in"):
+        md = torch.full((5,), -1.0)
+        torch.ops.fastsel.greedy(x, 1, -1, md)

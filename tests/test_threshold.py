@@ -1,0 +1,160 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fastsel
+from fastsel import reference
+from conftest import DTYPES, int_pool
+
+
+def literal(x64, n, start, tau, alpha, every_pass=False, max_passes=200000):
+    """Algorithm 2 exactly as printed (float64, squared distances vs tau^2), no pass skipping."""
+    x64 = np.asarray(x64, dtype=np.float64)
+    N = len(x64)
+    D = [start]
+    taus = [tau]
+    passes = 0
+    while len(D) < n:
+        added = False
+        for i in range(N):
+            if i in D:
+                continue
+            diff = x64[D] - x64[i]
+            if (diff * diff).sum(1).min() > tau * tau:
+                D.append(i)
+                taus.append(tau)
+                added = True
+            if len(D) == n:
+                return D, taus
+        if every_pass or not added:
+            tau *= alpha
+        passes += 1
+        assert passes < max_passes, "the literal algorithm does not terminate here"
+    return D, taus
+
+
+@pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
+@pytest.mark.parametrize("tau, alpha", [(2.0, 0.9), (50.0, 0.5), (0.5, 0.99), (1e3, 0.3)])
+def test_equals_literal_algorithm_on_integer_data(backend, decay, tau, alpha, rng):
+    x = int_pool(rng, 60, 3, -3, 4)
+    # no exact duplicates, so the literal algorithm terminates
+    x = np.unique(x, axis=0)
+    rng.shuffle(x)
+    n = min(40, len(x))
+    want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass")
+    r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, backend=backend)
+    assert r.indices.tolist() == want
+    assert r.tau_at.tolist() == want_tau
+    assert r.n_filled == 0
+
+
+@pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
+def test_equals_literal_algorithm_on_random_float64(backend, decay, rng):
+    x = rng.standard_normal((80, 5))
+    want, _ = literal(x, 50, 0, 3.0, 0.8, decay == "every-pass")
+    r = fastsel.threshold_decay(torch.from_numpy(x), 50, 0, 3.0, 0.8, decay=decay, backend=backend)
+    assert r.indices.tolist() == want
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_dtypes_on_integer_data(backend, dtype, rng):
+    x = np.unique(int_pool(rng, 200, 4, -4, 5), axis=0)
+    n = min(120, len(x))
+    want, _ = literal(x, n, 1, 4.0, 0.7)
+    r = fastsel.threshold_decay(torch.from_numpy(x).to(dtype), n, 1, 4.0, 0.7, backend=backend)
+    assert r.indices.tolist() == want
+
+
+def test_hand_case(backend):
+    # tau = 2.5 accepts 0 (start), then 5 (d=5), then 9 (d=4 > 2.5); 2 (d=2) waits for tau*0.5 = 1.25
+    x = torch.tensor([[0.0], [1.0], [2.0], [5.0], [9.0], [7.0]])
+    r = fastsel.threshold_decay(x, 4, 0, 2.5, 0.5, backend=backend)
+    assert r.indices.tolist() == [0, 3, 4, 2]
+    assert r.tau_at.tolist() == [2.5, 2.5, 2.5, 1.25]
+    assert r.distances[1:].tolist() == [5.0, 4.0, 2.0]
+
+
+def test_accept_rule_is_strict(backend):
+    # row 1 is at exactly tau: not accepted until tau decays
+    x = torch.tensor([[0.0], [2.0], [10.0]])
+    r = fastsel.threshold_decay(x, 3, 0, 2.0, 0.5, backend=backend)
+    assert r.indices.tolist() == [0, 2, 1]
+    assert r.tau_at.tolist() == [2.0, 2.0, 1.0]
+
+
+def test_accepts_within_a_pass_count(backend):
+    # row 2 is far from row 0 but within tau of row 1, accepted earlier in the same pass
+    x = torch.tensor([[0.0], [10.0], [10.5], [20.0]])
+    r = fastsel.threshold_decay(x, 4, 0, 3.0, 0.1, backend=backend)
+    assert r.indices.tolist() == [0, 1, 3, 2]
+
+
+def test_terminates_when_only_duplicates_remain(backend):
+    x = torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 4.0], [3.0, 4.0], [0.0, 0.0]])
+    r = fastsel.threshold_decay(x, 5, 0, 1.0, 0.5, backend=backend)
+    assert r.indices.tolist() == [0, 2, 1, 3, 4]
+    assert r.n_filled == 3
+    assert r.distances[2:].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_every_pass_decays_more(backend, rng):
+    x = torch.from_numpy(rng.standard_normal((150, 3)))
+    a = fastsel.threshold_decay(x, 100, 0, 4.0, 0.9, decay="empty-pass", backend=backend)
+    b = fastsel.threshold_decay(x, 100, 0, 4.0, 0.9, decay="every-pass", backend=backend)
+    assert b.tau <= a.tau
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 7])
+def test_tiny_sizes(backend, N, rng):
+    x = torch.from_numpy(rng.standard_normal((N, 2))).float()
+    r = fastsel.threshold_decay(x, N, 0, 1.0, 0.5, backend=backend)
+    assert sorted(r.indices.tolist()) == list(range(N))
+
+
+def test_chunked_with_progress_equals_one_call(backend, rng):
+    x = torch.from_numpy(int_pool(rng, 1200, 6)).float()
+    seen = []
+    a = fastsel.threshold_decay(x, 600, 3, 6.0, 0.8, backend=backend, progress=seen.append)
+    b = fastsel.threshold_decay(x, 600, 3, 6.0, 0.8, backend=backend)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.tau_at, b.tau_at)
+    assert a.tau == b.tau and a.n_filled == b.n_filled
+    assert sum(seen) == 600 and len(seen) > 1
+
+
+def test_backends_agree_on_float64_default_tau(rng):
+    x = torch.from_numpy(rng.standard_normal((400, 8)))
+    a = fastsel.threshold_decay(x, 150, 9, backend="torch")
+    b = fastsel.threshold_decay(x, 150, 9, backend="auto")
+    assert torch.equal(a.indices, b.indices) and a.tau == b.tau
+
+
+def test_default_tau_is_data_derived(rng):
+    x = torch.from_numpy(rng.standard_normal((500, 8)))
+    t = fastsel.default_tau(x, 100)
+    assert t > 0 and t == fastsel.default_tau(x, 100)
+    assert fastsel.default_tau(3 * x, 100) == pytest.approx(3 * t)
+    assert fastsel.default_tau(torch.zeros(10, 3), 5) == 1.0
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(tau=0.0), "tau must be"), (dict(tau=-1.0), "tau must be"), (dict(tau=math.inf), "tau must be"),
+    (dict(alpha=0.0), "alpha must be"), (dict(alpha=1.0), "alpha must be"), (dict(alpha=1.5), "alpha must be"),
+    (dict(decay="never"), "decay must be"),
+])
+def test_bad_arguments(backend, kw, match):
+    x = torch.randn(10, 3)
+    args = dict(tau=1.0, alpha=0.5) | kw
+    decay = args.pop("decay", "empty-pass")
+    with pytest.raises(ValueError, match=match):
+        fastsel.threshold_decay(x, 3, 0, args["tau"], args["alpha"], decay=decay, backend=backend)
+
+
+def test_reference_matches_kernel_state(rng):
+    pytest.importorskip("fastsel._C")
+    x = torch.from_numpy(int_pool(rng, 300, 5)).float()
+    a = reference.threshold_decay(x, 77, 2, 5.0, 0.9, False)
+    b = torch.ops.fastsel.threshold_decay(x, 77, 2, 5.0, 0.9, False)
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
