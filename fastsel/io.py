@@ -40,7 +40,7 @@ def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.nd
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "pickle" in msg.lower():
+        if "pickle" in msg.lower() or "python objects" in msg.lower():
             msg = "holds Python objects (pickled data is never loaded)"
         raise DataError(f"{path}: not a readable .npy/.npz feature file ({msg})") from None
     if not isinstance(arr, np.ndarray):

@@ -54,6 +54,35 @@ FASTSEL_INLINE typename Vec<Acc>::type vload(const T* p) {
   typename Vec<Acc>::type v;
   if constexpr (std::is_same_v<T, Acc>) {
     __builtin_memcpy(&v, p, sizeof(v));
+  } else if constexpr (std::is_same_v<T, c10::BFloat16> && std::is_same_v<Acc, float>) {
+    // bfloat16 is the top half of a float32: widen and shift, in vector registers
+    typedef uint16_t U16 __attribute__((vector_size(32)));
+    typedef uint32_t U32 __attribute__((vector_size(64)));
+    U16 h;
+    __builtin_memcpy(&h, p, sizeof(h));
+    U32 w = __builtin_convertvector(h, U32) << 16;
+    __builtin_memcpy(&v, &w, sizeof(v));
+  } else if constexpr (std::is_same_v<T, c10::Half> && std::is_same_v<Acc, float>) {
+    // IEEE half -> float by integer vector arithmetic (compilers scalarise
+    // _Float16 vector conversions): rebias normal numbers, scale subnormals,
+    // keep inf/NaN.
+    typedef uint16_t U16 __attribute__((vector_size(32)));
+    typedef uint32_t U32 __attribute__((vector_size(64)));
+    typedef int32_t I32 __attribute__((vector_size(64)));
+    U16 h;
+    __builtin_memcpy(&h, p, sizeof(h));
+    U32 w = __builtin_convertvector(h, U32);
+    U32 sign = (w & 0x8000u) << 16;
+    U32 em = w & 0x7fffu;
+    U32 normal = sign | ((em << 13) + 0x38000000u);
+    U32 special = sign | 0x7f800000u | ((em & 0x3ffu) << 13);
+    typename Vec<Acc>::type sub = __builtin_convertvector(em, typename Vec<Acc>::type) * 0x1p-24f;
+    U32 subb;
+    __builtin_memcpy(&subb, &sub, sizeof(subb));
+    subb |= sign;
+    I32 is_sub = (I32)(em < 0x400u), is_special = (I32)(em >= 0x7c00u);
+    U32 bits = (U32)((is_sub & (I32)subb) | (~is_sub & ((is_special & (I32)special) | (~is_special & (I32)normal))));
+    __builtin_memcpy(&v, &bits, sizeof(v));
   } else {
     Acc tmp[Vec<Acc>::W];
     for (int k = 0; k < Vec<Acc>::W; ++k) tmp[k] = static_cast<Acc>(p[k]);

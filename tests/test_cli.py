@@ -1,0 +1,164 @@
+"""The CLI end to end: outputs, JSON keys, and every bad input of the core issue (one line, exit code, no file)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fastsel.cli.main import cli
+
+
+@pytest.fixture
+def feats(tmp_path, rng):
+    p = tmp_path / "feats.npy"
+    np.save(p, rng.standard_normal((300, 16)).astype(np.float32))
+    return str(p)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def outputs(folder):
+    return sorted(f for f in os.listdir(folder) if f != "feats.npy" and not f.startswith("in"))
+
+
+@pytest.mark.parametrize("method", ["greedy", "threshold", "random"])
+def test_select_writes_indices_and_json(feats, tmp_path, method):
+    r = run("select", "--in", feats, "--n", 40, "--method", method, "--json", "--seed", 3)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["N"] == 300 and s["d"] == 16 and s["n"] == 40 and s["method"] == method
+    assert s["out"] == str(tmp_path / f"feats.{method}-40.npy")
+    idx = np.load(s["out"], allow_pickle=False)
+    assert idx.dtype == np.int64 and idx.shape == (40,) and len(set(idx.tolist())) == 40
+    assert s["selection"]["mnnd"] > 0 and s["pool"]["rows"] == 300
+    if method != "random":
+        assert s["selection"]["mnnd"] > s["pool"]["mnnd"]
+
+
+def test_select_matches_api_and_npz_key(tmp_path, rng):
+    import fastsel
+    x = rng.standard_normal((120, 5))
+    np.savez(tmp_path / "f.npz", a=x, b=x[:10])
+    out = tmp_path / "sel.npy"
+    r = run("select", "--in", tmp_path / "f.npz", "--key", "a", "--n", 30, "--start", 7, "--out", out, "--no-metrics")
+    assert r.exit_code == 0, r.output
+    assert np.load(out).tolist() == fastsel.greedy(x, 30, 7).indices.tolist()
+    r = run("select", "--in", tmp_path / "f.npz", "--n", 3)
+    assert r.exit_code == 1 and "choose one with --key" in r.stderr
+
+
+def test_select_human_summary(feats):
+    r = run("select", "--in", feats, "--n", 20, "--backend", "torch")
+    assert r.exit_code == 0
+    assert "selected 20 of 300 rows (d=16) with greedy [torch]" in r.stdout
+    assert "entropy" in r.stdout and "selection" in r.stdout
+
+
+def test_metrics_json_keys(feats, tmp_path, rng):
+    ref = tmp_path / "ref.npy"
+    np.save(ref, rng.standard_normal((50, 16)))
+    r = run("metrics", "--in", feats, "--json")
+    assert r.exit_code == 0 and set(json.loads(r.stdout)) == {"entropy", "mnnd", "cov_trace"}
+    r = run("metrics", "--in", feats, "--ref", ref, "--k", 2, "--json")
+    assert r.exit_code == 0 and set(json.loads(r.stdout)) == {"entropy", "mnnd", "cov_trace", "gs"}
+
+
+def test_metrics_duplicates_give_null_entropy_and_a_warning(tmp_path):
+    p = tmp_path / "dup.npy"
+    np.save(p, np.array([[0.0, 1.0], [0.0, 1.0], [2.0, 2.0]]))
+    r = run("metrics", "--in", p, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["entropy"] is None
+    assert "duplicate" in r.stderr
+
+
+def test_info_and_demo(tmp_path):
+    r = run("info", "--json")
+    assert r.exit_code == 0 and "greedy" in json.loads(r.stdout)["kernels"]
+    out = tmp_path / "demo.npy"
+    r = run("demo", "--out", out, "--pool", 600, "--d", 8, "--n", 60, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert np.load(out).shape == (600, 8)
+    sel = {s["method"]: s for s in d["selectors"]}
+    assert sel["greedy"]["mnnd"] > sel["random"]["mnnd"]
+    assert sel["greedy"]["real_share"] > sel["random"]["real_share"]
+
+
+def _write(tmp_path, name, arr):
+    p = tmp_path / name
+    np.save(p, arr)
+    return p
+
+
+BAD = {
+    # name: (args builder, expected exit code, message fragment)
+    "nan": (lambda t: ["--in", _write(t, "in.npy", np.array([[0.0, np.nan], [1, 2]])), "--n", 1], 1, "NaN or Inf"),
+    "inf": (lambda t: ["--in", _write(t, "in.npy", np.array([[0.0, np.inf], [1, 2]])), "--n", 1], 1, "NaN or Inf"),
+    "n0": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 0], 2, "--n"),
+    "n_big": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 5], 1, "larger than the pool"),
+    "start_big": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 2, "--start", 4], 1, "out of range"),
+    "start_neg": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 2, "--start", -1], 2, "--start"),
+    "1d": (lambda t: ["--in", _write(t, "in.npy", np.zeros(4)), "--n", 1], 1, "2-D"),
+    "3d": (lambda t: ["--in", _write(t, "in.npy", np.zeros((2, 2, 2))), "--n", 1], 1, "2-D"),
+    "empty": (lambda t: ["--in", _write(t, "in.npy", np.zeros((0, 3))), "--n", 1], 1, "empty"),
+    "missing": (lambda t: ["--in", t / "nope.npy", "--n", 1], 2, "does not exist"),
+    "not_npy": (lambda t: ["--in", _w_text(t), "--n", 1], 1, "not a readable"),
+    "truncated": (lambda t: ["--in", _w_trunc(t), "--n", 1], 1, "not a readable"),
+    "pickled": (lambda t: ["--in", _write(t, "in.npy", np.array([{"a": 1}], dtype=object)), "--n", 1], 1,
+                "never loaded"),
+    "tau0": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 2, "--method", "threshold",
+                        "--tau", 0], 2, "--tau"),
+    "alpha1": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 2, "--method", "threshold",
+                          "--alpha", 1], 2, "--alpha"),
+    "alpha0": (lambda t: ["--in", _write(t, "in.npy", np.zeros((4, 2))), "--n", 2, "--method", "threshold",
+                          "--alpha", 0], 2, "--alpha"),
+}
+
+
+def _w_text(t):
+    p = t / "in.npy"
+    p.write_text("this is not an array\n")
+    return p
+
+
+def _w_trunc(t):
+    p = _write(t, "in.npy", np.ones((100, 8)))
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_select_bad_input(tmp_path, case):
+    build, code, frag = BAD[case]
+    r = run("select", *build(tmp_path), "--out", tmp_path / "out.npy")
+    assert r.exit_code == code, (r.exit_code, r.output)
+    assert frag in r.stderr
+    assert "Traceback" not in r.output
+    if code == 1:
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "out.npy").exists()
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_metrics_dimension_mismatch(tmp_path):
+    a = _write(tmp_path, "a.npy", np.zeros((5, 3)) + np.arange(5)[:, None])
+    b = _write(tmp_path, "b.npy", np.zeros((5, 4)))
+    r = run("metrics", "--in", a, "--ref", b)
+    assert r.exit_code == 1 and "dimension mismatch" in r.stderr and "Traceback" not in r.output
+
+
+def test_python_dash_m_entry_point(feats, tmp_path):
+    out = tmp_path / "o.npy"
+    p = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", feats, "--n", "5", "--out", str(out),
+                        "--json", "--no-metrics"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["n"] == 5 and np.load(out).shape == (5,)
+    p = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", feats, "--n", "999"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr

@@ -1,0 +1,43 @@
+"""torch.library.opcheck on every compiled op: schema, fake kernels, dispatcher registration."""
+import pytest
+import torch
+
+pytest.importorskip("fastsel._C", reason="installed without the extension")
+import fastsel  # noqa: E402  (registers the fake kernels)
+from fastsel import reference  # noqa: E402
+
+CASES = {
+    "greedy": lambda x: (x, 5, 1),
+    "greedy_resume": lambda x: (x, 3, -1, reference.greedy(x, 2, 0)[2]),
+    "threshold_decay": lambda x: (x, 4, 0, 1.5, 0.5, False),
+    "nn": lambda x: (x, x[:7], 2, False),
+    "nn_self": lambda x: (x, x, 3, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_opcheck(case, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 6, generator=g).to(dtype)
+    op = getattr(torch.ops.fastsel, case.split("_resume")[0].replace("nn_self", "nn"))
+    torch.library.opcheck(op, CASES[case](x))
+
+
+def test_opcheck_stream_read():
+    torch.library.opcheck(torch.ops.fastsel._stream_read, (torch.randn(1000),))
+
+
+def test_stream_read_value():
+    x = torch.arange(100000, dtype=torch.float32) % 7
+    assert torch.ops.fastsel._stream_read(x).item() == pytest.approx(float(x.double().sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_cpu_and_device_agree(device):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(-5, 6, (500, 8), generator=g).float()
+    a = fastsel.greedy(x, 100, 0).indices
+    b = fastsel.greedy(x.to(device), 100, 0).indices.cpu()
+    assert torch.equal(a, b)
