@@ -41,8 +41,9 @@ def _extensions():
 
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     # Portable flags only: no -march=native. Hot loops carry runtime-dispatched
-    # clones (see csrc/cpu/rowdist.h); OpenMP drives at::parallel_for and `omp simd`.
-    cxx = ["-O3", "-fopenmp", "-Wno-psabi"]
+    # clones (see csrc/cpu/rowdist.h). -ffp-contract=off: every clone rounds the
+    # same way, so distances do not depend on the CPU's vector unit.
+    cxx = ["-O3", "-fopenmp", "-ffp-contract=off", "-Wno-psabi"]
     extra = {"cxx": cxx}
     define_macros = []
     ext_cls = ce.CppExtension

@@ -28,7 +28,21 @@ TORCH_LIBRARY(fastsel, m) {
   // Returns idx (n,) int64 in pick order, d2 (n,) the squared min distance of
   // each pick when it was picked (+inf for the very first), and the new state.
   // Ties go to the lowest index. Deterministic.
-  m.def("greedy(Tensor x, int n, int start, Tensor? min_d2=None) -> (Tensor, Tensor, Tensor)");
+  //   mode: "single" reads the pool once per pick; "multi" makes exact
+  //     multi-pick passes (below); "auto" picks multi for large pools.
+  // Multi-pick pass: min-distances only decrease, so after a pass the top-M
+  // rows by min-distance, resolved one by one among themselves with the exact
+  // difference form, yield every next pick whose value still beats the
+  // (M+1)-th row (value, then lower index). The pool is then updated against
+  // all of the pass's picks at once by a GEMM on centred data; a rigorous bound
+  // on the GEMM's rounding decides which (row, pick) pairs are recomputed in the
+  // difference form, so the min-distance state -- and hence every pick -- is
+  // bit-identical to the one-pick kernel's.
+  m.def("greedy(Tensor x, int n, int start, Tensor? min_d2=None, str mode=\"auto\") -> (Tensor, Tensor, Tensor)");
+
+  // _greedy_stats: [passes, picks] of the last greedy call in this process
+  // (benchmark diagnostics only).
+  m.def("_greedy_stats() -> Tensor");
 
   // threshold_decay: Algorithm 2 (Appendix C) exactly as printed. Passes scan
   // the unselected rows in index order; row i is accepted when its squared

@@ -112,32 +112,40 @@ def resolve_backend(op: str, device: str = "cpu", backend: str = "auto") -> str:
     return _impl(op, torch.empty(0, device=device), backend)[1]
 
 
-def _chunks(n: int, progress) -> list:
-    """Pick counts per kernel call: one call, or about 100 when progress is reported."""
-    if progress is None or n < 200:
+def _chunks(n: int, progress, parts: int = 100) -> list:
+    """Pick counts per kernel call: one call, or about ``parts`` when progress is reported."""
+    if progress is None or n < 2 * parts:
         return [n]
-    step = max(1, n // 100)
+    step = max(1, n // parts)
     return [min(step, n - a) for a in range(0, n, step)]
 
 
 # --------------------------------------------------------------------------- ops
 
+GREEDY_MODES = ("auto", "single", "multi")
+
+
 def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, backend: str = "auto",
-           progress: Optional[Callable[[int], None]] = None) -> GreedyResult:
+           mode: str = "auto", progress: Optional[Callable[[int], None]] = None) -> GreedyResult:
     """Greedy selection (Algorithm 1): farthest-point sampling, exact.
 
     Repeatedly adds the row whose min distance to the selected set is largest;
     ties go to the lowest index. ``start`` is the first pick (drawn from
     ``seed`` when None). ``progress(k)`` is called with the number of picks made.
+    ``mode``: "single" reads the pool once per pick; "multi" makes exact multi-pick
+    passes (a GEMM per pass, same picks bit for bit); "auto" uses multi for large pools.
     """
+    if mode not in GREEDY_MODES:
+        raise ValueError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
     x = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     fn, _ = _impl("greedy", x, backend)
     idx, d2, md = [], [], None
-    for k in _chunks(n, progress):
-        i, d, md = fn(x, k, start if md is None else -1, md)
+    # multi-pick passes restart per call (centred copy, candidate count): few calls
+    for k in _chunks(n, progress, 100 if mode == "single" else 10):
+        i, d, md = fn(x, k, start if md is None else -1, md, mode)
         idx.append(i)
         d2.append(d)
         if progress is not None:
@@ -228,7 +236,7 @@ if _backend.loaded():
         return reference.acc_dtype(x.dtype)
 
     @torch.library.register_fake("fastsel::greedy")
-    def _greedy_fake(x, n, start, min_d2=None):
+    def _greedy_fake(x, n, start, min_d2=None, mode="auto"):
         return x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(x.shape[0], dtype=_acc(x))
 
     @torch.library.register_fake("fastsel::threshold_decay")
@@ -239,6 +247,10 @@ if _backend.loaded():
     @torch.library.register_fake("fastsel::nn")
     def _nn_fake(query, ref, k, exclude_self=False):
         return query.new_empty(query.shape[0], k, dtype=_acc(query)), query.new_empty(query.shape[0], k, dtype=torch.int64)
+
+    @torch.library.register_fake("fastsel::_greedy_stats")
+    def _stats_fake():
+        return torch.empty(2, dtype=torch.int64)
 
     @torch.library.register_fake("fastsel::_stream_read")
     def _stream_fake(x):

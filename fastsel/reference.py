@@ -48,8 +48,11 @@ def _check_n(n, md):
         raise ValueError(f"n must be in [1, {remaining}] (rows not yet selected), got {n}")
 
 
-def greedy(x: torch.Tensor, n: int, start: int, min_d2: torch.Tensor | None = None):
-    """Algorithm 1 (farthest-point sampling), one pool read per pick. See ``fastsel::greedy``."""
+def greedy(x: torch.Tensor, n: int, start: int, min_d2: torch.Tensor | None = None, mode: str = "single"):
+    """Algorithm 1 (farthest-point sampling), one pool read per pick. See ``fastsel::greedy``.
+
+    ``mode`` is accepted for signature parity; the reference always reads the pool once per pick.
+    """
     md = _init_state(x, start, min_d2)
     _check_n(n, md)
     pick = start if (min_d2 is None or start >= 0) else int(torch.argmax(md))

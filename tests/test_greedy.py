@@ -137,3 +137,59 @@ def test_kernel_rejects_bad_state():
     with pytest.raises(RuntimeError, match="n must be in"):
         md = torch.full((5,), -1.0)
         torch.ops.fastsel.greedy(x, 1, -1, md)
+
+
+# ---------------------------------------------------------------- exact multi-pick passes (cpp)
+
+needs_ext = pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+
+
+def _pools(rng):
+    c = rng.standard_normal((16, 48)) * 2 + 40.0
+    return {
+        "gauss": rng.standard_normal((3000, 48)),
+        "clusters_far": c[rng.integers(16, size=3000)] + 0.05 * rng.standard_normal((3000, 48)),
+        "integers": int_pool(rng, 3000, 12, -3, 4),  # many exact ties and duplicates
+        "low_d": rng.standard_normal((3000, 3)),
+    }
+
+
+@needs_ext
+@pytest.mark.parametrize("pool", ["gauss", "clusters_far", "integers", "low_d"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_multi_pick_is_bit_identical_to_one_pick(pool, dtype, rng):
+    x = torch.from_numpy(_pools(rng)[pool]).to(dtype)
+    n = 3000 if pool == "integers" else 700
+    a = fastsel.greedy(x, n, 11, mode="single", backend="cpp")
+    b = fastsel.greedy(x, n, 11, mode="multi", backend="cpp")
+    assert torch.equal(a.indices, b.indices)
+    assert torch.equal(a.distances, b.distances)
+    passes, picks = torch.ops.fastsel._greedy_stats().tolist()
+    assert picks == n - 1 and passes < picks  # it really made several picks per pass
+
+
+@needs_ext
+@pytest.mark.parametrize("N", [1, 2, 3, 7, 300])
+def test_multi_pick_small_pools_and_n_equals_N(N, rng):
+    x = torch.from_numpy(rng.standard_normal((N, 5))).float()
+    a = fastsel.greedy(x, N, 0, mode="single", backend="cpp")
+    b = fastsel.greedy(x, N, 0, mode="multi", backend="cpp")
+    assert torch.equal(a.indices, b.indices)
+
+
+@needs_ext
+def test_multi_pick_resumes_from_state(rng):
+    x = torch.from_numpy(rng.standard_normal((2500, 16))).float()
+    whole = fastsel.greedy(x, 900, 4, mode="single", backend="cpp").indices
+    seen = []
+    chunked = fastsel.greedy(x, 900, 4, mode="multi", backend="cpp", progress=seen.append).indices
+    assert len(seen) > 1 and torch.equal(whole, chunked)
+    i1, _, md = torch.ops.fastsel.greedy(x, 100, 4, None, "multi")
+    i2, _, md2 = torch.ops.fastsel.greedy(x, 200, -1, md, "multi")
+    assert torch.equal(torch.cat([i1, i2]), whole[:300])
+    assert torch.equal(md2, torch.ops.fastsel.greedy(x, 300, 4, None, "single")[2])
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode must be"):
+        fastsel.greedy(torch.randn(4, 2), 2, 0, mode="fast")

@@ -1,9 +1,18 @@
-// CPU kernel of fastsel::greedy (schema and contract: csrc/ops.cpp).
-// One pick per pass: mark the pick selected, stream the pool once to lower
-// every min-distance against the pick and find the next arg-max in the same pass.
+// CPU kernels of fastsel::greedy (schema and contract: csrc/ops.cpp).
+//
+// single: one pick per pass -- mark the pick selected, stream the pool once to
+//   lower every min-distance against it and find the next arg-max in the same pass.
+// multi: exact multi-pick passes -- resolve the top-M rows among themselves,
+//   then update the pool against all the pass's picks with one GEMM, recomputing
+//   in the difference form only the (row, pick) pairs the GEMM's error bound
+//   cannot settle. Both give the same min-distance state bit for bit.
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <limits>
+#include <string>
 
 #include "cpu/rowdist.h"
 #include "utils.h"
@@ -11,9 +20,24 @@
 namespace fastsel {
 namespace cpu {
 
+namespace {
+std::atomic<int64_t> g_passes{0}, g_picks{0};
+
+constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
+constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
+constexpr int64_t kRowBlock = 8192;      // rows per GEMM tile in the pool update
+}  // namespace
+
 template <typename T, typename Acc>
-static void greedy_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first, int64_t* idx,
-                        Acc* d2) {
+static void apply_pick(const T* x, int64_t N, int64_t d, Acc* md, int64_t pick, std::vector<Acc>& buf) {
+  md[pick] = Acc(-1);
+  const Acc* c = centre<T, Acc>(x + pick * d, d, buf);
+  update_all<T, Acc>(x, N, d, c, md, std::numeric_limits<double>::infinity(), N);
+}
+
+template <typename T, typename Acc>
+static void greedy_single(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first, int64_t* idx,
+                          Acc* d2) {
   std::vector<Acc> buf;
   const double no_thr = std::numeric_limits<double>::infinity();
   int64_t pick = first;
@@ -27,12 +51,159 @@ static void greedy_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, in
     auto r = update_all<T, Acc>(x, N, d, c, md, no_thr, N);
     pick = r.best_i;
   }
+  g_passes += n;
+  g_picks += n;
+}
+
+// (value desc, index asc): the order in which greedy prefers rows.
+template <typename Acc> struct Before {
+  const Acc* v;
+  bool operator()(int64_t a, int64_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+};
+
+template <typename T, typename Acc>
+static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first,
+                         int64_t* idx, Acc* d2) {
+  const auto acc = xt.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const double u = acc == at::kDouble ? 0x1p-53 : 0x1p-24;
+  std::vector<Acc> buf;
+  int64_t t = 0;
+  if (first >= 0) {  // the first pick is given: apply it with one ordinary pass
+    idx[t] = first;
+    d2[t] = md[first];
+    ++t;
+    apply_pick<T, Acc>(x, N, d, md, first, buf);
+    g_passes += 1;
+  }
+  if (t == n) return;
+
+  // Centred copy for the GEMM (distances are translation invariant; centring
+  // removes the cancellation of data far from the origin) and its row norms.
+  at::Tensor mu = at::zeros({d}, xt.options().dtype(at::kDouble));
+  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) mu += xt.narrow(0, r0, std::min(kRowBlock, N - r0)).to(at::kDouble).sum(0);
+  mu = (mu / static_cast<double>(N)).to(acc);
+  at::Tensor xc = at::empty({N, d}, xt.options().dtype(acc));
+  at::Tensor cn = at::empty({N}, xt.options().dtype(at::kDouble));
+  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
+    int64_t rb = std::min(kRowBlock, N - r0);
+    at::Tensor blk = xc.narrow(0, r0, rb);
+    blk.copy_(xt.narrow(0, r0, rb).to(acc) - mu);
+    cn.narrow(0, r0, rb).copy_(blk.to(at::kDouble).square().sum(1).sqrt());
+  }
+  const double* cnp = cn.data_ptr<double>();
+
+  int64_t M = 256;
+  std::vector<int64_t> rows;
+  std::vector<Acc> vals;
+  std::vector<int64_t> P;
+  std::vector<std::vector<Acc>> pbuf;
+  rows.reserve(N);
+  while (t < n) {
+    // 1. candidates: the top M unselected rows in greedy's order; (theta, itheta) the next one
+    rows.clear();
+    for (int64_t i = 0; i < N; ++i)
+      if (md[i] >= Acc(0)) rows.push_back(i);
+    const int64_t R = static_cast<int64_t>(rows.size());
+    Before<Acc> before{md};
+    int64_t m = std::min(M, R);
+    bool bounded = R > M;
+    Acc theta = Acc(-1);
+    int64_t itheta = -1;
+    if (bounded) {
+      std::nth_element(rows.begin(), rows.begin() + M, rows.end(), before);
+      theta = md[rows[M]];
+      itheta = rows[M];
+    }
+    rows.resize(m);
+    vals.resize(m);
+    for (int64_t a = 0; a < m; ++a) vals[a] = md[rows[a]];
+    // 2. resolve picks among the candidates, exactly as the one-pick loop would
+    P.clear();
+    std::vector<char> taken(m, 0);
+    while (t < n) {
+      int64_t b = -1;
+      for (int64_t a = 0; a < m; ++a) {
+        if (taken[a]) continue;
+        if (b < 0 || vals[a] > vals[b] || (vals[a] == vals[b] && rows[a] < rows[b])) b = a;
+      }
+      if (b < 0) break;
+      if (bounded && !(vals[b] > theta || (vals[b] == theta && rows[b] < itheta))) break;
+      const int64_t p = rows[b];
+      taken[b] = 1;
+      idx[t] = p;
+      d2[t] = vals[b];
+      ++t;
+      P.push_back(p);
+      if (t == n) break;
+      const Acc* c = centre<T, Acc>(x + p * d, d, buf);
+      at::parallel_for(0, m, 64, [&](int64_t a0, int64_t a1) {
+        for (int64_t a = a0; a < a1; ++a) {
+          if (taken[a]) continue;
+          Acc v = row_d2_dispatch(x + rows[a] * d, c, d);
+          if (v < vals[a]) vals[a] = v;
+        }
+      });
+    }
+    g_passes += 1;
+    // 3. pool update against every pick of the pass
+    const int64_t np = static_cast<int64_t>(P.size());
+    for (int64_t p : P) md[p] = Acc(-1);
+    at::Tensor pidx = at::from_blob(P.data(), {np}, at::kLong).clone();
+    at::Tensor pc = xc.index_select(0, pidx).t().contiguous();  // (d, P)
+    std::vector<double> pn(np);
+    pbuf.resize(np);
+    std::vector<const Acc*> pexact(np);
+    for (int64_t a = 0; a < np; ++a) {
+      pn[a] = cnp[P[a]];
+      pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
+    }
+    const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * u;
+    for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
+      const int64_t rb = std::min(kRowBlock, N - r0);
+      at::Tensor G = at::mm(xc.narrow(0, r0, rb), pc);  // (rb, P) dot products of centred rows
+      const Acc* gp = G.data_ptr<Acc>();
+      at::parallel_for(0, rb, 256, [&](int64_t i0, int64_t i1) {
+        std::vector<double> lo(np);
+        for (int64_t ii = i0; ii < i1; ++ii) {
+          const int64_t i = r0 + ii;
+          Acc cur = md[i];
+          if (cur < Acc(0)) continue;
+          const double ci = cnp[i];
+          double umin = std::numeric_limits<double>::infinity();
+          for (int64_t a = 0; a < np; ++a) {
+            double s = ci + pn[a];
+            double e = kappa * s * s;
+            double g = ci * ci + pn[a] * pn[a] - 2.0 * static_cast<double>(gp[ii * np + a]);
+            lo[a] = g - e;
+            umin = std::min(umin, g + e);
+          }
+          for (int64_t a = 0; a < np; ++a) {
+            // pick a can set the new minimum only if its lower bound is under
+            // every pick's upper bound and under the current value
+            if (lo[a] <= umin && lo[a] < static_cast<double>(cur)) {
+              Acc v = row_d2_dispatch(x + i * d, pexact[a], d);
+              if (v < cur) cur = v;
+            }
+          }
+          md[i] = cur;
+        }
+      });
+    }
+    g_picks += np;
+    // 4. adapt the candidate count to how many picks a pass yields
+    if (2 * np >= M && M < 4096) M *= 2;
+    else if (8 * np < M && M > 32) M /= 2;
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, int64_t n, int64_t start,
-                                                          const std::optional<at::Tensor>& min_d2) {
+                                                          const std::optional<at::Tensor>& min_d2,
+                                                          c10::string_view mode_) {
   check_pool(x_, "x");
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
+  const std::string mode(mode_);
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi", "mode must be auto, single or multi, got ",
+              mode);
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
   at::Tensor md;
@@ -45,26 +216,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
   }
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
+  g_passes = 0;
+  g_picks = 0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_greedy_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
     int64_t first = start;
     int64_t remaining = 0;
-    auto r = scan_state<Acc_t>(m, N, std::numeric_limits<double>::infinity(), N);
     for (int64_t i = 0; i < N; ++i) remaining += m[i] >= Acc_t(0);
     TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
     if (first >= 0) {
       TORCH_CHECK(first < N && m[first] >= Acc_t(0), "start ", first, " is out of range or already selected");
-    } else {
-      first = r.best_i;
     }
-    greedy_loop<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
-                                 d2.data_ptr<Acc_t>());
+    const bool multi = mode == "multi" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
+    if (multi) {
+      greedy_multi<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
+                                    d2.data_ptr<Acc_t>());
+    } else {
+      if (first < 0) first = scan_state<Acc_t>(m, N, std::numeric_limits<double>::infinity(), N).best_i;
+      greedy_single<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
+                                     d2.data_ptr<Acc_t>());
+    }
   });
   return {idx, d2, md};
+}
+
+at::Tensor greedy_stats() {
+  auto s = at::empty({2}, at::kLong);
+  s[0] = g_passes.load();
+  s[1] = g_picks.load();
+  return s;
 }
 
 }  // namespace cpu
 }  // namespace fastsel
 
 TORCH_LIBRARY_IMPL(fastsel, CPU, m) { m.impl("greedy", &fastsel::cpu::greedy_cpu); }
+TORCH_LIBRARY_IMPL(fastsel, CompositeExplicitAutograd, m) { m.impl("_greedy_stats", &fastsel::cpu::greedy_stats); }

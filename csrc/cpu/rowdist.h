@@ -152,12 +152,15 @@ FASTSEL_INLINE BlockResult<Acc> update_block_impl(const T* __restrict x, int64_t
 
 #define FASTSEL_DECLARE_BLOCK(T, Acc)                                                                    \
   BlockResult<Acc> update_block(const T* x, int64_t d, const Acc* c, Acc* md, int64_t begin, int64_t end, \
-                                double thr, int64_t from);
+                                double thr, int64_t from);                                                \
+  Acc row_d2_dispatch(const T* a, const Acc* c, int64_t d);
 FASTSEL_DECLARE_BLOCK(float, float)
 FASTSEL_DECLARE_BLOCK(double, double)
 FASTSEL_DECLARE_BLOCK(c10::Half, float)
 FASTSEL_DECLARE_BLOCK(c10::BFloat16, float)
 #undef FASTSEL_DECLARE_BLOCK
+// row_d2_dispatch computes exactly what update_block computes for one row
+// (same source, same clone, -ffp-contract=off), so values from either agree bit for bit.
 
 // Arg-max / first-above over the state alone (no pool read).
 template <typename Acc> BlockResult<Acc> scan_state(const Acc* md, int64_t N, double thr, int64_t from) {
