@@ -55,11 +55,15 @@ TORCH_LIBRARY(fastsel, m) {
   // order (the printed algorithm would never terminate).
   //   state (4,) float64 = [tau, scan position, accepted-in-this-pass, filled so far];
   //     None = fresh start (then start >= 0 and tau > 0 are used).
+  //   mode: "single" updates the pool after every accept; "chunked" keeps up to
+  //     256 accepts pending (rows are checked against them in the difference
+  //     form) and updates the pool once per chunk with greedy's certified GEMM;
+  //     "auto" chunks for large pools. Same result bit for bit.
   // Returns idx (n,), d2 (n,) squared min distance at acceptance (+inf first, 0
   // for filled rows), tau_at (n,) float64 threshold in force at acceptance,
   // the new min_d2 and the new state.
   m.def("threshold_decay(Tensor x, int n, int start, float tau, float alpha, bool every_pass, "
-        "Tensor? min_d2=None, Tensor? state=None) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+        "Tensor? min_d2=None, Tensor? state=None, str mode=\"auto\") -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 
   // nn: exact k nearest neighbours of every query row among ref rows.
   //   query (Q, d), ref (R, d), same dtype; 1 <= k <= R (R - 1 with exclude_self).

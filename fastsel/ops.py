@@ -123,6 +123,7 @@ def _chunks(n: int, progress, parts: int = 100) -> list:
 # --------------------------------------------------------------------------- ops
 
 GREEDY_MODES = ("auto", "single", "multi")
+THRESHOLD_MODES = ("auto", "single", "chunked")
 
 
 def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, backend: str = "auto",
@@ -175,7 +176,8 @@ def default_tau(x, n: int) -> float:
 
 def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float] = None,
                     alpha: float = DEFAULT_ALPHA, *, decay: str = "empty-pass", seed: int = DEFAULT_SEED,
-                    backend: str = "auto", progress: Optional[Callable[[int], None]] = None) -> ThresholdResult:
+                    backend: str = "auto", mode: str = "auto",
+                    progress: Optional[Callable[[int], None]] = None) -> ThresholdResult:
     """Threshold Decay Filter (Algorithm 2, Appendix C) as printed, exact.
 
     Scans unselected rows in index order and accepts a row whose min distance to
@@ -183,8 +185,12 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     nothing multiplies ``tau`` by ``alpha`` (``decay="every-pass"``: after every
     pass, as the authors' released code). ``tau=None`` uses :func:`default_tau`.
     When only exact duplicates of selected rows remain, the remaining slots are
-    filled in index order (``n_filled`` says how many).
+    filled in index order (``n_filled`` says how many). ``mode``: "single" updates the
+    pool after every accept, "chunked" once per 256 accepts (same result bit for bit),
+    "auto" chunks large pools.
     """
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
     x = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
@@ -200,8 +206,9 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
         raise ValueError(f"tau must be finite and > 0, got {tau}")
     fn, _ = _impl("threshold_decay", x, backend)
     idx, d2, taus, md, st = [], [], [], None, None
-    for k in _chunks(n, progress):
-        i, d, ta, md, st = fn(x, k, start if md is None else -1, tau, float(alpha), decay == "every-pass", md, st)
+    for k in _chunks(n, progress, 100 if mode == "single" else 10):
+        i, d, ta, md, st = fn(x, k, start if md is None else -1, tau, float(alpha), decay == "every-pass", md, st,
+                              mode)
         idx.append(i)
         d2.append(d)
         taus.append(ta)
@@ -240,7 +247,7 @@ if _backend.loaded():
         return x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(x.shape[0], dtype=_acc(x))
 
     @torch.library.register_fake("fastsel::threshold_decay")
-    def _threshold_fake(x, n, start, tau, alpha, every_pass, min_d2=None, state=None):
+    def _threshold_fake(x, n, start, tau, alpha, every_pass, min_d2=None, state=None, mode="auto"):
         return (x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(n, dtype=torch.float64),
                 x.new_empty(x.shape[0], dtype=_acc(x)), x.new_empty(4, dtype=torch.float64))
 

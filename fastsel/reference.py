@@ -68,8 +68,11 @@ def greedy(x: torch.Tensor, n: int, start: int, min_d2: torch.Tensor | None = No
 
 
 def threshold_decay(x: torch.Tensor, n: int, start: int, tau: float, alpha: float, every_pass: bool,
-                    min_d2: torch.Tensor | None = None, state: torch.Tensor | None = None):
-    """Algorithm 2 (threshold-decay filter) as printed. See ``fastsel::threshold_decay``."""
+                    min_d2: torch.Tensor | None = None, state: torch.Tensor | None = None, mode: str = "single"):
+    """Algorithm 2 (threshold-decay filter) as printed. See ``fastsel::threshold_decay``.
+
+    ``mode`` is accepted for signature parity; the reference updates the pool after every accept.
+    """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if (min_d2 is None) != (state is None):

@@ -158,3 +158,51 @@ def test_reference_matches_kernel_state(rng):
     b = torch.ops.fastsel.threshold_decay(x, 77, 2, 5.0, 0.9, False)
     for u, v in zip(a, b):
         assert torch.equal(u, v)
+
+
+# ---------------------------------------------------------------- chunked accepts (cpp)
+
+needs_ext = pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+
+
+@needs_ext
+@pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
+@pytest.mark.parametrize("tau, alpha", [(2.0, 0.9), (50.0, 0.5), (0.5, 0.99)])
+def test_chunked_equals_literal_algorithm(decay, tau, alpha, rng):
+    x = np.unique(int_pool(rng, 60, 3, -3, 4), axis=0)
+    rng.shuffle(x)
+    n = min(40, len(x))
+    want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass")
+    r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, mode="chunked")
+    assert r.indices.tolist() == want and r.tau_at.tolist() == want_tau
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("pool", ["gauss", "clusters_far", "integers"])
+@pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
+def test_chunked_is_bit_identical_to_single(dtype, pool, decay, rng):
+    c = rng.standard_normal((16, 32)) * 2 + 40.0
+    x = {"gauss": rng.standard_normal((2500, 32)),
+         "clusters_far": c[rng.integers(16, size=2500)] + 0.05 * rng.standard_normal((2500, 32)),
+         "integers": int_pool(rng, 2500, 8, -3, 4)}[pool]
+    x = torch.from_numpy(x).to(dtype)
+    n = 2500 if pool == "integers" else 900  # integers: runs into the duplicate fill
+    a = fastsel.threshold_decay(x, n, 5, decay=decay, mode="single", backend="cpp")
+    b = fastsel.threshold_decay(x, n, 5, decay=decay, mode="chunked", backend="cpp")
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
+    assert torch.equal(a.tau_at, b.tau_at) and a.tau == b.tau and a.n_filled == b.n_filled
+
+
+@needs_ext
+def test_chunked_resumes_from_state(rng):
+    x = torch.from_numpy(rng.standard_normal((3000, 12))).float()
+    whole = fastsel.threshold_decay(x, 1200, 0, 3.0, 0.8, mode="single")
+    seen = []
+    chunked = fastsel.threshold_decay(x, 1200, 0, 3.0, 0.8, mode="chunked", progress=seen.append)
+    assert len(seen) > 1 and torch.equal(whole.indices, chunked.indices) and whole.tau == chunked.tau
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode must be"):
+        fastsel.threshold_decay(torch.randn(4, 2), 2, 0, 1.0, mode="multi")

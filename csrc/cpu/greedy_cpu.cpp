@@ -14,6 +14,7 @@
 #include <limits>
 #include <string>
 
+#include "cpu/multipick.h"
 #include "cpu/rowdist.h"
 #include "utils.h"
 
@@ -25,7 +26,6 @@ std::atomic<int64_t> g_passes{0}, g_picks{0};
 
 constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
 constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
-constexpr int64_t kRowBlock = 8192;      // rows per GEMM tile in the pool update
 }  // namespace
 
 template <typename T, typename Acc>
@@ -64,8 +64,6 @@ template <typename Acc> struct Before {
 template <typename T, typename Acc>
 static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first,
                          int64_t* idx, Acc* d2) {
-  const auto acc = xt.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const double u = acc == at::kDouble ? 0x1p-53 : 0x1p-24;
   std::vector<Acc> buf;
   int64_t t = 0;
   if (first >= 0) {  // the first pick is given: apply it with one ordinary pass
@@ -77,26 +75,12 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   }
   if (t == n) return;
 
-  // Centred copy for the GEMM (distances are translation invariant; centring
-  // removes the cancellation of data far from the origin) and its row norms.
-  at::Tensor mu = at::zeros({d}, xt.options().dtype(at::kDouble));
-  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) mu += xt.narrow(0, r0, std::min(kRowBlock, N - r0)).to(at::kDouble).sum(0);
-  mu = (mu / static_cast<double>(N)).to(acc);
-  at::Tensor xc = at::empty({N, d}, xt.options().dtype(acc));
-  at::Tensor cn = at::empty({N}, xt.options().dtype(at::kDouble));
-  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
-    int64_t rb = std::min(kRowBlock, N - r0);
-    at::Tensor blk = xc.narrow(0, r0, rb);
-    blk.copy_(xt.narrow(0, r0, rb).to(acc) - mu);
-    cn.narrow(0, r0, rb).copy_(blk.to(at::kDouble).square().sum(1).sqrt());
-  }
-  const double* cnp = cn.data_ptr<double>();
+  const Centred C = make_centred(xt);
 
   int64_t M = 256;
   std::vector<int64_t> rows;
   std::vector<Acc> vals;
   std::vector<int64_t> P;
-  std::vector<std::vector<Acc>> pbuf;
   rows.reserve(N);
   while (t < n) {
     // 1. candidates: the top M unselected rows in greedy's order; (theta, itheta) the next one
@@ -148,47 +132,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     // 3. pool update against every pick of the pass
     const int64_t np = static_cast<int64_t>(P.size());
     for (int64_t p : P) md[p] = Acc(-1);
-    at::Tensor pidx = at::from_blob(P.data(), {np}, at::kLong).clone();
-    at::Tensor pc = xc.index_select(0, pidx).t().contiguous();  // (d, P)
-    std::vector<double> pn(np);
-    pbuf.resize(np);
-    std::vector<const Acc*> pexact(np);
-    for (int64_t a = 0; a < np; ++a) {
-      pn[a] = cnp[P[a]];
-      pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
-    }
-    const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * u;
-    for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
-      const int64_t rb = std::min(kRowBlock, N - r0);
-      at::Tensor G = at::mm(xc.narrow(0, r0, rb), pc);  // (rb, P) dot products of centred rows
-      const Acc* gp = G.data_ptr<Acc>();
-      at::parallel_for(0, rb, 256, [&](int64_t i0, int64_t i1) {
-        std::vector<double> lo(np);
-        for (int64_t ii = i0; ii < i1; ++ii) {
-          const int64_t i = r0 + ii;
-          Acc cur = md[i];
-          if (cur < Acc(0)) continue;
-          const double ci = cnp[i];
-          double umin = std::numeric_limits<double>::infinity();
-          for (int64_t a = 0; a < np; ++a) {
-            double s = ci + pn[a];
-            double e = kappa * s * s;
-            double g = ci * ci + pn[a] * pn[a] - 2.0 * static_cast<double>(gp[ii * np + a]);
-            lo[a] = g - e;
-            umin = std::min(umin, g + e);
-          }
-          for (int64_t a = 0; a < np; ++a) {
-            // pick a can set the new minimum only if its lower bound is under
-            // every pick's upper bound and under the current value
-            if (lo[a] <= umin && lo[a] < static_cast<double>(cur)) {
-              Acc v = row_d2_dispatch(x + i * d, pexact[a], d);
-              if (v < cur) cur = v;
-            }
-          }
-          md[i] = cur;
-        }
-      });
-    }
+    update_against<T, Acc>(C, x, N, d, md, P);
     g_picks += np;
     // 4. adapt the candidate count to how many picks a pass yields
     if (2 * np >= M && M < 4096) M *= 2;

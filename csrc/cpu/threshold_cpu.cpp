@@ -1,13 +1,19 @@
-// CPU kernel of fastsel::threshold_decay (schema and contract: csrc/ops.cpp).
-// The literal Algorithm 2 on the incremental machinery of greedy: the
-// min-distances of every row are kept up to date after each accept (one read
-// of the pool per accept), so a pass is a scan of the state for the next row
-// above tau^2, and passes that cannot accept anything are skipped.
+// CPU kernels of fastsel::threshold_decay (schema and contract: csrc/ops.cpp).
+// The literal Algorithm 2 on the incremental machinery of greedy: rows'
+// min-distances to the accepted set are kept exact, so a pass is a scan of the
+// state for rows above tau^2, and passes that cannot accept anything are skipped.
+// single: the pool is updated after every accept (one read per accept).
+// chunked: accepts since the last update are kept pending; a row above tau^2
+//   is checked against the pending accepts in the difference form (the exact
+//   sequential rule), and every K accepts the pool is updated against all of
+//   them by the certified GEMM of multipick.h. Bit-identical to single.
 #include <torch/library.h>
 
 #include <cmath>
 #include <limits>
+#include <string>
 
+#include "cpu/multipick.h"
 #include "cpu/rowdist.h"
 #include "utils.h"
 
@@ -87,10 +93,97 @@ static void threshold_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
   }
 }
 
+constexpr int64_t kPending = 256;        // chunked: accepts between pool updates
+constexpr int64_t kChunkedMinRows = 8192;  // auto: chunked from this pool size ...
+constexpr int64_t kChunkedMinPicks = 64;   // ... and this many accepts
+
+template <typename T, typename Acc>
+static void threshold_chunked(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
+                              int64_t start, double alpha, bool every_pass, TState& s, int64_t* idx, Acc* d2,
+                              double* tau_at) {
+  const Centred C = make_centred(xt);
+  std::vector<int64_t> pend;
+  std::vector<std::vector<Acc>> pbuf;
+  std::vector<const Acc*> prow;
+  int64_t t = 0;
+  auto record = [&](int64_t i, Acc v) {
+    idx[t] = i;
+    d2[t] = v;
+    tau_at[t] = s.tau;
+    ++t;
+    md[i] = Acc(-1);
+  };
+  auto add_pending = [&](int64_t i) {
+    pend.push_back(i);
+    pbuf.emplace_back();
+    prow.push_back(centre<T, Acc>(x + i * d, d, pbuf.back()));
+  };
+  auto flush = [&]() {
+    update_against<T, Acc>(C, x, N, d, md, pend);
+    pend.clear();
+    pbuf.clear();
+    prow.clear();
+  };
+  if (start >= 0) {
+    record(start, md[start]);
+    add_pending(start);
+  }
+  while (t < n) {
+    if (s.pos == 0) {
+      flush();  // the pass-start test needs the exact state
+      Acc best = Acc(-1);
+      for (int64_t i = 0; i < N; ++i) best = std::max(best, md[i]);
+      if (static_cast<double>(best) <= 0.0) {
+        for (int64_t i = 0; i < N && t < n; ++i) {
+          if (md[i] >= Acc(0)) {
+            record(i, md[i]);
+            ++s.filled;
+          }
+        }
+        break;
+      }
+      while (static_cast<double>(best) <= s.tau * s.tau) s.tau *= alpha;
+    }
+    const double thr = s.tau * s.tau;
+    int64_t i = s.pos;
+    bool accepted = false;
+    Acc v = Acc(0);
+    for (; i < N; ++i) {
+      const Acc m = md[i];
+      if (m < Acc(0) || !(static_cast<double>(m) > thr)) continue;  // min-distances only fall
+      v = m;
+      for (size_t a = 0; a < pend.size() && static_cast<double>(v) > thr; ++a) {
+        Acc w = row_d2_dispatch(x + i * d, prow[a], d);
+        if (w < v) v = w;
+      }
+      if (static_cast<double>(v) > thr) {
+        accepted = true;
+        break;
+      }
+    }
+    if (accepted) {
+      record(i, v);
+      add_pending(i);
+      s.added = true;
+      s.pos = i + 1;
+      if (static_cast<int64_t>(pend.size()) >= kPending) flush();
+      continue;
+    }
+    // End of a full pass.
+    if (every_pass || !s.added) s.tau *= alpha;
+    s.pos = 0;
+    s.added = false;
+  }
+  flush();  // the returned state is exact
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cpu(
     const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
-    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state) {
+    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
   check_pool(x_, "x");
+  const std::string mode(mode_);
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
+              mode);
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
   TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
   const int64_t N = x_.size(0), d = x_.size(1);
@@ -122,8 +215,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
     int64_t remaining = 0;
     for (int64_t i = 0; i < N; ++i) remaining += m[i] >= Acc_t(0);
     TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
-    threshold_loop<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
-                                    idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
+    const bool chunked = mode == "chunked" || (mode == "auto" && N >= kChunkedMinRows && n >= kChunkedMinPicks);
+    if (chunked) {
+      threshold_chunked<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
+                                         idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
+    } else {
+      threshold_loop<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
+                                      idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
+    }
   });
   auto st = at::empty({4}, x.options().dtype(at::kDouble));
   double* sp = st.data_ptr<double>();
