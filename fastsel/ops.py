@@ -62,10 +62,14 @@ def as_tensor(x, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name} must be a 2-D array (N, d), got {x.dim()}-D with shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    bad = ~torch.isfinite(x)
-    if bool(bad.any()):
-        row = int(torch.nonzero(bad.any(1))[0])
-        raise ValueError(f"{name} holds NaN or Inf values (first in row {row})")
+    # One streaming read: a NaN or Inf anywhere makes the sum non-finite. Only a
+    # non-finite sum (or an overflow of finite values) needs the element-wise check.
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if not bool(torch.isfinite(x.sum(dtype=acc))):
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            row = int(torch.nonzero(bad.any(1))[0])
+            raise ValueError(f"{name} holds NaN or Inf values (first in row {row})")
     return x.contiguous()
 
 
