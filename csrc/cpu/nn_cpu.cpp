@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "cpu/rowdist.h"
 #include "utils.h"
 
 namespace fastsel {
@@ -37,6 +38,48 @@ template <typename Acc> inline void insert(Acc* vals, int64_t* ids, int64_t kc, 
   }
   vals[p] = v;
   ids[p] = j;
+}
+
+// Scan one row of a GEMM tile: v_j = rn_j - 2 dot_j (the query's own norm is a
+// constant of the row, added back at certification) and insert every v_j that
+// beats the current worst candidate. Chunks whose vector minimum cannot beat
+// the worst are skipped without a scalar pass.
+template <typename Acc>
+FASTSEL_INLINE void scan_row_impl(const Acc* __restrict dot, const Acc* __restrict rn, int64_t n, int64_t j0,
+                                  Acc* vals, int64_t* ids, int64_t kc, int64_t skip) {
+  using V = typename Vec<Acc>::type;
+  constexpr int W = Vec<Acc>::W;
+  constexpr int C = 4 * W;
+  int64_t j = 0;
+  for (; j + C <= n; j += C) {
+    Acc tmp[C];
+    V m;
+    for (int b = 0; b < 4; ++b) {
+      V v = vload<Acc, Acc>(rn + j + b * W) - Acc(2) * vload<Acc, Acc>(dot + j + b * W);
+      __builtin_memcpy(tmp + b * W, &v, sizeof(v));
+      m = b == 0 ? v : (v < m ? v : m);
+    }
+    Acc mn = m[0];
+    for (int e = 1; e < W; ++e) mn = m[e] < mn ? m[e] : mn;
+    if (!(mn < vals[kc - 1])) continue;
+    for (int e = 0; e < C; ++e) {
+      const int64_t gj = j0 + j + e;
+      if (gj != skip) insert<Acc>(vals, ids, kc, tmp[e], gj);
+    }
+  }
+  for (; j < n; ++j) {
+    const int64_t gj = j0 + j;
+    if (gj != skip) insert<Acc>(vals, ids, kc, rn[j] - Acc(2) * dot[j], gj);
+  }
+}
+
+FASTSEL_CLONES void scan_row(const float* dot, const float* rn, int64_t n, int64_t j0, float* vals, int64_t* ids,
+                             int64_t kc, int64_t skip) {
+  scan_row_impl<float>(dot, rn, n, j0, vals, ids, kc, skip);
+}
+FASTSEL_CLONES void scan_row(const double* dot, const double* rn, int64_t n, int64_t j0, double* vals, int64_t* ids,
+                             int64_t kc, int64_t skip) {
+  scan_row_impl<double>(dot, rn, n, j0, vals, ids, kc, skip);
 }
 
 // Bound on |GEMM-form d^2 - true d^2| for centred rows of norms a and b,
@@ -85,43 +128,38 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
   auto cand_v = at::full({Q, kc}, std::numeric_limits<double>::infinity(), query.options().dtype(acc));
   auto cand_i = at::full({Q, kc}, -1, query.options().dtype(at::kLong));
 
+  // centred ref and its squared norms, once
+  at::Tensor rc = at::empty({R, d}, query.options().dtype(acc));
+  for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) {
+    const int64_t rb = std::min(kRefBlock, R - r0);
+    rc.narrow(0, r0, rb).copy_(ref.narrow(0, r0, rb).to(acc) - mu);
+  }
+  at::Tensor rn = (rc * rc).sum(1).contiguous();
+  rmax = rn.max().item<double>();
+
   AT_DISPATCH_FLOATING_TYPES(acc, "fastsel_nn_cpu_gemm", [&] {
     using Acc_t = scalar_t;
     Acc_t* cv = cand_v.data_ptr<Acc_t>();
     int64_t* ci = cand_i.data_ptr<int64_t>();
+    const Acc_t* rnp = rn.data_ptr<Acc_t>();
     for (int64_t q0 = 0; q0 < Q; q0 += kQueryBlock) {
       const int64_t qb = std::min(kQueryBlock, Q - q0);
       at::Tensor qf = (query.narrow(0, q0, qb).to(acc) - mu).contiguous();
-      at::Tensor qn = (qf * qf).sum(1).contiguous();
-      qnorm.narrow(0, q0, qb).copy_(qn.to(at::kDouble).sqrt());
-      const Acc_t* qnp = qn.data_ptr<Acc_t>();
+      qnorm.narrow(0, q0, qb).copy_((qf * qf).sum(1).to(at::kDouble));
       for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) {
         const int64_t rb = std::min(kRefBlock, R - r0);
-        at::Tensor rf = (ref.narrow(0, r0, rb).to(acc) - mu).contiguous();
-        at::Tensor rn = (rf * rf).sum(1).contiguous();
-        if (q0 == 0) rmax = std::max(rmax, rn.max().item<double>());
-        at::Tensor dot = at::mm(qf, rf.t()).contiguous();
-        const Acc_t* rnp = rn.data_ptr<Acc_t>();
+        at::Tensor dot = at::mm(qf, rc.narrow(0, r0, rb).t()).contiguous();
         const Acc_t* dp = dot.data_ptr<Acc_t>();
         at::parallel_for(0, qb, 16, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; ++i) {
             const int64_t gi = q0 + i;
-            Acc_t* vals = cv + gi * kc;
-            int64_t* ids = ci + gi * kc;
-            const Acc_t* row = dp + i * rb;
-            const Acc_t qv = qnp[i];
-            for (int64_t j = 0; j < rb; ++j) {
-              const int64_t gj = r0 + j;
-              if (exclude_self && gj == gi) continue;
-              Acc_t v = qv + rnp[j] - Acc_t(2) * row[j];
-              insert<Acc_t>(vals, ids, kc, v, gj);
-            }
+            scan_row(dp + i * rb, rnp + r0, rb, r0, cv + gi * kc, ci + gi * kc, kc, exclude_self ? gi : -1);
           }
         });
       }
     }
   });
-
+  // candidates hold ||r||^2 - 2 q.r; the query's ||q||^2 is added back below
   rmax = std::sqrt(rmax);
   // Re-rank the candidates by the float64 difference form; ties: lowest index.
   // Queries the GEMM bound cannot certify get a full float64 scan.
@@ -146,8 +184,8 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
         std::sort(c.begin(), c.end());
         bool certified = kc == avail;
         if (!certified) {
-          double worst = static_cast<double>(cvp[i * kc + kc - 1]);
-          certified = worst - gemm_error_bound(qnp[i], rmax, d, u) > c[k - 1].first;
+          double worst = qnp[i] + static_cast<double>(cvp[i * kc + kc - 1]);
+          certified = worst - gemm_error_bound(std::sqrt(qnp[i]), rmax, d, u) > c[k - 1].first;
         }
         if (!certified) {
           // full float64 scan; ascending j with strict < keeps ties low
