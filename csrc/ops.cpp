@@ -76,6 +76,13 @@ TORCH_LIBRARY(fastsel, m) {
   // input) and idx (Q, k) int64.
   m.def("nn(Tensor query, Tensor ref, int k, bool exclude_self=False) -> (Tensor, Tensor)");
 
+  // update_min_d2: the incremental step the distributed ops are built from.
+  // Lowers each unselected row's min_d2 (selected rows hold -1) against every
+  // row of `centres` (P, d), with the same arithmetic as greedy's kernel, and
+  // returns the new state plus a float64 summary [best value, its index (lowest
+  // on ties; -1 if none), first index >= from whose value is > thr (-1 if none)].
+  m.def("update_min_d2(Tensor x, Tensor min_d2, Tensor centres, float thr, int from) -> (Tensor, Tensor)");
+
   // _stream_read: sum of all elements, read once with the same vector units
   // and threads as the kernels; the benchmark's read-bandwidth probe.
   m.def("_stream_read(Tensor x) -> Tensor");

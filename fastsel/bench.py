@@ -346,7 +346,7 @@ def markdown(result: dict) -> str:
             notes.append(f"{ex['vs_faiss']:.2f}× faiss's time")
         if "wrong_nn_clustered" in ex:
             notes.append(f"wrong 1-NN on far clustered data: {ex['wrong_nn_clustered']}")
-        if "accepts_timed" in ex:
+        if "accepts_timed" in ex and ex["accepts_timed"] < r["n"]:
             notes.append(f"lower bound: {ex['accepts_timed']} accepts in {ex['budget_s']} s, extrapolated linearly")
         if "R" in ex:
             notes.insert(0, f"Q={r['N']} R={ex['R']}")

@@ -259,6 +259,10 @@ if _backend.loaded():
     def _nn_fake(query, ref, k, exclude_self=False):
         return query.new_empty(query.shape[0], k, dtype=_acc(query)), query.new_empty(query.shape[0], k, dtype=torch.int64)
 
+    @torch.library.register_fake("fastsel::update_min_d2")
+    def _update_fake(x, min_d2, centres, thr, frm):
+        return x.new_empty(x.shape[0], dtype=_acc(x)), x.new_empty(3, dtype=torch.float64)
+
     @torch.library.register_fake("fastsel::_greedy_stats")
     def _stats_fake():
         return torch.empty(2, dtype=torch.int64)

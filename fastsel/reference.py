@@ -189,3 +189,21 @@ def nn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = Fals
         out_d[q0:q0 + query_block] = bd.sqrt().to(acc)
         out_i[q0:q0 + query_block] = bi
     return out_d, out_i
+
+
+def update_min_d2(x: torch.Tensor, min_d2: torch.Tensor, centres: torch.Tensor, thr: float, frm: int):
+    """Lower ``min_d2`` against each centre row; summary [best, best index, first index >= frm above thr].
+    See ``fastsel::update_min_d2``."""
+    md = min_d2.clone()
+    for c in centres:
+        md = torch.minimum(md, sq_dist_to(x, c))
+    return md, state_summary(md, thr, frm)
+
+
+def state_summary(md: torch.Tensor, thr: float, frm: int) -> torch.Tensor:
+    """[largest value (-1 if no unselected row), its lowest index (-1), first index >= frm with value > thr (-1)]."""
+    best = float(md.max()) if md.numel() else -1.0
+    bi = int(torch.argmax(md)) if md.numel() and best >= 0 else -1
+    hit = torch.nonzero((md[frm:] >= 0) & (md[frm:].double() > thr)) if frm < md.numel() else torch.empty(0)
+    fi = frm + int(hit[0]) if hit.numel() else -1
+    return torch.tensor([max(best, -1.0), float(bi), float(fi)], dtype=torch.float64)

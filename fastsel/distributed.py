@@ -1,0 +1,258 @@
+"""Selection over a pool sharded by rows across the ranks of a ``torch.distributed`` group.
+
+Each rank holds a contiguous block of rows of the global pool (``shard_rows`` gives the
+usual split; shards may be of any size, empty included) and keeps its rows' min-distances.
+Per step only the winner crosses the group: an all-reduce of the best value, an all-reduce
+of the lowest global index holding it, and a broadcast of one feature row -- traffic per pick
+is O(d), independent of N. The local arithmetic is the single-process kernel's
+(``fastsel::update_min_d2`` for backend "cpp", :mod:`fastsel.reference` for "torch"), so the
+results equal the single-process op's bit for bit (ties: lowest global index).
+
+Works with any backend torch.distributed offers (gloo on CPUs, NCCL on GPUs: put the shard
+on the rank's device).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from . import ops, reference
+from .ops import GreedyResult, NNResult, ThresholdResult
+
+_BIG = 2**62
+
+
+def shard_rows(N: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows [lo, hi) of an N-row pool that rank ``rank`` of ``world`` holds (sizes differ by at most 1)."""
+    base, extra = divmod(N, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
+
+
+class _Group:
+    """Shard layout and the few collectives the ops need, with a byte counter."""
+
+    def __init__(self, x_local: torch.Tensor, group=None):
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world = dist.get_world_size(group)
+        self.dev = x_local.device
+        n = torch.tensor([x_local.shape[0], x_local.shape[1] if x_local.dim() == 2 else -1], device=self.dev)
+        sizes = [torch.zeros_like(n) for _ in range(self.world)]
+        dist.all_gather(sizes, n, group=group)
+        self.sizes = [int(s[0]) for s in sizes]
+        dims = {int(s[1]) for s in sizes}
+        if len(dims) != 1 or -1 in dims:
+            raise ValueError(f"every rank's shard must be 2-D with the same d, got d's {sorted(dims)}")
+        self.d = dims.pop()
+        self.offsets = [sum(self.sizes[:r]) for r in range(self.world)]
+        self.N = sum(self.sizes)
+        self.off = self.offsets[self.rank]
+        self.n_local = self.sizes[self.rank]
+        self.bytes = 0  # bytes this rank contributes to collectives in the selection loop
+
+    def owner(self, i: int) -> int:
+        for r in range(self.world - 1, -1, -1):
+            if self.sizes[r] and i >= self.offsets[r]:
+                return r
+        raise IndexError(i)
+
+    def max_then_lowest(self, value: float, index: int) -> tuple[float, int]:
+        """Global (largest value, lowest global index holding it); index -1 when no rank has one."""
+        v = torch.tensor([value], dtype=torch.float64, device=self.dev)
+        dist.all_reduce(v, op=dist.ReduceOp.MAX, group=self.group)
+        i = torch.tensor([index if (index >= 0 and value == float(v)) else _BIG], dtype=torch.int64, device=self.dev)
+        dist.all_reduce(i, op=dist.ReduceOp.MIN, group=self.group)
+        self.bytes += 16
+        gi = int(i)
+        return float(v), (gi if gi < _BIG else -1)
+
+    def min_index(self, index: int) -> int:
+        i = torch.tensor([index if index >= 0 else _BIG], dtype=torch.int64, device=self.dev)
+        dist.all_reduce(i, op=dist.ReduceOp.MIN, group=self.group)
+        self.bytes += 8
+        return int(i) if int(i) < _BIG else -1
+
+    def max_value(self, value: float) -> float:
+        v = torch.tensor([value], dtype=torch.float64, device=self.dev)
+        dist.all_reduce(v, op=dist.ReduceOp.MAX, group=self.group)
+        self.bytes += 8
+        return float(v)
+
+    def row(self, x_local: torch.Tensor, i: int, extra: float = 0.0) -> tuple[torch.Tensor, float]:
+        """Broadcast global row ``i`` (and one float64 from its owner) to every rank."""
+        src = self.owner(i)
+        buf = torch.empty(self.d, dtype=x_local.dtype, device=self.dev)
+        val = torch.tensor([extra], dtype=torch.float64, device=self.dev)
+        if src == self.rank:
+            buf.copy_(x_local[i - self.off])
+        dist.broadcast(buf, src=dist.get_global_rank(self.group, src) if self.group is not None else src,
+                       group=self.group)
+        dist.broadcast(val, src=dist.get_global_rank(self.group, src) if self.group is not None else src,
+                       group=self.group)
+        if src == self.rank:
+            self.bytes += buf.numel() * buf.element_size() + 8
+        return buf, float(val)
+
+    def all_indices(self, local: torch.Tensor) -> torch.Tensor:
+        """Concatenate each rank's int64 global indices, in rank (= index) order."""
+        n = torch.tensor([local.numel()], device=self.dev)
+        counts = [torch.zeros_like(n) for _ in range(self.world)]
+        dist.all_gather(counts, n, group=self.group)
+        m = max(int(c) for c in counts)
+        pad = torch.full((m,), -1, dtype=torch.int64, device=self.dev)
+        pad[: local.numel()] = local
+        bufs = [torch.empty_like(pad) for _ in range(self.world)]
+        dist.all_gather(bufs, pad, group=self.group)
+        self.bytes += m * 8
+        return torch.cat([b[: int(c)] for b, c in zip(bufs, counts)])
+
+
+def _local(x_local: torch.Tensor, backend: str):
+    """The local update step: the compiled op or the reference, and an empty-shard stand-in."""
+    if x_local.shape[0] == 0:
+        def empty_update(x, md, centres, thr, frm):
+            return md, torch.tensor([-1.0, -1.0, -1.0], dtype=torch.float64)
+        return empty_update
+    fn, _ = ops._impl("update_min_d2", x_local, backend)
+    return fn
+
+
+def _prepare(x_local, backend):
+    if x_local.dim() != 2:
+        raise ValueError(f"the shard must be 2-D (rows, d), got {x_local.dim()}-D")
+    if x_local.shape[0]:
+        x_local = ops.as_tensor(x_local, "shard")
+    acc = reference.acc_dtype(x_local.dtype)
+    md = torch.full((x_local.shape[0],), math.inf, dtype=acc, device=x_local.device)
+    return x_local, md, _local(x_local, backend)
+
+
+def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED,
+           backend: str = "auto", group=None, stats: Optional[dict] = None) -> GreedyResult:
+    """Greedy selection (Algorithm 1) over a row-sharded pool; every rank gets the same result.
+
+    ``x_local``: this rank's rows (a contiguous block, rank order = global row order).
+    ``start``: a global row index (drawn from ``seed`` when None). ``stats``, when given, is
+    filled with ``bytes_per_pick`` (what this rank sent per pick) and ``N``.
+    """
+    G = _Group(x_local, group)
+    x_local, md, update = _prepare(x_local, backend)
+    n = ops._check_n(n, G.N)
+    start = ops._check_start(start, G.N, seed)
+    idx = torch.empty(n, dtype=torch.int64)
+    d2 = torch.empty(n, dtype=md.dtype)
+    pick, val = start, math.inf
+    no_thr = math.inf
+    for t in range(n):
+        idx[t], d2[t] = pick, val
+        row, _ = G.row(x_local, pick)
+        if G.owner(pick) == G.rank:
+            md[pick - G.off] = -1
+        md, s = update(x_local, md, row[None], no_thr, G.n_local)
+        if t + 1 < n:
+            lb, li = float(s[0]), int(s[1])
+            val, pick = G.max_then_lowest(lb, G.off + li if li >= 0 else -1)
+    if stats is not None:
+        stats.update(bytes_per_pick=G.bytes / n, N=G.N, world=G.world)
+    return GreedyResult(idx, d2.sqrt())
+
+
+def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, tau: Optional[float] = None,
+                    alpha: float = ops.DEFAULT_ALPHA, *, decay: str = "empty-pass", seed: int = ops.DEFAULT_SEED,
+                    backend: str = "auto", group=None) -> ThresholdResult:
+    """Threshold Decay Filter (Algorithm 2) over a row-sharded pool; same result as the
+    single-process op. ``tau`` must be given (the data-derived default needs the whole pool)."""
+    G = _Group(x_local, group)
+    x_local, md, update = _prepare(x_local, backend)
+    n = ops._check_n(n, G.N)
+    start = ops._check_start(start, G.N, seed)
+    if tau is None or not (math.isfinite(float(tau)) and float(tau) > 0):
+        raise ValueError(f"tau must be given, finite and > 0 for the sharded filter, got {tau}")
+    if not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if decay not in ("empty-pass", "every-pass"):
+        raise ValueError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
+    tau, alpha, every_pass = float(tau), float(alpha), decay == "every-pass"
+    idx = torch.empty(n, dtype=torch.int64)
+    d2 = torch.empty(n, dtype=md.dtype)
+    tau_at = torch.empty(n, dtype=torch.float64)
+    t, pos, added, filled = 0, 0, False, 0
+
+    def local_from(p):
+        return min(max(p - G.off, 0), G.n_local)
+
+    def accept(i):
+        nonlocal md, t
+        mine = G.owner(i) == G.rank
+        row, v = G.row(x_local, i, float(md[i - G.off]) if mine else 0.0)
+        idx[t], d2[t], tau_at[t] = i, v, tau
+        t += 1
+        if mine:
+            md[i - G.off] = -1
+        md, _ = update(x_local, md, row[None], math.inf, G.n_local)
+
+    accept(start)
+    while t < n:
+        if pos == 0:
+            best = G.max_value(float(md.max()) if G.n_local else -1.0)
+            if best <= 0.0:
+                rest = G.all_indices(G.off + torch.nonzero(md >= 0).flatten().cpu())
+                for i in rest.tolist()[: n - t]:
+                    idx[t], d2[t], tau_at[t] = i, 0.0, tau
+                    t += 1
+                    filled += 1
+                break
+            while best <= tau * tau:
+                tau *= alpha
+        s = reference.state_summary(md, tau * tau, local_from(pos)) if G.n_local else torch.tensor([-1.0, -1, -1])
+        i = G.min_index(G.off + int(s[2]) if int(s[2]) >= 0 else -1)
+        if i >= 0:
+            added, pos = True, i + 1
+            accept(i)
+            continue
+        if every_pass or not added:
+            tau *= alpha
+        pos, added = 0, False
+    return ThresholdResult(idx, d2.sqrt(), tau_at, tau, filled)
+
+
+def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self: bool = False,
+       backend: str = "auto", group=None) -> NNResult:
+    """Exact k-NN of ``query`` (the same on every rank) among a row-sharded ref; every rank
+    gets the global answer (global ref indices, ties lowest). ``exclude_self``: the query is
+    the whole pool in global order, and row i never matches itself."""
+    G = _Group(ref_local, group)
+    query = ops.as_tensor(query, "query")
+    avail = G.N - int(exclude_self)
+    if not 1 <= k <= avail:
+        raise ValueError(f"k must be in [1, {avail}], got {k}")
+    if exclude_self and query.shape[0] != G.N:
+        raise ValueError(f"exclude_self needs the whole pool as query ({G.N} rows), got {query.shape[0]}")
+    Q = query.shape[0]
+    kk = min(k + int(exclude_self), G.n_local)
+    acc = reference.acc_dtype(query.dtype)
+    cand_d = torch.full((Q, k + 1), math.inf, dtype=acc)
+    cand_e = torch.full((Q, k + 1), math.inf, dtype=torch.float64)
+    cand_i = torch.full((Q, k + 1), _BIG, dtype=torch.int64)
+    if kk > 0:
+        r = ops.nn(query, ref_local, k=kk, backend=backend)
+        gi = r.indices + G.off
+        e = ((query.double()[:, None, :] - ref_local.double()[r.indices]) ** 2).sum(-1)  # float64 order key
+        if exclude_self:
+            self_hit = gi == torch.arange(Q)[:, None]
+            e = e.masked_fill(self_hit, math.inf)
+            gi = gi.masked_fill(self_hit, _BIG)
+        cand_d[:, :kk], cand_e[:, :kk], cand_i[:, :kk] = r.distances, e, gi
+    bufs = [[torch.empty_like(t) for _ in range(G.world)] for t in (cand_d, cand_e, cand_i)]
+    for b, t in zip(bufs, (cand_d, cand_e, cand_i)):
+        dist.all_gather(b, t, group=group)
+    D, E, I = (torch.cat(b, 1) for b in bufs)
+    # order by (float64 distance, global index)
+    I_sorted, o1 = torch.sort(I, dim=1)
+    E, D = torch.gather(E, 1, o1), torch.gather(D, 1, o1)
+    o2 = torch.sort(E, dim=1, stable=True).indices[:, :k]
+    return NNResult(torch.gather(D, 1, o2), torch.gather(I_sorted, 1, o2))

@@ -1,0 +1,129 @@
+"""Sharded ops over a gloo process group on loopback, spawned by the test (2 and 4 processes),
+compared with the single-process ops: identical indices, shards of unequal size and an empty one."""
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import fastsel
+from fastsel import distributed as D
+
+from conftest import BACKENDS, clustered_pool, int_pool
+
+
+def _pools():
+    rng = np.random.default_rng(1234)
+    return {
+        "gauss": torch.from_numpy(rng.standard_normal((300, 12))).float(),
+        "clusters_far": torch.from_numpy(clustered_pool(rng, 300, 12, clusters=6, spread=0.05, offset=30.0)).float(),
+        "integers": torch.from_numpy(int_pool(rng, 300, 4, -2, 3)).float(),  # ties and duplicates
+    }
+
+
+def _splits(N, world):
+    even = [D.shard_rows(N, r, world) for r in range(world)]
+    if world == 2:
+        uneven = [(0, 37), (37, N)]
+    else:
+        uneven = [(0, 0), (0, 137), (137, 140), (140, N)]  # rank 0 empty
+    return {"even": even, "uneven": uneven}
+
+
+CASES = [("greedy", {}), ("threshold", {"decay": "empty-pass"}), ("threshold", {"decay": "every-pass"}),
+         ("nn", {})]
+
+
+def _run_case(op, kw, x, lo, hi, backend, group=None):
+    xl = x[lo:hi]
+    if op == "greedy":
+        return D.greedy(xl, 120, 7, backend=backend, group=group).indices
+    if op == "threshold":
+        r = D.threshold_decay(xl, 150, 7, 1.5, 0.8, backend=backend, group=group, **kw)
+        return torch.cat([r.indices, r.tau_at.to(torch.int64) * 0 + int(r.n_filled)])
+    r = D.nn(x[:200], xl, k=3, backend=backend, group=group)
+    s = D.nn(x, xl, k=2, exclude_self=True, backend=backend, group=group)
+    return torch.cat([r.indices.flatten(), s.indices.flatten()])
+
+
+def _single(op, kw, x, backend):
+    if op == "greedy":
+        return fastsel.greedy(x, 120, 7, backend=backend).indices
+    if op == "threshold":
+        r = fastsel.threshold_decay(x, 150, 7, 1.5, 0.8, backend=backend, **kw)
+        return torch.cat([r.indices, r.tau_at.to(torch.int64) * 0 + int(r.n_filled)])
+    r = fastsel.nn(x[:200], x, k=3, backend=backend)
+    s = fastsel.nn(x, k=2, exclude_self=True, backend=backend)
+    return torch.cat([r.indices.flatten(), s.indices.flatten()])
+
+
+def _worker(rank, world, port, backend, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=__import__("datetime").timedelta(seconds=60))
+    try:
+        res = {}
+        for pname, x in _pools().items():
+            for sname, split in _splits(x.shape[0], world).items():
+                lo, hi = split[rank]
+                for ci, (op, kw) in enumerate(CASES):
+                    res[f"{pname}/{sname}/{ci}"] = _run_case(op, kw, x, lo, hi, backend)
+        stats = {}
+        D.greedy(_pools()["gauss"][slice(*D.shard_rows(300, rank, world))], 50, 0, backend=backend, stats=stats)
+        res["bytes_per_pick"] = torch.tensor(stats["bytes_per_pick"])
+        if rank == 0:
+            torch.save(res, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sharded_ops_equal_single_process(world, backend, tmp_path):
+    out = str(tmp_path / "res.pt")
+    ctx = mp.start_processes(_worker, args=(world, _free_port(), backend, out), nprocs=world, join=False,
+                             start_method="spawn")
+    while not ctx.join(timeout=120):
+        pass
+    res = torch.load(out, weights_only=True)
+    for pname, x in _pools().items():
+        for sname in ("even", "uneven"):
+            for ci, (op, kw) in enumerate(CASES):
+                want = _single(op, kw, x, backend)
+                got = res[f"{pname}/{sname}/{ci}"]
+                assert torch.equal(got, want), f"{pname}/{sname}/{op}{kw}"
+    d = 12
+    # per pick: one row broadcast by its owner + two 8-byte all-reduces, independent of N
+    assert float(res["bytes_per_pick"]) <= (d * 4 + 8) + 16 + 1e-9
+
+
+def test_shard_rows_cover_the_pool():
+    for N, world in [(10, 3), (3, 4), (0, 2), (1000, 7)]:
+        spans = [D.shard_rows(N, r, world) for r in range(world)]
+        assert spans[0][0] == 0 and spans[-1][1] == N
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert max(b - a for a, b in spans) - min(b - a for a, b in spans) <= 1
+
+
+def test_threshold_needs_tau():
+    if not dist.is_available():
+        pytest.skip("torch.distributed unavailable")
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        with pytest.raises(ValueError, match="tau must be given"):
+            D.threshold_decay(torch.randn(10, 2), 3, 0)
+        x = torch.randn(50, 3)
+        assert torch.equal(D.greedy(x, 20, 1).indices, fastsel.greedy(x, 20, 1).indices)
+    finally:
+        dist.destroy_process_group()

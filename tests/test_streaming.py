@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import torch
+
+import fastsel
+from fastsel import streaming as S
+from conftest import BACKENDS, int_pool
+
+
+def _sorted_clusters(rng, N=6000, d=16, k=64):
+    c = rng.standard_normal((k, d)) * 10
+    lab = np.sort(rng.integers(k, size=N))  # stored cluster by cluster
+    return (c[lab] + 0.05 * rng.standard_normal((N, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_streaming_equals_in_memory_and_skips_chunks(backend, rng, tmp_path):
+    x = _sorted_clusters(rng)
+    np.save(tmp_path / "p.npy", x)
+    pool = np.load(tmp_path / "p.npy", mmap_mode="r")
+    st = {}
+    a = S.greedy(pool, 800, 3, chunk_rows=96, backend=backend, stats=st)  # ~one cluster per chunk
+    b = fastsel.greedy(x, 800, 3, backend=backend)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
+    assert st["skip_rate"] >= 0.5, st
+
+
+def test_streaming_random_order_and_ties(rng):
+    x = int_pool(rng, 2000, 5, -2, 3).astype(np.float32)
+    st = {}
+    a = S.greedy(x, 2000, 0, chunk_rows=300, stats=st)
+    assert torch.equal(a.indices, fastsel.greedy(x, 2000, 0).indices)
+    assert st["chunk_reads"] + st["chunk_skips"] == 2000 * 7
+
+
+def test_streaming_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        S.greedy(np.zeros(5, dtype=np.float32), 2)
+    with pytest.raises(ValueError, match="NaN"):
+        S.greedy(np.array([[0.0, np.nan], [1.0, 1.0]], dtype=np.float32), 1)
