@@ -137,7 +137,7 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
 
     ``x_local``: this rank's rows (a contiguous block, rank order = global row order).
     ``start``: a global row index (drawn from ``seed`` when None). ``stats``, when given, is
-    filled with ``bytes_per_pick`` (what this rank sent per pick) and ``N``.
+    filled with ``bytes_per_pick`` (what all ranks together sent into collectives per pick) and ``N``.
     """
     G = _Group(x_local, group)
     x_local, md, update = _prepare(x_local, backend)
@@ -157,7 +157,9 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
             lb, li = float(s[0]), int(s[1])
             val, pick = G.max_then_lowest(lb, G.off + li if li >= 0 else -1)
     if stats is not None:
-        stats.update(bytes_per_pick=G.bytes / n, N=G.N, world=G.world)
+        total = torch.tensor([float(G.bytes)], dtype=torch.float64, device=G.dev)
+        dist.all_reduce(total, group=group)
+        stats.update(bytes_per_pick=float(total) / n, N=G.N, world=G.world)
     return GreedyResult(idx, d2.sqrt())
 
 

@@ -162,3 +162,24 @@ def test_python_dash_m_entry_point(feats, tmp_path):
     p = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", feats, "--n", "999"], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_select_under_torchrun_equals_single_process(feats, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for method in ("greedy", "threshold"):
+        out = tmp_path / f"dist-{method}.npy"
+        p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                            "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "fastsel", "select",
+                            "--in", feats, "-n", "60", "--method", method, "--out", str(out), "--json",
+                            "--no-metrics"], capture_output=True, text=True, timeout=240,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert p.returncode == 0, p.stderr[-2000:]
+        s = json.loads(p.stdout.strip().splitlines()[-1])
+        assert s["world_size"] == 2
+        r = run("select", "--in", feats, "--n", 60, "--method", method, "--out", tmp_path / "single.npy",
+                "--no-metrics")
+        assert r.exit_code == 0
+        assert np.load(out).tolist() == np.load(tmp_path / "single.npy").tolist()

@@ -40,7 +40,8 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--in", "inp", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Feature file: .npy (memory-mapped) or .npz (see --key), shape (N, d).")
 @click.option("--key", default=None, help="Array name inside a .npz file.")
-@click.option("--n", "n", required=True, type=click.IntRange(min=1), help="Number of rows to select.")
+@click.option("-n", "--n", "n", required=True, type=click.IntRange(min=1),
+              help="Number of rows to select (-n under torchrun, whose own parser claims --n).")
 @click.option("--method", type=click.Choice(METHODS), default="greedy", show_default=True)
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick (default: drawn from --seed).")
@@ -72,6 +73,9 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
         raise ValueError(f"--n {n} is larger than the pool ({N} rows in {inp})")
     if start is not None and start >= N:
         raise ValueError(f"--start {start} is out of range for a pool of {N} rows")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and method != "random":
+        return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics,
+                               as_json)
     x = ops.as_tensor(np.asarray(arr))
     op = "threshold_decay" if method == "threshold" else "greedy"
     used_backend = "torch" if method == "random" else ops.resolve_backend(op, "cpu", backend)
@@ -83,6 +87,11 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
     seconds = time.perf_counter() - t0
     save_npy(out, idx.numpy().astype(np.int64))
     summary = {"N": N, "d": d, "n": n, "method": method, "backend": used_backend, "seconds": seconds, "out": out}
+    _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
+
+
+def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
+    n, method, d = summary["n"], summary["method"], summary["d"]
     if not no_metrics:
         rows = pool_rows(N, seed)
         summary["selection"] = set_metrics(x[idx], backend)
@@ -91,6 +100,7 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
     if as_json:
         emit_json(summary)
         return
+    used_backend, seconds, out = summary["backend"], summary["seconds"], summary["out"]
     click.echo(f"selected {n} of {N} rows (d={d}) with {method} [{used_backend}] in {seconds:.3f} s -> {out}")
     if not no_metrics:
         s, p = summary["selection"], summary["pool"]
@@ -98,3 +108,39 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
         click.echo(f"  {'selection':10s} {fmt(s['entropy'], 2):>12s} {fmt(s['mnnd']):>10s}")
         label = "pool" if p["rows"] == N else f"pool~{p['rows']}"
         click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")
+
+
+def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics, as_json):
+    """Under torchrun: each rank memory-maps only its row slice; rank 0 writes the one output."""
+    import torch.distributed as dist
+
+    from .. import distributed as D
+
+    own_group = not dist.is_initialized()
+    if own_group:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        N, d = arr.shape
+        lo, hi = D.shard_rows(N, rank, world)
+        x_local = torch.from_numpy(np.array(arr[lo:hi]))
+        if method == "threshold" and tau is None:
+            tau = ops.default_tau(arr, n)  # reads the same <= 4096 strided rows on every rank
+        t0 = time.perf_counter()
+        if method == "greedy":
+            idx = D.greedy(x_local, n, start, seed=seed, backend=backend).indices
+        else:
+            idx = D.threshold_decay(x_local, n, start, tau, alpha, decay=decay, seed=seed, backend=backend).indices
+        seconds = time.perf_counter() - t0
+        if rank != 0:
+            return
+        out = out or default_out(inp, method, n)
+        save_npy(out, idx.numpy().astype(np.int64))
+        op = "threshold_decay" if method == "threshold" else "update_min_d2"
+        summary = {"N": N, "d": d, "n": n, "method": method, "backend": ops.resolve_backend(op, "cpu", backend),
+                   "seconds": seconds, "out": out, "world_size": world}
+        x = ops.as_tensor(np.asarray(arr)) if not no_metrics else None
+        _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
