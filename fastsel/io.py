@@ -19,8 +19,12 @@ class DataError(ValueError):
     """A problem with the contents of an input file (exit status 1 in the CLI)."""
 
 
-def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.ndarray:
-    """Load a 2-D feature array from ``.npy`` (memory-mapped) or ``.npz`` (``key``, or its only array)."""
+def load_features(path: str, key: str | None = None, mmap: bool = True, check: bool = True) -> np.ndarray:
+    """Load a 2-D feature array from ``.npy`` (memory-mapped) or ``.npz`` (``key``, or its only array).
+
+    ``check=False`` checks shape and dtype only, leaving the NaN/Inf scan of the rows to the
+    caller (a sharded run checks each rank's own slice).
+    """
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
@@ -45,11 +49,11 @@ def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.nd
         raise DataError(f"{path}: not a readable .npy/.npz feature file ({msg})") from None
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{path}: not a single array")
-    check_features(arr, path)
+    check_features(arr, path, finite=check)
     return arr
 
 
-def check_features(arr: np.ndarray, name: str = "features") -> None:
+def check_features(arr: np.ndarray, name: str = "features", finite: bool = True) -> None:
     """Shape, dtype and finiteness checks with one clear message each."""
     if arr.dtype.kind not in "fiu":
         raise DataError(f"{name}: features must be numbers, got dtype {arr.dtype}")
@@ -57,7 +61,7 @@ def check_features(arr: np.ndarray, name: str = "features") -> None:
         raise DataError(f"{name}: features must be a 2-D array (N, d), got {arr.ndim}-D with shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise DataError(f"{name}: features are empty (shape {arr.shape})")
-    if arr.dtype.kind == "f":
+    if finite and arr.dtype.kind == "f":
         # chunked so a memory-mapped pool is scanned without a full copy
         step = max(1, (1 << 26) // max(1, arr.shape[1] * arr.itemsize))
         for a in range(0, arr.shape[0], step):

@@ -67,13 +67,14 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
     Example:
       fastsel select --in feats.npy --n 32768
     """
-    arr = load_features(inp, key)
+    sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1 and method != "random"
+    arr = load_features(inp, key, check=not sharded)  # a sharded rank checks only its own rows
     N, d = arr.shape
     if n > N:
         raise ValueError(f"--n {n} is larger than the pool ({N} rows in {inp})")
     if start is not None and start >= N:
         raise ValueError(f"--start {start} is out of range for a pool of {N} rows")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and method != "random":
+    if sharded:
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics,
                                as_json)
     x = ops.as_tensor(np.asarray(arr))
@@ -124,6 +125,18 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend
         N, d = arr.shape
         lo, hi = D.shard_rows(N, rank, world)
         x_local = torch.from_numpy(np.array(arr[lo:hi]))
+        problem = None
+        if x_local.shape[0]:
+            try:  # NaN/Inf check of this rank's slice; every rank learns whether any failed
+                x_local = ops.as_tensor(x_local, f"{inp} rows {lo}:{hi}")
+            except ValueError as e:
+                problem = str(e)
+        ok = torch.tensor([0 if problem else 1])
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if problem:
+            raise ValueError(problem)
+        if not int(ok):
+            raise ValueError(f"{inp}: another rank found NaN or Inf in its rows")
         if method == "threshold" and tau is None:
             tau = ops.default_tau(arr, n)  # reads the same <= 4096 strided rows on every rank
         t0 = time.perf_counter()
