@@ -55,8 +55,9 @@ def warn_once(op: str, reason: str) -> None:
         return
     _warned.add(key)
     msg = f"fastsel: {op} uses the PyTorch fallback ({reason})"
-    log.warning(msg)
-    if not log.handlers and not logging.getLogger().handlers:
+    if log.handlers or logging.getLogger().handlers:
+        log.warning(msg)  # the application configured logging: let it route the message
+    else:
         print(msg, file=sys.stderr)
 
 

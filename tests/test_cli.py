@@ -183,3 +183,12 @@ def test_select_under_torchrun_equals_single_process(feats, tmp_path):
                 "--no-metrics")
         assert r.exit_code == 0
         assert np.load(out).tolist() == np.load(tmp_path / "single.npy").tolist()
+
+
+def test_fallback_says_why_once(feats, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", feats, "-n", "5", "--out",
+                        str(tmp_path / "o.npy"), "--no-metrics"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, FASTSEL_DISABLE_EXTENSION="1"))
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("uses the PyTorch fallback (extension not loaded: disabled by") == 1
+    assert "[torch]" in p.stdout
