@@ -124,6 +124,18 @@ def _chunks(n: int, progress, parts: int = 100) -> list:
     return [min(step, n - a) for a in range(0, n, step)]
 
 
+def _resumable(call, n: int, progress, parts: int) -> list:
+    """Run a resumable op: one call, or about ``parts`` calls that each continue from the
+    previous call's outputs (state) when progress is reported. Returns every call's outputs.
+    Multi-pick / chunked modes restart some set-up per call, hence fewer parts for them."""
+    outs = []
+    for k in _chunks(n, progress, parts):
+        outs.append(call(k, outs[-1] if outs else None))
+        if progress is not None:
+            progress(k)
+    return outs
+
+
 # --------------------------------------------------------------------------- ops
 
 GREEDY_MODES = ("auto", "single", "multi")
@@ -147,15 +159,9 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     fn, _ = _impl("greedy", x, backend)
-    idx, d2, md = [], [], None
-    # multi-pick passes restart per call (centred copy, candidate count): few calls
-    for k in _chunks(n, progress, 100 if mode == "single" else 10):
-        i, d, md = fn(x, k, start if md is None else -1, md, mode)
-        idx.append(i)
-        d2.append(d)
-        if progress is not None:
-            progress(k)
-    return GreedyResult(torch.cat(idx), torch.cat(d2).sqrt())
+    outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2], mode),
+                      n, progress, 100 if mode == "single" else 10)
+    return GreedyResult(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]).sqrt())
 
 
 def default_tau(x, n: int) -> float:
@@ -209,16 +215,14 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"tau must be finite and > 0, got {tau}")
     fn, _ = _impl("threshold_decay", x, backend)
-    idx, d2, taus, md, st = [], [], [], None, None
-    for k in _chunks(n, progress, 100 if mode == "single" else 10):
-        i, d, ta, md, st = fn(x, k, start if md is None else -1, tau, float(alpha), decay == "every-pass", md, st,
-                              mode)
-        idx.append(i)
-        d2.append(d)
-        taus.append(ta)
-        if progress is not None:
-            progress(k)
-    return ThresholdResult(torch.cat(idx), torch.cat(d2).sqrt(), torch.cat(taus), float(st[0]), int(st[3]))
+
+    def call(k, prev):
+        md, st = (None, None) if prev is None else (prev[3], prev[4])
+        return fn(x, k, start if prev is None else -1, tau, float(alpha), decay == "every-pass", md, st, mode)
+    outs = _resumable(call, n, progress, 100 if mode == "single" else 10)
+    st = outs[-1][4]
+    return ThresholdResult(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]).sqrt(),
+                           torch.cat([o[2] for o in outs]), float(st[0]), int(st[3]))
 
 
 def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str = "auto") -> NNResult:
