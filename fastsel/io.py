@@ -19,11 +19,11 @@ class DataError(ValueError):
     """A problem with the contents of an input file (exit status 1 in the CLI)."""
 
 
-def load_features(path: str, key: str | None = None, mmap: bool = True, check: bool = True) -> np.ndarray:
+def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.ndarray:
     """Load a 2-D feature array from ``.npy`` (memory-mapped) or ``.npz`` (``key``, or its only array).
 
-    ``check=False`` checks shape and dtype only, leaving the NaN/Inf scan of the rows to the
-    caller (a sharded run checks each rank's own slice).
+    Checks shape and dtype here; NaN/Inf are caught by :func:`fastsel.ops.as_tensor` when the
+    rows are used (one streaming pass, and a sharded run reads only its own rows).
     """
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
@@ -49,26 +49,18 @@ def load_features(path: str, key: str | None = None, mmap: bool = True, check: b
         raise DataError(f"{path}: not a readable .npy/.npz feature file ({msg})") from None
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{path}: not a single array")
-    check_features(arr, path, finite=check)
+    check_features(arr, path)
     return arr
 
 
-def check_features(arr: np.ndarray, name: str = "features", finite: bool = True) -> None:
-    """Shape, dtype and finiteness checks with one clear message each."""
+def check_features(arr: np.ndarray, name: str = "features") -> None:
+    """Dtype and shape checks with one clear message each."""
     if arr.dtype.kind not in "fiu":
         raise DataError(f"{name}: features must be numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise DataError(f"{name}: features must be a 2-D array (N, d), got {arr.ndim}-D with shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise DataError(f"{name}: features are empty (shape {arr.shape})")
-    if finite and arr.dtype.kind == "f":
-        # chunked so a memory-mapped pool is scanned without a full copy
-        step = max(1, (1 << 26) // max(1, arr.shape[1] * arr.itemsize))
-        for a in range(0, arr.shape[0], step):
-            blk = np.asarray(arr[a:a + step])
-            if not np.isfinite(blk).all():
-                row = a + int(np.nonzero(~np.isfinite(blk).all(axis=1))[0][0])
-                raise DataError(f"{name}: features hold NaN or Inf (first in row {row})")
 
 
 @contextlib.contextmanager

@@ -30,10 +30,10 @@ def metrics(inp, ref, key, k, backend, as_json):
     Example:
       fastsel metrics --in generated.npy --ref train.npy --json
     """
-    x = ops.as_tensor(np.asarray(load_features(inp, key)))
+    x = ops.as_tensor(np.asarray(load_features(inp, key)), inp)
     r = None
     if ref is not None:
-        r = ops.as_tensor(np.asarray(load_features(ref, key)), "ref")
+        r = ops.as_tensor(np.asarray(load_features(ref, key)), ref)
         if r.shape[1] != x.shape[1]:
             raise ValueError(f"dimension mismatch: --in has d={x.shape[1]}, --ref has d={r.shape[1]}")
     if x.shape[0] < k + 1:

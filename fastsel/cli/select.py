@@ -68,7 +68,7 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
       fastsel select --in feats.npy --n 32768
     """
     sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1 and method != "random"
-    arr = load_features(inp, key, check=not sharded)  # a sharded rank checks only its own rows
+    arr = load_features(inp, key)
     N, d = arr.shape
     if n > N:
         raise ValueError(f"--n {n} is larger than the pool ({N} rows in {inp})")
@@ -77,7 +77,7 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
     if sharded:
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics,
                                as_json)
-    x = ops.as_tensor(np.asarray(arr))
+    x = ops.as_tensor(np.asarray(arr), inp)
     op = "threshold_decay" if method == "threshold" else "greedy"
     used_backend = "torch" if method == "random" else ops.resolve_backend(op, "cpu", backend)
     out = out or default_out(inp, method, n)
