@@ -121,11 +121,21 @@ def _local(x_local: torch.Tensor, backend: str):
     return fn
 
 
-def _prepare(x_local, backend):
-    if x_local.dim() != 2:
-        raise ValueError(f"the shard must be 2-D (rows, d), got {x_local.dim()}-D")
+def _prepare(x_local, backend, G: _Group):
+    """Validate this rank's shard and agree on the outcome: a rank with bad rows raises its own
+    error, every other rank raises too (rather than waiting forever in the next collective)."""
+    problem = None
     if x_local.shape[0]:
-        x_local = ops.as_tensor(x_local, "shard")
+        try:
+            x_local = ops.as_tensor(x_local, f"rows {G.off}:{G.off + G.n_local} of the sharded pool")
+        except ValueError as e:
+            problem = str(e)
+    ok = torch.tensor([0 if problem else 1], device=G.dev)
+    dist.all_reduce(ok, op=dist.ReduceOp.MIN, group=G.group)
+    if problem:
+        raise ValueError(problem)
+    if not int(ok):
+        raise ValueError("another rank's shard holds invalid rows (NaN/Inf or a non-float dtype)")
     acc = reference.acc_dtype(x_local.dtype)
     md = torch.full((x_local.shape[0],), math.inf, dtype=acc, device=x_local.device)
     return x_local, md, _local(x_local, backend)
@@ -140,7 +150,7 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
     filled with ``bytes_per_pick`` (what all ranks together sent into collectives per pick) and ``N``.
     """
     G = _Group(x_local, group)
-    x_local, md, update = _prepare(x_local, backend)
+    x_local, md, update = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
     idx = torch.empty(n, dtype=torch.int64)
@@ -169,7 +179,7 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     """Threshold Decay Filter (Algorithm 2) over a row-sharded pool; same result as the
     single-process op. ``tau`` must be given (the data-derived default needs the whole pool)."""
     G = _Group(x_local, group)
-    x_local, md, update = _prepare(x_local, backend)
+    x_local, md, update = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
     if tau is None or not (math.isfinite(float(tau)) and float(tau) > 0):

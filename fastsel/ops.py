@@ -172,13 +172,13 @@ def default_tau(x, n: int) -> float:
     the target size has. The filter then starts by accepting only rows spread wider
     than a random subset would be, and decays toward it. 1.0 when that spacing is 0.
     """
-    x = as_tensor(x)
-    N = x.shape[0]
+    N = len(x)
     m = min(max(int(n), 2), _TAU_SAMPLE, N)
     if m < 2:
         return 1.0
     rows = torch.linspace(0, N - 1, m).round().long().unique()
-    sub = x[rows].double()
+    # only the sampled rows are read (a memory-mapped pool is never loaded whole)
+    sub = as_tensor(x[rows.numpy()] if isinstance(x, np.ndarray) else x[rows]).double()
     d, _ = nn(sub, sub, k=1, exclude_self=True, backend="auto")
     tau = float(d.double().mean())
     return tau if tau > 0 and math.isfinite(tau) else 1.0

@@ -192,3 +192,21 @@ def test_fallback_says_why_once(feats, tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("uses the PyTorch fallback (extension not loaded: disabled by") == 1
     assert "[torch]" in p.stdout
+
+
+def test_torchrun_bad_rows_fail_every_rank(tmp_path):
+    import socket
+    x = np.random.default_rng(0).standard_normal((100, 4)).astype(np.float32)
+    x[90, 1] = np.nan  # only rank 1's shard is bad; rank 0 must not wait forever
+    np.save(tmp_path / "bad.npy", x)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                        "127.0.0.1", "--master-port", str(port), "-m", "fastsel", "select", "--in",
+                        str(tmp_path / "bad.npy"), "-n", "5", "--out", str(tmp_path / "o.npy")],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert p.returncode != 0
+    assert "rows 50:100 of the sharded pool holds NaN or Inf" in p.stderr
+    assert "another rank's shard holds invalid rows" in p.stderr
+    assert not (tmp_path / "o.npy").exists()
