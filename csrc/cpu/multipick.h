@@ -24,6 +24,7 @@ constexpr int64_t kRowBlock = 8192;  // rows per GEMM tile
 struct Centred {
   at::Tensor xc;  // (N, d) accumulation dtype: x - mean(x)
   at::Tensor cn;  // (N,) float64 norms of the centred rows
+  at::Tensor mu;  // (d,) the mean, in the accumulation dtype (to centre other rows, e.g. queries)
   double u;       // unit roundoff of the accumulation dtype
 };
 
@@ -42,7 +43,7 @@ inline Centred make_centred(const at::Tensor& xt) {
     blk.copy_(xt.narrow(0, r0, rb).to(acc) - mu);
     cn.narrow(0, r0, rb).copy_(blk.to(at::kDouble).square().sum(1).sqrt());
   }
-  return {xc, cn, acc == at::kDouble ? 0x1p-53 : 0x1p-24};
+  return {xc, cn, mu, acc == at::kDouble ? 0x1p-53 : 0x1p-24};
 }
 
 // Lower md[i] (for rows with md[i] >= 0) to min(md[i], d2(x_i, x_p)) over the picks P.

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "cpu/multipick.h"
 #include "cpu/rowdist.h"
 #include "utils.h"
 
@@ -118,24 +119,16 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
 
   at::Tensor query = query_.contiguous(), ref = ref_.contiguous();
   const auto acc = acc_dtype(query.scalar_type());
-  const double u = acc == at::kDouble ? 0x1p-53 : 0x1p-24;
-  // centre (in float64, then rounded once to the accumulation dtype)
-  at::Tensor mu = at::zeros({d}, query.options().dtype(at::kDouble));
-  for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) mu += ref.narrow(0, r0, std::min(kRefBlock, R - r0)).to(at::kDouble).sum(0);
-  mu = (mu / static_cast<double>(R)).to(acc);
+  // the ref set centred on its mean (float64 mean rounded once), and its squared norms
+  const Centred C = make_centred(ref);
+  const double u = C.u;
+  const at::Tensor& mu = C.mu;
+  const at::Tensor& rc = C.xc;
+  at::Tensor rn = (rc * rc).sum(1).contiguous();
+  double rmax = rn.max().item<double>();
   auto qnorm = at::empty({Q}, query.options().dtype(at::kDouble));
-  double rmax = 0.0;
   auto cand_v = at::full({Q, kc}, std::numeric_limits<double>::infinity(), query.options().dtype(acc));
   auto cand_i = at::full({Q, kc}, -1, query.options().dtype(at::kLong));
-
-  // centred ref and its squared norms, once
-  at::Tensor rc = at::empty({R, d}, query.options().dtype(acc));
-  for (int64_t r0 = 0; r0 < R; r0 += kRefBlock) {
-    const int64_t rb = std::min(kRefBlock, R - r0);
-    rc.narrow(0, r0, rb).copy_(ref.narrow(0, r0, rb).to(acc) - mu);
-  }
-  at::Tensor rn = (rc * rc).sum(1).contiguous();
-  rmax = rn.max().item<double>();
 
   AT_DISPATCH_FLOATING_TYPES(acc, "fastsel_nn_cpu_gemm", [&] {
     using Acc_t = scalar_t;
