@@ -52,7 +52,11 @@ def _extensions():
         ext_cls = ce.CUDAExtension
         sources += cuda_sources
         define_macros.append(("WITH_CUDA", None))
-        extra["nvcc"] = ["-O3", "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE"]
+        extra["nvcc"] = ["-O3", "-lineinfo"]
+        # A CPU torch (FORCE_CUDA on a machine without CUDA torch) ships no cuda_cmake_macros.h.
+        if not os.path.exists(os.path.join(os.path.dirname(torch.__file__), "include", "c10", "cuda", "impl",
+                                           "cuda_cmake_macros.h")):
+            extra["nvcc"].append("-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE")
         archs = [a for a in os.environ.get("TORCH_CUDA_ARCH_LIST", "").replace(";", " ").split() if a]
     ext = ext_cls(
         "fastsel._C",

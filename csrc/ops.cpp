@@ -83,6 +83,10 @@ TORCH_LIBRARY(fastsel, m) {
   // on ties; -1 if none), first index >= from whose value is > thr (-1 if none)].
   m.def("update_min_d2(Tensor x, Tensor min_d2, Tensor centres, float thr, int from) -> (Tensor, Tensor)");
 
+  // _fps_one_block: benchmark baseline (CUDA only): FPS with one thread block
+  // for the whole set, as GPU FPS libraries run each set of a batch. Returns idx (n,).
+  m.def("_fps_one_block(Tensor x, int n, int start) -> Tensor");
+
   // _stream_read: sum of all elements, read once with the same vector units
   // and threads as the kernels; the benchmark's read-bandwidth probe.
   m.def("_stream_read(Tensor x) -> Tensor");

@@ -36,4 +36,8 @@ inline void check_state(const at::Tensor& md, const at::Tensor& x) {
   TORCH_CHECK(md.device() == x.device(), "min_d2 must be on ", x.device());
 }
 
+// Diagnostics behind fastsel::_greedy_stats (passes and picks of the last greedy call).
+void reset_greedy_stats();
+void record_greedy_stats(int64_t passes, int64_t picks);
+
 }  // namespace fastsel

@@ -22,7 +22,7 @@ namespace fastsel {
 namespace cpu {
 
 namespace {
-std::atomic<int64_t> g_passes{0}, g_picks{0};
+std::atomic<int64_t> g_passes{0}, g_picks{0};  // _greedy_stats, for CPU and CUDA kernels alike
 
 constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
 constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
@@ -160,8 +160,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
   }
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
-  g_passes = 0;
-  g_picks = 0;
+  reset_greedy_stats();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_greedy_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
@@ -185,6 +184,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
   return {idx, d2, md};
 }
 
+}  // namespace cpu
+
+void reset_greedy_stats() {
+  cpu::g_passes = 0;
+  cpu::g_picks = 0;
+}
+void record_greedy_stats(int64_t passes, int64_t picks) {
+  cpu::g_passes += passes;
+  cpu::g_picks += picks;
+}
+
+namespace cpu {
 at::Tensor greedy_stats() {
   auto s = at::empty({2}, at::kLong);
   s[0] = g_passes.load();

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU device check, for a fresh GPU machine with no network (torch with CUDA,
+# nvcc and ninja already installed): build the extension with its CUDA kernels,
+# run the CUDA tests, run the GPU benchmark. Results go to $OUT (default
+# bench/results/gpu): gpu_bench.md / gpu_bench.json, tests.log, build.log, env.txt.
+# Sized to finish in under 8 minutes on one H100/H200.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-bench/results/gpu}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv;
+  "$PY" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"; nvcc --version | tail -1; } 2>&1 | tee "$OUT/env.txt"
+t0=$(date +%s)
+if ! "$PY" setup.py build_ext --inplace > "$OUT/build.log" 2>&1; then
+  tail -60 "$OUT/build.log"; echo "gpu_check: BUILD FAILED"; exit 1
+fi
+echo "build: $(( $(date +%s) - t0 )) s"
+"$PY" -c "import fastsel._backend as B; assert B.has_kernel('greedy', 'cuda'), B.why_unavailable(); print('CUDA kernels loaded:', B.build_info())" || exit 1
+timeout "${TEST_TIMEOUT:-200}" "$PY" -m pytest -q -p no:cacheprovider --maxfail=20 tests/test_cuda.py \
+  "tests/test_greedy.py::test_hand_case_line" "tests/test_nn.py::test_hand_case" > "$OUT/tests.log" 2>&1
+trc=$?
+tail -25 "$OUT/tests.log"
+echo "tests: exit $trc"
+timeout "${BENCH_TIMEOUT:-300}" "$PY" -m fastsel.bench_gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
+brc=$?
+tail -3 "$OUT/bench.log"
+echo "bench: exit $brc"
+cat "$OUT/gpu_bench.md" 2>/dev/null
+exit $(( trc != 0 || brc != 0 ))
