@@ -34,6 +34,17 @@ def tf32(on):
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
+def same(got, want, what="values"):
+    """Exact equality, reporting the first mismatch."""
+    got, want = got.cpu(), want.cpu()
+    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
+    bad = (got != want) & ~(torch.isnan(got) & torch.isnan(want)) if got.is_floating_point() else got != want
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad.reshape(-1))[0])
+        raise AssertionError(f"{what}: {int(bad.sum())} mismatches, first at {i}: "
+                             f"{got.reshape(-1)[i].item()!r} != {want.reshape(-1)[i].item()!r}")
+
+
 def _t(a, dtype):
     return torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
 
@@ -56,8 +67,8 @@ def test_greedy_integer_data_equals_cpu(dtype, mode, rng):
     x = _t(int_pool(rng, 2500, 12, -3, 4), dtype)  # many exact ties and duplicates
     want = fastsel.greedy(x, 2500, start=3, mode="single", backend="cpp")
     got = fastsel.greedy(x.to(CUDA), 2500, start=3, mode=mode, backend="cpp")
-    assert torch.equal(got.indices.cpu(), want.indices)
-    assert torch.equal(got.distances.cpu(), want.distances)
+    same(got.indices, want.indices, "indices")
+    same(got.distances, want.distances, "distances")
 
 
 @pytest.mark.parametrize("pool", ["gauss", "clusters_far"])
@@ -70,7 +81,9 @@ def test_greedy_multi_bit_identical_to_single(pool, dtype, allow_tf32, rng):
         s_i, s_d, s_md = torch.ops.fastsel.greedy(x, 900, 11, None, "single")
         m_i, m_d, m_md = torch.ops.fastsel.greedy(x, 900, 11, None, "multi")
         passes, picks = torch.ops.fastsel._greedy_stats().tolist()
-    assert torch.equal(s_i, m_i) and torch.equal(s_d, m_d) and torch.equal(s_md, m_md)
+    same(m_i, s_i, "indices")
+    same(m_d, s_d, "distances")
+    same(m_md, s_md, "state")
     assert passes < picks  # several picks per pass
     check_greedy_maximal(x, m_i, RTOL[dtype])
 
@@ -132,9 +145,9 @@ def test_threshold_integer_data_equals_cpu(dtype, decay, mode, rng):
     kw = dict(start=2, tau=4.0, alpha=0.8, decay=decay, backend="cpp")
     want = fastsel.threshold_decay(x, 1200, **kw)
     got = fastsel.threshold_decay(x.to(CUDA), 1200, mode=mode, **kw)
-    assert torch.equal(got.indices.cpu(), want.indices)
-    assert torch.equal(got.distances.cpu(), want.distances)
-    assert torch.equal(got.tau_at.cpu(), want.tau_at)
+    same(got.indices, want.indices, "indices")
+    same(got.distances, want.distances, "distances")
+    same(got.tau_at, want.tau_at, "tau_at")
     assert got.tau == want.tau and got.n_filled == want.n_filled
 
 
