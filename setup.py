@@ -30,7 +30,8 @@ def _extensions():
     import torch
     from torch.utils import cpp_extension as ce
 
-    cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    # csrc/cuda: kernels (*.cu, nvcc) and their entry points (*.cpp, the host compiler)
+    cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")) + glob.glob(os.path.join("csrc", "cuda", "*.cpp")))
     want_cuda = (
         os.environ.get("FORCE_CUDA", "0") == "1"
         or bool(os.environ.get("TORCH_CUDA_ARCH_LIST"))
@@ -71,7 +72,7 @@ def _extensions():
         "extension": True,
         "cuda": with_cuda,
         "cuda_archs": archs,
-        "cuda_sources": [os.path.basename(s) for s in cuda_sources] if with_cuda else [],
+        "cuda_sources": [os.path.basename(s) for s in cuda_sources if s.endswith(".cu")] if with_cuda else [],
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "cxx_flags": cxx,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU device check, for a fresh GPU machine with no network (torch with CUDA,
 # nvcc and ninja already installed): build the extension with its CUDA kernels,
-# run the CUDA tests, run the GPU benchmark. Results go to $OUT (default
+# run the CUDA tests (and the op tests, parametrised over cpu and cuda), run the GPU benchmark. Results go to $OUT (default
 # bench/results/gpu): gpu_bench.md / gpu_bench.json, tests.log, build.log, env.txt.
 # Sized to finish in under 8 minutes on one H100/H200.
 set -uo pipefail
@@ -20,7 +20,7 @@ fi
 echo "build: $(( $(date +%s) - t0 )) s"
 "$PY" -c "import fastsel._backend as B; assert B.has_kernel('greedy', 'cuda'), B.why_unavailable(); print('CUDA kernels loaded:', B.build_info())" || exit 1
 timeout "${TEST_TIMEOUT:-200}" "$PY" -m pytest -q -p no:cacheprovider --maxfail=20 tests/test_cuda.py \
-  "tests/test_greedy.py::test_hand_case_line" "tests/test_nn.py::test_hand_case" > "$OUT/tests.log" 2>&1
+  tests/test_greedy.py tests/test_threshold.py tests/test_nn.py > "$OUT/tests.log" 2>&1
 trc=$?
 tail -25 "$OUT/tests.log"
 echo "tests: exit $trc"

@@ -5,10 +5,8 @@
 // element by element (row-major, so a warp's loads are d elements apart), then
 // the block reduces the arg-max. Unlike torch_cluster's 5e4 sentinel, min-distances
 // start at +inf, so large squared distances are not clipped.
-#include <torch/library.h>
-
 #include "cuda/common.cuh"
-#include "utils.h"
+#include "cuda/launch.h"
 
 namespace fastsel {
 namespace cuda {
@@ -57,15 +55,9 @@ __global__ void __launch_bounds__(kOneBlockThreads)
   }
 }
 
-at::Tensor fps_one_block_cuda(const at::Tensor& x_, int64_t n, int64_t start) {
-  check_pool(x_, "x");
-  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
-  check_n(n, x_.size(0));
-  TORCH_CHECK(start >= 0 && start < x_.size(0), "start out of range");
-  c10::cuda::CUDAGuard guard(x_.device());
-  at::Tensor x = x_.contiguous();
+at::Tensor fps_one_block_run(const at::Tensor& x, int64_t n, int64_t start) {
   at::Tensor md = at::full({x.size(0)}, std::numeric_limits<double>::infinity(),
-                           x.options().dtype(acc_dtype(x.scalar_type())));
+                           x.options().dtype(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
   md.narrow(0, start, 1).fill_(-1);
   at::Tensor idx = at::empty({n}, x.options().dtype(at::kLong));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
@@ -80,5 +72,3 @@ at::Tensor fps_one_block_cuda(const at::Tensor& x_, int64_t n, int64_t start) {
 
 }  // namespace cuda
 }  // namespace fastsel
-
-TORCH_LIBRARY_IMPL(fastsel, CUDA, m) { m.impl("_fps_one_block", &fastsel::cuda::fps_one_block_cuda); }

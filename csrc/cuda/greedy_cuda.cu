@@ -1,4 +1,5 @@
-// CUDA kernels of fastsel::greedy (schema and contract: csrc/ops.cpp).
+// CUDA kernels of fastsel::greedy (schema and contract: csrc/ops.cpp; entry point and
+// argument checks: csrc/cuda/ops_cuda.cpp).
 //
 // single: one launch of scan_kernel (common.cuh) per pick over the whole chip;
 //   the grid's last block reduces the arg-max and makes the next pick on the
@@ -6,19 +7,13 @@
 // multi: exact multi-pick passes as on the CPU: the top-M rows (a stable sort
 //   of the state), their pairwise distances certified by refine_pairs, a
 //   one-block sequential resolve, then one certified GEMM update of the pool.
-#include <torch/library.h>
-
-#include <string>
-
+#include "cuda/launch.h"
 #include "cuda/multipick.cuh"
-#include "utils.h"
 
 namespace fastsel {
 namespace cuda {
 
 namespace {
-constexpr int64_t kMultiMinRows = 8192;
-constexpr int64_t kMultiMinPicks = 64;
 constexpr int kResolveThreads = 1024;
 constexpr int kMaxPerThread = 4;  // M <= 4096 candidates
 constexpr int64_t kMaxM = kResolveThreads * kMaxPerThread;
@@ -182,43 +177,15 @@ static void greedy_multi(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_, int64_t n, int64_t start,
-                                                           const std::optional<at::Tensor>& min_d2,
-                                                           c10::string_view mode_) {
-  check_pool(x_, "x");
-  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
-  const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi", "mode must be auto, single or multi, got ",
-              mode);
-  c10::cuda::CUDAGuard guard(x_.device());
-  const int64_t N = x_.size(0);
-  at::Tensor x = x_.contiguous();
-  at::Tensor md;
-  if (min_d2.has_value()) {
-    check_state(*min_d2, x);
-    md = min_d2->contiguous().clone();
-  } else {
-    TORCH_CHECK(start >= 0 && start < N, "start must be in [0, N=", N, "), got ", start);
-    md = at::full({N}, std::numeric_limits<double>::infinity(), x.options().dtype(acc_dtype(x.scalar_type())));
-  }
-  const int64_t remaining = md.ge(0).sum().item<int64_t>();
-  TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
-  if (start >= 0) {
-    TORCH_CHECK(start < N && md[start].item<double>() >= 0.0, "start ", start, " is out of range or already selected");
-  }
-  auto idx = at::empty({n}, x.options().dtype(at::kLong));
-  auto d2 = at::empty({n}, md.options());
+void greedy_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t first, bool multi, int64_t remaining,
+                at::Tensor& idx, at::Tensor& d2) {
   reset_greedy_stats();
-  const bool multi = mode == "multi" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_greedy_cuda", [&] {
     using A = typename AccT<scalar_t>::type;
-    if (multi) greedy_multi<scalar_t, A>(x, md, n, start, idx, d2, remaining);
-    else greedy_single<scalar_t, A>(x, md, n, start, idx, d2);
+    if (multi) greedy_multi<scalar_t, A>(x, md, n, first, idx, d2, remaining);
+    else greedy_single<scalar_t, A>(x, md, n, first, idx, d2);
   });
-  return {idx, d2, md};
 }
 
 }  // namespace cuda
 }  // namespace fastsel
-
-TORCH_LIBRARY_IMPL(fastsel, CUDA, m) { m.impl("greedy", &fastsel::cuda::greedy_cuda); }

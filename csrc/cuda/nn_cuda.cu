@@ -1,4 +1,5 @@
-// CUDA kernel of fastsel::nn (schema and contract: csrc/ops.cpp); the same
+// CUDA kernel of fastsel::nn (schema and contract: csrc/ops.cpp; entry point and
+// argument checks: csrc/cuda/ops_cuda.cpp); the same
 // four steps as csrc/cpu/nn_cpu.cpp:
 // 1. centre both sets on the ref mean;
 // 2. per (query block, ref block) tile, one cuBLAS GEMM (TF32 off) gives q.r,
@@ -7,10 +8,8 @@
 //    shuffles), ties to the lower index; memory is O(Q (k + extra) + tile);
 // 3. the candidates are re-ranked by the float64 difference form;
 // 4. queries the GEMM error bound cannot certify get a full float64 scan.
-#include <torch/library.h>
-
+#include "cuda/launch.h"
 #include "cuda/multipick.cuh"
-#include "utils.h"
 
 namespace fastsel {
 namespace cuda {
@@ -103,26 +102,14 @@ __global__ void exact_all_kernel(const T* __restrict__ q, const T* __restrict__ 
 
 inline int64_t warp_blocks(int64_t warps, int threads) { return ceil_div(warps * kWarp, threads); }
 
-std::tuple<at::Tensor, at::Tensor> nn_cuda(const at::Tensor& query_, const at::Tensor& ref_, int64_t k,
-                                           bool exclude_self) {
-  check_pool(query_, "query");
-  check_pool(ref_, "ref");
-  TORCH_CHECK(query_.is_cuda() && ref_.is_cuda(), "query and ref must be CUDA tensors");
-  TORCH_CHECK(query_.device() == ref_.device(), "query and ref must be on the same device");
-  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
-              query_.scalar_type(), " and ", ref_.scalar_type());
-  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
-              " and ", ref_.size(1));
-  c10::cuda::CUDAGuard guard(query_.device());
-  const int64_t Q = query_.size(0), R = ref_.size(0), d = query_.size(1);
-  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
+std::tuple<at::Tensor, at::Tensor> nn_run(const at::Tensor& query, const at::Tensor& ref, int64_t k,
+                                          bool exclude_self) {
+  const int64_t Q = query.size(0), R = ref.size(0), d = query.size(1);
   const int64_t avail = R - (exclude_self ? 1 : 0);
-  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
   const int64_t kc = std::min(avail, k + kExtra);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(query_.get_device()).stream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(query.get_device()).stream();
 
-  at::Tensor query = query_.contiguous(), ref = ref_.contiguous();
-  const auto acc = acc_dtype(query.scalar_type());
+  const auto acc = query.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const Centred C = make_centred(ref);
   at::Tensor rn = (C.xc * C.xc).sum(1).contiguous();
   const double rmax = std::sqrt(rn.max().item<double>());
@@ -215,5 +202,3 @@ std::tuple<at::Tensor, at::Tensor> nn_cuda(const at::Tensor& query_, const at::T
 
 }  // namespace cuda
 }  // namespace fastsel
-
-TORCH_LIBRARY_IMPL(fastsel, CUDA, m) { m.impl("nn", &fastsel::cuda::nn_cuda); }

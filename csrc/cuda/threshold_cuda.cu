@@ -1,4 +1,5 @@
-// CUDA kernel of fastsel::threshold_decay (schema and contract: csrc/ops.cpp).
+// CUDA kernel of fastsel::threshold_decay (schema and contract: csrc/ops.cpp; entry
+// point and argument checks: csrc/cuda/ops_cuda.cpp).
 //
 // The CPU's chunked scheme, on the GPU: the min-distance state is exact at the
 // start of every chunk. A chunk takes the next K rows of the pass that are
@@ -9,27 +10,14 @@
 // GEMM. Each decision compares the same min-distance as the per-accept
 // algorithm, so the accepted rows are Algorithm 2's. The control flow (pass
 // starts, tau decay, the duplicate-only fill) runs on the host, as on the CPU.
-#include <torch/library.h>
-
-#include <cmath>
-#include <string>
-
+#include "cuda/launch.h"
 #include "cuda/multipick.cuh"
-#include "utils.h"
 
 namespace fastsel {
 namespace cuda {
 
 namespace {
-constexpr int64_t kChunk = 1024;  // candidates per chunk ("single": 1)
 constexpr int kThreads = 1024;
-
-struct TState {
-  double tau;
-  int64_t pos;
-  bool added;
-  int64_t filled;
-};
 }  // namespace
 
 // mask[i - pos] = row i (>= pos) is unselected and strictly above thr (float64 compare)
@@ -83,9 +71,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, typename A>
-static void threshold_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t start, double alpha,
-                          bool every_pass, TState& s, int64_t K, at::Tensor& idx, at::Tensor& d2,
-                          at::Tensor& tau_at) {
+static void threshold_impl(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t start, double alpha,
+                           bool every_pass, ThresholdState& s, int64_t K, at::Tensor& idx, at::Tensor& d2,
+                           at::Tensor& tau_at) {
   const int64_t N = x.size(0);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
   int64_t t = 0;
@@ -157,56 +145,13 @@ static void threshold_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cuda(
-    const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
-    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
-  check_pool(x_, "x");
-  const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
-              mode);
-  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
-  TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
-  c10::cuda::CUDAGuard guard(x_.device());
-  const int64_t N = x_.size(0);
-  at::Tensor x = x_.contiguous();
-  at::Tensor md;
-  TState s{tau, 0, false, 0};
-  TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
-  if (min_d2.has_value()) {
-    check_state(*min_d2, x);
-    TORCH_CHECK(state->dim() == 1 && state->numel() == 4 && state->scalar_type() == at::kDouble,
-                "state must be a float64 tensor of 4 values");
-    md = min_d2->contiguous().clone();
-    auto st = state->cpu();
-    const double* sp = st.data_ptr<double>();
-    s = TState{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
-    TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
-    start = -1;
-  } else {
-    TORCH_CHECK(start >= 0 && start < N, "start must be in [0, N=", N, "), got ", start);
-    md = at::full({N}, std::numeric_limits<double>::infinity(), x.options().dtype(acc_dtype(x.scalar_type())));
-  }
-  TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
-  const int64_t remaining = md.ge(0).sum().item<int64_t>();
-  TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
-  auto idx = at::empty({n}, x.options().dtype(at::kLong));
-  auto d2 = at::empty({n}, md.options());
-  auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
-  const int64_t K = mode == "single" ? 1 : kChunk;
+void threshold_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t start, double alpha, bool every_pass,
+                   ThresholdState& s, int64_t K, at::Tensor& idx, at::Tensor& d2, at::Tensor& tau_at) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cuda", [&] {
     using A = typename AccT<scalar_t>::type;
-    threshold_run<scalar_t, A>(x, md, n, start, alpha, every_pass, s, K, idx, d2, tau_at);
+    threshold_impl<scalar_t, A>(x, md, n, start, alpha, every_pass, s, K, idx, d2, tau_at);
   });
-  auto st = at::empty({4}, x.options().dtype(at::kDouble).device(at::kCPU));
-  double* sp = st.data_ptr<double>();
-  sp[0] = s.tau;
-  sp[1] = static_cast<double>(s.pos);
-  sp[2] = s.added ? 1.0 : 0.0;
-  sp[3] = static_cast<double>(s.filled);
-  return {idx, d2, tau_at, md, st.to(x.device())};
 }
 
 }  // namespace cuda
 }  // namespace fastsel
-
-TORCH_LIBRARY_IMPL(fastsel, CUDA, m) { m.impl("threshold_decay", &fastsel::cuda::threshold_decay_cuda); }

@@ -1,26 +1,13 @@
 // CUDA kernel of fastsel::update_min_d2 (schema and contract: csrc/ops.cpp):
 // greedy's row scan against external centre rows, for the sharded ops.
-#include <torch/library.h>
-
 #include "cuda/common.cuh"
-#include "utils.h"
+#include "cuda/launch.h"
 
 namespace fastsel {
 namespace cuda {
 
-std::tuple<at::Tensor, at::Tensor> update_min_d2_cuda(const at::Tensor& x_, const at::Tensor& min_d2,
-                                                      const at::Tensor& centres_, double thr, int64_t from) {
-  check_pool(x_, "x");
-  check_state(min_d2, x_);
-  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
-  TORCH_CHECK(centres_.dim() == 2 && centres_.size(1) == x_.size(1), "centres must be (P, ", x_.size(1),
-              "), got ", centres_.sizes());
-  TORCH_CHECK(centres_.scalar_type() == x_.scalar_type(), "centres must have the dtype of x");
-  TORCH_CHECK(centres_.device() == x_.device(), "centres must be on ", x_.device());
-  c10::cuda::CUDAGuard guard(x_.device());
-  at::Tensor x = x_.contiguous(), centres = centres_.contiguous();
-  at::Tensor md = min_d2.contiguous().clone();
-  auto out = at::empty({3}, x.options().dtype(at::kDouble));
+void update_run(const at::Tensor& x, at::Tensor& md, const at::Tensor& centres, double thr, int64_t from,
+                at::Tensor& out) {
   const int64_t P = centres.size(0), d = x.size(1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_update_min_d2_cuda", [&] {
     using A = typename AccT<scalar_t>::type;
@@ -40,10 +27,7 @@ std::tuple<at::Tensor, at::Tensor> update_min_d2_cuda(const at::Tensor& x_, cons
       S.launch(a);
     }
   });
-  return {md, out};
 }
 
 }  // namespace cuda
 }  // namespace fastsel
-
-TORCH_LIBRARY_IMPL(fastsel, CUDA, m) { m.impl("update_min_d2", &fastsel::cuda::update_min_d2_cuda); }

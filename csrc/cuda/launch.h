@@ -1,0 +1,42 @@
+// The CUDA launchers (csrc/cuda/*.cu), called by the op entry points in
+// csrc/cuda/ops_cuda.cpp after every argument check.
+//
+// Why the split: nvcc's front end instantiates libstdc++'s stream inserters for
+// numbers (std::ostream::_M_insert<long>) inside the object it compiles instead
+// of using libstdc++'s; on the GPU image (torch 2.11, gcc 13.3 as nvcc's host
+// compiler) that copy crashed the first time an error message formatted a
+// number (seen with cuda-gdb, 2026-11-27). So no nvcc-compiled code builds a
+// message with numbers: argument checks live in ops_cuda.cpp (g++), and the .cu
+// files raise only fixed-text internal errors.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+namespace fastsel {
+void reset_greedy_stats();
+void record_greedy_stats(int64_t passes, int64_t picks);
+
+namespace cuda {
+
+struct ThresholdState {
+  double tau;
+  int64_t pos;     // next row to scan in the current pass; 0 = a pass begins
+  bool added;      // the current pass accepted something
+  int64_t filled;  // rows filled in index order (only duplicates were left)
+};
+
+// md: (N,) state in the accumulation dtype (cloned by the caller); first >= 0: the first pick.
+void greedy_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t first, bool multi, int64_t remaining,
+                at::Tensor& idx, at::Tensor& d2);
+// K: candidates per chunk (1 = one accept per pool update).
+void threshold_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t start, double alpha, bool every_pass,
+                   ThresholdState& s, int64_t K, at::Tensor& idx, at::Tensor& d2, at::Tensor& tau_at);
+std::tuple<at::Tensor, at::Tensor> nn_run(const at::Tensor& query, const at::Tensor& ref, int64_t k,
+                                          bool exclude_self);
+void update_run(const at::Tensor& x, at::Tensor& md, const at::Tensor& centres, double thr, int64_t from,
+                at::Tensor& out);
+at::Tensor fps_one_block_run(const at::Tensor& x, int64_t n, int64_t start);
+
+}  // namespace cuda
+}  // namespace fastsel

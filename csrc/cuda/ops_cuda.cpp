@@ -1,0 +1,156 @@
+// CUDA entry points of the fastsel ops (schemas and contracts: csrc/ops.cpp):
+// argument checks, device guard, state set-up, then the launchers of
+// csrc/cuda/*.cu. Compiled by the host C++ compiler, never by nvcc: error
+// messages that format numbers must be built here (launch.h says why).
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "cuda/launch.h"
+#include "utils.h"
+
+namespace fastsel {
+namespace cuda {
+
+namespace {
+constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
+constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
+constexpr int64_t kChunk = 1024;         // threshold: candidates per chunk ("single": 1)
+
+// A fresh or resumed min-distance state of x (cloned: the caller's stays untouched).
+at::Tensor initial_state(const at::Tensor& x, const std::optional<at::Tensor>& min_d2, int64_t start) {
+  if (min_d2.has_value()) {
+    check_state(*min_d2, x);
+    return min_d2->contiguous().clone();
+  }
+  TORCH_CHECK(start >= 0 && start < x.size(0), "start must be in [0, N=", x.size(0), "), got ", start);
+  return at::full({x.size(0)}, std::numeric_limits<double>::infinity(),
+                  x.options().dtype(acc_dtype(x.scalar_type())));
+}
+
+int64_t unselected(const at::Tensor& md, int64_t n) {
+  const int64_t remaining = md.ge(0).sum().item<int64_t>();
+  TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
+  return remaining;
+}
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_, int64_t n, int64_t start,
+                                                           const std::optional<at::Tensor>& min_d2,
+                                                           c10::string_view mode_) {
+  check_pool(x_, "x");
+  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
+  const std::string mode(mode_);
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi", "mode must be auto, single or multi, got ",
+              mode);
+  c10::cuda::CUDAGuard guard(x_.device());
+  const int64_t N = x_.size(0);
+  at::Tensor x = x_.contiguous();
+  at::Tensor md = initial_state(x, min_d2, start);
+  const int64_t remaining = unselected(md, n);
+  if (start >= 0) {
+    TORCH_CHECK(start < N && md[start].item<double>() >= 0.0, "start ", start, " is out of range or already selected");
+  }
+  auto idx = at::empty({n}, x.options().dtype(at::kLong));
+  auto d2 = at::empty({n}, md.options());
+  const bool multi = mode == "multi" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
+  greedy_run(x, md, n, start, multi, remaining, idx, d2);
+  return {idx, d2, md};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cuda(
+    const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
+    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
+  check_pool(x_, "x");
+  const std::string mode(mode_);
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
+              mode);
+  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
+  TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
+  TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
+  c10::cuda::CUDAGuard guard(x_.device());
+  const int64_t N = x_.size(0);
+  at::Tensor x = x_.contiguous();
+  ThresholdState s{tau, 0, false, 0};
+  if (state.has_value()) {
+    TORCH_CHECK(state->dim() == 1 && state->numel() == 4 && state->scalar_type() == at::kDouble,
+                "state must be a float64 tensor of 4 values");
+    auto st = state->cpu();
+    const double* sp = st.data_ptr<double>();
+    s = ThresholdState{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
+    TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
+    start = -1;
+  }
+  at::Tensor md = initial_state(x, min_d2, start);
+  TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
+  unselected(md, n);
+  auto idx = at::empty({n}, x.options().dtype(at::kLong));
+  auto d2 = at::empty({n}, md.options());
+  auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
+  threshold_run(x, md, n, start, alpha, every_pass, s, mode == "single" ? 1 : kChunk, idx, d2, tau_at);
+  auto st = at::empty({4}, at::TensorOptions().dtype(at::kDouble));
+  double* sp = st.data_ptr<double>();
+  sp[0] = s.tau;
+  sp[1] = static_cast<double>(s.pos);
+  sp[2] = s.added ? 1.0 : 0.0;
+  sp[3] = static_cast<double>(s.filled);
+  return {idx, d2, tau_at, md, st.to(x.device())};
+}
+
+std::tuple<at::Tensor, at::Tensor> nn_cuda(const at::Tensor& query_, const at::Tensor& ref_, int64_t k,
+                                           bool exclude_self) {
+  check_pool(query_, "query");
+  check_pool(ref_, "ref");
+  TORCH_CHECK(query_.is_cuda() && ref_.is_cuda(), "query and ref must be CUDA tensors");
+  TORCH_CHECK(query_.device() == ref_.device(), "query and ref must be on the same device");
+  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
+              query_.scalar_type(), " and ", ref_.scalar_type());
+  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
+              " and ", ref_.size(1));
+  const int64_t Q = query_.size(0), R = ref_.size(0);
+  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
+  const int64_t avail = R - (exclude_self ? 1 : 0);
+  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
+  c10::cuda::CUDAGuard guard(query_.device());
+  return nn_run(query_.contiguous(), ref_.contiguous(), k, exclude_self);
+}
+
+std::tuple<at::Tensor, at::Tensor> update_min_d2_cuda(const at::Tensor& x_, const at::Tensor& min_d2,
+                                                      const at::Tensor& centres_, double thr, int64_t from) {
+  check_pool(x_, "x");
+  check_state(min_d2, x_);
+  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
+  TORCH_CHECK(centres_.dim() == 2 && centres_.size(1) == x_.size(1), "centres must be (P, ", x_.size(1),
+              "), got ", centres_.sizes());
+  TORCH_CHECK(centres_.scalar_type() == x_.scalar_type(), "centres must have the dtype of x");
+  TORCH_CHECK(centres_.device() == x_.device(), "centres must be on ", x_.device());
+  c10::cuda::CUDAGuard guard(x_.device());
+  at::Tensor x = x_.contiguous();
+  at::Tensor md = min_d2.contiguous().clone();
+  auto out = at::empty({3}, x.options().dtype(at::kDouble));
+  update_run(x, md, centres_.contiguous(), thr, from, out);
+  return {md, out};
+}
+
+at::Tensor fps_one_block_cuda(const at::Tensor& x_, int64_t n, int64_t start) {
+  check_pool(x_, "x");
+  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
+  check_n(n, x_.size(0));
+  TORCH_CHECK(start >= 0 && start < x_.size(0), "start must be in [0, N=", x_.size(0), "), got ", start);
+  c10::cuda::CUDAGuard guard(x_.device());
+  return fps_one_block_run(x_.contiguous(), n, start);
+}
+
+}  // namespace cuda
+}  // namespace fastsel
+
+TORCH_LIBRARY_IMPL(fastsel, CUDA, m) {
+  m.impl("greedy", &fastsel::cuda::greedy_cuda);
+  m.impl("threshold_decay", &fastsel::cuda::threshold_decay_cuda);
+  m.impl("nn", &fastsel::cuda::nn_cuda);
+  m.impl("update_min_d2", &fastsel::cuda::update_min_d2_cuda);
+  m.impl("_fps_one_block", &fastsel::cuda::fps_one_block_cuda);
+}
