@@ -11,19 +11,27 @@ mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}" PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The GPU image's default compiler (/opt/gcc/bin/g++) linked libstdc++'s number
+# formatting into _C statically; that copy crashed on the first error message with a
+# number in it (seen with cuda-gdb, 2026-11-27). Build with the system compiler.
+if [ -z "${FASTSEL_KEEP_CXX:-}" ] && [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CC=/usr/bin/gcc; fi
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv;
   "$PY" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"; nvcc --version | tail -1; } 2>&1 | tee "$OUT/env.txt"
 t0=$(date +%s)
 if ! "$PY" setup.py build_ext --inplace > "$OUT/build.log" 2>&1; then
   tail -60 "$OUT/build.log"; echo "gpu_check: BUILD FAILED"; exit 1
 fi
-echo "build: $(( $(date +%s) - t0 )) s"
+echo "build: $(( $(date +%s) - t0 )) s (CXX=${CXX:-default})"
+if nm -C fastsel/_C*.so 2>/dev/null | grep -q " [TtWw] std::ostream& std::ostream::_M_insert<long>"; then
+  echo "gpu_check: WARNING: libstdc++ is linked into fastsel/_C statically (set CXX to the system g++)"
+fi
 "$PY" -c "import fastsel._backend as B; assert B.has_kernel('greedy', 'cuda'), B.why_unavailable(); print('CUDA kernels loaded:', B.build_info())" || exit 1
 timeout "${TEST_TIMEOUT:-200}" "$PY" -m pytest -q -p no:cacheprovider --maxfail=20 tests/test_cuda.py \
   tests/test_greedy.py tests/test_threshold.py tests/test_nn.py > "$OUT/tests.log" 2>&1
 trc=$?
 tail -25 "$OUT/tests.log"
 echo "tests: exit $trc"
+[ -n "${SKIP_BENCH:-}" ] && exit $(( trc != 0 ))
 timeout "${BENCH_TIMEOUT:-300}" "$PY" -m fastsel.bench_gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 brc=$?
 tail -3 "$OUT/bench.log"
