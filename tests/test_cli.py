@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 from click.testing import CliRunner
 
@@ -210,3 +211,23 @@ def test_torchrun_bad_rows_fail_every_rank(tmp_path):
     assert "rows 50:100 of the sharded pool holds NaN or Inf" in p.stderr
     assert "another rank's shard holds invalid rows" in p.stderr
     assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+@pytest.mark.parametrize("args, match", [
+    (["select", "--device", "cuda"], "no CUDA device"),
+    (["select", "--device", "tpu"], "--device must be cpu or cuda"),
+    (["bench", "--gpu"], "needs a CUDA device"),
+])
+def test_device_options_without_gpu(feats, args, match):
+    extra = ["--in", feats, "--n", 4] if args[0] == "select" else []
+    r = run(*args, *extra)
+    assert r.exit_code == 2 and match in r.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_select_on_cuda_equals_cpu(feats, tmp_path):
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    assert run("select", "--in", feats, "--n", 20, "--out", a, "-q").exit_code == 0
+    assert run("select", "--in", feats, "--n", 20, "--out", b, "-q", "--device", "cuda").exit_code == 0
+    assert np.array_equal(np.load(a), np.load(b))

@@ -1,13 +1,13 @@
 // The CUDA launchers (csrc/cuda/*.cu), called by the op entry points in
 // csrc/cuda/ops_cuda.cpp after every argument check.
 //
-// Why the split: nvcc's front end instantiates libstdc++'s stream inserters for
-// numbers (std::ostream::_M_insert<long>) inside the object it compiles instead
-// of using libstdc++'s; on the GPU image (torch 2.11, gcc 13.3 as nvcc's host
-// compiler) that copy crashed the first time an error message formatted a
-// number (seen with cuda-gdb, 2026-11-27). So no nvcc-compiled code builds a
-// message with numbers: argument checks live in ops_cuda.cpp (g++), and the .cu
-// files raise only fixed-text internal errors.
+// The split keeps host logic (argument checks, state set-up, registration) in
+// code compiled by the host C++ compiler and leaves the .cu files kernels and
+// their launchers; nvcc-compiled code raises only fixed-text internal errors.
+// (On the GPU image of 2026-11-27 every error message with a number in it
+// crashed at first: its default compiler, /opt/gcc/bin/g++, had linked
+// libstdc++'s number formatting into _C statically -- seen with cuda-gdb and nm.
+// bench/gpu_check.sh builds with the system g++ and warns if that happens again.)
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,7 +1,6 @@
 // CUDA entry points of the fastsel ops (schemas and contracts: csrc/ops.cpp):
 // argument checks, device guard, state set-up, then the launchers of
-// csrc/cuda/*.cu. Compiled by the host C++ compiler, never by nvcc: error
-// messages that format numbers must be built here (launch.h says why).
+// csrc/cuda/*.cu. Compiled by the host C++ compiler, never by nvcc (launch.h).
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 

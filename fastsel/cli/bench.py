@@ -12,13 +12,22 @@ from ._common import handle_errors
 @click.option("--backend", "backends", multiple=True, type=click.Choice(["cpp", "torch"]),
               default=("cpp", "torch"), show_default=True)
 @click.option("--out-dir", default="bench/results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--gpu", is_flag=True, help="The GPU benchmark of the CUDA kernels instead (needs a CUDA device; "
+              "--full: the issue's sizes, else a smoke run). Writes gpu_bench.json / gpu_bench.md.")
 @handle_errors
-def bench(full, backends, out_dir):
+def bench(full, backends, out_dir, gpu):
     """Time greedy, threshold and nn for every backend beside the plain PyTorch loop, the authors'
     procedure, fpsample/faiss (when installed) and the memory floor.
 
     Writes bench_select.json and bench_select.md to --out-dir.
     """
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise click.UsageError("--gpu needs a CUDA device; none is visible")
+        from .. import bench_gpu
+        raise SystemExit(bench_gpu.main(["--out", out_dir] + ([] if full else ["--quick"])))
     from .. import bench as B
 
     def log(r):

@@ -54,13 +54,15 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
               help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
                    "(the authors' code).")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Output .npy of int64 indices in pick order (default: beside the input).")
 @click.option("--no-metrics", is_flag=True, help="Skip the entropy/MNND summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics, as_json, quiet):
+def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, device, out, no_metrics, as_json, quiet):
     """Select N rows of a feature pool (greedy FPS, threshold-decay filter or random).
 
     \b
@@ -68,6 +70,14 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
       fastsel select --in feats.npy --n 32768
     """
     sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1 and method != "random"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise click.UsageError(f"--device must be cpu or cuda[:K], got {device}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError(f"--device {device}: no CUDA device is visible")
     arr = load_features(inp, key)
     N, d = arr.shape
     if n > N:
@@ -77,17 +87,19 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, out, no
     if sharded:
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics,
                                as_json)
-    x = ops.as_tensor(np.asarray(arr), inp)
+    x = ops.as_tensor(np.asarray(arr), inp).to(dev)
     op = "threshold_decay" if method == "threshold" else "greedy"
-    used_backend = "torch" if method == "random" else ops.resolve_backend(op, "cpu", backend)
+    used_backend = "torch" if method == "random" else ops.resolve_backend(op, dev.type, backend)
     out = out or default_out(inp, method, n)
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
         idx = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
                          backend=backend, progress=bar.update)
     seconds = time.perf_counter() - t0
+    idx = idx.cpu()
     save_npy(out, idx.numpy().astype(np.int64))
-    summary = {"N": N, "d": d, "n": n, "method": method, "backend": used_backend, "seconds": seconds, "out": out}
+    summary = {"N": N, "d": d, "n": n, "method": method, "backend": used_backend, "device": str(dev),
+               "seconds": seconds, "out": out}
     _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
 
 
