@@ -6,6 +6,7 @@ from .demo import demo
 from .embed import embed
 from .fid import fid
 from .info import info
+from .loop import loop, report
 from .metrics import metrics
 from .select import select
 
@@ -24,10 +25,11 @@ def cli():
       fastsel info                                  # what was built vs what runs
       fastsel embed mnist --features inception --n 12000 --out mnist.npy
       fastsel fid mnist generated/ --n 10000
+      fastsel loop mnist --preset smoke             # the self-consuming DDPM loop, with a report
     """
 
 
-for _cmd in (select, metrics, info, bench, demo, embed, fid):
+for _cmd in (select, metrics, info, bench, demo, embed, fid, loop, report):
     cli.add_command(_cmd)
 
 

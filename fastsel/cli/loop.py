@@ -1,0 +1,139 @@
+"""``fastsel loop``: the self-consuming DDPM loop; ``fastsel report``: its plots and report.md."""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from ..io import DataError
+from ._common import handle_errors
+
+UNET_CHOICES = ["paper", "tiny", "c32", "c48", "c64", "c128"]
+
+
+def _selectors(s):
+    from ..loop.config import SELECTORS
+    out = tuple(x.strip() for x in s.split(",") if x.strip())
+    bad = [x for x in out if x not in SELECTORS]
+    if bad or not out:
+        raise click.BadParameter(f"selectors must be a comma list of {', '.join(SELECTORS)}, got {s!r}")
+    if len(set(out)) != len(out):
+        raise click.BadParameter(f"selector listed twice in {s!r}")
+    return out
+
+
+@click.command("loop")
+@click.argument("dataset", required=False)
+@click.option("--preset", type=click.Choice(["smoke", "paper"]), default="smoke", show_default=True,
+              help="smoke: tiny UNet, few steps, pixel features, 2 iterations (CPU minutes); paper: Appendix D.")
+@click.option("--paradigm", type=click.Choice(["replace", "accumulate"]), default=None,
+              help="replace: train on the last generation; accumulate: subsample real + all generations "
+                   "(default accumulate).")
+@click.option("--selector", "selectors", default=None,
+              help="Comma list of arms, each a separate run: none (vanilla), greedy, threshold.")
+@click.option("--vanilla", type=click.Choice(["uniform", "equal"]), default=None,
+              help="The none arm under accumulate: uniform subsample, or an equal share of every source.")
+@click.option("-n", "--n", "n", type=click.IntRange(min=2), default=None, help="Training-set size.")
+@click.option("--pool-factor", type=click.IntRange(min=1), default=None,
+              help="replace + a selector: generate this many times n and keep n.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None)
+@click.option("--features", default=None, help="Selection/GS/entropy features: pixels, inception, dinov2-s/b/l.")
+@click.option("--fid-features", default=None, help="Features of the FID (paper: inception).")
+@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--unet", type=click.Choice(UNET_CHOICES), default=None,
+              help="paper: Appendix D; cNN: the released script's (c, c, 2c, 2c, 4c, 4c) with attention.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--train-steps", type=click.IntRange(min=1), default=None, help="Fixed step count (overrides --epochs).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw"]), default=None)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None)
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=None)
+@click.option("--ema/--no-ema", default=None)
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None)
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
+@click.option("--sample-steps", type=click.IntRange(min=1), default=None)
+@click.option("--sample-batch", type=click.IntRange(min=1), default=None)
+@click.option("--cfg-scale", type=click.FloatRange(min=0), default=None,
+              help="> 0: class-conditional UNet with label dropout, sampled with this guidance scale.")
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=None, help="Training checkpoint interval (steps).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:K (default: the preset's; cpu for smoke).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Default runs/<dataset>-<preset>-<paradigm>-seed<seed>.")
+@click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Continue the run in this directory with its saved configuration.")
+@handle_errors
+def loop(dataset, resume, run_dir, **opts):
+    """Train a DDPM on DATASET, sample, select the next training set, repeat (Shi et al. 2025).
+
+    \b
+    Examples:
+      fastsel loop mnist --preset smoke                  # CPU minutes, offline
+      fastsel loop cifar10 --preset paper --selector none,greedy,threshold
+      fastsel loop mnist --resume runs/mnist-smoke-accumulate-seed0
+    """
+    from ..loop.config import LoopConfig, preset
+    from ..loop.run import run_loop
+    if resume:
+        with open(os.path.join(resume, "config.json")) as f:
+            cfg = LoopConfig.from_json(json.load(f))
+        run_dir = resume
+    else:
+        if not dataset:
+            raise click.UsageError("give a DATASET (mnist, fashion-mnist, cifar10, ffhq32, a folder, a .npy) or --resume")
+        base = preset(opts.pop("preset"), dataset)
+        sel = opts.pop("selectors")
+        if sel is not None:
+            base["selectors"] = _selectors(sel)
+        for k, v in opts.items():
+            if v is not None:
+                base[k] = v
+        if base.get("device", "cpu").startswith("cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                raise click.UsageError(f"device {base['device']}: no CUDA device is visible (use --device cpu)")
+        cfg = LoopConfig(dataset=dataset, **base)
+        run_dir = run_dir or os.path.join("runs", f"{os.path.basename(dataset.rstrip('/'))}-{cfg.preset}-"
+                                                  f"{cfg.paradigm}-seed{cfg.seed}")
+    _maybe_init_distributed(cfg)
+    records = run_loop(cfg, run_dir)
+    from ..loop.report import write_report
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        path = write_report(run_dir, quiet=True)
+        click.echo(f"report: {path}")
+        click.echo(f"{'arm':24s} {'it':>3s} {'GS':>9s} {'FID':>9s} {'entropy':>10s} {'MNND':>8s} {'real':>6s}")
+        for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
+            def f(v, w, p=4):
+                return f"{v:{w}.{p}g}" if v is not None else " " * (w - 1) + "-"
+            click.echo(f"{r['arm']:24s} {r['iteration']:3d} {f(r['gs'], 9)} {f(r['fid'], 9)} "
+                       f"{f(r['entropy'], 10)} {f(r['mnnd'], 8)} {f(r['shares'][0], 6, 3)}")
+
+
+def _maybe_init_distributed(cfg):
+    """Under torchrun / accelerate launch (WORLD_SIZE > 1): one process group; training runs DDP."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+    if dist.is_initialized():
+        return
+    if cfg.device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        cfg.device = f"cuda:{local}"
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@handle_errors
+def report(run_dir):
+    """Write RUN_DIR/report/ (PNG plots + report.md) from a loop's metrics."""
+    from ..loop.report import write_report
+    click.echo(write_report(run_dir, quiet=True))

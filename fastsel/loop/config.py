@@ -1,0 +1,100 @@
+"""Configuration of the self-consuming loop: UNet presets, run presets, the resolved LoopConfig."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+# UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ; 10.3M parameters as built
+# by diffusers 0.42); "paper" on single-channel data (MNIST) uses the Appendix D MNIST listing.
+# "cNN": the authors' released train_unconditional.py variant, (c, c, 2c, 2c, 4c, 4c) with attention
+# at the fifth level (c48: 16.0M parameters, c32: 7.1M, c64: 28.4M). "tiny": smoke runs and tests.
+UNETS = {
+    "paper": dict(block_out_channels=(48, 48, 96, 96, 144, 144), layers_per_block=2, norm_num_groups=16,
+                  down_block_types=("DownBlock2D",) * 6, up_block_types=("UpBlock2D",) * 6),
+    "paper-mnist": dict(block_out_channels=(64, 128, 256, 512), layers_per_block=2, norm_num_groups=32,
+                        down_block_types=("DownBlock2D",) * 4, up_block_types=("UpBlock2D",) * 4),
+    "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
+                 down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2),
+}
+for _c in (32, 48, 64, 128):
+    UNETS[f"c{_c}"] = dict(block_out_channels=(_c, _c, 2 * _c, 2 * _c, 4 * _c, 4 * _c), layers_per_block=2,
+                           norm_num_groups=16,
+                           down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+                           up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
+
+PARADIGMS = ("replace", "accumulate")
+SELECTORS = ("none", "greedy", "threshold")
+PAPER_N = {"cifar10": 32768, "mnist": 12000, "fashion-mnist": 12000, "ffhq32": 8192}
+PAPER_EPOCHS = {"cifar10": 500, "ffhq32": 1000, "mnist": 100, "fashion-mnist": 100}
+
+
+@dataclass
+class LoopConfig:
+    dataset: str
+    preset: str = "smoke"
+    paradigm: str = "accumulate"
+    selectors: tuple = ("none", "greedy")
+    vanilla: str = "uniform"          # selector none under accumulate: uniform | equal (the authors' equal share)
+    n: int = 256                      # training-set size
+    pool_factor: int = 2              # replace + selector: generate pool_factor * n, keep n
+    iterations: int = 2
+    features: str = "pixels"          # selection / GS / entropy features
+    fid_features: str = "pixels"      # FID features ("inception" for the paper's FID)
+    tau: Optional[float] = None
+    alpha: float = 0.9
+    seed: int = 0
+    unet: str = "tiny"
+    epochs: Optional[int] = None      # training length: epochs over the training set ...
+    train_steps: Optional[int] = 300  # ... or a fixed number of steps (wins when both are set)
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    optimizer: str = "adam"           # adam (Appendix D) | adamw (betas 0.95, 0.999: released script)
+    lr_schedule: str = "constant"     # constant | cosine (500 warm-up steps in the released script)
+    warmup_steps: int = 0
+    ema: bool = False
+    mixed_precision: str = "no"       # no | bf16 | fp16 (GPU only)
+    sampler: str = "ddim"             # ddpm (1000 steps) | ddim
+    sample_steps: int = 10
+    sample_batch: int = 256
+    cfg_scale: float = 0.0            # > 0: class-conditional UNet, label dropout, guided sampling
+    label_dropout: float = 0.1
+    ckpt_every: int = 100             # training checkpoint every this many steps
+    device: str = "cpu"
+    data_n: Optional[int] = None      # real images drawn from the dataset (default n)
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["selectors"] = list(self.selectors)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "LoopConfig":
+        d = dict(d)
+        d["selectors"] = tuple(d["selectors"])
+        return cls(**d)
+
+
+def preset(name: str, dataset: str) -> dict:
+    """Settings of a preset, before command-line overrides."""
+    key = dataset.lower()
+    if name == "smoke":
+        return dict(preset="smoke", unet="tiny", n=256, iterations=2, train_steps=300, epochs=None, batch_size=32,
+                    lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
+                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
+    if name == "paper":
+        return dict(preset="paper", unet="paper", n=PAPER_N.get(key, 8192), iterations=8, train_steps=None,
+                    epochs=PAPER_EPOCHS.get(key, 500), batch_size=128, lr=1e-4, weight_decay=1e-6, sampler="ddpm",
+                    sample_steps=1000, features="dinov2-b", fid_features="inception", mixed_precision="bf16",
+                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
+    raise ValueError(f"unknown preset {name!r}: smoke or paper")
+
+
+def unet_kwargs(name: str, channels: int) -> dict:
+    if name == "paper" and channels == 1:
+        name = "paper-mnist"
+    if name not in UNETS:
+        raise ValueError(f"unknown UNet {name!r}: choose one of {', '.join(sorted(UNETS))}")
+    return dict(UNETS[name])

@@ -1,0 +1,264 @@
+"""DDPM training and sampling with diffusers, deterministic and resumable.
+
+Every random draw of training (batch order, noise, timesteps, label dropout) comes from one CPU
+``torch.Generator`` whose state is checkpointed with the model and optimizer, so a run resumed from
+a checkpoint continues exactly as one never interrupted (on the CPU). Sampling draws each image's
+noise from its own generator (seeded by run seed, stage and image index): samples do not depend on
+the batch size, and finished batches are kept on disk so a killed sampler resumes where it stopped.
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+import signal
+import sys
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..io import atomic_path, save_npy
+from .config import LoopConfig, unet_kwargs
+
+_KILL_COUNTS: dict = {}
+
+
+def maybe_kill(stage: str) -> None:
+    """Test hook: FASTSEL_LOOP_KILL="stage:k" SIGKILLs this process at the k-th event of ``stage``
+    (train_step, sample_batch, iteration) -- a crash at a chosen moment."""
+    spec = os.environ.get("FASTSEL_LOOP_KILL")
+    if not spec:
+        return
+    name, _, k = spec.partition(":")
+    if name != stage:
+        return
+    _KILL_COUNTS[stage] = _KILL_COUNTS.get(stage, 0) + 1
+    if _KILL_COUNTS[stage] == int(k):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def to_model_space(images: np.ndarray, device) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def build_unet(cfg: LoopConfig, size: int, channels: int, num_classes: int = 0):
+    from diffusers import UNet2DModel
+    kw = unet_kwargs(cfg.unet, channels)
+    levels = len(kw["block_out_channels"])
+    if size % (2 ** (levels - 1)):
+        raise ValueError(f"image size {size} must be divisible by {2 ** (levels - 1)} for the {cfg.unet} UNet "
+                         f"({levels} levels)")
+    if cfg.cfg_scale > 0:
+        kw["num_class_embeds"] = num_classes + 1  # the last class is "no label" (classifier-free guidance)
+    torch.manual_seed(cfg.seed)  # weights: a function of the seed only
+    return UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, **kw)
+
+
+def _scheduler():
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=1000)
+
+
+def train_steps_for(cfg: LoopConfig, n_train: int) -> int:
+    if cfg.train_steps:
+        return int(cfg.train_steps)
+    return int(cfg.epochs or 1) * math.ceil(n_train / cfg.batch_size)
+
+
+def _optimizer(cfg, params):
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.95, 0.999), weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _lr_lambda(cfg, total):
+    def f(step):
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        if cfg.lr_schedule == "cosine":
+            p = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+        return 1.0
+    return f
+
+
+def _ddp():
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str, seed: int,
+          progress: Optional[Callable[[int, int, float], None]] = None):
+    """Train a fresh UNet on ``images`` (uint8 NHWC); returns the model (EMA weights when cfg.ema).
+
+    Writes ``workdir/ckpt.pt`` every cfg.ckpt_every steps (atomically) and resumes from it.
+    Under torchrun (world size > 1) the model is wrapped in DDP and each rank takes its slice of
+    every global batch, drawn from the same generator on every rank.
+    """
+    device = torch.device(cfg.device)
+    N, H, W, C = images.shape
+    model = build_unet(cfg, H, C, num_classes).to(device)
+    sched = _scheduler()
+    total = train_steps_for(cfg, N)
+    opt = _optimizer(cfg, model.parameters())
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
+    ema = None
+    if cfg.ema:
+        from diffusers.training_utils import EMAModel
+        ema = EMAModel(model.parameters(), decay=0.9999)
+    g = torch.Generator().manual_seed(seed)
+    step, perm, pos = 0, torch.randperm(N, generator=g), 0
+    ckpt = os.path.join(workdir, "ckpt.pt")
+    if os.path.exists(ckpt):
+        st = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        lr_sched.load_state_dict(st["lr_sched"])
+        if ema is not None and "ema" in st:
+            ema.load_state_dict(st["ema"])
+        g.set_state(st["gen"])
+        step, perm, pos = int(st["step"]), st["perm"], int(st["pos"])
+    ddp = _ddp()
+    net = model
+    rank, world = 0, 1
+    if ddp:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+        rank, world = dist.get_rank(), dist.get_world_size()
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    amp = cfg.mixed_precision if device.type == "cuda" else "no"
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    lab = torch.from_numpy(labels.astype(np.int64))
+    model.train()
+    loss_v = float("nan")
+    while step < total:
+        B = min(cfg.batch_size, N)
+        if pos + B > N:  # a new epoch: a fresh permutation from the same generator
+            perm, pos = torch.randperm(N, generator=g), 0
+        idx = perm[pos:pos + B]
+        pos += B
+        noise = torch.randn((B, C, H, W), generator=g)
+        t = torch.randint(0, sched.config.num_train_timesteps, (B,), generator=g)
+        drop = torch.rand(B, generator=g) < cfg.label_dropout
+        sl = slice(rank * B // world, (rank + 1) * B // world)  # this rank's slice of the global batch
+        x0 = to_model_space(images[idx[sl].numpy()], device)
+        xt = sched.add_noise(x0, noise[sl].to(device), t[sl].to(device))
+        kw = {}
+        if cfg.cfg_scale > 0:
+            kw["class_labels"] = torch.where(drop[sl], num_classes, lab[idx[sl]]).to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            pred = net(xt, t[sl].to(device), **kw).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), noise[sl].to(device))
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        lr_sched.step()
+        if ema is not None:
+            ema.step(model.parameters())
+        step += 1
+        loss_v = float(loss.detach())
+        if progress is not None:
+            progress(step, total, loss_v)
+        if (step % cfg.ckpt_every == 0 or step == total) and rank == 0:
+            st = {"model": model.state_dict(), "opt": opt.state_dict(), "lr_sched": lr_sched.state_dict(),
+                  "gen": g.get_state(), "step": step, "perm": perm, "pos": pos}
+            if ema is not None:
+                st["ema"] = ema.state_dict()
+            with atomic_path(ckpt) as tmp:
+                torch.save(st, tmp)
+        maybe_kill("train_step")
+    if ema is not None:
+        ema.copy_to(model.parameters())
+    model.eval()
+    return model, loss_v
+
+
+def load_model(cfg: LoopConfig, path: str, size: int, channels: int, num_classes: int):
+    model = build_unet(cfg, size, channels, num_classes)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(torch.device(cfg.device)).eval()
+
+
+def save_model(model, path: str) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+
+
+def _sample_scheduler(cfg: LoopConfig):
+    from diffusers import DDIMScheduler, DDPMScheduler
+    base = _scheduler()
+    if cfg.sampler == "ddim":
+        s = DDIMScheduler.from_config(base.config)
+        s.set_timesteps(cfg.sample_steps)
+        return s
+    s = DDPMScheduler.from_config(base.config)
+    s.set_timesteps(cfg.sample_steps if cfg.sample_steps else 1000)
+    return s
+
+
+def image_generator(seed: int, stage: int, i: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + stage * 7_919 + i) % (2 ** 63 - 1))
+
+
+@torch.no_grad()
+def sample(cfg: LoopConfig, model, count: int, size: int, channels: int, stage: int, workdir: str,
+           labels: Optional[np.ndarray] = None, num_classes: int = 0,
+           progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+    """``count`` images (uint8 NHWC), image i from its own generator; finished batches are kept in
+    ``workdir/parts`` so that a killed run resumes with the next batch."""
+    device = torch.device(cfg.device)
+    parts = os.path.join(workdir, "parts")
+    os.makedirs(parts, exist_ok=True)
+    B = cfg.sample_batch
+    out = []
+    for b0 in range(0, count, B):
+        path = os.path.join(parts, f"part_{b0:09d}.npy")
+        if os.path.exists(path):
+            out.append(np.load(path, allow_pickle=False))
+            if progress is not None:
+                progress(len(out[-1]))
+            continue
+        nb = min(B, count - b0)
+        gens = [image_generator(cfg.seed, stage, b0 + j) for j in range(nb)]
+        x = torch.stack([torch.randn((channels, size, size), generator=gi) for gi in gens]).to(device)
+        sch = _sample_scheduler(cfg)  # fresh per batch: some schedulers keep per-run state
+        kw = {}
+        if cfg.cfg_scale > 0:
+            y = torch.from_numpy(labels[b0:b0 + nb].astype(np.int64)).to(device)
+            null = torch.full_like(y, num_classes)
+        for t in sch.timesteps:
+            tt = torch.full((nb,), int(t), device=device, dtype=torch.long)
+            if cfg.cfg_scale > 0:
+                eps = model(torch.cat([x, x]), torch.cat([tt, tt]), class_labels=torch.cat([y, null])).sample
+                ec, eu = eps.chunk(2)
+                eps = eu + cfg.cfg_scale * (ec - eu)
+            else:
+                eps = model(x, tt, **kw).sample
+            x = sch.step(eps, t, x, generator=gens).prev_sample
+        img = to_uint8(x)
+        save_npy(path, img)
+        out.append(img)
+        if progress is not None:
+            progress(nb)
+        maybe_kill("sample_batch")
+    return np.concatenate(out) if out else np.zeros((0, size, size, channels), np.uint8)
+
+
+def clear_parts(workdir: str) -> None:
+    for p in glob.glob(os.path.join(workdir, "parts", "part_*.npy")):
+        os.unlink(p)

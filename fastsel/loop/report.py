@@ -1,0 +1,176 @@
+"""``fastsel report RUN_DIR``: plots and report.md from a loop's metrics (the paper's Figures 2b,
+3, 8-12): GS, FID and entropy per iteration per arm, source shares, entropy vs log GS with its
+Pearson r, and generated images beside their nearest training images."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from .. import metrics as M
+from ..io import DataError, atomic_path, save_text
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+
+
+def _by_arm(records):
+    arms = {}
+    for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
+        arms.setdefault(r["arm"], []).append(r)
+    return arms
+
+
+def _line_plot(arms, key, label, path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for arm, rs in arms.items():
+        pts = [(r["iteration"], r[key]) for r in rs if r.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=arm)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def _shares_plot(arms, path):
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(arms), figsize=(4 * len(arms), 3.2), squeeze=False)
+    for ax, (arm, rs) in zip(axes[0], arms.items()):
+        its = [r["iteration"] for r in rs]
+        bottom = np.zeros(len(rs))
+        n_src = max(len(r["shares"]) for r in rs)
+        for s in range(n_src):
+            v = np.array([r["shares"][s] if s < len(r["shares"]) else 0.0 for r in rs])
+            ax.bar(its, v, bottom=bottom, label="real" if s == 0 else f"gen {s}",
+                   color="tab:blue" if s == 0 else None)
+            bottom += v
+        ax.plot(its, [1.0 / (i + 1) for i in its], color="red", lw=1, label="1/(t+1)")
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel("share of training set")
+    axes[0][-1].legend(fontsize=6, loc="upper right")
+    _save(fig, path)
+
+
+def _scatter(records, path):
+    pts = [(r["entropy"], math.log(r["gs"])) for r in records
+           if r.get("entropy") is not None and r.get("gs") and r["gs"] > 0]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.4, 3.4))
+    r = None
+    if pts:
+        e, g = map(np.array, zip(*pts))
+        ax.scatter(e, g, s=14)
+        if len(pts) > 2 and np.std(e) > 0 and np.std(g) > 0:
+            r = M.pearson(e, g)
+    ax.set_xlabel("entropy of the training set")
+    ax.set_ylabel("log GS")
+    ax.set_title(f"Pearson r = {r:.3f}" if r is not None else "Pearson r: too few points", fontsize=9)
+    _save(fig, path)
+    return r
+
+
+def _neighbours(run_dir, arms, path, per_arm=6):
+    """Generated images of each arm's newest iteration beside their nearest training image."""
+    from .. import ops
+    rows = []
+    for arm, rs in arms.items():
+        t = rs[-1]["iteration"]
+        d = os.path.join(run_dir, "shared", "iter_000") if t == 0 else os.path.join(run_dir, arm, f"iter_{t:03d}")
+        try:
+            gen = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:per_arm]
+            gf = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:per_arm]
+            real_im = np.load(os.path.join(run_dir, "real", "images.npy"), mmap_mode="r", allow_pickle=False)
+            real_f = np.load(os.path.join(run_dir, "real", "feats.npy"), allow_pickle=False)
+        except OSError:
+            continue
+        if t == 0:
+            tim, tf = real_im, real_f
+        else:
+            src = np.load(os.path.join(d, "train_src.npy"), allow_pickle=False)
+            idx = np.load(os.path.join(d, "train_idx.npy"), allow_pickle=False)
+            tim = np.empty((len(src),) + real_im.shape[1:], np.uint8)
+            tf = np.empty((len(src), real_f.shape[1]), np.float32)
+            for s in np.unique(src):
+                sel = np.flatnonzero(src == s)
+                sd = os.path.join(run_dir, "real") if s == 0 else (
+                    os.path.join(run_dir, "shared", "iter_000") if s == 1 else os.path.join(run_dir, arm, f"iter_{s - 1:03d}"))
+                im = real_im if s == 0 else np.load(os.path.join(sd, "samples.npy"), mmap_mode="r", allow_pickle=False)
+                f = real_f if s == 0 else np.load(os.path.join(sd, "feats.npy"), allow_pickle=False)
+                tim[sel], tf[sel] = im[idx[sel]], f[idx[sel]]
+        nn = ops.nn(gf, tf, k=1).indices[:, 0].numpy()
+        rows.append((f"{arm} it{t}", np.asarray(gen), tim[nn]))
+    if not rows:
+        return False
+    plt = _plt()
+    k = max(len(g) for _, g, _ in rows)
+    fig, axes = plt.subplots(len(rows), 2 * k, figsize=(1.1 * 2 * k, 1.25 * len(rows)), squeeze=False)
+    for a, (name, gen, near) in enumerate(rows):
+        for j in range(k):
+            for c, im in ((2 * j, gen), (2 * j + 1, near)):
+                ax = axes[a][c]
+                ax.axis("off")
+                if j < len(im):
+                    x = im[j]
+                    ax.imshow(x[..., 0] if x.shape[-1] == 1 else x, cmap="gray" if x.shape[-1] == 1 else None)
+        axes[a][0].set_title(name, fontsize=6, loc="left")
+    fig.suptitle("generated | nearest training image (feature space)", fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def write_report(run_dir: str, quiet: bool = False) -> str:
+    mpath = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(mpath):
+        raise DataError(f"{run_dir}: no metrics.json (not a fastsel loop run, or no iteration finished yet)")
+    with open(mpath) as f:
+        m = json.load(f)
+    records = m["iterations"]
+    out = os.path.join(run_dir, "report")
+    os.makedirs(out, exist_ok=True)
+    arms = _by_arm(records)
+    _line_plot(arms, "gs", "generalization score (mean 1-NN dist. G->D)", os.path.join(out, "gs.png"))
+    _line_plot(arms, "fid", f"FID ({m['config']['fid_features']} features)", os.path.join(out, "fid.png"))
+    _line_plot(arms, "entropy", "KL entropy of the training set", os.path.join(out, "entropy.png"))
+    _shares_plot(arms, os.path.join(out, "shares.png"))
+    r = _scatter(records, os.path.join(out, "entropy_vs_gs.png"))
+    has_nn = _neighbours(run_dir, arms, os.path.join(out, "neighbours.png"))
+    cfg = m["config"]
+    lines = [f"# fastsel loop report: {cfg['dataset']} ({cfg['preset']} preset)", "",
+             f"paradigm {cfg['paradigm']}, selectors {', '.join(cfg['selectors'])}, n = {cfg['n']}, "
+             f"{cfg['iterations']} iterations, UNet {cfg['unet']}, features {cfg['features']}, "
+             f"FID features {cfg['fid_features']}, seed {cfg['seed']}.", "",
+             "| arm | iteration | GS | FID | entropy | MNND | cov trace | real share |", "|---|---|---|---|---|---|---|---|"]
+
+    def f(v):
+        return "" if v is None else f"{v:.4g}"
+    for arm, rs in arms.items():
+        for x in rs:
+            lines.append(f"| {arm} | {x['iteration']} | {f(x['gs'])} | {f(x['fid'])} | {f(x['entropy'])} | "
+                         f"{f(x['mnnd'])} | {f(x['cov_trace'])} | {f(x['shares'][0])} |")
+    lines += ["", f"Entropy vs log GS over all arms and iterations: Pearson r = {f(r)}.", "",
+              "![generalization score](gs.png) ![FID](fid.png) ![entropy](entropy.png)", "",
+              "![source shares](shares.png) ![entropy vs log GS](entropy_vs_gs.png)", ""]
+    if has_nn:
+        lines += ["![generated images beside their nearest training images](neighbours.png)", ""]
+    path = os.path.join(out, "report.md")
+    save_text(path, "\n".join(lines))
+    if not quiet:
+        print(path)
+    return path

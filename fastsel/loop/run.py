@@ -1,0 +1,297 @@
+"""The self-consuming loop: train, sample, measure, select the next training set, repeat.
+
+Run directory (every file written atomically; a rerun of the same command, or ``--resume RUN``,
+continues from the last complete step -- a finished stage is never redone, an interrupted training
+resumes from its checkpoint, an interrupted sampler from its last finished batch)::
+
+    config.json                     the resolved configuration (a rerun must match it)
+    real/images.npy labels.npy      the real training data (uint8 NHWC), its features
+         feats.npy fid_feats.npy
+    shared/iter_000/                iteration 0 (trained on real data: the same for every arm)
+        ckpt.pt model.pt parts/ samples.npy sample_labels.npy feats.npy fid_feats.npy
+    <paradigm>-<selector>/iter_NNN/ iterations >= 1 of each arm, the same files plus
+        train_src.npy train_idx.npy the training set as (source, row): source 0 real, j generation j
+    <arm>/iter_NNN/metrics.json     that iteration's metrics; metrics.csv / metrics.json: all of them
+    report/                         plots + report.md (rewritten after every iteration)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .. import fid as F
+from .. import metrics as M
+from ..io import DataError, save_json, save_npy, save_text
+from . import model as MD
+from .config import LoopConfig
+from .pool import candidate_pool, select_from, source_shares
+
+
+def _rank() -> tuple:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _finite(v):
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def load_real(cfg: LoopConfig):
+    """The real training images (uint8 NHWC; 28x28 padded to 32x32) and labels."""
+    from .. import data
+    ds = data.load(cfg.dataset, n=cfg.data_n or cfg.n, seed=cfg.seed)
+    im = ds.images
+    if im.shape[1] == 28 and im.shape[2] == 28:  # MNIST: the UNet's skip shapes need 32x32
+        im = np.pad(im, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    labels = ds.labels.astype(np.int64)
+    return np.ascontiguousarray(im), labels
+
+
+def featurize(name: str, images: np.ndarray, device: str) -> np.ndarray:
+    from .. import features
+    ex = features.get(name, device=device)
+    return np.asarray(features.embed(images, ex, quiet=True), np.float32)
+
+
+class Loop:
+    def __init__(self, cfg: LoopConfig, run_dir: str, log=None):
+        self.cfg, self.dir = cfg, run_dir
+        self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.rank, self.world = _rank()
+        self.arms = [f"{cfg.paradigm}-{s}" for s in cfg.selectors]
+        self.timing: dict = {}
+
+    # ------------------------------------------------------------------ paths and set-up
+    def p(self, *parts) -> str:
+        return os.path.join(self.dir, *parts)
+
+    def iter_dir(self, arm: str, t: int) -> str:
+        d = self.p("shared", "iter_000") if t == 0 else self.p(arm, f"iter_{t:03d}")
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def check_config(self) -> None:
+        path = self.p("config.json")
+        mine = json.loads(json.dumps(self.cfg.to_json()))
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+            # the device may differ between a run and its resumption (another GPU, another rank)
+            diff = sorted(k for k in set(old) | set(mine) if k != "device" and old.get(k) != mine.get(k))
+            if diff:
+                raise DataError(f"{self.dir} holds a run with another configuration (differs in: "
+                                f"{', '.join(diff)}); use --resume {self.dir} or a new --run-dir")
+        elif self.rank == 0:
+            os.makedirs(self.dir, exist_ok=True)
+            save_json(path, mine)
+
+    def real(self):
+        d = self.p("real")
+        files = [os.path.join(d, f) for f in ("images.npy", "labels.npy", "feats.npy", "fid_feats.npy")]
+        if self.rank == 0 and not all(os.path.exists(f) for f in files):
+            os.makedirs(d, exist_ok=True)
+            im, lab = load_real(self.cfg)
+            save_npy(files[0], im)
+            save_npy(files[1], lab)
+            f = featurize(self.cfg.features, im, self.cfg.device)
+            save_npy(files[2], f)
+            save_npy(files[3], f if self.cfg.fid_features == self.cfg.features
+                     else featurize(self.cfg.fid_features, im, self.cfg.device))
+        _barrier()
+        im, lab, f, ff = (np.load(x, allow_pickle=False) for x in files)
+        self.num_classes = int(lab.max()) + 1 if len(lab) else 0
+        return im, lab, f, ff
+
+    def sample_count(self, arm: str) -> int:
+        sel = arm.split("-", 1)[1]
+        return self.cfg.pool_factor * self.cfg.n if (self.cfg.paradigm == "replace" and sel != "none") else self.cfg.n
+
+    # ------------------------------------------------------------------ one iteration's stages
+    def train_set(self, arm: str, t: int, real_f: np.ndarray) -> tuple:
+        """(src, idx) of iteration t's training set."""
+        if t == 0:
+            return np.zeros(self.cfg.n, np.int16), np.arange(self.cfg.n, dtype=np.int64)
+        d = self.iter_dir(arm, t)
+        fs, fi = os.path.join(d, "train_src.npy"), os.path.join(d, "train_idx.npy")
+        if self.rank == 0 and not (os.path.exists(fs) and os.path.exists(fi)):
+            gens = [self.gen_feats(arm, j) for j in range(1, t + 1)]
+            cand = candidate_pool(self.cfg.paradigm, real_f, gens)
+            t0 = time.perf_counter()
+            rows = select_from(cand, self.cfg.n, arm.split("-", 1)[1], vanilla=self.cfg.vanilla,
+                               seed=self.cfg.seed + t, tau=self.cfg.tau, alpha=self.cfg.alpha, device=self.cfg.device)
+            self.timing[f"{arm}/{t}/select_s"] = time.perf_counter() - t0
+            save_npy(fi, cand.idx[rows])
+            save_npy(fs, cand.src[rows])
+        _barrier()
+        return np.load(fs, allow_pickle=False), np.load(fi, allow_pickle=False)
+
+    def gen_feats(self, arm: str, j: int) -> np.ndarray:
+        """Selection features of generation j (the samples of iteration j - 1)."""
+        f = np.load(os.path.join(self.iter_dir(arm, j - 1), "feats.npy"), allow_pickle=False)
+        return f[: self.sample_count(arm)]
+
+    def gather(self, arm: str, src, idx, real_im, real_lab, real_f):
+        """Images, labels and features of the (source, row) pairs."""
+        ims, labs, fs = np.empty((len(src),) + real_im.shape[1:], np.uint8), np.empty(len(src), np.int64), None
+        fs = np.empty((len(src), real_f.shape[1]), np.float32)
+        for s in np.unique(src):
+            rows = np.flatnonzero(src == s)
+            if s == 0:
+                im, lab, f = real_im, real_lab, real_f
+            else:
+                d = self.iter_dir(arm, int(s) - 1)
+                im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)
+                lab = np.load(os.path.join(d, "sample_labels.npy"), allow_pickle=False)
+                f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)
+            ims[rows], labs[rows], fs[rows] = im[idx[rows]], lab[idx[rows]], f[idx[rows]]
+        return ims, labs, fs
+
+    def trained(self, arm: str, t: int, images, labels):
+        d = self.iter_dir(arm, t)
+        path = os.path.join(d, "model.pt")
+        N, H, W, C = images.shape
+        if os.path.exists(path):
+            return MD.load_model(self.cfg, path, H, C, self.num_classes)
+        from tqdm import tqdm
+        total = MD.train_steps_for(self.cfg, N)
+        t0 = time.perf_counter()
+        with tqdm(total=total, desc=f"train {arm if t else 'shared'} it{t}", unit="step", file=sys.stderr,
+                  disable=self.rank != 0, leave=False, delay=1.0) as bar:
+            def prog(step, tot, loss):
+                bar.n = step
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.update(0)
+            seed = self.cfg.seed * 1000 + (0 if t == 0 else 100 * (self.arms.index(arm) + 1) + t)
+            model, loss = MD.train(self.cfg, images, labels, self.num_classes, d, seed, prog)
+        if self.rank == 0:
+            MD.save_model(model, path)
+        _barrier()
+        self.timing[f"{arm}/{t}/train_s"] = time.perf_counter() - t0
+        self.timing[f"{arm}/{t}/train_img_per_s"] = total * self.cfg.batch_size / max(1e-9, time.perf_counter() - t0)
+        self.log(f"  trained {'shared' if t == 0 else arm} iteration {t}: {total} steps, final loss {loss:.4f}")
+        return model
+
+    def samples(self, arm: str, t: int, model, size: int, channels: int):
+        d = self.iter_dir(arm, t)
+        out, lab_path = os.path.join(d, "samples.npy"), os.path.join(d, "sample_labels.npy")
+        count = max(self.sample_count(a) for a in self.arms) if t == 0 else self.sample_count(arm)
+        if not os.path.exists(out):
+            labels = (np.arange(count) % max(1, self.num_classes)).astype(np.int64)
+            from tqdm import tqdm
+            t0 = time.perf_counter()
+            stage = 0 if t == 0 else 1000 * (self.arms.index(arm) + 1) + t
+            with tqdm(total=count, desc=f"sample {arm if t else 'shared'} it{t}", unit="img", file=sys.stderr,
+                      leave=False, delay=1.0) as bar:
+                im = MD.sample(self.cfg, model, count, size, channels, stage, d, labels, self.num_classes,
+                               progress=bar.update)
+            save_npy(lab_path, labels)
+            save_npy(out, im)
+            MD.clear_parts(d)
+            self.timing[f"{arm}/{t}/sample_img_per_s"] = count / max(1e-9, time.perf_counter() - t0)
+        for name, kind in (("feats.npy", self.cfg.features), ("fid_feats.npy", self.cfg.fid_features)):
+            fp = os.path.join(d, name)
+            if not os.path.exists(fp):
+                im = np.load(out, allow_pickle=False)
+                ref = os.path.join(d, "feats.npy")
+                f = (np.load(ref, allow_pickle=False) if name == "fid_feats.npy" and kind == self.cfg.features
+                     else featurize(kind, im, self.cfg.device))
+                save_npy(fp, f)
+        return d
+
+    def measure(self, arm: str, t: int, src, train_f, real_ff) -> dict:
+        d = self.iter_dir(arm, t)
+        n = self.cfg.n
+        gen_f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:n]
+        gen_ff = np.load(os.path.join(d, "fid_feats.npy"), allow_pickle=False)[:n]
+        dev = self.cfg.device
+        tf = torch.from_numpy(train_f).to(dev)
+        ent = M.kl_entropy(tf) if len(tf) > 1 else None
+        rec = {
+            "arm": arm, "iteration": t, "n_train": int(len(src)),
+            "gs": _finite(M.generalization_score(torch.from_numpy(gen_f).to(dev), tf)),
+            "entropy": _finite(ent),
+            "mnnd": _finite(M.mnnd(tf)) if len(tf) > 1 else None,
+            "cov_trace": _finite(M.cov_trace(tf)),
+            # the eigen form: well defined for the rank-deficient covariances of small runs
+            "fid": _finite(F.frechet_eigh(F.stats(gen_ff), F.stats(real_ff))),
+            "shares": source_shares(src, t + 1),
+        }
+        return rec
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> list:
+        cfg = self.cfg
+        self.check_config()
+        real_im, real_lab, real_f, real_ff = self.real()
+        _, H, W, C = real_im.shape
+        records = []
+        for t in range(cfg.iterations):
+            for arm in self.arms:
+                mpath = os.path.join(self.p(arm, f"iter_{t:03d}"), "metrics.json")
+                if os.path.exists(mpath):
+                    with open(mpath) as f:
+                        records.append(json.load(f))
+                    continue
+                self.log(f"iteration {t}, {arm}")
+                src, idx = self.train_set(arm, t, real_f)
+                ims, labs, feats = self.gather(arm, src, idx, real_im, real_lab, real_f)
+                model = self.trained(arm, t, ims, labs)
+                if self.rank == 0:
+                    self.samples(arm, t, model, H, C)
+                    rec = self.measure(arm, t, src, feats, real_ff)
+                    os.makedirs(self.p(arm, f"iter_{t:03d}"), exist_ok=True)
+                    save_json(mpath, rec)
+                    records.append(rec)
+                    self.log("  " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()
+                                              if isinstance(v, float)))
+                _barrier()
+                MD.maybe_kill("iteration")
+            if self.rank == 0:
+                self.write_tables(records)
+                from .report import write_report
+                write_report(self.dir, quiet=True)
+        if self.rank == 0:
+            self.write_tables(records)
+        return records
+
+    def write_tables(self, records: list) -> None:
+        save_json(self.p("metrics.json"), {"config": self.cfg.to_json(), "iterations": records})
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        n_src = max((len(r["shares"]) for r in records), default=1)
+        w.writerow(["arm", "iteration", "gs", "fid", "entropy", "mnnd", "cov_trace", "n_train"]
+                   + ["share_real"] + [f"share_gen{j}" for j in range(1, n_src)])
+        for r in records:
+            w.writerow([r["arm"], r["iteration"], r["gs"], r["fid"], r["entropy"], r["mnnd"], r["cov_trace"],
+                        r["n_train"]] + list(r["shares"]) + [""] * (n_src - len(r["shares"])))
+        save_text(self.p("metrics.csv"), buf.getvalue())
+        if self.timing:
+            old = {}
+            tp = self.p("timing.json")
+            if os.path.exists(tp):
+                with open(tp) as f:
+                    old = json.load(f)
+            old.update(self.timing)
+            save_json(tp, old)
+
+
+def run_loop(cfg: LoopConfig, run_dir: str, log=None) -> list:
+    torch.use_deterministic_algorithms(False)
+    return Loop(cfg, run_dir, log).run()

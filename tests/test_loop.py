@@ -1,0 +1,168 @@
+"""The self-consuming loop: pool bookkeeping on hand-made pools, UNet presets, an end-to-end CLI
+run on tiny data, SIGKILL + resume giving identical metrics, classifier-free guidance."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+pytest.importorskip("matplotlib")
+
+from click.testing import CliRunner  # noqa: E402
+
+from fastsel.cli.main import cli  # noqa: E402
+from fastsel.loop.pool import candidate_pool, equal_share_counts, select_from, source_shares  # noqa: E402
+
+ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
+
+
+# ------------------------------------------------------------------ bookkeeping
+
+def test_candidate_pool_composition():
+    real = np.zeros((3, 2), np.float32)
+    g1, g2 = np.ones((4, 2), np.float32), 2 * np.ones((5, 2), np.float32)
+    c = candidate_pool("accumulate", real, [g1, g2])
+    assert c.src.tolist() == [0] * 3 + [1] * 4 + [2] * 5
+    assert c.idx.tolist() == [0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4]
+    r = candidate_pool("replace", real, [g1, g2])
+    assert r.src.tolist() == [2] * 5 and r.idx.tolist() == list(range(5))
+    with pytest.raises(ValueError, match="iteration 0"):
+        candidate_pool("replace", real, [])
+    with pytest.raises(ValueError, match="paradigm"):
+        candidate_pool("mix", real, [g1])
+
+
+@pytest.mark.parametrize("sizes, n, want", [([10, 10, 10], 10, [4, 3, 3]), ([2, 10, 10], 10, [2, 4, 4]),
+                                             ([0, 5, 5], 10, [0, 5, 5]), ([3, 3], 5, [3, 2])])
+def test_equal_share_counts(sizes, n, want):
+    assert equal_share_counts(sizes, n) == want
+    with pytest.raises(ValueError, match="smaller"):
+        equal_share_counts(sizes, sum(sizes) + 1)
+
+
+def test_selectors_on_a_hand_made_pool():
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-10, 10, size=(20, 2)).astype(np.float32)        # spread out
+    gen = (0.01 * rng.standard_normal((80, 2))).astype(np.float32)      # a collapsed cluster
+    c = candidate_pool("accumulate", real, [gen])
+    # vanilla uniform: about the pool's share of real rows; equal share: exactly half
+    eq = select_from(c, 20, "none", vanilla="equal", seed=1)
+    assert source_shares(c.src[eq], 2) == [0.5, 0.5]
+    assert len(set(eq.tolist())) == 20
+    assert select_from(c, 100, "none").tolist() == list(range(100))
+    # greedy keeps the spread-out (real) rows: at most one row of the collapsed cluster is ever far
+    g = select_from(c, 20, "greedy", seed=1)
+    assert source_shares(c.src[g], 2)[0] >= 0.9
+    t = select_from(c, 20, "threshold", seed=1, tau=1.0)
+    assert len(set(t.tolist())) == 20 and source_shares(c.src[t], 2)[0] >= 0.9
+    with pytest.raises(ValueError, match="selector"):
+        select_from(c, 5, "best")
+
+
+def test_unet_presets_match_the_documented_sizes():
+    from fastsel.loop.config import LoopConfig
+    from fastsel.loop.model import build_unet
+    want = {"c32": 7.13, "c48": 16.01, "paper": 10.27}
+    for name, m in want.items():
+        net = build_unet(LoopConfig(dataset="x", unet=name), 32, 3)
+        assert abs(sum(p.numel() for p in net.parameters()) / 1e6 - m) < 0.01, name
+    with pytest.raises(ValueError, match="divisible"):
+        build_unet(LoopConfig(dataset="x", unet="paper"), 28, 1)
+
+
+# ------------------------------------------------------------------ end to end
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("loopdata")
+    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
+    labels = rng.integers(0, 3, size=40)
+    np.savez(d / "tiny.npz", images=imgs, labels=labels)
+    return str(d / "tiny.npz")
+
+
+TINY = ["--n", "16", "--train-steps", "6", "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8",
+        "--iterations", "2", "--ckpt-every", "2"]
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "fastsel", *args], capture_output=True, text=True, env=env or ENV,
+                          timeout=600)
+
+
+def _metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)["iterations"]
+
+
+def test_loop_end_to_end_replace_three_arms(tiny_data, tmp_path):
+    run = str(tmp_path / "run")
+    r = _cli("loop", tiny_data, *TINY, "--paradigm", "replace", "--selector", "none,greedy,threshold",
+             "--run-dir", run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = _metrics(run)
+    assert sorted((x["arm"], x["iteration"]) for x in recs) == sorted(
+        (f"replace-{s}", t) for s in ("none", "greedy", "threshold") for t in (0, 1))
+    for x in recs:
+        assert x["gs"] > 0 and x["fid"] is not None and x["cov_trace"] > 0 and abs(sum(x["shares"]) - 1) < 1e-9
+        if x["iteration"] == 1:  # replace: every training row comes from generation 1
+            assert x["shares"] == [0.0, 1.0]
+    # replace + selector generated pool_factor * n, the vanilla arm n
+    d1 = os.path.join(run, "replace-greedy", "iter_001")
+    assert np.load(os.path.join(run, "shared", "iter_000", "samples.npy")).shape == (32, 8, 8, 1)
+    assert np.load(os.path.join(d1, "samples.npy")).shape == (32, 8, 8, 1)
+    assert np.load(os.path.join(run, "replace-none", "iter_001", "samples.npy")).shape == (16, 8, 8, 1)
+    assert sorted(np.load(os.path.join(d1, "train_src.npy")).tolist()) == [1] * 16
+    for f in ("gs.png", "fid.png", "entropy.png", "shares.png", "entropy_vs_gs.png", "neighbours.png", "report.md"):
+        assert os.path.getsize(os.path.join(run, "report", f)) > 0, f
+    csv = open(os.path.join(run, "metrics.csv")).read().splitlines()
+    assert csv[0].startswith("arm,iteration,gs,fid") and len(csv) == 7
+    assert "report:" in r.stdout and "replace-threshold" in r.stdout
+    # a rerun of the finished command redoes nothing and prints the same table
+    r2 = _cli("loop", tiny_data, *TINY, "--paradigm", "replace", "--selector", "none,greedy,threshold",
+              "--run-dir", run)
+    assert r2.returncode == 0 and r2.stdout == r.stdout
+    # another configuration in the same directory is refused in one line
+    r3 = _cli("loop", tiny_data, *TINY, "--paradigm", "accumulate", "--run-dir", run)
+    assert r3.returncode == 1 and "another configuration" in r3.stderr and "paradigm" in r3.stderr
+
+
+@pytest.mark.parametrize("kill", ["train_step:4", "train_step:9", "sample_batch:2", "iteration:2"])
+def test_sigkill_and_resume_give_identical_metrics(tiny_data, tmp_path, kill):
+    args = ("loop", tiny_data, *TINY, "--selector", "none,greedy")
+    ref = str(tmp_path / "ref")
+    assert _cli(*args, "--run-dir", ref).returncode == 0
+    run = str(tmp_path / "killed")
+    r = _cli(*args, "--run-dir", run, env=dict(ENV, FASTSEL_LOOP_KILL=kill))
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
+    r = _cli("loop", "--resume", run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _metrics(run) == _metrics(ref)
+
+
+def test_classifier_free_guidance_run(tiny_data, tmp_path):
+    run = str(tmp_path / "cfg")
+    r = _cli("loop", tiny_data, *TINY, "--iterations", "1", "--selector", "none", "--cfg-scale", "2.0",
+             "--run-dir", run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import torch
+    sd = torch.load(os.path.join(run, "shared", "iter_000", "model.pt"), weights_only=True)
+    assert sd["class_embedding.weight"].shape[0] == 4  # 3 classes + the null label
+    labels = np.load(os.path.join(run, "shared", "iter_000", "sample_labels.npy"))
+    assert labels.tolist()[:6] == [0, 1, 2, 0, 1, 2]
+
+
+def test_bad_loop_arguments(tiny_data, tmp_path):
+    r = CliRunner().invoke(cli, ["loop", tiny_data, "--selector", "none,best"])
+    assert r.exit_code == 2 and "selectors must be" in r.output
+    r = CliRunner().invoke(cli, ["loop"])
+    assert r.exit_code == 2 and "DATASET" in r.output
+    r = CliRunner().invoke(cli, ["loop", str(tmp_path / "nothing.npy"), "--run-dir", str(tmp_path / "r")])
+    assert r.exit_code == 1 and "unknown dataset" in r.output
+    r = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert r.exit_code == 1 and "no metrics.json" in r.output
