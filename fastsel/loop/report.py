@@ -41,6 +41,7 @@ def _line_plot(arms, key, label, path):
         if pts:
             ax.plot(*zip(*pts), marker="o", label=arm)
     ax.set_xlabel("iteration")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -54,11 +55,13 @@ def _shares_plot(arms, path):
         its = [r["iteration"] for r in rs]
         bottom = np.zeros(len(rs))
         n_src = max(len(r["shares"]) for r in rs)
+        others = plt.cm.autumn(np.linspace(0.1, 0.9, max(1, n_src - 1)))
         for s in range(n_src):
             v = np.array([r["shares"][s] if s < len(r["shares"]) else 0.0 for r in rs])
             ax.bar(its, v, bottom=bottom, label="real" if s == 0 else f"gen {s}",
-                   color="tab:blue" if s == 0 else None)
+                   color="tab:blue" if s == 0 else others[s - 1], edgecolor="white", linewidth=0.5)
             bottom += v
+        ax.set_xticks(its)
         ax.plot(its, [1.0 / (i + 1) for i in its], color="red", lw=1, label="1/(t+1)")
         ax.set_title(arm, fontsize=9)
         ax.set_xlabel("iteration")

@@ -1,0 +1,161 @@
+"""Loop throughput: fastsel's training and sampling against bare diffusers, in the same run.
+
+Training: ``fastsel.loop.model.train`` (seeded generator, uint8 -> float per batch, checkpoints,
+progress) against a bare loop (add_noise -> UNet -> MSE -> Adam on a float tensor already on the
+device), same UNet config, batch and device: images/s of each and their ratio.
+Sampling: ``fastsel.loop.model.sample`` (one generator per image, batches kept on disk) against a
+bare ``DDPMPipeline`` call with the same scheduler and step count: images/s and ratio.
+
+    python bench/bench_loop.py                              # tiny UNet, CPU
+    python bench/bench_loop.py --unet paper --steps 20      # Appendix D CIFAR-10 config, bounded steps
+    python bench/bench_loop.py --unet paper --device cuda --mixed-precision bf16
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from fastsel.io import save_json, save_text  # noqa: E402
+from fastsel.loop import model as MD  # noqa: E402
+from fastsel.loop.config import LoopConfig  # noqa: E402
+
+
+def _sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bare_train(cfg: LoopConfig, images: np.ndarray, steps: int) -> float:
+    """Seconds for ``steps`` steps of the bare diffusers loop."""
+    from diffusers import DDPMScheduler
+    dev = torch.device(cfg.device)
+    N, H, W, C = images.shape
+    model = MD.build_unet(cfg, H, C).to(dev).train()
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    data = MD.to_model_space(images, dev)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision) if dev.type == "cuda" else None
+
+    def step():
+        idx = torch.randint(0, N, (cfg.batch_size,), device=dev)
+        x0 = data[idx]
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (cfg.batch_size,), device=dev)
+        with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+            pred = model(sched.add_noise(x0, noise, t), t).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for _ in range(2):
+        step()
+    _sync(cfg.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(cfg.device)
+    return time.perf_counter() - t0
+
+
+def ours_train(cfg: LoopConfig, images: np.ndarray, steps: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        warm = LoopConfig(**{**cfg.to_json(), "selectors": tuple(cfg.selectors), "train_steps": 2})
+        MD.train(warm, images, np.zeros(len(images), np.int64), 0, d, 0)
+        os.unlink(os.path.join(d, "ckpt.pt"))
+        c = LoopConfig(**{**cfg.to_json(), "selectors": tuple(cfg.selectors), "train_steps": steps})
+        _sync(cfg.device)
+        t0 = time.perf_counter()
+        MD.train(c, images, np.zeros(len(images), np.int64), 0, d, 0, progress=lambda *a: None)
+        _sync(cfg.device)
+        return time.perf_counter() - t0
+
+
+def bare_sample(cfg: LoopConfig, model, count: int, size: int, channels: int) -> float:
+    from diffusers import DDPMPipeline, DDPMScheduler
+    pipe = DDPMPipeline(unet=model, scheduler=DDPMScheduler(num_train_timesteps=1000))
+    pipe.set_progress_bar_config(disable=True)
+    _sync(cfg.device)
+    t0 = time.perf_counter()
+    pipe(batch_size=count, generator=torch.Generator().manual_seed(0), num_inference_steps=cfg.sample_steps,
+         output_type="np")
+    _sync(cfg.device)
+    return time.perf_counter() - t0
+
+
+def ours_sample(cfg: LoopConfig, model, count: int, size: int, channels: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        _sync(cfg.device)
+        t0 = time.perf_counter()
+        MD.sample(cfg, model, count, size, channels, 0, d)
+        _sync(cfg.device)
+        return time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--unet", default="tiny")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=30, help="training steps timed per loop")
+    ap.add_argument("--sample-count", type=int, default=64)
+    ap.add_argument("--sample-steps", type=int, default=10, help="DDPM steps for both samplers")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    ap.add_argument("--repeats", type=int, default=3, help="alternating repeats; the best of each is reported")
+    ap.add_argument("--out-dir", default="bench/results")
+    a = ap.parse_args(argv)
+    cfg = LoopConfig(dataset="bench", unet=a.unet, batch_size=a.batch_size, device=a.device, sampler="ddpm",
+                     sample_steps=a.sample_steps, sample_batch=a.sample_count, mixed_precision=a.mixed_precision,
+                     ckpt_every=10 ** 9, lr=1e-4)
+    from fastsel.cli.loop import _glibc_keep_memory
+    _glibc_keep_memory()  # as `fastsel loop` runs (both loops profit alike)
+    rng = np.random.default_rng(0)
+    images = (rng.random((max(256, a.batch_size), a.size, a.size, a.channels)) * 255).astype(np.uint8)
+    tb, to = [], []
+    for r in range(a.repeats):  # alternate (ABBA), so both see the same machine state
+        for first in ((bare_train, tb), (ours_train, to))[:: 1 if r % 2 == 0 else -1]:
+            first[1].append(first[0](cfg, images, a.steps))
+    model = MD.build_unet(cfg, a.size, a.channels).to(torch.device(a.device)).eval()
+    sb, so = [], []
+    bare_sample(cfg, model, min(8, a.sample_count), a.size, a.channels)  # warm-up
+    for r in range(a.repeats):
+        for fn, acc in ((bare_sample, sb), (ours_sample, so))[:: 1 if r % 2 == 0 else -1]:
+            acc.append(fn(cfg, model, a.sample_count, a.size, a.channels))
+    img = a.steps * a.batch_size
+    res = {
+        "machine": platform.processor() or platform.machine(), "device": a.device,
+        "device_name": torch.cuda.get_device_name() if a.device.startswith("cuda") else f"{os.cpu_count()} CPU threads",
+        "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": vars(a),
+        "train_img_per_s": {"bare": img / min(tb), "fastsel": img / min(to)},
+        "train_ratio": min(tb) / min(to),
+        "sample_img_per_s": {"bare DDPMPipeline": a.sample_count / min(sb), "fastsel": a.sample_count / min(so)},
+        "sample_ratio": min(sb) / min(so),
+    }
+    os.makedirs(a.out_dir, exist_ok=True)
+    save_json(os.path.join(a.out_dir, "bench_loop.json"), res)
+    md = (f"loop throughput -- {res['device_name']}, torch {res['torch']}, {res['date']}\n"
+          f"UNet {a.unet}, {a.size}x{a.size}x{a.channels}, batch {a.batch_size}, mixed precision {a.mixed_precision}\n\n"
+          f"| stage | bare diffusers (img/s) | fastsel (img/s) | fastsel / bare |\n|---|---|---|---|\n"
+          f"| train ({a.steps} steps, best of {a.repeats}) | {res['train_img_per_s']['bare']:.1f} | "
+          f"{res['train_img_per_s']['fastsel']:.1f} | {res['train_ratio']:.3f} |\n"
+          f"| sample ({a.sample_count} images, {a.sample_steps} DDPM steps) | "
+          f"{res['sample_img_per_s']['bare DDPMPipeline']:.1f} | {res['sample_img_per_s']['fastsel']:.1f} | "
+          f"{res['sample_ratio']:.3f} |\n")
+    save_text(os.path.join(a.out_dir, "bench_loop.md"), md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
