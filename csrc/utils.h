@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <limits>
+#include <string>
 
 namespace fastsel {
 
@@ -34,6 +35,13 @@ inline void check_state(const at::Tensor& md, const at::Tensor& x) {
   TORCH_CHECK(md.scalar_type() == acc_dtype(x.scalar_type()), "min_d2 must be ",
               acc_dtype(x.scalar_type()), " for ", x.scalar_type(), " data, got ", md.scalar_type());
   TORCH_CHECK(md.device() == x.device(), "min_d2 must be on ", x.device());
+}
+
+// threshold_decay's mode and alpha (every backend).
+inline void check_threshold_args(const std::string& mode, double alpha) {
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
+              mode);
+  TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
 }
 
 // Diagnostics behind fastsel::_greedy_stats (passes and picks of the last greedy call).

@@ -72,3 +72,12 @@ def check_greedy_maximal(x_stored, idx, rtol):
         selected[p] = True
         diff = x64 - x64[p]
         md = np.minimum(md, (diff * diff).sum(1))
+
+
+def brute_knn(q64, r64, k, exclude_self=False):
+    """float64 difference-form k-NN, ties to the lowest index (stable sort)."""
+    d = ((q64[:, None, :] - r64[None, :, :]) ** 2).sum(-1)
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.sqrt(np.take_along_axis(d, idx, 1)), idx

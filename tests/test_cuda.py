@@ -13,7 +13,7 @@ import torch
 
 import fastsel
 from fastsel import _backend, reference
-from conftest import DTYPES, RTOL, check_greedy_maximal, clustered_pool, int_pool
+from conftest import DTYPES, RTOL, brute_knn, check_greedy_maximal, clustered_pool, int_pool
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
@@ -199,20 +199,12 @@ def test_threshold_duplicates_fill_and_resume(rng):
 
 # ------------------------------------------------------------------------ nn
 
-def _brute(q64, r64, k, exclude_self=False):
-    d2 = ((q64[:, None, :] - r64[None, :, :]) ** 2).sum(-1)
-    if exclude_self:
-        np.fill_diagonal(d2, np.inf)
-    order = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    return np.sqrt(np.take_along_axis(d2, order, 1)), order
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("k", [1, 5, 40])  # 40: the long-list path
 def test_nn_integer_data_exact_ties_low(dtype, k, rng):
     q = int_pool(rng, 300, 6, -2, 3)
     r = int_pool(rng, 900, 6, -2, 3)
-    wd, wi = _brute(q, r, k)
+    wd, wi = brute_knn(q, r, k)
     d, i = fastsel.nn(_t(q, dtype).to(CUDA), _t(r, dtype).to(CUDA), k=k, backend="cpp")
     assert np.array_equal(i.cpu().numpy(), wi)
     np.testing.assert_allclose(d.cpu().double().numpy(), wd, rtol=1e-6)
@@ -225,7 +217,7 @@ def test_nn_float64_correct(pool, exclude_self, allow_tf32, rng):
     a = rng.standard_normal((2500, 64)) if pool == "gauss" else clustered_pool(rng, 2500, 64)
     x = _t(a, torch.float32)
     x64 = x.double().numpy()
-    wd, wi = _brute(x64, x64, 3, exclude_self)
+    wd, wi = brute_knn(x64, x64, 3, exclude_self)
     with tf32(allow_tf32):
         d, i = fastsel.nn(x.to(CUDA), k=3, exclude_self=exclude_self, backend="cpp")
     assert np.array_equal(i.cpu().numpy(), wi)

@@ -3,16 +3,7 @@ import pytest
 import torch
 
 import fastsel
-from conftest import DTYPES, clustered_pool, int_pool
-
-
-def brute(q64, r64, k, exclude_self=False):
-    """float64 difference-form k-NN, ties to the lowest index (stable sort)."""
-    d = ((q64[:, None, :] - r64[None, :, :]) ** 2).sum(-1)
-    if exclude_self:
-        np.fill_diagonal(d, np.inf)
-    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
-    return np.sqrt(np.take_along_axis(d, idx, 1)), idx
+from conftest import DTYPES, brute_knn as brute, clustered_pool, int_pool
 
 
 def test_hand_case(backend, device):

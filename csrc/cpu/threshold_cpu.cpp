@@ -182,10 +182,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
     const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
   check_pool(x_, "x");
   const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
-              mode);
+  check_threshold_args(mode, alpha);
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
-  TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
   at::Tensor md;

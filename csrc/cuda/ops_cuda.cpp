@@ -65,10 +65,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
     const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
   check_pool(x_, "x");
   const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
-              mode);
+  check_threshold_args(mode, alpha);
   TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
-  TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
   TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
   c10::cuda::CUDAGuard guard(x_.device());
   const int64_t N = x_.size(0);
