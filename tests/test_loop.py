@@ -199,3 +199,14 @@ def test_training_under_torchrun_matches_one_process(tiny_data, tmp_path):
     for x, y in zip(a, b):
         for k in ("gs", "fid", "entropy", "mnnd", "cov_trace"):
             assert y[k] == pytest.approx(x[k], rel=2e-2), k
+
+
+def test_loop_ships_in_a_wheel_and_has_a_python_api():
+    """setup.py's find_packages needs an __init__.py: without it `fastsel loop` would be missing
+    from a non-editable install."""
+    from setuptools import find_packages
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert "fastsel.loop" in find_packages(root, include=["fastsel", "fastsel.*"])
+    from fastsel.loop import LoopConfig, preset, run_loop, write_report  # noqa: F401
+    cfg = LoopConfig(dataset="mnist", **preset("smoke", "mnist"))
+    assert cfg.selectors == ("none", "greedy", "threshold") and cfg.unet == "tiny"
