@@ -81,3 +81,11 @@ def brute_knn(q64, r64, k, exclude_self=False):
         np.fill_diagonal(d, np.inf)
     idx = np.argsort(d, axis=1, kind="stable")[:, :k]
     return np.sqrt(np.take_along_axis(d, idx, 1)), idx
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for torchrun / process-group tests)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fastsel.cli.main import cli
+from conftest import free_port
 
 
 @pytest.fixture
@@ -166,10 +167,7 @@ def test_python_dash_m_entry_point(feats, tmp_path):
 
 
 def test_select_under_torchrun_equals_single_process(feats, tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     for method in ("greedy", "threshold"):
         out = tmp_path / f"dist-{method}.npy"
         p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
@@ -196,13 +194,10 @@ def test_fallback_says_why_once(feats, tmp_path):
 
 
 def test_torchrun_bad_rows_fail_every_rank(tmp_path):
-    import socket
     x = np.random.default_rng(0).standard_normal((100, 4)).astype(np.float32)
     x[90, 1] = np.nan  # only rank 1's shard is bad; rank 0 must not wait forever
     np.save(tmp_path / "bad.npy", x)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
                         "127.0.0.1", "--master-port", str(port), "-m", "fastsel", "select", "--in",
                         str(tmp_path / "bad.npy"), "-n", "5", "--out", str(tmp_path / "o.npy")],

@@ -2,7 +2,6 @@
 compared with the single-process ops: identical indices, shards of unequal size and an empty one."""
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch.multiprocessing as mp
 import fastsel
 from fastsel import distributed as D
 
-from conftest import BACKENDS, clustered_pool, int_pool
+from conftest import BACKENDS, clustered_pool, free_port, int_pool
 
 
 def _pools():
@@ -81,17 +80,11 @@ def _worker(rank, world, port, backend, out):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("world", [2, 4])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sharded_ops_equal_single_process(world, backend, tmp_path):
     out = str(tmp_path / "res.pt")
-    ctx = mp.start_processes(_worker, args=(world, _free_port(), backend, out), nprocs=world, join=False,
+    ctx = mp.start_processes(_worker, args=(world, free_port(), backend, out), nprocs=world, join=False,
                              start_method="spawn")
     while not ctx.join(timeout=120):
         pass
@@ -118,7 +111,7 @@ def test_shard_rows_cover_the_pool():
 def test_threshold_needs_tau():
     if not dist.is_available():
         pytest.skip("torch.distributed unavailable")
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
         with pytest.raises(ValueError, match="tau must be given"):

@@ -16,6 +16,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
 from fastsel.loop.pool import candidate_pool, equal_share_counts, select_from, source_shares  # noqa: E402
+from conftest import free_port  # noqa: E402
 
 ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
 
@@ -181,10 +182,7 @@ def test_training_under_torchrun_matches_one_process(tiny_data, tmp_path):
     """Two ranks (gloo, CPU): DDP training on halves of each global batch; rank 0 samples,
     selects and measures. Same data and seeds as one process, so the metrics agree up to the
     rounding of the gradient all-reduce."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     args = ["loop", tiny_data, *TINY, "--iterations", "1", "--selector", "none"]
     one = str(tmp_path / "one")
     assert _cli(*args, "--run-dir", one).returncode == 0
