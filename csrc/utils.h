@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <limits>
+#include <optional>
 #include <string>
 
 namespace fastsel {
@@ -35,6 +36,53 @@ inline void check_state(const at::Tensor& md, const at::Tensor& x) {
   TORCH_CHECK(md.scalar_type() == acc_dtype(x.scalar_type()), "min_d2 must be ",
               acc_dtype(x.scalar_type()), " for ", x.scalar_type(), " data, got ", md.scalar_type());
   TORCH_CHECK(md.device() == x.device(), "min_d2 must be on ", x.device());
+}
+
+// The min-distance state an op starts from: the caller's (checked, cloned: theirs stays
+// untouched), or a fresh one (+inf everywhere, start must be a row).
+inline at::Tensor initial_state(const at::Tensor& x, const std::optional<at::Tensor>& min_d2, int64_t start) {
+  if (min_d2.has_value()) {
+    check_state(*min_d2, x);
+    return min_d2->contiguous().clone();
+  }
+  TORCH_CHECK(start >= 0 && start < x.size(0), "start must be in [0, N=", x.size(0), "), got ", start);
+  return at::full({x.size(0)}, std::numeric_limits<double>::infinity(),
+                  x.options().dtype(acc_dtype(x.scalar_type())));
+}
+
+// Rows not yet selected in a state; n picks must fit in them.
+inline int64_t check_unselected(const at::Tensor& md, int64_t n) {
+  const int64_t remaining = md.ge(0).sum().item<int64_t>();
+  TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
+  return remaining;
+}
+
+// threshold_decay's scan state, carried between calls as a float64 tensor of 4 values.
+struct ThresholdState {
+  double tau;
+  int64_t pos;     // next row to scan in the current pass; 0 = a pass begins
+  bool added;      // the current pass accepted something
+  int64_t filled;  // rows filled in index order (only duplicates were left)
+};
+
+inline ThresholdState read_threshold_state(const at::Tensor& state, int64_t N) {
+  TORCH_CHECK(state.dim() == 1 && state.numel() == 4 && state.scalar_type() == at::kDouble,
+              "state must be a float64 tensor of 4 values");
+  auto st = state.cpu();
+  const double* sp = st.data_ptr<double>();
+  ThresholdState s{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
+  TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
+  return s;
+}
+
+inline at::Tensor threshold_state_tensor(const ThresholdState& s, const at::Device& device) {
+  auto st = at::empty({4}, at::TensorOptions().dtype(at::kDouble));
+  double* sp = st.data_ptr<double>();
+  sp[0] = s.tau;
+  sp[1] = static_cast<double>(s.pos);
+  sp[2] = s.added ? 1.0 : 0.0;
+  sp[3] = static_cast<double>(s.filled);
+  return st.to(device);
 }
 
 // threshold_decay's mode and alpha (every backend).

@@ -110,7 +110,7 @@ def plain_torch_greedy(x: torch.Tensor, n: int, start: int = 0) -> torch.Tensor:
 def authors_greedy(x: torch.Tensor, n: int, start: int = 0) -> list:
     """(b) The authors' released procedure: per pick cdist to the new centre, minimum, argmax().item()."""
     xf = x.float()
-    md = torch.full((x.shape[0],), float("inf"))
+    md = torch.full((x.shape[0],), float("inf"), device=x.device)
     sel = [start]
     for _ in range(n - 1):
         md = torch.minimum(md, torch.cdist(xf, xf[sel[-1]][None]).squeeze(1))

@@ -150,14 +150,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
               mode);
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
-  at::Tensor md;
-  if (min_d2.has_value()) {
-    check_state(*min_d2, x);
-    md = min_d2->contiguous().clone();
-  } else {
-    TORCH_CHECK(start >= 0 && start < N, "start must be in [0, N=", N, "), got ", start);
-    md = at::full({N}, std::numeric_limits<double>::infinity(), x.options().dtype(acc_dtype(x.scalar_type())));
-  }
+  at::Tensor md = initial_state(x, min_d2, start);
+  check_unselected(md, n);
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
   reset_greedy_stats();
@@ -165,9 +159,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
     int64_t first = start;
-    int64_t remaining = 0;
-    for (int64_t i = 0; i < N; ++i) remaining += m[i] >= Acc_t(0);
-    TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
     if (first >= 0) {
       TORCH_CHECK(first < N && m[first] >= Acc_t(0), "start ", first, " is out of range or already selected");
     }

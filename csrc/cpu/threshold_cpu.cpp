@@ -20,18 +20,9 @@
 namespace fastsel {
 namespace cpu {
 
-namespace {
-struct TState {
-  double tau;
-  int64_t pos;     // next row to scan in the current pass; 0 = a pass begins
-  bool added;      // the current pass accepted something
-  int64_t filled;  // rows filled in index order because nothing could ever be accepted
-};
-}  // namespace
-
 template <typename T, typename Acc>
 static void threshold_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t start, double alpha,
-                           bool every_pass, TState& s, int64_t* idx, Acc* d2, double* tau_at) {
+                           bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2, double* tau_at) {
   std::vector<Acc> buf;
   int64_t t = 0;
   // Accept row i; the next candidate of the pass is searched from `from`.
@@ -99,7 +90,7 @@ constexpr int64_t kChunkedMinPicks = 64;   // ... and this many accepts
 
 template <typename T, typename Acc>
 static void threshold_chunked(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
-                              int64_t start, double alpha, bool every_pass, TState& s, int64_t* idx, Acc* d2,
+                              int64_t start, double alpha, bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2,
                               double* tau_at) {
   const Centred C = make_centred(xt);
   std::vector<int64_t> pend;
@@ -186,33 +177,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
-  at::Tensor md;
-  TState s{tau, 0, false, 0};
   TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
-  if (min_d2.has_value()) {
-    check_state(*min_d2, x);
-    TORCH_CHECK(state->dim() == 1 && state->numel() == 4 && state->scalar_type() == at::kDouble,
-                "state must be a float64 tensor of 4 values");
-    md = min_d2->contiguous().clone();
-    auto st = state->cpu();
-    const double* sp = st.data_ptr<double>();
-    s = TState{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
-    TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
+  ThresholdState s{tau, 0, false, 0};
+  if (state.has_value()) {
+    s = read_threshold_state(*state, N);
     start = -1;
-  } else {
-    TORCH_CHECK(start >= 0 && start < N, "start must be in [0, N=", N, "), got ", start);
-    md = at::full({N}, std::numeric_limits<double>::infinity(), x.options().dtype(acc_dtype(x.scalar_type())));
   }
+  at::Tensor md = initial_state(x, min_d2, start);
   TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
+  check_unselected(md, n);
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
   auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
-    int64_t remaining = 0;
-    for (int64_t i = 0; i < N; ++i) remaining += m[i] >= Acc_t(0);
-    TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
     const bool chunked = mode == "chunked" || (mode == "auto" && N >= kChunkedMinRows && n >= kChunkedMinPicks);
     if (chunked) {
       threshold_chunked<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
@@ -222,13 +201,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
                                       idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
     }
   });
-  auto st = at::empty({4}, x.options().dtype(at::kDouble));
-  double* sp = st.data_ptr<double>();
-  sp[0] = s.tau;
-  sp[1] = static_cast<double>(s.pos);
-  sp[2] = s.added ? 1.0 : 0.0;
-  sp[3] = static_cast<double>(s.filled);
-  return {idx, d2, tau_at, md, st};
+  return {idx, d2, tau_at, md, threshold_state_tensor(s, x.device())};
 }
 
 }  // namespace cpu

@@ -13,18 +13,10 @@
 
 #include <tuple>
 
+#include "utils.h"  // ThresholdState
+
 namespace fastsel {
-void reset_greedy_stats();
-void record_greedy_stats(int64_t passes, int64_t picks);
-
 namespace cuda {
-
-struct ThresholdState {
-  double tau;
-  int64_t pos;     // next row to scan in the current pass; 0 = a pass begins
-  bool added;      // the current pass accepted something
-  int64_t filled;  // rows filled in index order (only duplicates were left)
-};
 
 // md: (N,) state in the accumulation dtype (cloned by the caller); first >= 0: the first pick.
 void greedy_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t first, bool multi, int64_t remaining,

@@ -18,23 +18,6 @@ namespace {
 constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
 constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
 constexpr int64_t kChunk = 1024;         // threshold: candidates per chunk ("single": 1)
-
-// A fresh or resumed min-distance state of x (cloned: the caller's stays untouched).
-at::Tensor initial_state(const at::Tensor& x, const std::optional<at::Tensor>& min_d2, int64_t start) {
-  if (min_d2.has_value()) {
-    check_state(*min_d2, x);
-    return min_d2->contiguous().clone();
-  }
-  TORCH_CHECK(start >= 0 && start < x.size(0), "start must be in [0, N=", x.size(0), "), got ", start);
-  return at::full({x.size(0)}, std::numeric_limits<double>::infinity(),
-                  x.options().dtype(acc_dtype(x.scalar_type())));
-}
-
-int64_t unselected(const at::Tensor& md, int64_t n) {
-  const int64_t remaining = md.ge(0).sum().item<int64_t>();
-  TORCH_CHECK(n >= 1 && n <= remaining, "n must be in [1, ", remaining, "] (rows not yet selected), got ", n);
-  return remaining;
-}
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_, int64_t n, int64_t start,
@@ -49,7 +32,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_,
   const int64_t N = x_.size(0);
   at::Tensor x = x_.contiguous();
   at::Tensor md = initial_state(x, min_d2, start);
-  const int64_t remaining = unselected(md, n);
+  const int64_t remaining = check_unselected(md, n);
   if (start >= 0) {
     TORCH_CHECK(start < N && md[start].item<double>() >= 0.0, "start ", start, " is out of range or already selected");
   }
@@ -73,28 +56,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   at::Tensor x = x_.contiguous();
   ThresholdState s{tau, 0, false, 0};
   if (state.has_value()) {
-    TORCH_CHECK(state->dim() == 1 && state->numel() == 4 && state->scalar_type() == at::kDouble,
-                "state must be a float64 tensor of 4 values");
-    auto st = state->cpu();
-    const double* sp = st.data_ptr<double>();
-    s = ThresholdState{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
-    TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
+    s = read_threshold_state(*state, N);
     start = -1;
   }
   at::Tensor md = initial_state(x, min_d2, start);
   TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
-  unselected(md, n);
+  check_unselected(md, n);
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
   auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
   threshold_run(x, md, n, start, alpha, every_pass, s, mode == "single" ? 1 : kChunk, idx, d2, tau_at);
-  auto st = at::empty({4}, at::TensorOptions().dtype(at::kDouble));
-  double* sp = st.data_ptr<double>();
-  sp[0] = s.tau;
-  sp[1] = static_cast<double>(s.pos);
-  sp[2] = s.added ? 1.0 : 0.0;
-  sp[3] = static_cast<double>(s.filled);
-  return {idx, d2, tau_at, md, st.to(x.device())};
+  return {idx, d2, tau_at, md, threshold_state_tensor(s, x.device())};
 }
 
 std::tuple<at::Tensor, at::Tensor> nn_cuda(const at::Tensor& query_, const at::Tensor& ref_, int64_t k,

@@ -237,7 +237,6 @@ def sample(cfg: LoopConfig, model, count: int, size: int, channels: int, stage: 
         gens = [image_generator(cfg.seed, stage, b0 + j) for j in range(nb)]
         x = torch.stack([torch.randn((channels, size, size), generator=gi) for gi in gens]).to(device)
         sch = _sample_scheduler(cfg)  # fresh per batch: some schedulers keep per-run state
-        kw = {}
         if cfg.cfg_scale > 0:
             y = torch.from_numpy(labels[b0:b0 + nb].astype(np.int64)).to(device)
             null = torch.full_like(y, num_classes)
@@ -248,7 +247,7 @@ def sample(cfg: LoopConfig, model, count: int, size: int, channels: int, stage: 
                 ec, eu = eps.chunk(2)
                 eps = eu + cfg.cfg_scale * (ec - eu)
             else:
-                eps = model(x, tt, **kw).sample
+                eps = model(x, tt).sample
             x = sch.step(eps, t, x, generator=gens).prev_sample
         img = to_uint8(x)
         save_npy(path, img)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import metrics as M
 from ..io import DataError, atomic_path, save_text
+from .run import gather_rows, iter_path
 
 
 def _plt():
@@ -95,28 +96,19 @@ def _neighbours(run_dir, arms, path, per_arm=6):
     rows = []
     for arm, rs in arms.items():
         t = rs[-1]["iteration"]
-        d = os.path.join(run_dir, "shared", "iter_000") if t == 0 else os.path.join(run_dir, arm, f"iter_{t:03d}")
+        d = iter_path(run_dir, arm, t)
         try:
             gen = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:per_arm]
             gf = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:per_arm]
-            real_im = np.load(os.path.join(run_dir, "real", "images.npy"), mmap_mode="r", allow_pickle=False)
-            real_f = np.load(os.path.join(run_dir, "real", "feats.npy"), allow_pickle=False)
+            if t == 0:  # trained on the first n real rows
+                n = rs[-1]["n_train"]
+                src, idx = np.zeros(n, np.int16), np.arange(n, dtype=np.int64)
+            else:
+                src = np.load(os.path.join(d, "train_src.npy"), allow_pickle=False)
+                idx = np.load(os.path.join(d, "train_idx.npy"), allow_pickle=False)
+            tim, _, tf = gather_rows(run_dir, arm, src, idx)
         except OSError:
             continue
-        if t == 0:
-            tim, tf = real_im, real_f
-        else:
-            src = np.load(os.path.join(d, "train_src.npy"), allow_pickle=False)
-            idx = np.load(os.path.join(d, "train_idx.npy"), allow_pickle=False)
-            tim = np.empty((len(src),) + real_im.shape[1:], np.uint8)
-            tf = np.empty((len(src), real_f.shape[1]), np.float32)
-            for s in np.unique(src):
-                sel = np.flatnonzero(src == s)
-                sd = os.path.join(run_dir, "real") if s == 0 else (
-                    os.path.join(run_dir, "shared", "iter_000") if s == 1 else os.path.join(run_dir, arm, f"iter_{s - 1:03d}"))
-                im = real_im if s == 0 else np.load(os.path.join(sd, "samples.npy"), mmap_mode="r", allow_pickle=False)
-                f = real_f if s == 0 else np.load(os.path.join(sd, "feats.npy"), allow_pickle=False)
-                tim[sel], tf[sel] = im[idx[sel]], f[idx[sel]]
         nn = ops.nn(gf, tf, k=1).indices[:, 0].numpy()
         rows.append((f"{arm} it{t}", np.asarray(gen), tim[nn]))
     if not rows:

@@ -23,7 +23,6 @@ import math
 import os
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 import torch
@@ -51,6 +50,36 @@ def _barrier():
 
 def _finite(v):
     return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def iter_path(run_dir: str, arm: str, t: int) -> str:
+    """Where iteration t of an arm keeps its model and samples (iteration 0 is shared by every arm)."""
+    return os.path.join(run_dir, "shared", "iter_000") if t == 0 else os.path.join(run_dir, arm, f"iter_{t:03d}")
+
+
+def gather_rows(run_dir: str, arm: str, src: np.ndarray, idx: np.ndarray, real=None) -> tuple:
+    """Images, labels and selection features of (source, row) pairs: source 0 the real data
+    (``real`` = (images, labels, feats), read from run_dir/real when None), source j the samples
+    of generation j (iteration j - 1)."""
+    if real is None:
+        r = os.path.join(run_dir, "real")
+        real = tuple(np.load(os.path.join(r, f), mmap_mode="r", allow_pickle=False)
+                     for f in ("images.npy", "labels.npy", "feats.npy"))
+    real_im, _, real_f = real
+    ims = np.empty((len(src),) + real_im.shape[1:], np.uint8)
+    labs = np.empty(len(src), np.int64)
+    fs = np.empty((len(src), real_f.shape[1]), np.float32)
+    for s in np.unique(src):
+        rows = np.flatnonzero(src == s)
+        if s == 0:
+            im, lab, f = real
+        else:
+            d = iter_path(run_dir, arm, int(s) - 1)
+            im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)
+            lab = np.load(os.path.join(d, "sample_labels.npy"), allow_pickle=False)
+            f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)
+        ims[rows], labs[rows], fs[rows] = im[idx[rows]], lab[idx[rows]], f[idx[rows]]
+    return ims, labs, fs
 
 
 def load_real(cfg: LoopConfig):
@@ -83,7 +112,7 @@ class Loop:
         return os.path.join(self.dir, *parts)
 
     def iter_dir(self, arm: str, t: int) -> str:
-        d = self.p("shared", "iter_000") if t == 0 else self.p(arm, f"iter_{t:03d}")
+        d = iter_path(self.dir, arm, t)
         os.makedirs(d, exist_ok=True)
         return d
 
@@ -146,22 +175,6 @@ class Loop:
         """Selection features of generation j (the samples of iteration j - 1)."""
         f = np.load(os.path.join(self.iter_dir(arm, j - 1), "feats.npy"), allow_pickle=False)
         return f[: self.sample_count(arm)]
-
-    def gather(self, arm: str, src, idx, real_im, real_lab, real_f):
-        """Images, labels and features of the (source, row) pairs."""
-        ims, labs, fs = np.empty((len(src),) + real_im.shape[1:], np.uint8), np.empty(len(src), np.int64), None
-        fs = np.empty((len(src), real_f.shape[1]), np.float32)
-        for s in np.unique(src):
-            rows = np.flatnonzero(src == s)
-            if s == 0:
-                im, lab, f = real_im, real_lab, real_f
-            else:
-                d = self.iter_dir(arm, int(s) - 1)
-                im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)
-                lab = np.load(os.path.join(d, "sample_labels.npy"), allow_pickle=False)
-                f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)
-            ims[rows], labs[rows], fs[rows] = im[idx[rows]], lab[idx[rows]], f[idx[rows]]
-        return ims, labs, fs
 
     def trained(self, arm: str, t: int, images, labels):
         d = self.iter_dir(arm, t)
@@ -251,7 +264,7 @@ class Loop:
                     continue
                 self.log(f"iteration {t}, {arm}")
                 src, idx = self.train_set(arm, t, real_f)
-                ims, labs, feats = self.gather(arm, src, idx, real_im, real_lab, real_f)
+                ims, labs, feats = gather_rows(self.dir, arm, src, idx, (real_im, real_lab, real_f))
                 model = self.trained(arm, t, ims, labs)
                 if self.rank == 0:
                     self.samples(arm, t, model, H, C)
