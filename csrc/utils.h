@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <cmath>
 #include <limits>
 #include <optional>
 #include <string>
@@ -83,6 +84,29 @@ inline at::Tensor threshold_state_tensor(const ThresholdState& s, const at::Devi
   sp[2] = s.added ? 1.0 : 0.0;
   sp[3] = static_cast<double>(s.filled);
   return st.to(device);
+}
+
+// threshold_decay's starting point on every backend: the scan state (fresh, or the caller's
+// with start = -1) and the min-distance state, both checked.
+struct ThresholdStart {
+  ThresholdState s;
+  at::Tensor md;
+  int64_t start;
+};
+
+inline ThresholdStart threshold_start(const at::Tensor& x, int64_t n, int64_t start, double tau,
+                                      const std::optional<at::Tensor>& min_d2,
+                                      const std::optional<at::Tensor>& state) {
+  TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
+  ThresholdState s{tau, 0, false, 0};
+  if (state.has_value()) {
+    s = read_threshold_state(*state, x.size(0));
+    start = -1;
+  }
+  at::Tensor md = initial_state(x, min_d2, start);
+  TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
+  check_unselected(md, n);
+  return {s, md, start};
 }
 
 // threshold_decay's mode and alpha (every backend).

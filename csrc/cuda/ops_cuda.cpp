@@ -50,18 +50,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   const std::string mode(mode_);
   check_threshold_args(mode, alpha);
   TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
-  TORCH_CHECK(min_d2.has_value() == state.has_value(), "min_d2 and state must be given together");
   c10::cuda::CUDAGuard guard(x_.device());
-  const int64_t N = x_.size(0);
   at::Tensor x = x_.contiguous();
-  ThresholdState s{tau, 0, false, 0};
-  if (state.has_value()) {
-    s = read_threshold_state(*state, N);
-    start = -1;
-  }
-  at::Tensor md = initial_state(x, min_d2, start);
-  TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
-  check_unselected(md, n);
+  ThresholdStart ts = threshold_start(x, n, start, tau, min_d2, state);
+  ThresholdState s = ts.s;
+  at::Tensor md = ts.md;
+  start = ts.start;
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
   auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
