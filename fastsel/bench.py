@@ -202,7 +202,7 @@ def bench_greedy(N, d, n, dtype_name, backends, log) -> list[Row]:
 
 def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
     x = _pool(N, d, DTYPES[dtype_name])
-    tau = ops.default_tau(x, n)
+    tau = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
     bw, _ = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
     t_greedy = _best(lambda: ops.greedy(x, n, 0), 1)

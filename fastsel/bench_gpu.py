@@ -145,7 +145,7 @@ def bench_threshold(N, d, n, dtype, rows, out, meta, t_greedy):
     dt = getattr(torch, dtype)
     g = torch.Generator(device="cuda").manual_seed(1)
     x = torch.randn(N, d, device="cuda", generator=g).to(dt)
-    tau = ops.default_tau(x, n)
+    tau = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
     torch.ops.fastsel.threshold_decay(x, min(n, 512), 0, tau, 0.9, False, None, None, "chunked")
     holder = {}
     t = wall(lambda: holder.setdefault("r", torch.ops.fastsel.threshold_decay(x, n, 0, tau, 0.9, False, None, None,

@@ -174,62 +174,75 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
 
 
 def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, tau: Optional[float] = None,
-                    alpha: float = ops.DEFAULT_ALPHA, *, decay: str = "empty-pass", seed: int = ops.DEFAULT_SEED,
-                    backend: str = "auto", group=None) -> ThresholdResult:
+                    alpha: float = ops.DEFAULT_ALPHA, *, decay: str = "empty-pass", order: str = "random",
+                    seed: int = ops.DEFAULT_SEED, backend: str = "auto", group=None) -> ThresholdResult:
     """Threshold Decay Filter (Algorithm 2) over a row-sharded pool; same result as the
-    single-process op. ``tau`` must be given (the data-derived default needs the whole pool)."""
+    single-process op, in the same scan order (``order``, ``seed``) and with the same default tau
+    (the largest distance from the first pick, :func:`fastsel.default_tau`)."""
     G = _Group(x_local, group)
     x_local, md, update = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
-    if tau is None or not (math.isfinite(float(tau)) and float(tau) > 0):
-        raise ValueError(f"tau must be given, finite and > 0 for the sharded filter, got {tau}")
-    if not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if decay not in ("empty-pass", "every-pass"):
-        raise ValueError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
-    tau, alpha, every_pass = float(tau), float(alpha), decay == "every-pass"
+    alpha, every_pass = ops.check_threshold_args(decay, order, alpha)
+    if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
+        raise ValueError(f"tau must be finite and > 0, got {tau}")
+    # scan position of each local row: its place in the global scan order
+    if order == "random":
+        perm = ops.scan_order(G.N, seed)
+        spos = torch.argsort(perm)[G.off:G.off + G.n_local].to(G.dev)
+    else:
+        perm = None
+        spos = torch.arange(G.off, G.off + G.n_local, device=G.dev)
     idx = torch.empty(n, dtype=torch.int64)
     d2 = torch.empty(n, dtype=md.dtype)
     tau_at = torch.empty(n, dtype=torch.float64)
+    pos_at = torch.empty(n, dtype=torch.int64)
     t, pos, added, filled = 0, 0, False, 0
 
-    def local_from(p):
-        return min(max(p - G.off, 0), G.n_local)
+    def row_at(q):  # global row at scan position q
+        return q if perm is None else int(perm[q])
 
-    def accept(i):
+    def accept(i, q):
         nonlocal md, t
         mine = G.owner(i) == G.rank
         row, v = G.row(x_local, i, float(md[i - G.off]) if mine else 0.0)
-        idx[t], d2[t], tau_at[t] = i, v, tau
+        idx[t], d2[t], tau_at[t], pos_at[t] = i, v, tau if tau is not None else math.nan, q
         t += 1
         if mine:
             md[i - G.off] = -1
         md, _ = update(x_local, md, row[None], math.inf, G.n_local)
 
-    accept(start)
+    q0 = start if perm is None else int(torch.argsort(perm)[start])
+    accept(start, q0)
+    if tau is None:  # the largest distance from the first pick (every rank: the same value)
+        tau = ops._tau_from_d2(G.max_value(float(md.max()) if G.n_local else -1.0))
+        tau_at[0] = tau
+    tau, tau0 = float(tau), float(tau)
     while t < n:
         if pos == 0:
             best = G.max_value(float(md.max()) if G.n_local else -1.0)
-            if best <= 0.0:
-                rest = G.all_indices(G.off + torch.nonzero(md >= 0).flatten().cpu())
-                for i in rest.tolist()[: n - t]:
-                    idx[t], d2[t], tau_at[t] = i, 0.0, tau
+            if best <= 0.0:  # only duplicates of selected rows remain: fill in scan order
+                left = md >= 0
+                rest = G.all_indices(spos[left].cpu())
+                for q in rest.sort().values.tolist()[: n - t]:
+                    idx[t], d2[t], tau_at[t], pos_at[t] = row_at(q), 0.0, tau, q
                     t += 1
                     filled += 1
                 break
             while best <= tau * tau:
                 tau *= alpha
-        s = reference.state_summary(md, tau * tau, local_from(pos)) if G.n_local else torch.tensor([-1.0, -1, -1])
-        i = G.min_index(G.off + int(s[2]) if int(s[2]) >= 0 else -1)
-        if i >= 0:
-            added, pos = True, i + 1
-            accept(i)
+        hit = (md >= 0) & (md.double() > tau * tau) & (spos >= pos) if G.n_local else None
+        mine = int(spos[hit].min()) if G.n_local and bool(hit.any()) else -1
+        q = G.min_index(mine)
+        if q >= 0:
+            added, pos = True, q + 1
+            accept(row_at(q), q)
             continue
         if every_pass or not added:
             tau *= alpha
         pos, added = 0, False
-    return ThresholdResult(idx, d2.sqrt(), tau_at, tau, filled)
+    passes, decays = ops.threshold_counts(pos_at, tau_at, tau0, tau, alpha, every_pass, filled)
+    return ThresholdResult(idx, d2.sqrt(), tau_at, tau, filled, tau0, passes, decays, order)
 
 
 def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self: bool = False,

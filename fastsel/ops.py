@@ -17,6 +17,7 @@ import torch
 from . import _backend, reference
 
 BACKENDS = ("auto", "cpp", "torch")
+ORDERS = ("random", "index")
 DEFAULT_ALPHA = 0.9
 DEFAULT_SEED = 0
 _TAU_SAMPLE = 4096
@@ -32,7 +33,16 @@ class ThresholdResult(NamedTuple):
     distances: torch.Tensor  # (n,) min distance at acceptance (inf first, 0 for filled rows)
     tau_at: torch.Tensor     # (n,) float64 threshold in force at acceptance
     tau: float               # threshold when the selection ended
-    n_filled: int            # rows filled in index order (only duplicates were left)
+    n_filled: int            # rows filled in scan order (only duplicates were left)
+    tau0: float = math.nan   # initial threshold
+    passes: int = 0          # scans of the candidates Algorithm 2 makes (provably empty ones counted, not run)
+    decays: int = 0          # times tau was multiplied by alpha
+    order: str = "index"     # scan order: "random" (seeded permutation) or "index"
+
+    def info(self) -> dict:
+        """The run's threshold facts (the keys ``fastsel select --json`` and the loop record)."""
+        return {"tau0": self.tau0, "tau_end": self.tau, "passes": self.passes, "decays": self.decays,
+                "n_filled": self.n_filled, "order": self.order}
 
 
 class NNResult(NamedTuple):
@@ -164,40 +174,73 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     return GreedyResult(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]).sqrt())
 
 
-def default_tau(x, n: int) -> float:
-    """Data-derived initial threshold of :func:`threshold_decay`.
+def scan_order(N: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
+    """The threshold filter's default scan order: a permutation of the N rows drawn from ``seed``
+    (a CPU generator seeded with ``seed``; the start index is its first draw, the permutation
+    the next). The same on every backend, device and rank."""
+    g = torch.Generator().manual_seed(int(seed))
+    torch.randint(N, (1,), generator=g)  # the start draw (draw_start)
+    return torch.randperm(N, generator=g)
 
-    The mean nearest-neighbour distance (float64) within ``m = min(max(n, 2), 4096, N)``
-    rows taken at an even stride through the pool: the spacing a uniform subset of
-    the target size has. The filter then starts by accepting only rows spread wider
-    than a random subset would be, and decays toward it. 1.0 when that spacing is 0.
+
+def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, backend: str = "auto") -> float:
+    """Data-derived initial threshold of :func:`threshold_decay`: the largest distance from the
+    first pick (``start``, drawn from ``seed`` when None) to any row.
+
+    Why: no row is farther from the selected set than that, so the filter begins where greedy
+    selection does and tau decays (by alpha) before each wider-spaced layer is accepted -- the
+    filter is a soft greedy whose closeness to greedy alpha controls (Appendix C.1, G.2), on any
+    scale of features. A tau below the pool's spacing would fill the set in one pass and make
+    alpha irrelevant ("first come, first kept"). 1.0 when every row equals the first pick.
+    Costs one read of the pool.
     """
-    N = len(x)
-    m = min(max(int(n), 2), _TAU_SAMPLE, N)
-    if m < 2:
-        return 1.0
-    rows = torch.linspace(0, N - 1, m).round().long().unique()
-    # only the sampled rows are read (a memory-mapped pool is never loaded whole)
-    sub = as_tensor(x[rows.numpy()] if isinstance(x, np.ndarray) else x[rows]).double()
-    d, _ = nn(sub, sub, k=1, exclude_self=True, backend="auto")
-    tau = float(d.double().mean())
+    x = as_tensor(x)
+    N = x.shape[0]
+    start = _check_start(start, N, seed)
+    fn, _ = _impl("update_min_d2", x, backend)
+    md = torch.full((N,), math.inf, dtype=reference.acc_dtype(x.dtype), device=x.device)
+    _, s = fn(x, md, x[start:start + 1], math.inf, N)
+    return _tau_from_d2(float(s[0]))
+
+
+def _tau_from_d2(best_d2: float) -> float:
+    tau = math.sqrt(best_d2) if best_d2 > 0 else 0.0
     return tau if tau > 0 and math.isfinite(tau) else 1.0
 
 
+def threshold_counts(pos: torch.Tensor, tau_at: torch.Tensor, tau0: float, tau_end: float, alpha: float,
+                     every_pass: bool, n_filled: int) -> tuple:
+    """(passes, decays) of a finished filter run, from its accepts' scan positions and thresholds.
+
+    decays: tau_end = tau0 * alpha**decays. A pass that accepts something begins at the first
+    accept after the start and wherever the scan position does not rise or tau changed; every
+    decay of "empty-pass" ends an empty pass; under "every-pass" every finished pass decays."""
+    decays = int(round(math.log(tau_end / tau0) / math.log(alpha))) if tau_end != tau0 else 0
+    m = len(pos) - int(n_filled)
+    if m <= 1:
+        return 0, decays
+    if every_pass:
+        return decays + 1, decays
+    p, ta = pos[1:m].tolist(), tau_at[1:m].tolist()
+    nonempty = 1 + sum(1 for a in range(1, len(p)) if p[a] <= p[a - 1] or ta[a] != ta[a - 1])
+    return nonempty + decays, decays
+
+
 def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float] = None,
-                    alpha: float = DEFAULT_ALPHA, *, decay: str = "empty-pass", seed: int = DEFAULT_SEED,
-                    backend: str = "auto", mode: str = "auto",
+                    alpha: float = DEFAULT_ALPHA, *, decay: str = "empty-pass", order: str = "random",
+                    seed: int = DEFAULT_SEED, backend: str = "auto", mode: str = "auto",
                     progress: Optional[Callable[[int], None]] = None) -> ThresholdResult:
     """Threshold Decay Filter (Algorithm 2, Appendix C) as printed, exact.
 
-    Scans unselected rows in index order and accepts a row whose min distance to
-    everything accepted is strictly greater than ``tau``; a full pass accepting
-    nothing multiplies ``tau`` by ``alpha`` (``decay="every-pass"``: after every
-    pass, as the authors' released code). ``tau=None`` uses :func:`default_tau`.
-    When only exact duplicates of selected rows remain, the remaining slots are
-    filled in index order (``n_filled`` says how many). ``mode``: "single" updates the
-    pool after every accept, "chunked" once per 256 accepts (same result bit for bit),
-    "auto" chunks large pools.
+    Scans the unselected rows and accepts a row whose min distance to everything accepted is
+    strictly greater than ``tau``; a full pass accepting nothing multiplies ``tau`` by ``alpha``
+    (``decay="every-pass"``: after every pass, as the authors' released code).
+    ``order="random"`` (default) scans a permutation of the rows drawn from ``seed``
+    (:func:`scan_order`), so no part of the pool is favoured by where it is stored;
+    ``order="index"`` scans in row order. ``tau=None`` uses :func:`default_tau`.
+    When only exact duplicates of selected rows remain, the remaining slots are filled in
+    scan order (``n_filled`` says how many). ``mode``: "single" updates the pool after every
+    accept, "chunked" once per 256 accepts (same result bit for bit), "auto" chunks large pools.
     """
     if mode not in THRESHOLD_MODES:
         raise ValueError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
@@ -205,24 +248,41 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
-    if decay not in ("empty-pass", "every-pass"):
-        raise ValueError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
-    if not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    alpha, every_pass = check_threshold_args(decay, order, alpha)
     if tau is None:
-        tau = default_tau(x, n)
+        tau = default_tau(x, start, backend=backend)
     tau = float(tau)
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"tau must be finite and > 0, got {tau}")
     fn, _ = _impl("threshold_decay", x, backend)
+    perm = scan_order(N, seed) if order == "random" else None
+    if perm is not None:  # scan a permuted copy in index order, map the picks back
+        x = x[perm.to(x.device)]
+        start = int(torch.argsort(perm)[start])
 
     def call(k, prev):
         md, st = (None, None) if prev is None else (prev[3], prev[4])
-        return fn(x, k, start if prev is None else -1, tau, float(alpha), decay == "every-pass", md, st, mode)
+        return fn(x, k, start if prev is None else -1, tau, alpha, every_pass, md, st, mode)
     outs = _resumable(call, n, progress, 100 if mode == "single" else 10)
     st = outs[-1][4]
-    return ThresholdResult(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]).sqrt(),
-                           torch.cat([o[2] for o in outs]), float(st[0]), int(st[3]))
+    pos = torch.cat([o[0] for o in outs])
+    tau_at = torch.cat([o[2] for o in outs])
+    tau_end, filled = float(st[0]), int(st[3])
+    passes, decays = threshold_counts(pos.cpu(), tau_at.cpu(), tau, tau_end, alpha, every_pass, filled)
+    idx = pos if perm is None else perm.to(pos.device)[pos]
+    return ThresholdResult(idx, torch.cat([o[1] for o in outs]).sqrt(), tau_at, tau_end, filled,
+                           tau, passes, decays, order)
+
+
+def check_threshold_args(decay: str, order: str, alpha: float) -> tuple:
+    """(alpha, every_pass) after checking the filter's options."""
+    if decay not in ("empty-pass", "every-pass"):
+        raise ValueError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    if not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return float(alpha), decay == "every-pass"
 
 
 def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str = "auto") -> NNResult:

@@ -33,8 +33,14 @@ def _splits(N, world):
     return {"even": even, "uneven": uneven}
 
 
-CASES = [("greedy", {}), ("threshold", {"decay": "empty-pass"}), ("threshold", {"decay": "every-pass"}),
-         ("nn", {})]
+CASES = [("greedy", {}), ("threshold", {"decay": "empty-pass", "order": "index"}),
+         ("threshold", {"decay": "every-pass", "order": "index"}), ("threshold", {"decay": "empty-pass"}),
+         ("threshold", {"decay": "every-pass", "seed": 5}), ("threshold", {"tau": None}), ("nn", {})]
+
+
+def _threshold_out(r):
+    facts = [int(r.n_filled), r.passes, r.decays, int(r.tau0 * 1e6), int(r.tau * 1e6)]
+    return torch.cat([r.indices, torch.tensor(facts)])
 
 
 def _run_case(op, kw, x, lo, hi, backend, group=None):
@@ -42,8 +48,8 @@ def _run_case(op, kw, x, lo, hi, backend, group=None):
     if op == "greedy":
         return D.greedy(xl, 120, 7, backend=backend, group=group).indices
     if op == "threshold":
-        r = D.threshold_decay(xl, 150, 7, 1.5, 0.8, backend=backend, group=group, **kw)
-        return torch.cat([r.indices, r.tau_at.to(torch.int64) * 0 + int(r.n_filled)])
+        kw = {"tau": 1.5} | kw
+        return _threshold_out(D.threshold_decay(xl, 150, 7, alpha=0.8, backend=backend, group=group, **kw))
     r = D.nn(x[:200], xl, k=3, backend=backend, group=group)
     s = D.nn(x, xl, k=2, exclude_self=True, backend=backend, group=group)
     return torch.cat([r.indices.flatten(), s.indices.flatten()])
@@ -53,8 +59,8 @@ def _single(op, kw, x, backend):
     if op == "greedy":
         return fastsel.greedy(x, 120, 7, backend=backend).indices
     if op == "threshold":
-        r = fastsel.threshold_decay(x, 150, 7, 1.5, 0.8, backend=backend, **kw)
-        return torch.cat([r.indices, r.tau_at.to(torch.int64) * 0 + int(r.n_filled)])
+        kw = {"tau": 1.5} | kw
+        return _threshold_out(fastsel.threshold_decay(x, 150, 7, alpha=0.8, backend=backend, **kw))
     r = fastsel.nn(x[:200], x, k=3, backend=backend)
     s = fastsel.nn(x, k=2, exclude_self=True, backend=backend)
     return torch.cat([r.indices.flatten(), s.indices.flatten()])
@@ -108,15 +114,18 @@ def test_shard_rows_cover_the_pool():
         assert max(b - a for a, b in spans) - min(b - a for a, b in spans) <= 1
 
 
-def test_threshold_needs_tau():
+def test_one_rank_equals_single_process():
     if not dist.is_available():
         pytest.skip("torch.distributed unavailable")
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
-        with pytest.raises(ValueError, match="tau must be given"):
-            D.threshold_decay(torch.randn(10, 2), 3, 0)
-        x = torch.randn(50, 3)
+        x = torch.randn(60, 3)
+        a, b = D.threshold_decay(x, 30, seed=3), fastsel.threshold_decay(x, 30, seed=3)
+        assert torch.equal(a.indices, b.indices) and torch.equal(a.tau_at, b.tau_at)
+        assert a.info() == b.info() and a.decays >= 1
+        with pytest.raises(ValueError, match="tau must be"):
+            D.threshold_decay(torch.randn(10, 2), 3, 0, tau=-1.0)
         assert torch.equal(D.greedy(x, 20, 1).indices, fastsel.greedy(x, 20, 1).indices)
     finally:
         dist.destroy_process_group()

@@ -9,16 +9,18 @@ from fastsel import reference
 from conftest import DTYPES, int_pool
 
 
-def literal(x64, n, start, tau, alpha, every_pass=False, max_passes=200000):
-    """Algorithm 2 exactly as printed (float64, squared distances vs tau^2), no pass skipping."""
+def literal(x64, n, start, tau, alpha, every_pass=False, max_passes=200000, order=None):
+    """Algorithm 2 exactly as printed (float64, squared distances vs tau^2), no pass skipping;
+    each pass scans the rows in ``order`` (default: index order)."""
     x64 = np.asarray(x64, dtype=np.float64)
     N = len(x64)
+    order = range(N) if order is None else list(order)
     D = [start]
     taus = [tau]
     passes = 0
     while len(D) < n:
         added = False
-        for i in range(N):
+        for i in order:
             if i in D:
                 continue
             diff = x64[D] - x64[i]
@@ -35,26 +37,34 @@ def literal(x64, n, start, tau, alpha, every_pass=False, max_passes=200000):
     return D, taus
 
 
+def scan(order, N, seed=0):
+    return None if order == "index" else fastsel.scan_order(N, seed).tolist()
+
+
+@pytest.mark.parametrize("order", ["index", "random"])
 @pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
 @pytest.mark.parametrize("tau, alpha", [(2.0, 0.9), (50.0, 0.5), (0.5, 0.99), (1e3, 0.3)])
-def test_equals_literal_algorithm_on_integer_data(backend, decay, tau, alpha, rng):
+def test_equals_literal_algorithm_on_integer_data(backend, decay, tau, alpha, order, rng):
     x = int_pool(rng, 60, 3, -3, 4)
     # no exact duplicates, so the literal algorithm terminates
     x = np.unique(x, axis=0)
     rng.shuffle(x)
     n = min(40, len(x))
-    want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass")
-    r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, backend=backend)
+    seed = int(rng.integers(1000))
+    want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass", order=scan(order, len(x), seed))
+    r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, order=order,
+                                seed=seed, backend=backend)
     assert r.indices.tolist() == want
     assert r.tau_at.tolist() == want_tau
     assert r.n_filled == 0
 
 
+@pytest.mark.parametrize("order", ["index", "random"])
 @pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
-def test_equals_literal_algorithm_on_random_float64(backend, decay, rng):
+def test_equals_literal_algorithm_on_random_float64(backend, decay, order, rng):
     x = rng.standard_normal((80, 5))
-    want, _ = literal(x, 50, 0, 3.0, 0.8, decay == "every-pass")
-    r = fastsel.threshold_decay(torch.from_numpy(x), 50, 0, 3.0, 0.8, decay=decay, backend=backend)
+    want, _ = literal(x, 50, 0, 3.0, 0.8, decay == "every-pass", order=scan(order, 80))
+    r = fastsel.threshold_decay(torch.from_numpy(x), 50, 0, 3.0, 0.8, decay=decay, order=order, backend=backend)
     assert r.indices.tolist() == want
 
 
@@ -62,7 +72,7 @@ def test_equals_literal_algorithm_on_random_float64(backend, decay, rng):
 def test_dtypes_on_integer_data(backend, dtype, rng):
     x = np.unique(int_pool(rng, 200, 4, -4, 5), axis=0)
     n = min(120, len(x))
-    want, _ = literal(x, n, 1, 4.0, 0.7)
+    want, _ = literal(x, n, 1, 4.0, 0.7, order=scan("random", len(x)))
     r = fastsel.threshold_decay(torch.from_numpy(x).to(dtype), n, 1, 4.0, 0.7, backend=backend)
     assert r.indices.tolist() == want
 
@@ -70,7 +80,7 @@ def test_dtypes_on_integer_data(backend, dtype, rng):
 def test_hand_case(backend):
     # tau = 2.5 accepts 0 (start), then 5 (d=5), then 9 (d=4 > 2.5); 2 (d=2) waits for tau*0.5 = 1.25
     x = torch.tensor([[0.0], [1.0], [2.0], [5.0], [9.0], [7.0]])
-    r = fastsel.threshold_decay(x, 4, 0, 2.5, 0.5, backend=backend)
+    r = fastsel.threshold_decay(x, 4, 0, 2.5, 0.5, order="index", backend=backend)
     assert r.indices.tolist() == [0, 3, 4, 2]
     assert r.tau_at.tolist() == [2.5, 2.5, 2.5, 1.25]
     assert r.distances[1:].tolist() == [5.0, 4.0, 2.0]
@@ -79,7 +89,7 @@ def test_hand_case(backend):
 def test_accept_rule_is_strict(backend):
     # row 1 is at exactly tau: not accepted until tau decays
     x = torch.tensor([[0.0], [2.0], [10.0]])
-    r = fastsel.threshold_decay(x, 3, 0, 2.0, 0.5, backend=backend)
+    r = fastsel.threshold_decay(x, 3, 0, 2.0, 0.5, order="index", backend=backend)
     assert r.indices.tolist() == [0, 2, 1]
     assert r.tau_at.tolist() == [2.0, 2.0, 1.0]
 
@@ -87,13 +97,13 @@ def test_accept_rule_is_strict(backend):
 def test_accepts_within_a_pass_count(backend):
     # row 2 is far from row 0 but within tau of row 1, accepted earlier in the same pass
     x = torch.tensor([[0.0], [10.0], [10.5], [20.0]])
-    r = fastsel.threshold_decay(x, 4, 0, 3.0, 0.1, backend=backend)
+    r = fastsel.threshold_decay(x, 4, 0, 3.0, 0.1, order="index", backend=backend)
     assert r.indices.tolist() == [0, 1, 3, 2]
 
 
 def test_terminates_when_only_duplicates_remain(backend):
     x = torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 4.0], [3.0, 4.0], [0.0, 0.0]])
-    r = fastsel.threshold_decay(x, 5, 0, 1.0, 0.5, backend=backend)
+    r = fastsel.threshold_decay(x, 5, 0, 1.0, 0.5, order="index", backend=backend)
     assert r.indices.tolist() == [0, 2, 1, 3, 4]
     assert r.n_filled == 3
     assert r.distances[2:].tolist() == [0.0, 0.0, 0.0]
@@ -130,25 +140,31 @@ def test_backends_agree_on_float64_default_tau(rng):
     assert torch.equal(a.indices, b.indices) and a.tau == b.tau
 
 
-def test_default_tau_is_data_derived(rng):
+def test_default_tau_is_data_derived(backend, rng):
     x = torch.from_numpy(rng.standard_normal((500, 8)))
-    t = fastsel.default_tau(x, 100)
-    assert t > 0 and t == fastsel.default_tau(x, 100)
-    assert fastsel.default_tau(3 * x, 100) == pytest.approx(3 * t)
-    assert fastsel.default_tau(torch.zeros(10, 3), 5) == 1.0
+    t = fastsel.default_tau(x, 100, backend=backend)
+    assert t == pytest.approx(float((x - x[100]).norm(dim=1).max()), rel=1e-12)
+    assert t == fastsel.default_tau(x, 100, backend=backend)
+    assert fastsel.default_tau(3 * x, 100, backend=backend) == pytest.approx(3 * t)
+    assert fastsel.default_tau(torch.zeros(10, 3), 5, backend=backend) == 1.0
+    # the default start: drawn from the seed, as the filter's
+    s = fastsel.ops.draw_start(500, 7)
+    assert fastsel.default_tau(x, seed=7, backend=backend) == fastsel.default_tau(x, s, backend=backend)
+    r = fastsel.threshold_decay(x, 50, seed=7, backend=backend)
+    assert r.tau0 == fastsel.default_tau(x, s, backend=backend) and r.indices[0] == s
 
 
 @pytest.mark.parametrize("kw, match", [
     (dict(tau=0.0), "tau must be"), (dict(tau=-1.0), "tau must be"), (dict(tau=math.inf), "tau must be"),
     (dict(alpha=0.0), "alpha must be"), (dict(alpha=1.0), "alpha must be"), (dict(alpha=1.5), "alpha must be"),
-    (dict(decay="never"), "decay must be"),
+    (dict(decay="never"), "decay must be"), (dict(order="reverse"), "order must be"),
 ])
 def test_bad_arguments(backend, kw, match):
     x = torch.randn(10, 3)
     args = dict(tau=1.0, alpha=0.5) | kw
-    decay = args.pop("decay", "empty-pass")
+    decay, order = args.pop("decay", "empty-pass"), args.pop("order", "random")
     with pytest.raises(ValueError, match=match):
-        fastsel.threshold_decay(x, 3, 0, args["tau"], args["alpha"], decay=decay, backend=backend)
+        fastsel.threshold_decay(x, 3, 0, args["tau"], args["alpha"], decay=decay, order=order, backend=backend)
 
 
 def test_reference_matches_kernel_state(rng):
@@ -172,7 +188,7 @@ def test_chunked_equals_literal_algorithm(decay, tau, alpha, rng):
     x = np.unique(int_pool(rng, 60, 3, -3, 4), axis=0)
     rng.shuffle(x)
     n = min(40, len(x))
-    want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass")
+    want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass", order=scan("random", len(x)))
     r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, mode="chunked")
     assert r.indices.tolist() == want and r.tau_at.tolist() == want_tau
 

@@ -7,7 +7,7 @@ import numpy as np
 from ._common import emit_json, handle_errors
 
 
-def _stats(src, n, seed, batch_size, device, quiet, save):
+def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
     from .. import data as D
     from .. import features as Fe
     from .. import fid as FID
@@ -16,7 +16,7 @@ def _stats(src, n, seed, batch_size, device, quiet, save):
             is_stats = "mu" in z and "sigma" in z
         if is_stats:
             return FID.load_stats(src)
-    ds = D.load(src, n=n, seed=seed)
+    ds = D.load(src, n=n, seed=seed, download=download)
     feats = Fe.embed(ds.images, Fe.get("inception", device), batch_size, quiet=quiet)
     s = FID.stats(feats)
     if save:
@@ -33,10 +33,11 @@ def _stats(src, n, seed, batch_size, device, quiet, save):
 @click.option("--device", default=None)
 @click.option("--save-stats", nargs=2, type=click.Path(dir_okay=False), default=None,
               help="Write the statistics of A and B (.npz with mu, sigma) for reuse.")
+@click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source (checksummed).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
 @handle_errors
-def fid(a, b, n, seed, batch_size, device, save_stats, as_json, quiet):
+def fid(a, b, n, seed, batch_size, device, save_stats, download, as_json, quiet):
     """FID between A and B: each a dataset name, image folder, uint8 .npy/.npz of images, or a
     statistics .npz (mu, sigma) written by --save-stats. InceptionV3 pool3 (pytorch-fid weights).
 
@@ -45,8 +46,8 @@ def fid(a, b, n, seed, batch_size, device, save_stats, as_json, quiet):
       fastsel fid mnist generated/ --n 10000
     """
     from .. import fid as FID
-    sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None)
-    sb = _stats(b, n, seed, batch_size, device, quiet, save_stats[1] if save_stats else None)
+    sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None, download)
+    sb = _stats(b, n, seed, batch_size, device, quiet, save_stats[1] if save_stats else None, download)
     value = FID.frechet(sa, sb)
     if as_json:
         emit_json({"fid": value, "n_a": sa.n, "n_b": sb.n})

@@ -7,7 +7,7 @@ import os
 import click
 
 from ..io import DataError
-from ._common import handle_errors
+from ._common import emit_json, handle_errors
 
 UNET_CHOICES = ["paper", "tiny", "c32", "c48", "c64", "c128"]
 
@@ -40,8 +40,16 @@ def _selectors(s):
 @click.option("--iterations", type=click.IntRange(min=1), default=None)
 @click.option("--features", default=None, help="Selection/GS/entropy features: pixels, inception, dinov2-s/b/l.")
 @click.option("--fid-features", default=None, help="Features of the FID (paper: inception).")
-@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Threshold arm: initial tau (default: the largest distance from the first pick).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Threshold arm: decay factor (default 0.9).")
+@click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default=None,
+              help="Threshold arm: tau decays after a pass that accepts nothing (the paper, default) or after "
+                   "every pass (the authors' code).")
+@click.option("--order", type=click.Choice(["random", "index"]), default=None,
+              help="Threshold arm: scan the pool in a seeded random order (default) or in pool order "
+                   "(real first, then generation 1, 2, ...).")
 @click.option("--seed", type=int, default=None)
 @click.option("--unet", type=click.Choice(UNET_CHOICES), default=None,
               help="paper: Appendix D; cNN: the released script's (c, c, 2c, 2c, 4c, 4c) with attention.")
@@ -65,8 +73,11 @@ def _selectors(s):
               help="Default runs/<dataset>-<preset>-<paradigm>-seed<seed>.")
 @click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue the run in this directory with its saved configuration.")
+@click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source (checksummed).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved configuration; touch no data, train nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object.")
 @handle_errors
-def loop(dataset, resume, run_dir, **opts):
+def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
     """Train a DDPM on DATASET, sample, select the next training set, repeat (Shi et al. 2025).
 
     \b
@@ -74,6 +85,7 @@ def loop(dataset, resume, run_dir, **opts):
       fastsel loop mnist --preset smoke                  # CPU minutes, offline
       fastsel loop cifar10 --preset paper --selector none,greedy,threshold
       fastsel loop mnist --resume runs/mnist-smoke-accumulate-seed0
+      fastsel loop cifar10 --preset paper --dry-run --json
     """
     from ..loop.config import LoopConfig, preset
     from ..loop.run import run_loop
@@ -92,20 +104,33 @@ def loop(dataset, resume, run_dir, **opts):
         for k, v in opts.items():
             if v is not None:
                 base[k] = v
-        if base.get("device", "cpu").startswith("cuda"):
+        if base.get("device", "cpu").startswith("cuda") and not dry_run:
             import torch
             if not torch.cuda.is_available():
                 raise click.UsageError(f"device {base['device']}: no CUDA device is visible (use --device cpu)")
         cfg = LoopConfig(dataset=dataset, **base)
         run_dir = run_dir or os.path.join("runs", f"{os.path.basename(dataset.rstrip('/'))}-{cfg.preset}-"
                                                   f"{cfg.paradigm}-seed{cfg.seed}")
+    if dry_run:
+        from ..loop.config import describe
+        desc = describe(cfg)
+        desc["run_dir"] = run_dir
+        if as_json:
+            emit_json(desc)
+        else:
+            for k, v in desc.items():
+                click.echo(f"{k:22s} {v}")
+        return
     _maybe_init_distributed(cfg)
-    records = run_loop(cfg, run_dir)
+    records = run_loop(cfg, run_dir, download=download)
     from ..loop.report import write_report
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        from ..loop.report import space
         path = write_report(run_dir, quiet=True)
+        fs, ffs = space(cfg.features), space(cfg.fid_features)
         click.echo(f"report: {path}")
+        click.echo(f"GS, entropy, MNND on {fs} features; FID on {ffs} features")
         click.echo(f"{'arm':24s} {'it':>3s} {'GS':>9s} {'FID':>9s} {'entropy':>10s} {'MNND':>8s} {'real':>6s}")
         for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
             def f(v, w, p=4):

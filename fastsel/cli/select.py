@@ -47,12 +47,15 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
               help="First pick (default: drawn from --seed).")
 @click.option("--seed", type=int, default=ops.DEFAULT_SEED, show_default=True)
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Initial threshold (threshold method; default: data-derived, see fastsel.default_tau).")
+              help="Initial threshold (threshold method; default: the largest distance from the first pick, "
+                   "see fastsel.default_tau).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=ops.DEFAULT_ALPHA,
               show_default=True, help="Threshold decay factor, in (0, 1).")
 @click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default="empty-pass", show_default=True,
               help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
                    "(the authors' code).")
+@click.option("--order", type=click.Choice(ops.ORDERS), default="random", show_default=True,
+              help="Threshold scan order: a permutation drawn from --seed, or the file's row order.")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
@@ -62,7 +65,8 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, device, out, no_metrics, as_json, quiet):
+def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, device, out, no_metrics, as_json,
+           quiet):
     """Select N rows of a feature pool (greedy FPS, threshold-decay filter or random).
 
     \b
@@ -85,21 +89,21 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, backend, device,
     if start is not None and start >= N:
         raise ValueError(f"--start {start} is out of range for a pool of {N} rows")
     if sharded:
-        return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics,
-                               as_json)
+        return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out,
+                               no_metrics, as_json)
     x = ops.as_tensor(np.asarray(arr), inp).to(dev)
     op = "threshold_decay" if method == "threshold" else "greedy"
     used_backend = "torch" if method == "random" else ops.resolve_backend(op, dev.type, backend)
     out = out or default_out(inp, method, n)
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
-        idx = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
-                         backend=backend, progress=bar.update)
+        idx, info = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
+                               order=order, backend=backend, progress=bar.update, return_info=True)
     seconds = time.perf_counter() - t0
     idx = idx.cpu()
     save_npy(out, idx.numpy().astype(np.int64))
     summary = {"N": N, "d": d, "n": n, "method": method, "backend": used_backend, "device": str(dev),
-               "seconds": seconds, "out": out}
+               "seconds": seconds, "out": out, **info}
     _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
 
 
@@ -115,6 +119,9 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         return
     used_backend, seconds, out = summary["backend"], summary["seconds"], summary["out"]
     click.echo(f"selected {n} of {N} rows (d={d}) with {method} [{used_backend}] in {seconds:.3f} s -> {out}")
+    if "tau0" in summary:
+        click.echo(f"  tau {fmt(summary['tau0'])} -> {fmt(summary['tau_end'])}: {summary['decays']} decays, "
+                   f"{summary['passes']} passes, {summary['n_filled']} filled, {summary['order']} order")
     if not no_metrics:
         s, p = summary["selection"], summary["pool"]
         click.echo(f"  {'':10s} {'entropy':>12s} {'mnnd':>10s}")
@@ -123,7 +130,7 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")
 
 
-def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend, out, no_metrics, as_json):
+def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out, no_metrics, as_json):
     """Under torchrun: each rank memory-maps only its row slice; rank 0 writes the one output."""
     import torch.distributed as dist
 
@@ -137,13 +144,14 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend
         N, d = arr.shape
         lo, hi = D.shard_rows(N, rank, world)
         x_local = torch.from_numpy(np.array(arr[lo:hi]))  # the ops check it; all ranks fail together
-        if method == "threshold" and tau is None:
-            tau = ops.default_tau(arr, n)  # reads the same <= 4096 strided rows on every rank
         t0 = time.perf_counter()
+        info = {}
         if method == "greedy":
             idx = D.greedy(x_local, n, start, seed=seed, backend=backend).indices
         else:
-            idx = D.threshold_decay(x_local, n, start, tau, alpha, decay=decay, seed=seed, backend=backend).indices
+            r = D.threshold_decay(x_local, n, start, tau, alpha, decay=decay, order=order, seed=seed,
+                                  backend=backend)
+            idx, info = r.indices, r.info()
         seconds = time.perf_counter() - t0
         if rank != 0:
             return
@@ -151,7 +159,7 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, backend
         save_npy(out, idx.numpy().astype(np.int64))
         op = "threshold_decay" if method == "threshold" else "update_min_d2"
         summary = {"N": N, "d": d, "n": n, "method": method, "backend": ops.resolve_backend(op, "cpu", backend),
-                   "seconds": seconds, "out": out, "world_size": world}
+                   "seconds": seconds, "out": out, "world_size": world, **info}
         x = ops.as_tensor(np.asarray(arr)) if not no_metrics else None
         _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
     finally:

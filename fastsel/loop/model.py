@@ -75,9 +75,8 @@ def train_steps_for(cfg: LoopConfig, n_train: int) -> int:
 
 
 def _optimizer(cfg, params):
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.95, 0.999), weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
 
 
 def _lr_lambda(cfg, total):
@@ -114,7 +113,11 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     ema = None
     if cfg.ema:
         from diffusers.training_utils import EMAModel
-        ema = EMAModel(model.parameters(), decay=0.9999)
+        # the diffusers script's EMA: warm-up decay 1 - (1 + step / inv_gamma) ** -power, capped at 0.9999
+        ema = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+    amp = cfg.mixed_precision if device.type == "cuda" else "no"
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     g = torch.Generator().manual_seed(seed)
     step, perm, pos = 0, torch.randperm(N, generator=g), 0
     ckpt = os.path.join(workdir, "ckpt.pt")
@@ -125,6 +128,8 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
         lr_sched.load_state_dict(st["lr_sched"])
         if ema is not None and "ema" in st:
             ema.load_state_dict(st["ema"])
+        if scaler is not None and "scaler" in st:
+            scaler.load_state_dict(st["scaler"])
         g.set_state(st["gen"])
         step, perm, pos = int(st["step"]), st["perm"], int(st["pos"])
     ddp = _ddp()
@@ -135,9 +140,6 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
         from torch.nn.parallel import DistributedDataParallel
         rank, world = dist.get_rank(), dist.get_world_size()
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    amp = cfg.mixed_precision if device.type == "cuda" else "no"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     lab = torch.from_numpy(labels.astype(np.int64))
     model.train()
     loss_v = float("nan")
@@ -162,10 +164,15 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
         else:
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
         lr_sched.step()
         if ema is not None:
@@ -179,6 +186,8 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
                   "gen": g.get_state(), "step": step, "perm": perm, "pos": pos}
             if ema is not None:
                 st["ema"] = ema.state_dict()
+            if scaler is not None:
+                st["scaler"] = scaler.state_dict()
             with atomic_path(ckpt) as tmp:
                 torch.save(st, tmp)
         maybe_kill("train_step")

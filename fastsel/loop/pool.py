@@ -53,12 +53,16 @@ def equal_share_counts(sizes: Sequence[int], n: int) -> list:
 
 
 def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform", seed: int = 0,
-                tau: Optional[float] = None, alpha: float = 0.9, device: str = "cpu") -> np.ndarray:
-    """Rows of ``c`` (positions, int64) forming the next training set of size n."""
+                tau: Optional[float] = None, alpha: float = 0.9, decay: str = "empty-pass", order: str = "random",
+                device: str = "cpu", return_info: bool = False):
+    """Rows of ``c`` (positions, int64) forming the next training set of size n; with
+    ``return_info``, also the selector's facts (the threshold filter's tau0, tau_end, passes,
+    decays, n_filled, order)."""
     M = len(c.src)
     if not 1 <= n <= M:
         raise ValueError(f"n must be in [1, {M}] (candidates), got {n}")
     rng = np.random.default_rng(seed)
+    info: dict = {}
     if selector == "none":
         if vanilla == "equal":
             sources = np.unique(c.src)
@@ -67,18 +71,23 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
             for s, k in zip(sources, equal_share_counts(sizes, n)):
                 rows = np.flatnonzero(c.src == s)
                 picks.append(rows[np.sort(rng.choice(len(rows), size=k, replace=False))])
-            return np.concatenate(picks).astype(np.int64)
-        if n == M:
-            return np.arange(M, dtype=np.int64)
-        return np.sort(rng.choice(M, size=n, replace=False)).astype(np.int64)
-    import torch
-    x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)
-    start = int(rng.integers(M))
-    if selector == "greedy":
-        return ops.greedy(x, n, start).indices.cpu().numpy().astype(np.int64)
-    if selector == "threshold":
-        return ops.threshold_decay(x, n, start, tau, alpha).indices.cpu().numpy().astype(np.int64)
-    raise ValueError(f"selector must be none, greedy or threshold, got {selector!r}")
+            rows = np.concatenate(picks).astype(np.int64)
+        elif n == M:
+            rows = np.arange(M, dtype=np.int64)
+        else:
+            rows = np.sort(rng.choice(M, size=n, replace=False)).astype(np.int64)
+    elif selector in ("greedy", "threshold"):
+        import torch
+        x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)
+        start = int(rng.integers(M))
+        if selector == "greedy":
+            rows = ops.greedy(x, n, start).indices.cpu().numpy().astype(np.int64)
+        else:
+            r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed)
+            rows, info = r.indices.cpu().numpy().astype(np.int64), r.info()
+    else:
+        raise ValueError(f"selector must be none, greedy or threshold, got {selector!r}")
+    return (rows, info) if return_info else rows
 
 
 def source_shares(src: np.ndarray, n_sources: int) -> list:

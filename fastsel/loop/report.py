@@ -72,7 +72,16 @@ def _shares_plot(arms, path):
     _save(fig, path)
 
 
-def _scatter(records, path):
+FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
+                 "dinov2-l": "DINOv2-L", "lenet": "LeNet"}
+
+
+def space(name: str) -> str:
+    """How a feature space is named in labels: "GS (pixels)", "FID (Inception)"."""
+    return FEATURE_NAMES.get(name, name)
+
+
+def _scatter(records, path, feat="features"):
     pts = [(r["entropy"], math.log(r["gs"])) for r in records
            if r.get("entropy") is not None and r.get("gs") and r["gs"] > 0]
     plt = _plt()
@@ -83,8 +92,8 @@ def _scatter(records, path):
         ax.scatter(e, g, s=14)
         if len(pts) > 2 and np.std(e) > 0 and np.std(g) > 0:
             r = M.pearson(e, g)
-    ax.set_xlabel("entropy of the training set")
-    ax.set_ylabel("log GS")
+    ax.set_xlabel(f"entropy of the training set ({feat})")
+    ax.set_ylabel(f"log GS ({feat})")
     ax.set_title(f"Pearson r = {r:.3f}" if r is not None else "Pearson r: too few points", fontsize=9)
     _save(fig, path)
     return r
@@ -140,18 +149,25 @@ def write_report(run_dir: str, quiet: bool = False) -> str:
     out = os.path.join(run_dir, "report")
     os.makedirs(out, exist_ok=True)
     arms = _by_arm(records)
-    _line_plot(arms, "gs", "generalization score (mean 1-NN dist. G->D)", os.path.join(out, "gs.png"))
-    _line_plot(arms, "fid", f"FID ({m['config']['fid_features']} features)", os.path.join(out, "fid.png"))
-    _line_plot(arms, "entropy", "KL entropy of the training set", os.path.join(out, "entropy.png"))
-    _shares_plot(arms, os.path.join(out, "shares.png"))
-    r = _scatter(records, os.path.join(out, "entropy_vs_gs.png"))
-    has_nn = _neighbours(run_dir, arms, os.path.join(out, "neighbours.png"))
     cfg = m["config"]
+    fs, ffs = space(cfg["features"]), space(cfg["fid_features"])
+    _line_plot(arms, "gs", f"GS ({fs}): mean 1-NN dist. generated -> training", os.path.join(out, "gs.png"))
+    _line_plot(arms, "fid", f"FID ({ffs})", os.path.join(out, "fid.png"))
+    _line_plot(arms, "entropy", f"KL entropy of the training set ({fs})", os.path.join(out, "entropy.png"))
+    _shares_plot(arms, os.path.join(out, "shares.png"))
+    r = _scatter(records, os.path.join(out, "entropy_vs_gs.png"), fs)
+    has_nn = _neighbours(run_dir, arms, os.path.join(out, "neighbours.png"))
     lines = [f"# fastsel loop report: {cfg['dataset']} ({cfg['preset']} preset)", "",
+             f"GS, entropy and MNND are computed on **{fs}** features; FID on **{ffs}** features"
+             + ("" if (cfg["features"], cfg["fid_features"]) == ("dinov2-s", "inception")
+                else " (the paper: DINOv2 for GS/entropy, Inception for FID -- numbers here are not comparable "
+                     "with the paper's)") + ".", "",
              f"paradigm {cfg['paradigm']}, selectors {', '.join(cfg['selectors'])}, n = {cfg['n']}, "
-             f"{cfg['iterations']} iterations, UNet {cfg['unet']}, features {cfg['features']}, "
-             f"FID features {cfg['fid_features']}, seed {cfg['seed']}.", "",
-             "| arm | iteration | GS | FID | entropy | MNND | cov trace | real share |", "|---|---|---|---|---|---|---|---|"]
+             f"{cfg['iterations']} iterations, UNet {cfg['unet']}, seed {cfg['seed']}"
+             + (f", threshold: alpha {cfg['alpha']}, decay {cfg.get('decay', 'empty-pass')}, "
+                f"order {cfg.get('order', 'index')}" if "threshold" in cfg["selectors"] else "") + ".", "",
+             f"| arm | iteration | GS ({fs}) | FID ({ffs}) | entropy ({fs}) | MNND ({fs}) | cov trace ({fs}) "
+             "| real share |", "|---|---|---|---|---|---|---|---|"]
 
     def f(v):
         return "" if v is None else f"{v:.4g}"
@@ -159,7 +175,15 @@ def write_report(run_dir: str, quiet: bool = False) -> str:
         for x in rs:
             lines.append(f"| {arm} | {x['iteration']} | {f(x['gs'])} | {f(x['fid'])} | {f(x['entropy'])} | "
                          f"{f(x['mnnd'])} | {f(x['cov_trace'])} | {f(x['shares'][0])} |")
-    lines += ["", f"Entropy vs log GS over all arms and iterations: Pearson r = {f(r)}.", "",
+    th = [(arm, x) for arm, rs in arms.items() for x in rs if x.get("selection")]
+    if th:
+        lines += ["", "Threshold filter per iteration (tau0 -> tau_end, decays, passes, filled, order):", "",
+                  "| arm | iteration | tau0 | tau_end | decays | passes | filled | order |", "|---|---|---|---|---|---|---|---|"]
+        for arm, x in th:
+            s_ = x["selection"]
+            lines.append(f"| {arm} | {x['iteration']} | {f(s_['tau0'])} | {f(s_['tau_end'])} | {s_['decays']} | "
+                         f"{s_['passes']} | {s_['n_filled']} | {s_['order']} |")
+    lines += ["", f"Entropy vs log GS ({fs}) over all arms and iterations: Pearson r = {f(r)}.", "",
               "![generalization score](gs.png) ![FID](fid.png) ![entropy](entropy.png)", "",
               "![source shares](shares.png) ![entropy vs log GS](entropy_vs_gs.png)", ""]
     if has_nn:

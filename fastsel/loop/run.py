@@ -82,10 +82,10 @@ def gather_rows(run_dir: str, arm: str, src: np.ndarray, idx: np.ndarray, real=N
     return ims, labs, fs
 
 
-def load_real(cfg: LoopConfig):
+def load_real(cfg: LoopConfig, download: bool = False):
     """The real training images (uint8 NHWC; 28x28 padded to 32x32) and labels."""
     from .. import data
-    ds = data.load(cfg.dataset, n=cfg.data_n or cfg.n, seed=cfg.seed)
+    ds = data.load(cfg.dataset, n=cfg.data_n or cfg.n, seed=cfg.seed, download=download)
     im = ds.images
     if im.shape[1] == 28 and im.shape[2] == 28:  # MNIST: the UNet's skip shapes need 32x32
         im = np.pad(im, ((0, 0), (2, 2), (2, 2), (0, 0)))
@@ -100,8 +100,8 @@ def featurize(name: str, images: np.ndarray, device: str) -> np.ndarray:
 
 
 class Loop:
-    def __init__(self, cfg: LoopConfig, run_dir: str, log=None):
-        self.cfg, self.dir = cfg, run_dir
+    def __init__(self, cfg: LoopConfig, run_dir: str, log=None, download: bool = False):
+        self.cfg, self.dir, self.download = cfg, run_dir, download
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.rank, self.world = _rank()
         self.arms = [f"{cfg.paradigm}-{s}" for s in cfg.selectors]
@@ -136,7 +136,7 @@ class Loop:
         files = [os.path.join(d, f) for f in ("images.npy", "labels.npy", "feats.npy", "fid_feats.npy")]
         if self.rank == 0 and not all(os.path.exists(f) for f in files):
             os.makedirs(d, exist_ok=True)
-            im, lab = load_real(self.cfg)
+            im, lab = load_real(self.cfg, self.download)
             save_npy(files[0], im)
             save_npy(files[1], lab)
             f = featurize(self.cfg.features, im, self.cfg.device)
@@ -163,9 +163,12 @@ class Loop:
             gens = [self.gen_feats(arm, j) for j in range(1, t + 1)]
             cand = candidate_pool(self.cfg.paradigm, real_f, gens)
             t0 = time.perf_counter()
-            rows = select_from(cand, self.cfg.n, arm.split("-", 1)[1], vanilla=self.cfg.vanilla,
-                               seed=self.cfg.seed + t, tau=self.cfg.tau, alpha=self.cfg.alpha, device=self.cfg.device)
+            rows, info = select_from(cand, self.cfg.n, arm.split("-", 1)[1], vanilla=self.cfg.vanilla,
+                                     seed=self.cfg.seed + t, tau=self.cfg.tau, alpha=self.cfg.alpha,
+                                     decay=self.cfg.decay, order=self.cfg.order, device=self.cfg.device,
+                                     return_info=True)
             self.timing[f"{arm}/{t}/select_s"] = time.perf_counter() - t0
+            save_json(os.path.join(d, "selection.json"), info)
             save_npy(fi, cand.idx[rows])
             save_npy(fs, cand.src[rows])
         _barrier()
@@ -245,14 +248,36 @@ class Loop:
             # the eigen form: well defined for the rank-deficient covariances of small runs
             "fid": _finite(F.frechet_eigh(F.stats(gen_ff), F.stats(real_ff))),
             "shares": source_shares(src, t + 1),
+            "features": self.cfg.features, "fid_features": self.cfg.fid_features,
         }
+        sel = os.path.join(d, "selection.json")
+        if t > 0 and os.path.exists(sel):  # the threshold filter's tau0, tau_end, passes, decays, ...
+            with open(sel) as f:
+                rec["selection"] = json.load(f)
         return rec
 
     # ------------------------------------------------------------------ driver
     def run(self) -> list:
         cfg = self.cfg
-        self.check_config()
-        real_im, real_lab, real_f, real_ff = self.real()
+        top = os.path.abspath(self.dir)  # the outermost folder this run creates
+        while not os.path.exists(os.path.dirname(top)):
+            top = os.path.dirname(top)
+        existed = os.path.exists(top)
+        fresh = not os.path.exists(self.p("config.json"))
+        try:
+            self.check_config()
+            real_im, real_lab, real_f, real_ff = self.real()
+        except BaseException:
+            # a run that fails before its first step leaves nothing behind
+            if fresh and self.rank == 0:
+                import shutil
+                if not existed:
+                    shutil.rmtree(top, ignore_errors=True)
+                else:
+                    shutil.rmtree(self.p("real"), ignore_errors=True)
+                    if os.path.exists(self.p("config.json")):
+                        os.unlink(self.p("config.json"))
+            raise
         _, H, W, C = real_im.shape
         records = []
         for t in range(cfg.iterations):
@@ -305,6 +330,6 @@ class Loop:
             save_json(tp, old)
 
 
-def run_loop(cfg: LoopConfig, run_dir: str, log=None) -> list:
+def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False) -> list:
     torch.use_deterministic_algorithms(False)
-    return Loop(cfg, run_dir, log).run()
+    return Loop(cfg, run_dir, log, download).run()
