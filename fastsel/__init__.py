@@ -4,6 +4,15 @@ Ops (CPU C++ kernels, PyTorch fallback): :func:`greedy` (Algorithm 1, farthest-p
 sampling), :func:`threshold_decay` (Algorithm 2, threshold-decay filter), :func:`nn`
 (exact k-NN). Metrics of Shi et al. 2025 live in :mod:`fastsel.metrics`.
 """
+import os as _os
+
+# OpenMP threads that spin at a barrier while another process holds their core slow every
+# per-pick kernel down 6-90x on a busy machine: wait passively unless the user chose a policy
+# (FASTSEL_OMP_WAIT_POLICY=default leaves the OpenMP runtime's own default). Takes effect when
+# fastsel is imported before torch (the CLI always is); README: "Busy machines".
+if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default":
+    _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
+
 from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, greedy, nn, scan_order, threshold_decay
 from .select import select
 

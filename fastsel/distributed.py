@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 from . import ops, reference
 from .ops import GreedyResult, NNResult, ThresholdResult
+from .errors import FastselError
 
 _BIG = 2**62
 
@@ -46,7 +47,7 @@ class _Group:
         self.sizes = [int(s[0]) for s in sizes]
         dims = {int(s[1]) for s in sizes}
         if len(dims) != 1 or -1 in dims:
-            raise ValueError(f"every rank's shard must be 2-D with the same d, got d's {sorted(dims)}")
+            raise FastselError(f"every rank's shard must be 2-D with the same d, got d's {sorted(dims)}")
         self.d = dims.pop()
         self.offsets = [sum(self.sizes[:r]) for r in range(self.world)]
         self.N = sum(self.sizes)
@@ -123,22 +124,27 @@ def _local(x_local: torch.Tensor, backend: str):
 
 def _prepare(x_local, backend, G: _Group):
     """Validate this rank's shard and agree on the outcome: a rank with bad rows raises its own
-    error, every other rank raises too (rather than waiting forever in the next collective)."""
+    error, every other rank raises too (rather than waiting forever in the next collective).
+    Returns the shard (scaled by 2**e when the pool's magnitudes need it, the same e on every
+    rank: see :func:`fastsel.ops.pow2_scale`), its min-distance state, the update step and e."""
     problem = None
     if x_local.shape[0]:
         try:
             x_local = ops.as_tensor(x_local, f"rows {G.off}:{G.off + G.n_local} of the sharded pool")
-        except ValueError as e:
+        except FastselError as e:
             problem = str(e)
     ok = torch.tensor([0 if problem else 1], device=G.dev)
     dist.all_reduce(ok, op=dist.ReduceOp.MIN, group=G.group)
     if problem:
-        raise ValueError(problem)
+        raise FastselError(problem)
     if not int(ok):
-        raise ValueError("another rank's shard holds invalid rows (NaN/Inf or a non-float dtype)")
+        raise FastselError("another rank's shard holds invalid rows (NaN/Inf or a non-float dtype)")
+    m = G.max_value(ops.magnitude(x_local) if x_local.dtype != torch.float16 else 0.0)
+    e = ops.scale_exponent(m, x_local.dtype)
+    x_local = ops.ldexp(x_local, e)
     acc = reference.acc_dtype(x_local.dtype)
     md = torch.full((x_local.shape[0],), math.inf, dtype=acc, device=x_local.device)
-    return x_local, md, _local(x_local, backend)
+    return x_local, md, _local(x_local, backend), e
 
 
 def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED,
@@ -150,7 +156,7 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
     filled with ``bytes_per_pick`` (what all ranks together sent into collectives per pick) and ``N``.
     """
     G = _Group(x_local, group)
-    x_local, md, update = _prepare(x_local, backend, G)
+    x_local, md, update, e = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
     idx = torch.empty(n, dtype=torch.int64)
@@ -170,7 +176,7 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
         total = torch.tensor([float(G.bytes)], dtype=torch.float64, device=G.dev)
         dist.all_reduce(total, group=group)
         stats.update(bytes_per_pick=float(total) / n, N=G.N, world=G.world)
-    return GreedyResult(idx, d2.sqrt())
+    return GreedyResult(idx, ops.unscale(d2.sqrt(), e))
 
 
 def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, tau: Optional[float] = None,
@@ -180,12 +186,12 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     single-process op, in the same scan order (``order``, ``seed``) and with the same default tau
     (the largest distance from the first pick, :func:`fastsel.default_tau`)."""
     G = _Group(x_local, group)
-    x_local, md, update = _prepare(x_local, backend, G)
+    x_local, md, update, e = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
     alpha, every_pass = ops.check_threshold_args(decay, order, alpha)
     if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
-        raise ValueError(f"tau must be finite and > 0, got {tau}")
+        raise FastselError(f"tau must be finite and > 0, got {tau}")
     # scan position of each local row: its place in the global scan order
     if order == "random":
         perm = ops.scan_order(G.N, seed)
@@ -217,6 +223,9 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     if tau is None:  # the largest distance from the first pick (every rank: the same value)
         tau = ops._tau_from_d2(G.max_value(float(md.max()) if G.n_local else -1.0))
         tau_at[0] = tau
+    else:
+        tau = math.ldexp(float(tau), e)
+        tau_at[0] = tau
     tau, tau0 = float(tau), float(tau)
     while t < n:
         if pos == 0:
@@ -242,7 +251,8 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
             tau *= alpha
         pos, added = 0, False
     passes, decays = ops.threshold_counts(pos_at, tau_at, tau0, tau, alpha, every_pass, filled)
-    return ThresholdResult(idx, d2.sqrt(), tau_at, tau, filled, tau0, passes, decays, order)
+    return ThresholdResult(idx, ops.unscale(d2.sqrt(), e), ops.unscale(tau_at, e), math.ldexp(tau, -e), filled,
+                           math.ldexp(tau0, -e), passes, decays, order)
 
 
 def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self: bool = False,
@@ -254,9 +264,9 @@ def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self
     query = ops.as_tensor(query, "query")
     avail = G.N - int(exclude_self)
     if not 1 <= k <= avail:
-        raise ValueError(f"k must be in [1, {avail}], got {k}")
+        raise FastselError(f"k must be in [1, {avail}], got {k}")
     if exclude_self and query.shape[0] != G.N:
-        raise ValueError(f"exclude_self needs the whole pool as query ({G.N} rows), got {query.shape[0]}")
+        raise FastselError(f"exclude_self needs the whole pool as query ({G.N} rows), got {query.shape[0]}")
     Q = query.shape[0]
     kk = min(k + int(exclude_self), G.n_local)
     acc = reference.acc_dtype(query.dtype)

@@ -37,6 +37,9 @@ def stats(features: np.ndarray, chunk: int = 8192) -> Stats:
 def frechet(a: Stats, b: Stats, eps: float = 1e-6) -> float:
     """The Fréchet distance between Gaussians (mu, sigma): scipy's sqrtm, as pytorch-fid."""
     from scipy import linalg
+    for s_ in (a, b):
+        if not (np.isfinite(s_.mu).all() and np.isfinite(s_.sigma).all()):
+            raise DataError("FID statistics hold NaN or Inf values")
     if a.mu.shape != b.mu.shape:
         raise DataError(f"FID statistics of different dimensions: {a.mu.shape[0]} and {b.mu.shape[0]}")
     diff = a.mu - b.mu
@@ -46,7 +49,10 @@ def frechet(a: Stats, b: Stats, eps: float = 1e-6) -> float:
         off = np.eye(a.sigma.shape[0]) * eps
         covmean = linalg.sqrtm((a.sigma + off) @ (b.sigma + off))
     covmean = covmean.real
-    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * np.trace(covmean))
+    if not np.isfinite(value):
+        raise DataError("the FID is not finite: the statistics hold NaN/Inf or overflow float64")
+    return value
 
 
 def frechet_eigh(a: Stats, b: Stats) -> float:
@@ -66,7 +72,19 @@ def save_stats(path: str, s: Stats) -> None:
 
 
 def load_stats(path: str) -> Stats:
+    """Statistics written by :func:`save_stats` (or pytorch-fid): checked, one line per problem."""
     with np.load(path, allow_pickle=False) as z:
         if "mu" not in z or "sigma" not in z:
             raise DataError(f"{path}: FID statistics need arrays 'mu' and 'sigma'")
-        return Stats(z["mu"].astype(np.float64), z["sigma"].astype(np.float64), int(z["n"]) if "n" in z else -1)
+        mu, sigma = z["mu"], z["sigma"]
+        n = z["n"] if "n" in z else np.int64(-1)
+    if mu.dtype.kind not in "fiu" or sigma.dtype.kind not in "fiu":
+        raise DataError(f"{path}: 'mu' and 'sigma' must hold numbers")
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise DataError(f"{path}: 'mu' must be (d,) and 'sigma' (d, d), got {mu.shape} and {sigma.shape}")
+    if np.ndim(n) != 0 or np.asarray(n).dtype.kind not in "iu":
+        raise DataError(f"{path}: 'n' must be one integer (the image count), got shape {np.shape(n)}")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise DataError(f"{path}: the statistics hold NaN or Inf values")
+    return Stats(mu, sigma, int(n))

@@ -11,6 +11,7 @@ import warnings
 import torch
 
 from . import ops
+from .errors import FastselError
 
 _EULER = 0.57721566490153286060651209008240243
 
@@ -19,7 +20,7 @@ def digamma_int(n: int) -> float:
     """ψ(n) for a positive integer n: −γ + H(n−1), with the asymptotic series for large n."""
     n = int(n)
     if n < 1:
-        raise ValueError(f"digamma_int needs n >= 1, got {n}")
+        raise FastselError(f"digamma_int needs n >= 1, got {n}")
     if n <= 64:
         return -_EULER + math.fsum(1.0 / j for j in range(1, n))
     x = float(n)
@@ -41,7 +42,7 @@ def kl_entropy(x, k: int = 1, *, backend: str = "auto") -> float:
     x = ops.as_tensor(x)
     N, d = x.shape
     if not 1 <= k < N:
-        raise ValueError(f"kl_entropy needs 1 <= k < N={N}, got k={k}")
+        raise FastselError(f"kl_entropy needs 1 <= k < N={N}, got k={k}")
     eps = ops.nn(x, k=k, exclude_self=True, backend=backend).distances[:, k - 1].double()
     zeros = int((eps == 0).sum())
     if zeros:
@@ -54,7 +55,7 @@ def mnnd(x, *, backend: str = "auto") -> float:
     """Mean nearest-neighbour distance within a set (Appendix E.1): Dist(D, D) without self-pairs."""
     x = ops.as_tensor(x)
     if x.shape[0] < 2:
-        raise ValueError("mnnd needs at least 2 rows")
+        raise FastselError("mnnd needs at least 2 rows")
     return float(ops.nn(x, k=1, exclude_self=True, backend=backend).distances[:, 0].double().mean())
 
 
@@ -67,7 +68,7 @@ def cov_trace(x) -> float:
     """Trace of the (unbiased, N − 1) covariance matrix: the summed per-dimension variance."""
     x = ops.as_tensor(x)
     if x.shape[0] < 2:
-        raise ValueError("cov_trace needs at least 2 rows")
+        raise FastselError("cov_trace needs at least 2 rows")
     total = 0.0
     n = x.shape[0]
     mean = x.double().mean(0)
@@ -82,11 +83,11 @@ def pearson(a, b) -> float:
     a = torch.as_tensor(a, dtype=torch.float64).flatten()
     b = torch.as_tensor(b, dtype=torch.float64).flatten()
     if a.numel() != b.numel() or a.numel() < 2:
-        raise ValueError("pearson needs two sequences of the same length >= 2")
+        raise FastselError("pearson needs two sequences of the same length >= 2")
     a, b = a - a.mean(), b - b.mean()
     den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
     if den == 0:
-        raise ValueError("pearson is undefined for a constant sequence")
+        raise FastselError("pearson is undefined for a constant sequence")
     return float((a * b).sum()) / den
 
 

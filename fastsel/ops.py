@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import _backend, reference
+from .errors import FastselError
 
 BACKENDS = ("auto", "cpp", "torch")
 ORDERS = ("random", "index")
@@ -52,26 +53,35 @@ class NNResult(NamedTuple):
 
 # --------------------------------------------------------------------------- inputs
 
+_EXACT_INT = 2 ** 53  # integers up to this magnitude are exact in float64
+
+
 def as_tensor(x, name: str = "x") -> torch.Tensor:
-    """A 2-D float tensor from a tensor or array; ints become float64 (exact)."""
+    """A 2-D float tensor from a tensor or array; integers become float64, exactly (|value| <= 2^53,
+    else an error: float64 would round them)."""
     if isinstance(x, np.ndarray):
+        if not x.dtype.isnative:
+            x = x.astype(x.dtype.newbyteorder("="))
         if x.dtype.kind in "iub":
+            _check_int_range(x, name)
             x = x.astype(np.float64)
-        elif x.dtype.kind != "f":
-            raise ValueError(f"{name} must hold numbers, got dtype {x.dtype}")
+        elif x.dtype.kind != "f" or x.dtype.itemsize > 8:
+            raise FastselError(f"{name} must hold float16/32/64 or integer numbers, got dtype {x.dtype}")
         with warnings.catch_warnings():  # read-only memmaps: fastsel never writes to its input
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
     if not x.is_floating_point():
+        if x.dtype != torch.bool and x.numel():
+            _check_int_range(x, name)
         x = x.to(torch.float64)
     if x.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
-        raise ValueError(f"{name} must be float32, float64, float16 or bfloat16, got {x.dtype}")
+        raise FastselError(f"{name} must be float32, float64, float16 or bfloat16, got {x.dtype}")
     if x.dim() != 2:
-        raise ValueError(f"{name} must be a 2-D array (N, d), got {x.dim()}-D with shape {tuple(x.shape)}")
+        raise FastselError(f"{name} must be a 2-D array (N, d), got {x.dim()}-D with shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+        raise FastselError(f"{name} is empty (shape {tuple(x.shape)})")
     # One streaming read: a NaN or Inf anywhere makes the sum non-finite. Only a
     # non-finite sum (or an overflow of finite values) needs the element-wise check.
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -79,14 +89,89 @@ def as_tensor(x, name: str = "x") -> torch.Tensor:
         bad = ~torch.isfinite(x)
         if bool(bad.any()):
             row = int(torch.nonzero(bad.any(1))[0])
-            raise ValueError(f"{name} holds NaN or Inf values (first in row {row})")
+            raise FastselError(f"{name} holds NaN or Inf values (first in row {row + _row_offset(name)})")
     return x.contiguous()
+
+
+def _row_offset(name: str) -> int:
+    """Rows of a shard are named "rows LO:HI of ...": report global row numbers."""
+    if name.startswith("rows ") and ":" in name:
+        try:
+            return int(name[5:name.index(":")])
+        except ValueError:
+            return 0
+    return 0
+
+
+def _check_int_range(x, name: str) -> None:
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "b" or not x.size:
+            return
+        lo, hi = int(x.min()), int(x.max())
+    else:
+        lo, hi = int(x.min()), int(x.max())
+    if hi > _EXACT_INT or lo < -_EXACT_INT:
+        v = hi if hi > _EXACT_INT else lo
+        raise FastselError(f"{name} holds the integer {v}, beyond 2^53: float64 cannot hold it exactly "
+                           "(rescale or convert the features to float first)")
+
+
+# squared distances must stay inside the accumulation dtype's normal range: data whose largest
+# magnitude falls outside these bounds is scaled by a power of two (exact) before the kernels run
+_SAFE_RANGE = {torch.float64: (2.0 ** -400, 2.0 ** 400)}
+_SAFE_RANGE_F32 = (2.0 ** -30, 2.0 ** 40)
+
+
+def pow2_scale(*xs: torch.Tensor) -> int:
+    """The exponent k such that the data times 2**k has its largest magnitude in [0.5, 1), when the
+    data's squared distances would overflow or underflow the accumulation dtype; 0 otherwise.
+    float16 data never needs it (accumulated in float32)."""
+    xs = [x for x in xs if x.numel() and x.dtype != torch.float16]
+    if not xs:
+        return 0
+    return scale_exponent(max(magnitude(x) for x in xs), xs[0].dtype)
+
+
+def magnitude(x: torch.Tensor) -> float:
+    """The largest |value| of x (0 for an empty tensor)."""
+    if not x.numel():
+        return 0.0
+    lo, hi = torch.aminmax(x)
+    return max(abs(float(lo)), abs(float(hi)))
+
+
+def scale_exponent(m: float, dtype: torch.dtype) -> int:
+    """:func:`pow2_scale` of data whose largest magnitude is m."""
+    if dtype == torch.float16:
+        return 0
+    a, b = _SAFE_RANGE.get(dtype, _SAFE_RANGE_F32)
+    if m == 0.0 or a <= m <= b:
+        return 0
+    return -math.frexp(m)[1]
+
+
+def ldexp(x: torch.Tensor, k: int) -> torch.Tensor:
+    """x * 2**k in x's dtype, exactly (computed in float64, in steps that stay in range)."""
+    if k == 0:
+        return x
+    y = x.double()
+    while k:
+        step = max(-1000, min(1000, k))
+        y = y * math.ldexp(1.0, step)
+        k -= step
+    return y.to(x.dtype)
+
+
+def unscale(v: torch.Tensor, k: int) -> torch.Tensor:
+    """Distances computed on data scaled by 2**k, back in the data's units (float64 when k != 0:
+    the accumulation dtype may not hold them)."""
+    return v if k == 0 else ldexp(v.double(), -k)
 
 
 def _check_n(n: int, N: int) -> int:
     n = int(n)
     if not 1 <= n <= N:
-        raise ValueError(f"n must be in [1, N={N}], got {n}")
+        raise FastselError(f"n must be in [1, N={N}], got {n}")
     return n
 
 
@@ -101,13 +186,13 @@ def _check_start(start: Optional[int], N: int, seed: int) -> int:
         return draw_start(N, seed)
     start = int(start)
     if not 0 <= start < N:
-        raise ValueError(f"start must be in [0, N={N}), got {start}")
+        raise FastselError(f"start must be in [0, N={N}), got {start}")
     return start
 
 
 def _impl(op: str, x: torch.Tensor, backend: str):
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise FastselError(f"backend must be one of {BACKENDS}, got {backend!r}")
     dev = x.device.type
     if backend == "torch":
         return getattr(reference, op), "torch"
@@ -163,15 +248,17 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     passes (a GEMM per pass, same picks bit for bit); "auto" uses multi for large pools.
     """
     if mode not in GREEDY_MODES:
-        raise ValueError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
+        raise FastselError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
     x = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     fn, _ = _impl("greedy", x, backend)
+    e = pow2_scale(x)
+    x = ldexp(x, e)
     outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2], mode),
                       n, progress, 100 if mode == "single" else 10)
-    return GreedyResult(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]).sqrt())
+    return GreedyResult(torch.cat([o[0] for o in outs]), unscale(torch.cat([o[1] for o in outs]).sqrt(), e))
 
 
 def scan_order(N: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
@@ -197,9 +284,14 @@ def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, bac
     x = as_tensor(x)
     N = x.shape[0]
     start = _check_start(start, N, seed)
+    e = pow2_scale(x)
+    return math.ldexp(_default_tau_scaled(ldexp(x, e), start, backend), -e)
+
+
+def _default_tau_scaled(x: torch.Tensor, start: int, backend: str) -> float:
     fn, _ = _impl("update_min_d2", x, backend)
-    md = torch.full((N,), math.inf, dtype=reference.acc_dtype(x.dtype), device=x.device)
-    _, s = fn(x, md, x[start:start + 1], math.inf, N)
+    md = torch.full((x.shape[0],), math.inf, dtype=reference.acc_dtype(x.dtype), device=x.device)
+    _, s = fn(x, md, x[start:start + 1], math.inf, x.shape[0])
     return _tau_from_d2(float(s[0]))
 
 
@@ -243,17 +335,17 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     accept, "chunked" once per 256 accepts (same result bit for bit), "auto" chunks large pools.
     """
     if mode not in THRESHOLD_MODES:
-        raise ValueError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+        raise FastselError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
     x = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     alpha, every_pass = check_threshold_args(decay, order, alpha)
-    if tau is None:
-        tau = default_tau(x, start, backend=backend)
-    tau = float(tau)
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be finite and > 0, got {tau}")
+    if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
+        raise FastselError(f"tau must be finite and > 0, got {tau}")
+    e = pow2_scale(x)  # the filter runs on x * 2**e, with tau * 2**e; results come back in x's units
+    x = ldexp(x, e)
+    tau = _default_tau_scaled(x, start, backend) if tau is None else math.ldexp(float(tau), e)
     fn, _ = _impl("threshold_decay", x, backend)
     perm = scan_order(N, seed) if order == "random" else None
     if perm is not None:  # scan a permuted copy in index order, map the picks back
@@ -270,18 +362,18 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     tau_end, filled = float(st[0]), int(st[3])
     passes, decays = threshold_counts(pos.cpu(), tau_at.cpu(), tau, tau_end, alpha, every_pass, filled)
     idx = pos if perm is None else perm.to(pos.device)[pos]
-    return ThresholdResult(idx, torch.cat([o[1] for o in outs]).sqrt(), tau_at, tau_end, filled,
-                           tau, passes, decays, order)
+    return ThresholdResult(idx, unscale(torch.cat([o[1] for o in outs]).sqrt(), e), unscale(tau_at, e),
+                           math.ldexp(tau_end, -e), filled, math.ldexp(tau, -e), passes, decays, order)
 
 
 def check_threshold_args(decay: str, order: str, alpha: float) -> tuple:
     """(alpha, every_pass) after checking the filter's options."""
     if decay not in ("empty-pass", "every-pass"):
-        raise ValueError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
+        raise FastselError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        raise FastselError(f"order must be one of {ORDERS}, got {order!r}")
     if not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise FastselError(f"alpha must be in (0, 1), got {alpha}")
     return float(alpha), decay == "every-pass"
 
 
@@ -295,13 +387,15 @@ def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str 
     query = as_tensor(query, "query")
     ref = query if ref is None else as_tensor(ref, "ref")
     if query.shape[1] != ref.shape[1]:
-        raise ValueError(f"dimension mismatch: query has d={query.shape[1]}, ref has d={ref.shape[1]}")
+        raise FastselError(f"dimension mismatch: query has d={query.shape[1]}, ref has d={ref.shape[1]}")
     if ref.dtype != query.dtype:
         ref = ref.to(torch.promote_types(ref.dtype, query.dtype))
         query = query.to(ref.dtype)
     fn, _ = _impl("nn", query, backend)
-    d, i = fn(query, ref, int(k), bool(exclude_self))
-    return NNResult(d, i)
+    e = pow2_scale(query, ref)
+    q = ldexp(query, e)
+    d, i = fn(q, q if ref is query else ldexp(ref, e), int(k), bool(exclude_self))
+    return NNResult(unscale(d, e), i)
 
 
 # --------------------------------------------------------------------------- torch.compile support

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+from .errors import FastselError
 
 _ROW_CHUNK = 4096
 NN_EXTRA = 4  # extra GEMM candidates re-checked in float64 (as csrc/cpu/nn_cpu.cpp)
@@ -35,17 +36,17 @@ def _init_state(x, start, min_d2):
     acc = acc_dtype(x.dtype)
     if min_d2 is not None:
         if min_d2.shape != (x.shape[0],) or min_d2.dtype != acc:
-            raise ValueError(f"min_d2 must be {acc} of shape ({x.shape[0]},)")
+            raise FastselError(f"min_d2 must be {acc} of shape ({x.shape[0]},)")
         return min_d2.clone()
     if not 0 <= start < x.shape[0]:
-        raise ValueError(f"start must be in [0, N={x.shape[0]}), got {start}")
+        raise FastselError(f"start must be in [0, N={x.shape[0]}), got {start}")
     return torch.full((x.shape[0],), math.inf, dtype=acc, device=x.device)
 
 
 def _check_n(n, md):
     remaining = int((md >= 0).sum())
     if not 1 <= n <= remaining:
-        raise ValueError(f"n must be in [1, {remaining}] (rows not yet selected), got {n}")
+        raise FastselError(f"n must be in [1, {remaining}] (rows not yet selected), got {n}")
 
 
 def greedy(x: torch.Tensor, n: int, start: int, min_d2: torch.Tensor | None = None, mode: str = "single"):
@@ -74,9 +75,9 @@ def threshold_decay(x: torch.Tensor, n: int, start: int, tau: float, alpha: floa
     ``mode`` is accepted for signature parity; the reference updates the pool after every accept.
     """
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise FastselError(f"alpha must be in (0, 1), got {alpha}")
     if (min_d2 is None) != (state is None):
-        raise ValueError("min_d2 and state must be given together")
+        raise FastselError("min_d2 and state must be given together")
     md = _init_state(x, start, min_d2)
     if state is not None:
         tau, pos, added, filled = float(state[0]), int(state[1]), bool(state[2]), int(state[3])
@@ -84,7 +85,7 @@ def threshold_decay(x: torch.Tensor, n: int, start: int, tau: float, alpha: floa
     else:
         pos, added, filled = 0, False, 0
     if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be finite and > 0, got {tau}")
+        raise FastselError(f"tau must be finite and > 0, got {tau}")
     _check_n(n, md)
     idx = torch.empty(n, dtype=torch.int64, device=x.device)
     d2 = torch.empty(n, dtype=md.dtype, device=x.device)
@@ -141,10 +142,10 @@ def nn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = Fals
     See ``fastsel::nn``."""
     Q, R, d = query.shape[0], ref.shape[0], query.shape[1]
     if exclude_self and Q != R:
-        raise ValueError(f"exclude_self needs query and ref of the same length, got {Q} and {R}")
+        raise FastselError(f"exclude_self needs query and ref of the same length, got {Q} and {R}")
     avail = R - int(exclude_self)
     if not 1 <= k <= avail:
-        raise ValueError(f"k must be in [1, {avail}], got {k}")
+        raise FastselError(f"k must be in [1, {avail}], got {k}")
     kc = min(avail, k + NN_EXTRA)
     acc = acc_dtype(query.dtype)
     u = 2.0 ** -53 if acc == torch.float64 else 2.0 ** -24

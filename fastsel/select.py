@@ -6,6 +6,7 @@ from typing import Callable, Optional
 import torch
 
 from . import ops
+from .errors import FastselError
 
 METHODS = ("greedy", "threshold", "random")
 
@@ -35,5 +36,5 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
         if progress is not None:
             progress(n)
     else:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise FastselError(f"method must be one of {METHODS}, got {method!r}")
     return (idx, info) if return_info else idx

@@ -20,6 +20,7 @@ import torch
 
 from . import ops, reference
 from .ops import GreedyResult
+from .errors import FastselError
 
 
 def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536, seed: int = ops.DEFAULT_SEED,
@@ -30,7 +31,7 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
     ``stats``, when given, receives ``chunk_reads``, ``chunk_skips`` and ``skip_rate``.
     """
     if not isinstance(pool, np.ndarray) or pool.ndim != 2 or pool.shape[0] == 0:
-        raise ValueError("pool must be a non-empty 2-D numpy array or memmap")
+        raise FastselError("pool must be a non-empty 2-D numpy array or memmap")
     N, d = pool.shape
     n = ops._check_n(n, N)
     start = ops._check_start(start, N, seed)

@@ -1,14 +1,17 @@
 """Helpers shared by the CLI commands: error mapping, progress, JSON output."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import sys
+import traceback
+import warnings
 
 import click
 
-from ..io import DataError
+from ..errors import FastselError, UsageProblem
 
 
 class DataProblem(click.ClickException):
@@ -17,21 +20,51 @@ class DataProblem(click.ClickException):
     exit_code = 1
 
 
+def _version() -> str:
+    from .. import __version__, _backend
+    info = _backend.build_info()
+    return f"fastsel {__version__} (torch {info.get('torch', '?')}, extension {'yes' if info.get('extension') else 'no'})"
+
+
 def handle_errors(fn):
-    """Turn data errors into one clear line (exit 1); usage errors stay click's (exit 2)."""
+    """fastsel's own errors (bad input, unreadable or unwritable files, out of memory) become one
+    line -- exit 2 for a command line that cannot work, 1 otherwise; anything else is a bug: its
+    traceback is printed with the version, to be reported."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except (DataError, ValueError) as e:
+        except UsageProblem as e:
+            raise click.UsageError(str(e).splitlines()[0]) from None
+        except FastselError as e:
             raise DataProblem(str(e).splitlines()[0]) from None
         except MemoryError:
             raise DataProblem("out of memory") from None
-        except RuntimeError as e:  # kernel-side checks (TORCH_CHECK) arrive as RuntimeError
-            raise DataProblem(str(e).splitlines()[0]) from None
+        except OSError as e:  # the file system said no (permissions, disk full, a missing folder)
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise DataProblem(f"{e.strerror or e}{where}") from None
+        except Exception:  # noqa: BLE001 -- a bug: keep its traceback
+            traceback.print_exc()
+            click.echo(f"{_version()}: an unexpected error (above) -- please report it with this traceback", err=True)
+            sys.exit(1)
     return wrapper
+
+
+@contextlib.contextmanager
+def clean_warnings():
+    """Library warnings (e.g. duplicate rows make the KL entropy -inf) as one clean line each on
+    stderr, not Python's "file:line: UserWarning" with a source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if msg not in seen:
+            seen.add(msg)
+            click.echo(f"warning: {msg}", err=True)
 
 
 def progress_bar(total: int, desc: str, quiet: bool = False):
@@ -58,6 +91,8 @@ def emit_json(obj) -> None:
 
 
 def fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:.{digits}f}" if math.isfinite(v) else str(v)
     return str(v)

@@ -7,7 +7,7 @@ import time
 import click
 import numpy as np
 
-from ..io import atomic_path, save_json, save_npy
+from ..io import atomic_path, check_outputs, save_json, save_npy
 from ._common import emit_json, handle_errors
 
 
@@ -38,6 +38,8 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
     """
     from .. import data as D
     from .. import features as Fe
+    stem = out[:-4] if out.endswith(".npy") else out
+    check_outputs([out, stem + ".labels.npy", out + ".json"], [data])
     ds = D.load(data, split=split, n=n, seed=seed, download=download, size=size)
     ext = Fe.get(feat, device)
     t0 = time.perf_counter()
@@ -48,7 +50,6 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
         mm.flush()
         del mm
     seconds = time.perf_counter() - t0
-    stem = out[:-4] if out.endswith(".npy") else out
     save_npy(stem + ".labels.npy", ds.labels)
     info = {"extractor": feat, "source": ds.source, "data": data, "split": split, "count": len(ds.images),
             "dim": dim, "dtype": "float32", "seconds": seconds, "seed": seed, "subset": n,

@@ -46,6 +46,9 @@ def fid(a, b, n, seed, batch_size, device, save_stats, download, as_json, quiet)
       fastsel fid mnist generated/ --n 10000
     """
     from .. import fid as FID
+    from ..io import check_outputs
+    if save_stats:
+        check_outputs(list(save_stats), [a, b])
     sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None, download)
     sb = _stats(b, n, seed, batch_size, device, quiet, save_stats[1] if save_stats else None, download)
     value = FID.frechet(sa, sb)

@@ -1,12 +1,10 @@
 """``fastsel loop``: the self-consuming DDPM loop; ``fastsel report``: its plots and report.md."""
 from __future__ import annotations
 
-import json
 import os
 
 import click
 
-from ..io import DataError
 from ._common import emit_json, handle_errors
 
 UNET_CHOICES = ["paper", "tiny", "c32", "c48", "c64", "c128"]
@@ -91,8 +89,8 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
     from ..loop.run import run_loop
     _glibc_keep_memory()
     if resume:
-        with open(os.path.join(resume, "config.json")) as f:
-            cfg = LoopConfig.from_json(json.load(f))
+        from ..loop.config import load_config
+        cfg = load_config(resume)
         run_dir = resume
     else:
         if not dataset:
@@ -109,6 +107,7 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
             if not torch.cuda.is_available():
                 raise click.UsageError(f"device {base['device']}: no CUDA device is visible (use --device cpu)")
         cfg = LoopConfig(dataset=dataset, **base)
+        cfg.validate("the command line")
         run_dir = run_dir or os.path.join("runs", f"{os.path.basename(dataset.rstrip('/'))}-{cfg.preset}-"
                                                   f"{cfg.paradigm}-seed{cfg.seed}")
     if dry_run:

@@ -1,15 +1,14 @@
 """``fastsel metrics``: entropy, MNND, covariance trace and generalization score of a feature set."""
 from __future__ import annotations
 
-import warnings
-
 import click
 import numpy as np
 
 from .. import metrics as M
 from .. import ops
 from ..io import load_features
-from ._common import emit_json, fmt, handle_errors
+from ._common import clean_warnings, emit_json, fmt, handle_errors
+from ..errors import FastselError
 
 
 @click.command("metrics")
@@ -35,14 +34,11 @@ def metrics(inp, ref, key, k, backend, as_json):
     if ref is not None:
         r = ops.as_tensor(np.asarray(load_features(ref, key)), ref)
         if r.shape[1] != x.shape[1]:
-            raise ValueError(f"dimension mismatch: --in has d={x.shape[1]}, --ref has d={r.shape[1]}")
+            raise FastselError(f"dimension mismatch: --in has d={x.shape[1]}, --ref has d={r.shape[1]}")
     if x.shape[0] < k + 1:
-        raise ValueError(f"--in needs more than k={k} rows, has {x.shape[0]}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        raise FastselError(f"--in needs more than k={k} rows, has {x.shape[0]}")
+    with clean_warnings():
         out = M.summary(x, r, k=k, backend=backend)
-    for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
     if as_json:
         emit_json(out)
         return

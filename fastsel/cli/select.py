@@ -10,9 +10,10 @@ import torch
 
 from .. import metrics as M
 from .. import ops
-from ..io import load_features, save_npy
+from ..io import DataError, check_outputs, load_features, save_npy
 from ..select import METHODS, select as run_select
-from ._common import emit_json, fmt, handle_errors, progress_bar
+from ._common import clean_warnings, emit_json, fmt, handle_errors, progress_bar
+from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
 
@@ -82,19 +83,20 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, 
         raise click.UsageError(f"--device must be cpu or cuda[:K], got {device}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise click.UsageError(f"--device {device}: no CUDA device is visible")
+    out = out or default_out(inp, method, n)
+    check_outputs([out], [inp])
     arr = load_features(inp, key)
     N, d = arr.shape
     if n > N:
-        raise ValueError(f"--n {n} is larger than the pool ({N} rows in {inp})")
+        raise FastselError(f"--n {n} is larger than the pool ({N} rows in {inp})")
     if start is not None and start >= N:
-        raise ValueError(f"--start {start} is out of range for a pool of {N} rows")
+        raise FastselError(f"--start {start} is out of range for a pool of {N} rows")
     if sharded:
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out,
                                no_metrics, as_json)
     x = ops.as_tensor(np.asarray(arr), inp).to(dev)
     op = "threshold_decay" if method == "threshold" else "greedy"
     used_backend = "torch" if method == "random" else ops.resolve_backend(op, dev.type, backend)
-    out = out or default_out(inp, method, n)
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
         idx, info = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
@@ -111,9 +113,10 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
     n, method, d = summary["n"], summary["method"], summary["d"]
     if not no_metrics:
         rows = pool_rows(N, seed)
-        summary["selection"] = set_metrics(x[idx], backend)
-        summary["pool"] = dict(set_metrics(x if rows is None else x[rows], backend),
-                               rows=N if rows is None else int(rows.numel()))
+        with clean_warnings():
+            summary["selection"] = set_metrics(x[idx], backend)
+            summary["pool"] = dict(set_metrics(x if rows is None else x[rows], backend),
+                                   rows=N if rows is None else int(rows.numel()))
     if as_json:
         emit_json(summary)
         return
@@ -130,6 +133,34 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")
 
 
+def pool_fingerprint(path: str, arr) -> list:
+    """[N, d, dtype, file size, hash of the first and last 64 KiB]: what every rank must agree on."""
+    import hashlib
+    size = os.path.getsize(path)
+    h = hashlib.blake2b(digest_size=7)
+    with open(path, "rb") as f:
+        h.update(f.read(65536))
+        if size > 65536:
+            f.seek(max(65536, size - 65536))
+            h.update(f.read(65536))
+    dt = int.from_bytes(hashlib.blake2b(str(arr.dtype).encode(), digest_size=6).digest(), "little")
+    return [int(arr.shape[0]), int(arr.shape[1]), dt, int(size), int.from_bytes(h.digest(), "little")]
+
+
+def _agree_on_pool(path: str, arr, dist) -> None:
+    """Every rank must read the same pool (N, d, dtype, size and a hash of the file's ends), else
+    all ranks stop with one line (no rank waits in a collective, no output is written)."""
+    mine = torch.tensor(pool_fingerprint(path, arr), dtype=torch.int64)
+    if torch.cuda.is_available() and dist.get_backend() == "nccl":
+        mine = mine.cuda()
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    rows = [e.cpu().tolist() for e in every]
+    if any(r != rows[0] for r in rows):
+        desc = "; ".join(f"rank {k}: N={r[0]} d={r[1]} {r[3]} bytes" for k, r in enumerate(rows))
+        raise DataError(f"ranks disagree on the pool {path} ({desc}): every rank must read the same file")
+
+
 def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out, no_metrics, as_json):
     """Under torchrun: each rank memory-maps only its row slice; rank 0 writes the one output."""
     import torch.distributed as dist
@@ -141,6 +172,7 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
+        _agree_on_pool(inp, arr, dist)
         N, d = arr.shape
         lo, hi = D.shard_rows(N, rank, world)
         x_local = torch.from_numpy(np.array(arr[lo:hi]))  # the ops check it; all ranks fail together
@@ -155,7 +187,6 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, 
         seconds = time.perf_counter() - t0
         if rank != 0:
             return
-        out = out or default_out(inp, method, n)
         save_npy(out, idx.numpy().astype(np.int64))
         op = "threshold_decay" if method == "threshold" else "update_min_d2"
         summary = {"N": N, "d": d, "n": n, "method": method, "backend": ops.resolve_backend(op, "cpu", backend),

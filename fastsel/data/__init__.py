@@ -292,6 +292,9 @@ def load_array(path: str) -> Dataset:
         y = np.zeros(len(x), np.int64)
     if x.dtype != np.uint8 or x.ndim not in (3, 4):
         raise DataError(f"{path}: images must be uint8 (N, H, W[, C]), got {x.dtype} {x.shape}")
+    if np.ndim(y) != 1 or len(y) != len(x) or np.asarray(y).dtype.kind not in "iu":
+        raise DataError(f"{path}: 'labels' must be {len(x)} integers, one per image, got {np.asarray(y).dtype} "
+                        f"{np.shape(y)}")
     if x.ndim == 3:
         x = x[..., None]
     if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):

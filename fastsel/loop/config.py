@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..errors import DataError, FastselError
+
 # UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
 # 2 layers per block, 16 groups) in the diffusers train_unconditional.py layout, whose attention
 # ("Transformer blocks", D.2) sits at the 5th down / 2nd up block: 10.69M parameters as built by
@@ -82,12 +84,80 @@ class LoopConfig:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "LoopConfig":
+    def from_json(cls, d: dict, where: str = "config") -> "LoopConfig":
+        if not isinstance(d, dict):
+            raise DataError(f"{where}: not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DataError(f"{where}: unknown keys {', '.join(unknown)} (written by another fastsel version?)")
+        if "dataset" not in d:
+            raise DataError(f"{where}: no 'dataset'")
         d = dict(d)
-        d["selectors"] = tuple(d["selectors"])
+        if "selectors" in d:
+            if not isinstance(d["selectors"], (list, tuple)):
+                raise DataError(f"{where}: 'selectors' must be a list")
+            d["selectors"] = tuple(d["selectors"])
         if "adam_betas" in d:
             d["adam_betas"] = tuple(d["adam_betas"])
-        return cls(**d)
+        cfg = cls(**d)
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "config") -> None:
+        """Every setting checked before any work starts; one line naming the first bad one."""
+        from .. import features
+        choices = {"paradigm": PARADIGMS, "vanilla": ("uniform", "equal"), "optimizer": ("adam", "adamw"),
+                   "lr_schedule": ("constant", "cosine"), "mixed_precision": ("no", "bf16", "fp16"),
+                   "sampler": ("ddpm", "ddim"), "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
+                   "features": features.NAMES, "fid_features": features.NAMES, "unet": tuple(UNETS)}
+        for k, allowed in choices.items():
+            if getattr(self, k) not in allowed:
+                raise DataError(f"{where}: {k} {getattr(self, k)!r} is not one of {', '.join(allowed)}")
+        bad = [x for x in self.selectors if x not in SELECTORS]
+        if not self.selectors or bad or len(set(self.selectors)) != len(self.selectors):
+            raise DataError(f"{where}: selectors must be distinct names from {', '.join(SELECTORS)}, got "
+                            f"{list(self.selectors)}")
+        ints = {"n": 2, "pool_factor": 1, "iterations": 1, "batch_size": 1, "sample_batch": 1, "ckpt_every": 1,
+                "warmup_steps": 0, "seed": None}
+        for k, lo in ints.items():
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):
+                raise DataError(f"{where}: {k} must be an integer" + (f" >= {lo}" if lo is not None else "")
+                                + f", got {v!r}")
+        for k in ("epochs", "train_steps", "data_n"):
+            v = getattr(self, k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise DataError(f"{where}: {k} must be a positive integer or null, got {v!r}")
+        if not (self.epochs or self.train_steps):
+            raise DataError(f"{where}: set epochs or train_steps")
+        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
+            raise DataError(f"{where}: alpha must be in (0, 1), got {self.alpha!r}")
+        if self.tau is not None and not (isinstance(self.tau, (int, float)) and self.tau > 0):
+            raise DataError(f"{where}: tau must be > 0 or null, got {self.tau!r}")
+        for k in ("lr", "adam_eps"):
+            if not (isinstance(getattr(self, k), (int, float)) and getattr(self, k) > 0):
+                raise DataError(f"{where}: {k} must be > 0, got {getattr(self, k)!r}")
+        for k in ("weight_decay", "grad_clip", "cfg_scale", "label_dropout"):
+            if not (isinstance(getattr(self, k), (int, float)) and getattr(self, k) >= 0):
+                raise DataError(f"{where}: {k} must be >= 0, got {getattr(self, k)!r}")
+        if len(self.adam_betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.adam_betas):
+            raise DataError(f"{where}: adam_betas must be two numbers in [0, 1), got {list(self.adam_betas)}")
+
+
+def load_config(run_dir: str) -> LoopConfig:
+    """The configuration saved in a run directory, checked whole (one line naming config.json)."""
+    import json
+    import os
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise DataError(f"{run_dir}: no config.json -- not a fastsel loop run directory")
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({str(e).splitlines()[0]}; truncated?)") from None
+    return LoopConfig.from_json(d, path)
 
 
 def preset(name: str, dataset: str) -> dict:
@@ -109,14 +179,14 @@ def preset(name: str, dataset: str) -> dict:
                     warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
                     sample_steps=1000, features="dinov2-s", fid_features="inception",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
-    raise ValueError(f"unknown preset {name!r}: smoke or paper")
+    raise FastselError(f"unknown preset {name!r}: smoke or paper")
 
 
 def unet_kwargs(name: str, channels: int) -> dict:
     if name == "paper" and channels == 1:
         name = "paper-mnist"
     if name not in UNETS:
-        raise ValueError(f"unknown UNet {name!r}: choose one of {', '.join(sorted(UNETS))}")
+        raise FastselError(f"unknown UNet {name!r}: choose one of {', '.join(sorted(UNETS))}")
     return dict(UNETS[name])
 
 

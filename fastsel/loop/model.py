@@ -18,8 +18,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..io import atomic_path, save_npy
+from ..io import DataError, atomic_path, save_npy
 from .config import LoopConfig, unet_kwargs
+from ..errors import FastselError
 
 _KILL_COUNTS: dict = {}
 
@@ -55,7 +56,7 @@ def build_unet(cfg: LoopConfig, size: int, channels: int, num_classes: int = 0):
     kw = unet_kwargs(cfg.unet, channels)
     levels = len(kw["block_out_channels"])
     if size % (2 ** (levels - 1)):
-        raise ValueError(f"image size {size} must be divisible by {2 ** (levels - 1)} for the {cfg.unet} UNet "
+        raise FastselError(f"image size {size} must be divisible by {2 ** (levels - 1)} for the {cfg.unet} UNet "
                          f"({levels} levels)")
     if cfg.cfg_scale > 0:
         kw["num_class_embeds"] = num_classes + 1  # the last class is "no label" (classifier-free guidance)
@@ -121,8 +122,8 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     g = torch.Generator().manual_seed(seed)
     step, perm, pos = 0, torch.randperm(N, generator=g), 0
     ckpt = os.path.join(workdir, "ckpt.pt")
-    if os.path.exists(ckpt):
-        st = torch.load(ckpt, map_location="cpu", weights_only=True)
+    st = load_checkpoint(ckpt)
+    if st is not None:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         lr_sched.load_state_dict(st["lr_sched"])
@@ -188,8 +189,7 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
                 st["ema"] = ema.state_dict()
             if scaler is not None:
                 st["scaler"] = scaler.state_dict()
-            with atomic_path(ckpt) as tmp:
-                torch.save(st, tmp)
+            save_checkpoint(st, ckpt)
         maybe_kill("train_step")
     if ema is not None:
         ema.copy_to(model.parameters())
@@ -197,9 +197,60 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     return model, loss_v
 
 
+def safe_load(path: str):
+    """torch.load(weights_only=True) with one line naming the file when it cannot be read.
+    Raises _Truncated for a file cut short (a failing disk), DataError for one refused as unsafe."""
+    import pickle
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(f"{path}: refused -- it holds objects a weights-only load does not allow (tampered, or "
+                        "not written by fastsel); fastsel never unpickles them: delete the file to redo this "
+                        "stage") from None
+    except (EOFError, RuntimeError, OSError) as e:
+        raise _Truncated(f"{path}: unreadable ({str(e).splitlines()[0][:120]}); delete it to redo this stage") from None
+
+
+class _Truncated(DataError):
+    pass
+
+
+def load_checkpoint(ckpt: str):
+    """The newest readable training checkpoint: ckpt.pt, or the previous one (ckpt.prev.pt) when
+    ckpt.pt is missing or cut short; None when there is none."""
+    prev = ckpt[:-3] + ".prev.pt"
+    for path in (ckpt, prev):
+        if not os.path.exists(path):
+            continue
+        try:
+            st = safe_load(path)
+        except _Truncated as e:
+            print(f"warning: {e}; trying the previous checkpoint", file=sys.stderr)
+            continue
+        if not isinstance(st, dict) or "model" not in st or "step" not in st:
+            raise DataError(f"{path}: not a fastsel training checkpoint; delete it to redo this stage")
+        return st
+    return None
+
+
+def save_checkpoint(st: dict, ckpt: str) -> None:
+    """Write ckpt.pt atomically, keeping the one before as ckpt.prev.pt (a fallback if a disk
+    ever returns the newest one cut short)."""
+    prev = ckpt[:-3] + ".prev.pt"
+    with atomic_path(ckpt) as tmp:
+        torch.save(st, tmp)
+        if os.path.exists(ckpt):
+            os.replace(ckpt, prev)
+
+
 def load_model(cfg: LoopConfig, path: str, size: int, channels: int, num_classes: int):
     model = build_unet(cfg, size, channels, num_classes)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    st = safe_load(path)
+    try:
+        model.load_state_dict(st)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise DataError(f"{path}: does not fit this run's UNet ({str(e).splitlines()[0][:120]}); delete it to "
+                        "retrain") from None
     return model.to(torch.device(cfg.device)).eval()
 
 

@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 
 from .. import ops
+from ..errors import FastselError
 
 
 class Candidates(NamedTuple):
@@ -22,13 +23,13 @@ class Candidates(NamedTuple):
 def candidate_pool(paradigm: str, real_feats: np.ndarray, gen_feats: Sequence[np.ndarray]) -> Candidates:
     """replace: the newest generation only; accumulate: the real data and every generation so far."""
     if not gen_feats:
-        raise ValueError("no generation yet: iteration 0 trains on the real data")
+        raise FastselError("no generation yet: iteration 0 trains on the real data")
     if paradigm == "replace":
         parts = [(len(gen_feats), gen_feats[-1])]
     elif paradigm == "accumulate":
         parts = [(0, real_feats)] + [(j + 1, f) for j, f in enumerate(gen_feats)]
     else:
-        raise ValueError(f"paradigm must be replace or accumulate, got {paradigm!r}")
+        raise FastselError(f"paradigm must be replace or accumulate, got {paradigm!r}")
     src = np.concatenate([np.full(len(f), s, np.int16) for s, f in parts])
     idx = np.concatenate([np.arange(len(f), dtype=np.int64) for _, f in parts])
     feats = np.concatenate([np.asarray(f, np.float32) for _, f in parts])
@@ -43,7 +44,7 @@ def equal_share_counts(sizes: Sequence[int], n: int) -> list:
     while left > 0:
         open_ = [i for i in range(len(sizes)) if counts[i] < sizes[i]]
         if not open_:
-            raise ValueError(f"pool of {sum(sizes)} rows is smaller than n={n}")
+            raise FastselError(f"pool of {sum(sizes)} rows is smaller than n={n}")
         share, extra = divmod(left, len(open_))
         for r, i in enumerate(open_):
             take = min(share + (1 if r < extra else 0), sizes[i] - counts[i])
@@ -60,7 +61,7 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
     decays, n_filled, order)."""
     M = len(c.src)
     if not 1 <= n <= M:
-        raise ValueError(f"n must be in [1, {M}] (candidates), got {n}")
+        raise FastselError(f"n must be in [1, {M}] (candidates), got {n}")
     rng = np.random.default_rng(seed)
     info: dict = {}
     if selector == "none":
@@ -86,7 +87,7 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
             r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed)
             rows, info = r.indices.cpu().numpy().astype(np.int64), r.info()
     else:
-        raise ValueError(f"selector must be none, greedy or threshold, got {selector!r}")
+        raise FastselError(f"selector must be none, greedy or threshold, got {selector!r}")
     return (rows, info) if return_info else rows
 
 

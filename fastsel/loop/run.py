@@ -116,6 +116,28 @@ class Loop:
         os.makedirs(d, exist_ok=True)
         return d
 
+    def lock(self) -> None:
+        """One loop per run directory: an exclusive lock on RUN/.lock held until this process ends
+        (the second process gets one line naming the holder's PID)."""
+        if self.rank != 0:
+            return
+        import fcntl
+        os.makedirs(self.dir, exist_ok=True)
+        f = open(self.p(".lock"), "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise DataError(f"{self.dir} is in use by another fastsel loop (PID {pid}); wait for it or use "
+                            "another --run-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lock = f  # released when the process exits
+
     def check_config(self) -> None:
         path = self.p("config.json")
         mine = json.loads(json.dumps(self.cfg.to_json()))
@@ -264,6 +286,7 @@ class Loop:
             top = os.path.dirname(top)
         existed = os.path.exists(top)
         fresh = not os.path.exists(self.p("config.json"))
+        self.lock()  # outside the clean-up below: a refused second process touches nothing
         try:
             self.check_config()
             real_im, real_lab, real_f, real_ff = self.real()
