@@ -66,6 +66,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="bench/results/contention")
+    ap.add_argument("--only", default=None, help="Run only the workloads whose name contains this text.")
     a = ap.parse_args(argv)
     import numpy as np
     tmp = tempfile.mkdtemp()
@@ -73,6 +74,8 @@ def main(argv=None):
     np.save(pool, np.random.default_rng(0).standard_normal((65536, 384)).astype(np.float32))
     rows = []
     for name, code in WORK.items():
+        if a.only and a.only not in name:
+            continue
         code = code.format(pool=pool)
         res = {}
         for busy in (False, True):

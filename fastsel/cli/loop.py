@@ -1,13 +1,17 @@
 """``fastsel loop``: the self-consuming DDPM loop; ``fastsel report``: its plots and report.md."""
 from __future__ import annotations
 
+import json
 import os
 
 import click
 
+from ..errors import DataError
 from ._common import emit_json, handle_errors
 
-UNET_CHOICES = ["paper", "tiny", "c32", "c48", "c64", "c128"]
+from ..features import NAMES as FEATURES  # noqa: E402
+
+UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]
 
 
 def _selectors(s):
@@ -23,25 +27,32 @@ def _selectors(s):
 
 @click.command("loop")
 @click.argument("dataset", required=False)
-@click.option("--preset", type=click.Choice(["smoke", "paper"]), default="smoke", show_default=True,
-              help="smoke: tiny UNet, few steps, pixel features, 2 iterations (CPU minutes); paper: Appendix D.")
+@click.option("--preset", type=click.Choice(["cpu", "smoke", "paper"]), default="cpu", show_default=True,
+              help="cpu: the CPU main job (16x16 digits, LeNet features, 2 iterations, minutes); smoke: a tiny "
+                   "pixel-space check; paper: Appendix D (GPU).")
 @click.option("--paradigm", type=click.Choice(["replace", "accumulate"]), default=None,
               help="replace: train on the last generation; accumulate: subsample real + all generations "
                    "(default accumulate).")
 @click.option("--selector", "selectors", default=None,
-              help="Comma list of arms, each a separate run: none (vanilla), greedy, threshold.")
+              help="Comma list of arms: none (vanilla), greedy, threshold, all (replace: train on every generated "
+                   "image, the paper's Fig. 13 ablation).")
 @click.option("--vanilla", type=click.Choice(["uniform", "equal"]), default=None,
               help="The none arm under accumulate: uniform subsample, or an equal share of every source.")
-@click.option("-n", "--n", "n", type=click.IntRange(min=2), default=None, help="Training-set size.")
+@click.option("-n", "--n", "n", default=None,
+              help="Training-set size; a comma list (500,1000,2000) runs one sub-run per size.")
 @click.option("--pool-factor", type=click.IntRange(min=1), default=None,
               help="replace + a selector: generate this many times n and keep n.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None)
-@click.option("--features", default=None, help="Selection/GS/entropy features: pixels, inception, dinov2-s/b/l.")
-@click.option("--fid-features", default=None, help="Features of the FID (paper: inception).")
+@click.option("--features", type=click.Choice(list(FEATURES)), default=None,
+              help="Selection/GS/entropy features (paper: dinov2-s; MNIST on a CPU: lenet).")
+@click.option("--fid-features", type=click.Choice(list(FEATURES)), default=None,
+              help="Features of the FID (paper: inception).")
+@click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize the real images to this side.")
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Threshold arm: initial tau (default: the largest distance from the first pick).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Threshold arm: decay factor (default 0.9).")
+@click.option("--alpha", default=None,
+              help="Threshold arm: decay factor in (0, 1) (default 0.9); a comma list (0.8,0.9,0.95) runs one "
+                   "sub-run per value.")
 @click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default=None,
               help="Threshold arm: tau decays after a pass that accepts nothing (the paper, default) or after "
                    "every pass (the authors' code).")
@@ -90,12 +101,16 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
     _glibc_keep_memory()
     if resume:
         from ..loop.config import load_config
+        if os.path.exists(os.path.join(resume, "sweep.json")):
+            return _resume_sweep(resume, download)
         cfg = load_config(resume)
         run_dir = resume
     else:
         if not dataset:
             raise click.UsageError("give a DATASET (mnist, fashion-mnist, cifar10, ffhq32, a folder, a .npy) or --resume")
         base = preset(opts.pop("preset"), dataset)
+        ns = _num_list(opts.pop("n"), int, "-n", lambda v: v >= 2, ">= 2")
+        alphas = _num_list(opts.pop("alpha"), float, "--alpha", lambda v: 0 < v < 1, "in (0, 1)")
         sel = opts.pop("selectors")
         if sel is not None:
             base["selectors"] = _selectors(sel)
@@ -110,6 +125,12 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
         cfg.validate("the command line")
         run_dir = run_dir or os.path.join("runs", f"{os.path.basename(dataset.rstrip('/'))}-{cfg.preset}-"
                                                   f"{cfg.paradigm}-seed{cfg.seed}")
+        if len(ns or []) > 1 or len(alphas or []) > 1:
+            return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.alpha], download, dry_run, as_json)
+        if ns:
+            cfg.n = ns[0]
+        if alphas:
+            cfg.alpha = alphas[0]
     if dry_run:
         from ..loop.config import describe
         desc = describe(cfg)
@@ -125,17 +146,93 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
     from ..loop.report import write_report
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
-        from ..loop.report import space
-        path = write_report(run_dir, quiet=True)
-        fs, ffs = space(cfg.features), space(cfg.fid_features)
+        path = write_report([run_dir], quiet=True)
         click.echo(f"report: {path}")
-        click.echo(f"GS, entropy, MNND on {fs} features; FID on {ffs} features")
-        click.echo(f"{'arm':24s} {'it':>3s} {'GS':>9s} {'FID':>9s} {'entropy':>10s} {'MNND':>8s} {'real':>6s}")
-        for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
-            def f(v, w, p=4):
-                return f"{v:{w}.{p}g}" if v is not None else " " * (w - 1) + "-"
-            click.echo(f"{r['arm']:24s} {r['iteration']:3d} {f(r['gs'], 9)} {f(r['fid'], 9)} "
-                       f"{f(r['entropy'], 10)} {f(r['mnnd'], 8)} {f(r['shares'][0], 6, 3)}")
+        _summary(records, cfg)
+
+
+def _summary(records, cfg, label=""):
+    from ..loop.report import space
+    fs, ffs = space(cfg.features), space(cfg.fid_features)
+    cls = any("class_confidence" in r for r in records)
+    click.echo(f"{label}GS, entropy, MNND on {fs} features; FID on {ffs} features"
+               + ("; conf = mean LeNet confidence of the samples" if cls else ""))
+    click.echo(f"{'arm':24s} {'it':>3s} {'GS':>9s} {'FID':>9s} {'entropy':>10s} {'MNND':>8s} {'real':>6s}"
+               + (f" {'conf':>6s}" if cls else ""))
+
+    def f(v, w, p=4):
+        return f"{v:{w}.{p}g}" if v is not None else " " * (w - 1) + "-"
+    for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
+        click.echo(f"{r['arm']:24s} {r['iteration']:3d} {f(r['gs'], 9)} {f(r['fid'], 9)} "
+                   f"{f(r['entropy'], 10)} {f(r['mnnd'], 8)} {f(r['shares'][0], 6, 3)}"
+                   + (f" {f(r.get('class_confidence'), 6, 3)}" if cls else ""))
+
+
+def _num_list(text, kind, opt, ok, what):
+    """A comma list of numbers from an option (None when the option was not given)."""
+    if text is None:
+        return None
+    try:
+        vals = [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma list of numbers", param_hint=opt) from None
+    if not vals or not all(ok(v) for v in vals) or len(set(vals)) != len(vals):
+        raise click.BadParameter(f"{text!r}: each value must be {what}, none repeated", param_hint=opt)
+    return vals
+
+
+def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json):
+    """One sub-run per (n, alpha) under run_dir (n{N}[-alpha{A}]), listed in run_dir/sweep.json;
+    each sub-run resumes like any run. The report merges them."""
+    import dataclasses
+    from ..io import save_json
+    from ..loop.run import run_loop
+    subs = []
+    for n in ns:
+        for a in alphas:
+            name = "-".join(([f"n{n}"] if len(ns) > 1 else []) + ([f"alpha{a:g}"] if len(alphas) > 1 else []))
+            subs.append((name, dataclasses.replace(cfg, n=n, alpha=a)))
+    if dry_run:
+        from ..loop.config import describe
+        out = {name: dict(describe(c), run_dir=os.path.join(run_dir, name)) for name, c in subs}
+        if as_json:
+            emit_json({"sweep": out})
+        else:
+            for name, d in out.items():
+                click.echo(f"{name}: n={d['n']} alpha={d['alpha']} steps/iteration={d['steps_per_iteration']} "
+                           f"-> {d['run_dir']}")
+        return
+    os.makedirs(run_dir, exist_ok=True)
+    sweep = os.path.join(run_dir, "sweep.json")
+    mine = {"runs": [name for name, _ in subs], "configs": {name: c.to_json() for name, c in subs}}
+    if os.path.exists(sweep):
+        with open(sweep) as f:
+            if json.load(f) != json.loads(json.dumps(mine)):
+                raise DataError(f"{run_dir} holds another sweep; use --resume {run_dir} or a new --run-dir")
+    save_json(sweep, mine)
+    _run_subs(run_dir, subs, download)
+
+
+def _resume_sweep(run_dir, download):
+    from ..loop.config import LoopConfig
+    path = os.path.join(run_dir, "sweep.json")
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        subs = [(name, LoopConfig.from_json(d["configs"][name], f"{path} ({name})")) for name in d["runs"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a fastsel sweep ({str(e).splitlines()[0][:80]})") from None
+    _run_subs(run_dir, subs, download)
+
+
+def _run_subs(run_dir, subs, download):
+    from ..loop.report import write_report
+    from ..loop.run import run_loop
+    for name, c in subs:
+        click.echo(f"sub-run {name}", err=True)
+        recs = run_loop(c, os.path.join(run_dir, name), download=download, report=False)
+        _summary(recs, c, label=f"{name}: ")
+    click.echo(f"report: {write_report([run_dir], quiet=True)}")
 
 
 def _glibc_keep_memory():
@@ -169,9 +266,20 @@ def _maybe_init_distributed(cfg):
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder of the figures and report.md (default: the first run's report/).")
+@click.option("--iteration", type=click.IntRange(min=0), default=None,
+              help="Iteration of the nearest-neighbour grid (default: the newest).")
 @handle_errors
-def report(run_dir):
-    """Write RUN_DIR/report/ (PNG plots + report.md) from a loop's metrics."""
+def report(run_dirs, out, iteration):
+    """Draw the paper's figures from one or more loop runs (sweeps included) into PNGs + report.md.
+
+    
+    Example:
+      fastsel report runs/mnist-cpu-replace-seed0 runs/mnist-cpu-accumulate-seed0 --out figs/
+    """
     from ..loop.report import write_report
-    click.echo(write_report(run_dir, quiet=True))
+    if out:
+        os.makedirs(out, exist_ok=True)
+    click.echo(write_report(list(run_dirs), out=out, iteration=iteration, quiet=True))

@@ -11,6 +11,9 @@
 ``dinov2-l``   (``FASTSEL_DINOV2_PATH``) or the Hugging Face hub, bicubic resize to 224, ImageNet
                normalisation. The hub's convention: downloaded into the cache (``HF_HOME``) unless
                ``HF_HUB_OFFLINE=1``; offline without weights, one line says where to put them.
+``lenet``      84-d penultimate layer of a LeNet-5 trained once on MNIST's training split (seeded,
+``lenet-fashion`` about a minute on 2 CPU cores; Fashion-MNIST), cached under ``$FASTSEL_DATA/lenet``
+               (:mod:`fastsel.features.lenet`): MNIST-family features that mean something on a CPU.
 =============  ================================================================================
 
 :func:`embed` streams batches (bounded memory) with a progress bar.
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 
 from ..io import DataError
 
-NAMES = ("pixels", "inception", "dinov2-s", "dinov2-b", "dinov2-l")
+NAMES = ("pixels", "inception", "dinov2-s", "dinov2-b", "dinov2-l", "lenet", "lenet-fashion")
 DINOV2_HUB = {"dinov2-s": "facebook/dinov2-small", "dinov2-b": "facebook/dinov2-base",
               "dinov2-l": "facebook/dinov2-large"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -136,6 +139,9 @@ def get(name: str, device=None, model=None) -> Extractor:
         return _inception(device)
     if name in DINOV2_HUB:
         return _dinov2(name, device, model)
+    if name in ("lenet", "lenet-fashion"):
+        from . import lenet
+        return lenet.extractor(name, device)
     raise DataError(f"unknown feature extractor {name!r}: choose one of {', '.join(NAMES)}")
 
 

@@ -46,6 +46,12 @@ class LeNet(nn.Module):
         return self.f3(self.features(x))
 
 
+def for_dataset(dataset: str):
+    """The LeNet of an MNIST-family dataset name ("lenet", "lenet-fashion"), else None."""
+    key = str(dataset).lower()
+    return next((k for k, v in DATASETS.items() if v == key), None)
+
+
 def to_input(images: np.ndarray, device="cpu") -> torch.Tensor:
     """uint8 (N, H, W[, 1]) -> float (N, 1, 28, 28) in [0, 1]: 32x32 (the loop's padded MNIST) is
     centre-cropped, other sizes resized."""
@@ -69,10 +75,12 @@ def cache_path(name: str, seed: int = 0) -> str:
     return os.path.join(cache_dir(), "lenet", f"{name}-seed{seed}.pt")
 
 
-def train(name: str = "lenet", seed: int = 0, quiet: bool = False) -> tuple:
-    """Train on the real training split; returns (model, test accuracy). Deterministic for a seed."""
+def train(name: str = "lenet", seed: int = 0, quiet: bool = False, n_train: int | None = None) -> tuple:
+    """Train on the real training split (or a seeded subset of n_train images); returns (model, test
+    accuracy). Deterministic for a seed."""
     from .. import data
-    ds, test = data.load(DATASETS[name], split="train"), data.load(DATASETS[name], split="test")
+    ds = data.load(DATASETS[name], split="train", n=n_train, seed=seed)
+    test = data.load(DATASETS[name], split="test")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = LeNet()
@@ -137,6 +145,16 @@ def probabilities(model, images: np.ndarray, batch: int = 1024) -> np.ndarray:
     dev = next(model.parameters()).device
     out = [F.softmax(model(to_input(images[a:a + batch], dev)), 1).cpu() for a in range(0, len(images), batch)]
     return torch.cat(out).numpy().astype(np.float64)
+
+
+def extractor(name: str, device) -> "object":
+    """The 84-d penultimate layer as a fastsel extractor (``--features lenet``)."""
+    from . import Extractor
+    model, _ = load(name, device=device)
+
+    def prepare(images):
+        return to_input(images, device)
+    return Extractor(name, model.features, prepare, 84, device)
 
 
 def class_stats(model, images: np.ndarray) -> dict:

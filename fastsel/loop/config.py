@@ -21,6 +21,8 @@ UNETS = {
     "paper-mnist": dict(block_out_channels=(64, 128, 256, 512), layers_per_block=2, norm_num_groups=32,
                         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
                         up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D")),
+    "cpu": dict(block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
+                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2),
     "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
                  down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2),
 }
@@ -31,7 +33,7 @@ for _c in (32, 48, 64, 128):
                            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
 
 PARADIGMS = ("replace", "accumulate")
-SELECTORS = ("none", "greedy", "threshold")
+SELECTORS = ("none", "greedy", "threshold", "all")
 PAPER_N = {"cifar10": 32768, "mnist": 12000, "fashion-mnist": 12000, "ffhq32": 8192}
 PAPER_EPOCHS = {"cifar10": 500, "ffhq32": 1000, "mnist": 100, "fashion-mnist": 100}
 
@@ -75,6 +77,7 @@ class LoopConfig:
     ckpt_every: int = 100             # training checkpoint every this many steps
     device: str = "cpu"
     data_n: Optional[int] = None      # real images drawn from the dataset (default n)
+    image_size: Optional[int] = None  # resize the real images to this side (None: native; MNIST padded as needed)
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -118,6 +121,9 @@ class LoopConfig:
         if not self.selectors or bad or len(set(self.selectors)) != len(self.selectors):
             raise DataError(f"{where}: selectors must be distinct names from {', '.join(SELECTORS)}, got "
                             f"{list(self.selectors)}")
+        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                                            or self.image_size < 4):
+            raise DataError(f"{where}: image_size must be an integer >= 4 or null, got {self.image_size!r}")
         ints = {"n": 2, "pool_factor": 1, "iterations": 1, "batch_size": 1, "sample_batch": 1, "ckpt_every": 1,
                 "warmup_steps": 0, "seed": None}
         for k, lo in ints.items():
@@ -167,6 +173,15 @@ def preset(name: str, dataset: str) -> dict:
         return dict(preset="smoke", unet="tiny", n=256, iterations=2, train_steps=300, epochs=None, batch_size=32,
                     lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
+    if name == "cpu":
+        # the CPU main job: 16x16 digits, a 0.16M-parameter UNet, cosine lr with EMA, 50-step DDIM;
+        # LeNet features (selection, GS, entropy, FID) and class statistics -- README "main job"
+        lenet = key in ("mnist", "fashion-mnist")
+        feats = ("lenet" if key == "mnist" else "lenet-fashion") if lenet else "pixels"
+        return dict(preset="cpu", unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, epochs=None,
+                    batch_size=32, lr=2e-3, lr_schedule="cosine", warmup_steps=50, ema=True, sampler="ddim",
+                    sample_steps=50, features=feats, fid_features=feats, selectors=("none", "greedy", "threshold"),
+                    pool_factor=2, ckpt_every=200)
     if name == "paper":
         # Appendix D + the diffusers train_unconditional.py defaults (D.3: "other hyperparameters exactly
         # the default values"): AdamW (0.95, 0.999), eps 1e-8, cosine schedule with 500 warm-up steps,
@@ -179,7 +194,7 @@ def preset(name: str, dataset: str) -> dict:
                     warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
                     sample_steps=1000, features="dinov2-s", fid_features="inception",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
-    raise FastselError(f"unknown preset {name!r}: smoke or paper")
+    raise FastselError(f"unknown preset {name!r}: cpu, smoke or paper")
 
 
 def unet_kwargs(name: str, channels: int) -> dict:
@@ -200,6 +215,10 @@ def describe(cfg: LoopConfig) -> dict:
     from .model import build_unet, train_steps_for
     d = cfg.to_json()
     side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
+    if side is not None and cfg.image_size:
+        side = cfg.image_size
+    elif side == 32 and ch == 1 and 28 % 2 ** (len(unet_kwargs(cfg.unet, 1)["block_out_channels"]) - 1) == 0:
+        side = 28  # MNIST is padded to 32x32 only when the UNet's levels need it
     params = None
     if side is not None:
         import torch

@@ -60,10 +60,13 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
     ``return_info``, also the selector's facts (the threshold filter's tau0, tau_end, passes,
     decays, n_filled, order)."""
     M = len(c.src)
+    info: dict = {}
+    if selector == "all":  # every candidate (replace: all pool_factor * n generated images; Fig. 13)
+        rows = np.arange(M, dtype=np.int64)
+        return (rows, info) if return_info else rows
     if not 1 <= n <= M:
         raise FastselError(f"n must be in [1, {M}] (candidates), got {n}")
     rng = np.random.default_rng(seed)
-    info: dict = {}
     if selector == "none":
         if vanilla == "equal":
             sources = np.unique(c.src)
@@ -87,7 +90,7 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
             r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed)
             rows, info = r.indices.cpu().numpy().astype(np.int64), r.info()
     else:
-        raise FastselError(f"selector must be none, greedy or threshold, got {selector!r}")
+        raise FastselError(f"selector must be none, greedy, threshold or all, got {selector!r}")
     return (rows, info) if return_info else rows
 
 

@@ -82,12 +82,28 @@ def gather_rows(run_dir: str, arm: str, src: np.ndarray, idx: np.ndarray, real=N
     return ims, labs, fs
 
 
+def resize_images(im: np.ndarray, size: int) -> np.ndarray:
+    """uint8 NHWC images resized to size x size (area averaging when shrinking, bilinear otherwise)."""
+    if im.shape[1] == size and im.shape[2] == size:
+        return im
+    import torch.nn.functional as F
+    x = torch.from_numpy(np.ascontiguousarray(im)).permute(0, 3, 1, 2).float()
+    mode = "area" if size < im.shape[1] else "bilinear"
+    x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
 def load_real(cfg: LoopConfig, download: bool = False):
-    """The real training images (uint8 NHWC; 28x28 padded to 32x32) and labels."""
+    """The real training images (uint8 NHWC) and labels: resized to cfg.image_size when set; else
+    28x28 (MNIST) padded to 32x32 when the UNet's levels need it."""
     from .. import data
+    from .config import unet_kwargs
     ds = data.load(cfg.dataset, n=cfg.data_n or cfg.n, seed=cfg.seed, download=download)
     im = ds.images
-    if im.shape[1] == 28 and im.shape[2] == 28:  # MNIST: the UNet's skip shapes need 32x32
+    levels = len(unet_kwargs(cfg.unet, im.shape[-1])["block_out_channels"])
+    if cfg.image_size:
+        im = resize_images(im, cfg.image_size)
+    elif im.shape[1] == 28 and im.shape[2] == 28 and 28 % 2 ** (levels - 1):  # the UNet's skips need 32x32
         im = np.pad(im, ((0, 0), (2, 2), (2, 2), (0, 0)))
     labels = ds.labels.astype(np.int64)
     return np.ascontiguousarray(im), labels
@@ -100,8 +116,8 @@ def featurize(name: str, images: np.ndarray, device: str) -> np.ndarray:
 
 
 class Loop:
-    def __init__(self, cfg: LoopConfig, run_dir: str, log=None, download: bool = False):
-        self.cfg, self.dir, self.download = cfg, run_dir, download
+    def __init__(self, cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True):
+        self.cfg, self.dir, self.download, self.report = cfg, run_dir, download, report
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.rank, self.world = _rank()
         self.arms = [f"{cfg.paradigm}-{s}" for s in cfg.selectors]
@@ -272,11 +288,23 @@ class Loop:
             "shares": source_shares(src, t + 1),
             "features": self.cfg.features, "fid_features": self.cfg.fid_features,
         }
+        rec.update(self.class_stats(d))
         sel = os.path.join(d, "selection.json")
         if t > 0 and os.path.exists(sel):  # the threshold filter's tau0, tau_end, passes, decays, ...
             with open(sel) as f:
                 rec["selection"] = json.load(f)
         return rec
+
+    def class_stats(self, d: str) -> dict:
+        """MNIST-family runs: the LeNet classifier's mean confidence and the entropy of the
+        predicted-label histogram of the generated samples (mode collapse lowers it)."""
+        from ..features import lenet
+        name = lenet.for_dataset(self.cfg.dataset)
+        if name is None:
+            return {}
+        model, _ = lenet.load(name)
+        im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[: self.cfg.n]
+        return lenet.class_stats(model, np.asarray(im))
 
     # ------------------------------------------------------------------ driver
     def run(self) -> list:
@@ -326,8 +354,9 @@ class Loop:
                 MD.maybe_kill("iteration")
             if self.rank == 0:
                 self.write_tables(records)
-                from .report import write_report
-                write_report(self.dir, quiet=True)
+                if self.report:
+                    from .report import write_report
+                    write_report([self.dir], quiet=True)
         if self.rank == 0:
             self.write_tables(records)
         return records
@@ -353,6 +382,7 @@ class Loop:
             save_json(tp, old)
 
 
-def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False) -> list:
+def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True) -> list:
+    """Run (or resume) the loop; ``report``: redraw run_dir/report after every iteration."""
     torch.use_deterministic_algorithms(False)
-    return Loop(cfg, run_dir, log, download).run()
+    return Loop(cfg, run_dir, log, download, report).run()
