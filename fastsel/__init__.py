@@ -6,10 +6,14 @@ sampling), :func:`threshold_decay` (Algorithm 2, threshold-decay filter), :func:
 """
 import os as _os
 
-# OpenMP threads that spin at a barrier while another process holds their core slow every
-# per-pick kernel down 6-90x on a busy machine: wait passively unless the user chose a policy
-# (FASTSEL_OMP_WAIT_POLICY=default leaves the OpenMP runtime's own default). Takes effect when
-# fastsel is imported before torch (the CLI always is); README: "Busy machines".
+import torch as _torch  # noqa: F401 -- first: torch's own OpenMP runtime keeps its default wait policy
+
+# fastsel's kernels run on their own OpenMP runtime (the compiler's libgomp, loaded with fastsel._C
+# below). Threads that spin at a per-pick barrier while another process holds their core slowed
+# those kernels 6-90x on a busy machine: they wait passively unless the user chose a policy
+# (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's default). Set after torch is imported, so
+# torch's runtime (training, GEMMs) keeps spinning, which is faster on an idle machine; the loop
+# follows the free cores instead (fastsel._threads). README: "Busy machines".
 if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default":
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 

@@ -342,3 +342,25 @@ def test_duplicates_warning_is_one_clean_line(tmp_path):
 def test_selection_of_one_row_prints_no_none(feats, tmp_path):
     r = run("select", "--in", feats, "-n", 1, "--out", tmp_path / "o.npy")
     assert r.exit_code == 0 and "None" not in r.stdout
+
+
+# ------------------------------------------------------------------ 11. a busy machine
+
+def test_core_governor_follows_the_free_cores(monkeypatch):
+    from fastsel import _threads as T
+    monkeypatch.setattr(T.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda k: calls.append(k))
+    readings = iter([(0, 0, 0),        # start
+                     (200, 0, 100),    # both CPUs busy, half of it ours: another process holds a core
+                     (400, 200, 200),  # one CPU idle, the other ours: free again
+                     ])
+    monkeypatch.setattr(T, "_read", lambda: next(readings))
+    monkeypatch.setattr(T, "_cpus", lambda: 2)
+    g = T.CoreGovernor(every=3, first=1, enabled=True)
+    g.step()                                  # first look: a competitor -> 1 thread
+    assert calls == [1]
+    g.step(), g.step()                        # third step: free again -> 2 threads
+    assert calls == [1, 2]
+    assert g.others((0, 0, 0), (200, 100, 100)) == 0.0  # only this process was busy

@@ -144,6 +144,8 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     lab = torch.from_numpy(labels.astype(np.int64))
     model.train()
     loss_v = float("nan")
+    from .._threads import CoreGovernor
+    gov = CoreGovernor() if device.type == "cpu" else None  # follow the cores other processes leave free
     while step < total:
         B = min(cfg.batch_size, N)
         if pos + B > N:  # a new epoch: a fresh permutation from the same generator
@@ -191,6 +193,10 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
                 st["scaler"] = scaler.state_dict()
             save_checkpoint(st, ckpt)
         maybe_kill("train_step")
+        if gov is not None:
+            gov.step()
+    if gov is not None:
+        gov.close()
     if ema is not None:
         ema.copy_to(model.parameters())
     model.eval()
