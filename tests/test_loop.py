@@ -87,7 +87,7 @@ def tiny_data(tmp_path_factory):
     return str(d / "tiny.npz")
 
 
-TINY = ["-n", "16", "--train-steps", "6", "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8",
+TINY = ["--preset", "smoke", "-n", "16", "--train-steps", "6", "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8",
         "--iterations", "2", "--ckpt-every", "2"]
 
 

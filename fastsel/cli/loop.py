@@ -186,7 +186,6 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json):
     each sub-run resumes like any run. The report merges them."""
     import dataclasses
     from ..io import save_json
-    from ..loop.run import run_loop
     subs = []
     for n in ns:
         for a in alphas:
