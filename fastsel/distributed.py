@@ -212,21 +212,20 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
         nonlocal md, t
         mine = G.owner(i) == G.rank
         row, v = G.row(x_local, i, float(md[i - G.off]) if mine else 0.0)
-        idx[t], d2[t], tau_at[t], pos_at[t] = i, v, tau if tau is not None else math.nan, q
+        idx[t], d2[t], tau_at[t], pos_at[t] = i, v, tau, q
         t += 1
         if mine:
             md[i - G.off] = -1
         md, _ = update(x_local, md, row[None], math.inf, G.n_local)
 
     q0 = start if perm is None else int(torch.argsort(perm)[start])
-    accept(start, q0)
-    if tau is None:  # the largest distance from the first pick (every rank: the same value)
-        tau = ops._tau_from_d2(G.max_value(float(md.max()) if G.n_local else -1.0))
-        tau_at[0] = tau
+    if tau is None:  # the largest distance from the first pick, in float64 (the single-process value)
+        row, _ = G.row(x_local, start)
+        tau = ops._tau_from_d2(G.max_value(ops.max_d2_from(x_local, row) if G.n_local else -1.0))
     else:
-        tau = math.ldexp(float(tau), e)
-        tau_at[0] = tau
+        tau = math.ldexp(float(tau), e)  # the shard is scaled by 2**e
     tau, tau0 = float(tau), float(tau)
+    accept(start, q0)
     while t < n:
         if pos == 0:
             best = G.max_value(float(md.max()) if G.n_local else -1.0)

@@ -279,7 +279,7 @@ def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, bac
     filter is a soft greedy whose closeness to greedy alpha controls (Appendix C.1, G.2), on any
     scale of features. A tau below the pool's spacing would fill the set in one pass and make
     alpha irrelevant ("first come, first kept"). 1.0 when every row equals the first pick.
-    Costs one read of the pool.
+    Computed in float64 (the same value on every backend, device and shard); one read of the pool.
     """
     x = as_tensor(x)
     N = x.shape[0]
@@ -288,11 +288,19 @@ def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, bac
     return math.ldexp(_default_tau_scaled(ldexp(x, e), start, backend), -e)
 
 
-def _default_tau_scaled(x: torch.Tensor, start: int, backend: str) -> float:
-    fn, _ = _impl("update_min_d2", x, backend)
-    md = torch.full((x.shape[0],), math.inf, dtype=reference.acc_dtype(x.dtype), device=x.device)
-    _, s = fn(x, md, x[start:start + 1], math.inf, x.shape[0])
-    return _tau_from_d2(float(s[0]))
+def _default_tau_scaled(x: torch.Tensor, start: int, backend: str = "auto") -> float:
+    return _tau_from_d2(max_d2_from(x, x[start]))
+
+
+def max_d2_from(x: torch.Tensor, c: torch.Tensor, chunk: int = 16384) -> float:
+    """max_i sum_j (x_ij - c_j)^2 in float64: the same value on every backend, device and shard
+    (a row's sum does not depend on which rows are beside it); -1 for no rows."""
+    c = c.double()
+    best = -1.0
+    for a in range(0, x.shape[0], chunk):
+        blk = x[a:a + chunk].double() - c
+        best = max(best, float((blk * blk).sum(1).max()))
+    return best
 
 
 def _tau_from_d2(best_d2: float) -> float:
