@@ -91,9 +91,9 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
 
     \b
     Examples:
-      fastsel loop mnist --preset smoke                  # CPU minutes, offline
+      fastsel loop mnist                                 # the cpu preset: CPU minutes, offline
       fastsel loop cifar10 --preset paper --selector none,greedy,threshold
-      fastsel loop mnist --resume runs/mnist-smoke-accumulate-seed0
+      fastsel loop mnist --resume runs/mnist-cpu-accumulate-seed0
       fastsel loop cifar10 --preset paper --dry-run --json
     """
     from ..loop.config import LoopConfig, preset

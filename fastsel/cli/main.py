@@ -25,7 +25,7 @@ def cli():
       fastsel info                                  # what was built vs what runs
       fastsel embed mnist --features inception --n 12000 --out mnist.npy
       fastsel fid mnist generated/ --n 10000
-      fastsel loop mnist --preset smoke             # the self-consuming DDPM loop, with a report
+      fastsel loop mnist                            # the self-consuming DDPM loop, with a report
     """
 
 
