@@ -285,10 +285,10 @@ def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, bac
     N = x.shape[0]
     start = _check_start(start, N, seed)
     e = pow2_scale(x)
-    return math.ldexp(_default_tau_scaled(ldexp(x, e), start, backend), -e)
+    return math.ldexp(_default_tau_scaled(ldexp(x, e), start), -e)
 
 
-def _default_tau_scaled(x: torch.Tensor, start: int, backend: str = "auto") -> float:
+def _default_tau_scaled(x: torch.Tensor, start: int) -> float:
     return _tau_from_d2(max_d2_from(x, x[start]))
 
 
@@ -353,7 +353,7 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
         raise FastselError(f"tau must be finite and > 0, got {tau}")
     e = pow2_scale(x)  # the filter runs on x * 2**e, with tau * 2**e; results come back in x's units
     x = ldexp(x, e)
-    tau = _default_tau_scaled(x, start, backend) if tau is None else math.ldexp(float(tau), e)
+    tau = _default_tau_scaled(x, start) if tau is None else math.ldexp(float(tau), e)
     fn, _ = _impl("threshold_decay", x, backend)
     perm = scan_order(N, seed) if order == "random" else None
     if perm is not None:  # scan a permuted copy in index order, map the picks back
