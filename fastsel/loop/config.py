@@ -70,6 +70,7 @@ class LoopConfig:
     ema: bool = False                 # EMA of the weights (inv_gamma 1, power 3/4, max decay 0.9999)
     mixed_precision: str = "no"       # no | bf16 | fp16 (GPU only; fp16 with a grad scaler)
     sampler: str = "ddim"             # ddpm (1000 steps) | ddim
+    beta_schedule: str = "linear"     # noise schedule of training and sampling: linear (DDPM) | squaredcos_cap_v2
     sample_steps: int = 10
     sample_batch: int = 256
     cfg_scale: float = 0.0            # > 0: class-conditional UNet, label dropout, guided sampling
@@ -112,7 +113,8 @@ class LoopConfig:
         from .. import features
         choices = {"paradigm": PARADIGMS, "vanilla": ("uniform", "equal"), "optimizer": ("adam", "adamw"),
                    "lr_schedule": ("constant", "cosine"), "mixed_precision": ("no", "bf16", "fp16"),
-                   "sampler": ("ddpm", "ddim"), "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
+                   "sampler": ("ddpm", "ddim"), "beta_schedule": ("linear", "squaredcos_cap_v2"),
+                   "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
                    "features": features.NAMES, "fid_features": features.NAMES, "unet": tuple(UNETS)}
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:

@@ -64,9 +64,9 @@ def build_unet(cfg: LoopConfig, size: int, channels: int, num_classes: int = 0):
     return UNet2DModel(sample_size=size, in_channels=channels, out_channels=channels, **kw)
 
 
-def _scheduler():
+def _scheduler(cfg: LoopConfig):
     from diffusers import DDPMScheduler
-    return DDPMScheduler(num_train_timesteps=1000)
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=cfg.beta_schedule)
 
 
 def train_steps_for(cfg: LoopConfig, n_train: int) -> int:
@@ -107,7 +107,7 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     device = torch.device(cfg.device)
     N, H, W, C = images.shape
     model = build_unet(cfg, H, C, num_classes).to(device)
-    sched = _scheduler()
+    sched = _scheduler(cfg)
     total = train_steps_for(cfg, N)
     opt = _optimizer(cfg, model.parameters())
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
@@ -267,7 +267,7 @@ def save_model(model, path: str) -> None:
 
 def _sample_scheduler(cfg: LoopConfig):
     from diffusers import DDIMScheduler, DDPMScheduler
-    base = _scheduler()
+    base = _scheduler(cfg)
     if cfg.sampler == "ddim":
         s = DDIMScheduler.from_config(base.config)
         s.set_timesteps(cfg.sample_steps)
