@@ -37,11 +37,16 @@ TORCH_LIBRARY(fastsel, m) {
   // all of the pass's picks at once by a GEMM on centred data; a rigorous bound
   // on the GEMM's rounding decides which (row, pick) pairs are recomputed in the
   // difference form, so the min-distance state -- and hence every pick -- is
-  // bit-identical to the one-pick kernel's.
+  // bit-identical to the one-pick kernel's. From a fresh start (min_d2 None),
+  // "multi" also prunes (CPU, csrc/cpu/prune.h): once 128 rows are picked, rows
+  // are grouped by their nearest pick into blocks with a centre and radius, and
+  // a (block, pick) pair whose triangle-inequality bound proves that no
+  // min-distance in the block can fall is skipped unread. "multi-noprune" is
+  // the same without pruning (for tests and benchmarks); picks are identical.
   m.def("greedy(Tensor x, int n, int start, Tensor? min_d2=None, str mode=\"auto\") -> (Tensor, Tensor, Tensor)");
 
-  // _greedy_stats: [passes, picks] of the last greedy call in this process
-  // (benchmark diagnostics only).
+  // _greedy_stats: [passes, picks, pairs examined, rows x picks] of the last greedy
+  // call in this process (diagnostics: benchmarks, pruning tests, live progress).
   m.def("_greedy_stats() -> Tensor");
 
   // threshold_decay: Algorithm 2 (Appendix C) exactly as printed. Passes scan

@@ -32,10 +32,14 @@ from . import _backend, ops
 from .io import save_json, save_text
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
-QUICK = {"greedy": [(65536, 384, 2048, "float32"), (65536, 384, 2048, "float16")],
+# greedy cases: (N, d, n, dtype[, pool]); pool "gauss" (default) or "clustered" (tight clusters, stored
+# in random order: what DINOv2 features of a collapsing loop look like)
+QUICK = {"greedy": [(65536, 384, 2048, "float32"), (65536, 384, 2048, "float32", "clustered"),
+                    (65536, 384, 2048, "float16")],
          "threshold": [(65536, 384, 2048, "float32")],
          "nn": [(16384, 32768, 384, "float32")]}
-FULL = {"greedy": [(16384, 384, 1024, "float32"), (65536, 384, 2048, "float32"), (65536, 384, 2048, "float16"),
+FULL = {"greedy": [(16384, 384, 1024, "float32"), (65536, 384, 2048, "float32"),
+                   (65536, 384, 2048, "float32", "clustered"), (65536, 384, 2048, "float16"),
                    (65536, 768, 4096, "float32"), (65536, 1024, 4096, "float32"), (262144, 384, 8192, "float32"),
                    (262144, 768, 32768, "float16")],
         "threshold": [(65536, 384, 2048, "float32"), (262144, 384, 8192, "float32")],
@@ -159,15 +163,55 @@ def _commit() -> str:
         return "unknown"
 
 
-def _pool(N: int, d: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+def _pool(N: int, d: int, dtype: torch.dtype, seed: int = 0, kind: str = "gauss") -> torch.Tensor:
+    """A benchmark pool: i.i.d. Gaussian rows, or ``clustered``: 64 tight Gaussian clusters
+    (spread 0.1 around N(0, 1) centres), rows of all clusters interleaved in random order."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(N, d, generator=g).to(dtype)
+    if kind == "gauss":
+        return torch.randn(N, d, generator=g).to(dtype)
+    if kind == "clustered":
+        centres = torch.randn(CLUSTERS, d, generator=g)
+        return (centres[torch.randint(CLUSTERS, (N,), generator=g)] + 0.1 * torch.randn(N, d, generator=g)).to(dtype)
+    raise ValueError(f"unknown pool {kind!r}: gauss or clustered")
+
+
+CLUSTERS = 64
+
+
+def first_divergence(picks, ref) -> int:
+    """How many leading picks agree with the float64 reference sequence (len(ref): all)."""
+    p = torch.as_tensor(picks).reshape(-1).long()
+    r = torch.as_tensor(ref).reshape(-1).long()[: len(p)]
+    bad = (p != r).nonzero()
+    return len(r) if len(bad) == 0 else int(bad[0])
+
+
+def anchors(x: torch.Tensor, n: int, nb: int) -> list:
+    """Other FPS implementations installed here (bench extras): (label, fn(k) -> picks, one_read_per_pick).
+    One-read-per-pick methods are timed over ``nb`` picks; bucket FPS over all n (its cost per pick falls)."""
+    out = []
+    qf = _try_import("torch_quickfps")
+    if qf is not None:
+        out.append(("torch-quickfps.sample_idx (bucket)", lambda k: qf.sample_idx(x, k, start_idx=0), False))
+    tf = _try_import("torch_fps")
+    if tf is not None:
+        mask = torch.ones(1, x.shape[0], dtype=torch.bool)
+        out.append(("torch-fps.farthest_point_sampling",
+                    lambda k: tf.farthest_point_sampling(x[None], mask, k, start_idx=torch.zeros(1, dtype=torch.long),
+                                                         random_start=False)[0], True))
+    fps = _try_import("fpsample")
+    if fps is not None:
+        xn = x.numpy()
+        out.append(("fpsample.fps_sampling", lambda k: torch.from_numpy(fps.fps_sampling(xn, k, start_idx=0)
+                                                                        .astype(np.int64)), True))
+    return out
 
 
 # ------------------------------------------------------------------ cases
 
-def bench_greedy(N, d, n, dtype_name, backends, log) -> list[Row]:
-    x = _pool(N, d, DTYPES[dtype_name])
+def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> list[Row]:
+    x = _pool(N, d, DTYPES[dtype_name], kind=kind)
+    ref = ops.greedy(x.double(), n, 0, backend="cpp" if "cpp" in backends else "torch").indices  # float64 picks
     bw, probe = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
     nb = min(n, SLOW_PICKS)
@@ -177,26 +221,43 @@ def bench_greedy(N, d, n, dtype_name, backends, log) -> list[Row]:
                 extra={"read_GBps": round(bw / 1e9, 2), "probe": probe, "bytes_per_pick": N * d * x.element_size()}),
             Row("greedy", "plain-torch-gemv (a)", dtype_name, N, d, n, t_plain * n, extra={"picks_timed": nb}),
             Row("greedy", "authors-cdist-loop (b)", dtype_name, N, d, n, t_auth * n, extra={"picks_timed": nb})]
-    fps = _try_import("fpsample")
-    if fps is not None and x.dtype == torch.float32:
-        xn = x.numpy()
-        t = _best(lambda: fps.fps_sampling(xn, nb, start_idx=0), 1) / nb
-        rows.append(Row("greedy", "fpsample.fps_sampling (c)", dtype_name, N, d, n, t * n, extra={"picks_timed": nb}))
+    if x.dtype == torch.float32:
+        for label, fn, per_pick in anchors(x, n, nb):
+            k = nb if per_pick else n
+            box = {}
+            t = _best(lambda: box.__setitem__("p", fn(k)), 1)
+            ex = {"agree_f64": first_divergence(box["p"], ref)}
+            if per_pick:
+                ex["picks_timed"] = k
+            rows.append(Row("greedy", f"{label} (c)", dtype_name, N, d, n, t / k * n, extra=ex))
     if "cpp" in backends:
         ns = min(n, SINGLE_PICKS)
         t = _best(lambda: ops.greedy(x, ns, 0, backend="cpp", mode="single"), 2) / ns
         rows.append(Row("greedy", "fastsel-cpp single", dtype_name, N, d, n, t * n, picks_per_pass=1.0,
                         extra={"picks_timed": ns}))
-        t = _best(lambda: ops.greedy(x, n, 0, backend="cpp", mode="multi"), 1)
-        passes, picks = torch.ops.fastsel._greedy_stats().tolist()
-        rows.append(Row("greedy", "fastsel-cpp multi", dtype_name, N, d, n, t, picks_per_pass=(picks + 1) / passes))
+        box = {}
+        t0 = _best(lambda: box.__setitem__("p", torch.ops.fastsel.greedy(x, n, 0, None, "multi-noprune")), 1)
+        passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
+        rows.append(Row("greedy", "fastsel-cpp multi, unpruned", dtype_name, N, d, n, t0,
+                        picks_per_pass=(picks + 1) / passes, extra={"agree_f64": first_divergence(box["p"][0], ref)}))
+        t = _best(lambda: box.__setitem__("q", ops.greedy(x, n, 0, backend="cpp", mode="multi")), 1)
+        passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
+        same = bool(torch.equal(box["q"].indices, box["p"][0]))
+        rows.append(Row("greedy", "fastsel-cpp multi", dtype_name, N, d, n, t, picks_per_pass=(picks + 1) / passes,
+                        extra={"agree_f64": first_divergence(box["q"].indices, ref), "vs_unpruned": t0 / t,
+                               "same_as_unpruned": same}))
     if "torch" in backends:
         t = _best(lambda: ops.greedy(x, nb, 0, backend="torch"), 1) / nb
         rows.append(Row("greedy", "fastsel-torch", dtype_name, N, d, n, t * n, picks_per_pass=1.0,
                         extra={"picks_timed": nb}))
     for r in rows:
         r.vs_plain, r.vs_authors, r.vs_floor = t_plain * n / r.seconds, t_auth * n / r.seconds, r.seconds / (floor_pick * n)
+        r.extra["pool"] = kind
         log(r)
+    fast = next((r.seconds for r in rows if r.impl == "fastsel-cpp multi"), None)
+    if fast:
+        for r in rows:
+            r.extra["vs_fastsel"] = r.seconds / fast  # > 1: fastsel multi is that many times faster
     return rows
 
 
@@ -282,8 +343,8 @@ def run(grid: dict | None = None, backends=("cpp", "torch"), out_dir: str = "ben
     grid = grid or QUICK
     backends = [b for b in backends if b != "cpp" or _backend.loaded()]
     rows: list[Row] = []
-    for (N, d, n, dt) in grid["greedy"]:
-        rows += bench_greedy(N, d, n, dt, backends, log)
+    for case in grid["greedy"]:
+        rows += bench_greedy(*case[:4], backends, log, *case[4:])
     for (N, d, n, dt) in grid["threshold"]:
         rows += bench_threshold(N, d, n, dt, backends, log)
     for (Q, R, d, dt) in grid["nn"]:
@@ -336,8 +397,18 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         ex = r["extra"]
         notes = []
+        if ex.get("pool") == "clustered":
+            notes.append(f"**clustered pool** ({CLUSTERS} tight clusters)")
         if "picks_timed" in ex:
             notes.append(f"{ex['picks_timed']} picks timed")
+        if "agree_f64" in ex:
+            k = min(r["n"], ex.get("picks_timed", r["n"]))
+            notes.append("picks = float64 FPS" if ex["agree_f64"] >= k else
+                         f"first {ex['agree_f64']} of {k} picks = float64 FPS")
+        if ex.get("vs_fastsel") and r["impl"] != "fastsel-cpp multi":
+            notes.append(f"fastsel multi {ex['vs_fastsel']:.1f}× faster")
+        if "vs_unpruned" in ex:
+            notes.append(f"{ex['vs_unpruned']:.2f}× unpruned, same picks: {ex['same_as_unpruned']}")
         if "read_GBps" in ex:
             notes.append(f"read {ex['read_GBps']} GB/s")
         if ex.get("vs_greedy") is not None and r["op"] == "threshold":

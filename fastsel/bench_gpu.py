@@ -106,7 +106,7 @@ def bench_greedy(N, d, n, dtype, bw, rows, out, meta, single_picks=2048, base_pi
     torch.ops.fastsel.greedy(x, min(n, 512), 0, None, "multi")
     holder = {}
     t_multi = wall(lambda: holder.setdefault("m", torch.ops.fastsel.greedy(x, n, 0, None, "multi")))
-    passes, picks = torch.ops.fastsel._greedy_stats().tolist()
+    passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
     m_idx = holder["m"][0]
     # fastsel single: one launch per pick
     sp = min(single_picks, n)

@@ -8,6 +8,7 @@ saying once why).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from typing import Callable, NamedTuple, Optional
 
@@ -231,6 +232,33 @@ def _resumable(call, n: int, progress, parts: int) -> list:
     return outs
 
 
+def _watched(call, n: int, progress, poll: float = 0.25):
+    """One call of the CPU greedy kernel in a worker thread (the op releases the GIL), with
+    ``progress`` fed from the kernel's own pick counter: a multi-pick call keeps its set-up
+    (centred copy, pruning blocks) for the whole selection instead of restarting per part."""
+    box = {}
+
+    def work():
+        try:
+            box["out"] = call()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["err"] = e
+    th = threading.Thread(target=work, name="fastsel-greedy", daemon=True)
+    th.start()
+    done = 0
+    th.join(poll)  # the kernel resets its counter first thing; read it only after
+    while th.is_alive():
+        k = min(n - 1, int(torch.ops.fastsel._greedy_stats()[1]))
+        if k > done:
+            progress(k - done)
+            done = k
+        th.join(poll)
+    if "err" in box:
+        raise box["err"]
+    progress(n - done)
+    return box["out"]
+
+
 # --------------------------------------------------------------------------- ops
 
 GREEDY_MODES = ("auto", "single", "multi")
@@ -253,11 +281,15 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
-    fn, _ = _impl("greedy", x, backend)
+    fn, be = _impl("greedy", x, backend)
     e = pow2_scale(x)
     x = ldexp(x, e)
-    outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2], mode),
-                      n, progress, 100 if mode == "single" else 10)
+    multi = mode == "multi" or (mode == "auto" and N >= 8192 and n >= 64)  # as the kernel resolves "auto"
+    if progress is not None and be == "cpp" and x.device.type == "cpu" and multi:
+        outs = [_watched(lambda: fn(x, n, start, None, mode), n, progress)]
+    else:
+        outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2],
+                                             mode), n, progress, 100 if mode == "single" else 10)
     return GreedyResult(torch.cat([o[0] for o in outs]), unscale(torch.cat([o[1] for o in outs]).sqrt(), e))
 
 

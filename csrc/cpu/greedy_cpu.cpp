@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cpu/multipick.h"
+#include "cpu/prune.h"
 #include "cpu/rowdist.h"
 #include "utils.h"
 
@@ -22,10 +23,15 @@ namespace fastsel {
 namespace cpu {
 
 namespace {
-std::atomic<int64_t> g_passes{0}, g_picks{0};  // _greedy_stats, for CPU and CUDA kernels alike
+// _greedy_stats, for CPU and CUDA kernels alike: passes, picks, and the (row, pick) pairs the
+// multi-pick updates examined out of all (rows x picks) -- the pruning's effect
+std::atomic<int64_t> g_passes{0}, g_picks{0}, g_pairs{0}, g_pairs_all{0};
 
 constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
 constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
+constexpr int64_t kPruneCells = 64;      // pruning: at most this many centres (cells) ...
+constexpr double kPruneRatio = 0.5;      // ... used when the sample's covering radius falls to this share
+constexpr int64_t kPruneMinPicks = 256;  // ... for selections of at least this many picks
 }  // namespace
 
 template <typename T, typename Acc>
@@ -63,7 +69,7 @@ template <typename Acc> struct Before {
 
 template <typename T, typename Acc>
 static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first,
-                         int64_t* idx, Acc* d2) {
+                         int64_t* idx, Acc* d2, bool prune) {
   std::vector<Acc> buf;
   int64_t t = 0;
   if (first >= 0) {  // the first pick is given: apply it with one ordinary pass
@@ -75,14 +81,28 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   }
   if (t == n) return;
 
-  const Centred C = make_centred(xt);
+  Centred C = make_centred(xt);
+  Blocks B;
+  std::vector<Acc> cenA;
+  if (prune && n - t >= kPruneMinPicks) {  // pruning blocks, when a sample shows cluster structure
+    double ratio = 1;
+    std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, kPruneCells, &ratio);
+    if (ratio <= kPruneRatio && cen.size() >= 2) {
+      B = build_blocks<T, Acc>(x, N, d, assign_rows(C, cen), cen, C.u, cenA);
+      at::Tensor pm = at::from_blob(B.perm.data(), {N}, at::kLong);
+      C.xc = C.xc.index_select(0, pm);  // centred rows in block order
+      C.cn = C.cn.index_select(0, pm);
+    }
+  }
 
   int64_t M = 256;
   std::vector<int64_t> rows;
   std::vector<Acc> vals;
-  std::vector<int64_t> P;
+  std::vector<int64_t> P, Ppos;
+  std::vector<double> dpc;  // (picks of the pass, centres): computed pick-to-centre distances
   rows.reserve(N);
   while (t < n) {
+    const int64_t U = B.U;
     // 1. candidates: the top M unselected rows in greedy's order; (theta, itheta) the next one
     rows.clear();
     for (int64_t i = 0; i < N; ++i)
@@ -103,6 +123,8 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     for (int64_t a = 0; a < m; ++a) vals[a] = md[rows[a]];
     // 2. resolve picks among the candidates, exactly as the one-pick loop would
     P.clear();
+    Ppos.clear();
+    dpc.clear();
     std::vector<char> taken(m, 0);
     while (t < n) {
       int64_t b = -1;
@@ -118,11 +140,21 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
       d2[t] = vals[b];
       ++t;
       P.push_back(p);
+      if (B.built()) {
+        Ppos.push_back(B.ipos[p]);
+        dpc.resize(P.size() * U);
+        pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * U);
+      }
       if (t == n) break;
       const Acc* c = centre<T, Acc>(x + p * d, d, buf);
+      const double* q = B.built() ? dpc.data() + (P.size() - 1) * U : nullptr;
       at::parallel_for(0, m, 64, [&](int64_t a0, int64_t a1) {
         for (int64_t a = a0; a < a1; ++a) {
           if (taken[a]) continue;
+          if (q != nullptr) {  // a candidate the pick provably cannot bring closer
+            const int64_t j = B.ipos[rows[a]];
+            if (!row_may_change(B, j, q[B.cell[B.bpos[j]]], static_cast<double>(vals[a]))) continue;
+          }
           Acc v = row_d2_dispatch(x + rows[a] * d, c, d);
           if (v < vals[a]) vals[a] = v;
         }
@@ -132,7 +164,14 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     // 3. pool update against every pick of the pass
     const int64_t np = static_cast<int64_t>(P.size());
     for (int64_t p : P) md[p] = Acc(-1);
-    update_against<T, Acc>(C, x, N, d, md, P);
+    int64_t pairs = N * np;
+    if (B.built()) {
+      pairs = update_pruned<T, Acc>(C, B, x, N, d, md, P, Ppos, dpc);
+    } else {
+      update_against<T, Acc>(C, x, N, d, md, P);
+    }
+    g_pairs += pairs;
+    g_pairs_all += N * np;
     g_picks += np;
     // 4. adapt the candidate count to how many picks a pass yields
     if (2 * np >= M && M < 4096) M *= 2;
@@ -143,18 +182,18 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, int64_t n, int64_t start,
                                                           const std::optional<at::Tensor>& min_d2,
                                                           c10::string_view mode_) {
+  reset_greedy_stats();  // first: fastsel.ops._watched reads the pick counter while this runs
   check_pool(x_, "x");
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
   const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi", "mode must be auto, single or multi, got ",
-              mode);
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi" || mode == "multi-noprune",
+              "mode must be auto, single, multi or multi-noprune, got ", mode);
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
   at::Tensor md = initial_state(x, min_d2, start);
   check_unselected(md, n);
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
-  reset_greedy_stats();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_greedy_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
@@ -162,10 +201,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
     if (first >= 0) {
       TORCH_CHECK(first < N && m[first] >= Acc_t(0), "start ", first, " is out of range or already selected");
     }
-    const bool multi = mode == "multi" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
+    const bool multi = mode == "multi" || mode == "multi-noprune" ||
+                       (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
     if (multi) {
+      const bool prune = mode != "multi-noprune";
       greedy_multi<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
-                                    d2.data_ptr<Acc_t>());
+                                    d2.data_ptr<Acc_t>(), prune);
     } else {
       if (first < 0) first = scan_state<Acc_t>(m, N, std::numeric_limits<double>::infinity(), N).best_i;
       greedy_single<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
@@ -180,6 +221,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
 void reset_greedy_stats() {
   cpu::g_passes = 0;
   cpu::g_picks = 0;
+  cpu::g_pairs = 0;
+  cpu::g_pairs_all = 0;
 }
 void record_greedy_stats(int64_t passes, int64_t picks) {
   cpu::g_passes += passes;
@@ -188,9 +231,11 @@ void record_greedy_stats(int64_t passes, int64_t picks) {
 
 namespace cpu {
 at::Tensor greedy_stats() {
-  auto s = at::empty({2}, at::kLong);
+  auto s = at::empty({4}, at::kLong);
   s[0] = g_passes.load();
   s[1] = g_picks.load();
+  s[2] = g_pairs.load();
+  s[3] = g_pairs_all.load();
   return s;
 }
 

@@ -47,19 +47,22 @@ inline Centred make_centred(const at::Tensor& xt) {
 }
 
 // Lower md[i] (for rows with md[i] >= 0) to min(md[i], d2(x_i, x_p)) over the picks P.
+// When C stores the rows permuted (row r of C.xc is pool row perm[r]), perm and the picks'
+// positions Ppos in C are given.
 template <typename T, typename Acc>
-void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md, const std::vector<int64_t>& P) {
+void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md, const std::vector<int64_t>& P,
+                    const int64_t* perm = nullptr, const std::vector<int64_t>* Ppos = nullptr) {
   const int64_t np = static_cast<int64_t>(P.size());
   if (np == 0) return;
   const double* cnp = C.cn.data_ptr<double>();
-  std::vector<int64_t> Pv(P);
+  std::vector<int64_t> Pv(Ppos != nullptr ? *Ppos : P);
   at::Tensor pidx = at::from_blob(Pv.data(), {np}, at::kLong).clone();
   at::Tensor pc = C.xc.index_select(0, pidx).t().contiguous();  // (d, P)
   std::vector<double> pn(np);
   std::vector<std::vector<Acc>> pbuf(np);
   std::vector<const Acc*> pexact(np);
   for (int64_t a = 0; a < np; ++a) {
-    pn[a] = cnp[P[a]];
+    pn[a] = cnp[Pv[a]];
     pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
   }
   // |GEMM-form d^2 - difference-form d^2| <= kappa * (|c_i| + |c_p|)^2: the dot
@@ -72,10 +75,10 @@ void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md,
     at::parallel_for(0, rb, 256, [&](int64_t i0, int64_t i1) {
       std::vector<double> lo(np);
       for (int64_t ii = i0; ii < i1; ++ii) {
-        const int64_t i = r0 + ii;
+        const int64_t pos = r0 + ii, i = perm != nullptr ? perm[pos] : pos;
         Acc cur = md[i];
         if (cur < Acc(0)) continue;
-        const double ci = cnp[i];
+        const double ci = cnp[pos];
         double umin = std::numeric_limits<double>::infinity();
         for (int64_t a = 0; a < np; ++a) {
           double s = ci + pn[a];

@@ -1,0 +1,283 @@
+// Exact pruning for multi-pick greedy: blocks of rows with a centre and radius bounds.
+//
+// After the first pick, a k-centre pass over a strided sample of the pool chooses up to 64
+// centres; when the sample shows cluster structure (its covering radius shrinks by half or
+// more), every row is assigned to a centre, each cell sorted by distance to its centre and cut
+// into blocks of consecutive rows (the centred copy of the pool is stored in that order). A block
+// keeps its centre c (a row of the pool), and rmin <= |x_i - c| <= rmax over its rows, in
+// float64. For a new pick p, the triangle inequality gives, for every row of the block,
+//     |x_i - p| >= lb = max(|p - c| - rmax, rmin - |p - c|, 0),
+// and per row |x_i - p| >= | |x_i - c| - |p - c| |. The kernel's computed squared distance
+// (float32 or float64 difference form) is at least the exact one times (1 - eps), so when
+// lb^2 (1 - eps) >= the block's largest min-distance, no row of the block can have its
+// min-distance lowered by p: the pair is skipped without reading the rows. Every pair not
+// skipped is settled exactly as before (GEMM bound, then the difference form), so the picks
+// and the min-distance state stay bit-identical to the unpruned kernel.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "cpu/multipick.h"
+#include "cpu/rowdist.h"
+
+namespace fastsel {
+namespace cpu {
+
+constexpr int64_t kBlockRows = 512;  // rows per block (a cell larger than this is cut by distance to its centre)
+
+struct Blocks {
+  int64_t K = 0;                  // number of blocks
+  std::vector<int64_t> begin;     // K + 1 offsets into perm
+  std::vector<int32_t> cell;      // block -> index of its centre
+  std::vector<double> rmin, rmax; // smallest / largest computed |x_i - c| over the block's rows
+  std::vector<int64_t> perm;      // rows in block order
+  std::vector<double> rd;         // computed |x_perm[j] - c|, by position
+  std::vector<int32_t> bpos;      // block of each position
+  std::vector<int64_t> ipos;      // position of each row
+  int64_t U = 0;                  // number of centres
+  std::vector<int64_t> ucen;      // centre rows (selected rows)
+  double eps = 0;                 // |computed d^2 - exact d^2| <= eps * exact d^2 (kernel's difference form)
+  bool built() const { return K > 0; }
+};
+
+// Distances from pool row p to every centre, as the kernel computes them (difference form).
+template <typename T, typename Acc>
+void pick_to_centres(const Blocks& B, const std::vector<Acc>& cenA, const T* x, int64_t d, int64_t p, double* out) {
+  for (int64_t k = 0; k < B.U; ++k) out[k] = std::sqrt(static_cast<double>(row_d2_dispatch(x + p * d, cenA.data() + k * d, d)));
+}
+
+// Centres for the blocks, chosen before any pool update: a k-centre (farthest-point) pass over
+// a strided sample of the pool, from the first pick. ratio = the median sample row's distance to
+// its nearest centre over the largest distance from the first centre: small when most rows sit
+// in tight clusters (blocks will prune), near 1 when they do not (e.g. i.i.d. Gaussian rows in
+// high dimension, where distances concentrate).
+template <typename T, typename Acc>
+std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t first, int64_t K, double* ratio) {
+  const int64_t S = std::min<int64_t>(N, 4096);
+  std::vector<int64_t> rows(S);
+  for (int64_t j = 0; j < S; ++j) rows[j] = j * N / S;
+  std::vector<Acc> md(S, std::numeric_limits<Acc>::infinity());
+  std::vector<int64_t> cen;
+  std::vector<Acc> buf;
+  int64_t cur = first;
+  double r1 = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    cen.push_back(cur);
+    const Acc* c = centre<T, Acc>(x + cur * d, d, buf);
+    at::parallel_for(0, S, 512, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        Acc v = row_d2_dispatch(x + rows[j] * d, c, d);
+        if (v < md[j]) md[j] = v;
+      }
+    });
+    int64_t best = -1;
+    Acc bv = Acc(-1);
+    for (int64_t j = 0; j < S; ++j)
+      if (md[j] > bv) {
+        bv = md[j];
+        best = j;
+      }
+    if (k == 0) r1 = static_cast<double>(bv);
+    if (!(bv > Acc(0))) break;  // the sample is covered (duplicates)
+    cur = rows[best];
+  }
+  std::nth_element(md.begin(), md.begin() + S / 2, md.end());
+  const double med = static_cast<double>(md[S / 2]);  // the median sample row's distance to its centre
+  *ratio = r1 > 0 ? std::sqrt(std::max(med, 0.0) / r1) : 1.0;
+  return cen;
+}
+
+// Each row's nearest centre (float32/64 GEMM on the centred rows: any assignment is valid, the
+// radii below are computed for the one made).
+inline std::vector<int32_t> assign_rows(const Centred& C, const std::vector<int64_t>& cen) {
+  const int64_t N = C.xc.size(0), K = static_cast<int64_t>(cen.size());
+  std::vector<int64_t> cv(cen);
+  at::Tensor cc = C.xc.index_select(0, at::from_blob(cv.data(), {K}, at::kLong).clone());  // (K, d)
+  at::Tensor c2 = cc.square().sum(1).unsqueeze(0);
+  at::Tensor cct = cc.t().contiguous();
+  std::vector<int32_t> out(N);
+  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
+    const int64_t rb = std::min(kRowBlock, N - r0);
+    at::Tensor a = (c2 - 2 * at::mm(C.xc.narrow(0, r0, rb), cct)).argmin(1).to(at::kInt).contiguous();
+    std::copy(a.data_ptr<int32_t>(), a.data_ptr<int32_t>() + rb, out.begin() + r0);
+  }
+  return out;
+}
+
+// Group rows into blocks: cell by cell (cellof[i] indexes cen), each cell sorted by distance to
+// its centre and cut into blocks of kBlockRows; cenA receives the centres in the accumulation
+// dtype (exact copies of pool rows).
+template <typename T, typename Acc>
+Blocks build_blocks(const T* x, int64_t N, int64_t d, const std::vector<int32_t>& cellof,
+                    const std::vector<int64_t>& cen, double u, std::vector<Acc>& cenA) {
+  Blocks B;
+  B.eps = 4.0 * (static_cast<double>(d) + 8.0) * u;
+  B.ucen = cen;
+  B.U = static_cast<int64_t>(cen.size());
+  cenA.resize(B.U * d);
+  for (int64_t k = 0; k < B.U; ++k)
+    for (int64_t j = 0; j < d; ++j) cenA[k * d + j] = static_cast<Acc>(x[B.ucen[k] * d + j]);
+  std::vector<double> rdr(N);
+  at::parallel_for(0, N, 256, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      rdr[i] = std::sqrt(static_cast<double>(row_d2_dispatch(x + i * d, cenA.data() + cellof[i] * d, d)));
+  });
+  B.perm.resize(N);
+  std::iota(B.perm.begin(), B.perm.end(), int64_t(0));
+  std::sort(B.perm.begin(), B.perm.end(), [&](int64_t a, int64_t b) {
+    return cellof[a] < cellof[b] || (cellof[a] == cellof[b] && (rdr[a] < rdr[b] || (rdr[a] == rdr[b] && a < b)));
+  });
+  B.rd.resize(N);
+  B.ipos.resize(N);
+  B.bpos.resize(N);
+  for (int64_t j = 0; j < N; ++j) {
+    B.rd[j] = rdr[B.perm[j]];
+    B.ipos[B.perm[j]] = j;
+  }
+  B.begin.push_back(0);
+  for (int64_t j = 0; j < N;) {
+    const int32_t c = cellof[B.perm[j]];
+    int64_t e = j;
+    while (e < N && cellof[B.perm[e]] == c) ++e;
+    for (int64_t b = j; b < e; b += kBlockRows) {
+      const int64_t be = std::min(e, b + kBlockRows);
+      for (int64_t q = b; q < be; ++q) B.bpos[q] = static_cast<int32_t>(B.cell.size());
+      B.begin.push_back(be);
+      B.cell.push_back(c);
+      B.rmin.push_back(B.rd[b]);
+      B.rmax.push_back(B.rd[be - 1]);
+    }
+    j = e;
+  }
+  B.K = static_cast<int64_t>(B.cell.size());
+  return B;
+}
+
+// Computed distances r (row to centre) and q (pick to centre) are within a relative rel of the
+// exact ones (|v - D^2| <= eps D^2 puts sqrt(v) within a relative 2 eps of D).
+// Can a pick at computed distance q from block k's centre lower a min-distance <= m there?
+inline bool block_may_change(const Blocks& B, int64_t k, double q, double m) {
+  const double rel = 2 * B.eps;
+  double lb = std::max(q * (1 - rel) - B.rmax[k] * (1 + rel), B.rmin[k] * (1 - rel) - q * (1 + rel));
+  return !(lb > 0 && lb * lb * (1 - B.eps) >= m);
+}
+
+// ... and the row at position j, whose min-distance is m?
+inline bool row_may_change(const Blocks& B, int64_t j, double q, double m) {
+  const double r = B.rd[j];
+  double lb = std::abs(r - q) - 2 * B.eps * (r + q);
+  return !(lb > 0 && lb * lb * (1 - B.eps) >= m);
+}
+
+// Lower md[i] to min(md[i], d2(x_i, x_p)) over the picks P, pruned by the blocks. C holds the
+// centred rows in block order (C.xc row j is pool row B.perm[j]); Ppos are the picks' positions
+// there; dpc is (P, U): computed distances from each pick to each centre. When the bounds
+// leave more than half of the (row, pick) pairs, the whole pool is updated by tiles instead
+// (the same arithmetic, faster than per-block GEMMs). Returns the pairs examined.
+template <typename T, typename Acc>
+int64_t update_pruned(const Centred& C, const Blocks& B, const T* x, int64_t N, int64_t d, Acc* md,
+                      const std::vector<int64_t>& P, const std::vector<int64_t>& Ppos, const std::vector<double>& dpc) {
+  const int64_t np = static_cast<int64_t>(P.size());
+  if (np == 0) return 0;
+  const int64_t U = B.U;
+  // 1. per block: its largest min-distance and the picks that may lower one of them
+  std::vector<std::vector<int32_t>> S(B.K);
+  std::vector<int64_t> pairs_k(B.K, 0);
+  at::parallel_for(0, B.K, 16, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t b = B.begin[k], e = B.begin[k + 1];
+      Acc M = Acc(-1);
+      for (int64_t j = b; j < e; ++j) M = std::max(M, md[B.perm[j]]);
+      if (M < Acc(0)) continue;
+      const int32_t c = B.cell[k];
+      for (int64_t a = 0; a < np; ++a)
+        if (block_may_change(B, k, dpc[a * U + c], static_cast<double>(M))) S[k].push_back(static_cast<int32_t>(a));
+      pairs_k[k] = (e - b) * static_cast<int64_t>(S[k].size());
+    }
+  });
+  const int64_t pairs = std::accumulate(pairs_k.begin(), pairs_k.end(), int64_t(0));
+  const double* cnp = C.cn.data_ptr<double>();
+  std::vector<std::vector<Acc>> pbuf(np);
+  std::vector<const Acc*> pexact(np);
+  std::vector<double> pn(np);
+  for (int64_t a = 0; a < np; ++a) {
+    pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
+    pn[a] = cnp[Ppos[a]];
+  }
+  if (2 * pairs > N * np) {  // most pairs left: a plain full update is faster than the blocks'
+    if (np <= 4) {
+      for (int64_t a = 0; a < np; ++a)  // the one-pick streaming kernel, pool order
+        update_all<T, Acc>(x, N, d, pexact[a], md, std::numeric_limits<double>::infinity(), N);
+    } else {
+      update_against<T, Acc>(C, x, N, d, md, P, B.perm.data(), &Ppos);
+    }
+    return N * np;
+  }
+  // 2. the blocks' updates against their picks
+  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * C.u;
+  at::parallel_for(0, B.K, 1, [&](int64_t k0, int64_t k1) {
+    std::vector<double> lo;
+    for (int64_t k = k0; k < k1; ++k) {
+      const std::vector<int32_t>& Sk = S[k];
+      const int64_t ns = static_cast<int64_t>(Sk.size());
+      if (ns == 0) continue;
+      const int64_t b = B.begin[k], e = B.begin[k + 1];
+      const int32_t c = B.cell[k];
+      if (ns <= 8) {  // few picks: the difference form directly, pruned row by row
+        for (int64_t j = b; j < e; ++j) {
+          const int64_t i = B.perm[j];
+          Acc cur = md[i];
+          if (cur < Acc(0)) continue;
+          for (int32_t a : Sk) {
+            if (!row_may_change(B, j, dpc[a * U + c], static_cast<double>(cur))) continue;
+            Acc v = row_d2_dispatch(x + i * d, pexact[a], d);
+            if (v < cur) cur = v;
+          }
+          md[i] = cur;
+        }
+        continue;
+      }
+      // more picks: one GEMM of the block's centred rows against them, certified per pair
+      std::vector<int64_t> cols(ns);
+      for (int64_t s = 0; s < ns; ++s) cols[s] = Ppos[Sk[s]];
+      at::Tensor pc = C.xc.index_select(0, at::from_blob(cols.data(), {ns}, at::kLong)).t().contiguous();
+      at::Tensor G = at::mm(C.xc.narrow(0, b, e - b), pc);  // (rows, ns)
+      const Acc* gp = G.data_ptr<Acc>();
+      lo.resize(ns);
+      for (int64_t j = b; j < e; ++j) {
+        const int64_t i = B.perm[j];
+        Acc cur = md[i];
+        if (cur < Acc(0)) continue;
+        const double ci = cnp[j];
+        double umin = std::numeric_limits<double>::infinity();
+        const Acc* g = gp + (j - b) * ns;
+        for (int64_t s = 0; s < ns; ++s) {
+          const double pa = pn[Sk[s]];
+          double sum = ci + pa;
+          double err = kappa * sum * sum;
+          double gv = ci * ci + pa * pa - 2.0 * static_cast<double>(g[s]);
+          lo[s] = gv - err;
+          umin = std::min(umin, gv + err);
+        }
+        for (int64_t s = 0; s < ns; ++s) {
+          if (lo[s] <= umin && lo[s] < static_cast<double>(cur)) {
+            Acc v = row_d2_dispatch(x + i * d, pexact[Sk[s]], d);
+            if (v < cur) cur = v;
+          }
+        }
+        md[i] = cur;
+      }
+    }
+  });
+  return pairs;
+}
+
+}  // namespace cpu
+}  // namespace fastsel

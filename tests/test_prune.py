@@ -1,0 +1,92 @@
+"""Exact pruning in multi-pick greedy (csrc/cpu/prune.h): same picks, distances and state as the
+unpruned kernel and the one-pick kernel, bit for bit; pruning really skips work on clustered
+pools and stays off where a sample shows no cluster structure."""
+import numpy as np
+import pytest
+import torch
+
+import fastsel
+from conftest import DTYPES, RTOL, check_greedy_maximal, int_pool
+
+pytestmark = pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+
+
+def _clusters(rng, N=6000, d=24, k=40, spread=0.05, offset=0.0, scale=3.0):
+    c = rng.standard_normal((k, d)) * scale + offset
+    return c[rng.integers(k, size=N)] + spread * rng.standard_normal((N, d))
+
+
+def _pools(rng):
+    mixed = _clusters(rng)
+    mixed[: len(mixed) // 5] = rng.standard_normal((len(mixed) // 5, 24)) * 3  # a fifth spread widely
+    ints = int_pool(rng, 40, 10, -20, 21)  # integer clusters with exact duplicates and ties
+    return {
+        "clusters": _clusters(rng),
+        "clusters_far": _clusters(rng, offset=40.0),
+        "mixed": mixed,
+        "integer_clusters": ints[rng.integers(40, size=5000)] + rng.integers(-1, 2, size=(5000, 10)),
+    }
+
+
+def _run(x, n, mode, start=3, md=None):
+    out = torch.ops.fastsel.greedy(x, n, start, md, mode)
+    stats = torch.ops.fastsel._greedy_stats().tolist()
+    return out, stats
+
+
+@pytest.mark.parametrize("pool", ["clusters", "clusters_far", "mixed", "integer_clusters"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_pruned_equals_unpruned_and_one_pick_bit_for_bit(pool, dtype, rng):
+    x = torch.from_numpy(_pools(rng)[pool]).to(dtype)
+    n = 1200
+    (pi, pd, pm), st = _run(x, n, "multi")
+    (ui, ud, um), _ = _run(x, n, "multi-noprune")
+    (si, sd, sm), _ = _run(x, n, "single")
+    for a, b in ((pi, ui), (pd, ud), (pm, um), (pi, si), (pd, sd), (pm, sm)):
+        assert torch.equal(a, b)
+    if pool != "mixed":  # (spread rows among the clusters: picks everywhere, little to prune; exact all the same)
+        assert st[2] < 0.6 * st[3], f"pruning examined {st[2]} of {st[3]} (row, pick) pairs"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_pruned_picks_are_float64_maximal(dtype, rng):
+    x = torch.from_numpy(_clusters(rng, N=3000, d=16, k=25)).to(dtype)
+    (idx, _, _), st = _run(x, 700, "multi")
+    assert st[2] < st[3]
+    check_greedy_maximal(x, idx, RTOL[dtype])
+
+
+def test_pruned_resume_from_state(rng):
+    """Blocks are built from a sample, not from the picks: a call resuming from a state prunes too."""
+    x = torch.from_numpy(_clusters(rng)).float()
+    (i1, _, md), _ = _run(x, 300, "multi")
+    (i2, d2, md2), st = _run(x, 700, "multi", start=-1, md=md)
+    assert st[2] < 0.6 * st[3]
+    (wi, wd, wm), _ = _run(x, 1000, "single")
+    assert torch.equal(torch.cat([i1, i2]), wi) and torch.equal(md2, wm) and torch.equal(d2, wd[300:])
+
+
+def test_no_pruning_without_cluster_structure(rng):
+    x = torch.from_numpy(rng.standard_normal((6000, 64))).float()
+    (pi, _, pm), st = _run(x, 600, "multi")
+    (ui, _, um), _ = _run(x, 600, "multi-noprune")
+    assert torch.equal(pi, ui) and torch.equal(pm, um)
+    assert st[2] == st[3]  # every pair examined: the sample showed no clusters, no blocks built
+
+
+def test_public_greedy_prunes_and_reports_progress(rng):
+    x = torch.from_numpy(_clusters(rng, N=20000, d=32, k=64)).float()
+    seen = []
+    a = fastsel.greedy(x, 2000, 5, backend="cpp", progress=seen.append)
+    b = fastsel.greedy(x, 2000, 5, backend="cpp", mode="single")
+    assert sum(seen) == 2000 and all(k > 0 for k in seen)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
+
+
+def test_duplicated_clusters_exact_ties(rng):
+    """Every row repeated: ties everywhere; the lowest index wins in every mode."""
+    base = _clusters(rng, N=1500, d=8, k=12).round(1)
+    x = torch.from_numpy(np.concatenate([base, base, base])).float()
+    (pi, pd, _), _ = _run(x, 1400, "multi")
+    (si, sd, _), _ = _run(x, 1400, "single")
+    assert torch.equal(pi, si) and torch.equal(pd, sd)
