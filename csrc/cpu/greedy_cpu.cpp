@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "cpu/multipick.h"
 #include "cpu/prune.h"
@@ -81,19 +82,16 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   }
   if (t == n) return;
 
-  Centred C = make_centred(xt);
   Blocks B;
   std::vector<Acc> cenA;
+  const double u = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;  // the accumulation dtype's unit roundoff
   if (prune && n - t >= kPruneMinPicks) {  // pruning blocks, when a sample shows cluster structure
     double ratio = 1;
     std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, kPruneCells, &ratio);
-    if (ratio <= kPruneRatio && cen.size() >= 2) {
-      B = build_blocks<T, Acc>(x, N, d, assign_rows(C, cen), cen, C.u, cenA);
-      at::Tensor pm = at::from_blob(B.perm.data(), {N}, at::kLong);
-      C.xc = C.xc.index_select(0, pm);  // centred rows in block order
-      C.cn = C.cn.index_select(0, pm);
-    }
+    if (ratio <= kPruneRatio && cen.size() >= 2) B = build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
   }
+  // the centred copy, in block order when there are blocks
+  Centred C = centred_rows<T, Acc>(x, N, d, xt.options(), B.built() ? B.perm.data() : nullptr);
 
   int64_t M = 256;
   std::vector<int64_t> rows;

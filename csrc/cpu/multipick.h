@@ -11,7 +11,9 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/rowdist.h"
@@ -28,22 +30,55 @@ struct Centred {
   double u;       // unit roundoff of the accumulation dtype
 };
 
-inline Centred make_centred(const at::Tensor& xt) {
-  const int64_t N = xt.size(0), d = xt.size(1);
-  const auto acc = xt.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor mu = at::zeros({d}, xt.options().dtype(at::kDouble));
-  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock)
-    mu += xt.narrow(0, r0, std::min(kRowBlock, N - r0)).to(at::kDouble).sum(0);
-  mu = (mu / static_cast<double>(N)).to(acc);
-  at::Tensor xc = at::empty({N, d}, xt.options().dtype(acc));
-  at::Tensor cn = at::empty({N}, xt.options().dtype(at::kDouble));
-  for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
-    int64_t rb = std::min(kRowBlock, N - r0);
-    at::Tensor blk = xc.narrow(0, r0, rb);
-    blk.copy_(xt.narrow(0, r0, rb).to(acc) - mu);
-    cn.narrow(0, r0, rb).copy_(blk.to(at::kDouble).square().sum(1).sqrt());
-  }
+// The centred copy in one parallel pass per step: column means in float64 (fixed row blocks,
+// summed in block order: the same result for any thread count), then each row centred in the
+// accumulation dtype with its float64 norm. Row r of xc is pool row perm[r] when perm is given.
+template <typename T, typename AccT>
+Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& opt, const int64_t* perm = nullptr) {
+  constexpr int64_t R = 1024;
+  const int64_t nb = (N + R - 1) / R;
+  std::vector<double> part(nb * d, 0.0);
+  at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      double* s = part.data() + b * d;
+      for (int64_t i = b * R; i < std::min(N, (b + 1) * R); ++i)
+        for (int64_t j = 0; j < d; ++j) s[j] += static_cast<double>(x[i * d + j]);
+    }
+  });
+  std::vector<double> mu64(d, 0.0);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t j = 0; j < d; ++j) mu64[j] += part[b * d + j];
+  const auto acc = std::is_same_v<AccT, double> ? at::kDouble : at::kFloat;
+  at::Tensor mu = at::empty({d}, opt.dtype(acc));
+  AccT* m = mu.data_ptr<AccT>();
+  for (int64_t j = 0; j < d; ++j) m[j] = static_cast<AccT>(mu64[j] / static_cast<double>(N));
+  at::Tensor xc = at::empty({N, d}, opt.dtype(acc));
+  at::Tensor cn = at::empty({N}, opt.dtype(at::kDouble));
+  AccT* xp = xc.data_ptr<AccT>();
+  double* cp = cn.data_ptr<double>();
+  at::parallel_for(0, N, 256, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* row = x + (perm != nullptr ? perm[r] : r) * d;
+      AccT* out = xp + r * d;
+      double s = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        AccT v = static_cast<AccT>(row[j]) - m[j];
+        out[j] = v;
+        s += static_cast<double>(v) * static_cast<double>(v);
+      }
+      cp[r] = std::sqrt(s);
+    }
+  });
   return {xc, cn, mu, acc == at::kDouble ? 0x1p-53 : 0x1p-24};
+}
+
+inline Centred make_centred(const at::Tensor& xt) {
+  Centred C;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xt.scalar_type(), "fastsel_make_centred", [&] {
+    C = centred_rows<scalar_t, typename Acc<scalar_t>::type>(xt.data_ptr<scalar_t>(), xt.size(0), xt.size(1),
+                                                              xt.options());
+  });
+  return C;
 }
 
 // Lower md[i] (for rows with md[i] >= 0) to min(md[i], d2(x_i, x_p)) over the picks P.

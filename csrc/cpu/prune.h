@@ -94,18 +94,23 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
   return cen;
 }
 
-// Each row's nearest centre (float32/64 GEMM on the centred rows: any assignment is valid, the
-// radii below are computed for the one made).
-inline std::vector<int32_t> assign_rows(const Centred& C, const std::vector<int64_t>& cen) {
-  const int64_t N = C.xc.size(0), K = static_cast<int64_t>(cen.size());
+// Each row's nearest centre, by a GEMM on the rows as stored (float32, float64 for float64
+// data): any assignment is valid -- the radii below are computed for the one made -- so its
+// rounding only affects how well the blocks prune. |x - c|^2 = |x - m|^2 + |c - m|^2
+// + 2 m.(c - m) - 2 x.(c - m), with m the centres' mean; the first term is the row's own.
+inline std::vector<int32_t> assign_rows(const at::Tensor& xt, const std::vector<int64_t>& cen) {
+  const int64_t N = xt.size(0), K = static_cast<int64_t>(cen.size());
+  const auto acc = xt.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   std::vector<int64_t> cv(cen);
-  at::Tensor cc = C.xc.index_select(0, at::from_blob(cv.data(), {K}, at::kLong).clone());  // (K, d)
-  at::Tensor c2 = cc.square().sum(1).unsqueeze(0);
-  at::Tensor cct = cc.t().contiguous();
+  at::Tensor cc = xt.index_select(0, at::from_blob(cv.data(), {K}, at::kLong).clone()).to(acc);  // (K, d)
+  at::Tensor m = cc.mean(0);
+  at::Tensor cm = cc - m;
+  at::Tensor k0 = (cm * cm).sum(1) + 2 * (cm * m).sum(1);
+  at::Tensor cmt = cm.t().contiguous();
   std::vector<int32_t> out(N);
   for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
     const int64_t rb = std::min(kRowBlock, N - r0);
-    at::Tensor a = (c2 - 2 * at::mm(C.xc.narrow(0, r0, rb), cct)).argmin(1).to(at::kInt).contiguous();
+    at::Tensor a = (k0.unsqueeze(0) - 2 * at::mm(xt.narrow(0, r0, rb).to(acc), cmt)).argmin(1).to(at::kInt).contiguous();
     std::copy(a.data_ptr<int32_t>(), a.data_ptr<int32_t>() + rb, out.begin() + r0);
   }
   return out;

@@ -72,6 +72,8 @@ def _selectors(s):
 @click.option("--ema/--no-ema", default=None)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None)
 @click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
+@click.option("--beta-schedule", type=click.Choice(["linear", "squaredcos_cap_v2"]), default=None,
+              help="Noise schedule of training and sampling (default linear, the DDPM paper's).")
 @click.option("--sample-steps", type=click.IntRange(min=1), default=None)
 @click.option("--sample-batch", type=click.IntRange(min=1), default=None)
 @click.option("--cfg-scale", type=click.FloatRange(min=0), default=None,

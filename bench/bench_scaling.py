@@ -1,0 +1,88 @@
+"""Greedy scaling curve: time per pick vs pool size, Gaussian and clustered pools.
+
+For N = 16k ... 1M rows (d = 384, n = 4,096 picks, float32) it times fastsel's multi-pick greedy
+(one run each, exact picks) and prints beside it, measured in the same run:
+  * the memory floor of one-read-per-pick FPS: N * d * 4 bytes / read bandwidth, per pick;
+  * the GEMM bound: 2 * N * d flops per pick at the GEMM rate measured here (the multi-pick
+    update computes every (row, pick) distance once through a GEMM when nothing is pruned);
+  * the share of (row, pick) pairs the kernel examined (below 1: exact pruning skipped the rest).
+Use it to predict your own pool: time ~ n * max(GEMM bound x examined share, a few passes' reads).
+
+    python bench/bench_scaling.py [--sizes 16384,65536,262144,1048576] [--n 4096] [--out bench/results]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+
+import torch
+
+import fastsel
+from fastsel import bench as B
+from fastsel.io import save_json, save_text
+
+
+def gemm_rate(d: int = 384) -> float:
+    a = torch.randn(8192, d)
+    b = torch.randn(d, 512)
+    torch.mm(a, b)
+    best = min(_t(lambda: torch.mm(a, b)) for _ in range(5))
+    return 2 * 8192 * d * 512 / best
+
+
+def _t(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="16384,65536,262144,1048576")
+    ap.add_argument("--d", type=int, default=384)
+    ap.add_argument("--n", type=int, default=4096)
+    ap.add_argument("--pools", default="gauss,clustered")
+    ap.add_argument("--out", default="bench/results")
+    a = ap.parse_args(argv)
+    rate = gemm_rate(a.d)
+    rows = []
+    for N in [int(s) for s in a.sizes.split(",")]:
+        for kind in a.pools.split(","):
+            x = B._pool(N, a.d, torch.float32, kind=kind)
+            bw, _ = B.read_bandwidth(x, reps=8)
+            t = _t(lambda: fastsel.greedy(x, a.n, 0, backend="cpp", mode="multi"))
+            passes, picks, pairs, pairs_all = torch.ops.fastsel._greedy_stats().tolist()
+            r = dict(N=N, d=a.d, n=a.n, pool=kind, seconds=t, us_per_pick=t / a.n * 1e6,
+                     floor_us_per_pick=N * a.d * 4 / bw * 1e6, gemm_us_per_pick=2 * N * a.d / rate * 1e6,
+                     examined=pairs / max(pairs_all, 1), passes=passes, read_GBps=bw / 1e9)
+            rows.append(r)
+            print(f"N={N:>8d} {kind:9s} {t:8.2f} s  {r['us_per_pick']:9.1f} us/pick  floor {r['floor_us_per_pick']:8.1f}"
+                  f"  GEMM {r['gemm_us_per_pick']:8.1f}  examined {r['examined']:.3f}  passes {passes}", flush=True)
+            del x
+    meta = dict(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), machine=B._cpu_name(),
+                threads=torch.get_num_threads(), torch=torch.__version__, commit=B._commit(),
+                gemm_GFLOPs=rate / 1e9)
+    res = {"meta": meta, "rows": rows}
+    os.makedirs(a.out, exist_ok=True)
+    save_json(os.path.join(a.out, "bench_scaling.json"), res)
+    save_text(os.path.join(a.out, "bench_scaling.md"), markdown(res))
+    print(markdown(res))
+    return res
+
+
+def markdown(res: dict) -> str:
+    m = res["meta"]
+    out = [f"{m['date']} · {m['machine']} · {m['threads']} threads · torch {m['torch']} · commit {m['commit']}"
+           f" · GEMM {m['gemm_GFLOPs']:.0f} GFLOP/s", "",
+           "| N | pool | seconds (n picks) | µs / pick | memory floor µs / pick | GEMM bound µs / pick | pairs examined |"
+           " passes |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        out.append(f"| {r['N']:,} | {r['pool']} | {r['seconds']:.2f} | {r['us_per_pick']:.0f} | "
+                   f"{r['floor_us_per_pick']:.0f} | {r['gemm_us_per_pick']:.0f} | {r['examined']:.3f} | {r['passes']} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
