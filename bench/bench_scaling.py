@@ -60,7 +60,6 @@ def main(argv=None) -> dict:
             rows.append(r)
             print(f"N={N:>8d} {kind:9s} {t:8.2f} s  {r['us_per_pick']:9.1f} us/pick  floor {r['floor_us_per_pick']:8.1f}"
                   f"  GEMM {r['gemm_us_per_pick']:8.1f}  examined {r['examined']:.3f}  passes {passes}", flush=True)
-            del x
     meta = dict(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), machine=B._cpu_name(),
                 threads=torch.get_num_threads(), torch=torch.__version__, commit=B._commit(),
                 gemm_GFLOPs=rate / 1e9)

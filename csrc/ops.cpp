@@ -45,6 +45,13 @@ TORCH_LIBRARY(fastsel, m) {
   // the same without pruning (for tests and benchmarks); picks are identical.
   m.def("greedy(Tensor x, int n, int start, Tensor? min_d2=None, str mode=\"auto\") -> (Tensor, Tensor, Tensor)");
 
+  // greedy_sets: greedy on B independent sets at once. x (R, d) holds set b in
+  // rows ptr[b] .. ptr[b+1] (ptr (B+1) int64, from 0 to R); n (B) picks and
+  // start (B) local first picks per set; total = sum(n). Returns idx (total)
+  // int64 global row numbers, set after set, each set's picks in pick order,
+  // and d2 (total) as greedy's. Every set's picks equal greedy on that set alone.
+  m.def("greedy_sets(Tensor x, Tensor ptr, Tensor n, Tensor start, int total, str mode=\"auto\") -> (Tensor, Tensor)");
+
   // _greedy_stats: [passes, picks, pairs examined, rows x picks] of the last greedy
   // call in this process (diagnostics: benchmarks, pruning tests, live progress).
   m.def("_greedy_stats() -> Tensor");

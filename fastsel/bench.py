@@ -17,7 +17,6 @@ One-read-per-pick methods are timed over a few picks and reported per pick. Outp
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -37,13 +36,16 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 QUICK = {"greedy": [(65536, 384, 2048, "float32"), (65536, 384, 2048, "float32", "clustered"),
                     (65536, 384, 2048, "float16")],
          "threshold": [(65536, 384, 2048, "float32")],
-         "nn": [(16384, 32768, 384, "float32")]}
+         "nn": [(16384, 32768, 384, "float32")],
+         # sets: (B, N, d, k, pool): torch-quickfps's shape (8 blobs per set) and a point-cloud batch
+         "sets": [(8, 10000, 1024, 2500, "blobs"), (32, 2048, 3, 256, "gauss")]}
 FULL = {"greedy": [(16384, 384, 1024, "float32"), (65536, 384, 2048, "float32"),
                    (65536, 384, 2048, "float32", "clustered"), (65536, 384, 2048, "float16"),
                    (65536, 768, 4096, "float32"), (65536, 1024, 4096, "float32"), (262144, 384, 8192, "float32"),
                    (262144, 768, 32768, "float16")],
         "threshold": [(65536, 384, 2048, "float32"), (262144, 384, 8192, "float32")],
-        "nn": [(16384, 32768, 384, "float32"), (16384, 32768, 768, "float32")]}
+        "nn": [(16384, 32768, 384, "float32"), (16384, 32768, 768, "float32")],
+        "sets": [(8, 10000, 1024, 2500, "blobs"), (32, 2048, 3, 256, "gauss"), (256, 1024, 3, 128, "gauss")]}
 SLOW_PICKS = 16       # picks timed for baselines that read the pool once per pick
 SINGLE_PICKS = 128    # picks timed for fastsel's one-pick kernels
 AUTHORS_BUDGET_S = 20  # time budget for the authors' per-candidate Python threshold loop
@@ -293,6 +295,55 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
     return rows
 
 
+def _sets_pool(B: int, N: int, d: int, kind: str, seed: int = 0) -> torch.Tensor:
+    """(B, N, d) float32: i.i.d. Gaussian rows, or ``blobs``: per set 8 Gaussian blobs (spread 0.1
+    around N(0, 1) centres), rows in random order."""
+    g = torch.Generator().manual_seed(seed)
+    if kind == "gauss":
+        return torch.randn(B, N, d, generator=g)
+    c = torch.randn(B, 8, d, generator=g)
+    which = torch.randint(8, (B, N), generator=g)
+    return torch.gather(c, 1, which[..., None].expand(B, N, d)) + 0.1 * torch.randn(B, N, d, generator=g)
+
+
+def bench_sets(B, N, d, k, kind, backends, log) -> list[Row]:
+    """B independent sets: fastsel.greedy_sets vs fastsel one set at a time vs the batched anchors."""
+    from .sets import greedy_sets
+    x = _sets_pool(B, N, d, kind)
+    ref = greedy_sets(x.double(), k, 0).indices  # float64 picks, per set
+
+    def agree(p):  # leading picks equal to float64 FPS, the worst set
+        return min(first_divergence(p[b], ref[b]) for b in range(B))
+    rows = []
+    box = {}
+    if "cpp" in backends:
+        t = _best(lambda: box.__setitem__("p", greedy_sets(x, k, 0, backend="cpp").indices), 1)
+        rows.append(Row("sets", "fastsel.greedy_sets", "float32", N, d, k, t, extra={"B": B, "agree_f64": agree(box["p"])}))
+        t = _best(lambda: box.__setitem__("p", torch.stack([ops.greedy(x[b], k, 0, backend="cpp").indices
+                                                           for b in range(B)])), 1)
+        rows.append(Row("sets", "fastsel.greedy, one set after another", "float32", N, d, k, t,
+                        extra={"B": B, "agree_f64": agree(box["p"])}))
+    qf = _try_import("torch_quickfps")
+    if qf is not None:
+        t = _best(lambda: box.__setitem__("p", qf.sample_idx(x, k, start_idx=0)), 1)
+        rows.append(Row("sets", "torch-quickfps.sample_idx (c)", "float32", N, d, k, t,
+                        extra={"B": B, "agree_f64": agree(box["p"])}))
+    tf = _try_import("torch_fps")
+    if tf is not None:
+        mask = torch.ones(B, N, dtype=torch.bool)
+        st = torch.zeros(B, dtype=torch.long)
+        t = _best(lambda: box.__setitem__("p", tf.farthest_point_sampling(x, mask, k, start_idx=st, random_start=False)), 1)
+        rows.append(Row("sets", "torch-fps.farthest_point_sampling (c)", "float32", N, d, k, t,
+                        extra={"B": B, "agree_f64": agree(box["p"])}))
+    fast = next((r.seconds for r in rows if r.impl == "fastsel.greedy_sets"), None)
+    for r in rows:
+        r.extra["pool"] = kind
+        if fast:
+            r.extra["vs_fastsel"] = r.seconds / fast
+        log(r)
+    return rows
+
+
 def nn_exactness(n_query=512, d=384, spread=0.05, offset=100.0, seed=0) -> dict:
     """Wrong nearest neighbours (vs float64) on tight clusters far from the origin, per method."""
     g = torch.Generator().manual_seed(seed)
@@ -353,6 +404,8 @@ def run(grid: dict | None = None, backends=("cpp", "torch"), out_dir: str = "ben
         rows += bench_threshold(N, d, n, dt, backends, log)
     for (Q, R, d, dt) in grid["nn"]:
         rows += bench_nn(Q, R, d, dt, backends, log)
+    for case in grid.get("sets", []):
+        rows += bench_sets(*case, backends, log)
     meta = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": _cpu_name(),
@@ -403,6 +456,8 @@ def markdown(result: dict) -> str:
         notes = []
         if ex.get("pool") == "clustered":
             notes.append(f"**clustered pool** ({CLUSTERS} tight clusters)")
+        if "B" in ex:
+            notes.append(f"B={ex['B']} sets" + (", 8 blobs each" if ex.get("pool") == "blobs" else ""))
         if "two_point" in ex:
             notes.append(f"timed at {ex['two_point'][0]} and {ex['two_point'][1]} picks, extrapolated")
         elif "picks_timed" in ex:
@@ -411,8 +466,8 @@ def markdown(result: dict) -> str:
             k = min(r["n"], ex.get("picks_timed", r["n"]))
             notes.append("picks = float64 FPS" if ex["agree_f64"] >= k else
                          f"first {ex['agree_f64']} of {k} picks = float64 FPS")
-        if ex.get("vs_fastsel") and r["impl"] != "fastsel-cpp multi":
-            notes.append(f"fastsel multi {ex['vs_fastsel']:.1f}× faster")
+        if ex.get("vs_fastsel") and r["impl"] not in ("fastsel-cpp multi", "fastsel.greedy_sets"):
+            notes.append(f"fastsel {ex['vs_fastsel']:.1f}× faster")
         if "vs_unpruned" in ex:
             notes.append(f"{ex['vs_unpruned']:.2f}× unpruned, same picks: {ex['same_as_unpruned']}")
         if "read_GBps" in ex:

@@ -273,10 +273,15 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     ties go to the lowest index. ``start`` is the first pick (drawn from
     ``seed`` when None). ``progress(k)`` is called with the number of picks made.
     ``mode``: "single" reads the pool once per pick; "multi" makes exact multi-pick
-    passes (a GEMM per pass, same picks bit for bit); "auto" uses multi for large pools.
+    passes (a GEMM per pass, same picks bit for bit; exact block pruning on clustered
+    pools); "auto" uses multi for large pools. ``x`` of shape (B, N, d) selects in each
+    of B sets (``fastsel.sets.greedy_sets``: ``n``/``start`` may be per set; masks there).
     """
     if mode not in GREEDY_MODES:
         raise FastselError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
+    if getattr(x, "ndim", 2) == 3:  # a batch of sets (B, N, d): fastsel.sets.greedy_sets
+        from .sets import greedy_sets
+        return greedy_sets(x, n, start, seed=seed, backend=backend, mode=mode)
     x = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
@@ -461,9 +466,13 @@ if _backend.loaded():
     def _update_fake(x, min_d2, centres, thr, frm):
         return x.new_empty(x.shape[0], dtype=_acc(x)), x.new_empty(3, dtype=torch.float64)
 
+    @torch.library.register_fake("fastsel::greedy_sets")
+    def _greedy_sets_fake(x, ptr, n, start, total, mode="auto"):
+        return x.new_empty(total, dtype=torch.int64), x.new_empty(total, dtype=_acc(x))
+
     @torch.library.register_fake("fastsel::_greedy_stats")
     def _stats_fake():
-        return torch.empty(2, dtype=torch.int64)
+        return torch.empty(4, dtype=torch.int64)
 
     @torch.library.register_fake("fastsel::_stream_read")
     def _stream_fake(x):

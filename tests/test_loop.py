@@ -128,6 +128,14 @@ def test_loop_end_to_end_replace_three_arms(tiny_data, tmp_path):
     r2 = _cli("loop", tiny_data, *TINY, "--paradigm", "replace", "--selector", "none,greedy,threshold",
               "--run-dir", run)
     assert r2.returncode == 0 and r2.stdout == r.stdout
+    # a run written before a setting existed (its config.json lacks the key) resumes: the default applies
+    cfg_path = os.path.join(run, "config.json")
+    cfg = json.load(open(cfg_path))
+    assert cfg.pop("beta_schedule") == "linear"
+    json.dump(cfg, open(cfg_path, "w"))
+    r2b = _cli("loop", tiny_data, *TINY, "--paradigm", "replace", "--selector", "none,greedy,threshold",
+               "--run-dir", run)
+    assert r2b.returncode == 0 and r2b.stdout == r.stdout, r2b.stderr[-2000:]
     # another configuration in the same directory is refused in one line
     r3 = _cli("loop", tiny_data, *TINY, "--paradigm", "accumulate", "--run-dir", run)
     assert r3.returncode == 1 and "another configuration" in r3.stderr and "paradigm" in r3.stderr

@@ -24,6 +24,13 @@ def test_opcheck(case, dtype):
     torch.library.opcheck(op, CASES[case](x))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_opcheck_greedy_sets(dtype):
+    x = torch.randn(20, 6, generator=torch.Generator().manual_seed(0)).to(dtype)
+    t = lambda *v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
+    torch.library.opcheck(torch.ops.fastsel.greedy_sets, (x, t(0, 8, 8, 20), t(3, 0, 5), t(1, 0, 11), 8))
+
+
 def test_opcheck_stream_read():
     torch.library.opcheck(torch.ops.fastsel._stream_read, (torch.randn(1000),))
 

@@ -214,6 +214,53 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
   return {idx, d2, md};
 }
 
+// Independent sets (rows ptr[b] .. ptr[b+1] of x): n[b] picks from local start[b] each, every
+// set exactly as greedy_cpu alone would pick it. Many sets: in parallel, one thread per set
+// (small sets read their rows once per pick from cache); few sets: one after another, each
+// with every thread.
+std::tuple<at::Tensor, at::Tensor> greedy_sets_cpu(const at::Tensor& x_, const at::Tensor& ptr_,
+                                                   const at::Tensor& n_, const at::Tensor& start_, int64_t total,
+                                                   c10::string_view mode_) {
+  check_pool(x_, "x");
+  TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
+  TORCH_CHECK(ptr_.dim() == 1 && ptr_.size(0) >= 2 && ptr_.scalar_type() == at::kLong, "ptr must be a 1-D int64 tensor of B + 1 offsets");
+  const int64_t B = ptr_.size(0) - 1;
+  TORCH_CHECK(n_.dim() == 1 && n_.size(0) == B && n_.scalar_type() == at::kLong, "n must be a 1-D int64 tensor of B counts");
+  TORCH_CHECK(start_.dim() == 1 && start_.size(0) == B && start_.scalar_type() == at::kLong,
+              "start must be a 1-D int64 tensor of B local indices");
+  const std::string mode(mode_);
+  at::Tensor x = x_.contiguous(), ptr = ptr_.contiguous(), nn = n_.contiguous(), st = start_.contiguous();
+  const int64_t* P = ptr.data_ptr<int64_t>();
+  const int64_t* nv = nn.data_ptr<int64_t>();
+  const int64_t* sv = st.data_ptr<int64_t>();
+  TORCH_CHECK(P[0] == 0 && P[B] == x.size(0), "ptr must start at 0 and end at the number of rows");
+  std::vector<int64_t> off(B + 1, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t Nb = P[b + 1] - P[b];
+    TORCH_CHECK(Nb >= 0, "ptr must be non-decreasing");
+    TORCH_CHECK(nv[b] >= 0 && nv[b] <= Nb, "set ", b, ": n = ", nv[b], " is not in [0, ", Nb, "]");
+    TORCH_CHECK(nv[b] == 0 || (sv[b] >= 0 && sv[b] < Nb), "set ", b, ": start ", sv[b], " is out of range");
+    off[b + 1] = off[b] + nv[b];
+  }
+  TORCH_CHECK(off[B] == total, "total must equal the sum of n");
+  auto idx = at::empty({total}, x.options().dtype(at::kLong));
+  auto d2 = at::empty({total}, x.options().dtype(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+  auto one = [&](int64_t b) {
+    if (nv[b] == 0) return;
+    auto r = greedy_cpu(x.narrow(0, P[b], P[b + 1] - P[b]), nv[b], sv[b], std::nullopt, mode);
+    idx.narrow(0, off[b], nv[b]).copy_(std::get<0>(r) + P[b]);
+    d2.narrow(0, off[b], nv[b]).copy_(std::get<1>(r));
+  };
+  if (B >= 2 * at::get_num_threads()) {
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) one(b);
+    });
+  } else {
+    for (int64_t b = 0; b < B; ++b) one(b);
+  }
+  return {idx, d2};
+}
+
 }  // namespace cpu
 
 void reset_greedy_stats() {
@@ -240,5 +287,8 @@ at::Tensor greedy_stats() {
 }  // namespace cpu
 }  // namespace fastsel
 
-TORCH_LIBRARY_IMPL(fastsel, CPU, m) { m.impl("greedy", &fastsel::cpu::greedy_cpu); }
+TORCH_LIBRARY_IMPL(fastsel, CPU, m) {
+  m.impl("greedy", &fastsel::cpu::greedy_cpu);
+  m.impl("greedy_sets", &fastsel::cpu::greedy_sets_cpu);
+}
 TORCH_LIBRARY_IMPL(fastsel, CompositeExplicitAutograd, m) { m.impl("_greedy_stats", &fastsel::cpu::greedy_stats); }

@@ -160,6 +160,8 @@ class Loop:
         if os.path.exists(path):
             with open(path) as f:
                 old = json.load(f)
+            # settings added since the run was written take their defaults (what the run used)
+            old = json.loads(json.dumps(LoopConfig.from_json(old, path).to_json()))
             # the device may differ between a run and its resumption (another GPU, another rank)
             diff = sorted(k for k in set(old) | set(mine) if k != "device" and old.get(k) != mine.get(k))
             if diff:

@@ -1,0 +1,179 @@
+"""Greedy selection on many independent sets at once (point-cloud batches, per-class pools).
+
+Two forms:
+  * padded: ``greedy_sets(x, n)`` with ``x`` of shape (B, N, d), an optional ``mask`` (B, N) of
+    valid rows and ``n`` an int or B ints; returns local row numbers (B, max n), -1 past a set's n;
+    ``fastsel.greedy`` hands 3-D input here.
+  * packed, as torch_cluster's ``fps(src, batch, ratio)``: ``fps(x, batch=None, ratio=0.5)`` with
+    ``x`` (R, d) and ``batch`` (R,) sorted set ids, or ``ptr`` (B + 1) offsets; returns global row
+    numbers, set after set.
+Every set's picks equal ``fastsel.greedy`` on that set alone (same start, same ties). The CPU
+kernel (``fastsel::greedy_sets``) runs many sets in parallel, one thread per set, and few large
+sets one after another with every thread; elsewhere (CUDA, no extension) sets run one by one.
+Starts: set b draws its first pick from ``seed + b`` (set 0 as ``fastsel.greedy`` with ``seed``),
+unless given.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+
+from . import ops
+from .errors import FastselError
+
+IntOrInts = Union[int, Sequence[int], torch.Tensor]
+
+
+class SetsResult(NamedTuple):
+    indices: torch.Tensor    # (B, max n) int64 local row numbers (into each set's N rows), -1 past n[b]
+    distances: torch.Tensor  # (B, max n) min distance of each pick when picked (inf first, nan past n[b])
+
+
+def _per_set(v: IntOrInts, B: int, name: str) -> list:
+    if isinstance(v, torch.Tensor):
+        v = v.tolist()
+    if isinstance(v, (int,)) and not isinstance(v, bool):
+        return [int(v)] * B
+    v = list(v)
+    if len(v) != B or any(isinstance(a, bool) or int(a) != a for a in v):
+        raise FastselError(f"{name} must be an int or {B} ints (one per set), got {v!r}")
+    return [int(a) for a in v]
+
+
+def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode: str):
+    """(global indices, distances) of every set's picks, set after set."""
+    B = len(n)
+    sizes = [ptr[b + 1] - ptr[b] for b in range(B)]
+    for b in range(B):
+        if not 0 <= n[b] <= sizes[b]:
+            raise FastselError(f"set {b}: n = {n[b]} is not in [0, {sizes[b]}] (its number of rows)")
+        if n[b] and not 0 <= start[b] < sizes[b]:
+            raise FastselError(f"set {b}: start = {start[b]} is not in [0, {sizes[b]})")
+    e = ops.pow2_scale(rows)
+    rows = ops.ldexp(rows, e)
+    total = sum(n)
+    use_kernel = backend != "torch" and rows.device.type == "cpu" and ops._backend.has_kernel("greedy_sets", "cpu")
+    if backend == "cpp" and not use_kernel:
+        ops._impl("greedy", rows, "cpp")  # raises the one-line reason
+    if use_kernel:
+        t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
+        idx, d2 = torch.ops.fastsel.greedy_sets(rows, t(ptr), t(n), t(start), total, mode)
+    else:
+        parts_i, parts_d = [], []
+        for b in range(B):
+            if n[b]:
+                r = ops.greedy(rows[ptr[b]:ptr[b + 1]], n[b], start[b], backend=backend, mode=mode)
+                parts_i.append(r.indices + ptr[b])
+                parts_d.append(r.distances)
+        if not parts_i:
+            return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
+        return torch.cat(parts_i), ops.unscale(torch.cat(parts_d), e)
+    return idx, ops.unscale(d2.sqrt(), e)
+
+
+def _starts(start: Optional[IntOrInts], sizes: list, seed: int) -> list:
+    if start is None:
+        return [ops.draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
+    return _per_set(start, len(sizes), "start")
+
+
+def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Optional[torch.Tensor] = None,
+                seed: int = ops.DEFAULT_SEED, backend: str = "auto", mode: str = "auto") -> SetsResult:
+    """Greedy selection (Algorithm 1) on each of B sets: ``x`` (B, N, d); ``mask`` (B, N) bool marks
+    valid rows (default: all). ``n``: picks, an int or one per set. ``start``: each set's first pick,
+    a row number in 0..N-1 (a valid row under ``mask``), an int or one per set; None draws set b's
+    from ``seed + b``. Returns row numbers in 0..N-1 (B, max n), -1 past a set's n."""
+    if mode not in ops.GREEDY_MODES:
+        raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
+    if x.dim() != 3:
+        raise FastselError(f"x must be 3-D (B, N, d) for sets, got shape {tuple(x.shape)}")
+    B, N, d = x.shape
+    if B == 0:
+        raise FastselError("x holds no sets (B = 0)")
+    flat = ops.as_tensor(x.reshape(B * N, d), "x")
+    if mask is None:
+        keep = None
+        sizes = [N] * B
+        rows = flat
+    else:
+        mask = torch.as_tensor(mask)
+        if mask.shape != (B, N) or mask.dtype != torch.bool:
+            raise FastselError(f"mask must be a bool tensor of shape ({B}, {N}), got {mask.dtype} {tuple(mask.shape)}")
+        keep = mask.reshape(-1).to(flat.device)
+        sizes = mask.sum(1).tolist()
+        rows = flat[keep]
+        if rows.shape[0] == 0:
+            raise FastselError("mask marks no valid row")
+    nn = _per_set(n, B, "n")
+    if mask is None:
+        st = _starts(start, sizes, seed)
+        local_of = None
+    else:
+        # local numbering: valid rows of each set in order; starts given as row numbers are mapped
+        local_of = [torch.nonzero(mask[b]).reshape(-1) for b in range(B)]
+        if start is None:
+            st = _starts(None, sizes, seed)
+        else:
+            given = _per_set(start, B, "start")
+            st = []
+            for b, s in enumerate(given):
+                if not (0 <= s < N and bool(mask[b, s])):
+                    raise FastselError(f"set {b}: start {s} is not a valid (mask True) row")
+                st.append(int((local_of[b] < s).sum()))
+    ptr = [0]
+    for s in sizes:
+        ptr.append(ptr[-1] + s)
+    idx, dist = _run(rows, ptr, nn, st, backend, mode)
+    m = max(nn) if nn else 0
+    out_i = torch.full((B, m), -1, dtype=torch.int64)
+    out_d = torch.full((B, m), math.nan, dtype=dist.dtype)
+    o = 0
+    for b in range(B):
+        k = nn[b]
+        loc = idx[o:o + k].cpu() - ptr[b]
+        out_i[b, :k] = loc if local_of is None else local_of[b].cpu()[loc]
+        out_d[b, :k] = dist[o:o + k].cpu()
+        o += k
+    return SetsResult(out_i, out_d)
+
+
+def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Optional[Sequence[int]] = None,
+        random_start: bool = True, seed: int = ops.DEFAULT_SEED, backend: str = "auto",
+        mode: str = "auto") -> torch.Tensor:
+    """torch_cluster-style farthest-point sampling on packed sets: ``x`` (R, d), ``batch`` (R,) sorted
+    set ids (or ``ptr`` offsets); ceil(ratio * size) picks per set; returns global row numbers, set
+    after set. ``random_start=False`` starts every set at its first row."""
+    if mode not in ops.GREEDY_MODES:
+        raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
+    rows = ops.as_tensor(x, "x")
+    R = rows.shape[0]
+    if not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+        raise FastselError(f"ratio must be in (0, 1], got {ratio!r}")
+    if ptr is not None and batch is not None:
+        raise FastselError("give batch or ptr, not both")
+    if ptr is not None:
+        ptr = [int(p) for p in (ptr.tolist() if isinstance(ptr, torch.Tensor) else ptr)]
+        if ptr[0] != 0 or ptr[-1] != R or any(b < a for a, b in zip(ptr, ptr[1:])):
+            raise FastselError(f"ptr must rise from 0 to the number of rows ({R})")
+    elif batch is not None:
+        batch = torch.as_tensor(batch).reshape(-1).long().cpu()
+        if batch.numel() != R:
+            raise FastselError(f"batch has {batch.numel()} entries for {R} rows")
+        if R > 1 and bool((batch[1:] < batch[:-1]).any()):
+            raise FastselError("batch must be sorted (rows of each set together, sets in order)")
+        if int(batch[0]) < 0:
+            raise FastselError("batch ids must be >= 0")
+        counts = torch.bincount(batch).tolist()
+        ptr = [0]
+        for c in counts:
+            ptr.append(ptr[-1] + c)
+    else:
+        ptr = [0, R]
+    sizes = [b - a for a, b in zip(ptr, ptr[1:])]
+    n = [math.ceil(ratio * s) for s in sizes]
+    st = _starts(None, sizes, seed) if random_start else [0] * len(sizes)
+    return _run(rows, ptr, n, st, backend, mode)[0]
