@@ -64,6 +64,7 @@ struct ThresholdState {
   int64_t pos;     // next row to scan in the current pass; 0 = a pass begins
   bool added;      // the current pass accepted something
   int64_t filled;  // rows filled in index order (only duplicates were left)
+  bool stale = false;  // written by a lazy call: its min_d2 holds upper bounds, not a resumable state
 };
 
 inline ThresholdState read_threshold_state(const at::Tensor& state, int64_t N) {
@@ -71,6 +72,8 @@ inline ThresholdState read_threshold_state(const at::Tensor& state, int64_t N) {
               "state must be a float64 tensor of 4 values");
   auto st = state.cpu();
   const double* sp = st.data_ptr<double>();
+  TORCH_CHECK(sp[2] < 2.0, "state comes from a lazy threshold_decay call, whose min_d2 holds upper bounds: it "
+              "cannot be resumed (use mode='chunked' or 'single' for resumable calls)");
   ThresholdState s{sp[0], static_cast<int64_t>(sp[1]), sp[2] != 0.0, static_cast<int64_t>(sp[3])};
   TORCH_CHECK(s.pos >= 0 && s.pos <= N, "state holds an invalid scan position");
   return s;
@@ -81,7 +84,7 @@ inline at::Tensor threshold_state_tensor(const ThresholdState& s, const at::Devi
   double* sp = st.data_ptr<double>();
   sp[0] = s.tau;
   sp[1] = static_cast<double>(s.pos);
-  sp[2] = s.added ? 1.0 : 0.0;
+  sp[2] = (s.added ? 1.0 : 0.0) + (s.stale ? 2.0 : 0.0);
   sp[3] = static_cast<double>(s.filled);
   return st.to(device);
 }
@@ -111,8 +114,8 @@ inline ThresholdStart threshold_start(const at::Tensor& x, int64_t n, int64_t st
 
 // threshold_decay's mode and alpha (every backend).
 inline void check_threshold_args(const std::string& mode, double alpha) {
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked", "mode must be auto, single or chunked, got ",
-              mode);
+  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked" || mode == "lazy",
+              "mode must be auto, single, chunked or lazy, got ", mode);
   TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
 }
 

@@ -268,31 +268,47 @@ def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> lis
 
 
 def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
+    """At the default tau0 (the largest distance from the first pick) and at 2 x tau0 (seven more
+    decays before the first accept with alpha = 0.9)."""
     x = _pool(N, d, DTYPES[dtype_name])
-    tau = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
+    tau0 = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
     bw, _ = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
     t_greedy = _best(lambda: ops.greedy(x, n, 0), 1)
-    got, secs = authors_threshold(x, n, tau, 0.9, AUTHORS_BUDGET_S)
-    t_auth = secs / max(got - 1, 1) * n
-    rows = [Row("threshold", "fastsel greedy, same N and n", dtype_name, N, d, n, t_greedy),
-            Row("threshold", "authors-python-loop (b)", dtype_name, N, d, n, t_auth,
-                extra={"accepts_timed": got, "budget_s": AUTHORS_BUDGET_S})]
-    if "cpp" in backends:
-        ns = min(n, SINGLE_PICKS)
-        t = _best(lambda: ops.threshold_decay(x, ns, 0, tau, 0.9, backend="cpp", mode="single"), 1) / ns
-        rows.append(Row("threshold", "fastsel-cpp single", dtype_name, N, d, n, t * n, extra={"picks_timed": ns}))
-        t = _best(lambda: ops.threshold_decay(x, n, 0, tau, 0.9, backend="cpp", mode="chunked"), 1)
-        rows.append(Row("threshold", "fastsel-cpp chunked", dtype_name, N, d, n, t, extra={"tau0": tau}))
-    if "torch" in backends:
-        nb = min(n, SLOW_PICKS)
-        t = _best(lambda: ops.threshold_decay(x, nb, 0, tau, 0.9, backend="torch"), 1) / nb
-        rows.append(Row("threshold", "fastsel-torch", dtype_name, N, d, n, t * n, extra={"picks_timed": nb}))
-    for r in rows:
-        r.vs_authors, r.vs_floor = t_auth / r.seconds, r.seconds / (floor_pick * n)
-        r.extra["vs_greedy"] = r.seconds / t_greedy
-        log(r)
-    return rows
+    out = [Row("threshold", "fastsel greedy, same N and n", dtype_name, N, d, n, t_greedy)]
+    out[0].vs_floor = t_greedy / (floor_pick * n)
+    out[0].extra["vs_greedy"] = 1.0
+    log(out[0])
+    for rule, tau in (("default tau0", tau0), ("2 x tau0", 2 * tau0)):
+        got, secs = authors_threshold(x, n, tau, 0.9, AUTHORS_BUDGET_S)
+        t_auth = secs / max(got - 1, 1) * n
+        rows = [Row("threshold", "authors-python-loop (b)", dtype_name, N, d, n, t_auth,
+                    extra={"accepts_timed": got, "budget_s": AUTHORS_BUDGET_S})]
+        if "cpp" in backends:
+            if rule == "default tau0":
+                ns = min(n, SINGLE_PICKS)
+                t = _best(lambda: ops.threshold_decay(x, ns, 0, tau, 0.9, backend="cpp", mode="single"), 1) / ns
+                rows.append(Row("threshold", "fastsel-cpp single", dtype_name, N, d, n, t * n, extra={"picks_timed": ns}))
+            box = {}
+            for mode in ("chunked", "lazy"):
+                t = _best(lambda: box.__setitem__(mode, ops.threshold_decay(x, n, 0, tau, 0.9, backend="cpp",
+                                                                             mode=mode)), 1)
+                r = box[mode]
+                rows.append(Row("threshold", f"fastsel-cpp {mode}", dtype_name, N, d, n, t,
+                                extra={"decays": r.decays, "passes": r.passes}))
+            rows[-1].extra["same_as_chunked"] = bool(torch.equal(box["lazy"].indices, box["chunked"].indices)
+                                                     and box["lazy"].tau == box["chunked"].tau)
+        if "torch" in backends and rule == "default tau0":
+            nb = min(n, SLOW_PICKS)
+            t = _best(lambda: ops.threshold_decay(x, nb, 0, tau, 0.9, backend="torch"), 1) / nb
+            rows.append(Row("threshold", "fastsel-torch", dtype_name, N, d, n, t * n, extra={"picks_timed": nb}))
+        for r in rows:
+            r.vs_authors, r.vs_floor = t_auth / r.seconds, r.seconds / (floor_pick * n)
+            r.extra["vs_greedy"] = r.seconds / t_greedy
+            r.extra["tau_rule"] = rule
+            log(r)
+        out += rows
+    return out
 
 
 def _sets_pool(B: int, N: int, d: int, kind: str, seed: int = 0) -> torch.Tensor:
@@ -472,8 +488,12 @@ def markdown(result: dict) -> str:
             notes.append(f"{ex['vs_unpruned']:.2f}× unpruned, same picks: {ex['same_as_unpruned']}")
         if "read_GBps" in ex:
             notes.append(f"read {ex['read_GBps']} GB/s")
+        if ex.get("tau_rule"):
+            notes.append(f"τ: {ex['tau_rule']}" + (f", {ex['decays']} decays" if "decays" in ex else ""))
         if ex.get("vs_greedy") is not None and r["op"] == "threshold":
             notes.append(f"{ex['vs_greedy']:.2f}× greedy's time")
+        if "same_as_chunked" in ex:
+            notes.append(f"same picks and τ as chunked: {ex['same_as_chunked']}")
         if ex.get("vs_faiss") is not None:
             notes.append(f"{ex['vs_faiss']:.2f}× faiss's time")
         if "wrong_nn_clustered" in ex:

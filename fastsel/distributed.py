@@ -221,7 +221,8 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     q0 = start if perm is None else int(torch.argsort(perm)[start])
     if tau is None:  # the largest distance from the first pick, in float64 (the single-process value)
         row, _ = G.row(x_local, start)
-        tau = ops._tau_from_d2(G.max_value(ops.max_d2_from(x_local, row) if G.n_local else -1.0))
+        tau = ops._tau_from_d2(G.max_value(ops.max_d2_from(x_local, row) if G.n_local else -1.0),
+                               row.shape[-1], x_local.dtype)
     else:
         tau = math.ldexp(float(tau), e)  # the shard is scaled by 2**e
     tau, tau0 = float(tau), float(tau)

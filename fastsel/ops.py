@@ -262,7 +262,7 @@ def _watched(call, n: int, progress, poll: float = 0.25):
 # --------------------------------------------------------------------------- ops
 
 GREEDY_MODES = ("auto", "single", "multi")
-THRESHOLD_MODES = ("auto", "single", "chunked")
+THRESHOLD_MODES = ("auto", "single", "chunked", "lazy")
 
 
 def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, backend: str = "auto",
@@ -309,7 +309,9 @@ def scan_order(N: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
 
 def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, backend: str = "auto") -> float:
     """Data-derived initial threshold of :func:`threshold_decay`: the largest distance from the
-    first pick (``start``, drawn from ``seed`` when None) to any row.
+    first pick (``start``, drawn from ``seed`` when None) to any row, raised by the kernels'
+    rounding bound on a squared distance (relative 4 (d + 8) u: about 1e-4 for float32 data at
+    d = 384) so that no backend's computed distance of the farthest row exceeds it.
 
     Why: no row is farther from the selected set than that, so the filter begins where greedy
     selection does and tau decays (by alpha) before each wider-spaced layer is accepted -- the
@@ -326,7 +328,7 @@ def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, bac
 
 
 def _default_tau_scaled(x: torch.Tensor, start: int) -> float:
-    return _tau_from_d2(max_d2_from(x, x[start]))
+    return _tau_from_d2(max_d2_from(x, x[start]), *x.shape[1:], x.dtype)
 
 
 def max_d2_from(x: torch.Tensor, c: torch.Tensor, chunk: int = 16384) -> float:
@@ -340,8 +342,14 @@ def max_d2_from(x: torch.Tensor, c: torch.Tensor, chunk: int = 16384) -> float:
     return best
 
 
-def _tau_from_d2(best_d2: float) -> float:
-    tau = math.sqrt(best_d2) if best_d2 > 0 else 0.0
+def _tau_from_d2(best_d2: float, d: int = 1, dtype: torch.dtype = torch.float64) -> float:
+    """tau0 from the largest squared distance, raised by the kernels' rounding bound on a squared
+    distance (4 (d + 8) u, u of the accumulation dtype): every backend computes the farthest row's
+    distance in its own summation order, and one of them rounding it a unit above a bare tau0 would
+    accept it ("strictly greater") where another does not. Raised, no computed distance exceeds
+    tau0 on any backend, and the first pass begins, for all, with a decay."""
+    u = 2.0 ** -53 if dtype == torch.float64 else 2.0 ** -24
+    tau = math.sqrt(best_d2 * (1 + 4 * (d + 8) * u)) if best_d2 > 0 else 0.0
     return tau if tau > 0 and math.isfinite(tau) else 1.0
 
 
@@ -377,7 +385,9 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     ``order="index"`` scans in row order. ``tau=None`` uses :func:`default_tau`.
     When only exact duplicates of selected rows remain, the remaining slots are filled in
     scan order (``n_filled`` says how many). ``mode``: "single" updates the pool after every
-    accept, "chunked" once per 256 accepts (same result bit for bit), "auto" chunks large pools.
+    accept, "chunked" once per 256 accepts, "lazy" brings a row up to date only when the scan
+    reaches it (a pass that stops early reads only what it scanned); all give the same result bit
+    for bit; "auto" is lazy for large pools on the CPU.
     """
     if mode not in THRESHOLD_MODES:
         raise FastselError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
@@ -391,7 +401,7 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     e = pow2_scale(x)  # the filter runs on x * 2**e, with tau * 2**e; results come back in x's units
     x = ldexp(x, e)
     tau = _default_tau_scaled(x, start) if tau is None else math.ldexp(float(tau), e)
-    fn, _ = _impl("threshold_decay", x, backend)
+    fn, be = _impl("threshold_decay", x, backend)
     perm = scan_order(N, seed) if order == "random" else None
     if perm is not None:  # scan a permuted copy in index order, map the picks back
         x = x[perm.to(x.device)]
@@ -400,7 +410,11 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     def call(k, prev):
         md, st = (None, None) if prev is None else (prev[3], prev[4])
         return fn(x, k, start if prev is None else -1, tau, alpha, every_pass, md, st, mode)
-    outs = _resumable(call, n, progress, 100 if mode == "single" else 10)
+    lazy = mode == "lazy" or (mode == "auto" and N >= 8192 and n >= 64)  # as the CPU kernel resolves "auto"
+    if progress is not None and be == "cpp" and x.device.type == "cpu" and lazy:
+        outs = [_watched(lambda: call(n, None), n, progress)]  # a lazy call's state is not resumable
+    else:
+        outs = _resumable(call, n, progress, 100 if mode == "single" else 10)
     st = outs[-1][4]
     pos = torch.cat([o[0] for o in outs])
     tau_at = torch.cat([o[2] for o in outs])

@@ -122,7 +122,7 @@ def test_bad_arguments(backend, bad, match):
 @pytest.mark.parametrize("x, match", [
     (torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), "NaN or Inf"),
     (torch.tensor([[0.0, float("inf")], [1.0, 2.0]]), "NaN or Inf"),
-    (torch.zeros(5), "2-D"), (torch.zeros(2, 3, 4), "2-D"), (torch.zeros(0, 3), "empty"),
+    (torch.zeros(5), "2-D"), (torch.zeros(2, 3, 4, 5), "2-D"), (torch.zeros(0, 3), "empty"),
 ])
 def test_bad_data(x, match):
     with pytest.raises(ValueError, match=match):

@@ -184,12 +184,13 @@ needs_ext = pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed 
 @needs_ext
 @pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
 @pytest.mark.parametrize("tau, alpha", [(2.0, 0.9), (50.0, 0.5), (0.5, 0.99)])
-def test_chunked_equals_literal_algorithm(decay, tau, alpha, rng):
+@pytest.mark.parametrize("mode", ["chunked", "lazy"])
+def test_chunked_equals_literal_algorithm(decay, tau, alpha, mode, rng):
     x = np.unique(int_pool(rng, 60, 3, -3, 4), axis=0)
     rng.shuffle(x)
     n = min(40, len(x))
     want, want_tau = literal(x, n, 4, tau, alpha, decay == "every-pass", order=scan("random", len(x)))
-    r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, mode="chunked")
+    r = fastsel.threshold_decay(torch.from_numpy(x).float(), n, 4, tau, alpha, decay=decay, mode=mode)
     assert r.indices.tolist() == want and r.tau_at.tolist() == want_tau
 
 
@@ -197,7 +198,8 @@ def test_chunked_equals_literal_algorithm(decay, tau, alpha, rng):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("pool", ["gauss", "clusters_far", "integers"])
 @pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
-def test_chunked_is_bit_identical_to_single(dtype, pool, decay, rng):
+@pytest.mark.parametrize("mode", ["chunked", "lazy"])
+def test_chunked_is_bit_identical_to_single(dtype, pool, decay, mode, rng):
     c = rng.standard_normal((16, 32)) * 2 + 40.0
     x = {"gauss": rng.standard_normal((2500, 32)),
          "clusters_far": c[rng.integers(16, size=2500)] + 0.05 * rng.standard_normal((2500, 32)),
@@ -205,9 +207,10 @@ def test_chunked_is_bit_identical_to_single(dtype, pool, decay, rng):
     x = torch.from_numpy(x).to(dtype)
     n = 2500 if pool == "integers" else 900  # integers: runs into the duplicate fill
     a = fastsel.threshold_decay(x, n, 5, decay=decay, mode="single", backend="cpp")
-    b = fastsel.threshold_decay(x, n, 5, decay=decay, mode="chunked", backend="cpp")
+    b = fastsel.threshold_decay(x, n, 5, decay=decay, mode=mode, backend="cpp")
     assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
     assert torch.equal(a.tau_at, b.tau_at) and a.tau == b.tau and a.n_filled == b.n_filled
+    assert (a.passes, a.decays) == (b.passes, b.decays)
 
 
 @needs_ext
@@ -217,6 +220,26 @@ def test_chunked_resumes_from_state(rng):
     seen = []
     chunked = fastsel.threshold_decay(x, 1200, 0, 3.0, 0.8, mode="chunked", progress=seen.append)
     assert len(seen) > 1 and torch.equal(whole.indices, chunked.indices) and whole.tau == chunked.tau
+
+
+@needs_ext
+@pytest.mark.parametrize("tau", [None, 1e6, 0.05])  # default; decays many times; accepts nearly every row
+def test_lazy_at_many_taus_and_with_progress(tau, rng):
+    c = rng.standard_normal((30, 24)) * 3
+    x = torch.from_numpy(c[rng.integers(30, size=9000)] + 0.3 * rng.standard_normal((9000, 24))).float()
+    a = fastsel.threshold_decay(x, 1500, 2, tau, 0.9, mode="single")
+    seen = []
+    b = fastsel.threshold_decay(x, 1500, 2, tau, 0.9, progress=seen.append)  # auto: lazy, one watched call
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
+    assert torch.equal(a.tau_at, b.tau_at) and a.tau == b.tau and sum(seen) == 1500
+
+
+@needs_ext
+def test_lazy_state_is_not_resumable(rng):
+    x = torch.from_numpy(rng.standard_normal((500, 4))).float()
+    _, _, _, md, st = torch.ops.fastsel.threshold_decay(x, 50, 0, 1.0, 0.9, False, None, None, "lazy")
+    with pytest.raises(RuntimeError, match="lazy"):
+        torch.ops.fastsel.threshold_decay(x, 10, -1, 1.0, 0.9, False, md, st, "lazy")
 
 
 def test_bad_mode():

@@ -12,6 +12,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "cpu/multipick.h"
 #include "cpu/rowdist.h"
@@ -168,9 +170,192 @@ static void threshold_chunked(const at::Tensor& xt, const T* x, int64_t N, int64
   flush();  // the returned state is exact
 }
 
+// lazy: each row's min-distance is brought up to date against the accepts since its last visit
+// only when the scan reaches it (rows whose possibly stale value is already <= tau^2 are skipped:
+// values only fall), in blocks of rows by a certified GEMM, then against the accepts made inside
+// the block in the difference form. A pass that stops early reads only the rows it scanned. The
+// decisions (accept, decay, fill) are made on exact values, so picks, distances and tau are those
+// of the eager kernels; the returned min_d2 holds upper bounds for rows not brought up to date.
+constexpr int64_t kLazyBlock = 1024;  // rows per block of the scan
+constexpr int64_t kLazyDirect = 8;    // a row lagging this few accepts or fewer: the difference form
+
+template <typename T, typename Acc>
+static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t start, double alpha,
+                           bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2, double* tau_at) {
+  const double u = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;
+  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * u;
+  std::vector<Acc> mu(d);  // GEMMs on rows centred by a fixed row (any fixed vector keeps the bound valid)
+  for (int64_t j = 0; j < d; ++j) mu[j] = static_cast<Acc>(x[(start >= 0 ? start : 0) * d + j]);
+  std::vector<int64_t> acc;     // accepts of this call, in order
+  std::vector<Acc> arows;       // (A, d) their rows in the accumulation dtype
+  std::vector<Acc> ac;          // (A, d) centred
+  std::vector<double> an;       // norms of the centred accepts
+  std::vector<int64_t> ver(N, 0);  // accepts applied to md[i]
+  int64_t t = 0;
+  auto record = [&](int64_t i, Acc v) {
+    idx[t] = i;
+    d2[t] = v;
+    tau_at[t] = s.tau;
+    ++t;
+    md[i] = Acc(-1);
+    acc.push_back(i);
+    double nn = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      Acc r = static_cast<Acc>(x[i * d + j]);
+      arows.push_back(r);
+      Acc c = r - mu[j];
+      ac.push_back(c);
+      nn += static_cast<double>(c) * static_cast<double>(c);
+    }
+    an.push_back(std::sqrt(nn));
+    record_greedy_stats(0, 1);
+  };
+  // row i against accepts ver[i] .. A-1, difference form
+  auto direct = [&](int64_t i) {
+    const int64_t A = static_cast<int64_t>(acc.size());
+    Acc cur = md[i];
+    for (int64_t a = ver[i]; a < A; ++a) {
+      Acc v = row_d2_dispatch(x + i * d, arows.data() + a * d, d);
+      if (v < cur) cur = v;
+    }
+    md[i] = cur;
+    ver[i] = A;
+  };
+  // bring rows (unselected) up to date: a certified GEMM for the ones lagging many accepts
+  auto refresh = [&](std::vector<int64_t>& rows) {
+    const int64_t A = static_cast<int64_t>(acc.size());
+    std::vector<int64_t> G;
+    for (int64_t i : rows)
+      if (A - ver[i] > kLazyDirect) G.push_back(i);
+      else if (ver[i] < A) direct(i);
+    for (size_t g0 = 0; g0 < G.size(); g0 += 4096) {
+      const int64_t gb = std::min<int64_t>(4096, static_cast<int64_t>(G.size() - g0));
+      int64_t vmin = A;
+      for (int64_t q = 0; q < gb; ++q) vmin = std::min(vmin, ver[G[g0 + q]]);
+      const auto adt = std::is_same_v<Acc, double> ? at::kDouble : at::kFloat;
+      at::Tensor Xc = at::empty({gb, d}, at::TensorOptions().dtype(adt));
+      Acc* xp = Xc.data_ptr<Acc>();
+      std::vector<double> cn(gb);
+      at::parallel_for(0, gb, 64, [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const T* r = x + G[g0 + q] * d;
+          double nn = 0;
+          for (int64_t j = 0; j < d; ++j) {
+            Acc c = static_cast<Acc>(r[j]) - mu[j];
+            xp[q * d + j] = c;
+            nn += static_cast<double>(c) * static_cast<double>(c);
+          }
+          cn[q] = std::sqrt(nn);
+        }
+      });
+      const int64_t Ap = A - vmin;
+      at::Tensor At = at::from_blob(ac.data() + vmin * d, {Ap, d}, at::TensorOptions().dtype(adt));
+      at::Tensor Gm = at::mm(Xc, At.t());  // (gb, Ap)
+      const Acc* gp = Gm.data_ptr<Acc>();
+      at::parallel_for(0, gb, 64, [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t i = G[g0 + q];
+          Acc cur = md[i];
+          const double ci = cn[q];
+          double umin = std::numeric_limits<double>::infinity();
+          for (int64_t a = ver[i]; a < A; ++a) {
+            const double pa = an[a], sum = ci + pa;
+            double gv = ci * ci + pa * pa - 2.0 * static_cast<double>(gp[q * Ap + (a - vmin)]);
+            umin = std::min(umin, gv + kappa * sum * sum);
+          }
+          for (int64_t a = ver[i]; a < A; ++a) {
+            const double pa = an[a], sum = ci + pa;
+            double lo = ci * ci + pa * pa - 2.0 * static_cast<double>(gp[q * Ap + (a - vmin)]) - kappa * sum * sum;
+            if (lo <= umin && lo < static_cast<double>(cur)) {
+              Acc v = row_d2_dispatch(x + i * d, arows.data() + a * d, d);
+              if (v < cur) cur = v;
+            }
+          }
+          md[i] = cur;
+          ver[i] = A;
+        }
+      });
+    }
+  };
+  std::vector<int64_t> rows;
+  auto refresh_all = [&]() {  // exact state: every unselected row up to date
+    rows.clear();
+    const int64_t A = static_cast<int64_t>(acc.size());
+    for (int64_t i = 0; i < N; ++i)
+      if (md[i] >= Acc(0) && ver[i] < A) rows.push_back(i);
+    refresh(rows);
+  };
+  auto fill = [&]() {  // only exact duplicates of accepted rows are left: fill in index order
+    for (int64_t i = 0; i < N && t < n; ++i)
+      if (md[i] >= Acc(0)) {
+        record(i, md[i]);
+        ++s.filled;
+      }
+  };
+  s.stale = true;  // the returned min_d2 holds upper bounds: not a state to resume from
+  if (start >= 0) record(start, md[start]);
+  bool fresh = false;  // every unselected row is up to date
+  while (t < n) {
+    if (s.pos == 0) {
+      Acc ub = Acc(-1);  // an upper bound of the largest min-distance (exact when fresh)
+      for (int64_t i = 0; i < N; ++i) ub = std::max(ub, md[i]);
+      if (!fresh && static_cast<double>(ub) <= s.tau * s.tau) {  // the decay decision needs exact values
+        refresh_all();
+        ub = Acc(-1);
+        for (int64_t i = 0; i < N; ++i) ub = std::max(ub, md[i]);
+      }
+      if (static_cast<double>(ub) <= 0.0) {  // exact here (ub <= tau^2 refreshed every row)
+        fill();
+        break;
+      }
+      while (static_cast<double>(ub) <= s.tau * s.tau) s.tau *= alpha;
+    }
+    fresh = false;
+    const double thr = s.tau * s.tau;
+    bool accepted = false;
+    for (int64_t b0 = s.pos; b0 < N && !accepted; b0 += kLazyBlock) {
+      const int64_t b1 = std::min(N, b0 + kLazyBlock);
+      rows.clear();
+      const int64_t A = static_cast<int64_t>(acc.size());
+      for (int64_t i = b0; i < b1; ++i)
+        if (md[i] >= Acc(0) && static_cast<double>(md[i]) > thr && ver[i] < A) rows.push_back(i);
+      refresh(rows);
+      for (int64_t i = b0; i < b1; ++i) {
+        if (md[i] < Acc(0) || !(static_cast<double>(md[i]) > thr)) continue;
+        direct(i);  // the accepts made since the block's refresh
+        if (static_cast<double>(md[i]) > thr) {
+          record(i, md[i]);
+          s.added = true;
+          s.pos = i + 1;
+          accepted = true;
+          break;
+        }
+      }
+    }
+    if (accepted) continue;
+    // End of a full pass. One that accepted nothing happens only when a stale bound hid that no
+    // row is above tau^2: the eager kernels would have decayed at its start -- same tau -- or,
+    // with only duplicates left, filled without decaying.
+    if (!s.added) {
+      refresh_all();
+      fresh = true;
+      Acc best = Acc(-1);
+      for (int64_t i = 0; i < N; ++i) best = std::max(best, md[i]);
+      if (static_cast<double>(best) <= 0.0) {
+        fill();
+        break;
+      }
+    }
+    if (every_pass || !s.added) s.tau *= alpha;
+    s.pos = 0;
+    s.added = false;
+  }
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cpu(
     const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
     const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
+  reset_greedy_stats();  // the accept counter fastsel.ops._watched reads
   check_pool(x_, "x");
   const std::string mode(mode_);
   check_threshold_args(mode, alpha);
@@ -187,8 +372,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
-    const bool chunked = mode == "chunked" || (mode == "auto" && N >= kChunkedMinRows && n >= kChunkedMinPicks);
-    if (chunked) {
+    const bool big = N >= kChunkedMinRows && n >= kChunkedMinPicks;
+    if (mode == "lazy" || (mode == "auto" && big)) {
+      threshold_lazy<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
+                                      idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
+    } else if (mode == "chunked") {
       threshold_chunked<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
                                          idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
     } else {
