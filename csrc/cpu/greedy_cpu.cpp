@@ -62,6 +62,61 @@ static void greedy_single(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, 
   g_picks += n;
 }
 
+// Low-dimensional pools (d <= 8, e.g. point clouds): the rows transposed to columns, so one pick's
+// update runs across rows (compiled with the dimension fixed, free to vectorise). A row's squared
+// distance is summed in coordinate order from 0, which is what row_d2 computes when d is below
+// its vector width: the same values, bit for bit, as every other kernel.
+template <int D, typename T, typename Acc>
+static void greedy_lowd(const T* x, int64_t N, Acc* md, int64_t n, int64_t first, int64_t* idx, Acc* d2) {
+  std::vector<Acc> col(static_cast<size_t>(D) * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int j = 0; j < D; ++j) col[j * N + i] = static_cast<Acc>(x[i * D + j]);
+  int64_t pick = first;
+  for (int64_t t = 0; t < n; ++t) {
+    idx[t] = pick;
+    d2[t] = md[pick];
+    md[pick] = Acc(-1);
+    Acc c[D];
+    for (int j = 0; j < D; ++j) c[j] = col[j * N + pick];
+    for (int64_t i = 0; i < N; ++i) {  // no dependence between rows: the compiler vectorises it
+      Acc sq = Acc(0);
+      for (int j = 0; j < D; ++j) {
+        Acc u = col[j * N + i] - c[j];
+        sq += u * u;
+      }
+      Acc v = md[i];
+      md[i] = (v >= Acc(0) && sq < v) ? sq : v;
+    }
+    Acc best = Acc(-1);
+    for (int64_t i = 0; i < N; ++i) best = md[i] > best ? md[i] : best;
+    int64_t nxt = -1;
+    for (int64_t i = 0; i < N; ++i)
+      if (md[i] == best) {
+        nxt = i;
+        break;
+      }
+    pick = nxt;
+  }
+  g_passes += n;
+  g_picks += n;
+}
+
+template <typename T, typename Acc>
+static bool try_greedy_lowd(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first, int64_t* idx,
+                            Acc* d2) {
+  switch (d) {
+    case 1: greedy_lowd<1, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 2: greedy_lowd<2, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 3: greedy_lowd<3, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 4: greedy_lowd<4, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 5: greedy_lowd<5, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 6: greedy_lowd<6, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 7: greedy_lowd<7, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    case 8: greedy_lowd<8, T, Acc>(x, N, md, n, first, idx, d2); return true;
+    default: return false;
+  }
+}
+
 // (value desc, index asc): the order in which greedy prefers rows.
 template <typename Acc> struct Before {
   const Acc* v;
@@ -207,8 +262,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
                                     d2.data_ptr<Acc_t>(), prune);
     } else {
       if (first < 0) first = scan_state<Acc_t>(m, N, std::numeric_limits<double>::infinity(), N).best_i;
-      greedy_single<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
-                                     d2.data_ptr<Acc_t>());
+      // low d, small pools (a thread's share of cache): the column kernel, one thread per call
+      const bool lowd = d <= 8 && N <= (int64_t(1) << 16) &&
+                        try_greedy_lowd<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, first,
+                                                          idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>());
+      if (!lowd)
+        greedy_single<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
+                                       d2.data_ptr<Acc_t>());
     }
   });
   return {idx, d2, md};
