@@ -483,7 +483,8 @@ def markdown(result: dict) -> str:
             notes.append("picks = float64 FPS" if ex["agree_f64"] >= k else
                          f"first {ex['agree_f64']} of {k} picks = float64 FPS")
         if ex.get("vs_fastsel") and r["impl"] not in ("fastsel-cpp multi", "fastsel.greedy_sets"):
-            notes.append(f"fastsel {ex['vs_fastsel']:.1f}× faster")
+            v = ex["vs_fastsel"]
+            notes.append(f"fastsel {v:.1f}× faster" if v >= 1 else f"fastsel {1 / v:.1f}× slower")
         if "vs_unpruned" in ex:
             notes.append(f"{ex['vs_unpruned']:.2f}× unpruned, same picks: {ex['same_as_unpruned']}")
         if "read_GBps" in ex:
