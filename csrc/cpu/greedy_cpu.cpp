@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <functional>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -146,7 +148,13 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     if (ratio <= kPruneRatio && cen.size() >= 2) B = build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
   }
   // the centred copy, in block order when there are blocks
-  Centred C = centred_rows<T, Acc>(x, N, d, xt.options(), B.built() ? B.perm.data() : nullptr);
+  // (with blocks, built only if a pass needs the GEMM: clustered pools often never do)
+  std::optional<Centred> Copt;
+  std::function<const Centred&()> getC = [&]() -> const Centred& {
+    if (!Copt) Copt = centred_rows<T, Acc>(x, N, d, xt.options(), B.built() ? B.perm.data() : nullptr);
+    return *Copt;
+  };
+  if (!B.built()) getC();
 
   int64_t M = 256;
   std::vector<int64_t> rows;
@@ -219,9 +227,9 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     for (int64_t p : P) md[p] = Acc(-1);
     int64_t pairs = N * np;
     if (B.built()) {
-      pairs = update_pruned<T, Acc>(C, B, x, N, d, md, P, Ppos, dpc);
+      pairs = update_pruned<T, Acc>(getC, B, x, N, d, md, P, Ppos, dpc);
     } else {
-      update_against<T, Acc>(C, x, N, d, md, P);
+      update_against<T, Acc>(getC(), x, N, d, md, P);
     }
     g_pairs += pairs;
     g_pairs_all += N * np;

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -30,7 +31,8 @@
 namespace fastsel {
 namespace cpu {
 
-constexpr int64_t kBlockRows = 512;  // rows per block (a cell larger than this is cut by distance to its centre)
+constexpr int64_t kBlockRows = 512;   // rows per block (a cell larger than this is cut by distance to its centre)
+constexpr int64_t kDirectPicks = 16;  // a block with at most this many picks to settle: the difference form, no GEMM
 
 struct Blocks {
   int64_t K = 0;                  // number of blocks
@@ -187,8 +189,9 @@ inline bool row_may_change(const Blocks& B, int64_t j, double q, double m) {
 // leave more than half of the (row, pick) pairs, the whole pool is updated by tiles instead
 // (the same arithmetic, faster than per-block GEMMs). Returns the pairs examined.
 template <typename T, typename Acc>
-int64_t update_pruned(const Centred& C, const Blocks& B, const T* x, int64_t N, int64_t d, Acc* md,
-                      const std::vector<int64_t>& P, const std::vector<int64_t>& Ppos, const std::vector<double>& dpc) {
+int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks& B, const T* x, int64_t N, int64_t d,
+                      Acc* md, const std::vector<int64_t>& P, const std::vector<int64_t>& Ppos,
+                      const std::vector<double>& dpc) {
   const int64_t np = static_cast<int64_t>(P.size());
   if (np == 0) return 0;
   const int64_t U = B.U;
@@ -208,25 +211,27 @@ int64_t update_pruned(const Centred& C, const Blocks& B, const T* x, int64_t N, 
     }
   });
   const int64_t pairs = std::accumulate(pairs_k.begin(), pairs_k.end(), int64_t(0));
-  const double* cnp = C.cn.data_ptr<double>();
   std::vector<std::vector<Acc>> pbuf(np);
   std::vector<const Acc*> pexact(np);
-  std::vector<double> pn(np);
-  for (int64_t a = 0; a < np; ++a) {
-    pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
-    pn[a] = cnp[Ppos[a]];
-  }
+  for (int64_t a = 0; a < np; ++a) pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
   if (2 * pairs > N * np) {  // most pairs left: a plain full update is faster than the blocks'
     if (np <= 4) {
       for (int64_t a = 0; a < np; ++a)  // the one-pick streaming kernel, pool order
         update_all<T, Acc>(x, N, d, pexact[a], md, std::numeric_limits<double>::infinity(), N);
     } else {
-      update_against<T, Acc>(C, x, N, d, md, P, B.perm.data(), &Ppos);
+      update_against<T, Acc>(getC(), x, N, d, md, P, B.perm.data(), &Ppos);
     }
     return N * np;
   }
-  // 2. the blocks' updates against their picks
-  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * C.u;
+  // 2. the blocks' updates against their picks; the centred copy (for the GEMM) is built only
+  // when a block has many picks to settle
+  bool gemm = false;
+  for (int64_t k = 0; k < B.K && !gemm; ++k) gemm = static_cast<int64_t>(S[k].size()) > kDirectPicks;
+  const Centred* Cp = gemm ? &getC() : nullptr;
+  const double* cnp = gemm ? Cp->cn.data_ptr<double>() : nullptr;
+  std::vector<double> pn(gemm ? np : 0);
+  for (int64_t a = 0; gemm && a < np; ++a) pn[a] = cnp[Ppos[a]];
+  const double kappa = gemm ? 4.0 * (static_cast<double>(d) + 8.0) * Cp->u : 0.0;
   at::parallel_for(0, B.K, 1, [&](int64_t k0, int64_t k1) {
     std::vector<double> lo;
     for (int64_t k = k0; k < k1; ++k) {
@@ -235,7 +240,7 @@ int64_t update_pruned(const Centred& C, const Blocks& B, const T* x, int64_t N, 
       if (ns == 0) continue;
       const int64_t b = B.begin[k], e = B.begin[k + 1];
       const int32_t c = B.cell[k];
-      if (ns <= 8) {  // few picks: the difference form directly, pruned row by row
+      if (ns <= kDirectPicks) {  // few picks: the difference form directly, pruned row by row
         for (int64_t j = b; j < e; ++j) {
           const int64_t i = B.perm[j];
           Acc cur = md[i];
@@ -252,8 +257,8 @@ int64_t update_pruned(const Centred& C, const Blocks& B, const T* x, int64_t N, 
       // more picks: one GEMM of the block's centred rows against them, certified per pair
       std::vector<int64_t> cols(ns);
       for (int64_t s = 0; s < ns; ++s) cols[s] = Ppos[Sk[s]];
-      at::Tensor pc = C.xc.index_select(0, at::from_blob(cols.data(), {ns}, at::kLong)).t().contiguous();
-      at::Tensor G = at::mm(C.xc.narrow(0, b, e - b), pc);  // (rows, ns)
+      at::Tensor pc = Cp->xc.index_select(0, at::from_blob(cols.data(), {ns}, at::kLong)).t().contiguous();
+      at::Tensor G = at::mm(Cp->xc.narrow(0, b, e - b), pc);  // (rows, ns)
       const Acc* gp = G.data_ptr<Acc>();
       lo.resize(ns);
       for (int64_t j = b; j < e; ++j) {
