@@ -1,10 +1,10 @@
 """Pruned vs unpruned multi-pick greedy, repeated and alternated in one process (median of R runs).
 
 The bench table times each once; this script answers "is the pruned kernel slower where nothing
-prunes?" within this machine's run-to-run noise: R alternating runs of each mode per pool, medians
+prunes?" within this machine's run-to-run noise: R runs of each mode per pool in ABBA order, medians
 and their ratio, same picks checked every run.
 
-    python bench/bench_prune.py [--reps 5] [--N 65536] [--d 384] [--n 2048]
+    python bench/bench_prune.py [--reps 6] [--N 65536] [--d 384] [--n 2048]
 """
 import argparse
 import statistics
@@ -18,7 +18,7 @@ from fastsel import bench as B
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--N", type=int, default=65536)
     ap.add_argument("--d", type=int, default=384)
     ap.add_argument("--n", type=int, default=2048)
@@ -31,9 +31,9 @@ def main(argv=None):
         torch.ops.fastsel.greedy(x, 64, 0, None, "multi")  # warm-up
         t = {"multi-noprune": [], "multi": []}
         same, frac = True, 1.0
-        for _ in range(a.reps):
+        for rep in range(a.reps):
             out = {}
-            for mode in t:
+            for mode in (list(t) if rep % 2 == 0 else list(t)[::-1]):  # ABBA: no mode always runs second
                 t0 = time.perf_counter()
                 out[mode] = torch.ops.fastsel.greedy(x, a.n, 0, None, mode)
                 t[mode].append(time.perf_counter() - t0)

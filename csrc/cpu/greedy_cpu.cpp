@@ -34,7 +34,7 @@ constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size
 constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
 constexpr int64_t kPruneCells = 64;      // pruning: at most this many centres (cells) ...
 constexpr double kPruneRatio = 0.5;      // ... used when the sample's covering radius falls to this share
-constexpr int64_t kPruneMinPicks = 256;  // ... for selections of at least this many picks
+constexpr int64_t kPruneMinPicks = 512;  // ... for selections of at least this many picks
 }  // namespace
 
 template <typename T, typename Acc>

@@ -62,7 +62,7 @@ void pick_to_centres(const Blocks& B, const std::vector<Acc>& cenA, const T* x, 
 // high dimension, where distances concentrate).
 template <typename T, typename Acc>
 std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t first, int64_t K, double* ratio) {
-  const int64_t S = std::min<int64_t>(N, 4096);
+  const int64_t S = std::min<int64_t>(N, 2048);
   std::vector<int64_t> rows(S);
   for (int64_t j = 0; j < S; ++j) rows[j] = j * N / S;
   std::vector<Acc> md(S, std::numeric_limits<Acc>::infinity());
