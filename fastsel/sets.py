@@ -109,35 +109,29 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
         if rows.shape[0] == 0:
             raise FastselError("mask marks no valid row")
     nn = _per_set(n, B, "n")
-    if mask is None:
+    if mask is None or start is None:
         st = _starts(start, sizes, seed)
-        local_of = None
     else:
         # local numbering: valid rows of each set in order; starts given as row numbers are mapped
-        local_of = [torch.nonzero(mask[b]).reshape(-1) for b in range(B)]
-        if start is None:
-            st = _starts(None, sizes, seed)
-        else:
-            given = _per_set(start, B, "start")
-            st = []
-            for b, s in enumerate(given):
-                if not (0 <= s < N and bool(mask[b, s])):
-                    raise FastselError(f"set {b}: start {s} is not a valid (mask True) row")
-                st.append(int((local_of[b] < s).sum()))
+        given = _per_set(start, B, "start")
+        st = []
+        for b, s in enumerate(given):
+            if not (0 <= s < N and bool(mask[b, s])):
+                raise FastselError(f"set {b}: start {s} is not a valid (mask True) row")
+            st.append(int(mask[b, :s].sum()))
     ptr = [0]
     for s in sizes:
         ptr.append(ptr[-1] + s)
     idx, dist = _run(rows, ptr, nn, st, backend, mode)
     m = max(nn) if nn else 0
+    counts = torch.tensor(nn, dtype=torch.int64)
+    filled = torch.arange(m)[None, :] < counts[:, None]  # (B, m): set after set, as idx is laid out
+    # a pick's row number in its set: its flat position in the (B, N) grid, minus the set's start
+    flat_pos = idx.cpu() if keep is None else torch.nonzero(keep.cpu()).reshape(-1)[idx.cpu()]
     out_i = torch.full((B, m), -1, dtype=torch.int64)
+    out_i[filled] = flat_pos - torch.repeat_interleave(torch.arange(B, dtype=torch.int64) * N, counts)
     out_d = torch.full((B, m), math.nan, dtype=dist.dtype)
-    o = 0
-    for b in range(B):
-        k = nn[b]
-        loc = idx[o:o + k].cpu() - ptr[b]
-        out_i[b, :k] = loc if local_of is None else local_of[b].cpu()[loc]
-        out_d[b, :k] = dist[o:o + k].cpu()
-        o += k
+    out_d[filled] = dist.cpu()
     return SetsResult(out_i, out_d)
 
 

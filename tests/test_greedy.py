@@ -193,3 +193,21 @@ def test_multi_pick_resumes_from_state(rng):
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode must be"):
         fastsel.greedy(torch.randn(4, 2), 2, 0, mode="fast")
+
+
+@needs_ext
+@pytest.mark.parametrize("d", range(1, 9))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_low_d_column_kernel_is_bit_identical(d, dtype, rng):
+    """d <= 8 and small pools take the vectorised column kernel in single mode: the same picks and
+    distances as the row kernel (multi-pick without pruning, certified by the difference form), on
+    pools whose size is not a whole number of vectors, on integer ties, and resumed from a state."""
+    for N, pool in [(1237, rng.standard_normal((1237, d))), (1001, int_pool(rng, 1001, d, -2, 3))]:
+        x = torch.from_numpy(pool).to(dtype)
+        n = 400
+        i1, d1, m1 = torch.ops.fastsel.greedy(x, n, 5, None, "single")
+        i2, d2, m2 = torch.ops.fastsel.greedy(x, n, 5, None, "multi-noprune")
+        assert torch.equal(i1, i2) and torch.equal(d1, d2) and torch.equal(m1, m2)
+        a, _, state = torch.ops.fastsel.greedy(x, 150, 5, None, "single")
+        b, _, m3 = torch.ops.fastsel.greedy(x, n - 150, -1, state, "single")
+        assert torch.equal(torch.cat([a, b]), i1) and torch.equal(m3, m1)

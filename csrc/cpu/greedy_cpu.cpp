@@ -64,59 +64,24 @@ static void greedy_single(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, 
   g_picks += n;
 }
 
-// Low-dimensional pools (d <= 8, e.g. point clouds): the rows transposed to columns, so one pick's
-// update runs across rows (compiled with the dimension fixed, free to vectorise). A row's squared
-// distance is summed in coordinate order from 0, which is what row_d2 computes when d is below
-// its vector width: the same values, bit for bit, as every other kernel.
-template <int D, typename T, typename Acc>
-static void greedy_lowd(const T* x, int64_t N, Acc* md, int64_t n, int64_t first, int64_t* idx, Acc* d2) {
-  std::vector<Acc> col(static_cast<size_t>(D) * N);
-  for (int64_t i = 0; i < N; ++i)
-    for (int j = 0; j < D; ++j) col[j * N + i] = static_cast<Acc>(x[i * D + j]);
-  int64_t pick = first;
-  for (int64_t t = 0; t < n; ++t) {
-    idx[t] = pick;
-    d2[t] = md[pick];
-    md[pick] = Acc(-1);
-    Acc c[D];
-    for (int j = 0; j < D; ++j) c[j] = col[j * N + pick];
-    for (int64_t i = 0; i < N; ++i) {  // no dependence between rows: the compiler vectorises it
-      Acc sq = Acc(0);
-      for (int j = 0; j < D; ++j) {
-        Acc u = col[j * N + i] - c[j];
-        sq += u * u;
-      }
-      Acc v = md[i];
-      md[i] = (v >= Acc(0) && sq < v) ? sq : v;
-    }
-    Acc best = Acc(-1);
-    for (int64_t i = 0; i < N; ++i) best = md[i] > best ? md[i] : best;
-    int64_t nxt = -1;
-    for (int64_t i = 0; i < N; ++i)
-      if (md[i] == best) {
-        nxt = i;
-        break;
-      }
-    pick = nxt;
-  }
-  g_passes += n;
-  g_picks += n;
-}
-
+// Low-dimensional pools (d <= 8, e.g. point clouds): the rows transposed to columns (padded to
+// whole vectors with selected-looking rows) and handed to the vectorised column kernel
+// (rowdist.h, lowd_picks: the same distances, bit for bit, as every other kernel).
 template <typename T, typename Acc>
 static bool try_greedy_lowd(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first, int64_t* idx,
                             Acc* d2) {
-  switch (d) {
-    case 1: greedy_lowd<1, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 2: greedy_lowd<2, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 3: greedy_lowd<3, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 4: greedy_lowd<4, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 5: greedy_lowd<5, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 6: greedy_lowd<6, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 7: greedy_lowd<7, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    case 8: greedy_lowd<8, T, Acc>(x, N, md, n, first, idx, d2); return true;
-    default: return false;
-  }
+  if (d < 1 || d > 8) return false;
+  constexpr int64_t W = kLowdW<Acc>;
+  const int64_t Np = (N + W - 1) / W * W;
+  std::vector<Acc> col(static_cast<size_t>(d * Np), Acc(0)), mdp(static_cast<size_t>(Np), Acc(-1));
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < d; ++j) col[j * Np + i] = static_cast<Acc>(x[i * d + j]);
+  std::copy(md, md + N, mdp.begin());
+  lowd_picks(col.data(), Np, d, mdp.data(), n, first, idx, d2);
+  std::copy(mdp.begin(), mdp.begin() + N, md);
+  g_passes += n;
+  g_picks += n;
+  return true;
 }
 
 // (value desc, index asc): the order in which greedy prefers rows.

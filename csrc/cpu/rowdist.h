@@ -150,6 +150,61 @@ FASTSEL_INLINE BlockResult<Acc> update_block_impl(const T* __restrict x, int64_t
   return r;
 }
 
+// Greedy on a low-dimensional pool (1 <= D <= 8, e.g. point clouds) stored as D columns of Np
+// rows (Np a multiple of kLowdW<Acc>; padding rows hold md = -1): each pick's update runs across
+// rows, W rows per vector, fused with the arg-max (per-lane best, ties to the lowest index). A
+// row's squared distance is summed in coordinate order from the first, which is what row_d2
+// computes when d is below its vector width: the same values, bit for bit, as every kernel.
+template <typename Acc> constexpr int64_t kLowdW = 32 / sizeof(Acc);
+template <int D, typename Acc>
+FASTSEL_INLINE void lowd_picks_impl(const Acc* __restrict col, int64_t Np, Acc* __restrict md, int64_t n,
+                                    int64_t first, int64_t* __restrict idx, Acc* __restrict d2) {
+  // 32-byte vectors: one AVX2 register (64-byte ones spill in this loop without AVX-512)
+  typedef Acc V __attribute__((vector_size(32)));
+  using IT = std::conditional_t<std::is_same_v<Acc, float>, int32_t, int64_t>;
+  typedef IT VI __attribute__((vector_size(32)));
+  constexpr int W = kLowdW<Acc>;
+  VI lane;
+  for (int k = 0; k < W; ++k) lane[k] = static_cast<IT>(k);
+  const V zero = {};
+  int64_t pick = first;
+  for (int64_t t = 0; t < n; ++t) {
+    idx[t] = pick;
+    d2[t] = md[pick];
+    md[pick] = Acc(-1);
+    V c[D];
+    for (int j = 0; j < D; ++j) c[j] = zero + col[j * Np + pick];
+    V bestv = zero - Acc(1);
+    VI besti = lane;
+    for (int64_t b = 0; b < Np; b += W) {
+      V u, sq, v;
+      __builtin_memcpy(&u, col + b, sizeof(u));
+      u = u - c[0];
+      sq = u * u;
+      for (int j = 1; j < D; ++j) {
+        __builtin_memcpy(&u, col + j * Np + b, sizeof(u));
+        u = u - c[j];
+        sq = sq + u * u;
+      }
+      __builtin_memcpy(&v, md + b, sizeof(v));
+      VI take = (v >= zero) & (sq < v);  // bit blends (a vector ?: is scalarised by some compilers)
+      v = (V)(((VI)sq & take) | ((VI)v & ~take));
+      __builtin_memcpy(md + b, &v, sizeof(v));
+      VI gt = v > bestv;
+      bestv = (V)(((VI)v & gt) | ((VI)bestv & ~gt));
+      besti = ((lane + static_cast<IT>(b)) & gt) | (besti & ~gt);
+    }
+    Acc best = bestv[0];
+    int64_t bi = besti[0];
+    for (int k = 1; k < W; ++k)
+      if (bestv[k] > best || (bestv[k] == best && besti[k] < bi)) {
+        best = bestv[k];
+        bi = besti[k];
+      }
+    pick = best >= Acc(0) ? bi : -1;
+  }
+}
+
 #define FASTSEL_DECLARE_BLOCK(T, Acc)                                                                    \
   BlockResult<Acc> update_block(const T* x, int64_t d, const Acc* c, Acc* md, int64_t begin, int64_t end, \
                                 double thr, int64_t from);                                                \
@@ -159,6 +214,10 @@ FASTSEL_DECLARE_BLOCK(double, double)
 FASTSEL_DECLARE_BLOCK(c10::Half, float)
 FASTSEL_DECLARE_BLOCK(c10::BFloat16, float)
 #undef FASTSEL_DECLARE_BLOCK
+// lowd_picks: lowd_picks_impl for D = d (1..8), in the widest clone the CPU runs.
+void lowd_picks(const float* col, int64_t Np, int64_t d, float* md, int64_t n, int64_t first, int64_t* idx, float* d2);
+void lowd_picks(const double* col, int64_t Np, int64_t d, double* md, int64_t n, int64_t first, int64_t* idx,
+                double* d2);
 // row_d2_dispatch computes exactly what update_block computes for one row
 // (same source, same clone, -ffp-contract=off), so values from either agree bit for bit.
 
