@@ -45,6 +45,27 @@ def test_threshold_keeps_each_identical_source_in_proportion(k, rng):
     assert not fair(idx, k, n, N, runs) and idx[0] > 1.0 / k, idx
 
 
+@pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+def test_large_pool_kernels_keep_identical_sources_in_proportion(rng):
+    """The null control at the sizes where the lazy threshold filter and greedy's block pruning
+    engage (pools of 12,000 rows, 3,000 picks): one clustered distribution split into 3 sources,
+    stored one after another; both selectors keep each source in proportion (the lazy filter picks
+    what the chunked one picks; pruning examined under half the (row, pick) pairs)."""
+    k, per, n, d = 3, 4000, 3000, 32
+    centres = rng.standard_normal((64, d)) * 4
+    pool = (centres[rng.integers(64, size=k * per)] + 0.1 * rng.standard_normal((k * per, d))).astype(np.float32)
+    x = torch.from_numpy(pool)
+    thr = fastsel.threshold_decay(x, n, seed=1)  # auto: the lazy filter at this size
+    assert torch.equal(thr.indices, fastsel.threshold_decay(x, n, seed=1, mode="chunked").indices)
+    g = fastsel.greedy(x, n, seed=1)
+    stats = torch.ops.fastsel._greedy_stats().tolist()
+    assert stats[2] < 0.5 * stats[3], stats  # pairs examined out of rows x picks: pruning engaged
+    for idx in (thr.indices, g.indices):
+        got = shares(idx, k, per)
+        # 4 sd of a fair draw of n from N (one run)
+        assert fair(got, k, n, k * per, 1), got
+
+
 def test_loop_selection_step_is_fair(rng):
     k, per, runs = 3, 300, 6
     N, n = k * per, per

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <functional>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -112,11 +113,11 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, kPruneCells, &ratio);
     if (ratio <= kPruneRatio && cen.size() >= 2) B = build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
   }
-  // the centred copy, in block order when there are blocks
-  // (with blocks, built only if a pass needs the GEMM: clustered pools often never do)
+  // the centred copy: on the pool mean; with blocks, in block order, each row on its cell's centre
+  // (built only if a pass needs the GEMM: clustered pools often never do)
   std::optional<Centred> Copt;
   std::function<const Centred&()> getC = [&]() -> const Centred& {
-    if (!Copt) Copt = centred_rows<T, Acc>(x, N, d, xt.options(), B.built() ? B.perm.data() : nullptr);
+    if (!Copt) Copt = B.built() ? cell_centred_rows<T, Acc>(x, d, xt.options(), B, cenA) : centred_rows<T, Acc>(x, N, d, xt.options());
     return *Copt;
   };
   if (!B.built()) getC();
@@ -124,7 +125,10 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   int64_t M = 256;
   std::vector<int64_t> rows;
   std::vector<Acc> vals;
-  std::vector<int64_t> P, Ppos;
+  std::vector<int64_t> P;
+  std::vector<int64_t> heap, last;       // candidate heap; picks of the pass each candidate has seen
+  std::vector<std::vector<Acc>> pbuf;    // the pass's picks in the accumulation dtype ...
+  std::vector<const Acc*> pcen;          // ... (views for float32/float64 data)
   std::vector<double> dpc;  // (picks of the pass, centres): computed pick-to-centre distances
   rows.reserve(N);
   while (t < n) {
@@ -147,44 +151,53 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     rows.resize(m);
     vals.resize(m);
     for (int64_t a = 0; a < m; ++a) vals[a] = md[rows[a]];
-    // 2. resolve picks among the candidates, exactly as the one-pick loop would
+    // 2. resolve picks among the candidates, exactly as the one-pick loop would, lazily: a heap
+    // in greedy's order on values that are upper bounds (min-distances only fall); the top is
+    // brought up to date against the pass's picks made since its last visit, and taken once it
+    // is up to date and still on top -- then no other candidate can beat it.
     P.clear();
-    Ppos.clear();
     dpc.clear();
-    std::vector<char> taken(m, 0);
-    while (t < n) {
-      int64_t b = -1;
-      for (int64_t a = 0; a < m; ++a) {
-        if (taken[a]) continue;
-        if (b < 0 || vals[a] > vals[b] || (vals[a] == vals[b] && rows[a] < rows[b])) b = a;
+    pcen.clear();
+    last.assign(m, 0);
+    auto after = [&](int64_t a, int64_t b) { return vals[a] < vals[b] || (vals[a] == vals[b] && rows[a] > rows[b]); };
+    heap.resize(m);
+    std::iota(heap.begin(), heap.end(), int64_t(0));
+    std::make_heap(heap.begin(), heap.end(), after);
+    while (t < n && !heap.empty()) {
+      const int64_t a = heap.front();
+      const int64_t np_now = static_cast<int64_t>(P.size());
+      if (last[a] < np_now) {  // stale: lower it against the picks it has not seen, then re-queue
+        std::pop_heap(heap.begin(), heap.end(), after);
+        heap.pop_back();
+        const int64_t i = rows[a];
+        const int64_t j = B.built() ? B.ipos[i] : -1;
+        Acc cur = vals[a];
+        for (int64_t s = last[a]; s < np_now; ++s) {
+          // a pick that provably cannot bring the candidate closer is skipped
+          if (j >= 0 && !row_may_change(B, j, dpc[s * U + B.cell[B.bpos[j]]], static_cast<double>(cur))) continue;
+          Acc v = row_d2_dispatch(x + i * d, pcen[s], d);
+          if (v < cur) cur = v;
+        }
+        vals[a] = cur;
+        last[a] = np_now;
+        heap.push_back(a);
+        std::push_heap(heap.begin(), heap.end(), after);
+        continue;
       }
-      if (b < 0) break;
-      if (bounded && !(vals[b] > theta || (vals[b] == theta && rows[b] < itheta))) break;
-      const int64_t p = rows[b];
-      taken[b] = 1;
+      if (bounded && !(vals[a] > theta || (vals[a] == theta && rows[a] < itheta))) break;
+      std::pop_heap(heap.begin(), heap.end(), after);
+      heap.pop_back();
+      const int64_t p = rows[a];
       idx[t] = p;
-      d2[t] = vals[b];
+      d2[t] = vals[a];
       ++t;
       P.push_back(p);
+      pbuf.resize(std::max(pbuf.size(), P.size()));
+      pcen.push_back(centre<T, Acc>(x + p * d, d, pbuf[P.size() - 1]));
       if (B.built()) {
-        Ppos.push_back(B.ipos[p]);
         dpc.resize(P.size() * U);
         pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * U);
       }
-      if (t == n) break;
-      const Acc* c = centre<T, Acc>(x + p * d, d, buf);
-      const double* q = B.built() ? dpc.data() + (P.size() - 1) * U : nullptr;
-      at::parallel_for(0, m, 64, [&](int64_t a0, int64_t a1) {
-        for (int64_t a = a0; a < a1; ++a) {
-          if (taken[a]) continue;
-          if (q != nullptr) {  // a candidate the pick provably cannot bring closer
-            const int64_t j = B.ipos[rows[a]];
-            if (!row_may_change(B, j, q[B.cell[B.bpos[j]]], static_cast<double>(vals[a]))) continue;
-          }
-          Acc v = row_d2_dispatch(x + rows[a] * d, c, d);
-          if (v < vals[a]) vals[a] = v;
-        }
-      });
     }
     g_passes += 1;
     // 3. pool update against every pick of the pass
@@ -192,7 +205,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     for (int64_t p : P) md[p] = Acc(-1);
     int64_t pairs = N * np;
     if (B.built()) {
-      pairs = update_pruned<T, Acc>(getC, B, x, N, d, md, P, Ppos, dpc);
+      pairs = update_pruned<T, Acc>(getC, B, cenA, x, N, d, md, P, dpc);
     } else {
       update_against<T, Acc>(getC(), x, N, d, md, P);
     }
@@ -200,8 +213,8 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     g_pairs_all += N * np;
     g_picks += np;
     // 4. adapt the candidate count to how many picks a pass yields
-    if (2 * np >= M && M < 4096) M *= 2;
-    else if (8 * np < M && M > 32) M /= 2;
+    if (4 * np >= M && M < 8192) M *= 2;
+    else if (16 * np < M && M > 32) M /= 2;
   }
 }
 

@@ -23,6 +23,46 @@ namespace cpu {
 
 constexpr int64_t kRowBlock = 8192;  // rows per GEMM tile
 
+// A row centred on m, in the accumulation dtype (written to out); returns its float64 norm.
+template <typename T, typename AccT>
+FASTSEL_INLINE double centre_row(const T* row, const AccT* m, int64_t d, AccT* out) {
+  double s = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    AccT v = static_cast<AccT>(row[j]) - m[j];
+    out[j] = v;
+    s += static_cast<double>(v) * static_cast<double>(v);
+  }
+  return std::sqrt(s);
+}
+
+// The certified settle of one row (pool row xi, current min-distance cur >= 0) against ns picks,
+// given by accessors: g(s) the GEMM value <row, pick> of the centred vectors, pn(s) the pick's
+// centred norm (ci the row's; both centred on the same point), pex(s) the pick's row in the
+// accumulation dtype. |GEMM-form d^2 - difference-form d^2| <= kappa (ci + pn)^2 (kappa =
+// 4 (d + 8) u: the dot product's rounding, the centring's and the difference form's own), so a
+// pick can hold the new minimum only if its lower bound is under every pick's upper bound and
+// under the current value; only those are recomputed by row_d2_dispatch, the same difference form
+// as the one-pick kernel: the result is bit-identical to applying the picks one by one.
+// lo: scratch of ns doubles.
+template <typename T, typename Acc, typename GF, typename PNF, typename PXF>
+FASTSEL_INLINE Acc settle_row(const T* xi, int64_t d, Acc cur, double ci, int64_t ns, GF g, PNF pn, PXF pex,
+                              double kappa, double* lo) {
+  double umin = std::numeric_limits<double>::infinity();
+  for (int64_t s = 0; s < ns; ++s) {
+    const double pa = pn(s), sum = ci + pa, e = kappa * sum * sum;
+    const double gv = ci * ci + pa * pa - 2.0 * static_cast<double>(g(s));
+    lo[s] = gv - e;
+    umin = std::min(umin, gv + e);
+  }
+  for (int64_t s = 0; s < ns; ++s) {
+    if (lo[s] <= umin && lo[s] < static_cast<double>(cur)) {
+      Acc v = row_d2_dispatch(xi, pex(s), d);
+      if (v < cur) cur = v;
+    }
+  }
+  return cur;
+}
+
 struct Centred {
   at::Tensor xc;  // (N, d) accumulation dtype: x - mean(x)
   at::Tensor cn;  // (N,) float64 norms of the centred rows
@@ -32,9 +72,9 @@ struct Centred {
 
 // The centred copy in one parallel pass per step: column means in float64 (fixed row blocks,
 // summed in block order: the same result for any thread count), then each row centred in the
-// accumulation dtype with its float64 norm. Row r of xc is pool row perm[r] when perm is given.
+// accumulation dtype with its float64 norm.
 template <typename T, typename AccT>
-Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& opt, const int64_t* perm = nullptr) {
+Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& opt) {
   constexpr int64_t R = 1024;
   const int64_t nb = (N + R - 1) / R;
   std::vector<double> part(nb * d, 0.0);
@@ -58,15 +98,7 @@ Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& 
   double* cp = cn.data_ptr<double>();
   at::parallel_for(0, N, 256, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const T* row = x + (perm != nullptr ? perm[r] : r) * d;
-      AccT* out = xp + r * d;
-      double s = 0;
-      for (int64_t j = 0; j < d; ++j) {
-        AccT v = static_cast<AccT>(row[j]) - m[j];
-        out[j] = v;
-        s += static_cast<double>(v) * static_cast<double>(v);
-      }
-      cp[r] = std::sqrt(s);
+      cp[r] = centre_row<T, AccT>(x + r * d, m, d, xp + r * d);
     }
   });
   return {xc, cn, mu, acc == at::kDouble ? 0x1p-53 : 0x1p-24};
@@ -81,28 +113,24 @@ inline Centred make_centred(const at::Tensor& xt) {
   return C;
 }
 
-// Lower md[i] (for rows with md[i] >= 0) to min(md[i], d2(x_i, x_p)) over the picks P.
-// When C stores the rows permuted (row r of C.xc is pool row perm[r]), perm and the picks'
-// positions Ppos in C are given.
+// Lower md[i] (for rows with md[i] >= 0) to min(md[i], d2(x_i, x_p)) over the picks P: GEMM
+// tiles of the centred copy C (pool order) against the picks, each row settled by settle_row.
 template <typename T, typename Acc>
-void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md, const std::vector<int64_t>& P,
-                    const int64_t* perm = nullptr, const std::vector<int64_t>* Ppos = nullptr) {
+void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md, const std::vector<int64_t>& P) {
   const int64_t np = static_cast<int64_t>(P.size());
   if (np == 0) return;
   const double* cnp = C.cn.data_ptr<double>();
-  std::vector<int64_t> Pv(Ppos != nullptr ? *Ppos : P);
+  std::vector<int64_t> Pv(P);
   at::Tensor pidx = at::from_blob(Pv.data(), {np}, at::kLong).clone();
   at::Tensor pc = C.xc.index_select(0, pidx).t().contiguous();  // (d, P)
   std::vector<double> pn(np);
   std::vector<std::vector<Acc>> pbuf(np);
   std::vector<const Acc*> pexact(np);
   for (int64_t a = 0; a < np; ++a) {
-    pn[a] = cnp[Pv[a]];
+    pn[a] = cnp[P[a]];
     pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
   }
-  // |GEMM-form d^2 - difference-form d^2| <= kappa * (|c_i| + |c_p|)^2: the dot
-  // product's rounding, the centring's rounding and the difference form's own.
-  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * C.u;
+  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * C.u;  // settle_row's bound
   for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
     const int64_t rb = std::min(kRowBlock, N - r0);
     at::Tensor G = at::mm(C.xc.narrow(0, r0, rb), pc);  // (rb, P)
@@ -110,26 +138,13 @@ void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md,
     at::parallel_for(0, rb, 256, [&](int64_t i0, int64_t i1) {
       std::vector<double> lo(np);
       for (int64_t ii = i0; ii < i1; ++ii) {
-        const int64_t pos = r0 + ii, i = perm != nullptr ? perm[pos] : pos;
+        const int64_t pos = r0 + ii, i = pos;
         Acc cur = md[i];
         if (cur < Acc(0)) continue;
-        const double ci = cnp[pos];
-        double umin = std::numeric_limits<double>::infinity();
-        for (int64_t a = 0; a < np; ++a) {
-          double s = ci + pn[a];
-          double e = kappa * s * s;
-          double g = ci * ci + pn[a] * pn[a] - 2.0 * static_cast<double>(gp[ii * np + a]);
-          lo[a] = g - e;
-          umin = std::min(umin, g + e);
-        }
-        for (int64_t a = 0; a < np; ++a) {
-          // pick a can hold the new minimum only if its lower bound is under
-          // every pick's upper bound and under the current value
-          if (lo[a] <= umin && lo[a] < static_cast<double>(cur)) {
-            Acc v = row_d2_dispatch(x + i * d, pexact[a], d);
-            if (v < cur) cur = v;
-          }
-        }
+        const Acc* g = gp + ii * np;
+        cur = settle_row<T, Acc>(x + i * d, d, cur, cnp[pos], np, [&](int64_t a) { return g[a]; },
+                                 [&](int64_t a) { return pn[a]; }, [&](int64_t a) { return pexact[a]; }, kappa,
+                                 lo.data());
         md[i] = cur;
       }
     });

@@ -32,7 +32,7 @@ namespace fastsel {
 namespace cpu {
 
 constexpr int64_t kBlockRows = 512;   // rows per block (a cell larger than this is cut by distance to its centre)
-constexpr int64_t kDirectPicks = 16;  // a block with at most this many picks to settle: the difference form, no GEMM
+constexpr int64_t kDirectPicks = 2;   // a block with at most this many picks to settle: the difference form, no GEMM
 
 struct Blocks {
   int64_t K = 0;                  // number of blocks
@@ -70,6 +70,7 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
   std::vector<Acc> buf;
   int64_t cur = first;
   double r1 = 0;
+  std::vector<double> rad;  // squared covering radius after each centre
   for (int64_t k = 0; k < K; ++k) {
     cen.push_back(cur);
     const Acc* c = centre<T, Acc>(x + cur * d, d, buf);
@@ -88,6 +89,10 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
       }
     if (k == 0) r1 = static_cast<double>(bv);
     if (!(bv > Acc(0))) break;  // the sample is covered (duplicates)
+    rad.push_back(static_cast<double>(bv));
+    // clusters found (covering radius under a quarter of the first) and the last 8 centres shrank
+    // it by under 10 %: more centres would only split clusters whose rows are all alike
+    if (k >= 16 && rad[k] < 0.0625 * r1 && rad[k] > 0.81 * rad[k - 8]) break;
     cur = rows[best];
   }
   std::nth_element(md.begin(), md.begin() + S / 2, md.end());
@@ -167,6 +172,26 @@ Blocks build_blocks(const T* x, int64_t N, int64_t d, const std::vector<int32_t>
   return B;
 }
 
+// The centred copy for the blocks' GEMMs, in block order: row j (pool row perm[j]) centred on
+// its cell's centre, not on the pool mean, so the GEMM's error bound (kappa (|c_i| + |c_p|)^2)
+// scales with the cell's radius instead of the pool's: in tight clusters almost no pair needs
+// the difference form. A pick is centred on the same centre when a block meets it (update_pruned).
+template <typename T, typename Acc>
+Centred cell_centred_rows(const T* x, int64_t d, const at::TensorOptions& opt, const Blocks& B,
+                          const std::vector<Acc>& cenA) {
+  const int64_t N = static_cast<int64_t>(B.perm.size());
+  const auto acc = std::is_same_v<Acc, double> ? at::kDouble : at::kFloat;
+  at::Tensor xc = at::empty({N, d}, opt.dtype(acc));
+  at::Tensor cn = at::empty({N}, opt.dtype(at::kDouble));
+  Acc* xp = xc.data_ptr<Acc>();
+  double* cp = cn.data_ptr<double>();
+  at::parallel_for(0, N, 256, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      cp[r] = centre_row<T, Acc>(x + B.perm[r] * d, cenA.data() + B.cell[B.bpos[r]] * d, d, xp + r * d);
+  });
+  return {xc, cn, at::Tensor(), std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24};
+}
+
 // Computed distances r (row to centre) and q (pick to centre) are within a relative rel of the
 // exact ones (|v - D^2| <= eps D^2 puts sqrt(v) within a relative 2 eps of D).
 // Can a pick at computed distance q from block k's centre lower a min-distance <= m there?
@@ -183,14 +208,14 @@ inline bool row_may_change(const Blocks& B, int64_t j, double q, double m) {
   return !(lb > 0 && lb * lb * (1 - B.eps) >= m);
 }
 
-// Lower md[i] to min(md[i], d2(x_i, x_p)) over the picks P, pruned by the blocks. C holds the
-// centred rows in block order (C.xc row j is pool row B.perm[j]); Ppos are the picks' positions
-// there; dpc is (P, U): computed distances from each pick to each centre. When the bounds
-// leave more than half of the (row, pick) pairs, the whole pool is updated by tiles instead
-// (the same arithmetic, faster than per-block GEMMs). Returns the pairs examined.
+// Lower md[i] to min(md[i], d2(x_i, x_p)) over the picks P, pruned by the blocks. getC gives
+// the cell-centred copy in block order (cell_centred_rows); dpc is (P, U): computed distances
+// from each pick to each centre; cenA the centres. A block with few picks left by the bounds is
+// settled in the difference form, one with more by a GEMM against its picks centred on its
+// cell's centre, certified per pair (settle_row). Returns the pairs examined.
 template <typename T, typename Acc>
-int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks& B, const T* x, int64_t N, int64_t d,
-                      Acc* md, const std::vector<int64_t>& P, const std::vector<int64_t>& Ppos,
+int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks& B, const std::vector<Acc>& cenA,
+                      const T* x, int64_t N, int64_t d, Acc* md, const std::vector<int64_t>& P,
                       const std::vector<double>& dpc) {
   const int64_t np = static_cast<int64_t>(P.size());
   if (np == 0) return 0;
@@ -214,13 +239,9 @@ int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks&
   std::vector<std::vector<Acc>> pbuf(np);
   std::vector<const Acc*> pexact(np);
   for (int64_t a = 0; a < np; ++a) pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
-  if (2 * pairs > N * np) {  // most pairs left: a plain full update is faster than the blocks'
-    if (np <= 4) {
-      for (int64_t a = 0; a < np; ++a)  // the one-pick streaming kernel, pool order
-        update_all<T, Acc>(x, N, d, pexact[a], md, std::numeric_limits<double>::infinity(), N);
-    } else {
-      update_against<T, Acc>(getC(), x, N, d, md, P, B.perm.data(), &Ppos);
-    }
+  if (2 * pairs > N * np && np <= 4) {  // most pairs left, few picks: the one-pick streaming kernel
+    for (int64_t a = 0; a < np; ++a)
+      update_all<T, Acc>(x, N, d, pexact[a], md, std::numeric_limits<double>::infinity(), N);
     return N * np;
   }
   // 2. the blocks' updates against their picks; the centred copy (for the GEMM) is built only
@@ -229,11 +250,10 @@ int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks&
   for (int64_t k = 0; k < B.K && !gemm; ++k) gemm = static_cast<int64_t>(S[k].size()) > kDirectPicks;
   const Centred* Cp = gemm ? &getC() : nullptr;
   const double* cnp = gemm ? Cp->cn.data_ptr<double>() : nullptr;
-  std::vector<double> pn(gemm ? np : 0);
-  for (int64_t a = 0; gemm && a < np; ++a) pn[a] = cnp[Ppos[a]];
-  const double kappa = gemm ? 4.0 * (static_cast<double>(d) + 8.0) * Cp->u : 0.0;
+  const double kappa = gemm ? 4.0 * (static_cast<double>(d) + 8.0) * Cp->u : 0.0;  // settle_row's bound
+  const auto adt = std::is_same_v<Acc, double> ? at::kDouble : at::kFloat;
   at::parallel_for(0, B.K, 1, [&](int64_t k0, int64_t k1) {
-    std::vector<double> lo;
+    std::vector<double> lo, pn;
     for (int64_t k = k0; k < k1; ++k) {
       const std::vector<int32_t>& Sk = S[k];
       const int64_t ns = static_cast<int64_t>(Sk.size());
@@ -254,35 +274,22 @@ int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks&
         }
         continue;
       }
-      // more picks: one GEMM of the block's centred rows against them, certified per pair
-      std::vector<int64_t> cols(ns);
-      for (int64_t s = 0; s < ns; ++s) cols[s] = Ppos[Sk[s]];
-      at::Tensor pc = Cp->xc.index_select(0, at::from_blob(cols.data(), {ns}, at::kLong)).t().contiguous();
-      at::Tensor G = at::mm(Cp->xc.narrow(0, b, e - b), pc);  // (rows, ns)
+      // more picks: one GEMM of the block's rows against them, all centred on the cell's centre
+      at::Tensor pc = at::empty({ns, d}, at::TensorOptions().dtype(adt));
+      Acc* pp = pc.data_ptr<Acc>();
+      pn.resize(ns);
+      for (int64_t s = 0; s < ns; ++s) pn[s] = centre_row<T, Acc>(x + P[Sk[s]] * d, cenA.data() + c * d, d, pp + s * d);
+      at::Tensor G = at::mm(Cp->xc.narrow(0, b, e - b), pc.t());  // (rows, ns)
       const Acc* gp = G.data_ptr<Acc>();
       lo.resize(ns);
       for (int64_t j = b; j < e; ++j) {
         const int64_t i = B.perm[j];
         Acc cur = md[i];
         if (cur < Acc(0)) continue;
-        const double ci = cnp[j];
-        double umin = std::numeric_limits<double>::infinity();
         const Acc* g = gp + (j - b) * ns;
-        for (int64_t s = 0; s < ns; ++s) {
-          const double pa = pn[Sk[s]];
-          double sum = ci + pa;
-          double err = kappa * sum * sum;
-          double gv = ci * ci + pa * pa - 2.0 * static_cast<double>(g[s]);
-          lo[s] = gv - err;
-          umin = std::min(umin, gv + err);
-        }
-        for (int64_t s = 0; s < ns; ++s) {
-          if (lo[s] <= umin && lo[s] < static_cast<double>(cur)) {
-            Acc v = row_d2_dispatch(x + i * d, pexact[Sk[s]], d);
-            if (v < cur) cur = v;
-          }
-        }
-        md[i] = cur;
+        md[i] = settle_row<T, Acc>(x + i * d, d, cur, cnp[j], ns, [&](int64_t s) { return g[s]; },
+                                   [&](int64_t s) { return pn[s]; }, [&](int64_t s) { return pexact[Sk[s]]; },
+                                   kappa, lo.data());
       }
     }
   });

@@ -199,15 +199,9 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
     ++t;
     md[i] = Acc(-1);
     acc.push_back(i);
-    double nn = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      Acc r = static_cast<Acc>(x[i * d + j]);
-      arows.push_back(r);
-      Acc c = r - mu[j];
-      ac.push_back(c);
-      nn += static_cast<double>(c) * static_cast<double>(c);
-    }
-    an.push_back(std::sqrt(nn));
+    for (int64_t j = 0; j < d; ++j) arows.push_back(static_cast<Acc>(x[i * d + j]));
+    ac.resize(ac.size() + d);
+    an.push_back(centre_row<T, Acc>(x + i * d, mu.data(), d, ac.data() + ac.size() - d));
     record_greedy_stats(0, 1);
   };
   // row i against accepts ver[i] .. A-1, difference form
@@ -238,14 +232,7 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
       std::vector<double> cn(gb);
       at::parallel_for(0, gb, 64, [&](int64_t q0, int64_t q1) {
         for (int64_t q = q0; q < q1; ++q) {
-          const T* r = x + G[g0 + q] * d;
-          double nn = 0;
-          for (int64_t j = 0; j < d; ++j) {
-            Acc c = static_cast<Acc>(r[j]) - mu[j];
-            xp[q * d + j] = c;
-            nn += static_cast<double>(c) * static_cast<double>(c);
-          }
-          cn[q] = std::sqrt(nn);
+          cn[q] = centre_row<T, Acc>(x + G[g0 + q] * d, mu.data(), d, xp + q * d);
         }
       });
       const int64_t Ap = A - vmin;
@@ -253,24 +240,14 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
       at::Tensor Gm = at::mm(Xc, At.t());  // (gb, Ap)
       const Acc* gp = Gm.data_ptr<Acc>();
       at::parallel_for(0, gb, 64, [&](int64_t q0, int64_t q1) {
+        std::vector<double> lo(Ap);
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t i = G[g0 + q];
-          Acc cur = md[i];
-          const double ci = cn[q];
-          double umin = std::numeric_limits<double>::infinity();
-          for (int64_t a = ver[i]; a < A; ++a) {
-            const double pa = an[a], sum = ci + pa;
-            double gv = ci * ci + pa * pa - 2.0 * static_cast<double>(gp[q * Ap + (a - vmin)]);
-            umin = std::min(umin, gv + kappa * sum * sum);
-          }
-          for (int64_t a = ver[i]; a < A; ++a) {
-            const double pa = an[a], sum = ci + pa;
-            double lo = ci * ci + pa * pa - 2.0 * static_cast<double>(gp[q * Ap + (a - vmin)]) - kappa * sum * sum;
-            if (lo <= umin && lo < static_cast<double>(cur)) {
-              Acc v = row_d2_dispatch(x + i * d, arows.data() + a * d, d);
-              if (v < cur) cur = v;
-            }
-          }
+          const int64_t v0 = ver[i];
+          const Acc* g = gp + q * Ap + (v0 - vmin);
+          Acc cur = settle_row<T, Acc>(x + i * d, d, md[i], cn[q], A - v0, [&](int64_t a) { return g[a]; },
+                                       [&](int64_t a) { return an[v0 + a]; },
+                                       [&](int64_t a) { return arows.data() + (v0 + a) * d; }, kappa, lo.data());
           md[i] = cur;
           ver[i] = A;
         }
