@@ -10,20 +10,39 @@ Environment switches:
 import glob
 import json
 import os
+import re
 import shutil
 
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NO_EXT = os.environ.get("FASTSEL_NO_EXTENSION", "0") == "1"
+ABI3_TAG = "cp39"  # the abi3 wheel's minimum CPython (set with the extension below)
+VERSION = re.search(r'__version__ = "([^"]+)"', open(os.path.join(ROOT, "fastsel", "_version.py")).read()).group(1)
 
 
-def _write_build_info(info):
-    path = os.path.join(ROOT, "fastsel", "_build_info.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(info, f, indent=1)
-    os.replace(tmp, path)
+def _write_build_info(info, pkg_dirs):
+    """fastsel/_build_info.json (what `fastsel info` reports), written when something is built --
+    into the source tree and the build tree's copy of the package -- not on every setup.py call."""
+    for d in dict.fromkeys(pkg_dirs):
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "_build_info.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(info, f, indent=1)
+        os.replace(tmp, path)
+
+
+def _with_build_info(base, info):
+    """``base`` (a build command) writing the build info first."""
+    class WithInfo(base):
+        def run(self):
+            dirs = [os.path.join(ROOT, "fastsel")]
+            if getattr(self, "build_lib", None) and not getattr(self, "inplace", False):
+                dirs.append(os.path.join(self.build_lib, "fastsel"))
+            _write_build_info(info, dirs)
+            super().run()
+    return WithInfo
 
 
 def _extensions():
@@ -59,6 +78,16 @@ def _extensions():
                                            "cuda_cmake_macros.h")):
             extra["nvcc"].append("-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE")
         archs = [a for a in os.environ.get("TORCH_CUDA_ARCH_LIST", "").replace(";", " ").split() if a]
+    # abi3 as extension-cpp builds it: the module uses only the limited C API (csrc/ops.cpp);
+    # Py_LIMITED_API makes the compiler hold it to that (torch >= 2.6's BuildExtension defines it,
+    # at its own minimum CPython; older torch: we do), and the wheel is tagged to match (setup()).
+    global ABI3_TAG
+    torch_min = getattr(ce, "min_supported_cpython", None)
+    if torch_min is None:
+        define_macros.append(("Py_LIMITED_API", "0x03090000"))
+        ABI3_TAG = "cp39"
+    else:
+        ABI3_TAG = f"cp3{int(torch_min, 16) >> 16 & 0xff}"
     ext = ext_cls(
         "fastsel._C",
         sources,
@@ -68,7 +97,7 @@ def _extensions():
         extra_link_args=["-fopenmp"],
         py_limited_api=True,
     )
-    _write_build_info({
+    info = {
         "extension": True,
         "cuda": with_cuda,
         "cuda_archs": archs,
@@ -76,19 +105,21 @@ def _extensions():
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "cxx_flags": cxx,
-    })
-    return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
+    }
+    return [ext], {"build_ext": _with_build_info(ce.BuildExtension.with_options(use_ninja=True), info)}
 
 
 if NO_EXT:
-    ext_modules, cmdclass = [], {}
-    _write_build_info({"extension": False, "cuda": False, "reason": "FASTSEL_NO_EXTENSION=1 at install"})
+    from setuptools.command.build_py import build_py
+    ext_modules = []
+    cmdclass = {"build_py": _with_build_info(build_py, {"extension": False, "cuda": False,
+                                                        "reason": "FASTSEL_NO_EXTENSION=1 at install"})}
 else:
     ext_modules, cmdclass = _extensions()
 
 setup(
     name="fastsel",
-    version="0.1.0",
+    version=VERSION,
     description="Exact, fast entropy-maximising data selection (greedy FPS, threshold-decay filter, k-NN) for model-collapse research",
     long_description=open(os.path.join(ROOT, "README.md")).read() if os.path.exists(os.path.join(ROOT, "README.md")) else "",
     long_description_content_type="text/markdown",
@@ -105,4 +136,5 @@ setup(
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,
+    options={"bdist_wheel": {"py_limited_api": ABI3_TAG}} if ext_modules else {},
 )

@@ -32,7 +32,7 @@ trc=$?
 tail -25 "$OUT/tests.log"
 echo "tests: exit $trc"
 [ -n "${SKIP_BENCH:-}" ] && exit $(( trc != 0 ))
-timeout "${BENCH_TIMEOUT:-300}" "$PY" -m fastsel.bench_gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
+timeout "${BENCH_TIMEOUT:-300}" "$PY" -m fastsel bench gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 brc=$?
 tail -3 "$OUT/bench.log"
 echo "bench: exit $brc"

@@ -30,19 +30,28 @@ TORCH_LIBRARY(fastsel, m) {
   // Ties go to the lowest index. Deterministic.
   //   mode: "single" reads the pool once per pick; "multi" makes exact
   //     multi-pick passes (below); "auto" picks multi for large pools.
-  // Multi-pick pass: min-distances only decrease, so after a pass the top-M
-  // rows by min-distance, resolved one by one among themselves with the exact
-  // difference form, yield every next pick whose value still beats the
-  // (M+1)-th row (value, then lower index). The pool is then updated against
-  // all of the pass's picks at once by a GEMM on centred data; a rigorous bound
-  // on the GEMM's rounding decides which (row, pick) pairs are recomputed in the
-  // difference form, so the min-distance state -- and hence every pick -- is
-  // bit-identical to the one-pick kernel's. From a fresh start (min_d2 None),
-  // "multi" also prunes (CPU, csrc/cpu/prune.h): once 128 rows are picked, rows
-  // are grouped by their nearest pick into blocks with a centre and radius, and
-  // a (block, pick) pair whose triangle-inequality bound proves that no
-  // min-distance in the block can fall is skipped unread. "multi-noprune" is
-  // the same without pruning (for tests and benchmarks); picks are identical.
+  // Multi-pick pass -- THE exactness argument of every multi-pick kernel (CPU
+  // csrc/cpu/greedy_cpu.cpp, multipick.h, prune.h; CUDA csrc/cuda/multipick.cuh,
+  // the chunked/lazy threshold filters); their comments point here:
+  //  1. min-distances only decrease, so after a pass the top-M rows by
+  //     min-distance, resolved one by one among themselves with the exact
+  //     difference form, yield every next pick whose value still beats the
+  //     (M+1)-th row (value, then lower index). (CPU: resolved lazily -- a
+  //     candidate's value is an upper bound until brought up to date against the
+  //     pass's picks, and one is taken only when up to date and on top.)
+  //  2. The pool is then updated against all of the pass's picks at once by a
+  //     GEMM on centred rows (any common centre: the pool mean, a pruning cell's
+  //     centre); |GEMM form - difference form| <= 4 (d + 8) u (|a| + |b|)^2
+  //     bounds each pair, and only the pairs whose interval can hold a row's
+  //     new minimum are recomputed in the difference form.
+  //  3. Pruning (CPU, csrc/cpu/prune.h; from a fresh start, >= 512 picks, when
+  //     a k-centre pass over a 2,048-row sample shows clusters): blocks of rows
+  //     with a centre and radius bounds; a (block, pick) or (row, pick) pair
+  //     whose triangle-inequality bound, shrunk by the kernel's rounding bound,
+  //     proves that no min-distance can fall is skipped unread.
+  // So the min-distance state -- and hence every pick -- is bit-identical to the
+  // one-pick kernel's. "multi-noprune" is "multi" without 3 (CPU; tests and
+  // benchmarks); picks are identical.
   m.def("greedy(Tensor x, int n, int start, Tensor? min_d2=None, str mode=\"auto\") -> (Tensor, Tensor, Tensor)");
 
   // greedy_sets: greedy on B independent sets at once. x (R, d) holds set b in
@@ -92,8 +101,8 @@ TORCH_LIBRARY(fastsel, m) {
   // Lowers each unselected row's min_d2 (selected rows hold -1) against every
   // row of `centres` (P, d), with the same arithmetic as greedy's kernel, and
   // returns the new state plus a float64 summary [best value, its index (lowest
-  // on ties; -1 if none), first index >= from whose value is > thr (-1 if none)].
-  m.def("update_min_d2(Tensor x, Tensor min_d2, Tensor centres, float thr, int from) -> (Tensor, Tensor)");
+  // on ties; -1 if none), first index >= start_from whose value is > thr (-1 if none)].
+  m.def("update_min_d2(Tensor x, Tensor min_d2, Tensor centres, float thr, int start_from) -> (Tensor, Tensor)");
 
   // _fps_one_block: benchmark baseline (CUDA only): FPS with one thread block
   // for the whole set, as GPU FPS libraries run each set of a batch. Returns idx (n,).

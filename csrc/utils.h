@@ -90,11 +90,12 @@ inline at::Tensor threshold_state_tensor(const ThresholdState& s, const at::Devi
 }
 
 // threshold_decay's starting point on every backend: the scan state (fresh, or the caller's
-// with start = -1) and the min-distance state, both checked.
+// with start = -1) and the min-distance state, both checked, and the outputs to fill.
 struct ThresholdStart {
   ThresholdState s;
   at::Tensor md;
   int64_t start;
+  at::Tensor idx, d2, tau_at;  // (n,) int64 accepts, their squared min-distances, the tau each beat
 };
 
 inline ThresholdStart threshold_start(const at::Tensor& x, int64_t n, int64_t start, double tau,
@@ -109,7 +110,8 @@ inline ThresholdStart threshold_start(const at::Tensor& x, int64_t n, int64_t st
   at::Tensor md = initial_state(x, min_d2, start);
   TORCH_CHECK(std::isfinite(s.tau) && s.tau > 0.0, "tau must be finite and > 0, got ", s.tau);
   check_unselected(md, n);
-  return {s, md, start};
+  return {s, md, start, at::empty({n}, x.options().dtype(at::kLong)), at::empty({n}, md.options()),
+          at::empty({n}, x.options().dtype(at::kDouble))};
 }
 
 // threshold_decay's mode and alpha (every backend).
@@ -119,8 +121,23 @@ inline void check_threshold_args(const std::string& mode, double alpha) {
   TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
 }
 
-// Diagnostics behind fastsel::_greedy_stats (passes and picks of the last greedy call).
+// greedy's mode (every backend; "multi-noprune" only where pruning exists, the CPU) and what
+// "auto" resolves to: multi-pick passes from this pool size and this many picks.
+constexpr int64_t kMultiMinRows = 8192;
+constexpr int64_t kMultiMinPicks = 64;
+inline void check_greedy_mode(const std::string& mode, bool has_noprune) {
+  const bool ok = mode == "auto" || mode == "single" || mode == "multi" || (has_noprune && mode == "multi-noprune");
+  TORCH_CHECK(ok, "mode must be auto, single, multi", has_noprune ? " or multi-noprune" : " or ... (no multi-noprune here)",
+              ", got ", mode);
+}
+inline bool greedy_multi_pick(const std::string& mode, int64_t N, int64_t n) {
+  return mode == "multi" || mode == "multi-noprune" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
+}
+
+// Diagnostics behind fastsel::_greedy_stats (csrc/greedy_stats.cpp): passes, picks, and the
+// (row, pick) pairs multi-pick updates examined out of all rows x picks, of the last call.
 void reset_greedy_stats();
 void record_greedy_stats(int64_t passes, int64_t picks);
+void record_greedy_pairs(int64_t examined, int64_t all);
 
 }  // namespace fastsel

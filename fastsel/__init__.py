@@ -18,9 +18,9 @@ if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("FASTSEL_OMP_WAIT_PO
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 
 from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, greedy, nn, scan_order, threshold_decay
-from .select import select
+from .select import register_selector, select
 from .sets import SetsResult, fps, greedy_sets
 
-__version__ = "0.1.0"
-__all__ = ["greedy", "greedy_sets", "fps", "threshold_decay", "nn", "select", "default_tau", "scan_order",
+from ._version import __version__
+__all__ = ["greedy", "greedy_sets", "fps", "threshold_decay", "nn", "select", "register_selector", "default_tau", "scan_order",
            "GreedyResult", "SetsResult", "ThresholdResult", "NNResult", "__version__"]

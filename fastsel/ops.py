@@ -477,7 +477,7 @@ if _backend.loaded():
         return query.new_empty(query.shape[0], k, dtype=_acc(query)), query.new_empty(query.shape[0], k, dtype=torch.int64)
 
     @torch.library.register_fake("fastsel::update_min_d2")
-    def _update_fake(x, min_d2, centres, thr, frm):
+    def _update_fake(x, min_d2, centres, thr, start_from):
         return x.new_empty(x.shape[0], dtype=_acc(x)), x.new_empty(3, dtype=torch.float64)
 
     @torch.library.register_fake("fastsel::greedy_sets")

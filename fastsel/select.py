@@ -1,6 +1,19 @@
-"""One entry point over the selectors: greedy, threshold and random."""
+"""The selectors, in one registry: ``fastsel.select``, ``fastsel select --method``, the loop's
+selection step (``fastsel.loop.pool.select_from``) and every list of selector names read it.
+
+Built in: ``greedy`` (Algorithm 1), ``threshold`` (Algorithm 2) and ``random`` (a seeded uniform
+subsample). Adding one is one call::
+
+    @fastsel.register_selector("my-method", help="what it keeps")
+    def my_method(x, n, *, seed, **options):   # x: (N, d) tensor; options: start, backend, tau, ...
+        return indices                          # int64 tensor of n rows (or (indices, info dict))
+
+after which ``fastsel.select(x, n, "my-method")``, ``fastsel select --method my-method`` and
+``fastsel loop --selectors none,my-method`` run it.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -8,33 +21,105 @@ import torch
 from . import ops
 from .errors import FastselError
 
-METHODS = ("greedy", "threshold", "random")
+
+@dataclass(frozen=True)
+class Selector:
+    name: str
+    run: Callable           # run(x, n, *, start, seed, backend, progress, tau, alpha, decay, order) -> idx | (idx, info)
+    help: str = ""
+    op: Optional[str] = None           # the kernel op whose backend it uses (None: plain PyTorch)
+    sharded: Optional[Callable] = None  # the same on a row shard under torchrun (fastsel.distributed), or None
+    sharded_op: Optional[str] = None
+
+
+SELECTORS: dict = {}
+
+
+def register_selector(name: str, run: Optional[Callable] = None, *, help: str = "", op: Optional[str] = None,
+                      sharded: Optional[Callable] = None, sharded_op: Optional[str] = None, replace: bool = False):
+    """Register ``run`` as selector ``name`` (usable as a decorator). ``run(x, n, **options)`` gets
+    the pool as an (N, d) tensor and the keywords start, seed, backend, progress, tau, alpha,
+    decay, order (take what it needs, ``**_`` the rest) and returns the picked rows (int64) or
+    (rows, info dict)."""
+    if not isinstance(name, str) or not name or "," in name or name in ("none", "all"):
+        raise FastselError(f"a selector name must be a non-empty string without commas, other than "
+                           f"'none' and 'all' (the loop's own), got {name!r}")
+
+    def add(fn):
+        if name in SELECTORS and not replace:
+            raise FastselError(f"selector {name!r} is already registered (replace=True to override)")
+        SELECTORS[name] = Selector(name, fn, help, op, sharded, sharded_op)
+        return fn
+    return add if run is None else add(run)
+
+
+def selector_names() -> tuple:
+    return tuple(SELECTORS)
+
+
+def get_selector(name: str) -> Selector:
+    if name not in SELECTORS:
+        raise FastselError(f"method must be one of {', '.join(SELECTORS)}, got {name!r}")
+    return SELECTORS[name]
+
+
+def _greedy(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", progress=None, **_):
+    return ops.greedy(x, n, start, seed=seed, backend=backend, progress=progress).indices
+
+
+def _greedy_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", **_):
+    from . import distributed as D
+    return D.greedy(x, n, start, seed=seed, backend=backend).indices
+
+
+def _threshold(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", progress=None, tau=None,
+               alpha=ops.DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
+    r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend,
+                            progress=progress)
+    return r.indices, r.info()
+
+
+def _threshold_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", tau=None,
+                       alpha=ops.DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
+    from . import distributed as D
+    r = D.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend)
+    return r.indices, r.info()
+
+
+def _random(x, n, *, seed=ops.DEFAULT_SEED, progress=None, **_):
+    x = ops.as_tensor(x)
+    n = ops._check_n(n, x.shape[0])
+    g = torch.Generator().manual_seed(int(seed))
+    idx = torch.randperm(x.shape[0], generator=g)[:n]
+    if progress is not None:
+        progress(n)
+    return idx
+
+
+register_selector("greedy", _greedy, help="farthest-point sampling (Algorithm 1)", op="greedy",
+                  sharded=_greedy_sharded, sharded_op="update_min_d2")
+register_selector("threshold", _threshold, help="threshold-decay filter (Algorithm 2)", op="threshold_decay",
+                  sharded=_threshold_sharded, sharded_op="threshold_decay")
+register_selector("random", _random, help="seeded uniform subsample")
+
+METHODS = selector_names()  # the built-in names (a registry read at import; selector_names() is live)
 
 
 def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
            tau: Optional[float] = None, alpha: float = ops.DEFAULT_ALPHA, decay: str = "empty-pass",
            order: str = "random", backend: str = "auto", progress: Optional[Callable[[int], None]] = None,
            return_info: bool = False):
-    """Indices (int64, in pick order) of an ``n``-row subset chosen by ``method``.
+    """Indices (int64, in pick order) of an ``n``-row subset chosen by the registered selector
+    ``method`` (``fastsel.select.SELECTORS``).
 
     ``random`` is the vanilla paradigm's uniform subsample (seeded permutation).
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds
     ``tau0``, ``tau_end``, ``passes``, ``decays``, ``n_filled`` and ``order`` (else it is empty).
     """
-    info: dict = {}
-    if method == "greedy":
-        idx = ops.greedy(x, n, start, seed=seed, backend=backend, progress=progress).indices
-    elif method == "threshold":
-        r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend,
-                                progress=progress)
-        idx, info = r.indices, r.info()
-    elif method == "random":
-        x = ops.as_tensor(x)
-        n = ops._check_n(n, x.shape[0])
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(x.shape[0], generator=g)[:n]
-        if progress is not None:
-            progress(n)
-    else:
-        raise FastselError(f"method must be one of {METHODS}, got {method!r}")
-    return (idx, info) if return_info else idx
+    out = get_selector(method).run(x, n, start=start, seed=seed, backend=backend, progress=progress, tau=tau,
+                                   alpha=alpha, decay=decay, order=order)
+    idx, info = out if isinstance(out, tuple) else (out, {})
+    idx = torch.as_tensor(idx).to(torch.int64)
+    if idx.dim() != 1 or idx.numel() != n:
+        raise FastselError(f"selector {method!r} returned {tuple(idx.shape)} indices, not {n}")
+    return (idx, dict(info)) if return_info else idx

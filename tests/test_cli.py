@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fastsel.cli.main import cli
-from conftest import free_port
+from _helpers import free_port
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import torch
 
 import fastsel
 from fastsel import _backend, reference
-from conftest import DTYPES, RTOL, brute_knn, check_greedy_maximal, clustered_pool, int_pool
+from _helpers import DTYPES, RTOL, brute_knn, check_greedy_maximal, clustered_pool, int_pool
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 import fastsel
 from fastsel import distributed as D
 
-from conftest import BACKENDS, clustered_pool, free_port, int_pool
+from _helpers import BACKENDS, clustered_pool, free_port, int_pool
 
 
 def _pools():

@@ -16,7 +16,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
 from fastsel.loop.pool import candidate_pool, equal_share_counts, select_from, source_shares  # noqa: E402
-from conftest import free_port  # noqa: E402
+from _helpers import free_port  # noqa: E402
 
 ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
 
@@ -66,7 +66,7 @@ def test_selectors_on_a_hand_made_pool():
 
 def test_unet_presets_match_the_documented_sizes():
     from fastsel.loop.config import LoopConfig
-    from fastsel.loop.model import build_unet
+    from fastsel.loop.train import build_unet
     want = {"c32": 7.13, "c48": 16.01, "paper": 10.69}
     for name, m in want.items():
         net = build_unet(LoopConfig(dataset="x", unet=name), 32, 3)

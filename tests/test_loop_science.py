@@ -13,7 +13,7 @@ import fastsel
 from fastsel.cli.main import cli
 from fastsel.loop.pool import Candidates, select_from
 
-from conftest import clustered_pool
+from _helpers import clustered_pool
 
 
 def stacked(rng, k, per, d=16):

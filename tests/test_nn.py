@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import fastsel
-from conftest import DTYPES, brute_knn as brute, clustered_pool, int_pool
+from _helpers import DTYPES, brute_knn as brute, clustered_pool, int_pool
 
 
 def test_hand_case(backend, device):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fastsel
-from conftest import DTYPES, RTOL, check_greedy_maximal, int_pool
+from _helpers import DTYPES, RTOL, check_greedy_maximal, int_pool
 
 pytestmark = pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
 

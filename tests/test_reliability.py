@@ -13,7 +13,7 @@ import fastsel
 from fastsel import metrics as M
 from fastsel.cli.main import cli
 
-from conftest import free_port
+from _helpers import free_port
 
 
 def run(*args):
@@ -250,7 +250,7 @@ def test_loop_resume_of_bad_folders(loop_run):
 
 def test_tampered_and_truncated_checkpoints(loop_run):
     from fastsel.io import DataError
-    from fastsel.loop import model as MD
+    from fastsel.loop import train as MD
     from fastsel.loop.config import LoopConfig
     t = loop_run
     cfg = LoopConfig(dataset="x", unet="tiny", train_steps=4, batch_size=4, ckpt_every=2, n=8)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fastsel
-from conftest import DTYPES, int_pool
+from _helpers import DTYPES, int_pool
 
 
 def _alone(x, n, start, backend="auto"):

@@ -4,7 +4,7 @@ import torch
 
 import fastsel
 from fastsel import streaming as S
-from conftest import BACKENDS, int_pool
+from _helpers import BACKENDS, int_pool
 
 
 def _sorted_clusters(rng, N=6000, d=16, k=64):

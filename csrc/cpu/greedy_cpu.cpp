@@ -1,15 +1,14 @@
-// CPU kernels of fastsel::greedy (schema and contract: csrc/ops.cpp).
+// CPU kernels of fastsel::greedy and fastsel::greedy_sets (schemas and contract: csrc/ops.cpp).
 //
 // single: one pick per pass -- mark the pick selected, stream the pool once to
-//   lower every min-distance against it and find the next arg-max in the same pass.
-// multi: exact multi-pick passes -- resolve the top-M rows among themselves,
-//   then update the pool against all the pass's picks with one GEMM, recomputing
-//   in the difference form only the (row, pick) pairs the GEMM's error bound
-//   cannot settle. Both give the same min-distance state bit for bit.
+//   lower every min-distance against it and find the next arg-max in the same pass
+//   (d <= 8: the vectorised column kernel, rowdist.h lowd_picks).
+// multi: exact multi-pick passes (the argument: csrc/ops.cpp, greedy) -- candidates
+//   resolved lazily, the pool updated by certified GEMMs (multipick.h), pruned by
+//   blocks when the pool is clustered (prune.h).
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <functional>
@@ -27,12 +26,6 @@ namespace fastsel {
 namespace cpu {
 
 namespace {
-// _greedy_stats, for CPU and CUDA kernels alike: passes, picks, and the (row, pick) pairs the
-// multi-pick updates examined out of all (rows x picks) -- the pruning's effect
-std::atomic<int64_t> g_passes{0}, g_picks{0}, g_pairs{0}, g_pairs_all{0};
-
-constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
-constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
 constexpr int64_t kPruneCells = 64;      // pruning: at most this many centres (cells) ...
 constexpr double kPruneRatio = 0.5;      // ... used when the sample's covering radius falls to this share
 constexpr int64_t kPruneMinPicks = 512;  // ... for selections of at least this many picks
@@ -61,8 +54,7 @@ static void greedy_single(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, 
     auto r = update_all<T, Acc>(x, N, d, c, md, no_thr, N);
     pick = r.best_i;
   }
-  g_passes += n;
-  g_picks += n;
+  record_greedy_stats(n, n);
 }
 
 // Low-dimensional pools (d <= 8, e.g. point clouds): the rows transposed to columns (padded to
@@ -80,8 +72,7 @@ static bool try_greedy_lowd(const T* x, int64_t N, int64_t d, Acc* md, int64_t n
   std::copy(md, md + N, mdp.begin());
   lowd_picks(col.data(), Np, d, mdp.data(), n, first, idx, d2);
   std::copy(mdp.begin(), mdp.begin() + N, md);
-  g_passes += n;
-  g_picks += n;
+  record_greedy_stats(n, n);
   return true;
 }
 
@@ -101,7 +92,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     d2[t] = md[first];
     ++t;
     apply_pick<T, Acc>(x, N, d, md, first, buf);
-    g_passes += 1;
+    record_greedy_stats(1, 0);
   }
   if (t == n) return;
 
@@ -199,7 +190,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
         pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * U);
       }
     }
-    g_passes += 1;
+    record_greedy_stats(1, 0);
     // 3. pool update against every pick of the pass
     const int64_t np = static_cast<int64_t>(P.size());
     for (int64_t p : P) md[p] = Acc(-1);
@@ -209,9 +200,8 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     } else {
       update_against<T, Acc>(getC(), x, N, d, md, P);
     }
-    g_pairs += pairs;
-    g_pairs_all += N * np;
-    g_picks += np;
+    record_greedy_pairs(pairs, N * np);
+    record_greedy_stats(0, np);
     // 4. adapt the candidate count to how many picks a pass yields
     if (4 * np >= M && M < 8192) M *= 2;
     else if (16 * np < M && M > 32) M /= 2;
@@ -225,8 +215,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
   check_pool(x_, "x");
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
   const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi" || mode == "multi-noprune",
-              "mode must be auto, single, multi or multi-noprune, got ", mode);
+  check_greedy_mode(mode, true);
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
   at::Tensor md = initial_state(x, min_d2, start);
@@ -240,8 +229,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
     if (first >= 0) {
       TORCH_CHECK(first < N && m[first] >= Acc_t(0), "start ", first, " is out of range or already selected");
     }
-    const bool multi = mode == "multi" || mode == "multi-noprune" ||
-                       (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
+    const bool multi = greedy_multi_pick(mode, N, n);
     if (multi) {
       const bool prune = mode != "multi-noprune";
       greedy_multi<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
@@ -308,33 +296,10 @@ std::tuple<at::Tensor, at::Tensor> greedy_sets_cpu(const at::Tensor& x_, const a
 }
 
 }  // namespace cpu
-
-void reset_greedy_stats() {
-  cpu::g_passes = 0;
-  cpu::g_picks = 0;
-  cpu::g_pairs = 0;
-  cpu::g_pairs_all = 0;
-}
-void record_greedy_stats(int64_t passes, int64_t picks) {
-  cpu::g_passes += passes;
-  cpu::g_picks += picks;
-}
-
-namespace cpu {
-at::Tensor greedy_stats() {
-  auto s = at::empty({4}, at::kLong);
-  s[0] = g_passes.load();
-  s[1] = g_picks.load();
-  s[2] = g_pairs.load();
-  s[3] = g_pairs_all.load();
-  return s;
-}
-
-}  // namespace cpu
 }  // namespace fastsel
 
 TORCH_LIBRARY_IMPL(fastsel, CPU, m) {
   m.impl("greedy", &fastsel::cpu::greedy_cpu);
   m.impl("greedy_sets", &fastsel::cpu::greedy_sets_cpu);
 }
-TORCH_LIBRARY_IMPL(fastsel, CompositeExplicitAutograd, m) { m.impl("_greedy_stats", &fastsel::cpu::greedy_stats); }
+

@@ -1,13 +1,7 @@
-// Shared machinery of the multi-pick kernels (greedy multi, threshold chunks):
-// a centred copy of the pool for GEMMs, and the certified update of every
-// row's min-distance against a batch of new picks.
-//
-// The update computes GEMM-form squared distances of centred rows and keeps,
-// per row, only the picks whose rigorous error interval can hold the row's new
-// minimum below its current value; those are recomputed by row_d2_dispatch,
-// the same difference form (same clone, same rounding) the one-pick kernel
-// uses. The resulting min-distances are therefore bit-identical to applying
-// the picks one by one.
+// Shared machinery of the multi-pick kernels (greedy multi and pruning, threshold chunks and
+// lazy filter): a centred copy of the pool for GEMMs and the certified settle of a row against a
+// batch of picks (settle_row), whose result is bit-identical to applying the picks one by one
+// (the argument: csrc/ops.cpp, greedy).
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,7 +1,7 @@
 // CUDA kernels of fastsel::greedy (schema and contract: csrc/ops.cpp; entry point and
 // argument checks: csrc/cuda/ops_cuda.cpp).
 //
-// single: one launch of scan_kernel (common.cuh) per pick over the whole chip;
+// single: one launch of scan_kernel (row_scan.cuh) per pick over the whole chip;
 //   the grid's last block reduces the arg-max and makes the next pick on the
 //   device, so n picks are n queued launches with no host round-trip.
 // multi: exact multi-pick passes as on the CPU: the top-M rows (a stable sort

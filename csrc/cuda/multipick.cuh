@@ -7,7 +7,7 @@
 // pair, whether the pair can matter. Only those pairs are recomputed by
 // warp_d2, so every min-distance equals what the one-pick scan would give.
 #pragma once
-#include "cuda/common.cuh"
+#include "cuda/row_scan.cuh"
 
 namespace fastsel {
 namespace cuda {

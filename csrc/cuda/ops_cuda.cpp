@@ -15,8 +15,6 @@ namespace fastsel {
 namespace cuda {
 
 namespace {
-constexpr int64_t kMultiMinRows = 8192;  // auto: multi-pick from this pool size ...
-constexpr int64_t kMultiMinPicks = 64;   // ... and this many picks
 constexpr int64_t kChunk = 1024;         // threshold: candidates per chunk ("single": 1)
 }  // namespace
 
@@ -26,8 +24,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_,
   check_pool(x_, "x");
   TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
   const std::string mode(mode_);
-  TORCH_CHECK(mode == "auto" || mode == "single" || mode == "multi", "mode must be auto, single or multi, got ",
-              mode);
+  check_greedy_mode(mode, false);
   c10::cuda::CUDAGuard guard(x_.device());
   const int64_t N = x_.size(0);
   at::Tensor x = x_.contiguous();
@@ -38,7 +35,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_,
   }
   auto idx = at::empty({n}, x.options().dtype(at::kLong));
   auto d2 = at::empty({n}, md.options());
-  const bool multi = mode == "multi" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
+  const bool multi = greedy_multi_pick(mode, N, n);
   greedy_run(x, md, n, start, multi, remaining, idx, d2);
   return {idx, d2, md};
 }
@@ -54,11 +51,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   at::Tensor x = x_.contiguous();
   ThresholdStart ts = threshold_start(x, n, start, tau, min_d2, state);
   ThresholdState s = ts.s;
-  at::Tensor md = ts.md;
+  at::Tensor md = ts.md, idx = ts.idx, d2 = ts.d2, tau_at = ts.tau_at;
   start = ts.start;
-  auto idx = at::empty({n}, x.options().dtype(at::kLong));
-  auto d2 = at::empty({n}, md.options());
-  auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
   threshold_run(x, md, n, start, alpha, every_pass, s, mode == "single" ? 1 : kChunk, idx, d2, tau_at);
   return {idx, d2, tau_at, md, threshold_state_tensor(s, x.device())};
 }

@@ -14,6 +14,23 @@ import click
 from ..errors import FastselError, UsageProblem
 
 
+class RegistryChoice(click.Choice):
+    """A click.Choice read from a registry when the command line is parsed (so an entry registered
+    after import -- a user's selector -- is a valid choice): ``names`` returns the current names."""
+
+    def __init__(self, names, case_sensitive: bool = True):
+        self._names = names
+        super().__init__(list(names()), case_sensitive)
+
+    @property
+    def choices(self):
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns; the registry stays the source
+        pass
+
+
 class DataProblem(click.ClickException):
     """A problem with the input data: one line on stderr, exit status 1."""
 

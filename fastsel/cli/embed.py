@@ -8,13 +8,14 @@ import click
 import numpy as np
 
 from ..io import atomic_path, check_outputs, save_json, save_npy
-from ._common import emit_json, handle_errors
+from .. import features
+from ._common import RegistryChoice, emit_json, handle_errors
 
 
 @click.command("embed")
 @click.argument("data")
 @click.option("--features", "feat", default="dinov2-s", show_default=True,
-              type=click.Choice(["pixels", "inception", "dinov2-s", "dinov2-b", "dinov2-l"]))
+              type=RegistryChoice(features.names))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npy (float32, N x d).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="A seeded uniform subset of this many images (paper: cifar10 32768, mnist 12000, ffhq32 8192).")

@@ -9,17 +9,20 @@ import click
 from ..errors import DataError
 from ._common import emit_json, handle_errors
 
-from ..features import NAMES as FEATURES  # noqa: E402
+from .. import features  # noqa: E402
+from ._common import RegistryChoice  # noqa: E402
+from ..loop.config import PARADIGMS  # noqa: E402
 
 UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]
 
 
 def _selectors(s):
-    from ..loop.config import SELECTORS
+    from ..loop.config import selectors
+    names = selectors()
     out = tuple(x.strip() for x in s.split(",") if x.strip())
-    bad = [x for x in out if x not in SELECTORS]
+    bad = [x for x in out if x not in names]
     if bad or not out:
-        raise click.BadParameter(f"selectors must be a comma list of {', '.join(SELECTORS)}, got {s!r}")
+        raise click.BadParameter(f"selectors must be a comma list of {', '.join(names)}, got {s!r}")
     if len(set(out)) != len(out):
         raise click.BadParameter(f"selector listed twice in {s!r}")
     return out
@@ -30,7 +33,7 @@ def _selectors(s):
 @click.option("--preset", type=click.Choice(["cpu", "smoke", "paper"]), default="cpu", show_default=True,
               help="cpu: the CPU main job (16x16 digits, LeNet features, 2 iterations, minutes); smoke: a tiny "
                    "pixel-space check; paper: Appendix D (GPU).")
-@click.option("--paradigm", type=click.Choice(["replace", "accumulate"]), default=None,
+@click.option("--paradigm", type=click.Choice(PARADIGMS), default=None,
               help="replace: train on the last generation; accumulate: subsample real + all generations "
                    "(default accumulate).")
 @click.option("--selector", "selectors", default=None,
@@ -43,9 +46,9 @@ def _selectors(s):
 @click.option("--pool-factor", type=click.IntRange(min=1), default=None,
               help="replace + a selector: generate this many times n and keep n.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None)
-@click.option("--features", type=click.Choice(list(FEATURES)), default=None,
+@click.option("--features", type=RegistryChoice(features.names), default=None,
               help="Selection/GS/entropy features (paper: dinov2-s; MNIST on a CPU: lenet).")
-@click.option("--fid-features", type=click.Choice(list(FEATURES)), default=None,
+@click.option("--fid-features", type=RegistryChoice(features.names), default=None,
               help="Features of the FID (paper: inception).")
 @click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize the real images to this side.")
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -109,7 +112,8 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
         run_dir = resume
     else:
         if not dataset:
-            raise click.UsageError("give a DATASET (mnist, fashion-mnist, cifar10, ffhq32, a folder, a .npy) or --resume")
+            from .. import data
+            raise click.UsageError(f"give a DATASET ({', '.join(data.names())}, a folder, a .npy/.npz) or --resume")
         base = preset(opts.pop("preset"), dataset)
         ns = _num_list(opts.pop("n"), int, "-n", lambda v: v >= 2, ">= 2")
         alphas = _num_list(opts.pop("alpha"), float, "--alpha", lambda v: 0 < v < 1, "in (0, 1)")
@@ -146,8 +150,8 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
     _maybe_init_distributed(cfg)
     records = run_loop(cfg, run_dir, download=download)
     from ..loop.report import write_report
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+    from .. import _dist
+    if _dist.is_main():
         path = write_report([run_dir], quiet=True)
         click.echo(f"report: {path}")
         _summary(records, cfg)
@@ -156,18 +160,17 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
 def _summary(records, cfg, label=""):
     from ..loop.report import space
     fs, ffs = space(cfg.features), space(cfg.fid_features)
-    cls = any("class_confidence" in r for r in records)
+    from ..loop.columns import shown
+    cols = shown(records, "cli")
+    cls = any(c.key == "class_confidence" for c in cols)
     click.echo(f"{label}GS, entropy, MNND on {fs} features; FID on {ffs} features"
                + ("; conf = mean LeNet confidence of the samples" if cls else ""))
-    click.echo(f"{'arm':24s} {'it':>3s} {'GS':>9s} {'FID':>9s} {'entropy':>10s} {'MNND':>8s} {'real':>6s}"
-               + (f" {'conf':>6s}" if cls else ""))
+    click.echo(f"{'arm':24s} {'it':>3s} " + " ".join(f"{c.cli:>{c.width}s}" for c in cols))
 
     def f(v, w, p=4):
         return f"{v:{w}.{p}g}" if v is not None else " " * (w - 1) + "-"
     for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
-        click.echo(f"{r['arm']:24s} {r['iteration']:3d} {f(r['gs'], 9)} {f(r['fid'], 9)} "
-                   f"{f(r['entropy'], 10)} {f(r['mnnd'], 8)} {f(r['shares'][0], 6, 3)}"
-                   + (f" {f(r.get('class_confidence'), 6, 3)}" if cls else ""))
+        click.echo(f"{r['arm']:24s} {r['iteration']:3d} " + " ".join(f(c.value(r), c.width, c.digits) for c in cols))
 
 
 def _num_list(text, kind, opt, ok, what):
@@ -251,19 +254,8 @@ def _glibc_keep_memory():
 
 def _maybe_init_distributed(cfg):
     """Under torchrun / accelerate launch (WORLD_SIZE > 1): one process group; training runs DDP."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
-    import torch
-    import torch.distributed as dist
-    if dist.is_initialized():
-        return
-    if cfg.device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        cfg.device = f"cuda:{local}"
-        dist.init_process_group("nccl")
-    else:
-        dist.init_process_group("gloo")
+    from .. import _dist
+    cfg.device = _dist.init(cfg.device)[1]
 
 
 @click.command("report")

@@ -8,11 +8,12 @@ import click
 import numpy as np
 import torch
 
+from .. import _dist
 from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
-from ..select import METHODS, select as run_select
-from ._common import clean_warnings, emit_json, fmt, handle_errors, progress_bar
+from ..select import get_selector, selector_names, select as run_select
+from ._common import RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar
 from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
@@ -43,7 +44,7 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--key", default=None, help="Array name inside a .npz file.")
 @click.option("-n", "--n", "n", required=True, type=click.IntRange(min=1),
               help="Number of rows to select (-n under torchrun, whose own parser claims --n).")
-@click.option("--method", type=click.Choice(METHODS), default="greedy", show_default=True)
+@click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick (default: drawn from --seed).")
 @click.option("--seed", type=int, default=ops.DEFAULT_SEED, show_default=True)
@@ -74,7 +75,8 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, 
     Example:
       fastsel select --in feats.npy --n 32768
     """
-    sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1 and method != "random"
+    sel = get_selector(method)
+    sharded = _dist.launched() and sel.sharded is not None
     try:
         dev = torch.device(device)
     except RuntimeError:
@@ -95,8 +97,7 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, 
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out,
                                no_metrics, as_json)
     x = ops.as_tensor(np.asarray(arr), inp).to(dev)
-    op = "threshold_decay" if method == "threshold" else "greedy"
-    used_backend = "torch" if method == "random" else ops.resolve_backend(op, dev.type, backend)
+    used_backend = "torch" if sel.op is None else ops.resolve_backend(sel.op, dev.type, backend)
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
         idx, info = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
@@ -167,32 +168,23 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, 
 
     from .. import distributed as D
 
-    own_group = not dist.is_initialized()
-    if own_group:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    try:
+    with _dist.group("auto"):
         rank, world = dist.get_rank(), dist.get_world_size()
         _agree_on_pool(inp, arr, dist)
         N, d = arr.shape
         lo, hi = D.shard_rows(N, rank, world)
         x_local = torch.from_numpy(np.array(arr[lo:hi]))  # the ops check it; all ranks fail together
         t0 = time.perf_counter()
-        info = {}
-        if method == "greedy":
-            idx = D.greedy(x_local, n, start, seed=seed, backend=backend).indices
-        else:
-            r = D.threshold_decay(x_local, n, start, tau, alpha, decay=decay, order=order, seed=seed,
-                                  backend=backend)
-            idx, info = r.indices, r.info()
+        sel = get_selector(method)
+        out_ = sel.sharded(x_local, n, start=start, seed=seed, backend=backend, tau=tau, alpha=alpha, decay=decay,
+                           order=order)
+        idx, info = out_ if isinstance(out_, tuple) else (out_, {})
         seconds = time.perf_counter() - t0
         if rank != 0:
             return
         save_npy(out, idx.numpy().astype(np.int64))
-        op = "threshold_decay" if method == "threshold" else "update_min_d2"
-        summary = {"N": N, "d": d, "n": n, "method": method, "backend": ops.resolve_backend(op, "cpu", backend),
+        summary = {"N": N, "d": d, "n": n, "method": method,
+                   "backend": ops.resolve_backend(sel.sharded_op or sel.op, "cpu", backend),
                    "seconds": seconds, "out": out, "world_size": world, **info}
         x = ops.as_tensor(np.asarray(arr)) if not no_metrics else None
         _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
-    finally:
-        if own_group:
-            dist.destroy_process_group()

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 
 from ..io import DataError
 
-NAMES = ("pixels", "inception", "dinov2-s", "dinov2-b", "dinov2-l", "lenet", "lenet-fashion")
 DINOV2_HUB = {"dinov2-s": "facebook/dinov2-small", "dinov2-b": "facebook/dinov2-base",
               "dinov2-l": "facebook/dinov2-large"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -128,21 +127,48 @@ def dinov2_missing(name: str, src: str) -> str:
             f"under HF_HOME={home}, or point FASTSEL_DINOV2_PATH at a local copy")
 
 
+EXTRACTORS: dict = {}  # name -> factory(name, device, model) -> Extractor: the one list of extractors
+
+
+def register_extractor(name: str, factory: Callable, replace: bool = False) -> None:
+    """Add an extractor: ``factory(name, device, model)`` returns an ``Extractor`` (``model``: an
+    optional replacement network, None in normal use). ``get``, ``fastsel embed --features`` and
+    ``fastsel loop --features`` read this registry."""
+    if name in EXTRACTORS and not replace:
+        raise DataError(f"feature extractor {name!r} is already registered (replace=True to override)")
+    EXTRACTORS[name] = factory
+
+
+def names() -> tuple:
+    return tuple(EXTRACTORS)
+
+
+def _pixels(name, device, model=None) -> Extractor:
+    return Extractor("pixels", lambda x: x, lambda im: torch.from_numpy(
+        np.ascontiguousarray(im).reshape(len(im), -1)).float().div_(255.0), None, device)
+
+
+def _lenet(name, device, model=None) -> Extractor:
+    from . import lenet
+    return lenet.extractor(name, device)
+
+
+register_extractor("pixels", _pixels)
+register_extractor("inception", lambda name, device, model=None: _inception(device))
+for _name in DINOV2_HUB:
+    register_extractor(_name, _dinov2)
+register_extractor("lenet", _lenet)
+register_extractor("lenet-fashion", _lenet)
+NAMES = names()  # the built-in names, read at import (names() is live)
+
+
 def get(name: str, device=None, model=None) -> Extractor:
     """The extractor called ``name`` on ``device`` (default: cuda when available). ``model``
     replaces the network of a dinov2 extractor (tests build a tiny one in code)."""
     device = torch.device(device) if device is not None else default_device()
-    if name == "pixels":
-        return Extractor("pixels", lambda x: x, lambda im: torch.from_numpy(
-            np.ascontiguousarray(im).reshape(len(im), -1)).float().div_(255.0), None, device)
-    if name == "inception":
-        return _inception(device)
-    if name in DINOV2_HUB:
-        return _dinov2(name, device, model)
-    if name in ("lenet", "lenet-fashion"):
-        from . import lenet
-        return lenet.extractor(name, device)
-    raise DataError(f"unknown feature extractor {name!r}: choose one of {', '.join(NAMES)}")
+    if name not in EXTRACTORS:
+        raise DataError(f"unknown feature extractor {name!r}: choose one of {', '.join(EXTRACTORS)}")
+    return EXTRACTORS[name](name, device, model)
 
 
 def embed(images: np.ndarray, extractor: Extractor, batch_size: int = 256, out: Optional[np.ndarray] = None,

@@ -33,7 +33,12 @@ for _c in (32, 48, 64, 128):
                            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
 
 PARADIGMS = ("replace", "accumulate")
-SELECTORS = ("none", "greedy", "threshold", "all")
+
+
+def selectors() -> tuple:
+    """Names a loop arm may use: the loop's own plus every registered selector (fastsel.select)."""
+    from ..select import selector_names
+    return ("none",) + selector_names() + ("all",)
 PAPER_N = {"cifar10": 32768, "mnist": 12000, "fashion-mnist": 12000, "ffhq32": 8192}
 PAPER_EPOCHS = {"cifar10": 500, "ffhq32": 1000, "mnist": 100, "fashion-mnist": 100}
 
@@ -115,13 +120,14 @@ class LoopConfig:
                    "lr_schedule": ("constant", "cosine"), "mixed_precision": ("no", "bf16", "fp16"),
                    "sampler": ("ddpm", "ddim"), "beta_schedule": ("linear", "squaredcos_cap_v2"),
                    "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
-                   "features": features.NAMES, "fid_features": features.NAMES, "unet": tuple(UNETS)}
+                   "features": features.names(), "fid_features": features.names(), "unet": tuple(UNETS)}
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:
                 raise DataError(f"{where}: {k} {getattr(self, k)!r} is not one of {', '.join(allowed)}")
-        bad = [x for x in self.selectors if x not in SELECTORS]
+        names = selectors()
+        bad = [x for x in self.selectors if x not in names]
         if not self.selectors or bad or len(set(self.selectors)) != len(self.selectors):
-            raise DataError(f"{where}: selectors must be distinct names from {', '.join(SELECTORS)}, got "
+            raise DataError(f"{where}: selectors must be distinct names from {', '.join(names)}, got "
                             f"{list(self.selectors)}")
         if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
                                             or self.image_size < 4):
@@ -214,7 +220,7 @@ DATASET_SHAPES = {"cifar10": (32, 3), "ffhq32": (32, 3), "mnist": (32, 1), "fash
 def describe(cfg: LoopConfig) -> dict:
     """The resolved configuration with what it implies (UNet size, steps and samples per iteration),
     computed without touching data: ``fastsel loop --dry-run``."""
-    from .model import build_unet, train_steps_for
+    from .train import build_unet, train_steps_for
     d = cfg.to_json()
     side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
     if side is not None and cfg.image_size:

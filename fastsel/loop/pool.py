@@ -10,7 +10,6 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .. import ops
 from ..errors import FastselError
 
 
@@ -80,17 +79,18 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
             rows = np.arange(M, dtype=np.int64)
         else:
             rows = np.sort(rng.choice(M, size=n, replace=False)).astype(np.int64)
-    elif selector in ("greedy", "threshold"):
+    else:  # a registered selector (fastsel.select.SELECTORS) on the candidates' features
         import torch
+
+        from ..select import SELECTORS, select
+        from .config import selectors
+        if selector not in SELECTORS:  # an unknown name: one line before any work
+            raise FastselError(f"selector must be one of {', '.join(selectors())}, got {selector!r}")
         x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)
         start = int(rng.integers(M))
-        if selector == "greedy":
-            rows = ops.greedy(x, n, start).indices.cpu().numpy().astype(np.int64)
-        else:
-            r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed)
-            rows, info = r.indices.cpu().numpy().astype(np.int64), r.info()
-    else:
-        raise FastselError(f"selector must be none, greedy, threshold or all, got {selector!r}")
+        idx, info = select(x, n, selector, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay, order=order,
+                           return_info=True)
+        rows = idx.cpu().numpy().astype(np.int64)
     return (rows, info) if return_info else rows
 
 

@@ -19,7 +19,8 @@ import re
 import numpy as np
 
 from ..io import DataError, atomic_path, save_text
-from .run import gather_rows, iter_path
+from .columns import shown
+from .rundir import gather_rows, iter_path
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
                  "dinov2-l": "DINOv2-L", "lenet": "LeNet", "lenet-fashion": "LeNet"}
@@ -349,16 +350,13 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
                 if any("threshold" in r["config"]["selectors"] for r in runs) else "") + ".", "",
              "## Figures", "", "| file | paper figure | what it shows |", "|---|---|---|"]
     lines += [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
-    cls = any("class_confidence" in r for r in records)
+    cols = shown(records, "report")
     lines += ["", "## Metrics", "",
-              f"| run / arm | iteration | GS ({fs}) | FID ({ffs}) | entropy ({fs}) | MNND ({fs}) | cov trace ({fs}) "
-              "| real share |" + (" LeNet confidence | label entropy |" if cls else ""),
-              "|---|---|---|---|---|---|---|---|" + ("---|---|" if cls else "")]
+              "| run / arm | iteration | " + " | ".join(c.report.format(fs=fs, ffs=ffs) for c in cols) + " |",
+              "|---|---|" + "---|" * len(cols)]
     for name, (_, rs) in series.items():
         for x in rs:
-            lines.append(f"| {name} | {x['iteration']} | {f(x['gs'])} | {f(x['fid'])} | {f(x['entropy'])} | "
-                         f"{f(x['mnnd'])} | {f(x['cov_trace'])} | {f(x['shares'][0])} |"
-                         + (f" {f(x.get('class_confidence'))} | {f(x.get('class_entropy'))} |" if cls else ""))
+            lines.append(f"| {name} | {x['iteration']} | " + " | ".join(f(c.value(x)) for c in cols) + " |")
     if th:
         lines += ["", "Threshold filter per iteration (tau0 -> tau_end, decays, passes, filled, order):", "",
                   "| run / arm | iteration | tau0 | tau_end | decays | passes | filled | order |",

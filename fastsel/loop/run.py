@@ -1,18 +1,6 @@
 """The self-consuming loop: train, sample, measure, select the next training set, repeat.
 
-Run directory (every file written atomically; a rerun of the same command, or ``--resume RUN``,
-continues from the last complete step -- a finished stage is never redone, an interrupted training
-resumes from its checkpoint, an interrupted sampler from its last finished batch)::
-
-    config.json                     the resolved configuration (a rerun must match it)
-    real/images.npy labels.npy      the real training data (uint8 NHWC), its features
-         feats.npy fid_feats.npy
-    shared/iter_000/                iteration 0 (trained on real data: the same for every arm)
-        ckpt.pt model.pt parts/ samples.npy sample_labels.npy feats.npy fid_feats.npy
-    <paradigm>-<selector>/iter_NNN/ iterations >= 1 of each arm, the same files plus
-        train_src.npy train_idx.npy the training set as (source, row): source 0 real, j generation j
-    <arm>/iter_NNN/metrics.json     that iteration's metrics; metrics.csv / metrics.json: all of them
-    report/                         plots + report.md (rewritten after every iteration)
+The run directory's layout: fastsel/loop/rundir.py.
 """
 from __future__ import annotations
 
@@ -30,56 +18,26 @@ import torch
 from .. import fid as F
 from .. import metrics as M
 from ..io import DataError, save_json, save_npy, save_text
-from . import model as MD
+from . import sample as SM
+from . import train as TR
+from .columns import shown
 from .config import LoopConfig
 from .pool import candidate_pool, select_from, source_shares
+from .rundir import gather_rows, iter_path
 
 
 def _rank() -> tuple:
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    from .. import _dist
+    return _dist.rank_world()
 
 
 def _barrier():
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
+    from .. import _dist
+    _dist.barrier()
 
 
 def _finite(v):
     return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
-def iter_path(run_dir: str, arm: str, t: int) -> str:
-    """Where iteration t of an arm keeps its model and samples (iteration 0 is shared by every arm)."""
-    return os.path.join(run_dir, "shared", "iter_000") if t == 0 else os.path.join(run_dir, arm, f"iter_{t:03d}")
-
-
-def gather_rows(run_dir: str, arm: str, src: np.ndarray, idx: np.ndarray, real=None) -> tuple:
-    """Images, labels and selection features of (source, row) pairs: source 0 the real data
-    (``real`` = (images, labels, feats), read from run_dir/real when None), source j the samples
-    of generation j (iteration j - 1)."""
-    if real is None:
-        r = os.path.join(run_dir, "real")
-        real = tuple(np.load(os.path.join(r, f), mmap_mode="r", allow_pickle=False)
-                     for f in ("images.npy", "labels.npy", "feats.npy"))
-    real_im, _, real_f = real
-    ims = np.empty((len(src),) + real_im.shape[1:], np.uint8)
-    labs = np.empty(len(src), np.int64)
-    fs = np.empty((len(src), real_f.shape[1]), np.float32)
-    for s in np.unique(src):
-        rows = np.flatnonzero(src == s)
-        if s == 0:
-            im, lab, f = real
-        else:
-            d = iter_path(run_dir, arm, int(s) - 1)
-            im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)
-            lab = np.load(os.path.join(d, "sample_labels.npy"), allow_pickle=False)
-            f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)
-        ims[rows], labs[rows], fs[rows] = im[idx[rows]], lab[idx[rows]], f[idx[rows]]
-    return ims, labs, fs
 
 
 def resize_images(im: np.ndarray, size: int) -> np.ndarray:
@@ -224,9 +182,9 @@ class Loop:
         path = os.path.join(d, "model.pt")
         N, H, W, C = images.shape
         if os.path.exists(path):
-            return MD.load_model(self.cfg, path, H, C, self.num_classes)
+            return TR.load_model(self.cfg, path, H, C, self.num_classes)
         from tqdm import tqdm
-        total = MD.train_steps_for(self.cfg, N)
+        total = TR.train_steps_for(self.cfg, N)
         t0 = time.perf_counter()
         with tqdm(total=total, desc=f"train {arm if t else 'shared'} it{t}", unit="step", file=sys.stderr,
                   disable=self.rank != 0, leave=False, delay=1.0) as bar:
@@ -235,9 +193,9 @@ class Loop:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update(0)
             seed = self.cfg.seed * 1000 + (0 if t == 0 else 100 * (self.arms.index(arm) + 1) + t)
-            model, loss = MD.train(self.cfg, images, labels, self.num_classes, d, seed, prog)
+            model, loss = TR.train(self.cfg, images, labels, self.num_classes, d, seed, prog)
         if self.rank == 0:
-            MD.save_model(model, path)
+            TR.save_model(model, path)
         _barrier()
         self.timing[f"{arm}/{t}/train_s"] = time.perf_counter() - t0
         self.timing[f"{arm}/{t}/train_img_per_s"] = total * self.cfg.batch_size / max(1e-9, time.perf_counter() - t0)
@@ -255,11 +213,11 @@ class Loop:
             stage = 0 if t == 0 else 1000 * (self.arms.index(arm) + 1) + t
             with tqdm(total=count, desc=f"sample {arm if t else 'shared'} it{t}", unit="img", file=sys.stderr,
                       leave=False, delay=1.0) as bar:
-                im = MD.sample(self.cfg, model, count, size, channels, stage, d, labels, self.num_classes,
+                im = SM.sample(self.cfg, model, count, size, channels, stage, d, labels, self.num_classes,
                                progress=bar.update)
             save_npy(lab_path, labels)
             save_npy(out, im)
-            MD.clear_parts(d)
+            SM.clear_parts(d)
             self.timing[f"{arm}/{t}/sample_img_per_s"] = count / max(1e-9, time.perf_counter() - t0)
         for name, kind in (("feats.npy", self.cfg.features), ("fid_feats.npy", self.cfg.fid_features)):
             fp = os.path.join(d, name)
@@ -353,7 +311,7 @@ class Loop:
                     self.log("  " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()
                                               if isinstance(v, float)))
                 _barrier()
-                MD.maybe_kill("iteration")
+                TR.maybe_kill("iteration")
             if self.rank == 0:
                 self.write_tables(records)
                 if self.report:
@@ -368,11 +326,11 @@ class Loop:
         buf = io.StringIO()
         w = csv.writer(buf)
         n_src = max((len(r["shares"]) for r in records), default=1)
-        w.writerow(["arm", "iteration", "gs", "fid", "entropy", "mnnd", "cov_trace", "n_train"]
-                   + ["share_real"] + [f"share_gen{j}" for j in range(1, n_src)])
+        cols = shown(records, "csv")  # ..., share_real, then each generation's share
+        w.writerow(["arm", "iteration"] + [c.key for c in cols] + [f"share_gen{j}" for j in range(1, n_src)])
         for r in records:
-            w.writerow([r["arm"], r["iteration"], r["gs"], r["fid"], r["entropy"], r["mnnd"], r["cov_trace"],
-                        r["n_train"]] + list(r["shares"]) + [""] * (n_src - len(r["shares"])))
+            w.writerow([r["arm"], r["iteration"]] + [c.value(r) for c in cols] + list(r["shares"][1:])
+                       + [""] * (n_src - len(r["shares"])))
         save_text(self.p("metrics.csv"), buf.getvalue())
         if self.timing:
             old = {}

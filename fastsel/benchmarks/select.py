@@ -17,18 +17,16 @@ One-read-per-pick methods are timed over a few picks and reported per pick. Outp
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
-import platform
-import subprocess
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from . import _backend, ops
-from .io import save_json, save_text
+from .. import _backend, ops
+from ..io import save_json, save_text
+from .common import (authors_greedy, authors_threshold, best_time, clean, commit, cpu_name, first_divergence,
+                     plain_torch_greedy, plain_torch_nn, try_import)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 # greedy cases: (N, d, n, dtype[, pool]); pool "gauss" (default) or "clustered" (tight clusters, stored
@@ -67,16 +65,6 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
-def _best(fn, repeats: int = 3) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def read_bandwidth(x: torch.Tensor, reps: int = 64) -> tuple[float, str]:
     """Bytes/s of streaming reads of ``x`` (best of fastsel's probe and torch.sum).
 
@@ -91,78 +79,9 @@ def read_bandwidth(x: torch.Tensor, reps: int = 64) -> tuple[float, str]:
 
     def loop(f):
         return lambda: [f() for _ in range(reps)]
-    times = {k: _best(loop(f), repeats=3) / reps for k, f in cands.items()}
+    times = {k: best_time(loop(f), repeats=3) / reps for k, f in cands.items()}
     k = min(times, key=times.get)
     return nbytes / times[k], k
-
-
-# ------------------------------------------------------------------ baselines
-
-def plain_torch_greedy(x: torch.Tensor, n: int, start: int = 0) -> torch.Tensor:
-    """(a) The plain PyTorch FPS loop most people write well: a matrix-vector product per pick."""
-    xf = x.float() if x.dtype != torch.float64 else x
-    xn = (xf * xf).sum(1)
-    md = torch.full((x.shape[0],), float("inf"), dtype=xf.dtype)
-    out = torch.empty(n, dtype=torch.int64)
-    pick = start
-    for t in range(n):
-        out[t] = pick
-        md = torch.minimum(md, xn - 2.0 * (xf @ xf[pick]) + xn[pick])
-        md[out[: t + 1]] = -1.0
-        pick = int(torch.argmax(md))
-    return out
-
-
-def authors_greedy(x: torch.Tensor, n: int, start: int = 0) -> list:
-    """(b) The authors' released procedure: per pick cdist to the new centre, minimum, argmax().item()."""
-    xf = x.float()
-    md = torch.full((x.shape[0],), float("inf"), device=x.device)
-    sel = [start]
-    for _ in range(n - 1):
-        md = torch.minimum(md, torch.cdist(xf, xf[sel[-1]][None]).squeeze(1))
-        sel.append(int(torch.argmax(md).item()))
-    return sel
-
-
-def authors_threshold(x: torch.Tensor, n: int, tau: float, alpha: float, budget_s: float) -> tuple[int, float]:
-    """(b) The authors' threshold filter: per candidate, the norm of its difference to every accepted row.
-    Runs until ``n`` accepts or ``budget_s``; returns (accepts, seconds)."""
-    xf = x.float()
-    acc = [0]
-    t0 = time.perf_counter()
-    while len(acc) < n and time.perf_counter() - t0 < budget_s:
-        for i in range(1, xf.shape[0]):
-            if time.perf_counter() - t0 >= budget_s or len(acc) >= n:
-                break
-            if bool((torch.norm(xf[acc] - xf[i], dim=1) > tau).all()):
-                acc.append(i)
-        tau *= alpha
-    return len(acc), time.perf_counter() - t0
-
-
-def plain_torch_nn(q, r, block=4096):
-    qf, rf = q.float(), r.float()
-    out = torch.empty(q.shape[0], dtype=torch.int64)
-    rn = (rf * rf).sum(1)
-    for a in range(0, q.shape[0], block):
-        out[a:a + block] = (rn[None, :] - 2.0 * (qf[a:a + block] @ rf.T)).argmin(1)
-    return out
-
-
-def _try_import(name):
-    try:
-        return __import__(name)
-    except ImportError:
-        return None
-
-
-def _commit() -> str:
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _pool(N: int, d: int, dtype: torch.dtype, seed: int = 0, kind: str = "gauss") -> torch.Tensor:
@@ -180,28 +99,20 @@ def _pool(N: int, d: int, dtype: torch.dtype, seed: int = 0, kind: str = "gauss"
 CLUSTERS = 64
 
 
-def first_divergence(picks, ref) -> int:
-    """How many leading picks agree with the float64 reference sequence (len(ref): all)."""
-    p = torch.as_tensor(picks).reshape(-1).long()
-    r = torch.as_tensor(ref).reshape(-1).long()[: len(p)]
-    bad = (p != r).nonzero()
-    return len(r) if len(bad) == 0 else int(bad[0])
-
-
 def anchors(x: torch.Tensor, n: int, nb: int) -> list:
     """Other FPS implementations installed here (bench extras): (label, fn(k) -> picks, one_read_per_pick).
     One-read-per-pick methods are timed over ``nb`` picks; bucket FPS over all n (its cost per pick falls)."""
     out = []
-    qf = _try_import("torch_quickfps")
+    qf = try_import("torch_quickfps")
     if qf is not None:
         out.append(("torch-quickfps.sample_idx (bucket)", lambda k: qf.sample_idx(x, k, start_idx=0), False))
-    tf = _try_import("torch_fps")
+    tf = try_import("torch_fps")
     if tf is not None:
         mask = torch.ones(1, x.shape[0], dtype=torch.bool)
         out.append(("torch-fps.farthest_point_sampling",
                     lambda k: tf.farthest_point_sampling(x[None], mask, k, start_idx=torch.zeros(1, dtype=torch.long),
                                                          random_start=False)[0], True))
-    fps = _try_import("fpsample")
+    fps = try_import("fpsample")
     if fps is not None:
         xn = x.numpy()
         out.append(("fpsample.fps_sampling", lambda k: torch.from_numpy(fps.fps_sampling(xn, k, start_idx=0)
@@ -217,8 +128,8 @@ def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> lis
     bw, probe = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
     nb = min(n, SLOW_PICKS)
-    t_plain = _best(lambda: plain_torch_greedy(x, nb), 1) / nb
-    t_auth = _best(lambda: authors_greedy(x, nb), 1) / nb
+    t_plain = best_time(lambda: plain_torch_greedy(x, nb), 1) / nb
+    t_auth = best_time(lambda: authors_greedy(x, nb), 1) / nb
     rows = [Row("greedy", "memory-floor", dtype_name, N, d, n, floor_pick * n,
                 extra={"read_GBps": round(bw / 1e9, 2), "probe": probe, "bytes_per_pick": N * d * x.element_size()}),
             Row("greedy", "plain-torch-gemv (a)", dtype_name, N, d, n, t_plain * n, extra={"picks_timed": nb}),
@@ -228,32 +139,32 @@ def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> lis
             box = {}
             if per_pick:  # one read per pick: fixed cost + per-pick cost, from two pick counts
                 k1, k2 = nb, 4 * nb
-                t1 = _best(lambda: fn(k1), 1)
-                t2 = _best(lambda: box.__setitem__("p", fn(k2)), 1)
+                t1 = best_time(lambda: fn(k1), 1)
+                t2 = best_time(lambda: box.__setitem__("p", fn(k2)), 1)
                 t = t1 + max(t2 - t1, 0.0) / (k2 - k1) * (n - k1)
                 ex = {"agree_f64": first_divergence(box["p"], ref), "picks_timed": k2, "two_point": [k1, k2]}
             else:
-                t = _best(lambda: box.__setitem__("p", fn(n)), 1)
+                t = best_time(lambda: box.__setitem__("p", fn(n)), 1)
                 ex = {"agree_f64": first_divergence(box["p"], ref)}
             rows.append(Row("greedy", f"{label} (c)", dtype_name, N, d, n, t, extra=ex))
     if "cpp" in backends:
         ns = min(n, SINGLE_PICKS)
-        t = _best(lambda: ops.greedy(x, ns, 0, backend="cpp", mode="single"), 2) / ns
+        t = best_time(lambda: ops.greedy(x, ns, 0, backend="cpp", mode="single"), 2) / ns
         rows.append(Row("greedy", "fastsel-cpp single", dtype_name, N, d, n, t * n, picks_per_pass=1.0,
                         extra={"picks_timed": ns}))
         box = {}
-        t0 = _best(lambda: box.__setitem__("p", torch.ops.fastsel.greedy(x, n, 0, None, "multi-noprune")), 1)
+        t0 = best_time(lambda: box.__setitem__("p", torch.ops.fastsel.greedy(x, n, 0, None, "multi-noprune")), 1)
         passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
         rows.append(Row("greedy", "fastsel-cpp multi, unpruned", dtype_name, N, d, n, t0,
                         picks_per_pass=(picks + 1) / passes, extra={"agree_f64": first_divergence(box["p"][0], ref)}))
-        t = _best(lambda: box.__setitem__("q", ops.greedy(x, n, 0, backend="cpp", mode="multi")), 1)
+        t = best_time(lambda: box.__setitem__("q", ops.greedy(x, n, 0, backend="cpp", mode="multi")), 1)
         passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
         same = bool(torch.equal(box["q"].indices, box["p"][0]))
         rows.append(Row("greedy", "fastsel-cpp multi", dtype_name, N, d, n, t, picks_per_pass=(picks + 1) / passes,
                         extra={"agree_f64": first_divergence(box["q"].indices, ref), "vs_unpruned": t0 / t,
                                "same_as_unpruned": same}))
     if "torch" in backends:
-        t = _best(lambda: ops.greedy(x, nb, 0, backend="torch"), 1) / nb
+        t = best_time(lambda: ops.greedy(x, nb, 0, backend="torch"), 1) / nb
         rows.append(Row("greedy", "fastsel-torch", dtype_name, N, d, n, t * n, picks_per_pass=1.0,
                         extra={"picks_timed": nb}))
     for r in rows:
@@ -274,7 +185,7 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
     tau0 = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
     bw, _ = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
-    t_greedy = _best(lambda: ops.greedy(x, n, 0), 1)
+    t_greedy = best_time(lambda: ops.greedy(x, n, 0), 1)
     out = [Row("threshold", "fastsel greedy, same N and n", dtype_name, N, d, n, t_greedy)]
     out[0].vs_floor = t_greedy / (floor_pick * n)
     out[0].extra["vs_greedy"] = 1.0
@@ -287,11 +198,11 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
         if "cpp" in backends:
             if rule == "default tau0":
                 ns = min(n, SINGLE_PICKS)
-                t = _best(lambda: ops.threshold_decay(x, ns, 0, tau, 0.9, backend="cpp", mode="single"), 1) / ns
+                t = best_time(lambda: ops.threshold_decay(x, ns, 0, tau, 0.9, backend="cpp", mode="single"), 1) / ns
                 rows.append(Row("threshold", "fastsel-cpp single", dtype_name, N, d, n, t * n, extra={"picks_timed": ns}))
             box = {}
             for mode in ("chunked", "lazy"):
-                t = _best(lambda: box.__setitem__(mode, ops.threshold_decay(x, n, 0, tau, 0.9, backend="cpp",
+                t = best_time(lambda: box.__setitem__(mode, ops.threshold_decay(x, n, 0, tau, 0.9, backend="cpp",
                                                                              mode=mode)), 1)
                 r = box[mode]
                 rows.append(Row("threshold", f"fastsel-cpp {mode}", dtype_name, N, d, n, t,
@@ -300,7 +211,7 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
                                                      and box["lazy"].tau == box["chunked"].tau)
         if "torch" in backends and rule == "default tau0":
             nb = min(n, SLOW_PICKS)
-            t = _best(lambda: ops.threshold_decay(x, nb, 0, tau, 0.9, backend="torch"), 1) / nb
+            t = best_time(lambda: ops.threshold_decay(x, nb, 0, tau, 0.9, backend="torch"), 1) / nb
             rows.append(Row("threshold", "fastsel-torch", dtype_name, N, d, n, t * n, extra={"picks_timed": nb}))
         for r in rows:
             r.vs_authors, r.vs_floor = t_auth / r.seconds, r.seconds / (floor_pick * n)
@@ -333,22 +244,22 @@ def bench_sets(B, N, d, k, kind, backends, log) -> list[Row]:
     rows = []
     box = {}
     if "cpp" in backends:
-        t = _best(lambda: box.__setitem__("p", greedy_sets(x, k, 0, backend="cpp").indices), 1)
+        t = best_time(lambda: box.__setitem__("p", greedy_sets(x, k, 0, backend="cpp").indices), 1)
         rows.append(Row("sets", "fastsel.greedy_sets", "float32", N, d, k, t, extra={"B": B, "agree_f64": agree(box["p"])}))
-        t = _best(lambda: box.__setitem__("p", torch.stack([ops.greedy(x[b], k, 0, backend="cpp").indices
+        t = best_time(lambda: box.__setitem__("p", torch.stack([ops.greedy(x[b], k, 0, backend="cpp").indices
                                                            for b in range(B)])), 1)
         rows.append(Row("sets", "fastsel.greedy, one set after another", "float32", N, d, k, t,
                         extra={"B": B, "agree_f64": agree(box["p"])}))
-    qf = _try_import("torch_quickfps")
+    qf = try_import("torch_quickfps")
     if qf is not None:
-        t = _best(lambda: box.__setitem__("p", qf.sample_idx(x, k, start_idx=0)), 1)
+        t = best_time(lambda: box.__setitem__("p", qf.sample_idx(x, k, start_idx=0)), 1)
         rows.append(Row("sets", "torch-quickfps.sample_idx (c)", "float32", N, d, k, t,
                         extra={"B": B, "agree_f64": agree(box["p"])}))
-    tf = _try_import("torch_fps")
+    tf = try_import("torch_fps")
     if tf is not None:
         mask = torch.ones(B, N, dtype=torch.bool)
         st = torch.zeros(B, dtype=torch.long)
-        t = _best(lambda: box.__setitem__("p", tf.farthest_point_sampling(x, mask, k, start_idx=st, random_start=False)), 1)
+        t = best_time(lambda: box.__setitem__("p", tf.farthest_point_sampling(x, mask, k, start_idx=st, random_start=False)), 1)
         rows.append(Row("sets", "torch-fps.farthest_point_sampling (c)", "float32", N, d, k, t,
                         extra={"B": B, "agree_f64": agree(box["p"])}))
     fast = next((r.seconds for r in rows if r.impl == "fastsel.greedy_sets"), None)
@@ -370,7 +281,7 @@ def nn_exactness(n_query=512, d=384, spread=0.05, offset=100.0, seed=0) -> dict:
     truth = torch.cdist(q.double(), ref.double()).argmin(1)
     out = {"queries": n_query, "plain-torch": int((plain_torch_nn(q, ref) != truth).sum()),
            "fastsel": int((ops.nn(q, ref, k=1).indices[:, 0] != truth).sum())}
-    faiss = _try_import("faiss")
+    faiss = try_import("faiss")
     if faiss is not None:
         index = faiss.IndexFlatL2(d)
         index.add(ref.numpy())
@@ -381,9 +292,9 @@ def nn_exactness(n_query=512, d=384, spread=0.05, offset=100.0, seed=0) -> dict:
 def bench_nn(Q, R, d, dtype_name, backends, log) -> list[Row]:
     q = _pool(Q, d, DTYPES[dtype_name], 1)
     r = _pool(R, d, DTYPES[dtype_name], 2)
-    t_plain = _best(lambda: plain_torch_nn(q, r), 1)
+    t_plain = best_time(lambda: plain_torch_nn(q, r), 1)
     rows = [Row("nn", "plain-torch-blocked-mm", dtype_name, Q, d, 1, t_plain, extra={"R": R})]
-    faiss = _try_import("faiss")
+    faiss = try_import("faiss")
     t_faiss = float("nan")
     if faiss is not None and q.dtype == torch.float32:
         faiss.omp_set_num_threads(torch.get_num_threads())
@@ -392,10 +303,10 @@ def bench_nn(Q, R, d, dtype_name, backends, log) -> list[Row]:
             index = faiss.IndexFlatL2(d)
             index.add(r.numpy())
             return index.search(q.numpy(), 1)
-        t_faiss = _best(run_faiss, 1)
+        t_faiss = best_time(run_faiss, 1)
         rows.append(Row("nn", "faiss IndexFlatL2 (c)", dtype_name, Q, d, 1, t_faiss, extra={"R": R}))
     for be in backends:
-        t = _best(lambda: ops.nn(q, r, k=1, backend=be), 1)
+        t = best_time(lambda: ops.nn(q, r, k=1, backend=be), 1)
         rows.append(Row("nn", f"fastsel-{be}", dtype_name, Q, d, 1, t, extra={"R": R}))
     wrong = nn_exactness()
     for row in rows:
@@ -424,37 +335,18 @@ def run(grid: dict | None = None, backends=("cpp", "torch"), out_dir: str = "ben
         rows += bench_sets(*case, backends, log)
     meta = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _cpu_name(),
+        "machine": cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "commit": _commit(),
+        "commit": commit(),
         "device": "cpu",
     }
-    result = {"meta": meta, "rows": [_clean(asdict(r)) for r in rows]}
+    result = {"meta": meta, "rows": [clean(asdict(r)) for r in rows]}
     os.makedirs(out_dir, exist_ok=True)
     save_json(os.path.join(out_dir, "bench_select.json"), result)
     save_text(os.path.join(out_dir, "bench_select.md"), markdown(result))
     return result
-
-
-def _clean(o):
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown(result: dict) -> str:

@@ -1,6 +1,6 @@
 // CUDA kernel of fastsel::update_min_d2 (schema and contract: csrc/ops.cpp):
 // greedy's row scan against external centre rows, for the sharded ops.
-#include "cuda/common.cuh"
+#include "cuda/row_scan.cuh"
 #include "cuda/launch.h"
 
 namespace fastsel {

@@ -5,7 +5,7 @@
 // element by element (row-major, so a warp's loads are d elements apart), then
 // the block reduces the arg-max. Unlike torch_cluster's 5e4 sentinel, min-distances
 // start at +inf, so large squared distances are not clipped.
-#include "cuda/common.cuh"
+#include "cuda/device.cuh"
 #include "cuda/launch.h"
 
 namespace fastsel {

@@ -4,26 +4,19 @@ The bench table times each once; this script answers "is the pruned kernel slowe
 prunes?" within this machine's run-to-run noise: R runs of each mode per pool in ABBA order, medians
 and their ratio, same picks checked every run.
 
-    python bench/bench_prune.py [--reps 6] [--N 65536] [--d 384] [--n 2048]
+    fastsel bench prune [--reps 6] [--N 65536] [--d 384] [--n 2048]
 """
-import argparse
 import statistics
 import time
 
 import torch
 
-import fastsel  # noqa: F401  (loads the extension)
-from fastsel import bench as B
+from fastsel.benchmarks import select as B
+from fastsel.benchmarks.common import commit, cpu_name
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=6)
-    ap.add_argument("--N", type=int, default=65536)
-    ap.add_argument("--d", type=int, default=384)
-    ap.add_argument("--n", type=int, default=2048)
-    a = ap.parse_args(argv)
-    print(f"{B._cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__} · commit {B._commit()}")
+def run(a):
+    print(f"{cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__} · commit {commit()}")
     print("| pool | unpruned median s | pruned median s | unpruned / pruned | pairs examined | same picks |")
     print("|---|---|---|---|---|---|")
     for kind in ("gauss", "clustered"):
@@ -43,7 +36,3 @@ def main(argv=None):
             same = same and all(torch.equal(u, v) for u, v in zip(out["multi"], out["multi-noprune"]))
         mu, mp = statistics.median(t["multi-noprune"]), statistics.median(t["multi"])
         print(f"| {kind} | {mu:.3f} | {mp:.3f} | {mu / mp:.2f} | {frac:.3f} | {same} |", flush=True)
-
-
-if __name__ == "__main__":
-    main()

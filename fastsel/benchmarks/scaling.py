@@ -8,11 +8,10 @@ For N = 16k ... 1M rows (d = 384, n = 4,096 picks, float32) it times fastsel's m
   * the share of (row, pick) pairs the kernel examined (below 1: exact pruning skipped the rest).
 Use it to predict your own pool: time ~ n * max(GEMM bound x examined share, a few passes' reads).
 
-    python bench/bench_scaling.py [--sizes 16384,65536,262144,1048576] [--n 4096] [--out bench/results]
+    fastsel bench scaling [--sizes 16384,65536,262144,1048576] [--n 4096] [--out bench/results]
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import time
@@ -20,7 +19,8 @@ import time
 import torch
 
 import fastsel
-from fastsel import bench as B
+from fastsel.benchmarks import select as B
+from fastsel.benchmarks.common import commit, cpu_name
 from fastsel.io import save_json, save_text
 
 
@@ -38,14 +38,7 @@ def _t(fn) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="16384,65536,262144,1048576")
-    ap.add_argument("--d", type=int, default=384)
-    ap.add_argument("--n", type=int, default=4096)
-    ap.add_argument("--pools", default="gauss,clustered")
-    ap.add_argument("--out", default="bench/results")
-    a = ap.parse_args(argv)
+def run(a) -> dict:
     rate = gemm_rate(a.d)
     rows = []
     for N in [int(s) for s in a.sizes.split(",")]:
@@ -60,8 +53,8 @@ def main(argv=None) -> dict:
             rows.append(r)
             print(f"N={N:>8d} {kind:9s} {t:8.2f} s  {r['us_per_pick']:9.1f} us/pick  floor {r['floor_us_per_pick']:8.1f}"
                   f"  GEMM {r['gemm_us_per_pick']:8.1f}  examined {r['examined']:.3f}  passes {passes}", flush=True)
-    meta = dict(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), machine=B._cpu_name(),
-                threads=torch.get_num_threads(), torch=torch.__version__, commit=B._commit(),
+    meta = dict(date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), machine=cpu_name(),
+                threads=torch.get_num_threads(), torch=torch.__version__, commit=commit(),
                 gemm_GFLOPs=rate / 1e9)
     res = {"meta": meta, "rows": rows}
     os.makedirs(a.out, exist_ok=True)
@@ -81,7 +74,3 @@ def markdown(res: dict) -> str:
         out.append(f"| {r['N']:,} | {r['pool']} | {r['seconds']:.2f} | {r['us_per_pick']:.0f} | "
                    f"{r['floor_us_per_pick']:.0f} | {r['gemm_us_per_pick']:.0f} | {r['examined']:.3f} | {r['passes']} |")
     return "\n".join(out) + "\n"
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Sharded selection scaling and chunk skipping, on this machine.
 
-  python bench/bench_distributed.py            # writes bench/results/bench_distributed.{json,md}
+  fastsel bench distributed            # writes bench/results/bench_distributed.{json,md}
 
 1. Time per greedy pick with P = 1, 2, 4 gloo processes on loopback (each with 1 thread), at two
    pool sizes 4x apart, with the bytes all ranks send per pick (must not grow with N).
@@ -92,7 +91,7 @@ def skipping():
     return rows
 
 
-def main():
+def run(a):
     res = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "backend": "gloo (loopback)"},
            "scaling": scaling(), "skipping": skipping()}
@@ -108,7 +107,3 @@ def main():
            f"{r['chunk_skips']} | {r['skip_rate']:.3f} | {r['seconds']:.1f} |" for r in res["skipping"]]
     save_text("bench/results/bench_distributed.md", "\n".join(md) + "\n")
     print("\n".join(md))
-
-
-if __name__ == "__main__":
-    main()

@@ -9,11 +9,10 @@ Per workload, best of --repeats, each in a fresh process, timed inside the proce
   idle:  fastsel's default  vs  "before" (libgomp's default wait policy)   goal: within 5 %
   busy:  fastsel's default  vs  OMP_NUM_THREADS=1 in the same minutes      goal: <= 1.5x
 
-    python bench/bench_contention.py [--repeats 3] [--out bench/results/contention]
+    fastsel bench contention [--repeats 3] [--out bench/results/contention]
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -38,7 +37,7 @@ WORK = {
         "fastsel.nn(x[:8192], x[:32768]); print(time.perf_counter() - t)"),
     "loop training: 20 steps, smoke UNet, batch 32": (
         "import numpy as np, fastsel, time, tempfile; from fastsel.loop.config import LoopConfig; "
-        "from fastsel.loop import model as MD; ims = (np.random.default_rng(0).random((64, 32, 32, 1)) * 255)"
+        "from fastsel.loop import train as MD; ims = (np.random.default_rng(0).random((64, 32, 32, 1)) * 255)"
         ".astype(np.uint8); cfg = LoopConfig(dataset='x', unet='tiny', train_steps=25, batch_size=32, "
         "ckpt_every=10**6); d = tempfile.mkdtemp(); "
         "ts = []; MD.train(cfg, ims, np.zeros(64, np.int64), 1, d, 0, lambda s, T, l: ts.append(time.perf_counter())); "
@@ -62,12 +61,7 @@ def competitor():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default="bench/results/contention")
-    ap.add_argument("--only", default=None, help="Run only the workloads whose name contains this text.")
-    a = ap.parse_args(argv)
+def run(a):
     import numpy as np
     tmp = tempfile.mkdtemp()
     pool = os.path.join(tmp, "pool.npy")
@@ -111,7 +105,3 @@ def main(argv=None):
     save_json(os.path.join(a.out, "contention.json"), {"meta": meta, "rows": rows})
     save_text(os.path.join(a.out, "contention.md"), md)
     print(md)
-
-
-if __name__ == "__main__":
-    main()

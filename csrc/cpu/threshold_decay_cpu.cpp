@@ -22,18 +22,32 @@
 namespace fastsel {
 namespace cpu {
 
+// The outputs of a threshold call, filled in accept order: accept row i (its squared min-distance
+// v, the tau it beat) and mark it selected in the state md.
+template <typename Acc> struct Accepted {
+  int64_t* idx;
+  Acc* d2;
+  double* tau_at;
+  Acc* md;
+  int64_t t = 0;
+  void add(int64_t i, Acc v, double tau) {
+    idx[t] = i;
+    d2[t] = v;
+    tau_at[t] = tau;
+    ++t;
+    md[i] = Acc(-1);
+  }
+};
+
 template <typename T, typename Acc>
 static void threshold_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t start, double alpha,
                            bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2, double* tau_at) {
   std::vector<Acc> buf;
-  int64_t t = 0;
+  Accepted<Acc> out{idx, d2, tau_at, md};
+  int64_t& t = out.t;
   // Accept row i; the next candidate of the pass is searched from `from`.
   auto accept = [&](int64_t i, int64_t from) {
-    idx[t] = i;
-    d2[t] = md[i];
-    tau_at[t] = s.tau;
-    ++t;
-    md[i] = Acc(-1);
+    out.add(i, md[i], s.tau);
     const Acc* c = centre<T, Acc>(x + i * d, d, buf);
     // Keep the state exact after every accept.
     return update_all<T, Acc>(x, N, d, c, md, s.tau * s.tau, from);
@@ -98,14 +112,9 @@ static void threshold_chunked(const at::Tensor& xt, const T* x, int64_t N, int64
   std::vector<int64_t> pend;
   std::vector<std::vector<Acc>> pbuf;
   std::vector<const Acc*> prow;
-  int64_t t = 0;
-  auto record = [&](int64_t i, Acc v) {
-    idx[t] = i;
-    d2[t] = v;
-    tau_at[t] = s.tau;
-    ++t;
-    md[i] = Acc(-1);
-  };
+  Accepted<Acc> out{idx, d2, tau_at, md};
+  int64_t& t = out.t;
+  auto record = [&](int64_t i, Acc v) { out.add(i, v, s.tau); };
   auto add_pending = [&](int64_t i) {
     pend.push_back(i);
     pbuf.emplace_back();
@@ -191,13 +200,10 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
   std::vector<Acc> ac;          // (A, d) centred
   std::vector<double> an;       // norms of the centred accepts
   std::vector<int64_t> ver(N, 0);  // accepts applied to md[i]
-  int64_t t = 0;
+  Accepted<Acc> out{idx, d2, tau_at, md};
+  int64_t& t = out.t;
   auto record = [&](int64_t i, Acc v) {
-    idx[t] = i;
-    d2[t] = v;
-    tau_at[t] = s.tau;
-    ++t;
-    md[i] = Acc(-1);
+    out.add(i, v, s.tau);
     acc.push_back(i);
     for (int64_t j = 0; j < d; ++j) arows.push_back(static_cast<Acc>(x[i * d + j]));
     ac.resize(ac.size() + d);
@@ -341,11 +347,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   at::Tensor x = x_.contiguous();
   ThresholdStart ts = threshold_start(x, n, start, tau, min_d2, state);
   ThresholdState s = ts.s;
-  at::Tensor md = ts.md;
+  at::Tensor md = ts.md, idx = ts.idx, d2 = ts.d2, tau_at = ts.tau_at;
   start = ts.start;
-  auto idx = at::empty({n}, x.options().dtype(at::kLong));
-  auto d2 = at::empty({n}, md.options());
-  auto tau_at = at::empty({n}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();

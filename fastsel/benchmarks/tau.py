@@ -8,11 +8,10 @@ first pick) with alpha 0.8 / 0.9 / 0.95 in random scan order; the previous defau
 random subset. Then threshold's time at the default tau beside greedy's on 65,536 x 384, n = 2,048
 (goal <= 1.5x), in the same run.
 
-    python bench/bench_tau.py [--out bench/results/tau]
+    fastsel bench tau [--out bench/results/tau]
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -110,10 +109,7 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="bench/results/tau")
-    a = ap.parse_args(argv)
+def run(a):
     res = {"meta": {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__},
            "quality": quality(), "cost": cost()}
@@ -122,7 +118,3 @@ def main(argv=None):
     md = markdown(res)
     save_text(os.path.join(a.out, "tau.md"), md)
     print(md)
-
-
-if __name__ == "__main__":
-    main()

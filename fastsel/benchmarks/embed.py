@@ -1,13 +1,11 @@
-#!/usr/bin/env python
 """`fastsel embed` throughput against a bare ``model(x)`` loop over the same batches, same run.
 
-  python bench/bench_embed.py [--features inception] [--images 256] [--batch-size 32]
+  fastsel bench embed [--features inception] [--images 256] [--batch-size 32]
 
 The bare loop gets the batches already preprocessed (no conversion, no resize), so the ratio
 charges fastsel's whole pipeline (uint8 -> float, resize, normalise, copy out) against the model.
 Writes bench/results/bench_embed.json.
 """
-import argparse
 import datetime
 import os
 import time
@@ -19,12 +17,7 @@ from fastsel import features as Fe
 from fastsel.io import save_json
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--features", default="inception")
-    ap.add_argument("--images", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
-    a = ap.parse_args()
+def run(a):
     rng = np.random.default_rng(0)
     im = rng.integers(0, 256, (a.images, 28, 28, 1)).astype(np.uint8)
     ext = Fe.get(a.features, "cpu")
@@ -46,7 +39,3 @@ def main():
     save_json("bench/results/bench_embed.json", res)
     print(f"{a.features}: bare model loop {res['bare_img_per_s']:.1f} img/s, fastsel embed "
           f"{res['embed_img_per_s']:.1f} img/s -> {100 * res['ratio']:.1f}% of the bare loop")
-
-
-if __name__ == "__main__":
-    main()

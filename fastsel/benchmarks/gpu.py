@@ -1,6 +1,6 @@
 """GPU benchmark of the CUDA kernels, every figure beside its baselines in the same run.
 
-Run by ``bench/gpu_check.sh`` (or ``python -m fastsel.bench_gpu --out DIR``) on a machine
+Run by ``bench/gpu_check.sh`` (or ``fastsel bench gpu --out DIR``) on a machine
 with a CUDA device. Per case:
   * the device-to-device copy bandwidth measured now (bytes read + written / time), and
     from it the per-pick floor: one read of the pool per pick, N*d*itemsize / bandwidth;
@@ -15,39 +15,28 @@ Exactness is checked in the same run: multi vs single picks, k-NN vs a float64 b
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import math
 import os
 import platform
 import sys
-import time
 
 import torch
 
-from . import ops
-from .bench import authors_greedy  # (b): the same procedure as the CPU benchmark, on x.device
-from .io import save_json, save_text
-
-
-def _sync():
-    torch.cuda.synchronize()
+from .. import ops
+from ..io import save_json, save_text
+from .common import authors_greedy, plain_torch_greedy
+from .common import median_time as _median, wall as _wall
 
 
 def wall(fn) -> float:
-    _sync()
-    t0 = time.perf_counter()
-    fn()
-    _sync()
-    return time.perf_counter() - t0
+    return _wall(fn, device="cuda")
 
 
 def median_time(fn, reps: int = 5, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = sorted(wall(fn) for _ in range(reps))
-    return ts[len(ts) // 2]
+    return _median(fn, reps=reps, warmup=warmup, device="cuda")
+
 
 
 def copy_bandwidth(nbytes: int = 2 << 30) -> float:
@@ -69,21 +58,6 @@ def matmul_seconds(M: int, N: int, K: int, tf32: bool = False) -> float:
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
     return t
-
-
-def plain_torch_greedy(x, n, start=0):
-    """(a) plain PyTorch on the GPU: GEMV per pick, no host sync (argmax stays on the device)."""
-    xf = x.float()
-    xn = (xf * xf).sum(1)
-    md = torch.full((x.shape[0],), float("inf"), device=x.device)
-    idx = torch.empty(n, dtype=torch.long, device=x.device)
-    pick = torch.tensor(start, device=x.device)
-    for t in range(n):
-        idx[t] = pick
-        md = torch.minimum(md, xn - 2.0 * (xf @ xf[pick]) + xn[pick])
-        md[pick] = -1.0
-        pick = torch.argmax(md)
-    return idx
 
 
 def _row(rows, path_json, path_md, meta, **kw):
@@ -198,13 +172,9 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="bench/results")
-    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    a = ap.parse_args(argv)
+def run(a):
     if not torch.cuda.is_available():
-        print("fastsel.bench_gpu: no CUDA device", file=sys.stderr)
+        print("fastsel bench gpu: no CUDA device", file=sys.stderr)
         return 2
     os.makedirs(a.out, exist_ok=True)
     out = (os.path.join(a.out, "gpu_bench.json"), os.path.join(a.out, "gpu_bench.md"))
@@ -226,7 +196,3 @@ def main(argv=None):
                      one_block_picks=2)
     print(markdown({"meta": meta, "rows": rows}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

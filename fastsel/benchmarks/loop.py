@@ -1,18 +1,17 @@
 """Loop throughput: fastsel's training and sampling against bare diffusers, in the same run.
 
-Training: ``fastsel.loop.model.train`` (seeded generator, uint8 -> float per batch, checkpoints,
+Training: ``fastsel.loop.train.train`` (seeded generator, uint8 -> float per batch, checkpoints,
 progress) against a bare loop (add_noise -> UNet -> MSE -> Adam on a float tensor already on the
 device), same UNet config, batch and device: images/s of each and their ratio.
-Sampling: ``fastsel.loop.model.sample`` (one generator per image, batches kept on disk) against a
+Sampling: ``fastsel.loop.sample.sample`` (one generator per image, batches kept on disk) against a
 bare ``DDPMPipeline`` call with the same scheduler and step count: images/s and ratio.
 
-    python bench/bench_loop.py                              # tiny UNet, CPU
-    python bench/bench_loop.py --unet paper --steps 20      # Appendix D CIFAR-10 config, bounded steps
-    python bench/bench_loop.py --unet paper --device cuda --mixed-precision bf16
+    fastsel bench loop                              # tiny UNet, CPU
+    fastsel bench loop --unet paper --steps 20      # Appendix D CIFAR-10 config, bounded steps
+    fastsel bench loop --unet paper --device cuda --mixed-precision bf16
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -26,7 +25,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from fastsel.io import save_json, save_text  # noqa: E402
-from fastsel.loop import model as MD  # noqa: E402
+from fastsel.loop import sample as SM  # noqa: E402
+from fastsel.loop import train as MD  # noqa: E402
 from fastsel.loop.config import LoopConfig  # noqa: E402
 
 
@@ -96,25 +96,12 @@ def ours_sample(cfg: LoopConfig, model, count: int, size: int, channels: int) ->
     with tempfile.TemporaryDirectory() as d:
         _sync(cfg.device)
         t0 = time.perf_counter()
-        MD.sample(cfg, model, count, size, channels, 0, d)
+        SM.sample(cfg, model, count, size, channels, 0, d)
         _sync(cfg.device)
         return time.perf_counter() - t0
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--unet", default="tiny")
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--channels", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=30, help="training steps timed per loop")
-    ap.add_argument("--sample-count", type=int, default=64)
-    ap.add_argument("--sample-steps", type=int, default=10, help="DDPM steps for both samplers")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    ap.add_argument("--repeats", type=int, default=3, help="alternating repeats; the best of each is reported")
-    ap.add_argument("--out-dir", default="bench/results")
-    a = ap.parse_args(argv)
+def run(a):
     cfg = LoopConfig(dataset="bench", unet=a.unet, batch_size=a.batch_size, device=a.device, sampler="ddpm",
                      sample_steps=a.sample_steps, sample_batch=a.sample_count, mixed_precision=a.mixed_precision,
                      ckpt_every=10 ** 9, lr=1e-4)
@@ -155,7 +142,3 @@ def main(argv=None):
           f"{res['sample_ratio']:.3f} |\n")
     save_text(os.path.join(a.out_dir, "bench_loop.md"), md)
     print(md)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,29 @@
+"""uint8 image arrays in .npy / .npz files (``images`` [+ ``labels``] in a .npz)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..io import DataError
+from ._files import Dataset
+
+
+def load_array(path: str) -> Dataset:
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z:
+                raise DataError(f"{path}: needs an array named 'images' (and optionally 'labels')")
+            x = z["images"]
+            y = z["labels"] if "labels" in z else np.zeros(len(x), np.int64)
+    else:
+        x = np.load(path, allow_pickle=False)
+        y = np.zeros(len(x), np.int64)
+    if x.dtype != np.uint8 or x.ndim not in (3, 4):
+        raise DataError(f"{path}: images must be uint8 (N, H, W[, C]), got {x.dtype} {x.shape}")
+    if np.ndim(y) != 1 or len(y) != len(x) or np.asarray(y).dtype.kind not in "iu":
+        raise DataError(f"{path}: 'labels' must be {len(x)} integers, one per image, got {np.asarray(y).dtype} "
+                        f"{np.shape(y)}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):
+        x = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+    return Dataset(np.ascontiguousarray(x), np.asarray(y, dtype=np.int64), path)

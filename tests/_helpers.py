@@ -1,0 +1,69 @@
+"""Helpers the tests share: devices, backends and dtypes to parametrise over, data makers (integer
+pools with exact ties, tight far-away clusters) and the float64 checkers every kernel is held to."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import fastsel._backend as B
+
+HAS_CUDA = torch.cuda.is_available()
+NO_EXT = os.environ.get("FASTSEL_NO_EXTENSION", "0") == "1" or B.build_info().get("extension") is False
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device"))]
+BACKENDS = [pytest.param("cpp", marks=pytest.mark.skipif(NO_EXT, reason="installed without the extension")),
+            "torch"]
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# relative tolerance of a float64 check on data stored in each dtype (accumulation in float32 / float64)
+RTOL = {torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5, torch.float64: 1e-12}
+
+
+def int_pool(rng, N, d, lo=-6, hi=7):
+    """Small-integer coordinates: every squared distance is exact in float16/bfloat16 storage and float32 sums."""
+    return rng.integers(lo, hi, size=(N, d)).astype(np.float64)
+
+
+def clustered_pool(rng, N, d, clusters=8, spread=0.05, offset=100.0):
+    """Tight clusters far from the origin: where the GEMM form loses digits to cancellation."""
+    centres = rng.standard_normal((clusters, d)) * 3 + offset
+    return centres[rng.integers(clusters, size=N)] + spread * rng.standard_normal((N, d))
+
+
+def d2_64(x64, rows, c):
+    diff = x64[rows] - x64[c]
+    return (diff * diff).sum(-1)
+
+
+def check_greedy_maximal(x_stored, idx, rtol):
+    """Every pick attains the largest min-distance to the earlier picks, checked in float64 on the stored data."""
+    x64 = x_stored.detach().cpu().double().numpy()
+    idx = idx.cpu().numpy()
+    N = x64.shape[0]
+    md = np.full(N, np.inf)
+    selected = np.zeros(N, bool)
+    for t, p in enumerate(idx):
+        assert not selected[p], f"pick {t}: row {p} selected twice"
+        if t > 0:
+            best = md[~selected].max()
+            assert md[p] >= best * (1 - rtol) - 1e-30, f"pick {t}: row {p} at {md[p]!r} < max {best!r}"
+        selected[p] = True
+        diff = x64 - x64[p]
+        md = np.minimum(md, (diff * diff).sum(1))
+
+
+def brute_knn(q64, r64, k, exclude_self=False):
+    """float64 difference-form k-NN, ties to the lowest index (stable sort)."""
+    d = ((q64[:, None, :] - r64[None, :, :]) ** 2).sum(-1)
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.sqrt(np.take_along_axis(d, idx, 1)), idx
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for torchrun / process-group tests)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

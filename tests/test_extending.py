@@ -1,0 +1,97 @@
+"""Extending fastsel: a selector registered in one place runs through fastsel.select, the
+`fastsel select` command and the loop's selection step (README "Extending fastsel")."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import fastsel
+from fastsel.cli.main import cli
+from fastsel.loop.pool import Candidates, select_from
+from fastsel.select import SELECTORS
+
+
+@pytest.fixture
+def toy():
+    """'farthest-from-mean': the n rows farthest from the pool's mean (a toy: fixed answer)."""
+    calls = []
+
+    @fastsel.register_selector("farthest-from-mean", help="rows farthest from the mean")
+    def farthest_from_mean(x, n, *, seed, **options):
+        calls.append(sorted(options))
+        d = ((x - x.mean(0)) ** 2).sum(1)
+        return torch.argsort(d, descending=True, stable=True)[:n]
+    yield calls
+    del SELECTORS["farthest-from-mean"]
+
+
+def _want(x, n):
+    d = ((x - x.mean(0)) ** 2).sum(1)
+    return np.argsort(-d, kind="stable")[:n]
+
+
+def test_registered_selector_runs_through_select_cli_and_loop(toy, tmp_path, rng):
+    x = rng.standard_normal((200, 6)).astype(np.float32)
+    want = _want(x.astype(np.float64), 20)
+    # 1. the Python entry point
+    got = fastsel.select(torch.from_numpy(x), 20, "farthest-from-mean")
+    assert np.array_equal(np.sort(got.numpy()), np.sort(want))
+    # 2. the command line: a valid --method, the same rows written
+    np.save(tmp_path / "f.npy", x)
+    out = tmp_path / "sel.npy"
+    r = CliRunner().invoke(cli, ["select", "--in", str(tmp_path / "f.npy"), "--n", "20", "--method",
+                                 "farthest-from-mean", "--out", str(out), "--json", "--no-metrics", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["method"] == "farthest-from-mean"
+    assert np.array_equal(np.sort(np.load(out)), np.sort(want))
+    # 3. the loop: a valid arm name, and its selection step picks the same rows
+    from fastsel.loop.config import LoopConfig, preset
+    cfg = LoopConfig(dataset="mnist", **dict(preset("smoke", "mnist"), selectors=("none", "farthest-from-mean")))
+    assert cfg.selectors[-1] == "farthest-from-mean"
+    c = Candidates(np.zeros(200, np.int16), np.arange(200), x)
+    rows = select_from(c, 20, "farthest-from-mean", seed=3)
+    assert np.array_equal(np.sort(rows), np.sort(want))
+    # every caller passed the same option names
+    assert toy[0] == toy[1] == toy[2] and "start" in toy[0] and "tau" in toy[0]
+
+
+def test_registry_refuses_bad_and_duplicate_names(toy):
+    with pytest.raises(ValueError, match="already registered"):
+        fastsel.register_selector("greedy", lambda x, n, **_: torch.arange(n))
+    for bad in ("", "a,b", "none", "all"):
+        with pytest.raises(ValueError, match="selector name"):
+            fastsel.register_selector(bad, lambda x, n, **_: torch.arange(n))
+    with pytest.raises(ValueError, match="method must be one of"):
+        fastsel.select(torch.zeros(5, 2), 2, "no-such-method")
+
+
+def test_a_selector_returning_the_wrong_count_is_one_line(rng):
+    fastsel.register_selector("short", lambda x, n, **_: torch.arange(n - 1))
+    try:
+        with pytest.raises(ValueError, match="returned"):
+            fastsel.select(torch.zeros(5, 2), 3, "short")
+    finally:
+        del SELECTORS["short"]
+
+
+def test_registered_selector_runs_a_whole_loop(toy, tmp_path):
+    """The loop's Python API with an arm of the toy selector: one iteration on tiny data, its
+    training set is exactly what the selector picks from the candidates."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("matplotlib")
+    from fastsel.loop import LoopConfig, preset, run_loop
+    rng = np.random.default_rng(0)
+    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
+    cfg = LoopConfig(dataset=str(tmp_path / "tiny.npz"), **dict(
+        preset("smoke", "tiny"), n=16, train_steps=4, batch_size=8, sample_steps=2, sample_batch=8, iterations=2,
+        ckpt_every=2, selectors=("farthest-from-mean",), paradigm="replace"))
+    recs = run_loop(cfg, str(tmp_path / "run"), report=False)
+    assert sorted((r["arm"], r["iteration"]) for r in recs) == [("replace-farthest-from-mean", 0),
+                                                                 ("replace-farthest-from-mean", 1)]
+    d1 = tmp_path / "run" / "replace-farthest-from-mean" / "iter_001"
+    idx = np.load(d1 / "train_idx.npy")
+    feats = np.load(tmp_path / "run" / "shared" / "iter_000" / "feats.npy")  # the candidates: generation 1
+    assert np.array_equal(np.sort(idx), np.sort(_want(feats.astype(np.float64), 16)))
