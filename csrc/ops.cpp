@@ -65,6 +65,11 @@ TORCH_LIBRARY(fastsel, m) {
   // call in this process (diagnostics: benchmarks, pruning tests, live progress).
   m.def("_greedy_stats() -> Tensor");
 
+  // _auto_mode: what mode "auto" resolves to for a CPU call of op ("greedy":
+  // "multi" or "single"; "threshold_decay": "lazy" or "single") on N rows and n
+  // picks -- the rule is written once (utils.h); Python asks here.
+  m.def("_auto_mode(str op, int N, int n) -> str");
+
   // threshold_decay: Algorithm 2 (Appendix C) exactly as printed. Passes scan
   // the unselected rows in index order; row i is accepted when its squared
   // min distance to everything accepted so far (this pass included) is

@@ -133,6 +133,9 @@ inline void check_greedy_mode(const std::string& mode, bool has_noprune) {
 inline bool greedy_multi_pick(const std::string& mode, int64_t N, int64_t n) {
   return mode == "multi" || mode == "multi-noprune" || (mode == "auto" && N >= kMultiMinRows && n >= kMultiMinPicks);
 }
+// threshold_decay's "auto" on the CPU: the lazy filter from the same pool size and accept count
+// (CUDA runs every mode but "single" chunked). Both rules are also what fastsel::_auto_mode returns.
+inline bool threshold_lazy_auto(int64_t N, int64_t n) { return N >= kMultiMinRows && n >= kMultiMinPicks; }
 
 // Diagnostics behind fastsel::_greedy_stats (csrc/greedy_stats.cpp): passes, picks, and the
 // (row, pick) pairs multi-pick updates examined out of all rows x picks, of the last call.

@@ -232,6 +232,11 @@ def _resumable(call, n: int, progress, parts: int) -> list:
     return outs
 
 
+def _resolved(op: str, mode: str, N: int, n: int) -> str:
+    """The CPU kernel's mode for this call: "auto" as the kernel resolves it (fastsel::_auto_mode)."""
+    return torch.ops.fastsel._auto_mode(op, N, n) if mode == "auto" else mode
+
+
 def _watched(call, n: int, progress, poll: float = 0.25):
     """One call of the CPU greedy kernel in a worker thread (the op releases the GIL), with
     ``progress`` fed from the kernel's own pick counter: a multi-pick call keeps its set-up
@@ -289,8 +294,8 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     fn, be = _impl("greedy", x, backend)
     e = pow2_scale(x)
     x = ldexp(x, e)
-    multi = mode == "multi" or (mode == "auto" and N >= 8192 and n >= 64)  # as the kernel resolves "auto"
-    if progress is not None and be == "cpp" and x.device.type == "cpu" and multi:
+    watched = progress is not None and be == "cpp" and x.device.type == "cpu"
+    if watched and _resolved("greedy", mode, N, n) == "multi":
         outs = [_watched(lambda: fn(x, n, start, None, mode), n, progress)]
     else:
         outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2],
@@ -410,8 +415,8 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     def call(k, prev):
         md, st = (None, None) if prev is None else (prev[3], prev[4])
         return fn(x, k, start if prev is None else -1, tau, alpha, every_pass, md, st, mode)
-    lazy = mode == "lazy" or (mode == "auto" and N >= 8192 and n >= 64)  # as the CPU kernel resolves "auto"
-    if progress is not None and be == "cpp" and x.device.type == "cpu" and lazy:
+    watched = progress is not None and be == "cpp" and x.device.type == "cpu"
+    if watched and _resolved("threshold_decay", mode, N, n) == "lazy":
         outs = [_watched(lambda: call(n, None), n, progress)]  # a lazy call's state is not resumable
     else:
         outs = _resumable(call, n, progress, 100 if mode == "single" else 10)

@@ -60,16 +60,17 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
     if use_kernel:
         t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
         idx, d2 = torch.ops.fastsel.greedy_sets(rows, t(ptr), t(n), t(start), total, mode)
-    else:
+    else:  # one set after another through greedy's kernel (rows already checked and scaled above)
+        fn, _ = ops._impl("greedy", rows, backend)
         parts_i, parts_d = [], []
         for b in range(B):
             if n[b]:
-                r = ops.greedy(rows[ptr[b]:ptr[b + 1]], n[b], start[b], backend=backend, mode=mode)
-                parts_i.append(r.indices + ptr[b])
-                parts_d.append(r.distances)
+                i, d, _ = fn(rows[ptr[b]:ptr[b + 1]], n[b], start[b], None, mode)
+                parts_i.append(i + ptr[b])
+                parts_d.append(d)
         if not parts_i:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
-        return torch.cat(parts_i), ops.unscale(torch.cat(parts_d), e)
+        idx, d2 = torch.cat(parts_i), torch.cat(parts_d)
     return idx, ops.unscale(d2.sqrt(), e)
 
 

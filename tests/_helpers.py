@@ -1,5 +1,6 @@
 """Helpers the tests share: devices, backends and dtypes to parametrise over, data makers (integer
 pools with exact ties, tight far-away clusters) and the float64 checkers every kernel is held to."""
+import contextlib
 import os
 
 import numpy as np
@@ -67,3 +68,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ device-parametrised op tests
+
+def kernel_device(device: str) -> str:
+    """The device a compiled-kernel test runs on; skips when that device's kernels are not built."""
+    if NO_EXT:
+        pytest.skip("installed without the extension")
+    if device == "cuda" and not B.has_kernel("greedy", "cuda"):
+        pytest.skip("extension built without CUDA kernels")
+    return device
+
+
+def cuda_only(device: str, why: str) -> None:
+    if device != "cuda":
+        pytest.skip(why)
+
+
+@contextlib.contextmanager
+def tf32(on: bool):
+    """cuBLAS TF32 on or off for the block (the CUDA multi-pick / chunked paths run GEMMs)."""
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def same(got, want, what="values"):
+    """Exact equality (on any device), reporting the first mismatch."""
+    got, want = got.cpu(), want.cpu()
+    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
+    bad = (got != want) & ~(torch.isnan(got) & torch.isnan(want)) if got.is_floating_point() else got != want
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad.reshape(-1))[0])
+        raise AssertionError(f"{what}: {int(bad.sum())} mismatches, first at {i}: "
+                             f"{got.reshape(-1)[i].item()!r} != {want.reshape(-1)[i].item()!r}")
+
+
+def as_t(a, dtype):
+    return torch.from_numpy(np.ascontiguousarray(a)).to(dtype)

@@ -6,7 +6,8 @@ import torch
 
 import fastsel
 from fastsel import ops, reference
-from _helpers import DTYPES, RTOL, check_greedy_maximal, clustered_pool, int_pool
+from _helpers import (DTYPES, RTOL, as_t, check_greedy_maximal, clustered_pool, cuda_only, int_pool, kernel_device,
+                      same, tf32)
 
 
 def test_hand_case_line(backend, device):
@@ -212,3 +213,152 @@ def test_low_d_column_kernel_is_bit_identical(d, dtype, rng):
         a, _, state = torch.ops.fastsel.greedy(x, 150, 5, None, "single")
         b, _, m3 = torch.ops.fastsel.greedy(x, n - 150, -1, state, "single")
         assert torch.equal(torch.cat([a, b]), i1) and torch.equal(m3, m1)
+
+
+# ---------------------------------------------------------------- every device (cpu, and cuda when present)
+# The compiled kernels of each device against float64 and the literal reference (fastsel.reference):
+# on exactly representable data (small integers, duplicates) indices, squared distances and states
+# are equal bit for bit, ties going to the lowest index. The CUDA multi-pick paths run cuBLAS
+# GEMMs, so their checks also run with TF32 switched on by the caller.
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("d", [37, 64])  # CUDA: scalar and 4-wide loads
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_device_greedy_random_float64_maximal(device, dtype, d, mode, rng):
+    dev = kernel_device(device)
+    x = as_t(rng.standard_normal((3000, d)), dtype)
+    r = fastsel.greedy(x.to(dev), 400, start=7, mode=mode, backend="cpp")
+    assert r.indices.device.type == dev
+    check_greedy_maximal(x, r.indices.cpu(), RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_device_greedy_integer_data_equals_reference(device, dtype, mode, rng):
+    dev = kernel_device(device)
+    x = as_t(int_pool(rng, 2500, 12, -3, 4), dtype)  # many exact ties and duplicates
+    # squared distances and states are exact here (sqrt is left out: float64 sqrt on CUDA and on
+    # the CPU can differ in the last bit)
+    want = reference.greedy(x, 2500, 3)
+    got = torch.ops.fastsel.greedy(x.to(dev), 2500, 3, None, mode)
+    for g, w, what in zip(got, want, ("indices", "squared distances", "state")):
+        same(g, w, what)
+
+
+@pytest.mark.parametrize("pool", ["gauss", "clusters_far"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("allow_tf32", [False, True])
+def test_device_greedy_multi_bit_identical_to_single(device, pool, dtype, allow_tf32, rng):
+    dev = kernel_device(device)
+    if allow_tf32:
+        cuda_only(dev, "TF32 is a CUDA setting")
+    a = rng.standard_normal((6000, 48)) if pool == "gauss" else clustered_pool(rng, 6000, 48, clusters=16)
+    x = as_t(a, dtype).to(dev)
+    with tf32(allow_tf32):
+        s_i, s_d, s_md = torch.ops.fastsel.greedy(x, 900, 11, None, "single")
+        m_i, m_d, m_md = torch.ops.fastsel.greedy(x, 900, 11, None, "multi")
+        passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
+    same(m_i, s_i, "indices")
+    same(m_d, s_d, "distances")
+    same(m_md, s_md, "state")
+    assert passes < picks  # several picks per pass
+    check_greedy_maximal(x.cpu(), m_i.cpu(), RTOL[dtype])
+
+
+def test_device_greedy_large_pool_multi_equals_single(device, rng):
+    dev = kernel_device(device)
+    cuda_only(dev, "the CPU's large pools: test_prune.py and the multi-pick tests above")
+    x = torch.randn(70000, 96, device=dev)
+    a = torch.ops.fastsel.greedy(x, 1500, 0, None, "single")
+    b = torch.ops.fastsel.greedy(x, 1500, 0, None, "multi")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])
+
+
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_device_greedy_resume_and_progress(device, mode, rng):
+    dev = kernel_device(device)
+    x = as_t(rng.standard_normal((4000, 20)), torch.float32).to(dev)
+    whole = fastsel.greedy(x, 1000, 4, mode=mode, backend="cpp").indices
+    seen = []
+    parts = fastsel.greedy(x, 1000, 4, mode=mode, backend="cpp", progress=seen.append).indices
+    assert sum(seen) == 1000 and torch.equal(whole, parts)
+
+
+def test_device_greedy_hand_cases_and_large_distances(device):
+    dev = kernel_device(device)
+    x = torch.tensor([[0.0, 0.0], [-1.0, 0.0], [5.0, 0.0], [-5.0, 0.0]], device=dev)
+    assert fastsel.greedy(x, 4, start=0, backend="cpp").indices.tolist() == [0, 2, 3, 1]
+    big = torch.tensor([[0.0], [1e4], [3e4], [-2e4]], device=dev)  # d^2 up to 2.5e9: no sentinel clipping
+    assert fastsel.greedy(big, 4, start=0, backend="cpp").indices.tolist() == [0, 2, 3, 1]
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 33, 257])
+def test_device_greedy_tiny_pools(device, N, rng):
+    dev = kernel_device(device)
+    x = as_t(rng.standard_normal((N, 5)), torch.float32)
+    want = reference.greedy(x, N, 0)[0]
+    for mode in ("single", "multi"):
+        got = fastsel.greedy(x.to(dev), N, 0, backend="cpp", mode=mode).indices
+        assert torch.equal(got.cpu(), want)
+
+
+def test_device_greedy_bad_state(device):
+    dev = kernel_device(device)
+    x = torch.randn(10, 3, device=dev)
+    with pytest.raises(RuntimeError, match="min_d2 must be"):
+        torch.ops.fastsel.greedy(x, 2, -1, torch.zeros(10, dtype=torch.float64, device=dev), "auto")
+    with pytest.raises(RuntimeError, match="n must be in"):
+        torch.ops.fastsel.greedy(x, 11, 0, None, "auto")
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: torch.ops.fastsel.greedy(x, 11, 0, None, "auto"), "n must be in"),
+    (lambda x: torch.ops.fastsel.greedy(x, 2, 10, None, "auto"), "start must be in"),
+    (lambda x: torch.ops.fastsel.threshold_decay(x, 2, 0, 1.0, 2.0, False, None, None, "auto"), "alpha must be"),
+    (lambda x: torch.ops.fastsel.threshold_decay(x, 2, 0, -1.0, 0.5, False, None, None, "auto"), "tau must be"),
+    (lambda x: torch.ops.fastsel.nn(x, x, 20, False), "k must be in"),
+    (lambda x: torch.ops.fastsel.update_min_d2(x, torch.zeros(10, device=x.device), x[:, :2], 0.0, 0),
+     "centres must be"),
+])
+def test_device_bad_arguments_raise_with_numbers_in_the_message(device, call, match):
+    dev = kernel_device(device)
+    with pytest.raises(RuntimeError, match=match):
+        call(torch.randn(10, 3, device=dev))
+
+
+def test_device_one_block_baseline_equals_greedy_on_integers(device, rng):
+    dev = kernel_device(device)
+    cuda_only(dev, "_fps_one_block is the CUDA benchmark's baseline")
+    with pytest.raises(RuntimeError, match="n must be in"):
+        torch.ops.fastsel._fps_one_block(torch.randn(10, 3, device=dev), 0, 0)
+    x = as_t(int_pool(rng, 1500, 8), torch.float32).to(dev)
+    got = torch.ops.fastsel._fps_one_block(x, 300, 2)
+    want = fastsel.greedy(x, 300, 2, backend="cpp", mode="single").indices
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_device_update_min_d2_equals_reference_on_integers(device, dtype, rng):
+    dev = kernel_device(device)
+    x = as_t(int_pool(rng, 2000, 10), dtype)
+    md = torch.full((2000,), float("inf"), dtype=reference.acc_dtype(dtype))
+    md[[3, 9]] = -1
+    c = x[[3, 9, 400]]
+    want = reference.update_min_d2(x, md, c, 30.0, 100)
+    got = torch.ops.fastsel.update_min_d2(x.to(dev), md.to(dev), c.to(dev), 30.0, 100)
+    same(got[0], want[0], "state")
+    same(got[1], want[1], "summary")
+
+
+@needs_ext
+@pytest.mark.parametrize("N, n", [(8191, 100), (8192, 64), (9000, 63)])
+def test_auto_mode_is_what_the_kernel_runs(N, n, rng):
+    """fastsel::_auto_mode (what Python asks before watching a call) names the path "auto" takes."""
+    mode = torch.ops.fastsel._auto_mode("greedy", N, n)
+    assert mode == ("multi" if N >= 8192 and n >= 64 else "single")
+    torch.ops.fastsel.greedy(torch.from_numpy(rng.standard_normal((N, 16))).float(), n, 0, None, "auto")
+    passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
+    assert (passes < picks) == (mode == "multi")
+    assert torch.ops.fastsel._auto_mode("threshold_decay", N, n) == ("lazy" if mode == "multi" else "single")
+    with pytest.raises(RuntimeError, match="op must be"):
+        torch.ops.fastsel._auto_mode("nn", N, n)

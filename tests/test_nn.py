@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import fastsel
-from _helpers import DTYPES, brute_knn as brute, clustered_pool, int_pool
+from _helpers import DTYPES, as_t, brute_knn as brute, clustered_pool, cuda_only, int_pool, kernel_device, tf32
 
 
 def test_hand_case(backend, device):
@@ -82,3 +82,45 @@ def test_bad_shapes():
         fastsel.nn(torch.randn(3, 2), torch.randn(4, 2), exclude_self=True, backend="torch")
     with pytest.raises(ValueError, match="2-D"):
         fastsel.nn(torch.randn(3), torch.randn(4, 2))
+
+
+# ---------------------------------------------------------------- every device (cpu, and cuda when present)
+# The compiled kernels of each device against a float64 brute force (ties: lowest index).
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("k", [1, 5, 40])  # 40: the long-list path
+def test_device_nn_integer_data_exact_ties_low(device, dtype, k, rng):
+    dev = kernel_device(device)
+    q = int_pool(rng, 300, 6, -2, 3)
+    r = int_pool(rng, 900, 6, -2, 3)
+    wd, wi = brute(q, r, k)
+    d, i = fastsel.nn(as_t(q, dtype).to(dev), as_t(r, dtype).to(dev), k=k, backend="cpp")
+    assert np.array_equal(i.cpu().numpy(), wi)
+    np.testing.assert_allclose(d.cpu().double().numpy(), wd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("pool", ["gauss", "clusters_far"])
+@pytest.mark.parametrize("exclude_self", [False, True])
+@pytest.mark.parametrize("allow_tf32", [False, True])
+def test_device_nn_float64_correct(device, pool, exclude_self, allow_tf32, rng):
+    dev = kernel_device(device)
+    if allow_tf32:
+        cuda_only(dev, "TF32 is a CUDA setting")
+    a = rng.standard_normal((2500, 64)) if pool == "gauss" else clustered_pool(rng, 2500, 64)
+    x = as_t(a, torch.float32)
+    x64 = x.double().numpy()
+    wd, wi = brute(x64, x64, 3, exclude_self)
+    with tf32(allow_tf32):
+        d, i = fastsel.nn(x.to(dev), k=3, exclude_self=exclude_self, backend="cpp")
+    assert np.array_equal(i.cpu().numpy(), wi)
+    np.testing.assert_allclose(d.cpu().double().numpy(), wd, rtol=1e-6)
+
+
+def test_device_nn_block_edges_float64_correct(device, rng):
+    dev = kernel_device(device)
+    q = as_t(rng.standard_normal((4100, 24)), torch.float32)  # crosses the 4096-row query block
+    r = as_t(rng.standard_normal((16400, 24)), torch.float32)  # and the 16384-row ref block
+    wd, wi = brute(q.double().numpy(), r.double().numpy(), 4)
+    d, i = fastsel.nn(q.to(dev), r.to(dev), k=4, backend="cpp")
+    assert np.array_equal(i.cpu().numpy(), wi)
+    np.testing.assert_allclose(d.cpu().double().numpy(), wd, rtol=1e-6)

@@ -5,6 +5,7 @@ import torch
 pytest.importorskip("fastsel._C", reason="installed without the extension")
 import fastsel  # noqa: E402  (registers the fake kernels)
 from fastsel import reference  # noqa: E402
+from _helpers import kernel_device  # noqa: E402
 
 CASES = {
     "greedy": lambda x: (x, 5, 1),
@@ -18,9 +19,11 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
-def test_opcheck(case, dtype):
+def test_opcheck(device, case, dtype):
+    """Every op with kernels on the device (cpu; cuda when built): schema, fake kernel, dispatch."""
+    dev = kernel_device(device)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(20, 6, generator=g).to(dtype)
+    x = torch.randn(20, 6, generator=g).to(dtype).to(dev)
     op = getattr(torch.ops.fastsel, {"greedy_resume": "greedy", "nn_self": "nn"}.get(case, case))
     torch.library.opcheck(op, CASES[case](x))
 

@@ -6,7 +6,7 @@ import torch
 
 import fastsel
 from fastsel import reference
-from _helpers import DTYPES, int_pool
+from _helpers import DTYPES, RTOL, as_t, cuda_only, int_pool, kernel_device, same, tf32
 
 
 def literal(x64, n, start, tau, alpha, every_pass=False, max_passes=200000, order=None):
@@ -246,3 +246,56 @@ def test_lazy_state_is_not_resumable(rng):
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode must be"):
         fastsel.threshold_decay(torch.randn(4, 2), 2, 0, 1.0, mode="multi")
+
+
+# ---------------------------------------------------------------- every device (cpu, and cuda when present)
+# The compiled kernels of each device against the literal Algorithm 2 (fastsel.reference) on exact
+# data, against float64 on random data; chunked and lazy bit-identical to single on the device.
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("decay", ["empty-pass", "every-pass"])
+@pytest.mark.parametrize("mode", ["single", "chunked"])
+def test_device_threshold_integer_data_equals_reference(device, dtype, decay, mode, rng):
+    dev = kernel_device(device)
+    x = as_t(int_pool(rng, 1500, 6, -3, 4), dtype)
+    every = decay == "every-pass"
+    want = reference.threshold_decay(x, 1200, 2, 4.0, 0.8, every)
+    got = torch.ops.fastsel.threshold_decay(x.to(dev), 1200, 2, 4.0, 0.8, every, None, None, mode)
+    for g, w, what in zip(got, want, ("indices", "squared distances", "tau_at", "state", "tau/pos/added/filled")):
+        same(g, w, what)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("allow_tf32", [False, True])
+def test_device_threshold_random_chunked_equals_single_and_float64(device, dtype, allow_tf32, rng):
+    dev = kernel_device(device)
+    if allow_tf32:
+        cuda_only(dev, "TF32 is a CUDA setting")
+    x = as_t(rng.standard_normal((5000, 40)), dtype)
+    want = fastsel.threshold_decay(x, 1500, start=0, tau=9.0, alpha=0.9, backend="torch")
+    with tf32(allow_tf32):
+        a = fastsel.threshold_decay(x.to(dev), 1500, start=0, tau=9.0, alpha=0.9, backend="cpp", mode="chunked")
+        b = fastsel.threshold_decay(x.to(dev), 1500, start=0, tau=9.0, alpha=0.9, backend="cpp", mode="single")
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.distances, b.distances)
+    # the fallback sums in another order: same accepts, distances within float rounding
+    assert torch.equal(a.indices.cpu(), want.indices)
+    torch.testing.assert_close(a.distances.cpu()[1:], want.distances[1:], rtol=RTOL[dtype], atol=0)
+    # every accept was strictly above the threshold in force, checked in float64
+    x64 = x.double().numpy()
+    acc = a.indices.cpu().numpy()
+    for t in range(1, len(acc), 97):
+        d = np.sqrt(((x64[acc[:t]] - x64[acc[t]]) ** 2).sum(1)).min()
+        assert d > a.tau_at[t].item() * (1 - RTOL[dtype])
+
+
+def test_device_threshold_duplicates_fill_and_resume(device, rng):
+    dev = kernel_device(device)
+    x = torch.tensor([[0.0], [5.0], [0.0], [5.0], [2.0]])
+    want = fastsel.threshold_decay(x, 5, start=0, tau=1.0, backend="torch")
+    got = fastsel.threshold_decay(x.to(dev), 5, start=0, tau=1.0, backend="cpp")
+    assert torch.equal(got.indices.cpu(), want.indices) and got.n_filled == want.n_filled
+    y = as_t(rng.standard_normal((3000, 16)), torch.float32).to(dev)
+    whole = fastsel.threshold_decay(y, 900, start=1, tau=5.0, backend="cpp").indices
+    seen = []
+    parts = fastsel.threshold_decay(y, 900, start=1, tau=5.0, backend="cpp", progress=seen.append).indices
+    assert sum(seen) == 900 and torch.equal(whole, parts)

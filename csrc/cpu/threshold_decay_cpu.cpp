@@ -101,8 +101,6 @@ static void threshold_loop(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
 }
 
 constexpr int64_t kPending = 256;        // chunked: accepts between pool updates
-constexpr int64_t kChunkedMinRows = 8192;  // auto: chunked from this pool size ...
-constexpr int64_t kChunkedMinPicks = 64;   // ... and this many accepts
 
 template <typename T, typename Acc>
 static void threshold_chunked(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
@@ -352,8 +350,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
-    const bool big = N >= kChunkedMinRows && n >= kChunkedMinPicks;
-    if (mode == "lazy" || (mode == "auto" && big)) {
+    if (mode == "lazy" || (mode == "auto" && threshold_lazy_auto(N, n))) {
       threshold_lazy<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
                                       idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
     } else if (mode == "chunked") {
