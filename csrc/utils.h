@@ -121,6 +121,17 @@ inline void check_threshold_args(const std::string& mode, double alpha) {
   TORCH_CHECK(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1), got ", alpha);
 }
 
+// The centred copy of a pool for GEMM-form distances (built by cpu/multipick.h and
+// cuda/multipick.cuh) and the bound that certifies them: |GEMM-form d^2 - difference-form d^2|
+// <= gemm_kappa(d, u) (|c_a| + |c_b|)^2 for rows centred on any common point (ops.cpp, greedy).
+struct Centred {
+  at::Tensor xc;  // (N, d) accumulation dtype: the rows minus the centre
+  at::Tensor cn;  // (N,) float64 norms of the centred rows
+  at::Tensor mu;  // (d,) the centre in the accumulation dtype (undefined when rows have their own)
+  double u;       // unit roundoff of the accumulation dtype
+};
+inline double gemm_kappa(int64_t d, double u) { return 4.0 * (static_cast<double>(d) + 8.0) * u; }
+
 // greedy's mode (every backend; "multi-noprune" only where pruning exists, the CPU) and what
 // "auto" resolves to: multi-pick passes from this pool size and this many picks.
 constexpr int64_t kMultiMinRows = 8192;

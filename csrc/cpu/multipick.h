@@ -57,13 +57,6 @@ FASTSEL_INLINE Acc settle_row(const T* xi, int64_t d, Acc cur, double ci, int64_
   return cur;
 }
 
-struct Centred {
-  at::Tensor xc;  // (N, d) accumulation dtype: x - mean(x)
-  at::Tensor cn;  // (N,) float64 norms of the centred rows
-  at::Tensor mu;  // (d,) the mean, in the accumulation dtype (to centre other rows, e.g. queries)
-  double u;       // unit roundoff of the accumulation dtype
-};
-
 // The centred copy in one parallel pass per step: column means in float64 (fixed row blocks,
 // summed in block order: the same result for any thread count), then each row centred in the
 // accumulation dtype with its float64 norm.
@@ -124,7 +117,7 @@ void update_against(const Centred& C, const T* x, int64_t N, int64_t d, Acc* md,
     pn[a] = cnp[P[a]];
     pexact[a] = centre<T, Acc>(x + P[a] * d, d, pbuf[a]);
   }
-  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * C.u;  // settle_row's bound
+  const double kappa = gemm_kappa(d, C.u);  // settle_row's bound
   for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
     const int64_t rb = std::min(kRowBlock, N - r0);
     at::Tensor G = at::mm(C.xc.narrow(0, r0, rb), pc);  // (rb, P)

@@ -130,7 +130,7 @@ template <typename T, typename Acc>
 Blocks build_blocks(const T* x, int64_t N, int64_t d, const std::vector<int32_t>& cellof,
                     const std::vector<int64_t>& cen, double u, std::vector<Acc>& cenA) {
   Blocks B;
-  B.eps = 4.0 * (static_cast<double>(d) + 8.0) * u;
+  B.eps = gemm_kappa(d, u);  // the difference form's relative bound (the same constant)
   B.ucen = cen;
   B.U = static_cast<int64_t>(cen.size());
   cenA.resize(B.U * d);
@@ -250,7 +250,7 @@ int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks&
   for (int64_t k = 0; k < B.K && !gemm; ++k) gemm = static_cast<int64_t>(S[k].size()) > kDirectPicks;
   const Centred* Cp = gemm ? &getC() : nullptr;
   const double* cnp = gemm ? Cp->cn.data_ptr<double>() : nullptr;
-  const double kappa = gemm ? 4.0 * (static_cast<double>(d) + 8.0) * Cp->u : 0.0;  // settle_row's bound
+  const double kappa = gemm ? gemm_kappa(d, Cp->u) : 0.0;  // settle_row's bound
   const auto adt = std::is_same_v<Acc, double> ? at::kDouble : at::kFloat;
   at::parallel_for(0, B.K, 1, [&](int64_t k0, int64_t k1) {
     std::vector<double> lo, pn;

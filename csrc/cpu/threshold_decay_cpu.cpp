@@ -190,7 +190,7 @@ template <typename T, typename Acc>
 static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t start, double alpha,
                            bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2, double* tau_at) {
   const double u = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;
-  const double kappa = 4.0 * (static_cast<double>(d) + 8.0) * u;
+  const double kappa = gemm_kappa(d, u);
   std::vector<Acc> mu(d);  // GEMMs on rows centred by a fixed row (any fixed vector keeps the bound valid)
   for (int64_t j = 0; j < d; ++j) mu[j] = static_cast<Acc>(x[(start >= 0 ? start : 0) * d + j]);
   std::vector<int64_t> acc;     // accepts of this call, in order

@@ -8,16 +8,10 @@
 // warp_d2, so every min-distance equals what the one-pick scan would give.
 #pragma once
 #include "cuda/row_scan.cuh"
+#include "utils.h"  // Centred, gemm_kappa
 
 namespace fastsel {
 namespace cuda {
-
-struct Centred {
-  at::Tensor xc;  // (N, d) accumulation dtype: x - mean(x)
-  at::Tensor cn;  // (N,) float64 norms of the centred rows
-  at::Tensor mu;  // (d,) the mean in the accumulation dtype
-  double u;       // unit roundoff of the accumulation dtype
-};
 
 inline Centred make_centred(const at::Tensor& x) {
   const int64_t N = x.size(0), d = x.size(1), B = 65536;
@@ -38,7 +32,7 @@ inline Centred make_centred(const at::Tensor& x) {
 
 // |GEMM-form d^2 - warp_d2| <= kappa * (|c_a| + |c_b|)^2 (dot product, centring
 // and the difference form's own rounding), as on the CPU.
-inline double kappa_for(int64_t d, double u) { return 4.0 * (static_cast<double>(d) + 8.0) * u; }
+inline double kappa_for(int64_t d, double u) { return gemm_kappa(d, u); }  // utils.h
 
 // a x b^T in full float32 (never TF32: its 10-bit products would break the bound).
 inline at::Tensor mm_exact(const at::Tensor& a, const at::Tensor& b_t) {
