@@ -226,3 +226,16 @@ def test_select_on_cuda_equals_cpu(feats, tmp_path):
     assert run("select", "--in", feats, "--n", 20, "--out", a, "-q").exit_code == 0
     assert run("select", "--in", feats, "--n", 20, "--out", b, "-q", "--device", "cuda").exit_code == 0
     assert np.array_equal(np.load(a), np.load(b))
+
+
+def test_every_package_ships_in_a_wheel():
+    """setup.py's find_packages needs an __init__.py in every package folder: without one, a
+    non-editable install would lack that folder (fastsel bench, the loop, the data sources)."""
+    import os
+
+    from setuptools import find_packages
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = set(find_packages(root, include=["fastsel", "fastsel.*"]))
+    folders = {os.path.relpath(d, root).replace(os.sep, ".") for d, _, files in os.walk(os.path.join(root, "fastsel"))
+               if any(f.endswith(".py") for f in files) and "__pycache__" not in d}
+    assert folders <= found, folders - found
