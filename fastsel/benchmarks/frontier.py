@@ -10,7 +10,6 @@ ceiling, uniform noise scores about 0.49.
         "sample_steps": 50, "ema": true}'
 """
 import json
-import sys
 import tempfile
 import time
 
