@@ -70,6 +70,10 @@ TORCH_LIBRARY(fastsel, m) {
   // picks -- the rule is written once (utils.h); Python asks here.
   m.def("_auto_mode(str op, int N, int n) -> str");
 
+  // _skinny_dots: a (R, d) times p (ns, d) transposed, float32 or float64 (CPU): the
+  // kernel the pruned multi-pick update uses for GEMMs against few picks (tests).
+  m.def("_skinny_dots(Tensor a, Tensor p) -> Tensor");
+
   // threshold_decay: Algorithm 2 (Appendix C) exactly as printed. Passes scan
   // the unselected rows in index order; row i is accepted when its squared
   // min distance to everything accepted so far (this pass included) is

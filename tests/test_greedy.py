@@ -362,3 +362,70 @@ def test_auto_mode_is_what_the_kernel_runs(N, n, rng):
     assert torch.ops.fastsel._auto_mode("threshold_decay", N, n) == ("lazy" if mode == "multi" else "single")
     with pytest.raises(RuntimeError, match="op must be"):
         torch.ops.fastsel._auto_mode("nn", N, n)
+
+
+def _difference_form(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The CPU kernels' squared distance, operation by operation in the accumulation dtype: four
+    accumulators of W lanes (64 bytes each; lane l of accumulator q sums coordinates j + q W + l,
+    j stepping 4 W), then whole W-blocks into accumulator 0, the accumulators added pairwise,
+    their lanes from the first, the last coordinates one by one."""
+    acc = x.dtype
+    W = 64 // acc.itemsize
+    d = x.shape[1]
+    out = np.empty(x.shape[0], acc)
+    for i, row in enumerate(x):
+        t = row - c
+        sq = t * t
+        s = np.zeros((4, W), acc)
+        j = 0
+        while j + 4 * W <= d:
+            s += sq[j:j + 4 * W].reshape(4, W)
+            j += 4 * W
+        while j + W <= d:
+            s[0] += sq[j:j + W]
+            j += W
+        v = (s[0] + s[1]) + (s[2] + s[3])
+        r = acc.type(0)
+        for k in range(W):
+            r = acc.type(r + v[k])
+        for q in range(j, d):
+            r = acc.type(r + sq[q])
+        out[i] = r
+    return out
+
+
+@pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_difference_form_summation_order_is_pinned(dtype, rng):
+    """Every CPU kernel's distance is the difference form in one fixed order (whatever vector
+    unit runs it): checked bit for bit against that order emulated in numpy."""
+    for d in [1, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 200, 384]:
+        x = torch.from_numpy(rng.standard_normal((9, d)) * rng.uniform(0.01, 100, (9, 1))).to(dtype)
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        state = torch.full((9,), math.inf, dtype=acc)
+        got, _ = torch.ops.fastsel.update_min_d2(x, state, x[4:5], math.inf, 0)
+        xa = x.to(acc).numpy()
+        want = _difference_form(xa, xa[4])
+        assert np.array_equal(got.numpy(), want), (d, np.flatnonzero(got.numpy() != want))
+
+
+@pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_skinny_dots_within_the_gemm_bound(dtype, rng):
+    """The pruned update's product against few picks: every tile shape (rows mod 3, picks mod 4,
+    d below, at and past a vector) within the certified bound kappa |a| |p| of the exact dot
+    product, and exact on small integers."""
+    u = 2.0 ** -53 if dtype == torch.float64 else 2.0 ** -24
+    for R, ns, d in [(1, 1, 1), (2, 3, 5), (3, 4, 8), (4, 5, 9), (7, 9, 33), (12, 17, 64), (5, 2, 1024), (31, 6, 130)]:
+        a = rng.standard_normal((R, d)) * 3
+        p = rng.standard_normal((ns, d))
+        got = torch.ops.fastsel._skinny_dots(torch.from_numpy(a).to(dtype), torch.from_numpy(p).to(dtype)).double().numpy()
+        a64, p64 = torch.from_numpy(a).to(dtype).double().numpy(), torch.from_numpy(p).to(dtype).double().numpy()
+        exact = a64 @ p64.T
+        bound = 4 * (d + 8) * u * np.outer(np.linalg.norm(a64, axis=1), np.linalg.norm(p64, axis=1))
+        assert got.shape == (R, ns) and bool((np.abs(got - exact) <= bound).all()), (R, ns, d)
+        ai, pi = rng.integers(-8, 9, (R, d)), rng.integers(-8, 9, (ns, d))
+        gi = torch.ops.fastsel._skinny_dots(torch.from_numpy(ai).to(dtype), torch.from_numpy(pi).to(dtype))
+        assert np.array_equal(gi.numpy(), (ai @ pi.T).astype(gi.numpy().dtype))
+    with pytest.raises(RuntimeError, match="share d"):
+        torch.ops.fastsel._skinny_dots(torch.zeros(2, 3), torch.zeros(2, 4))

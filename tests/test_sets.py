@@ -94,3 +94,24 @@ def test_cpp_and_torch_backends_agree(rng):
 def test_bad_set_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call(torch.randn(3, 10, 2))
+
+
+def test_clustered_sets_pruned_multi_pick_equal_each_set_alone(rng):
+    """Sets of tight clusters, large enough for pruned multi-pick passes (where the sets kernel
+    skips the last pass's state update and reuses the centred copy set after set): many sets in
+    parallel and of different sizes (mask), each equal to one-pick greedy on it alone."""
+    B, N, d = 4, 9000, 48
+    cen = rng.standard_normal((B, 8, d)) * 4
+    x = torch.from_numpy(np.take_along_axis(cen, rng.integers(0, 8, (B, N, 1)), 1)
+                         + 0.05 * rng.standard_normal((B, N, d))).float()
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[1, 8300:] = False  # a smaller set after a larger one on the same thread
+    n = [700, 650, 800, 520]
+    r = fastsel.greedy_sets(x, n, [0, 1, 2, 3], mask=mask)
+    for b in range(B):
+        rows = x[b][mask[b]]
+        a = fastsel.greedy(rows, n[b], b, mode="single")
+        assert torch.equal(r.indices[b, :n[b]], a.indices)
+        assert torch.equal(r.distances[b, :n[b]], a.distances)
+        passes = fastsel.greedy(rows, n[b], b, mode="multi")
+        assert torch.equal(passes.indices, a.indices)

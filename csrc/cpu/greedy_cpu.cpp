@@ -84,7 +84,7 @@ template <typename Acc> struct Before {
 
 template <typename T, typename Acc>
 static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first,
-                         int64_t* idx, Acc* d2, bool prune) {
+                         int64_t* idx, Acc* d2, bool prune, bool keep_state, CentredStore* store) {
   std::vector<Acc> buf;
   int64_t t = 0;
   if (first >= 0) {  // the first pick is given: apply it with one ordinary pass
@@ -108,7 +108,8 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   // (built only if a pass needs the GEMM: clustered pools often never do)
   std::optional<Centred> Copt;
   std::function<const Centred&()> getC = [&]() -> const Centred& {
-    if (!Copt) Copt = B.built() ? cell_centred_rows<T, Acc>(x, d, xt.options(), B, cenA) : centred_rows<T, Acc>(x, N, d, xt.options());
+    if (!Copt)
+      Copt = B.built() ? cell_centred_rows<T, Acc>(x, d, B, cenA, store) : centred_rows<T, Acc>(x, N, d, xt.options(), store);
     return *Copt;
   };
   if (!B.built()) getC();
@@ -191,9 +192,14 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
       }
     }
     record_greedy_stats(1, 0);
-    // 3. pool update against every pick of the pass
+    // 3. pool update against every pick of the pass (after the last pass only when the caller
+    // keeps the state)
     const int64_t np = static_cast<int64_t>(P.size());
     for (int64_t p : P) md[p] = Acc(-1);
+    if (t == n && !keep_state) {
+      record_greedy_stats(0, np);
+      break;
+    }
     int64_t pairs = N * np;
     if (B.built()) {
       pairs = update_pruned<T, Acc>(getC, B, cenA, x, N, d, md, P, dpc);
@@ -208,9 +214,12 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, int64_t n, int64_t start,
-                                                          const std::optional<at::Tensor>& min_d2,
-                                                          c10::string_view mode_) {
+// keep_state false: the returned min-distances may miss the last pass's picks (callers that drop
+// them: the sets kernel); store: storage for the centred copy, reused between calls.
+static std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_run(const at::Tensor& x_, int64_t n, int64_t start,
+                                                                 const std::optional<at::Tensor>& min_d2,
+                                                                 c10::string_view mode_, bool keep_state,
+                                                                 CentredStore* store) {
   reset_greedy_stats();  // first: fastsel.ops._watched reads the pick counter while this runs
   check_pool(x_, "x");
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
@@ -233,7 +242,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
     if (multi) {
       const bool prune = mode != "multi-noprune";
       greedy_multi<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, first, idx.data_ptr<int64_t>(),
-                                    d2.data_ptr<Acc_t>(), prune);
+                                    d2.data_ptr<Acc_t>(), prune, keep_state, store);
     } else {
       if (first < 0) first = scan_state<Acc_t>(m, N, std::numeric_limits<double>::infinity(), N).best_i;
       // low d, small pools (a thread's share of cache): the column kernel, one thread per call
@@ -246,6 +255,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, 
     }
   });
   return {idx, d2, md};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cpu(const at::Tensor& x_, int64_t n, int64_t start,
+                                                          const std::optional<at::Tensor>& min_d2,
+                                                          c10::string_view mode_) {
+  return greedy_run(x_, n, start, min_d2, mode_, true, nullptr);
 }
 
 // Independent sets (rows ptr[b] .. ptr[b+1] of x): n[b] picks from local start[b] each, every
@@ -279,18 +294,20 @@ std::tuple<at::Tensor, at::Tensor> greedy_sets_cpu(const at::Tensor& x_, const a
   TORCH_CHECK(off[B] == total, "total must equal the sum of n");
   auto idx = at::empty({total}, x.options().dtype(at::kLong));
   auto d2 = at::empty({total}, x.options().dtype(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
-  auto one = [&](int64_t b) {
+  auto one = [&](int64_t b, CentredStore* store) {
     if (nv[b] == 0) return;
-    auto r = greedy_cpu(x.narrow(0, P[b], P[b + 1] - P[b]), nv[b], sv[b], std::nullopt, mode);
+    auto r = greedy_run(x.narrow(0, P[b], P[b + 1] - P[b]), nv[b], sv[b], std::nullopt, mode, false, store);
     idx.narrow(0, off[b], nv[b]).copy_(std::get<0>(r) + P[b]);
     d2.narrow(0, off[b], nv[b]).copy_(std::get<1>(r));
   };
   if (B >= 2 * at::get_num_threads()) {
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) one(b);
+      CentredStore store;  // one per thread's run of sets
+      for (int64_t b = b0; b < b1; ++b) one(b, &store);
     });
   } else {
-    for (int64_t b = 0; b < B; ++b) one(b);
+    CentredStore store;
+    for (int64_t b = 0; b < B; ++b) one(b, &store);
   }
   return {idx, d2};
 }

@@ -17,16 +17,44 @@ namespace cpu {
 
 constexpr int64_t kRowBlock = 8192;  // rows per GEMM tile
 
-// A row centred on m, in the accumulation dtype (written to out); returns its float64 norm.
+// A row centred on m, in the accumulation dtype (written to out); returns its float64 norm,
+// summed in 8 lanes (vectorisable; a tighter rounding bound than one running sum).
 template <typename T, typename AccT>
 FASTSEL_INLINE double centre_row(const T* row, const AccT* m, int64_t d, AccT* out) {
-  double s = 0;
-  for (int64_t j = 0; j < d; ++j) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int l = 0; l < 8; ++l) {
+      AccT v = static_cast<AccT>(row[j + l]) - m[j + l];
+      out[j + l] = v;
+      s[l] += static_cast<double>(v) * static_cast<double>(v);
+    }
+  for (; j < d; ++j) {
     AccT v = static_cast<AccT>(row[j]) - m[j];
     out[j] = v;
-    s += static_cast<double>(v) * static_cast<double>(v);
+    s[0] += static_cast<double>(v) * static_cast<double>(v);
   }
-  return std::sqrt(s);
+  return std::sqrt(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+}
+
+// G (R x ns, row-major) = A P^T: rows of A at stride lda, ns picks of P contiguous (dots_cpu.cpp;
+// for few picks, where BLAS runs far under its peak). Summation order differs from at::mm:
+// both are within gemm_kappa's bound.
+void skinny_dots(const float* A, int64_t lda, int64_t R, const float* P, int64_t ns, int64_t d, float* G);
+void skinny_dots(const double* A, int64_t lda, int64_t R, const double* P, int64_t ns, int64_t d, double* G);
+constexpr int64_t kSkinnyPicks = 256;  // up to this many picks: skinny_dots, above: at::mm
+
+// Storage a caller keeps between kernel calls (the sets kernel runs many pools on one thread):
+// the centred copy is written into it instead of fresh pages each time.
+struct CentredStore {
+  at::Tensor xc, cn;
+};
+// A (rows, cols) tensor of dtype dt: a view of keep when it is large enough, else fresh (kept).
+inline at::Tensor reuse(at::Tensor* keep, int64_t rows, int64_t cols, at::ScalarType dt) {
+  if (keep == nullptr) return at::empty({rows, cols}, at::TensorOptions().dtype(dt));
+  if (!keep->defined() || keep->numel() < rows * cols || keep->scalar_type() != dt)
+    *keep = at::empty({rows * cols}, at::TensorOptions().dtype(dt));
+  return keep->narrow(0, 0, rows * cols).view({rows, cols});
 }
 
 // The certified settle of one row (pool row xi, current min-distance cur >= 0) against ns picks,
@@ -61,7 +89,7 @@ FASTSEL_INLINE Acc settle_row(const T* xi, int64_t d, Acc cur, double ci, int64_
 // summed in block order: the same result for any thread count), then each row centred in the
 // accumulation dtype with its float64 norm.
 template <typename T, typename AccT>
-Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& opt) {
+Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& opt, CentredStore* store = nullptr) {
   constexpr int64_t R = 1024;
   const int64_t nb = (N + R - 1) / R;
   std::vector<double> part(nb * d, 0.0);
@@ -79,8 +107,8 @@ Centred centred_rows(const T* x, int64_t N, int64_t d, const at::TensorOptions& 
   at::Tensor mu = at::empty({d}, opt.dtype(acc));
   AccT* m = mu.data_ptr<AccT>();
   for (int64_t j = 0; j < d; ++j) m[j] = static_cast<AccT>(mu64[j] / static_cast<double>(N));
-  at::Tensor xc = at::empty({N, d}, opt.dtype(acc));
-  at::Tensor cn = at::empty({N}, opt.dtype(at::kDouble));
+  at::Tensor xc = reuse(store ? &store->xc : nullptr, N, d, acc);
+  at::Tensor cn = reuse(store ? &store->cn : nullptr, N, 1, at::kDouble).view({N});
   AccT* xp = xc.data_ptr<AccT>();
   double* cp = cn.data_ptr<double>();
   at::parallel_for(0, N, 256, [&](int64_t r0, int64_t r1) {

@@ -33,6 +33,7 @@ namespace cpu {
 
 constexpr int64_t kBlockRows = 512;   // rows per block (a cell larger than this is cut by distance to its centre)
 constexpr int64_t kDirectPicks = 2;   // a block with at most this many picks to settle: the difference form, no GEMM
+constexpr int64_t kGroupRows = 4096;  // blocks sharing one GEMM: up to this many rows (the threads' unit of work)
 
 struct Blocks {
   int64_t K = 0;                  // number of blocks
@@ -177,12 +178,12 @@ Blocks build_blocks(const T* x, int64_t N, int64_t d, const std::vector<int32_t>
 // scales with the cell's radius instead of the pool's: in tight clusters almost no pair needs
 // the difference form. A pick is centred on the same centre when a block meets it (update_pruned).
 template <typename T, typename Acc>
-Centred cell_centred_rows(const T* x, int64_t d, const at::TensorOptions& opt, const Blocks& B,
-                          const std::vector<Acc>& cenA) {
+Centred cell_centred_rows(const T* x, int64_t d, const Blocks& B, const std::vector<Acc>& cenA,
+                          CentredStore* store = nullptr) {
   const int64_t N = static_cast<int64_t>(B.perm.size());
   const auto acc = std::is_same_v<Acc, double> ? at::kDouble : at::kFloat;
-  at::Tensor xc = at::empty({N, d}, opt.dtype(acc));
-  at::Tensor cn = at::empty({N}, opt.dtype(at::kDouble));
+  at::Tensor xc = reuse(store ? &store->xc : nullptr, N, d, acc);
+  at::Tensor cn = reuse(store ? &store->cn : nullptr, N, 1, at::kDouble).view({N});
   Acc* xp = xc.data_ptr<Acc>();
   double* cp = cn.data_ptr<double>();
   at::parallel_for(0, N, 256, [&](int64_t r0, int64_t r1) {
@@ -245,20 +246,30 @@ int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks&
     return N * np;
   }
   // 2. the blocks' updates against their picks; the centred copy (for the GEMM) is built only
-  // when a block has many picks to settle
+  // when a block has many picks to settle. Consecutive blocks of one cell with the same picks
+  // (rows stored contiguously) share one GEMM.
+  std::vector<int64_t> grp{0};  // groups of blocks: [grp[g], grp[g + 1])
   bool gemm = false;
-  for (int64_t k = 0; k < B.K && !gemm; ++k) gemm = static_cast<int64_t>(S[k].size()) > kDirectPicks;
+  for (int64_t k = 0; k < B.K; ++k) {
+    gemm = gemm || static_cast<int64_t>(S[k].size()) > kDirectPicks;
+    if (k + 1 == B.K || B.cell[k + 1] != B.cell[k] || S[k + 1] != S[k] ||
+        static_cast<int64_t>(S[k].size()) <= kDirectPicks || B.begin[k + 1] - B.begin[grp.back()] >= kGroupRows)
+      grp.push_back(k + 1);
+  }
   const Centred* Cp = gemm ? &getC() : nullptr;
   const double* cnp = gemm ? Cp->cn.data_ptr<double>() : nullptr;
   const double kappa = gemm ? gemm_kappa(d, Cp->u) : 0.0;  // settle_row's bound
   const auto adt = std::is_same_v<Acc, double> ? at::kDouble : at::kFloat;
-  at::parallel_for(0, B.K, 1, [&](int64_t k0, int64_t k1) {
+  const int64_t ng = static_cast<int64_t>(grp.size()) - 1;
+  at::parallel_for(0, ng, 1, [&](int64_t g0, int64_t g1) {
     std::vector<double> lo, pn;
-    for (int64_t k = k0; k < k1; ++k) {
+    at::Tensor pkeep, gkeep;  // the chunk's pick and GEMM buffers, reused group after group
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t k = grp[g];
       const std::vector<int32_t>& Sk = S[k];
       const int64_t ns = static_cast<int64_t>(Sk.size());
       if (ns == 0) continue;
-      const int64_t b = B.begin[k], e = B.begin[k + 1];
+      const int64_t b = B.begin[k], e = B.begin[grp[g + 1]];
       const int32_t c = B.cell[k];
       if (ns <= kDirectPicks) {  // few picks: the difference form directly, pruned row by row
         for (int64_t j = b; j < e; ++j) {
@@ -274,20 +285,24 @@ int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks&
         }
         continue;
       }
-      // more picks: one GEMM of the block's rows against them, all centred on the cell's centre
-      at::Tensor pc = at::empty({ns, d}, at::TensorOptions().dtype(adt));
+      // more picks: one GEMM of the group's rows against them, all centred on the cell's centre
+      at::Tensor pc = reuse(&pkeep, ns, d, adt);
       Acc* pp = pc.data_ptr<Acc>();
       pn.resize(ns);
       for (int64_t s = 0; s < ns; ++s) pn[s] = centre_row<T, Acc>(x + P[Sk[s]] * d, cenA.data() + c * d, d, pp + s * d);
-      at::Tensor G = at::mm(Cp->xc.narrow(0, b, e - b), pc.t());  // (rows, ns)
+      at::Tensor G = reuse(&gkeep, e - b, ns, adt);
+      if (ns <= kSkinnyPicks)
+        skinny_dots(Cp->xc.data_ptr<Acc>() + b * d, d, e - b, pp, ns, d, G.data_ptr<Acc>());
+      else
+        at::mm_out(G, Cp->xc.narrow(0, b, e - b), pc.t());  // (rows, ns)
       const Acc* gp = G.data_ptr<Acc>();
       lo.resize(ns);
       for (int64_t j = b; j < e; ++j) {
         const int64_t i = B.perm[j];
         Acc cur = md[i];
         if (cur < Acc(0)) continue;
-        const Acc* g = gp + (j - b) * ns;
-        md[i] = settle_row<T, Acc>(x + i * d, d, cur, cnp[j], ns, [&](int64_t s) { return g[s]; },
+        const Acc* gr = gp + (j - b) * ns;
+        md[i] = settle_row<T, Acc>(x + i * d, d, cur, cnp[j], ns, [&](int64_t s) { return gr[s]; },
                                    [&](int64_t s) { return pn[s]; }, [&](int64_t s) { return pexact[Sk[s]]; },
                                    kappa, lo.data());
       }

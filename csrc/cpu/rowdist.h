@@ -41,23 +41,26 @@ template <typename Acc> struct BlockResult {
   int64_t first_i;   // first index >= from with min-distance > thr (-1 if none)
 };
 
-// 64-byte vectors (GCC/clang vector extensions): each clone lowers them to its
-// own registers (4 x SSE, 2 x AVX2, 1 x AVX-512). Four independent
-// accumulators hide the add latency, so a row costs about its load time.
-template <typename Acc> struct Vec {
-  static constexpr int W = 64 / sizeof(Acc);
-  typedef Acc type __attribute__((vector_size(64)));
+// B-byte vectors (GCC/clang vector extensions; B = 64 by default): each clone lowers them to
+// its own registers (4 x SSE, 2 x AVX2, 1 x AVX-512 for 64 bytes).
+template <typename Acc, int B = 64> struct Vec {
+  static constexpr int W = B / sizeof(Acc);
+  typedef Acc type __attribute__((vector_size(B)));
 };
 
-template <typename T, typename Acc>
-FASTSEL_INLINE typename Vec<Acc>::type vload(const T* p) {
-  typename Vec<Acc>::type v;
+template <typename E, int B> struct VecOf {
+  typedef E type __attribute__((vector_size(B)));
+};
+
+template <typename T, typename Acc, int B = 64>
+FASTSEL_INLINE typename Vec<Acc, B>::type vload(const T* p) {
+  typename Vec<Acc, B>::type v;
   if constexpr (std::is_same_v<T, Acc>) {
     __builtin_memcpy(&v, p, sizeof(v));
   } else if constexpr (std::is_same_v<T, c10::BFloat16> && std::is_same_v<Acc, float>) {
     // bfloat16 is the top half of a float32: widen and shift, in vector registers
-    typedef uint16_t U16 __attribute__((vector_size(32)));
-    typedef uint32_t U32 __attribute__((vector_size(64)));
+    using U16 = typename VecOf<uint16_t, B / 2>::type;
+    using U32 = typename VecOf<uint32_t, B>::type;
     U16 h;
     __builtin_memcpy(&h, p, sizeof(h));
     U32 w = __builtin_convertvector(h, U32) << 16;
@@ -66,9 +69,9 @@ FASTSEL_INLINE typename Vec<Acc>::type vload(const T* p) {
     // IEEE half -> float by integer vector arithmetic (compilers scalarise
     // _Float16 vector conversions): rebias normal numbers, scale subnormals,
     // keep inf/NaN.
-    typedef uint16_t U16 __attribute__((vector_size(32)));
-    typedef uint32_t U32 __attribute__((vector_size(64)));
-    typedef int32_t I32 __attribute__((vector_size(64)));
+    using U16 = typename VecOf<uint16_t, B / 2>::type;
+    using U32 = typename VecOf<uint32_t, B>::type;
+    using I32 = typename VecOf<int32_t, B>::type;
     U16 h;
     __builtin_memcpy(&h, p, sizeof(h));
     U32 w = __builtin_convertvector(h, U32);
@@ -76,7 +79,7 @@ FASTSEL_INLINE typename Vec<Acc>::type vload(const T* p) {
     U32 em = w & 0x7fffu;
     U32 normal = sign | ((em << 13) + 0x38000000u);
     U32 special = sign | 0x7f800000u | ((em & 0x3ffu) << 13);
-    typename Vec<Acc>::type sub = __builtin_convertvector(em, typename Vec<Acc>::type) * 0x1p-24f;
+    typename Vec<Acc, B>::type sub = __builtin_convertvector(em, typename Vec<Acc, B>::type) * 0x1p-24f;
     U32 subb;
     __builtin_memcpy(&subb, &sub, sizeof(subb));
     subb |= sign;
@@ -84,8 +87,8 @@ FASTSEL_INLINE typename Vec<Acc>::type vload(const T* p) {
     U32 bits = (U32)((is_sub & (I32)subb) | (~is_sub & ((is_special & (I32)special) | (~is_special & (I32)normal))));
     __builtin_memcpy(&v, &bits, sizeof(v));
   } else {
-    Acc tmp[Vec<Acc>::W];
-    for (int k = 0; k < Vec<Acc>::W; ++k) tmp[k] = static_cast<Acc>(p[k]);
+    Acc tmp[Vec<Acc, B>::W];
+    for (int k = 0; k < Vec<Acc, B>::W; ++k) tmp[k] = static_cast<Acc>(p[k]);
     __builtin_memcpy(&v, tmp, sizeof(v));
   }
   return v;
@@ -97,27 +100,45 @@ template <typename Acc> FASTSEL_INLINE Acc hsum(typename Vec<Acc>::type v) {
   return s;
 }
 
+// The squared distance in the difference form: four 64-byte accumulators (lane l of
+// accumulator q sums coordinates j + q W + l, j stepping 4 W; W = 64 / sizeof(Acc)), added
+// pairwise and then lane by lane from the first. They are held as eight 32-byte halves (one
+// AVX2 register each: 64-byte generic vectors spill to the stack without AVX-512); lanes and
+// order are those of the 64-byte form, so every clone computes the same value, bit for bit.
 template <typename T, typename Acc>
 FASTSEL_INLINE Acc row_d2(const T* __restrict a, const Acc* __restrict c, int64_t d) {
-  using V = typename Vec<Acc>::type;
-  constexpr int W = Vec<Acc>::W;
-  V s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  using V = typename Vec<Acc, 32>::type;
+  constexpr int H = Vec<Acc, 32>::W, W = 2 * H;
+  V s0 = {}, s1 = {}, s2 = {}, s3 = {}, s4 = {}, s5 = {}, s6 = {}, s7 = {};  // s(2q), s(2q+1): halves of q
   int64_t j = 0;
   for (; j + 4 * W <= d; j += 4 * W) {
-    V t0 = vload<T, Acc>(a + j) - vload<Acc, Acc>(c + j);
-    V t1 = vload<T, Acc>(a + j + W) - vload<Acc, Acc>(c + j + W);
-    V t2 = vload<T, Acc>(a + j + 2 * W) - vload<Acc, Acc>(c + j + 2 * W);
-    V t3 = vload<T, Acc>(a + j + 3 * W) - vload<Acc, Acc>(c + j + 3 * W);
+    V t0 = vload<T, Acc, 32>(a + j) - vload<Acc, Acc, 32>(c + j);
+    V t1 = vload<T, Acc, 32>(a + j + H) - vload<Acc, Acc, 32>(c + j + H);
+    V t2 = vload<T, Acc, 32>(a + j + 2 * H) - vload<Acc, Acc, 32>(c + j + 2 * H);
+    V t3 = vload<T, Acc, 32>(a + j + 3 * H) - vload<Acc, Acc, 32>(c + j + 3 * H);
+    V t4 = vload<T, Acc, 32>(a + j + 4 * H) - vload<Acc, Acc, 32>(c + j + 4 * H);
+    V t5 = vload<T, Acc, 32>(a + j + 5 * H) - vload<Acc, Acc, 32>(c + j + 5 * H);
+    V t6 = vload<T, Acc, 32>(a + j + 6 * H) - vload<Acc, Acc, 32>(c + j + 6 * H);
+    V t7 = vload<T, Acc, 32>(a + j + 7 * H) - vload<Acc, Acc, 32>(c + j + 7 * H);
     s0 += t0 * t0;
     s1 += t1 * t1;
     s2 += t2 * t2;
     s3 += t3 * t3;
+    s4 += t4 * t4;
+    s5 += t5 * t5;
+    s6 += t6 * t6;
+    s7 += t7 * t7;
   }
   for (; j + W <= d; j += W) {
-    V t0 = vload<T, Acc>(a + j) - vload<Acc, Acc>(c + j);
+    V t0 = vload<T, Acc, 32>(a + j) - vload<Acc, Acc, 32>(c + j);
+    V t1 = vload<T, Acc, 32>(a + j + H) - vload<Acc, Acc, 32>(c + j + H);
     s0 += t0 * t0;
+    s1 += t1 * t1;
   }
-  Acc s = hsum<Acc>((s0 + s1) + (s2 + s3));
+  const V lo = (s0 + s2) + (s4 + s6), hi = (s1 + s3) + (s5 + s7);
+  Acc s = 0;
+  for (int k = 0; k < H; ++k) s += lo[k];
+  for (int k = 0; k < H; ++k) s += hi[k];
   for (; j < d; ++j) {
     Acc t = static_cast<Acc>(a[j]) - c[j];
     s += t * t;
