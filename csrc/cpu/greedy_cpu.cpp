@@ -122,6 +122,17 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   std::vector<std::vector<Acc>> pbuf;    // the pass's picks in the accumulation dtype ...
   std::vector<const Acc*> pcen;          // ... (views for float32/float64 data)
   std::vector<double> dpc;  // (picks of the pass, centres): computed pick-to-centre distances
+  // Once the cell-centred copy exists: the pass's picks of each cell, centred on its centre, in
+  // one contiguous run per cell (rows of pc, their norms pcn, their pass numbers ps), so that a
+  // candidate is brought up to date against its own cell's new picks by one skinny product,
+  // certified per pick (settle_row), instead of one difference form per pick.
+  std::vector<std::vector<Acc>> pc;
+  std::vector<std::vector<double>> pcn;
+  std::vector<std::vector<int64_t>> ps;
+  std::vector<int32_t> pcell;  // cell of each pick of the pass
+  std::vector<Acc> gbuf;
+  std::vector<double> lo;
+  const double u_acc = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;
   rows.reserve(N);
   while (t < n) {
     const int64_t U = B.U;
@@ -150,6 +161,18 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     P.clear();
     dpc.clear();
     pcen.clear();
+    pcell.clear();
+    const Centred* Cc = (B.built() && Copt) ? &*Copt : nullptr;  // the cell-centred copy, if built
+    if (Cc) {
+      pc.resize(U);
+      pcn.resize(U);
+      ps.resize(U);
+      for (int64_t c = 0; c < U; ++c) {
+        pc[c].clear();
+        pcn[c].clear();
+        ps[c].clear();
+      }
+    }
     last.assign(m, 0);
     auto after = [&](int64_t a, int64_t b) { return vals[a] < vals[b] || (vals[a] == vals[b] && rows[a] > rows[b]); };
     heap.resize(m);
@@ -163,10 +186,28 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
         heap.pop_back();
         const int64_t i = rows[a];
         const int64_t j = B.built() ? B.ipos[i] : -1;
+        const int32_t cj = j >= 0 ? B.cell[B.bpos[j]] : -1;
         Acc cur = vals[a];
+        int64_t s0 = np_now;  // with the centred copy: the own cell's picks from s0 on, by one product
+        if (Cc) {
+          const std::vector<int64_t>& q = ps[cj];
+          s0 = std::lower_bound(q.begin(), q.end(), last[a]) - q.begin();
+          const int64_t ns = static_cast<int64_t>(q.size()) - s0;
+          if (ns > 0) {
+            gbuf.resize(ns);
+            lo.resize(ns);
+            skinny_dots(Cc->xc.data_ptr<Acc>() + j * d, d, 1, pc[cj].data() + s0 * d, ns, d, gbuf.data());
+            const double* pn = pcn[cj].data() + s0;
+            const int64_t* pq = q.data() + s0;
+            cur = settle_row<T, Acc>(x + i * d, d, cur, Cc->cn.data_ptr<double>()[j], ns,
+                                     [&](int64_t r) { return gbuf[r]; }, [&](int64_t r) { return pn[r]; },
+                                     [&](int64_t r) { return pcen[pq[r]]; }, gemm_kappa(d, u_acc), lo.data());
+          }
+        }
         for (int64_t s = last[a]; s < np_now; ++s) {
+          if (Cc && pcell[s] == cj) continue;  // settled above
           // a pick that provably cannot bring the candidate closer is skipped
-          if (j >= 0 && !row_may_change(B, j, dpc[s * U + B.cell[B.bpos[j]]], static_cast<double>(cur))) continue;
+          if (j >= 0 && !row_may_change(B, j, dpc[s * U + cj], static_cast<double>(cur))) continue;
           Acc v = row_d2_dispatch(x + i * d, pcen[s], d);
           if (v < cur) cur = v;
         }
@@ -189,6 +230,15 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
       if (B.built()) {
         dpc.resize(P.size() * U);
         pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * U);
+        const int64_t jp = B.ipos[p];
+        const int32_t cp = B.cell[B.bpos[jp]];
+        pcell.push_back(cp);
+        if (Cc) {
+          const Acc* row = Cc->xc.data_ptr<Acc>() + jp * d;
+          pc[cp].insert(pc[cp].end(), row, row + d);
+          pcn[cp].push_back(Cc->cn.data_ptr<double>()[jp]);
+          ps[cp].push_back(static_cast<int64_t>(P.size()) - 1);
+        }
       }
     }
     record_greedy_stats(1, 0);
