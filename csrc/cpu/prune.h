@@ -99,6 +99,17 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
   std::nth_element(md.begin(), md.begin() + S / 2, md.end());
   const double med = static_cast<double>(md[S / 2]);  // the median sample row's distance to its centre
   *ratio = r1 > 0 ? std::sqrt(std::max(med, 0.0) / r1) : 1.0;
+  // Centre k was rad[k - 1] (squared) from the centres before it. One within twice the final
+  // covering radius of them splits a cluster already found (in high dimension a blob's rows are
+  // all about equally far apart, so k-centre keeps splitting blobs): it is dropped, and its rows
+  // join their cluster's cell, whose new picks a candidate meets by one product (greedy_cpu.cpp).
+  if (rad.size() == cen.size()) {
+    const double fin = rad.back();
+    std::vector<int64_t> kept{cen[0]};
+    for (size_t k = 1; k < cen.size(); ++k)
+      if (rad[k - 1] > 4 * fin) kept.push_back(cen[k]);
+    cen.swap(kept);
+  }
   return cen;
 }
 
