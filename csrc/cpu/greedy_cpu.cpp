@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <functional>
@@ -350,10 +351,13 @@ std::tuple<at::Tensor, at::Tensor> greedy_sets_cpu(const at::Tensor& x_, const a
     idx.narrow(0, off[b], nv[b]).copy_(std::get<0>(r) + P[b]);
     d2.narrow(0, off[b], nv[b]).copy_(std::get<1>(r));
   };
-  if (B >= 2 * at::get_num_threads()) {
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  const int64_t nt = at::get_num_threads();
+  if (B >= 2 * nt) {
+    // each thread takes the next set when done with one (sets differ in cost)
+    std::atomic<int64_t> next{0};
+    at::parallel_for(0, nt, 1, [&](int64_t, int64_t) {
       CentredStore store;  // one per thread's run of sets
-      for (int64_t b = b0; b < b1; ++b) one(b, &store);
+      for (int64_t b = next++; b < B; b = next++) one(b, &store);
     });
   } else {
     CentredStore store;
