@@ -239,3 +239,20 @@ def test_every_package_ships_in_a_wheel():
     folders = {os.path.relpath(d, root).replace(os.sep, ".") for d, _, files in os.walk(os.path.join(root, "fastsel"))
                if any(f.endswith(".py") for f in files) and "__pycache__" not in d}
     assert folders <= found, folders - found
+
+
+def test_select_benchmark_runs_every_case_on_a_tiny_grid(tmp_path):
+    """`fastsel bench`'s runner end to end on a tiny grid (every op and pool kind, anchors where
+    installed): rows for each case, results written; a broken case fails here, not after minutes
+    of a real run."""
+    from fastsel.benchmarks import select as bs
+    grid = {"greedy": [(2000, 8, 160, "float32"), (2000, 8, 160, "float32", "clustered")],
+            "threshold": [(2000, 8, 160, "float32")],
+            "nn": [(64, 128, 8, "float32")],
+            "sets": [(2, 300, 16, 20, "blobs"), (3, 200, 3, 10, "gauss")]}
+    out = bs.run(grid, out_dir=str(tmp_path), log=lambda *a: None)
+    ops_seen = {r["op"] for r in out["rows"]}
+    assert {"greedy", "threshold", "nn", "sets"} <= ops_seen
+    sets_rows = [r for r in out["rows"] if r["op"] == "sets" and r["impl"] == "fastsel.greedy_sets"]
+    assert len(sets_rows) == 2 and all(r["extra"]["agree_f64"] >= 1 for r in sets_rows)
+    assert (tmp_path / "bench_select.json").exists() and (tmp_path / "bench_select.md").exists()

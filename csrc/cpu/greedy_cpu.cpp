@@ -5,7 +5,10 @@
 //   (d <= 8: the vectorised column kernel, rowdist.h lowd_picks).
 // multi: exact multi-pick passes (the argument: csrc/ops.cpp, greedy) -- candidates
 //   resolved lazily, the pool updated by certified GEMMs (multipick.h), pruned by
-//   blocks when the pool is clustered (prune.h).
+//   blocks when the pool is clustered (prune.h; there a candidate meets its cell's new
+//   picks by one certified skinny product, dots_cpu.cpp).
+// sets: many pools, a thread each; the last pass's state update is skipped (the state
+//   is not returned) and the centred copy's storage is reused set after set.
 #include <torch/library.h>
 
 #include <algorithm>

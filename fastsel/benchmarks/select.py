@@ -235,7 +235,7 @@ def _sets_pool(B: int, N: int, d: int, kind: str, seed: int = 0) -> torch.Tensor
 
 def bench_sets(B, N, d, k, kind, backends, log) -> list[Row]:
     """B independent sets: fastsel.greedy_sets vs fastsel one set at a time vs the batched anchors."""
-    from .sets import greedy_sets
+    from ..sets import greedy_sets
     x = _sets_pool(B, N, d, kind)
     ref = greedy_sets(x.double(), k, 0).indices  # float64 picks, per set
 
