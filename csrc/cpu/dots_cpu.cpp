@@ -5,14 +5,16 @@
 // past it, so A is read once. Any summation order is covered by the certified bound the GEMM
 // values are used with (gemm_kappa, csrc/utils.h), so fused multiply-adds are allowed in
 // this file (and only here: the difference-form kernels keep -ffp-contract=off).
+#include <torch/library.h>
+
+#include "cpu/multipick.h"
+
+// after the includes: header code compiled here keeps the project's flags
 #if defined(__clang__)
 #pragma clang fp contract(fast)
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=fast")
 #endif
-#include <torch/library.h>
-
-#include "cpu/multipick.h"
 
 namespace fastsel {
 namespace cpu {
