@@ -133,10 +133,9 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   std::vector<std::vector<Acc>> pc;
   std::vector<std::vector<double>> pcn;
   std::vector<std::vector<int64_t>> ps;
-  std::vector<int32_t> pcell;  // cell of each pick of the pass
+  std::vector<int32_t> pcell;  // cell of each pick of the pass (with the centred copy)
   std::vector<Acc> gbuf;
   std::vector<double> lo;
-  const double u_acc = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;
   rows.reserve(N);
   while (t < n) {
     const int64_t U = B.U;
@@ -167,6 +166,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     pcen.clear();
     pcell.clear();
     const Centred* Cc = (B.built() && Copt) ? &*Copt : nullptr;  // the cell-centred copy, if built
+    const double kappa = Cc ? gemm_kappa(d, Cc->u) : 0.0;          // settle_row's bound
     if (Cc) {
       pc.resize(U);
       pcn.resize(U);
@@ -205,7 +205,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
             const int64_t* pq = q.data() + s0;
             cur = settle_row<T, Acc>(x + i * d, d, cur, Cc->cn.data_ptr<double>()[j], ns,
                                      [&](int64_t r) { return gbuf[r]; }, [&](int64_t r) { return pn[r]; },
-                                     [&](int64_t r) { return pcen[pq[r]]; }, gemm_kappa(d, u_acc), lo.data());
+                                     [&](int64_t r) { return pcen[pq[r]]; }, kappa, lo.data());
           }
         }
         for (int64_t s = last[a]; s < np_now; ++s) {
@@ -234,10 +234,10 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
       if (B.built()) {
         dpc.resize(P.size() * U);
         pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * U);
-        const int64_t jp = B.ipos[p];
-        const int32_t cp = B.cell[B.bpos[jp]];
-        pcell.push_back(cp);
         if (Cc) {
+          const int64_t jp = B.ipos[p];
+          const int32_t cp = B.cell[B.bpos[jp]];
+          pcell.push_back(cp);
           const Acc* row = Cc->xc.data_ptr<Acc>() + jp * d;
           pc[cp].insert(pc[cp].end(), row, row + d);
           pcn[cp].push_back(Cc->cn.data_ptr<double>()[jp]);
