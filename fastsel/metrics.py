@@ -64,6 +64,69 @@ def generalization_score(generated, train, *, backend: str = "auto") -> float:
     return float(ops.nn(generated, train, k=1, backend=backend).distances[:, 0].double().mean())
 
 
+COPY_RATIO = 1.0 / 3.0
+
+
+def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, backend: str = "auto") -> float:
+    """Share of generated rows that are copies of a training row: the nearest training row is closer
+    than ``ratio`` times the second nearest (d1 < d2 / 3). The ratio test of the memorization
+    literature on diffusion models (Yoon et al. 2023, "Diffusion probabilistic models generalize when
+    they fail to memorize"; Gu et al. 2023, "On memorization in diffusion models"), there on pixels.
+
+    A copy is close to *one* training row and far from the rest, so the test does not fire for a sample
+    that merely sits in a dense region (where d1 and d2 are both small). Needs >= 2 training rows."""
+    g = ops.as_tensor(generated)
+    t = ops.as_tensor(train)
+    if t.shape[0] < 2:
+        raise FastselError("copy_fraction needs at least 2 training rows")
+    if g.shape[0] < 1:
+        raise FastselError("copy_fraction needs at least 1 generated row")
+    if not 0 < ratio <= 1:
+        raise FastselError(f"copy_fraction ratio must be in (0, 1], got {ratio}")
+    d = ops.nn(g, t, k=2, backend=backend).distances.double()
+    return float((d[:, 0] < ratio * d[:, 1]).double().mean())
+
+
+def gs_normalized(generated, train, holdout, *, backend: str = "auto") -> float:
+    """GS(G, T) / GS(H, T): the generalization score divided by the mean 1-NN distance from held-out
+    real rows H (drawn from the same distribution as T, not in T) to the same training set.
+
+    1 means "as far from the training set as fresh real data", 0 means exact copies; a denser training
+    set lowers GS(G, T) and GS(H, T) alike, so the ratio does not mistake density for copying."""
+    ref = generalization_score(holdout, train, backend=backend)
+    if ref == 0:
+        raise FastselError("gs_normalized: every held-out row is in the training set (reference distance 0)")
+    return generalization_score(generated, train, backend=backend) / ref
+
+
+ENTROPY_M = 16
+ENTROPY_DRAWS = 32
+
+
+def kl_entropy_fixed(x, m: int = ENTROPY_M, draws: int = ENTROPY_DRAWS, seed: int = 0, k: int = 1, *,
+                     backend: str = "auto") -> float:
+    """The KL estimate at a fixed sample size: the mean of :func:`kl_entropy` over ``draws`` seeded
+    random subsets of ``m`` rows (the whole set, once, when it has exactly m rows).
+
+    The KL estimator's bias depends on the number of rows (in 84 dimensions, subsets of one
+    distribution score lower the more rows they have), so raw estimates of sets of different sizes
+    are not comparable; estimates at one fixed m are (same distribution -> same expected value)."""
+    x = ops.as_tensor(x)
+    N = x.shape[0]
+    if not k < m <= N:
+        raise FastselError(f"kl_entropy_fixed needs k < m <= N (rows), got m={m}, N={N}")
+    if N == m:
+        return kl_entropy(x, k=k, backend=backend)
+    g = torch.Generator().manual_seed(int(seed))
+    vals = []
+    for _ in range(max(1, int(draws))):
+        rows = torch.randperm(N, generator=g)[:m]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vals.append(kl_entropy(x[rows.to(x.device)], k=k, backend=backend))
+    return float(sum(vals) / len(vals))
+
+
 def cov_trace(x) -> float:
     """Trace of the (unbiased, N − 1) covariance matrix: the summed per-dimension variance."""
     x = ops.as_tensor(x)
@@ -91,8 +154,9 @@ def pearson(a, b) -> float:
     return float((a * b).sum()) / den
 
 
-def summary(x, ref=None, k: int = 1, *, backend: str = "auto") -> dict:
-    """entropy, mnnd, cov_trace (and gs against ``ref``) of a feature set, as one dict."""
+def summary(x, ref=None, k: int = 1, *, holdout=None, backend: str = "auto") -> dict:
+    """entropy, mnnd, cov_trace (and gs, copy_fraction against ``ref``; gs_norm with ``holdout``)
+    of a feature set, as one dict."""
     out = {
         "entropy": kl_entropy(x, k=k, backend=backend),
         "mnnd": mnnd(x, backend=backend),
@@ -100,4 +164,8 @@ def summary(x, ref=None, k: int = 1, *, backend: str = "auto") -> dict:
     }
     if ref is not None:
         out["gs"] = generalization_score(x, ref, backend=backend)
+        if ops.as_tensor(ref).shape[0] >= 2:
+            out["copy_fraction"] = copy_fraction(x, ref, backend=backend)
+        if holdout is not None:
+            out["gs_norm"] = gs_normalized(x, ref, holdout, backend=backend)
     return out

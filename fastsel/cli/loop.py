@@ -62,7 +62,10 @@ def _selectors(s):
 @click.option("--order", type=click.Choice(["random", "index"]), default=None,
               help="Threshold arm: scan the pool in a seeded random order (default) or in pool order "
                    "(real first, then generation 1, 2, ...).")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Seed of the run (real subset, training, sampling, selection).")
+@click.option("--seeds", default=None,
+              help="A comma list of seeds (0,1,2): one sub-run per seed (replicates; the report draws mean ± sd "
+                   "and tests each arm against none).")
 @click.option("--unet", type=click.Choice(UNET_CHOICES), default=None,
               help="paper: Appendix D; cNN: the released script's (c, c, 2c, 2c, 4c, 4c) with attention.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
@@ -117,6 +120,11 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
         base = preset(opts.pop("preset"), dataset)
         ns = _num_list(opts.pop("n"), int, "-n", lambda v: v >= 2, ">= 2")
         alphas = _num_list(opts.pop("alpha"), float, "--alpha", lambda v: 0 < v < 1, "in (0, 1)")
+        seeds = _num_list(opts.pop("seeds"), int, "--seeds", lambda v: 0 <= v < 2 ** 32, "in [0, 2**32)")
+        if seeds and opts.get("seed") is not None:
+            raise click.UsageError("give --seed or --seeds, not both")
+        if seeds:
+            opts["seed"] = seeds[0]
         sel = opts.pop("selectors")
         if sel is not None:
             base["selectors"] = _selectors(sel)
@@ -129,10 +137,12 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
                 raise click.UsageError(f"device {base['device']}: no CUDA device is visible (use --device cpu)")
         cfg = LoopConfig(dataset=dataset, **base)
         cfg.validate("the command line")
+        seed_tag = f"seeds{'_'.join(map(str, seeds))}" if len(seeds or []) > 1 else f"seed{cfg.seed}"
         run_dir = run_dir or os.path.join("runs", f"{os.path.basename(dataset.rstrip('/'))}-{cfg.preset}-"
-                                                  f"{cfg.paradigm}-seed{cfg.seed}")
-        if len(ns or []) > 1 or len(alphas or []) > 1:
-            return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.alpha], download, dry_run, as_json)
+                                                  f"{cfg.paradigm}-{seed_tag}")
+        if len(ns or []) > 1 or len(alphas or []) > 1 or len(seeds or []) > 1:
+            return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.alpha], download, dry_run, as_json,
+                          seeds or [cfg.seed])
         if ns:
             cfg.n = ns[0]
         if alphas:
@@ -186,16 +196,20 @@ def _num_list(text, kind, opt, ok, what):
     return vals
 
 
-def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json):
-    """One sub-run per (n, alpha) under run_dir (n{N}[-alpha{A}]), listed in run_dir/sweep.json;
-    each sub-run resumes like any run. The report merges them."""
+def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None):
+    """One sub-run per (n, alpha, seed) under run_dir (n{N}[-alpha{A}][-seed{S}]), listed in
+    run_dir/sweep.json; each sub-run resumes like any run. The report merges them (seeds as
+    replicates). Sizes are nested: for one seed, a smaller n's real images lie inside a larger n's."""
     import dataclasses
     from ..io import save_json
+    seeds = seeds or [cfg.seed]
     subs = []
-    for n in ns:
-        for a in alphas:
-            name = "-".join(([f"n{n}"] if len(ns) > 1 else []) + ([f"alpha{a:g}"] if len(alphas) > 1 else []))
-            subs.append((name, dataclasses.replace(cfg, n=n, alpha=a)))
+    for s in seeds:  # seed-major: a partial sweep has every size of the first seeds
+        for n in ns:
+            for a in alphas:
+                name = "-".join(([f"n{n}"] if len(ns) > 1 else []) + ([f"alpha{a:g}"] if len(alphas) > 1 else [])
+                                + ([f"seed{s}"] if len(seeds) > 1 else []))
+                subs.append((name, dataclasses.replace(cfg, n=n, alpha=a, seed=s)))
     if dry_run:
         from ..loop.config import describe
         out = {name: dict(describe(c), run_dir=os.path.join(run_dir, name)) for name, c in subs}
@@ -203,7 +217,7 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json):
             emit_json({"sweep": out})
         else:
             for name, d in out.items():
-                click.echo(f"{name}: n={d['n']} alpha={d['alpha']} steps/iteration={d['steps_per_iteration']} "
+                click.echo(f"{name}: n={d['n']} alpha={d['alpha']} seed={d['seed']} steps/iteration={d['steps_per_iteration']} "
                            f"-> {d['run_dir']}")
         return
     os.makedirs(run_dir, exist_ok=True)

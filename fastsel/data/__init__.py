@@ -84,9 +84,21 @@ if __doc__:  # (python -OO strips it)
     __doc__ = __doc__.format(table=_table())
 
 
+def nested_rows(total: int, n: int, seed: int = 0, holdout: int = 0) -> tuple:
+    """(keep, held): the first ``n`` rows of one seeded permutation of ``total`` rows (sorted), and its
+    last ``holdout`` rows (sorted; disjoint from keep while n + holdout <= total).
+
+    Nested: for one seed, the n-row subset lies inside every larger one (the paper's size sweep), and
+    the held-out rows are the same for every n."""
+    perm = np.random.default_rng(seed).permutation(total)
+    held = np.sort(perm[total - holdout:]) if holdout else np.zeros(0, np.int64)
+    return np.sort(perm[:n]), held
+
+
 def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0, download: bool = False,
          size: Optional[int] = None) -> Dataset:
-    """Resolve a dataset name or path (``SOURCES``); ``n`` takes a seeded uniform subset."""
+    """Resolve a dataset name or path (``SOURCES``); ``n`` takes a seeded uniform subset, nested
+    (:func:`nested_rows`: for one seed, a smaller n gives a subset of a larger n's rows)."""
     src = SOURCES.get(name.lower())
     if src is None or src.matches is not None:
         src = next((s for s in SOURCES.values() if s.matches is not None and s.matches(name)), None)
@@ -98,13 +110,12 @@ def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0
     if n is not None:
         if not 1 <= n <= len(ds.images):
             raise DataError(f"n must be in [1, {len(ds.images)}] for {name}, got {n}")
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(len(ds.images), size=n, replace=False))
+        keep, _ = nested_rows(len(ds.images), n, seed)
         ds = Dataset(ds.images[keep], ds.labels[keep], ds.source)
     return ds
 
 
-__all__ = ["Dataset", "Source", "SOURCES", "register_dataset", "names", "load", "cache_dir", "download", "md5",
+__all__ = ["Dataset", "Source", "nested_rows", "SOURCES", "register_dataset", "names", "load", "cache_dir", "download", "md5",
            "read_idx", "read_cifar_binary", "read_cifar_python", "load_cifar10", "load_mnist", "load_mnist_csv",
            "load_folder", "load_array", "IMAGE_EXT", "CIFAR_URLS", "CIFAR_PY_MD5", "MNIST_FILES", "FASHION_FILES",
            "DEBIAN_FASHION"]

@@ -20,15 +20,18 @@ class Column(NamedTuple):
 
 
 COLUMNS = (
+    Column("copy_fraction", "copy fraction (pixels)", cli="copies", width=7, digits=3),
+    Column("gs_norm", "GS / held-out GS ({fs})", cli="GS/ho", width=7, digits=3),
     Column("gs", "GS ({fs})", cli="GS"),
     Column("fid", "FID ({ffs})", cli="FID"),
     Column("entropy", "entropy ({fs})", cli="entropy", width=10),
+    Column("entropy_fixed", "entropy at m ({fs})", cli="ent@m", width=9),
     Column("mnnd", "MNND ({fs})", cli="MNND", width=8),
     Column("cov_trace", "cov trace ({fs})"),
     Column("n_train", None),
     Column("share_real", "real share", cli="real", width=6, digits=3),
-    Column("class_confidence", "LeNet confidence", csv=False, cli="conf", width=6, digits=3, optional=True),
-    Column("class_entropy", "label entropy", csv=False, optional=True),
+    Column("class_confidence", "LeNet confidence", cli="conf", width=6, digits=3, optional=True),
+    Column("class_entropy", "label entropy", optional=True),
 )
 
 

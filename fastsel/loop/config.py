@@ -84,6 +84,9 @@ class LoopConfig:
     device: str = "cpu"
     data_n: Optional[int] = None      # real images drawn from the dataset (default n)
     image_size: Optional[int] = None  # resize the real images to this side (None: native; MNIST padded as needed)
+    holdout: int = 256                # held-out real images (never trained on): the reference of gs_norm
+    eval_samples: int = 0             # generate at least this many samples per model (measured, not trained on)
+    entropy_m: int = 16               # entropy_fixed: the KL estimate on random subsets of this many rows
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -133,7 +136,8 @@ class LoopConfig:
                                             or self.image_size < 4):
             raise DataError(f"{where}: image_size must be an integer >= 4 or null, got {self.image_size!r}")
         ints = {"n": 2, "pool_factor": 1, "iterations": 1, "batch_size": 1, "sample_batch": 1, "ckpt_every": 1,
-                "warmup_steps": 0, "seed": None}
+                "warmup_steps": 0, "seed": None,
+                "holdout": 0, "eval_samples": 0, "entropy_m": 2}
         for k, lo in ints.items():
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):

@@ -76,39 +76,104 @@ def load_runs(paths) -> list:
     return runs
 
 
-def _series(runs) -> dict:
-    """(label of run + arm) -> (run, records sorted by iteration)."""
+ARM_COLOURS = {"none": "tab:gray", "greedy": "tab:blue", "threshold": "tab:orange", "all": "tab:green",
+               "random": "tab:purple"}
+MARKERS = "osD^vP*Xh<>"
+
+
+def _selector(arm: str) -> str:
+    return arm.split("-", 1)[1] if "-" in arm else arm
+
+
+def _prefix(run) -> str:
+    """The run's label without its seed part: sub-runs that differ only in the seed are replicates."""
+    return re.sub(r"(^|-)seed-?\d+$", "", run["label"]).rstrip("-/")
+
+
+def _conditions(runs) -> dict:
+    """name -> {"n", "alpha", "arm", "seeds": {seed: (run, records sorted by iteration)}}: one entry per
+    (run without its seed, arm); the runs that differ only in the seed are the replicates."""
     out = {}
     for run in runs:
         arms = {}
         for r in sorted(run["records"], key=lambda r: (r["arm"], r["iteration"])):
             arms.setdefault(r["arm"], []).append(r)
         for arm, rs in arms.items():
-            out[f"{run['label']} {arm}".strip()] = (run, rs)
+            name = f"{_prefix(run)} {arm}".strip()
+            c = out.setdefault(name, {"n": run["config"]["n"], "alpha": run["config"].get("alpha"), "arm": arm,
+                                      "paradigm": run["config"]["paradigm"], "seeds": {}})
+            c["seeds"][run["config"]["seed"]] = (run, rs)
     return out
+
+
+def _series(runs) -> dict:
+    """name -> (run, records) for one replicate per condition (the lowest seed): grids and projections."""
+    return {name: c["seeds"][min(c["seeds"])] for name, c in _conditions(runs).items()}
 
 
 def _settings(runs) -> str:
     c = runs[0]["config"]
     ns = sorted({r["config"]["n"] for r in runs})
     alphas = sorted({r["config"]["alpha"] for r in runs})
-    return (f"{c['dataset']}, {c['paradigm']}, n={','.join(map(str, ns))}, UNet {c['unet']}"
+    seeds = sorted({r["config"]["seed"] for r in runs})
+    return (f"{c['dataset']}, {c['paradigm']}, n={','.join(map(str, ns))}, UNet {c['unet']}, "
+            + (f"seeds {','.join(map(str, seeds))} (mean ± sd)" if len(seeds) > 1 else f"seed {seeds[0]}")
             + (f", alpha={','.join(f'{a:g}' for a in alphas)}" if any("threshold" in r["config"]["selectors"]
                                                                        for r in runs) else ""))
 
 
-# ---------------------------------------------------------------------- figures
-
-def _curves(series, keys, path, title, settings):
+def _style(conds) -> dict:
+    """name -> matplotlib style: colour by arm when several arms, else by size (viridis); line style
+    by size when both vary."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.5), squeeze=False)
+    arms = sorted({_selector(c["arm"]) for c in conds.values()})
+    ns = sorted({c["n"] for c in conds.values()})
+    cmap = plt.get_cmap("viridis")
+    styles = {}
+    for name, c in conds.items():
+        i = ns.index(c["n"])
+        if len(arms) > 1:
+            colour = ARM_COLOURS.get(_selector(c["arm"]), None)
+            ls = ["-", "--", ":", "-."][i % 4]
+        else:
+            colour = cmap(0.1 + 0.8 * i / max(1, len(ns) - 1))
+            ls = "-"
+        styles[name] = dict(color=colour, ls=ls, marker=MARKERS[i % len(MARKERS)])
+    return styles
+
+
+def _band(rs_by_seed, key):
+    """(iterations, mean, sd, seeds) of a metric over the replicates (iterations every seed reached)."""
+    per = {}
+    for _, rs in rs_by_seed.values():
+        for r in rs:
+            v = r.get(key)
+            if v is not None and math.isfinite(v):
+                per.setdefault(r["iteration"], []).append(float(v))
+    k = len(rs_by_seed)
+    its = sorted(t for t, v in per.items() if len(v) == k)
+    mean = np.array([np.mean(per[t]) for t in its])
+    sd = np.array([np.std(per[t], ddof=1) if k > 1 else 0.0 for t in its])
+    return its, mean, sd, k
+
+
+def _curves(conds, keys, path, title, settings):
+    plt = _plt()
+    styles = _style(conds)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
     drawn = False
+    handles = {}
     for ax, (key, label) in zip(axes[0], keys):
-        for name, (_, rs) in series.items():
-            pts = [(r["iteration"], r[key]) for r in rs if r.get(key) is not None]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, label=name)
-                drawn = True
+        for name, c in conds.items():
+            its, mean, sd, k = _band(c["seeds"], key)
+            if not its:
+                continue
+            st = styles[name]
+            (h,) = ax.plot(its, mean, ms=4, lw=1.3, label=name + (f" ({k} seeds)" if k > 1 else ""), **st)
+            if k > 1:
+                ax.fill_between(its, mean - sd, mean + sd, color=st["color"], alpha=0.15, lw=0)
+            handles.setdefault(h.get_label(), h)
+            drawn = True
         ax.set_xlabel("iteration")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(label)
@@ -116,57 +181,105 @@ def _curves(series, keys, path, title, settings):
     if not drawn:
         plt.close(fig)
         return False
-    axes[0][-1].legend(fontsize=6)
+    fig.legend(list(handles.values()), list(handles), fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               frameon=False)
     fig.suptitle(f"{title}\n{settings}", fontsize=8)
+    fig.tight_layout()
     _save(fig, path)
     return True
 
 
-def _scatter(records, xkey, path, title, xlabel, ylabel, log_gs=True):
-    """y = log GS against x; Pearson r and its two-sided p-value (scipy)."""
-    pts = [(r[xkey], math.log(r["gs"]) if log_gs else r["gs"]) for r in records
-           if r.get(xkey) is not None and math.isfinite(r[xkey]) and r.get("gs") and r["gs"] > 0]
+def distinct_points(runs) -> list:
+    """One record per (run, arm, iteration), iteration 0 once per run (every arm shares its model)."""
+    out, seen = [], set()
+    for run in runs:
+        for r in run["records"]:
+            key = (run["dir"], "shared" if r["iteration"] == 0 else r["arm"], r["iteration"])
+            if key not in seen:
+                seen.add(key)
+                out.append(r | {"_n": run["config"]["n"]})
+    return out
+
+
+def correlation(records, xkey, ykey="gs", log_y=True):
+    """(r, p, points) of Pearson's r between a record key and (log) GS over the given records."""
+    pts = [(r[xkey], r[ykey]) for r in records if r.get(xkey) is not None and r.get(ykey) is not None
+           and math.isfinite(r[xkey]) and (r[ykey] > 0 or not log_y)]
+    if len(pts) < 3:
+        return None, None, len(pts)
+    x = np.array([a for a, _ in pts])
+    y = np.array([math.log(b) if log_y else b for _, b in pts])
+    if np.std(x) == 0 or np.std(y) == 0:
+        return None, None, len(pts)
+    from scipy import stats
+    r, p = stats.pearsonr(x, y)
+    return float(r), float(p), len(pts)
+
+
+def _scatter(records, panels, path, title):
+    """Panels of y = log GS (or another key) against x: points coloured by training-set size, marker by
+    iteration; Pearson r, its two-sided p-value and the number of points in each panel's title."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.6, 3.5))
-    r = p = None
-    if pts:
-        x, y = map(np.array, zip(*pts))
-        ax.scatter(x, y, s=14)
-        if len(pts) > 2 and np.std(x) > 0 and np.std(y) > 0:
-            from scipy import stats
-            r, p = (float(v) for v in stats.pearsonr(x, y))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    stat = f"Pearson r = {r:.3f}, p = {p:.2g} ({len(pts)} points)" if r is not None else "too few points for r"
-    ax.set_title(f"{title}\n{stat}", fontsize=8)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    ns = sorted({r["_n"] for r in records})
+    its = sorted({r["iteration"] for r in records})
+    cmap = plt.get_cmap("viridis")
+    stats_out = []
+    for ax, (xkey, xlabel, ykey, ylabel) in zip(axes[0], panels):
+        r, p, k = correlation(records, xkey, ykey)
+        for r_ in records:
+            if r_.get(xkey) is None or not r_.get(ykey) or not math.isfinite(r_[xkey]) or r_[ykey] <= 0:
+                continue
+            ax.scatter(r_[xkey], math.log(r_[ykey]), s=18, marker=MARKERS[its.index(r_["iteration"]) % len(MARKERS)],
+                       color=cmap(0.1 + 0.8 * ns.index(r_["_n"]) / max(1, len(ns) - 1)), edgecolors="none", alpha=0.85)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"r = {r:.3f}, p = {p:.2g}, {k} points" if r is not None else f"too few points for r ({k})",
+                     fontsize=7)
+        stats_out.append((r, p, k))
+    from matplotlib.lines import Line2D
+    hs = [Line2D([], [], ls="", marker="o", color=cmap(0.1 + 0.8 * i / max(1, len(ns) - 1)), label=f"n = {n}")
+          for i, n in enumerate(ns)]
+    hs += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="k", label=f"iteration {t}")
+           for i, t in enumerate(its)]
+    fig.legend(handles=hs, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
     _save(fig, path)
-    return r, p, len(pts)
+    return stats_out
 
 
-def _shares(series, path, settings):
-    multi = {k: v for k, v in series.items() if max(len(r["shares"]) for r in v[1]) > 1}
+def _shares(conds, path, settings):
+    multi = {k: c for k, c in conds.items() if max(len(r["shares"]) for _, rs in c["seeds"].values() for r in rs) > 1}
     if not multi:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(1, len(multi), figsize=(3.6 * len(multi), 3.2), squeeze=False)
-    for ax, (name, (_, rs)) in zip(axes[0], multi.items()):
-        its = [r["iteration"] for r in rs]
-        bottom = np.zeros(len(rs))
-        n_src = max(len(r["shares"]) for r in rs)
-        cmap = plt.get_cmap("Oranges")
+    fig, axes = plt.subplots(1, len(multi), figsize=(3.3 * len(multi), 3.3), squeeze=False, sharey=True)
+    n_src = max(len(r["shares"]) for c in multi.values() for _, rs in c["seeds"].values() for r in rs)
+    cmap = plt.get_cmap("Oranges")
+    for ax, (name, c) in zip(axes[0], multi.items()):
+        its = sorted({r["iteration"] for _, rs in c["seeds"].values() for r in rs})
+        bottom = np.zeros(len(its))
         for s in range(n_src):
-            v = np.array([r["shares"][s] if s < len(r["shares"]) else 0.0 for r in rs])
-            ax.bar(its, v, bottom=bottom, label="real" if s == 0 else f"gen {s}",
-                   color="tab:blue" if s == 0 else cmap(0.3 + 0.6 * s / max(1, n_src - 1)), edgecolor="white", lw=0.5)
+            v = np.array([np.mean([r["shares"][s] if s < len(r["shares"]) else 0.0
+                                   for _, rs in c["seeds"].values() for r in rs if r["iteration"] == t]) for t in its])
+            ax.bar(its, v, bottom=bottom, label="real" if s == 0 else f"generation {s}",
+                   color="tab:blue" if s == 0 else cmap(0.3 + 0.6 * s / max(1, n_src - 1)), edgecolor="white",
+                   lw=0.5)
             bottom += v
-        ax.plot(its, [1.0 / (i + 1) for i in its], color="red", lw=1, label="1/(t+1)")
-        ax.set_title(name, fontsize=7)
+        if c["paradigm"] == "accumulate":
+            ax.plot(its, [1.0 / (i + 1) for i in its], color="red", lw=1, marker=".", label="1/(t+1): uniform share")
+        k = len(c["seeds"])
+        ax.set_title(name + (f"\nmean of {k} seeds" if k > 1 else ""), fontsize=7)
         ax.set_xlabel("iteration")
         ax.set_xticks(its)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.0)
     axes[0][0].set_ylabel("share of the training set")
-    axes[0][-1].legend(fontsize=6, loc="upper right")
+    h, lab = axes[0][-1].get_legend_handles_labels()
+    fig.legend(h, lab, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
     fig.suptitle(f"Fig. 11: source shares of each training set\n{settings}", fontsize=8)
+    fig.tight_layout()
     _save(fig, path)
     return True
 
@@ -183,7 +296,7 @@ def _svd(run, rs, path, fs):
     its = sorted({rs[0]["iteration"], rs[len(rs) // 2]["iteration"], rs[-1]["iteration"]})
     arm = rs[-1]["arm"]
     plt = _plt()
-    fig, axes = plt.subplots(1, len(its), figsize=(3.4 * len(its), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(its), figsize=(3.4 * len(its), 3.4), squeeze=False, sharex=True, sharey=True)
     rp = (real - mu) @ vt[:2].T
     for ax, t in zip(axes[0], its):
         try:
@@ -192,10 +305,15 @@ def _svd(run, rs, path, fs):
             continue
         gp = (g.astype(np.float64) - mu) @ vt[:2].T
         ax.scatter(rp[:, 0], rp[:, 1], s=3, alpha=0.4, label="real")
-        ax.scatter(gp[:, 0], gp[:, 1], s=3, alpha=0.5, color="tab:orange", label=f"generated, iteration {t}")
-        ax.set_title(f"iteration {t}", fontsize=7)
-        ax.legend(fontsize=6)
-    fig.suptitle(f"Fig. 6: SVD projection of {fs} features, {run['label']} {arm}".strip(), fontsize=8)
+        ax.scatter(gp[:, 0], gp[:, 1], s=3, alpha=0.5, color="tab:orange", label="generated")
+        ax.set_title(f"generated at iteration {t}", fontsize=7)
+        ax.set_xlabel(f"singular direction 1 ({fs})", fontsize=7)
+    axes[0][0].set_ylabel(f"singular direction 2 ({fs})", fontsize=7)
+    h, lab = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, lab, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, markerscale=3)
+    fig.suptitle(f"Fig. 6: real and generated {fs} features on the real data's first two singular directions, "
+                 f"{run['label']} {arm}".strip(), fontsize=8)
+    fig.tight_layout()
     _save(fig, path)
     return True
 
@@ -213,7 +331,7 @@ def _samples(run, rs, path, per=10):
     if not rows:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(len(rows), per, figsize=(0.8 * per, 0.85 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), per, figsize=(0.8 * per, 0.85 * len(rows) + 0.5), squeeze=False)
     for a, (t, im) in enumerate(rows):
         for j in range(per):
             ax = axes[a][j]
@@ -221,15 +339,17 @@ def _samples(run, rs, path, per=10):
             if j < len(im):
                 x = im[j]
                 ax.imshow(x[..., 0] if x.shape[-1] == 1 else x, cmap="gray" if x.shape[-1] == 1 else None)
-        axes[a][0].set_title(f"it {t}", fontsize=6, loc="left")
+        axes[a][0].set_title(f"iteration {t}", fontsize=6, loc="left")
     fig.suptitle(f"Figs. 15-20: samples per iteration, {run['label']} {rs[0]['arm']}".strip(), fontsize=8)
     _save(fig, path)
     return True
 
 
 def _neighbours(series, path, iteration=None, per=6):
-    """Generated images of a chosen iteration beside their nearest training image (feature space)."""
+    """Generated images of a chosen iteration beside their nearest training image in pixel space (the
+    space of the copy fraction), each pair marked with d1/d2 (a copy: d1/d2 < 1/3)."""
     from .. import ops
+    from ..metrics import COPY_RATIO
     rows = []
     for name, (run, rs) in series.items():
         pick = [r for r in rs if iteration is None or r["iteration"] == iteration]
@@ -238,36 +358,99 @@ def _neighbours(series, path, iteration=None, per=6):
         r = pick[-1]
         t, arm, d = r["iteration"], r["arm"], iter_path(run["dir"], r["arm"], r["iteration"])
         try:
-            gen = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:per]
-            gf = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:per]
+            gen = np.asarray(np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:per])
             if t == 0:
                 n = r["n_train"]
                 src, idx = np.zeros(n, np.int16), np.arange(n, dtype=np.int64)
             else:
                 src = np.load(os.path.join(d, "train_src.npy"), allow_pickle=False)
                 idx = np.load(os.path.join(d, "train_idx.npy"), allow_pickle=False)
-            tim, _, tf = gather_rows(run["dir"], arm, src, idx)
+            tim, _, _ = gather_rows(run["dir"], arm, src, idx)
         except OSError:
             continue
-        nn = ops.nn(gf, tf, k=1).indices[:, 0].numpy()
-        rows.append((f"{name} it{t}", np.asarray(gen), tim[nn]))
+        if len(tim) < 2:
+            continue
+        px = lambda a: np.asarray(a, np.float32).reshape(len(a), -1) / 255.0  # noqa: E731
+        res = ops.nn(px(gen), px(tim), k=2)
+        dist = res.distances.double().numpy()
+        rows.append((f"{name}, iteration {t}", gen, tim[res.indices[:, 0].numpy()], dist[:, 0] / dist[:, 1]))
     if not rows:
         return False
     plt = _plt()
-    k = max(len(g) for _, g, _ in rows)
-    fig, axes = plt.subplots(len(rows), 2 * k, figsize=(1.0 * 2 * k, 1.15 * len(rows)), squeeze=False)
-    for a, (name, gen, near) in enumerate(rows):
+    k = max(len(g) for _, g, _, _ in rows)
+    fig, axes = plt.subplots(2 * len(rows), k, figsize=(0.95 * k, 2.3 * len(rows) + 0.4), squeeze=False)
+    for a, (name, gen, near, ratio) in enumerate(rows):
         for j in range(k):
-            for c, im in ((2 * j, gen), (2 * j + 1, near)):
-                ax = axes[a][c]
-                ax.axis("off")
+            for rr, im in ((2 * a, gen), (2 * a + 1, near)):
+                ax = axes[rr][j]
+                ax.set_xticks([])
+                ax.set_yticks([])
                 if j < len(im):
                     x = im[j]
                     ax.imshow(x[..., 0] if x.shape[-1] == 1 else x, cmap="gray" if x.shape[-1] == 1 else None)
-        axes[a][0].set_title(name, fontsize=6, loc="left")
-    fig.suptitle("Figs. 1-left, 12: generated | nearest training image (feature space)", fontsize=8)
+                    if rr == 2 * a + 1:
+                        copy = ratio[j] < COPY_RATIO
+                        ax.set_xlabel(f"d1/d2 {ratio[j]:.2f}" + (" copy" if copy else ""), fontsize=5,
+                                      color="red" if copy else "black")
+                        for sp in ax.spines.values():
+                            sp.set_color("red" if copy else "black")
+                else:
+                    ax.axis("off")
+        axes[2 * a][0].set_ylabel("generated", fontsize=6)
+        axes[2 * a + 1][0].set_ylabel("nearest\ntraining", fontsize=6)
+        axes[2 * a][0].set_title(name, fontsize=6, loc="left")
+    fig.suptitle("Figs. 1-left, 12: generated images (top row of each pair) and their nearest training images "
+                 "(bottom row; pixel space)", fontsize=7)
+    fig.tight_layout()
     _save(fig, path)
     return True
+
+
+# ---------------------------------------------------------------------- statistics
+
+STAT_KEYS = ("copy_fraction", "gs_norm", "gs", "fid", "entropy", "entropy_fixed", "share_real")
+
+
+def _value(r, key):
+    v = r["shares"][0] if key == "share_real" else r.get(key)
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def arm_tests(conds, keys=STAT_KEYS) -> list:
+    """Each selector arm against `none` of the same run (size, alpha) at the last iteration every seed
+    reached: per metric the means, sds, the difference (arm - none) with a 95 % Welch interval and
+    Welch's two-sided p-value (scipy; None with fewer than 2 seeds a side or no spread)."""
+    from scipy import stats
+    out = []
+    for name, c in conds.items():
+        if _selector(c["arm"]) == "none":
+            continue
+        base = name[: len(name) - len(c["arm"])] + c["arm"].split("-", 1)[0] + "-none"
+        ref = conds.get(base)
+        if ref is None:
+            continue
+        last = min(max(r["iteration"] for _, rs in cc["seeds"].values() for r in rs) for cc in (c, ref))
+        for key in keys:
+            def vals(cc):
+                return [v for _, rs in cc["seeds"].values() for r in rs if r["iteration"] == last
+                        for v in [_value(r, key)] if v is not None]
+            a, b = vals(c), vals(ref)
+            if not a or not b:
+                continue
+            row = {"condition": name, "vs": base, "iteration": last, "metric": key, "n_arm": len(a), "n_none": len(b),
+                   "mean_arm": float(np.mean(a)), "sd_arm": float(np.std(a, ddof=1)) if len(a) > 1 else None,
+                   "mean_none": float(np.mean(b)), "sd_none": float(np.std(b, ddof=1)) if len(b) > 1 else None,
+                   "diff": float(np.mean(a) - np.mean(b)), "ci95": None, "p": None}
+            if len(a) > 1 and len(b) > 1:
+                va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+                se = math.sqrt(va + vb)
+                if se > 0:
+                    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+                    h = float(stats.t.ppf(0.975, df)) * se
+                    row["ci95"] = [row["diff"] - h, row["diff"] + h]
+                    row["p"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+            out.append(row)
+    return out
 
 
 def _slug(s: str) -> str:
@@ -278,7 +461,8 @@ def _slug(s: str) -> str:
 
 def write_report(run_dirs, out: str | None = None, iteration: int | None = None, quiet: bool = False) -> str:
     """Draw every figure the runs' data allows into ``out`` (default: the first run's report/)
-    and write report.md listing them with their paper figure numbers."""
+    and write report.md listing them with their paper figure numbers, the arms' differences from
+    `none` with 95 % intervals and p-values (seeds as replicates), and the correlations of Fig. 2."""
     runs = load_runs(run_dirs)
     first = run_dirs if isinstance(run_dirs, str) else list(run_dirs)[0]
     out = out or os.path.join(first, "report")
@@ -286,6 +470,7 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
     cfg = runs[0]["config"]
     fs, ffs = space(cfg["features"]), space(cfg["fid_features"])
     settings = _settings(runs)
+    conds = _conditions(runs)
     series = _series(runs)
     records = [r for run in runs for r in run["records"]]
     figs = []  # (file, paper figures, what it shows)
@@ -294,38 +479,50 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
         if ok:
             figs.append((file, paper, what))
 
-    add(_curves(series, [("gs", f"GS ({fs})")], os.path.join(out, "gs.png"),
-                f"Figs. 1-right, 2a, 8, 13, 14: generalization score (mean 1-NN distance generated -> training, {fs})",
-                settings), "gs.png", "1-right, 2a, 8, 13, 14", f"GS ({fs}) per iteration, one line per run and arm")
-    add(_curves(series, [("fid", f"FID ({ffs})")], os.path.join(out, "fid.png"),
-                f"Figs. 9, 14: FID ({ffs}) of the generated images against the real data", settings),
-        "fid.png", "9, 14", f"FID ({ffs}) per iteration")
-    add(_curves(series, [("entropy", f"KL entropy ({fs})")], os.path.join(out, "entropy.png"),
-                f"Fig. 10: KL entropy of the training set ({fs})", settings), "entropy.png", "10",
-        f"training-set entropy ({fs}) per iteration")
-    add(_curves(series, [("mnnd", f"MNND ({fs})"), ("cov_trace", f"covariance trace ({fs})")],
+    if any(r.get("copy_fraction") is not None or r.get("gs_norm") is not None for r in records):
+        add(_curves(conds, [("copy_fraction", "copy fraction (pixels; d1 < d2/3)"),
+                            ("gs_norm", f"GS / held-out real GS ({fs})")], os.path.join(out, "memorization.png"),
+                    "Fig. 1-right, memorization measured: share of samples that copy a training image, and GS "
+                    "normalised by fresh real data (1 = as novel as real, 0 = copies)", settings),
+            "memorization.png", "1-right (measured as copies; not in the paper)",
+            f"copy fraction (pixels) and normalised GS ({fs}) per iteration")
+    add(_curves(conds, [("gs", f"GS ({fs})")], os.path.join(out, "gs.png"),
+                f"Figs. 1-right, 3-left, 8: generalization score (mean 1-NN distance generated -> training, {fs})",
+                settings), "gs.png", "1-right, 3-left, 8", f"GS ({fs}) per iteration, one line per run and arm")
+    add(_curves(conds, [("fid", f"FID ({ffs})")], os.path.join(out, "fid.png"),
+                f"Figs. 3-middle, 9, 13, 14: FID ({ffs}) of the generated images against the real data", settings),
+        "fid.png", "3-middle, 9, 13, 14", f"FID ({ffs}) per iteration")
+    add(_curves(conds, [("entropy", f"KL entropy, raw ({fs})"), ("entropy_fixed", f"KL entropy at m rows ({fs})")],
+                os.path.join(out, "entropy.png"),
+                f"Figs. 2a, 3-right, 10: entropy of the training set ({fs}); right: on subsets of a fixed size m "
+                "(comparable across sizes)", settings), "entropy.png", "2a, 3-right, 10",
+        f"training-set KL entropy ({fs}) per iteration, raw and at a fixed subset size")
+    add(_curves(conds, [("mnnd", f"MNND ({fs})"), ("cov_trace", f"covariance trace ({fs})")],
                 os.path.join(out, "mnnd_cov.png"), f"Fig. 7: MNND and covariance trace of the training set ({fs})",
                 settings), "mnnd_cov.png", "7", "MNND and trace of covariance per iteration")
     if any("class_confidence" in r for r in records):
-        add(_curves(series, [("class_confidence", "mean LeNet confidence"), ("class_entropy", "entropy of labels")],
+        add(_curves(conds, [("class_confidence", "mean LeNet confidence"), ("class_entropy", "entropy of labels")],
                     os.path.join(out, "class.png"), "LeNet class statistics of the generated samples "
                     "(confidence: recognisable digits; label entropy: mode collapse lowers it)", settings),
             "class.png", "(MNIST; not in the paper)", "mean max-softmax and predicted-label entropy of the samples")
-    none_replace = [r for run in runs for r in run["records"]
-                    if run["config"]["paradigm"] == "replace" and r["arm"].endswith("-none")]
-    pool = none_replace if len(none_replace) > 2 else records
+    pts = distinct_points(runs)
+    none_replace = [r for r in pts if r["arm"].startswith("replace-") and
+                    (r["iteration"] == 0 or r["arm"].endswith("-none"))]
+    pool = none_replace if len(none_replace) > 2 else pts
     which = "replace paradigm, no selection" if pool is none_replace else "all runs and arms"
-    r2b = _scatter(pool, "entropy", os.path.join(out, "entropy_vs_gs.png"),
-                   f"Fig. 2b: training-set entropy vs log GS ({fs}; {which})", f"KL entropy ({fs})", f"log GS ({fs})")
-    add(True, "entropy_vs_gs.png", "2b", f"entropy vs log GS over {which}: Pearson r = "
-        + (f"{r2b[0]:.3f}, p = {r2b[1]:.2g}, {r2b[2]} points" if r2b[0] is not None else "n/a (too few points)"))
-    r2c = _scatter(pool, "cov_trace", os.path.join(out, "variance_vs_gs.png"),
-                   f"Fig. 2c: training-set variance (covariance trace) vs log GS ({fs}; {which})",
-                   f"covariance trace ({fs})", f"log GS ({fs})")
-    add(True, "variance_vs_gs.png", "2c", f"variance vs log GS over {which}: Pearson r = "
-        + (f"{r2c[0]:.3f}, p = {r2c[1]:.2g}" if r2c[0] is not None else "n/a"))
-    add(_shares(series, os.path.join(out, "shares.png"), settings), "shares.png", "11",
-        "share of real and of each generation in each training set, with the 1/(t+1) line")
+    s2b = _scatter(pool, [("entropy", f"KL entropy, raw ({fs})", "gs", f"log GS ({fs})"),
+                          ("entropy_fixed", f"KL entropy at m rows ({fs})", "gs", f"log GS ({fs})"),
+                          ("entropy_fixed", f"KL entropy at m rows ({fs})", "gs_norm", "log GS / held-out GS")],
+                   os.path.join(out, "entropy_vs_gs.png"),
+                   f"Fig. 2b: training-set entropy vs log GS ({fs}; {which}; one point per run, arm and iteration)")
+    add(True, "entropy_vs_gs.png", "2b", f"entropy vs log GS over {which}")
+    s2c = _scatter(pool, [("cov_trace", f"covariance trace ({fs})", "gs", f"log GS ({fs})"),
+                          ("cov_trace", f"covariance trace ({fs})", "gs_norm", "log GS / held-out GS")],
+                   os.path.join(out, "variance_vs_gs.png"),
+                   f"Fig. 2c: training-set variance (covariance trace) vs log GS ({fs}; {which})")
+    add(True, "variance_vs_gs.png", "2c", f"variance vs log GS over {which}")
+    add(_shares(conds, os.path.join(out, "shares.png"), settings), "shares.png", "11",
+        "share of real and of each generation in each training set (accumulate: with the 1/(t+1) line)")
     name0, (run0, rs0) = next(iter(series.items()))
     add(_svd(run0, rs0, os.path.join(out, "svd.png"), fs), "svd.png", "6",
         f"real vs generated features on the real data's first two singular directions ({name0})")
@@ -333,30 +530,82 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
         f = f"samples_{_slug(name)}.png"
         add(_samples(run, rs, os.path.join(out, f)), f, "15-20", f"samples of every iteration, {name}")
     add(_neighbours(series, os.path.join(out, "neighbours.png"), iteration), "neighbours.png", "1-left, 12",
-        "generated images beside their nearest training images, iteration "
-        + ("newest" if iteration is None else str(iteration)))
+        "generated images above their nearest training images (pixels), iteration "
+        + ("newest" if iteration is None else str(iteration)) + "; d1/d2 < 1/3 marks a copy")
     th = [(name, x) for name, (_, rs) in series.items() for x in rs if x.get("selection")]
 
     def f(v):
         return "" if v is None else f"{v:.4g}"
+    seeds = sorted({r["config"]["seed"] for r in runs})
     lines = [f"# fastsel loop report: {settings}", "",
              f"GS, entropy and MNND are computed on **{fs}** features; FID on **{ffs}** features"
              + ("" if (cfg["features"], cfg["fid_features"]) == ("dinov2-s", "inception")
                 else " (the paper: DINOv2 for GS/entropy, Inception for FID -- numbers here are not comparable "
-                     "with the paper's)") + ".", "",
+                     "with the paper's)") + ". The copy fraction is the share of samples whose nearest training "
+                     "image (pixels) is closer than a third of the second nearest; GS/held-out divides GS by the "
+                     "mean 1-NN distance from held-out real images to the same training set.", "",
              f"Runs: {', '.join(r['label'] or os.path.basename(os.path.normpath(r['dir'])) for r in runs)}; "
-             f"{cfg['iterations']} iterations, seed {cfg['seed']}"
+             f"{cfg['iterations']} iterations, seeds {', '.join(map(str, seeds))}"
              + (f", threshold: decay {cfg.get('decay', 'empty-pass')}, order {cfg.get('order', 'index')}"
                 if any("threshold" in r["config"]["selectors"] for r in runs) else "") + ".", "",
              "## Figures", "", "| file | paper figure | what it shows |", "|---|---|---|"]
     lines += [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
+    lines += ["", "## Correlations (Fig. 2b, 2c)", "",
+              f"Pearson r over {which}, one point per run, arm and iteration (iteration 0 once per run); "
+              "two-sided p (scipy).", "", "| x | y | r | p | points |", "|---|---|---|---|---|"]
+    for (xl, yl), (r_, p_, k_) in zip([("raw KL entropy", "log GS"), ("KL entropy at m", "log GS"),
+                                       ("KL entropy at m", "log GS/held-out"), ("covariance trace", "log GS"),
+                                       ("covariance trace", "log GS/held-out")], list(s2b) + list(s2c)):
+        lines.append(f"| {xl} | {yl} | {f(r_)} | {f(p_)} | {k_} |")
+    tests = arm_tests(conds)
+    if tests:
+        lines += ["", "## Arms against none (last iteration)", "",
+                  "Mean ± sd over seeds; difference = arm − none with its 95 % Welch interval and Welch's "
+                  "two-sided p-value (scipy; blank with fewer than two seeds).", "",
+                  "| condition | it | metric | arm | none | arm − none | 95 % CI | p |",
+                  "|---|---|---|---|---|---|---|---|"]
+
+        def ms(m, sd):
+            return f(m) + (f" ± {sd:.2g}" if sd is not None else "")
+        for t_ in tests:
+            ci = f"[{t_['ci95'][0]:.3g}, {t_['ci95'][1]:.3g}]" if t_["ci95"] else ""
+            lines.append(f"| {t_['condition']} | {t_['iteration']} | {t_['metric']} | "
+                         f"{ms(t_['mean_arm'], t_['sd_arm'])} | {ms(t_['mean_none'], t_['sd_none'])} | "
+                         f"{t_['diff']:+.3g} | {ci} | {f(t_['p'])} |")
+        save_text(os.path.join(out, "arm_tests.json"), json.dumps(tests, indent=1))
     cols = shown(records, "report")
-    lines += ["", "## Metrics", "",
-              "| run / arm | iteration | " + " | ".join(c.report.format(fs=fs, ffs=ffs) for c in cols) + " |",
-              "|---|---|" + "---|" * len(cols)]
-    for name, (_, rs) in series.items():
-        for x in rs:
-            lines.append(f"| {name} | {x['iteration']} | " + " | ".join(f(c.value(x)) for c in cols) + " |")
+    lines += ["", "## Metrics (mean over seeds)", "",
+              "| run / arm | iteration | seeds | " + " | ".join(c.report.format(fs=fs, ffs=ffs) for c in cols) + " |",
+              "|---|---|---|" + "---|" * len(cols)]
+    for name, c in conds.items():
+        its = sorted({r["iteration"] for _, rs in c["seeds"].values() for r in rs})
+        for t_ in its:
+            recs = [r for _, rs in c["seeds"].values() for r in rs if r["iteration"] == t_]
+            vals = []
+            for col in cols:
+                v = [col.value(r) for r in recs]
+                v = [x for x in v if x is not None and math.isfinite(x)]
+                vals.append(f(float(np.mean(v))) if v else "")
+            lines.append(f"| {name} | {t_} | {len(recs)} | " + " | ".join(vals) + " |")
+    pools = [(name, x) for name, c in conds.items() for _, rs in c["seeds"].values() for x in rs
+             if x.get("pool_sources")]
+    if pools:
+        lines += ["", "## The candidate pool's sources (selection features)", "",
+                  "Per source of the pool a selector chose from: its spread (mean 1-NN distance within the source) "
+                  "and its distance to the other sources (mean 1-NN distance to the rest of the pool), and the "
+                  "share of it the selector kept. Mean over seeds.", "",
+                  "| run / arm | iteration | source | rows | within-source 1-NN | to other sources 1-NN | kept share |",
+                  "|---|---|---|---|---|---|---|"]
+        agg = {}
+        for name, x in pools:
+            for s_ in x["pool_sources"]:
+                agg.setdefault((name, x["iteration"], s_["source"]), []).append(s_)
+        for (name, t_, src), ss in agg.items():
+            def mean(k):
+                v = [s[k] for s in ss if s.get(k) is not None]
+                return f(float(np.mean(v))) if v else ""
+            lines.append(f"| {name} | {t_} | {'real' if src == 0 else f'generation {src}'} | {mean('rows')} | "
+                         f"{mean('within_nn')} | {mean('to_others_nn')} | {mean('kept_share')} |")
     if th:
         lines += ["", "Threshold filter per iteration (tau0 -> tau_end, decays, passes, filled, order):", "",
                   "| run / arm | iteration | tau0 | tau_end | decays | passes | filled | order |",
@@ -365,7 +614,7 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
             s_ = x["selection"]
             lines.append(f"| {name} | {x['iteration']} | {f(s_['tau0'])} | {f(s_['tau_end'])} | {s_['decays']} | "
                          f"{s_['passes']} | {s_['n_filled']} | {s_['order']} |")
-    lines += [""] + [f"![{paper}]({fn})" for fn, paper, _ in figs] + [""]
+    lines += [""] + [f"![Fig. {paper}]({fn})" for fn, paper, _ in figs] + [""]
     path = os.path.join(out, "report.md")
     save_text(path, "\n".join(lines))
     if not quiet:

@@ -52,25 +52,53 @@ def resize_images(im: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_real(cfg: LoopConfig, download: bool = False):
-    """The real training images (uint8 NHWC) and labels: resized to cfg.image_size when set; else
-    28x28 (MNIST) padded to 32x32 when the UNet's levels need it."""
+    """The real training images (uint8 NHWC), their labels, and the held-out real images (cfg.holdout
+    rows of the same split, never in the training set; for gs_norm): resized to cfg.image_size when
+    set; else 28x28 (MNIST) padded to 32x32 when the UNet's levels need it. The training rows are the
+    first data_n (default n) of one permutation per seed, so a smaller n's set lies inside a larger
+    one's; the held-out rows are its last rows, the same for every n."""
     from .. import data
     from .config import unet_kwargs
-    ds = data.load(cfg.dataset, n=cfg.data_n or cfg.n, seed=cfg.seed, download=download)
-    im = ds.images
-    levels = len(unet_kwargs(cfg.unet, im.shape[-1])["block_out_channels"])
-    if cfg.image_size:
-        im = resize_images(im, cfg.image_size)
-    elif im.shape[1] == 28 and im.shape[2] == 28 and 28 % 2 ** (levels - 1):  # the UNet's skips need 32x32
-        im = np.pad(im, ((0, 0), (2, 2), (2, 2), (0, 0)))
-    labels = ds.labels.astype(np.int64)
-    return np.ascontiguousarray(im), labels
+    ds = data.load(cfg.dataset, download=download)
+    want = cfg.data_n or cfg.n
+    if not 1 <= want <= len(ds.images):
+        raise DataError(f"n must be in [1, {len(ds.images)}] for {cfg.dataset}, got {want}")
+    keep, held = data.nested_rows(len(ds.images), want, cfg.seed, min(cfg.holdout, len(ds.images) - want))
+    levels = len(unet_kwargs(cfg.unet, ds.images.shape[-1])["block_out_channels"])
+
+    def prep(im):
+        if cfg.image_size:
+            im = resize_images(im, cfg.image_size)
+        elif im.shape[1] == 28 and im.shape[2] == 28 and 28 % 2 ** (levels - 1):  # the UNet's skips need 32x32
+            im = np.pad(im, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        return np.ascontiguousarray(im)
+    labels = ds.labels[keep].astype(np.int64)
+    return prep(ds.images[keep]), labels, prep(ds.images[held])
 
 
 def featurize(name: str, images: np.ndarray, device: str) -> np.ndarray:
     from .. import features
     ex = features.get(name, device=device)
     return np.asarray(features.embed(images, ex, quiet=True), np.float32)
+
+
+def pool_sources(cand, rows, device: str = "cpu") -> list:
+    """Per source of a candidate pool (0 real, j generation j): its rows, its spread (mean 1-NN distance
+    within the source), its distance to the rest (mean 1-NN distance from its rows to the other sources'
+    rows) and how many of its rows the selection kept -- why a max-min selector keeps more or fewer
+    real images (docs/reproduction.md)."""
+    from .. import ops
+    out = []
+    kept = np.bincount(cand.src[rows].astype(np.int64), minlength=int(cand.src.max()) + 1)
+    for s in np.unique(cand.src):
+        mine = cand.src == s
+        f = torch.from_numpy(np.ascontiguousarray(cand.feats[mine])).to(device)
+        rest = torch.from_numpy(np.ascontiguousarray(cand.feats[~mine])).to(device)
+        out.append({"source": int(s), "rows": int(mine.sum()), "kept": int(kept[s]),
+                    "kept_share": float(kept[s] / max(1, len(rows))),
+                    "within_nn": float(M.mnnd(f)) if len(f) > 1 else None,
+                    "to_others_nn": float(M.generalization_score(f, rest)) if len(rest) else None})
+    return out
 
 
 class Loop:
@@ -131,19 +159,24 @@ class Loop:
 
     def real(self):
         d = self.p("real")
-        files = [os.path.join(d, f) for f in ("images.npy", "labels.npy", "feats.npy", "fid_feats.npy")]
+        files = [os.path.join(d, f) for f in ("images.npy", "labels.npy", "feats.npy", "fid_feats.npy",
+                                              "holdout_images.npy", "holdout_feats.npy")]
         if self.rank == 0 and not all(os.path.exists(f) for f in files):
             os.makedirs(d, exist_ok=True)
-            im, lab = load_real(self.cfg, self.download)
+            im, lab, held = load_real(self.cfg, self.download)
             save_npy(files[0], im)
             save_npy(files[1], lab)
             f = featurize(self.cfg.features, im, self.cfg.device)
             save_npy(files[2], f)
             save_npy(files[3], f if self.cfg.fid_features == self.cfg.features
                      else featurize(self.cfg.fid_features, im, self.cfg.device))
+            save_npy(files[4], held)
+            save_npy(files[5], featurize(self.cfg.features, held, self.cfg.device) if len(held)
+                     else np.zeros((0, f.shape[1]), np.float32))
         _barrier()
-        im, lab, f, ff = (np.load(x, allow_pickle=False) for x in files)
+        im, lab, f, ff, _, hf = (np.load(x, allow_pickle=False) for x in files)
         self.num_classes = int(lab.max()) + 1 if len(lab) else 0
+        self.holdout_f = hf
         return im, lab, f, ff
 
     def sample_count(self, arm: str) -> int:
@@ -167,6 +200,7 @@ class Loop:
                                      return_info=True)
             self.timing[f"{arm}/{t}/select_s"] = time.perf_counter() - t0
             save_json(os.path.join(d, "selection.json"), info)
+            save_json(os.path.join(d, "pool.json"), pool_sources(cand, rows, self.cfg.device))
             save_npy(fi, cand.idx[rows])
             save_npy(fs, cand.src[rows])
         _barrier()
@@ -206,6 +240,7 @@ class Loop:
         d = self.iter_dir(arm, t)
         out, lab_path = os.path.join(d, "samples.npy"), os.path.join(d, "sample_labels.npy")
         count = max(self.sample_count(a) for a in self.arms) if t == 0 else self.sample_count(arm)
+        count = max(count, self.cfg.eval_samples)  # extra samples are measured, never trained on
         if not os.path.exists(out):
             labels = (np.arange(count) % max(1, self.num_classes)).astype(np.int64)
             from tqdm import tqdm
@@ -229,18 +264,32 @@ class Loop:
                 save_npy(fp, f)
         return d
 
-    def measure(self, arm: str, t: int, src, train_f, real_ff) -> dict:
+    def measure(self, arm: str, t: int, src, train_f, real_ff, train_im=None) -> dict:
         d = self.iter_dir(arm, t)
         n = self.cfg.n
-        gen_f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:n]
+        m = max(n, self.cfg.eval_samples)  # the measured samples: n, or eval_samples when more
+        gen_f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:m]
         gen_ff = np.load(os.path.join(d, "fid_feats.npy"), allow_pickle=False)[:n]
         dev = self.cfg.device
         tf = torch.from_numpy(train_f).to(dev)
+        gf = torch.from_numpy(gen_f).to(dev)
         ent = M.kl_entropy(tf) if len(tf) > 1 else None
+        hf = getattr(self, "holdout_f", None)
+        copy = None
+        if train_im is not None and len(train_im) > 1:  # the ratio test on pixels in [0, 1], as in the literature
+            gen_im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:m]
+            px = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)  # noqa: E731
+            copy = M.copy_fraction(px(gen_im), px(train_im))
+        em = self.cfg.entropy_m
         rec = {
-            "arm": arm, "iteration": t, "n_train": int(len(src)),
-            "gs": _finite(M.generalization_score(torch.from_numpy(gen_f).to(dev), tf)),
+            "arm": arm, "iteration": t, "n_train": int(len(src)), "n_measured": int(len(gen_f)),
+            "gs": _finite(M.generalization_score(gf, tf)),
+            "gs_norm": (_finite(M.gs_normalized(gf, tf, torch.from_numpy(hf).to(dev)))
+                        if hf is not None and len(hf) else None),
+            "copy_fraction": copy,
             "entropy": _finite(ent),
+            "entropy_fixed": _finite(M.kl_entropy_fixed(tf, m=em, seed=self.cfg.seed + t)) if 1 < em <= len(tf) else None,
+            "entropy_m": em,
             "mnnd": _finite(M.mnnd(tf)) if len(tf) > 1 else None,
             "cov_trace": _finite(M.cov_trace(tf)),
             # the eigen form: well defined for the rank-deficient covariances of small runs
@@ -249,6 +298,10 @@ class Loop:
             "features": self.cfg.features, "fid_features": self.cfg.fid_features,
         }
         rec.update(self.class_stats(d))
+        pool = os.path.join(d, "pool.json")
+        if t > 0 and os.path.exists(pool):
+            with open(pool) as f:
+                rec["pool_sources"] = json.load(f)
         sel = os.path.join(d, "selection.json")
         if t > 0 and os.path.exists(sel):  # the threshold filter's tau0, tau_end, passes, decays, ...
             with open(sel) as f:
@@ -304,7 +357,7 @@ class Loop:
                 model = self.trained(arm, t, ims, labs)
                 if self.rank == 0:
                     self.samples(arm, t, model, H, C)
-                    rec = self.measure(arm, t, src, feats, real_ff)
+                    rec = self.measure(arm, t, src, feats, real_ff, ims)
                     os.makedirs(self.p(arm, f"iter_{t:03d}"), exist_ok=True)
                     save_json(mpath, rec)
                     records.append(rec)
