@@ -74,7 +74,8 @@ def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, backend: str =
     they fail to memorize"; Gu et al. 2023, "On memorization in diffusion models"), there on pixels.
 
     A copy is close to *one* training row and far from the rest, so the test does not fire for a sample
-    that merely sits in a dense region (where d1 and d2 are both small). Needs >= 2 training rows."""
+    that merely sits in a dense region (where d1 and d2 are both small). A training row present twice
+    cannot be copied by this test (d1 = d2): deduplicate the training set first. Needs >= 2 training rows."""
     g = ops.as_tensor(generated)
     t = ops.as_tensor(train)
     if t.shape[0] < 2:

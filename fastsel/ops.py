@@ -384,7 +384,8 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
 
     Scans the unselected rows and accepts a row whose min distance to everything accepted is
     strictly greater than ``tau``; a full pass accepting nothing multiplies ``tau`` by ``alpha``
-    (``decay="every-pass"``: after every pass, as the authors' released code).
+    (``decay="every-pass"``: after every pass, as the authors' released code -- the same selection,
+    since a pass at a fixed tau leaves no row for a second pass at that tau; only ``passes`` differs).
     ``order="random"`` (default) scans a permutation of the rows drawn from ``seed``
     (:func:`scan_order`), so no part of the pool is favoured by where it is stored;
     ``order="index"`` scans in row order. ``tau=None`` uses :func:`default_tau`.

@@ -78,7 +78,8 @@ def test_report_merges_runs_and_draws_every_figure(sweep, tmp_path):
     r = _cli("report", str(sweep / "sizes"), str(sweep / "alphas"), "--out", str(out), "--iteration", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     md = (out / "report.md").read_text()
-    want = {"gs.png": "1-right, 2a", "fid.png": "Fig. 9", "entropy.png": "Fig. 10", "mnnd_cov.png": "Fig. 7",
+    want = {"gs.png": "1-right, 3-left, 8", "fid.png": "3-middle, 9, 13, 14", "entropy.png": "2a, 3-right, 10",
+            "memorization.png": "1-right", "mnnd_cov.png": "Fig. 7",
             "entropy_vs_gs.png": "Fig. 2b", "variance_vs_gs.png": "Fig. 2c", "svd.png": "Fig. 6",
             "neighbours.png": "1-left, 12"}
     for fn, fig in want.items():

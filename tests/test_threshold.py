@@ -116,6 +116,17 @@ def test_every_pass_decays_more(backend, rng):
     assert b.tau <= a.tau
 
 
+def test_decay_rules_give_the_same_selection(backend, rng):
+    """A pass at a fixed tau leaves every unaccepted row within tau of an accepted one, so the next
+    pass at that tau is empty: decaying after it (empty-pass) or at once (every-pass) picks the same."""
+    for trial in range(10):
+        x = torch.from_numpy(rng.standard_normal((int(rng.integers(20, 200)), int(rng.integers(1, 6)))))
+        n = int(rng.integers(1, len(x) + 1))
+        a = fastsel.threshold_decay(x, n, alpha=0.8, decay="empty-pass", seed=trial, backend=backend)
+        b = fastsel.threshold_decay(x, n, alpha=0.8, decay="every-pass", seed=trial, backend=backend)
+        assert torch.equal(a.indices, b.indices), trial
+
+
 @pytest.mark.parametrize("N", [1, 2, 3, 7])
 def test_tiny_sizes(backend, N, rng):
     x = torch.from_numpy(rng.standard_normal((N, 2))).float()

@@ -51,6 +51,12 @@ def _selectors(s):
 @click.option("--fid-features", type=RegistryChoice(features.names), default=None,
               help="Features of the FID (paper: inception).")
 @click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize the real images to this side.")
+@click.option("--eval-samples", type=click.IntRange(min=0), default=None,
+              help="Generate at least this many samples per model: measured (copies, GS), never trained on.")
+@click.option("--holdout", type=click.IntRange(min=0), default=None,
+              help="Held-out real images (never trained on), the reference of the normalised GS (default 256).")
+@click.option("--entropy-m", type=click.IntRange(min=2), default=None,
+              help="Subset size of the size-comparable KL entropy (entropy_fixed; default 16).")
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Threshold arm: initial tau (default: the largest distance from the first pick).")
 @click.option("--alpha", default=None,
@@ -58,7 +64,9 @@ def _selectors(s):
                    "sub-run per value.")
 @click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default=None,
               help="Threshold arm: tau decays after a pass that accepts nothing (the paper, default) or after "
-                   "every pass (the authors' code).")
+                   "every pass (the authors' code). Both give the same selection: a pass at a fixed tau leaves "
+                   "every row within tau of an accepted one, so the next pass at that tau is always empty; only "
+                   "the pass count differs.")
 @click.option("--order", type=click.Choice(["random", "index"]), default=None,
               help="Threshold arm: scan the pool in a seeded random order (default) or in pool order "
                    "(real first, then generation 1, 2, ...).")

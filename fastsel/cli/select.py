@@ -55,7 +55,8 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
               show_default=True, help="Threshold decay factor, in (0, 1).")
 @click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default="empty-pass", show_default=True,
               help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
-                   "(the authors' code).")
+                   "(the authors' code). The same selection either way (a pass at a fixed tau leaves nothing "
+                   "for a second pass at that tau); only the pass count in the facts differs.")
 @click.option("--order", type=click.Choice(ops.ORDERS), default="random", show_default=True,
               help="Threshold scan order: a permutation drawn from --seed, or the file's row order.")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)

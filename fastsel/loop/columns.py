@@ -21,6 +21,7 @@ class Column(NamedTuple):
 
 COLUMNS = (
     Column("copy_fraction", "copy fraction (pixels)", cli="copies", width=7, digits=3),
+    Column("copy_fraction_holdout", "held-out real copy fraction (control)", cli="ho-cp", width=6, digits=2),
     Column("gs_norm", "GS / held-out GS ({fs})", cli="GS/ho", width=7, digits=3),
     Column("gs", "GS ({fs})", cli="GS"),
     Column("fid", "FID ({ffs})", cli="FID"),

@@ -255,10 +255,14 @@ def _shares(conds, path, settings):
     if not multi:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(1, len(multi), figsize=(3.3 * len(multi), 3.3), squeeze=False, sharey=True)
+    ncol = min(3, len(multi))
+    nrow = -(-len(multi) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 2.9 * nrow + 0.5), squeeze=False, sharey=True)
+    for ax in axes.flat[len(multi):]:
+        ax.axis("off")
     n_src = max(len(r["shares"]) for c in multi.values() for _, rs in c["seeds"].values() for r in rs)
     cmap = plt.get_cmap("Oranges")
-    for ax, (name, c) in zip(axes[0], multi.items()):
+    for ax, (name, c) in zip(axes.flat, multi.items()):
         its = sorted({r["iteration"] for _, rs in c["seeds"].values() for r in rs})
         bottom = np.zeros(len(its))
         for s in range(n_src):
@@ -275,8 +279,9 @@ def _shares(conds, path, settings):
         ax.set_xlabel("iteration")
         ax.set_xticks(its)
         ax.set_ylim(0, 1.0)
-    axes[0][0].set_ylabel("share of the training set")
-    h, lab = axes[0][-1].get_legend_handles_labels()
+    for row in axes:
+        row[0].set_ylabel("share of the training set")
+    h, lab = axes.flat[len(multi) - 1].get_legend_handles_labels()
     fig.legend(h, lab, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
     fig.suptitle(f"Fig. 11: source shares of each training set\n{settings}", fontsize=8)
     fig.tight_layout()

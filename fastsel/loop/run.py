@@ -275,11 +275,15 @@ class Loop:
         gf = torch.from_numpy(gen_f).to(dev)
         ent = M.kl_entropy(tf) if len(tf) > 1 else None
         hf = getattr(self, "holdout_f", None)
-        copy = None
+        copy = copy_ho = None
         if train_im is not None and len(train_im) > 1:  # the ratio test on pixels in [0, 1], as in the literature
             gen_im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:m]
             px = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)  # noqa: E731
             copy = M.copy_fraction(px(gen_im), px(train_im))
+            hp = self.p("real", "holdout_images.npy")
+            held = np.load(hp, allow_pickle=False) if os.path.exists(hp) else np.zeros((0,))
+            # the control: fresh real images scored by the same test (the test's false-positive rate)
+            copy_ho = M.copy_fraction(px(held), px(train_im)) if len(held) else None
         em = self.cfg.entropy_m
         rec = {
             "arm": arm, "iteration": t, "n_train": int(len(src)), "n_measured": int(len(gen_f)),
@@ -287,6 +291,7 @@ class Loop:
             "gs_norm": (_finite(M.gs_normalized(gf, tf, torch.from_numpy(hf).to(dev)))
                         if hf is not None and len(hf) else None),
             "copy_fraction": copy,
+            "copy_fraction_holdout": copy_ho if copy is not None else None,
             "entropy": _finite(ent),
             "entropy_fixed": _finite(M.kl_entropy_fixed(tf, m=em, seed=self.cfg.seed + t)) if 1 < em <= len(tf) else None,
             "entropy_m": em,
