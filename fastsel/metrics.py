@@ -67,15 +67,43 @@ def generalization_score(generated, train, *, backend: str = "auto") -> float:
 COPY_RATIO = 1.0 / 3.0
 
 
-def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, backend: str = "auto") -> float:
+def distinct_rows(train, ratio: float = COPY_RATIO, k: int = 16, *, backend: str = "auto") -> torch.Tensor:
+    """Indices of ``train`` with near-duplicate groups collapsed to their lowest index: rows closer than
+    ``ratio`` times the median within-set 1-NN distance are joined (through each row's ``k`` nearest
+    neighbours, transitively). A set without near-duplicates keeps (almost) every row."""
+    t = ops.as_tensor(train)
+    N = t.shape[0]
+    if N < 3:
+        return torch.arange(N)
+    res = ops.nn(t, k=min(k, N - 1), exclude_self=True, backend=backend)
+    d, idx = res.distances.double().cpu(), res.indices.cpu()
+    radius = ratio * float(d[:, 0].median())
+    parent = list(range(N))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for i, j in zip(*torch.nonzero(d < radius, as_tuple=True)):
+        a, b = root(int(i)), root(int(idx[i, j]))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return torch.tensor(sorted({root(i) for i in range(N)}), dtype=torch.long)
+
+
+def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, dedup: bool = True,
+                  backend: str = "auto") -> float:
     """Share of generated rows that are copies of a training row: the nearest training row is closer
     than ``ratio`` times the second nearest (d1 < d2 / 3). The ratio test of the memorization
     literature on diffusion models (Yoon et al. 2023, "Diffusion probabilistic models generalize when
     they fail to memorize"; Gu et al. 2023, "On memorization in diffusion models"), there on pixels.
 
     A copy is close to *one* training row and far from the rest, so the test does not fire for a sample
-    that merely sits in a dense region (where d1 and d2 are both small). A training row present twice
-    cannot be copied by this test (d1 = d2): deduplicate the training set first. Needs >= 2 training rows."""
+    that merely sits in a dense region (where d1 and d2 are both small). A training image present twice
+    (a real image and a generated copy of it, in a self-consuming loop) would hide its copies (d1 ~ d2):
+    with ``dedup`` (default) near-duplicate training rows count as one (:func:`distinct_rows`) first.
+    Needs >= 2 training rows."""
     g = ops.as_tensor(generated)
     t = ops.as_tensor(train)
     if t.shape[0] < 2:
@@ -84,6 +112,10 @@ def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, backend: str =
         raise FastselError("copy_fraction needs at least 1 generated row")
     if not 0 < ratio <= 1:
         raise FastselError(f"copy_fraction ratio must be in (0, 1], got {ratio}")
+    if dedup:
+        keep = distinct_rows(t, ratio, backend=backend)
+        if len(keep) >= 2:
+            t = t[keep.to(t.device)]
     d = ops.nn(g, t, k=2, backend=backend).distances.double()
     return float((d[:, 0] < ratio * d[:, 1]).double().mean())
 
