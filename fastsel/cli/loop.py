@@ -30,9 +30,10 @@ def _selectors(s):
 
 @click.command("loop")
 @click.argument("dataset", required=False)
-@click.option("--preset", type=click.Choice(["cpu", "smoke", "paper"]), default="cpu", show_default=True,
-              help="cpu: the CPU main job (16x16 digits, LeNet features, 2 iterations, minutes); smoke: a tiny "
-                   "pixel-space check; paper: Appendix D (GPU).")
+@click.option("--preset", type=click.Choice(["cpu", "cpu-n512", "smoke", "paper"]), default="cpu", show_default=True,
+              help="cpu: the CPU main job (16 digits at 16x16 in the memorization regime, LeNet features, 2 "
+                   "iterations, < 10 min); cpu-n512: the previous main job (512 digits, no memorization); smoke: "
+                   "a tiny pixel-space check; paper: Appendix D (GPU).")
 @click.option("--paradigm", type=click.Choice(PARADIGMS), default=None,
               help="replace: train on the last generation; accumulate: subsample real + all generations "
                    "(default accumulate).")
@@ -189,6 +190,18 @@ def _summary(records, cfg, label=""):
         return f"{v:{w}.{p}g}" if v is not None else " " * (w - 1) + "-"
     for r in sorted(records, key=lambda r: (r["arm"], r["iteration"])):
         click.echo(f"{r['arm']:24s} {r['iteration']:3d} " + " ".join(f(c.value(r), c.width, c.digits) for c in cols))
+    last = max((r["iteration"] for r in records), default=0)
+    base = next((r for r in records if r["iteration"] == last and r["arm"].endswith("-none")), None)
+    if base is not None and last > 0:
+        keys = [("copy_fraction", "copies"), ("gs_norm", "GS/held-out"), ("entropy_fixed", "entropy@m")]
+        for r in sorted(records, key=lambda r: r["arm"]):
+            if r["iteration"] != last or r is base:
+                continue
+            parts = [f"{lab} {r[k]:.3g} vs {base[k]:.3g}" for k, lab in keys
+                     if r.get(k) is not None and base.get(k) is not None]
+            if parts:
+                click.echo(f"{label}iteration {last}, {r['arm']} vs {base['arm']}: " + "; ".join(parts)
+                           + " (one seed: see docs/reproduction.md for the multi-seed result)")
 
 
 def _num_list(text, kind, opt, ok, what):

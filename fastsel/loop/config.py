@@ -178,6 +178,9 @@ def load_config(run_dir: str) -> LoopConfig:
     return LoopConfig.from_json(d, path)
 
 
+PRESETS = ("cpu", "cpu-n512", "smoke", "paper")
+
+
 def preset(name: str, dataset: str) -> dict:
     """Settings of a preset, before command-line overrides."""
     key = dataset.lower()
@@ -185,12 +188,20 @@ def preset(name: str, dataset: str) -> dict:
         return dict(preset="smoke", unet="tiny", n=256, iterations=2, train_steps=300, epochs=None, batch_size=32,
                     lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
+    lenet = key in ("mnist", "fashion-mnist")
+    feats = ("lenet" if key == "mnist" else "lenet-fashion") if lenet else "pixels"
     if name == "cpu":
-        # the CPU main job: 16x16 digits, a 0.16M-parameter UNet, cosine lr with EMA, 50-step DDIM;
-        # LeNet features (selection, GS, entropy, FID) and class statistics -- README "main job"
-        lenet = key in ("mnist", "fashion-mnist")
-        feats = ("lenet" if key == "mnist" else "lenet-fashion") if lenet else "pixels"
-        return dict(preset="cpu", unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, epochs=None,
+        # the CPU main job, in the memorization regime (docs/reproduction.md "Recipe"): 16 real digits at
+        # 16x16, the 0.16M UNet trained 1,250 steps of batch 16 at a constant lr 2e-3 with EMA (1,250
+        # epochs per image: the model copies part of its data), 50-step DDIM, 256 measured samples;
+        # LeNet features (selection, GS, entropy, FID), copies on pixels -- README "main job"
+        return dict(preset="cpu", unet="cpu", image_size=16, n=16, iterations=2, train_steps=1250, epochs=None,
+                    batch_size=16, lr=2e-3, lr_schedule="constant", warmup_steps=0, ema=True, sampler="ddim",
+                    sample_steps=50, eval_samples=256, features=feats, fid_features=feats,
+                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=250)
+    if name == "cpu-n512":
+        # the previous main job: 512 digits, cosine lr, 800 steps of 32 -- the models generalize (no copies)
+        return dict(preset="cpu-n512", unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, epochs=None,
                     batch_size=32, lr=2e-3, lr_schedule="cosine", warmup_steps=50, ema=True, sampler="ddim",
                     sample_steps=50, features=feats, fid_features=feats, selectors=("none", "greedy", "threshold"),
                     pool_factor=2, ckpt_every=200)
@@ -206,7 +217,7 @@ def preset(name: str, dataset: str) -> dict:
                     warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
                     sample_steps=1000, features="dinov2-s", fid_features="inception",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
-    raise FastselError(f"unknown preset {name!r}: cpu, smoke or paper")
+    raise FastselError(f"unknown preset {name!r}: {', '.join(PRESETS)}")
 
 
 def unet_kwargs(name: str, channels: int) -> dict:
