@@ -217,3 +217,29 @@ def test_arm_tests_welch_matches_scipy():
     assert len(out) == 1
     assert out[0]["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert out[0]["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+
+
+def _vendi_literal(x):
+    """The definition: exp(entropy of the eigenvalues of K / n), K the n x n cosine kernel (float64)."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    lam = np.linalg.eigvalsh(x @ x.T / len(x))
+    lam = lam[lam > 1e-15]
+    return float(np.exp(-(lam * np.log(lam)).sum()))
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (7, 3), (50, 8), (200, 16), (30, 64)])
+def test_vendi_score_equals_the_n_by_n_definition(rng, shape):
+    x = rng.standard_normal(shape)
+    assert M.vendi_score(torch.from_numpy(x)) == pytest.approx(_vendi_literal(x), rel=1e-8)
+    assert M.vendi_score(torch.from_numpy(x).float()) == pytest.approx(_vendi_literal(x), rel=1e-5)
+
+
+def test_vendi_score_bounds_and_the_package(rng):
+    assert M.vendi_score(torch.ones((10, 4))) == pytest.approx(1.0)  # all rows parallel
+    assert M.vendi_score(torch.eye(6)) == pytest.approx(6.0)        # orthogonal: as many as rows
+    with pytest.raises(Exception, match="all zeros"):
+        M.vendi_score(torch.zeros((3, 4)))
+    vs = pytest.importorskip("vendi_score.vendi")
+    x = rng.standard_normal((100, 12))
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert M.vendi_score(torch.from_numpy(x)) == pytest.approx(float(vs.score_dual(xn)), rel=1e-8)

@@ -29,6 +29,7 @@ COLUMNS = (
     Column("entropy_fixed", "entropy at m ({fs})", cli="ent@m", width=9),
     Column("mnnd", "MNND ({fs})", cli="MNND", width=8),
     Column("cov_trace", "cov trace ({fs})"),
+    Column("vendi", "Vendi score ({fs}, cosine)"),
     Column("n_train", None),
     Column("share_real", "real share", cli="real", width=6, digits=3),
     Column("class_confidence", "LeNet confidence", cli="conf", width=6, digits=3, optional=True),

@@ -297,6 +297,7 @@ class Loop:
             "entropy_m": em,
             "mnnd": _finite(M.mnnd(tf)) if len(tf) > 1 else None,
             "cov_trace": _finite(M.cov_trace(tf)),
+            "vendi": _finite(M.vendi_score(tf)) if bool((tf.abs().sum(1) > 0).all()) else None,
             # the eigen form: well defined for the rank-deficient covariances of small runs
             "fid": _finite(F.frechet_eigh(F.stats(gen_ff), F.stats(real_ff))),
             "shares": source_shares(src, t + 1),
