@@ -198,7 +198,7 @@ def preset(name: str, dataset: str) -> dict:
         return dict(preset="cpu", unet="cpu", image_size=16, n=16, iterations=2, train_steps=1250, epochs=None,
                     batch_size=16, lr=2e-3, lr_schedule="constant", warmup_steps=0, ema=True, sampler="ddim",
                     sample_steps=50, eval_samples=256, features=feats, fid_features=feats,
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=250)
+                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=200)
     if name == "cpu-n512":
         # the previous main job: 512 digits, cosine lr, 800 steps of 32 -- the models generalize (no copies)
         return dict(preset="cpu-n512", unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, epochs=None,
