@@ -65,9 +65,10 @@ def test_metrics_json_keys(feats, tmp_path, rng):
     ref = tmp_path / "ref.npy"
     np.save(ref, rng.standard_normal((50, 16)))
     r = run("metrics", "--in", feats, "--json")
-    assert r.exit_code == 0 and set(json.loads(r.stdout)) == {"entropy", "mnnd", "cov_trace"}
+    assert r.exit_code == 0 and set(json.loads(r.stdout)) == {"entropy", "mnnd", "cov_trace", "vendi"}
     r = run("metrics", "--in", feats, "--ref", ref, "--k", 2, "--json")
-    assert r.exit_code == 0 and set(json.loads(r.stdout)) == {"entropy", "mnnd", "cov_trace", "gs"}
+    assert r.exit_code == 0 and set(json.loads(r.stdout)) == {"entropy", "mnnd", "cov_trace", "vendi", "gs",
+                                                                  "copy_fraction"}
 
 
 def test_metrics_duplicates_give_null_entropy_and_a_warning(tmp_path):

@@ -88,6 +88,8 @@ def test_report_merges_runs_and_draws_every_figure(sweep, tmp_path):
         assert fig in line, line
     samples = [f for f in os.listdir(out) if f.startswith("samples_")]
     assert len(samples) == 2 * 2 + 2  # sizes: 2 sub-runs x 2 arms; alphas: 2 sub-runs x 1 arm
-    assert "Pearson r =" in md and "p = " in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| raw KL entropy | log GS |"))
+    r_, p_, k_ = row.split("|")[3:6]
+    assert -1 <= float(r_) <= 1 and 0 <= float(p_) <= 1 and int(k_) >= 3, row
     assert "sizes/n12 replace-all" in md and "alphas/alpha0.95 replace-threshold" in md
     assert md.index("pixels") < md.index("## Figures")  # the feature space is stated first

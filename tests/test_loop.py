@@ -122,7 +122,9 @@ def test_loop_end_to_end_replace_three_arms(tiny_data, tmp_path):
     for f in ("gs.png", "fid.png", "entropy.png", "shares.png", "entropy_vs_gs.png", "neighbours.png", "report.md"):
         assert os.path.getsize(os.path.join(run, "report", f)) > 0, f
     csv = open(os.path.join(run, "metrics.csv")).read().splitlines()
-    assert csv[0].startswith("arm,iteration,gs,fid") and len(csv) == 7
+    head = csv[0].split(",")
+    assert head[:2] == ["arm", "iteration"] and len(csv) == 7
+    assert {"copy_fraction", "gs_norm", "gs", "fid", "entropy", "entropy_fixed", "vendi"} <= set(head)
     assert "report:" in r.stdout and "replace-threshold" in r.stdout
     # a rerun of the finished command redoes nothing and prints the same table
     r2 = _cli("loop", tiny_data, *TINY, "--paradigm", "replace", "--selector", "none,greedy,threshold",

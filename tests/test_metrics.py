@@ -63,8 +63,10 @@ def test_mnnd_gs_cov_trace_pearson(backend, rng):
 
 def test_summary_keys(rng):
     x = rng.standard_normal((50, 3))
-    assert set(M.summary(x)) == {"entropy", "mnnd", "cov_trace"}
-    assert set(M.summary(x, x[:10])) == {"entropy", "mnnd", "cov_trace", "gs"}
+    assert set(M.summary(x)) == {"entropy", "mnnd", "cov_trace", "vendi"}
+    assert set(M.summary(x, x[:10])) == {"entropy", "mnnd", "cov_trace", "vendi", "gs", "copy_fraction"}
+    assert set(M.summary(x, x[:10], holdout=x[10:20])) == {"entropy", "mnnd", "cov_trace", "vendi", "gs",
+                                                           "copy_fraction", "gs_norm"}
     assert M.summary(x, x)["gs"] == 0.0
 
 
