@@ -208,3 +208,75 @@ def state_summary(md: torch.Tensor, thr: float, frm: int) -> torch.Tensor:
     hit = torch.nonzero((md[frm:] >= 0) & (md[frm:].double() > thr)) if frm < md.numel() else torch.empty(0)
     fi = frm + int(hit[0]) if hit.numel() else -1
     return torch.tensor([max(best, -1.0), float(bi), float(fi)], dtype=torch.float64)
+
+
+# --- literal float64 definitions of the diversity criteria (fastsel.diversity), for the tests: the full
+# N x N kernel from explicit differences and plain (non-lazy, non-incremental) greedy; O(N^2) memory.
+
+def rbf_kernel(x, bandwidth=None):
+    """K[i, j] = exp(-sum_k (x_ik - x_jk)^2 / h), h = mean squared distance over all ordered pairs."""
+    import numpy as np
+    x = np.asarray(x, dtype=np.float64)
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    h = float(d2.mean()) if bandwidth is None else float(bandwidth)
+    return np.exp(-d2 / (h if h > 0 else 1.0))
+
+
+def _first_tied(values, N):
+    """The lowest index whose value is within fastsel.diversity.tie_tol of the largest."""
+    import numpy as np
+    best = float(np.max(values))
+    return int(np.flatnonzero(values >= best - (1e-10 * abs(best) + 1e-13 * N))[0])
+
+
+def facility(x, n, bandwidth=None):
+    """Plain greedy on F(S) = sum_i max_{j in S} K[i, j]; every gain recomputed, ties to the lowest index."""
+    import numpy as np
+    K = rbf_kernel(x, bandwidth)
+    cover = np.zeros(len(K))
+    picks = []
+    for _ in range(n):
+        gains = np.maximum(K - cover[:, None], 0.0).sum(0)
+        gains[picks] = -np.inf
+        j = _first_tied(gains, len(K))
+        picks.append(j)
+        cover = np.maximum(cover, K[:, j])
+    return picks, float(cover.sum())
+
+
+def dpp(x, n, start, bandwidth=None, eps=1e-10):
+    """Greedy log det K_S from ``start``, each candidate's determinant computed afresh (slogdet); once the
+    best determinant ratio is <= eps the rest are taken in index order."""
+    import numpy as np
+    K = rbf_kernel(x, bandwidth)
+    picks, cur, spent = [start], 0.0, False
+    while len(picks) < n:
+        if not spent:
+            ratio = np.full(len(K), -np.inf)  # det K_{S+j} / det K_S, afresh for every candidate
+            for j in range(len(K)):
+                if j in picks:
+                    continue
+                s = picks + [j]
+                sign, ld = np.linalg.slogdet(K[np.ix_(s, s)])
+                ratio[j] = math.exp(ld - cur) if sign > 0 else 0.0
+            bj = _first_tied(ratio, 1)
+            if ratio[bj] > eps:
+                picks.append(bj)
+                cur += math.log(ratio[bj])
+                continue
+            spent = True
+        picks.append(next(j for j in range(len(K)) if j not in picks))
+    return picks
+
+
+def herding(x, n, bandwidth=None):
+    """Kernel herding without replacement: argmax_j mean_i K[i, j] - sum_{s in S} K[j, s] / (|S| + 1)."""
+    import numpy as np
+    K = rbf_kernel(x, bandwidth)
+    mu = K.mean(0)
+    picks = []
+    for t in range(n):
+        score = mu - (K[:, picks].sum(1) if picks else 0.0) / (t + 1)
+        score[picks] = -np.inf
+        picks.append(_first_tied(score, 1))
+    return picks

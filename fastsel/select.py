@@ -123,3 +123,5 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     if idx.dim() != 1 or idx.numel() != n:
         raise FastselError(f"selector {method!r} returned {tuple(idx.shape)} indices, not {n}")
     return (idx, dict(info)) if return_info else idx
+
+from . import diversity as _diversity  # noqa: E402,F401 -- registers facility, dpp, herding

@@ -1,0 +1,197 @@
+"""Diversity selectors beside max-min (greedy) and the threshold filter -- the criteria a reviewer
+compares against: facility location, greedy MAP of a determinantal point process (log-det) and
+kernel herding. Registered as ``facility``, ``dpp`` and ``herding`` (``fastsel.select``,
+``fastsel select --method``, ``fastsel loop --selector``).
+
+All three use one kernel, the Gaussian (RBF) kernel of Euclidean distance
+
+    k(a, b) = exp(-||a - b||^2 / h),   h = 2 tr(Cov(X))  (the mean squared distance over all pairs)
+
+unless ``bandwidth`` gives h. The bandwidth comes from the pool, so scaling the features does not
+change the picks. Everything is computed in float64 and never forms the N x N kernel: a kernel
+column is recomputed from the features when it is needed (O(N d)), and the one pass over all pairs
+the criteria need (facility location's first gains, herding's mean embedding) runs in row blocks
+(O(N * block) memory). Ties go to the lowest index, a tie being a value within ``tie_tol`` of the
+best (equal gains are common -- two mutually nearest rows far from the rest have the same facility
+gain -- and two float64 evaluation orders differ in the last bits). Literal float64 definitions of
+each criterion (``fastsel.reference.facility`` / ``dpp`` / ``herding``) are what the tests compare
+against.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Callable, Optional
+
+import torch
+
+from . import ops
+from .errors import FastselError
+from .select import register_selector
+
+BLOCK = 2048
+DPP_EPS = 1e-10  # a log-det gain factor d^2 <= this is "nothing left": the kernel's rank is spent
+
+
+def tie_tol(best: float, N: int) -> float:
+    """Values >= best - tie_tol(best, N) tie with the best: 1e-10 relative, plus 1e-13 per summed term
+    (the rounding of N kernel values in [0, 1])."""
+    return 1e-10 * abs(best) + 1e-13 * N
+
+
+def _first_tied(values: torch.Tensor, N: int) -> int:
+    best = float(values.max())
+    return int(torch.nonzero(values >= best - tie_tol(best, N))[0])
+
+
+def _prepare(x, n, bandwidth):
+    x = ops.as_tensor(x).to(torch.float64)
+    N = x.shape[0]
+    n = ops._check_n(n, N)
+    if not torch.isfinite(x).all():
+        raise FastselError("x holds NaN or infinite values")
+    if bandwidth is None:
+        h = 2.0 * float(x.var(dim=0, unbiased=False).sum())
+        if not h > 0:  # every row identical: any bandwidth gives the same (constant) kernel
+            h = 1.0
+    else:
+        h = float(bandwidth)
+        if not (math.isfinite(h) and h > 0):
+            raise FastselError(f"bandwidth must be a positive finite number, got {bandwidth!r}")
+    return x, n, h
+
+
+class _Kernel:
+    """Columns and block sums of k(a, b) = exp(-||a - b||^2 / h) from the features."""
+
+    def __init__(self, x: torch.Tensor, h: float):
+        self.x, self.h = x, h
+        self.sq = (x * x).sum(1)
+
+    def column(self, j: int) -> torch.Tensor:
+        d2 = (self.sq + self.sq[j] - 2.0 * (self.x @ self.x[j])).clamp_min_(0.0)
+        return torch.exp(-d2 / self.h)
+
+    def column_sums(self) -> torch.Tensor:
+        """sum_i k(i, j) for every j, in row blocks."""
+        out = torch.zeros(self.x.shape[0], dtype=torch.float64)
+        for a in range(0, self.x.shape[0], BLOCK):
+            xb = self.x[a:a + BLOCK]
+            d2 = (self.sq[a:a + BLOCK, None] + self.sq[None, :] - 2.0 * (xb @ self.x.T)).clamp_min_(0.0)
+            out += torch.exp(-d2 / self.h).sum(0)
+        return out
+
+
+def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[Callable] = None):
+    """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(i, j) (how well S
+    covers every row of the pool), by lazy greedy (Minoux) -- the same picks as plain greedy, ties
+    to the lowest index. Time O(N^2 d) for the first gains plus O(N d) per re-evaluated gain (lazy:
+    a few per pick); memory O(N * block). Returns (indices, info) with the objective F(S)."""
+    x, n, h = _prepare(x, n, bandwidth)
+    K = _Kernel(x, h)
+    gains = K.column_sums()
+    heap = [(-float(g), j) for j, g in enumerate(gains.tolist())]
+    heapq.heapify(heap)
+    cover = torch.zeros(x.shape[0], dtype=torch.float64)
+    picks, evals = [], 0
+    N = x.shape[0]
+    while len(picks) < n:
+        # evaluate stale bounds in heap order until no unevaluated bound can reach the best gain's ties
+        seen = []
+        while heap:
+            b, j = heap[0]
+            if seen and -b < max(g for g, _, _ in seen) - tie_tol(max(g for g, _, _ in seen), N):
+                break
+            heapq.heappop(heap)
+            col = K.column(j)
+            seen.append((float((col - cover).clamp_min_(0.0).sum()), j, col))
+            evals += 1
+        best = max(g for g, _, _ in seen)
+        g, j, col = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])
+        picks.append(j)
+        torch.maximum(cover, col, out=cover)
+        for g2, j2, _ in seen:
+            if j2 != j:
+                heapq.heappush(heap, (-g2, j2))
+        if progress is not None:
+            progress(len(picks))
+    return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
+                                                     "gain_evaluations": evals}
+
+
+def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED, bandwidth: Optional[float] = None,
+        progress: Optional[Callable] = None):
+    """Greedy MAP of a DPP with the kernel L = k (quality 1): each pick maximises log det L_S, by the
+    incremental Cholesky update of Chen, Zhang & Zhou (NeurIPS 2018). Every diagonal is 1, so the
+    first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
+    anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
+    are taken in index order. Time O(n N (d + n)); memory O(n N) (the Cholesky rows)."""
+    x, n, h = _prepare(x, n, bandwidth)
+    N = x.shape[0]
+    j = ops._check_start(start, N, seed)
+    K = _Kernel(x, h)
+    c = torch.zeros((n, N), dtype=torch.float64)
+    d2 = torch.ones(N, dtype=torch.float64)
+    taken = torch.zeros(N, dtype=torch.bool)
+    picks, logdet, spent_at = [], 0.0, None
+    for t in range(n):
+        picks.append(j)
+        taken[j] = True
+        if progress is not None:
+            progress(t + 1)
+        if t == n - 1:
+            break
+        if spent_at is None:
+            logdet += math.log(float(d2[j]))
+            e = (K.column(j) - c[:t].T @ c[:t, j]) / math.sqrt(float(d2[j]))
+            c[t] = e
+            d2 -= e * e
+            d2[taken] = -math.inf
+            j = _first_tied(d2, 1)
+            if float(d2[j]) <= DPP_EPS:
+                spent_at = t + 1
+        if spent_at is not None:
+            j = int((~taken).nonzero()[0])
+    return torch.tensor(picks, dtype=torch.int64), {"log_det": logdet if spent_at is None else -math.inf,
+                                                     "bandwidth": h, "rank_spent_at": spent_at}
+
+
+def herding(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[Callable] = None):
+    """Kernel herding (Chen, Welling & Smola 2010) without replacement: pick t+1 maximises
+    mu(j) - (1 / (t + 1)) sum_{s in S} k(j, s), with mu(j) = mean_i k(i, j) the pool's mean
+    embedding -- S's kernel mean tracks the pool's (mean matching: dense regions get more rows, in
+    proportion). Time O(N^2 d) for mu plus O(N d) per pick; memory O(N * block)."""
+    x, n, h = _prepare(x, n, bandwidth)
+    N = x.shape[0]
+    K = _Kernel(x, h)
+    mu = K.column_sums() / N
+    acc = torch.zeros(N, dtype=torch.float64)
+    taken = torch.zeros(N, dtype=torch.bool)
+    picks = []
+    for t in range(n):
+        score = mu - acc / (t + 1)
+        score[taken] = -math.inf
+        j = _first_tied(score, 1)
+        picks.append(j)
+        taken[j] = True
+        acc += K.column(j)
+        if progress is not None:
+            progress(t + 1)
+    return torch.tensor(picks, dtype=torch.int64), {"bandwidth": h}
+
+
+def _facility_sel(x, n, *, progress=None, **_):
+    return facility(x, n, progress=progress)
+
+
+def _dpp_sel(x, n, *, start=None, seed=ops.DEFAULT_SEED, progress=None, **_):
+    return dpp(x, n, start=start, seed=seed, progress=progress)
+
+
+def _herding_sel(x, n, *, progress=None, **_):
+    return herding(x, n, progress=progress)
+
+
+register_selector("facility", _facility_sel, help="facility location, lazy greedy (RBF kernel)")
+register_selector("dpp", _dpp_sel, help="DPP greedy MAP, max log-det (RBF kernel)")
+register_selector("herding", _herding_sel, help="kernel herding: match the pool's kernel mean")

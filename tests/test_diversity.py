@@ -1,0 +1,130 @@
+"""The diversity selectors (fastsel.diversity: facility, dpp, herding) against their literal float64
+definitions (fastsel.reference: the full kernel, plain greedy, slogdet afresh) on fresh random data
+and edge cases, the null control (identically distributed sources kept in proportion), and their
+use through fastsel.select, the CLI and the loop's selection step."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import fastsel
+from fastsel import diversity as D
+from fastsel import reference as R
+from fastsel.cli.main import cli
+from fastsel.errors import FastselError
+
+from test_loop_science import fair, shares, stacked
+
+
+@pytest.mark.parametrize("N,d,n", [(50, 3, 12), (90, 8, 30), (40, 1, 10), (30, 5, 30), (25, 4, 1)])
+def test_each_selector_equals_its_literal_definition(N, d, n, rng):
+    x = rng.standard_normal((N, d)) * rng.uniform(0.1, 10)
+    idx, info = D.facility(x, n)
+    ref, obj = R.facility(x, n)
+    assert idx.tolist() == ref
+    assert info["objective"] == pytest.approx(obj, rel=1e-10)
+    start = int(rng.integers(N))
+    assert D.dpp(x, n, start=start)[0].tolist() == R.dpp(x, n, start)
+    assert D.herding(x, n)[0].tolist() == R.herding(x, n)
+
+
+def test_lazy_facility_evaluates_few_gains(rng):
+    """Lazy greedy is the point of the implementation: far fewer gain evaluations than N per pick."""
+    x = rng.standard_normal((600, 6))
+    idx, info = D.facility(x, 40)
+    assert info["gain_evaluations"] < 40 * 600 / 5, info
+    assert len(set(idx.tolist())) == 40
+
+
+def test_duplicates_ties_and_a_full_selection(rng):
+    base = rng.standard_normal((6, 3))
+    x = np.concatenate([base, base, base[:2]])  # rows 6..11 repeat 0..5, 12..13 repeat 0..1
+    N = len(x)
+    K = R.rbf_kernel(x)
+
+    def coverage(picks):  # F(S) of every prefix: equal gains may be taken in either order within rounding
+        return [np.max(K[:, picks[:t]], 1).sum() for t in range(1, len(picks) + 1)]
+    ours, (ref, _) = D.facility(x, N)[0].tolist(), R.facility(x, N)
+    assert coverage(ours) == pytest.approx(coverage(ref), rel=1e-12) and sorted(ours) == list(range(N))
+    for name, ours, ref in [("dpp", D.dpp(x, N, start=0)[0].tolist(), R.dpp(x, N, 0)),
+                            ("herding", D.herding(x, N)[0].tolist(), R.herding(x, N))]:
+        assert ours == ref, name
+        assert sorted(ours) == list(range(N)), name
+    # facility location and the DPP take one copy of each distinct row before any repeat
+    for idx in (D.facility(x, 6)[0], D.dpp(x, 6, start=0)[0]):
+        assert sorted(idx.tolist()) == list(range(6)), idx
+    # after the six distinct rows the DPP's gain is spent: the repeats come in index order
+    idx, info = D.dpp(x, N, start=0)
+    assert info["rank_spent_at"] == 6 and idx[6:].tolist() == list(range(6, N))
+
+
+def test_identical_rows_and_scale_invariance(rng):
+    same = np.ones((7, 3))
+    assert D.facility(same, 3)[0].tolist() == [0, 1, 2]
+    assert D.herding(same, 3)[0].tolist() == [0, 1, 2]
+    assert D.dpp(same, 3, start=4)[0].tolist() == [4, 0, 1]
+    x = rng.standard_normal((80, 5))
+    for f in (lambda a: D.facility(a, 15)[0], lambda a: D.herding(a, 15)[0], lambda a: D.dpp(a, 15, start=2)[0]):
+        assert torch.equal(f(x), f(x * 1024.0))  # the bandwidth follows the pool
+
+
+def test_bad_input_is_one_clear_error(rng):
+    x = rng.standard_normal((10, 2))
+    with pytest.raises(FastselError, match="n must be"):
+        D.facility(x, 11)
+    with pytest.raises(FastselError, match="bandwidth"):
+        D.herding(x, 3, bandwidth=-1.0)
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(FastselError, match="NaN"):
+        D.dpp(bad, 3)
+
+
+@pytest.mark.parametrize("method", ["facility", "dpp", "herding"])
+def test_identical_sources_are_kept_in_proportion(method, rng):
+    """The null control: three sources drawn from one distribution, stored one after another."""
+    k, per, runs = 3, 200, 4
+    N, n = k * per, per
+    got = np.mean([shares(fastsel.select(stacked(rng, k, per, d=8), n, method, seed=s), k, per)
+                   for s in range(runs)], 0)
+    assert fair(got, k, n, N, runs), got
+
+
+def test_a_spread_source_is_preferred_by_coverage_and_diversity_not_by_herding(rng):
+    """What each criterion keeps from a pool of 100 spread rows and 300 rows in tight clusters: the
+    DPP and facility location favour the spread source beyond its 25 % share; herding, which matches
+    the pool's kernel mean, keeps the dense source at least in proportion."""
+    spread = rng.standard_normal((100, 8)) * 3
+    tight = rng.standard_normal((10, 8))[rng.integers(10, size=300)] + 0.01 * rng.standard_normal((300, 8))
+    x = np.concatenate([spread, tight])
+    real = {m: float((fastsel.select(x, 80, m, seed=0) < 100).float().mean()) for m in ("facility", "dpp", "herding")}
+    assert real["dpp"] > 0.5 and real["facility"] > 0.25, real
+    assert real["herding"] < real["dpp"], real
+
+
+def test_through_the_cli(tmp_path, rng):
+    p = tmp_path / "x.npy"
+    x = rng.standard_normal((70, 4)).astype(np.float32)
+    np.save(p, x)
+    for method in ("facility", "dpp", "herding"):
+        out = tmp_path / f"{method}.npy"
+        r = CliRunner().invoke(cli, ["select", "--in", str(p), "--n", "9", "--method", method, "--seed", "3",
+                                     "--out", str(out), "--json"])
+        assert r.exit_code == 0, r.output
+        got = np.load(out).tolist()
+        assert got == fastsel.select(x, 9, method, seed=3).tolist()
+        assert json.loads(r.stdout)["n"] == 9
+
+
+def test_the_loop_selection_step_runs_them(rng):
+    from fastsel.loop.pool import Candidates, select_from
+    k, per = 2, 40
+    f = stacked(rng, k, per, d=6)
+    c = Candidates(np.repeat(np.arange(k), per).astype(np.int16), np.tile(np.arange(per), k), f)
+    for method in ("facility", "dpp", "herding"):
+        rows = select_from(c, 20, method, seed=0)
+        assert len(np.unique(rows)) == 20 and rows.min() >= 0 and rows.max() < k * per, method
+        start = int(np.random.default_rng(0).integers(k * per))  # the loop draws the start from its seed
+        assert rows.tolist() == fastsel.select(f, 20, method, seed=0, start=start).tolist(), method
