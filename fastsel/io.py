@@ -8,10 +8,17 @@ permissions the umask gives a new file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 import zipfile
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 import numpy as np
 
@@ -91,35 +98,70 @@ def check_features(arr: np.ndarray, name: str = "features") -> None:
 
 
 def check_distinct(outputs, inputs) -> None:
-    """Refuse (usage error) an output path that names the same file as an input: same inode,
-    through symlinks and relative paths, or the same resolved path for a file not yet written."""
+    """Refuse (usage error) an output path that names the same file as an input, or as another
+    output of the same command: same inode, through symlinks and relative paths, or the same
+    resolved path for a file not yet written."""
     ins = [p for p in inputs if p]
-    for o in outputs:
-        if not o:
-            continue
-        ro = os.path.realpath(o)
+
+    def same(a, b):
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    outs = [o for o in outputs if o]
+    for k, o in enumerate(outs):
         for i in ins:
-            same = ro == os.path.realpath(i)
-            if not same and os.path.exists(o) and os.path.exists(i):
-                same = os.path.samefile(o, i)
-            if same:
+            if same(o, i):
                 raise UsageProblem(f"output {o} is the input {i}: choose another output path")
+        for o2 in outs[:k]:
+            if same(o, o2):
+                raise UsageProblem(f"outputs {o2} and {o} are the same file: give two different paths")
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: str) -> str:
+    """What ``path`` is when it exists and is not a regular file or folder ("" otherwise)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
 def check_output_path(path: str) -> None:
-    """One clear line for an output path that cannot be a file (trailing slash, a folder)."""
+    """One clear line for an output path that cannot be a file (trailing slash, a folder), that
+    exists and is not a regular file (a FIFO, a device such as /dev/null or /dev/stdout: an
+    atomic write would replace it with a regular file, so it is refused), or whose name is
+    longer than the file system allows."""
     if path.endswith(os.sep) or os.path.isdir(path):
         raise UsageProblem(f"output {path} names a folder; give a file path")
+    what = _not_regular(path)
+    if what:
+        raise UsageProblem(f"output {path} is {what}, not a regular file: fastsel writes its outputs to "
+                           "regular files only (temp file + rename); give a file path")
+    target = os.path.realpath(path)
+    name = os.path.basename(target)
+    try:
+        limit = os.pathconf(os.path.dirname(target), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(name)) > limit:
+        raise UsageProblem(f"output {path}: file name too long ({len(os.fsencode(name))} bytes; "
+                           f"this file system allows {limit})")
 
 
 def check_outputs(outputs, inputs=()) -> None:
     """Before any work: every output path can be written (a file path, in a folder that exists and
-    is writable) and none of them is an input."""
+    is writable), none of them is an input and no two are the same file."""
     for o in outputs:
         if not o:
             continue
         check_output_path(o)
-        d = os.path.dirname(os.path.abspath(o))
+        d = os.path.dirname(os.path.realpath(o))
         if not os.path.isdir(d):
             raise DataError(f"cannot write {o}: folder {d} does not exist")
         if not os.access(d, os.W_OK):
@@ -133,14 +175,42 @@ def _umask() -> int:
     return old
 
 
+def _write_failure(path: str, target: str, e: OSError) -> DataError:
+    """One line for a failed write: what the file system said (a full disk and a file-size limit
+    named as such, also when numpy reports only a short write) and whether an earlier file stays."""
+    why = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        why = "no space left on device"
+    elif e.errno == errno.EFBIG:
+        why = "the file-size limit was hit (File too large)"
+    elif e.errno is None and "requested and" in str(e):  # numpy's short write: find out why
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+        try:
+            full = os.statvfs(os.path.dirname(target)).f_bavail == 0
+        except OSError:
+            full = False
+        if full:
+            why = "no space left on device"
+        elif resource and soft != resource.RLIM_INFINITY:
+            why = f"the file-size limit (ulimit -f: {soft} bytes) was hit"
+        else:
+            why = f"a short write ({e}): is the disk full?"
+    kept = f"the earlier {path} is intact" if os.path.exists(target) else f"no {path} was written"
+    return DataError(f"cannot write {path}: {why}; {kept}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """Yield a temporary path beside ``path``; rename it into place only on success, with the
-    permissions a new file gets under the umask (mkstemp's 0600 would not follow it)."""
+    permissions a new file gets under the umask (mkstemp's 0600 would not follow it).
+
+    A symlink is written through (its target is replaced; the link stays). The temp file has a
+    short name (``.fs-XXXXXXXX.tmp``), so any name the file system allows works."""
     check_output_path(path)
-    d = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)
+    d = os.path.dirname(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+        fd, tmp = tempfile.mkstemp(prefix=".fs-", suffix=".tmp", dir=d)
     except OSError as e:
         raise DataError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
@@ -149,9 +219,11 @@ def atomic_path(path: str):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if _not_regular(target):  # it became a FIFO/device while the work ran: never replace it
+            check_output_path(path)
+        os.replace(tmp, target)
     except OSError as e:  # disk full, file-size limit, read-only file system: the old file stays
-        raise DataError(f"cannot write {path}: {e.strerror or e}") from None
+        raise _write_failure(path, target, e) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

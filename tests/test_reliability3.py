@@ -1,0 +1,119 @@
+"""Issue 23: more hostile and careless inputs -- special files, mixed scales, odd statistics, loose
+Python arguments. Each test is named after the issue's item number."""
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import fastsel
+from fastsel.cli.main import cli
+
+
+def run(*args, **kw):
+    return CliRunner().invoke(cli, [str(a) for a in args], **kw)
+
+
+def one_line(r, code):
+    """Exit status `code`, no traceback, one "Error: ..." line (after click's usage lines for exit 2)."""
+    assert r.exit_code == code, (r.exit_code, r.output)
+    assert "Traceback" not in r.output
+    lines = r.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("Error")]
+    assert len(errors) == 1, r.stderr
+    if code != 2:
+        assert len(lines) == 1, r.stderr
+    else:
+        assert lines[-1] == errors[0], r.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def feats(tmp_path, rng):
+    p = tmp_path / "feats.npy"
+    np.save(p, rng.standard_normal((200, 8)).astype(np.float32))
+    return p
+
+
+# ------------------------------------------------------------------ 1. outputs that are not regular files
+
+def test_item1_fifo_output_is_refused_and_stays_a_fifo(feats, tmp_path):
+    f = tmp_path / "f"
+    os.mkfifo(f)
+    assert "FIFO" in one_line(run("select", "--in", feats, "-n", 5, "--out", f), 2)
+    assert stat.S_ISFIFO(os.stat(f).st_mode)
+    np.savez(tmp_path / "s.npz", mu=np.zeros(2), sigma=np.eye(2), n=3)
+    one_line(run("fid", tmp_path / "s.npz", tmp_path / "s.npz", "--save-stats", tmp_path / "a.npz", f), 2)
+    assert stat.S_ISFIFO(os.stat(f).st_mode) and not (tmp_path / "a.npz").exists()
+
+
+def test_item1_dev_null_stays_a_character_device(feats):
+    if os.geteuid() != 0:
+        pytest.skip("only root could replace /dev/null")
+    assert "character device" in one_line(run("select", "--in", feats, "-n", 5, "--out", "/dev/null"), 2)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_item1_symlinked_output_is_written_through(feats, tmp_path):
+    real = tmp_path / "real.npy"
+    real.write_bytes(b"old")
+    os.symlink(real, tmp_path / "link.npy")
+    assert run("select", "--in", feats, "-n", 5, "--out", tmp_path / "link.npy").exit_code == 0
+    assert os.path.islink(tmp_path / "link.npy") and np.load(real).shape == (5,)
+
+
+# ------------------------------------------------------------------ 2. two outputs, one file
+
+def test_item2_two_outputs_that_are_one_file(tmp_path):
+    np.savez(tmp_path / "a.npz", mu=np.zeros(2), sigma=np.eye(2), n=3)
+    np.savez(tmp_path / "b.npz", mu=np.ones(2), sigma=np.eye(2), n=3)
+    for second in (tmp_path / "s.npz", tmp_path / "sub" / ".." / "s.npz"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        assert "same file" in one_line(run("fid", tmp_path / "a.npz", tmp_path / "b.npz", "--save-stats",
+                                           tmp_path / "s.npz", second), 2)
+    assert not (tmp_path / "s.npz").exists()
+    one_line(run("fid", tmp_path / "a.npz", tmp_path / "b.npz", "--save-stats", tmp_path / "x.npz",
+                 tmp_path / "b.npz"), 2)  # an output that is an input
+
+
+# ------------------------------------------------------------------ 15. long output names
+
+def test_item15_longest_valid_output_name_works(feats, tmp_path):
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    out = tmp_path / ("a" * (limit - 4) + ".npy")
+    r = run("select", "--in", feats, "-n", 5, "--out", out, "--no-metrics")
+    assert r.exit_code == 0, r.output
+    assert np.load(out).shape == (5,)
+    assert "too long" in one_line(run("select", "--in", feats, "-n", 5, "--out", str(out) + "x"), 2)
+    # embed writes OUT.json beside OUT: refused before any work when that name would be too long
+    np.save(tmp_path / "im.npy", np.zeros((3, 4, 4), np.uint8))
+    assert "too long" in one_line(run("embed", tmp_path / "im.npy", "--features", "pixels", "--out",
+                                      tmp_path / ("b" * (limit - 2))), 2)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ 16. disk full / file-size limit
+
+def test_item16_file_size_limit_is_named(tmp_path, rng):
+    big = tmp_path / "big.npy"
+    np.save(big, rng.standard_normal((20000, 8)).astype(np.float32))
+    for earlier in (True, False):
+        out = tmp_path / ("o.npy" if earlier else "new.npy")
+        if earlier:
+            out.write_bytes(b"earlier output")
+        code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+                "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from fastsel.cli.main import main; "
+                f"sys.argv = ['fastsel', 'select', '--in', {str(big)!r}, '-n', '5000', '--method', 'random', "
+                f"'--out', {str(out)!r}, '--no-metrics']; main()")
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1 and p.stderr.strip().count("\n") == 0, p.stderr
+        assert "file-size limit" in p.stderr and "requested" not in p.stderr, p.stderr
+        if earlier:
+            assert "earlier" in p.stderr and "intact" in p.stderr and out.read_bytes() == b"earlier output"
+        else:
+            assert "no " in p.stderr and not out.exists()
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
