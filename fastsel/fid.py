@@ -73,11 +73,12 @@ def save_stats(path: str, s: Stats) -> None:
 
 def load_stats(path: str) -> Stats:
     """Statistics written by :func:`save_stats` (or pytorch-fid): checked, one line per problem."""
-    with np.load(path, allow_pickle=False) as z:
-        if "mu" not in z or "sigma" not in z:
-            raise DataError(f"{path}: FID statistics need arrays 'mu' and 'sigma'")
-        mu, sigma = z["mu"], z["sigma"]
-        n = z["n"] if "n" in z else np.int64(-1)
+    from .io import read_arrays
+    z = read_arrays(path, ("mu", "sigma", "n"))
+    if "mu" not in z or "sigma" not in z:
+        raise DataError(f"{path}: FID statistics need arrays 'mu' and 'sigma'")
+    mu, sigma = z["mu"], z["sigma"]
+    n = z["n"] if "n" in z else np.int64(-1)
     if mu.dtype.kind not in "fiu" or sigma.dtype.kind not in "fiu":
         raise DataError(f"{path}: 'mu' and 'sigma' must hold numbers")
     mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)

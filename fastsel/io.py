@@ -25,7 +25,8 @@ import numpy as np
 from .errors import DataError, FastselError, UsageProblem
 
 __all__ = ["DataError", "FastselError", "UsageProblem", "load_features", "check_features", "atomic_path", "save_npy",
-           "save_json", "save_text", "check_distinct", "file_kind"]
+           "save_json", "save_text", "check_distinct", "file_kind", "check_input_file", "read_arrays",
+           "npz_names", "reading", "kind_checked"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK"
@@ -42,6 +43,91 @@ def file_kind(path: str) -> str:
     return ""
 
 
+_CONVERT_PT = ("fastsel reads .npy/.npz only (a pickle is never loaded); convert it once, e.g. "
+               "np.save('x.npy', torch.load('x.pt', weights_only=True).numpy())")
+
+
+def check_input_file(path: str) -> None:
+    """One clear line for an input that is missing, not a regular file (a pipe such as
+    /dev/stdin, a device such as /dev/null: inputs are memory-mapped or read twice) or empty."""
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, not a .npy/.npz file")
+    what = _not_regular(path)
+    if what:
+        raise DataError(f"{path}: is {what}, not a regular file: fastsel reads its inputs from files "
+                        "(save the data to a .npy file first)")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: is empty (0 bytes)")
+
+
+def _torch_file(path: str) -> bool:
+    """A torch.save file: a zip holding ``<name>/data.pkl``."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def reading(path: str):
+    """Turn numpy's and zipfile's complaints about an unreadable .npy/.npz into one DataError line
+    (never a traceback; pickled data is refused, never loaded)."""
+    try:
+        yield
+    except FastselError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "pickle" in msg.lower() or "python objects" in msg.lower() or "object arrays" in msg.lower():
+            raise DataError(f"{path}: holds Python objects (pickled data is never loaded)") from None
+        raise DataError(f"{path}: not a readable .npy/.npz file ({msg})") from None
+
+
+def kind_checked(path: str) -> str:
+    """file_kind, refusing a torch.save or pickle file with the way to convert it."""
+    check_input_file(path)
+    with reading(path):
+        kind = file_kind(path)
+        with open(path, "rb") as f:
+            head = f.read(2)
+    if kind == "npz" and _torch_file(path):
+        raise DataError(f"{path}: a PyTorch file (torch.save): {_CONVERT_PT}")
+    if kind == "" and head[:1] == b"\x80":
+        raise DataError(f"{path}: a Python pickle (e.g. torch.save's legacy format): {_CONVERT_PT}")
+    return kind
+
+
+def npz_names(path: str) -> list:
+    """The array names in a .npz (recognised by content); [] for a .npy."""
+    kind = kind_checked(path)
+    if kind != "npz":
+        return []
+    with reading(path), np.load(path, allow_pickle=False) as z:
+        return list(z.keys())
+
+
+def read_arrays(path: str, keys=None) -> dict:
+    """The named arrays of a .npz (all when ``keys`` is None; absent names are left out), or
+    {"": array} for a .npy -- recognised by content, whatever the file is named; one DataError line
+    for a truncated, pickled or non-array file."""
+    kind = kind_checked(path)
+    if kind == "":
+        raise DataError(f"{path}: not a readable .npy/.npz file (its first bytes are neither)")
+    with reading(path):
+        if kind == "npy":
+            out = {"": np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.keys() if keys is None or k in keys}
+    for k, v in out.items():
+        if v.dtype.kind == "O" or v.dtype.hasobject:
+            raise DataError(f"{path}: holds Python objects (pickled data is never loaded)")
+    return out
+
+
 def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.ndarray:
     """Load a 2-D feature array from ``.npy`` (memory-mapped) or ``.npz`` (``key``, or its only array),
     recognised by content, whatever the file is named.
@@ -49,10 +135,8 @@ def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.nd
     Checks shape and dtype here; NaN/Inf are caught by :func:`fastsel.ops.as_tensor` when the
     rows are used (one streaming pass, and a sharded run reads only its own rows).
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
+    kind = kind_checked(path)
     try:
-        kind = file_kind(path)
         if kind == "npz":
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.keys())

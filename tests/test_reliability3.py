@@ -117,3 +117,75 @@ def test_item16_file_size_limit_is_named(tmp_path, rng):
         else:
             assert "no " in p.stderr and not out.exists()
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+
+
+# ------------------------------------------------------------------ 5. images of zero size, no images
+
+def test_item5_embed_of_zero_size_or_no_images(tmp_path):
+    np.save(tmp_path / "z.npy", np.zeros((5, 0, 0), np.uint8))
+    assert "zero size" in one_line(run("embed", tmp_path / "z.npy", "--features", "pixels", "--out",
+                                       tmp_path / "o.npy"), 1)
+    np.save(tmp_path / "e.npy", np.zeros((0, 8, 8), np.uint8))
+    assert "no images" in one_line(run("embed", tmp_path / "e.npy", "--features", "pixels", "--out",
+                                       tmp_path / "o.npy"), 1)
+    assert not (tmp_path / "o.npy").exists()
+
+
+# ------------------------------------------------------------------ 10. odd .npz files for fid and embed
+
+def _odd_files(tmp_path):
+    ims = np.zeros((4, 8, 8), np.uint8)
+    with open(tmp_path / "npy.npz", "wb") as f:  # a .npy named .npz: read by content
+        np.save(f, ims)
+    np.savez(tmp_path / "obj.npz", images=np.array([1, "a", None], dtype=object))
+    np.savez(tmp_path / "good.npz", images=np.zeros((6, 8, 8, 1), np.uint8))
+    b = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(b[: len(b) // 2])
+    np.save(tmp_path / "objnpy.npy", np.array([1, None], dtype=object), allow_pickle=True)
+    return ["obj.npz", "trunc.npz", "objnpy.npy"]
+
+
+@pytest.mark.parametrize("cmd", ["fid", "embed"])
+def test_item10_odd_npz_files_are_one_line(cmd, tmp_path):
+    np.savez(tmp_path / "s.npz", mu=np.zeros(3), sigma=np.eye(3), n=5)
+    for name in _odd_files(tmp_path):
+        p = tmp_path / name
+        args = ("fid", p, tmp_path / "s.npz") if cmd == "fid" else ("embed", p, "--features", "pixels", "--out",
+                                                                    tmp_path / "o.npy")
+        msg = one_line(run(*args), 1)
+        assert name in msg, msg
+        if "obj" in name:
+            assert "Python objects" in msg
+    r = run("embed", tmp_path / "npy.npz", "--features", "pixels", "--out", tmp_path / "o.npy")
+    assert r.exit_code == 0 and np.load(tmp_path / "o.npy").shape == (4, 64), r.output
+
+
+# ------------------------------------------------------------------ 13. torch.save files
+
+@pytest.mark.parametrize("cmd", ["select", "embed", "fid"])
+def test_item13_pt_file_says_how_to_convert(cmd, tmp_path):
+    torch.save(torch.randn(10, 3), tmp_path / "x.pt")
+    args = {"select": ("select", "--in", tmp_path / "x.pt", "-n", 2),
+            "embed": ("embed", tmp_path / "x.pt", "--features", "pixels", "--out", tmp_path / "o.npy"),
+            "fid": ("fid", tmp_path / "x.pt", tmp_path / "x.pt")}[cmd]
+    msg = one_line(run(*args), 1)
+    assert "torch.save" in msg and "np.save" in msg and "data.pkl" not in msg
+
+
+# ------------------------------------------------------------------ 14. pipes, devices, empty files as inputs
+
+def test_item14_inputs_that_are_not_regular_files(feats, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", "/dev/stdin", "-n", "2", "--out",
+                        str(tmp_path / "o.npy")], stdin=open(feats, "rb"), capture_output=True, text=True,
+                       timeout=120)
+    # a redirected file is a regular file: read; a pipe is not
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run(f"cat {feats} | {sys.executable} -m fastsel select --in /dev/stdin -n 2 --out "
+                       f"{tmp_path / 'o2.npy'}", shell=True, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "FIFO" in p.stderr and "no such file" not in p.stderr, p.stderr
+    assert p.stderr.strip().count("\n") == 0
+    assert "character device" in one_line(run("select", "--in", "/dev/null", "-n", 2), 1)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    assert "empty" in one_line(run("select", "--in", tmp_path / "empty.npy", "-n", 2), 1)
+    assert "character device" in one_line(run("embed", "/dev/null", "--features", "pixels", "--out",
+                                              tmp_path / "o3.npy"), 1)

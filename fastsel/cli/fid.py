@@ -1,8 +1,9 @@
 """``fastsel fid``: Fréchet Inception Distance between two image sets or saved statistics."""
 from __future__ import annotations
 
+import os
+
 import click
-import numpy as np
 
 from ._common import emit_json, handle_errors
 
@@ -11,10 +12,10 @@ def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
     from .. import data as D
     from .. import features as Fe
     from .. import fid as FID
-    if src.endswith(".npz"):
-        with np.load(src, allow_pickle=False) as z:
-            is_stats = "mu" in z and "sigma" in z
-        if is_stats:
+    from ..io import npz_names
+    if os.path.isfile(src) and src.endswith((".npy", ".npz")):
+        names = npz_names(src)  # by content: one line for a truncated, pickled or torch.save file
+        if "mu" in names and "sigma" in names:
             return FID.load_stats(src)
     ds = D.load(src, n=n, seed=seed, download=download)
     feats = Fe.embed(ds.images, Fe.get("inception", device), batch_size, quiet=quiet)
