@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import _backend, reference
-from .errors import FastselError
+from .errors import ArgumentTypeError, BackendUnavailable, FastselError
 
 BACKENDS = ("auto", "cpp", "torch")
 ORDERS = ("random", "index")
@@ -73,6 +73,12 @@ def as_tensor(x, name: str = "x") -> torch.Tensor:
             x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    elif x.device.type == "meta":
+        raise FastselError(f"{name} is a meta tensor (a shape without data): pass a tensor with values")
+    elif x.layout != torch.strided:
+        raise FastselError(f"{name} is a {x.layout} tensor: pass a dense one ({name}.to_dense())")
+    if x.is_complex():
+        raise ArgumentTypeError(f"{name} must hold real numbers, got {x.dtype}")
     if not x.is_floating_point():
         if x.dtype != torch.bool and x.numel():
             _check_int_range(x, name)
@@ -169,8 +175,53 @@ def unscale(v: torch.Tensor, k: int) -> torch.Tensor:
     return v if k == 0 else ldexp(v.double(), -k)
 
 
+SEED_MAX = 2 ** 32 - 1  # torch's CPU generator keeps 32 bits of a seed: larger ones would collide
+
+
+def check_int(v, name: str, lo: Optional[int] = None, hi: Optional[int] = None) -> int:
+    """``v`` as a Python int: an int, a numpy/torch integer or a whole float; a bool, a string, a
+    fractional or non-finite number is refused (ArgumentTypeError / FastselError naming ``name``)."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dim() == 0 and v.device.type != "meta":
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be an integer, got the bool {v!r}")
+    if isinstance(v, (int, np.integer)):
+        v = int(v)
+    elif isinstance(v, (float, np.floating)):
+        if not math.isfinite(v) or v != math.floor(v):
+            raise FastselError(f"{name} must be a whole number, got {v!r}")
+        v = int(v)
+    else:
+        raise ArgumentTypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise FastselError(f"{name} must be in {rng}, got {v}")
+    return v
+
+
+def check_real(v, name: str) -> float:
+    """``v`` as a float: a Python/numpy/torch real number; a bool or a string is refused."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dim() == 0 and v.device.type != "meta":
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ArgumentTypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A seed in [0, 2^32 - 1] (torch's CPU generator keeps 32 bits: 1 and 2^32 + 1 would collide)."""
+    if seed is None:
+        raise ArgumentTypeError(f"{name} must be an integer in [0, 2^32 - 1], got None")
+    try:
+        return check_int(seed, name, 0, SEED_MAX)
+    except FastselError as e:
+        if isinstance(e, ArgumentTypeError):
+            raise
+        raise FastselError(f"{name} must be an integer in [0, 2^32 - 1], got {seed!r}") from None
+
+
 def _check_n(n: int, N: int) -> int:
-    n = int(n)
+    n = check_int(n, "n")
     if not 1 <= n <= N:
         raise FastselError(f"n must be in [1, N={N}], got {n}")
     return n
@@ -178,14 +229,19 @@ def _check_n(n: int, N: int) -> int:
 
 def draw_start(N: int, seed: int = DEFAULT_SEED) -> int:
     """The start index used when the caller gives none: drawn in Python from a seeded generator."""
+    return _draw_start(N, check_seed(seed))
+
+
+def _draw_start(N: int, seed: int) -> int:
     g = torch.Generator().manual_seed(int(seed))
     return int(torch.randint(N, (1,), generator=g))
 
 
 def _check_start(start: Optional[int], N: int, seed: int) -> int:
+    seed = check_seed(seed)
     if start is None:
-        return draw_start(N, seed)
-    start = int(start)
+        return _draw_start(N, seed)
+    start = check_int(start, "start")
     if not 0 <= start < N:
         raise FastselError(f"start must be in [0, N={N}), got {start}")
     return start
@@ -202,7 +258,8 @@ def _impl(op: str, x: torch.Tensor, backend: str):
     reason = (f"extension not loaded: {_backend.why_unavailable()}" if not _backend.loaded()
               else f"no compiled {dev} kernel for fastsel::{op}")
     if backend == "cpp":
-        raise RuntimeError(f"backend='cpp' unavailable for {op} on {dev}: {reason}")
+        raise BackendUnavailable(f"backend 'cpp' is unavailable for {op} on {dev} ({reason}): "
+                                 "use backend auto or torch")
     _backend.warn_once(op, reason)
     return getattr(reference, op), "torch"
 
@@ -307,7 +364,7 @@ def scan_order(N: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
     """The threshold filter's default scan order: a permutation of the N rows drawn from ``seed``
     (a CPU generator seeded with ``seed``; the start index is its first draw, the permutation
     the next). The same on every backend, device and rank."""
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(check_seed(seed))
     torch.randint(N, (1,), generator=g)  # the start draw (draw_start)
     return torch.randperm(N, generator=g)
 
@@ -402,6 +459,8 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     alpha, every_pass = check_threshold_args(decay, order, alpha)
+    if tau is not None:
+        tau = check_real(tau, "tau")
     if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
         raise FastselError(f"tau must be finite and > 0, got {tau}")
     e = pow2_scale(x)  # the filter runs on x * 2**e, with tau * 2**e; results come back in x's units
@@ -437,9 +496,10 @@ def check_threshold_args(decay: str, order: str, alpha: float) -> tuple:
         raise FastselError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
     if order not in ORDERS:
         raise FastselError(f"order must be one of {ORDERS}, got {order!r}")
-    if not 0.0 < float(alpha) < 1.0:
+    alpha = check_real(alpha, "alpha")
+    if not 0.0 < alpha < 1.0:
         raise FastselError(f"alpha must be in (0, 1), got {alpha}")
-    return float(alpha), decay == "every-pass"
+    return alpha, decay == "every-pass"
 
 
 def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str = "auto") -> NNResult:
@@ -456,10 +516,11 @@ def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str 
     if ref.dtype != query.dtype:
         ref = ref.to(torch.promote_types(ref.dtype, query.dtype))
         query = query.to(ref.dtype)
+    k = check_int(k, "k")
     fn, _ = _impl("nn", query, backend)
     e = pow2_scale(query, ref)
     q = ldexp(query, e)
-    d, i = fn(q, q if ref is query else ldexp(ref, e), int(k), bool(exclude_self))
+    d, i = fn(q, q if ref is query else ldexp(ref, e), k, bool(exclude_self))
     return NNResult(unscale(d, e), i)
 
 

@@ -34,12 +34,12 @@ class SetsResult(NamedTuple):
 def _per_set(v: IntOrInts, B: int, name: str) -> list:
     if isinstance(v, torch.Tensor):
         v = v.tolist()
-    if isinstance(v, (int,)) and not isinstance(v, bool):
-        return [int(v)] * B
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+        return [ops.check_int(v, name)] * B
     v = list(v)
-    if len(v) != B or any(isinstance(a, bool) or int(a) != a for a in v):
+    if len(v) != B:
         raise FastselError(f"{name} must be an int or {B} ints (one per set), got {v!r}")
-    return [int(a) for a in v]
+    return [ops.check_int(a, f"{name}[{k}]") for k, a in enumerate(v)]
 
 
 def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode: str):
@@ -76,7 +76,8 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
 
 def _starts(start: Optional[IntOrInts], sizes: list, seed: int) -> list:
     if start is None:
-        return [ops.draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
+        seed = ops.check_seed(seed)
+        return [ops._draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
     return _per_set(start, len(sizes), "start")
 
 

@@ -5,7 +5,7 @@ import os
 
 import click
 
-from ._common import emit_json, handle_errors
+from ._common import SEED, SEED_HELP, emit_json, handle_errors
 
 
 def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
@@ -29,7 +29,7 @@ def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
 @click.argument("a")
 @click.argument("b")
 @click.option("--n", "n", type=click.IntRange(min=2), default=None, help="Seeded subset of each image set.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default=None)
 @click.option("--save-stats", nargs=2, type=click.Path(dir_okay=False), default=None,
