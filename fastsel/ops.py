@@ -321,6 +321,56 @@ def _watched(call, n: int, progress, poll: float = 0.25):
     return box["out"]
 
 
+# --------------------------------------------------------------------------- mixed scales
+
+# A pick's squared distance below this (in the accumulation dtype, after pow2_scale) may have lost
+# digits to underflow: the pool mixes scales (a row of size 1 beside rows 1e-25 apart) and float32
+# squares of their differences are subnormal or 0, so distinct rows look like duplicates.
+_TINY_D2 = {torch.float32: 2.0 ** -100, torch.float64: 2.0 ** -1000}
+
+
+def _underflowed(x, idx: torch.Tensor, d2: torch.Tensor, tau_at: Optional[torch.Tensor] = None) -> bool:
+    """True when the picks may be wrong because squared distances underflowed: a pick's squared
+    distance (or a threshold in force) positive but below _TINY_D2, or a pick at distance 0 while
+    some unpicked row is no exact duplicate of the rows picked before it (its true distance is > 0:
+    float32 squared it to 0). ``x``: the (N, d) pool, a tensor or a numpy array; ``d2`` in the
+    accumulation dtype (float32 or float64). Costs one look at
+    the picks, and one pass over the pool only when a pick at distance 0 is there."""
+    f64 = d2.dtype == torch.float64  # d2 comes in the accumulation dtype
+    tiny = _TINY_D2[torch.float64 if f64 else torch.float32]
+    d2 = d2[1:].double().cpu()
+    if tau_at is not None and not f64 and bool((tau_at[1:].double().cpu() ** 2 < tiny).any()):
+        return True
+    small = d2 < tiny
+    if not bool(small.any()):
+        return False
+    if bool((small & (d2 > 0)).any()):
+        return True
+    first_zero = int(torch.nonzero(d2 == 0)[0]) + 1
+    return not _only_duplicates_left(x, idx[:first_zero].cpu().numpy())
+
+
+def _row_keys(rows) -> np.ndarray:
+    """One bytes key per row: equal keys for equal rows (-0.0 == 0.0), in float64."""
+    if isinstance(rows, torch.Tensor):
+        rows = rows.double().cpu().numpy()
+    rows = np.ascontiguousarray(np.asarray(rows, dtype=np.float64) + 0.0)
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+
+
+def _only_duplicates_left(x, chosen: np.ndarray, chunk: int = 65536) -> bool:
+    """Every row of ``x`` equals (exactly) one of the rows ``chosen``."""
+    keys = _row_keys(x[torch.from_numpy(chosen)] if isinstance(x, torch.Tensor) else x[np.sort(chosen)])
+    return all(bool(np.isin(_row_keys(x[a:a + chunk]), keys).all()) for a in range(0, x.shape[0], chunk))
+
+
+def _mixed_scales(name: str) -> FastselError:
+    return FastselError(f"{name}: distances between distinct rows underflow float64 (the pool mixes rows of very "
+                        "different sizes, e.g. a row of size 1 beside rows about 1e-160 apart): centre or "
+                        "rescale the features so that neighbouring rows differ by more than ~1e-150 of the "
+                        "largest value")
+
+
 # --------------------------------------------------------------------------- ops
 
 GREEDY_MODES = ("auto", "single", "multi")
@@ -344,7 +394,7 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     if getattr(x, "ndim", 2) == 3:  # a batch of sets (B, N, d): fastsel.sets.greedy_sets
         from .sets import greedy_sets
         return greedy_sets(x, n, start, seed=seed, backend=backend, mode=mode)
-    x = as_tensor(x)
+    x = x0 = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
@@ -357,7 +407,12 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     else:
         outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2],
                                              mode), n, progress, 100 if mode == "single" else 10)
-    return GreedyResult(torch.cat([o[0] for o in outs]), unscale(torch.cat([o[1] for o in outs]).sqrt(), e))
+    idx, d2 = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    if x.dtype != torch.float16 and _underflowed(x, idx, d2):  # mixed scales: float32 cannot tell these rows apart
+        if x.dtype == torch.float64:
+            raise _mixed_scales("x")
+        return greedy(x0.double(), n, start, seed=seed, backend=backend, mode=mode)  # exact on the same values
+    return GreedyResult(idx, unscale(d2.sqrt(), e))
 
 
 def scan_order(N: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
@@ -454,11 +509,12 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     """
     if mode not in THRESHOLD_MODES:
         raise FastselError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
-    x = as_tensor(x)
+    x = x0 = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     alpha, every_pass = check_threshold_args(decay, order, alpha)
+    start0, tau0 = start, tau
     if tau is not None:
         tau = check_real(tau, "tau")
     if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
@@ -483,10 +539,16 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     st = outs[-1][4]
     pos = torch.cat([o[0] for o in outs])
     tau_at = torch.cat([o[2] for o in outs])
+    d2 = torch.cat([o[1] for o in outs])
+    if x.dtype != torch.float16 and _underflowed(x, pos, d2, tau_at):  # mixed scales (see greedy)
+        if x.dtype == torch.float64:
+            raise _mixed_scales("x")
+        return threshold_decay(x0.double(), n, start0, tau0, alpha, decay=decay, order=order, seed=seed,
+                               backend=backend, mode=mode)
     tau_end, filled = float(st[0]), int(st[3])
     passes, decays = threshold_counts(pos.cpu(), tau_at.cpu(), tau, tau_end, alpha, every_pass, filled)
     idx = pos if perm is None else perm.to(pos.device)[pos]
-    return ThresholdResult(idx, unscale(torch.cat([o[1] for o in outs]).sqrt(), e), unscale(tau_at, e),
+    return ThresholdResult(idx, unscale(d2.sqrt(), e), unscale(tau_at, e),
                            math.ldexp(tau_end, -e), filled, math.ldexp(tau, -e), passes, decays, order)
 
 

@@ -51,6 +51,7 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
             raise FastselError(f"set {b}: n = {n[b]} is not in [0, {sizes[b]}] (its number of rows)")
         if n[b] and not 0 <= start[b] < sizes[b]:
             raise FastselError(f"set {b}: start = {start[b]} is not in [0, {sizes[b]})")
+    rows0 = rows
     e = ops.pow2_scale(rows)
     rows = ops.ldexp(rows, e)
     total = sum(n)
@@ -71,6 +72,15 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
         if not parts_i:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
         idx, d2 = torch.cat(parts_i), torch.cat(parts_d)
+    if rows.dtype != torch.float16:  # mixed scales within a set: float32 distances underflow (ops.greedy)
+        offs = [0]
+        for k in n:
+            offs.append(offs[-1] + k)
+        if any(n[b] and ops._underflowed(rows[ptr[b]:ptr[b + 1]], idx[offs[b]:offs[b + 1]] - ptr[b],
+                                         d2[offs[b]:offs[b + 1]]) for b in range(B)):
+            if rows.dtype == torch.float64:
+                raise ops._mixed_scales("x")
+            return _run(rows0.double(), ptr, n, start, backend, mode)
     return idx, ops.unscale(d2.sqrt(), e)
 
 
