@@ -5,7 +5,7 @@ import os
 
 import click
 
-from ._common import SEED, SEED_HELP, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, clean_warnings, emit_json, handle_errors
 
 
 def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
@@ -52,7 +52,8 @@ def fid(a, b, n, seed, batch_size, device, save_stats, download, as_json, quiet)
         check_outputs(list(save_stats), [a, b])
     sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None, download)
     sb = _stats(b, n, seed, batch_size, device, quiet, save_stats[1] if save_stats else None, download)
-    value = FID.frechet(sa, sb)
+    with clean_warnings():  # a singular covariance: one "warning:" line, not scipy's raw warnings
+        value = FID.frechet(sa, sb, names=(a, b))
     if as_json:
         emit_json({"fid": value, "n_a": sa.n, "n_b": sb.n})
     else:
