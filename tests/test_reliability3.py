@@ -439,3 +439,17 @@ def test_item17_read_only_images_give_no_torch_warning():
         assert lenet.to_input(a).shape == (3, 1, 28, 28)
         assert get("pixels", "cpu")(a).shape == (3, 784)
     assert not a.flags.writeable
+
+
+# ------------------------------------------------------------------ 19. usage errors: what the README promises
+
+def test_item19_usage_errors_are_clicks_form_as_the_readme_says(feats):
+    r = run("select", "--in", feats, "-n", 0)
+    lines = r.stderr.rstrip("\n").split("\n")
+    assert r.exit_code == 2 and len(lines) == 4, r.stderr
+    assert lines[0].startswith("Usage: ") and lines[1].startswith("Try ") and lines[2] == ""
+    assert lines[3].startswith("Error: ")
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    section = readme[readme.index("**Bad input and failures.**"):readme.index("## Real data")]
+    assert "`Usage: …`" in section and "the `Error:` line is the last" in section
+    assert "ChildFailedError" in section
