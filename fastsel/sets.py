@@ -157,7 +157,8 @@ def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Opt
         raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
     rows = ops.as_tensor(x, "x")
     R = rows.shape[0]
-    if not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+    ratio = ops.check_real(ratio, "ratio")  # a string or a bool: TypeError
+    if not 0 < ratio <= 1:
         raise FastselError(f"ratio must be in (0, 1], got {ratio!r}")
     if ptr is not None and batch is not None:
         raise FastselError("give batch or ptr, not both")

@@ -453,3 +453,11 @@ def test_item19_usage_errors_are_clicks_form_as_the_readme_says(feats):
     section = readme[readme.index("**Bad input and failures.**"):readme.index("## Real data")]
     assert "`Usage: …`" in section and "the `Error:` line is the last" in section
     assert "ChildFailedError" in section
+
+
+def test_sweep_fps_ratio_string_is_a_type_error():
+    with pytest.raises(TypeError, match="^ratio"):
+        fastsel.fps(torch.randn(6, 2), ratio="0.5")
+    with pytest.raises(TypeError, match="^ratio"):
+        fastsel.fps(torch.randn(6, 2), ratio=True)
+    assert fastsel.fps(torch.randn(6, 2), ratio=np.float32(0.5)).numel() == 3
