@@ -16,3 +16,13 @@ class DataError(FastselError):
 
 class UsageProblem(FastselError):
     """A command line that cannot work as given (exit status 2 in the CLI)."""
+
+
+class ArgumentTypeError(FastselError, TypeError):
+    """An argument of the wrong type (a bool or a string where a number is meant): a TypeError, and
+    a FastselError so the CLI shows it as one line."""
+
+
+class BackendUnavailable(DataError, RuntimeError):
+    """``backend="cpp"`` where the compiled kernel is missing (the extension not built, not loaded,
+    or no kernel for the device): a RuntimeError, and one line in the CLI (exit status 1)."""

@@ -34,24 +34,66 @@ def stats(features: np.ndarray, chunk: int = 8192) -> Stats:
     return Stats(mu, sigma / (N - 1), N)
 
 
-def frechet(a: Stats, b: Stats, eps: float = 1e-6) -> float:
-    """The Fréchet distance between Gaussians (mu, sigma): scipy's sqrtm, as pytorch-fid."""
+_SYM_RTOL = 1e-6   # |S - S^T| allowed, relative to the largest |S| (rounding of a computed covariance)
+_PSD_RTOL = 1e-6   # negative eigenvalues allowed, relative to the largest one
+
+
+def check_stats(s: Stats, name: str = "statistics", psd: bool = True) -> None:
+    """One DataError line unless ``s`` can be Gaussian statistics: mu (d,) with d >= 1, sigma (d, d),
+    finite, symmetric and positive semi-definite within rounding (``psd``: the eigenvalue check,
+    O(d^3))."""
+    mu, sigma = np.asarray(s.mu), np.asarray(s.sigma)
+    if mu.ndim != 1 or mu.shape[0] < 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise DataError(f"{name}: 'mu' must be (d,) with d >= 1 and 'sigma' (d, d), got {mu.shape} and {sigma.shape}")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise DataError(f"{name}: the statistics hold NaN or Inf values")
+    scale = float(np.abs(sigma).max())
+    asym = float(np.abs(sigma - sigma.T).max())
+    if asym > _SYM_RTOL * scale:
+        raise DataError(f"{name}: 'sigma' is not symmetric (largest |S - S^T| = {asym:.3g}, largest |S| = "
+                        f"{scale:.3g}): not a covariance matrix")
+    if psd and scale > 0:
+        w = np.linalg.eigvalsh((sigma + sigma.T) / 2)
+        if w[0] < -_PSD_RTOL * max(w[-1], 0.0):
+            raise DataError(f"{name}: 'sigma' is not positive semi-definite (smallest eigenvalue {w[0]:.3g}, "
+                            f"largest {w[-1]:.3g}): not a covariance matrix")
+
+
+def frechet(a: Stats, b: Stats, eps: float = 1e-6, *, names: tuple = ("A", "B")) -> float:
+    """The Fréchet distance between Gaussians (mu, sigma): scipy's sqrtm, as pytorch-fid.
+
+    The statistics are checked first (:func:`check_stats`). A singular covariance (n <= d images)
+    makes the square root approximate: one warning says so, and a value below 0 from rounding is
+    reported as 0 (with that warning)."""
+    import warnings
+
     from scipy import linalg
-    for s_ in (a, b):
-        if not (np.isfinite(s_.mu).all() and np.isfinite(s_.sigma).all()):
-            raise DataError("FID statistics hold NaN or Inf values")
+    for s_, nm in zip((a, b), names):
+        check_stats(s_, nm)
     if a.mu.shape != b.mu.shape:
         raise DataError(f"FID statistics of different dimensions: {a.mu.shape[0]} and {b.mu.shape[0]}")
+    d = a.mu.shape[0]
     diff = a.mu - b.mu
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
         covmean = linalg.sqrtm(a.sigma @ b.sigma)
-    if not np.isfinite(covmean).all():  # singular product: nudge the diagonals (pytorch-fid's rule)
-        off = np.eye(a.sigma.shape[0]) * eps
-        covmean = linalg.sqrtm((a.sigma + off) @ (b.sigma + off))
+        if not np.isfinite(covmean).all():  # singular product: nudge the diagonals (pytorch-fid's rule)
+            off = np.eye(d) * eps
+            covmean = linalg.sqrtm((a.sigma + off) @ (b.sigma + off))
     covmean = covmean.real
     value = float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * np.trace(covmean))
     if not np.isfinite(value):
         raise DataError("the FID is not finite: the statistics hold NaN/Inf or overflow float64")
+    value, raw = max(value, 0.0), value  # a distance: below 0 only by rounding
+    few = [f"{nm} has {s_.n} images for d = {d}" for s_, nm in zip((a, b), names) if 0 < s_.n <= d]
+    why = ("the covariance is singular (n <= d: " + "; ".join(few) + ")") if few else \
+        "the covariance product is singular or ill-conditioned"
+    if raw < 0 and (caught or few):
+        warnings.warn(f"the FID computed as {raw:.3g} (< 0 from rounding) is reported as 0: {why}; "
+                      "use more images than dimensions", RuntimeWarning, stacklevel=2)
+    elif caught or few:
+        warnings.warn(f"{why}: the matrix square root is approximate and the FID unreliable; use more "
+                      "images than dimensions", RuntimeWarning, stacklevel=2)
     return value
 
 
@@ -73,18 +115,17 @@ def save_stats(path: str, s: Stats) -> None:
 
 def load_stats(path: str) -> Stats:
     """Statistics written by :func:`save_stats` (or pytorch-fid): checked, one line per problem."""
-    with np.load(path, allow_pickle=False) as z:
-        if "mu" not in z or "sigma" not in z:
-            raise DataError(f"{path}: FID statistics need arrays 'mu' and 'sigma'")
-        mu, sigma = z["mu"], z["sigma"]
-        n = z["n"] if "n" in z else np.int64(-1)
+    from .io import read_arrays
+    z = read_arrays(path, ("mu", "sigma", "n"))
+    if "mu" not in z or "sigma" not in z:
+        raise DataError(f"{path}: FID statistics need arrays 'mu' and 'sigma'")
+    mu, sigma = z["mu"], z["sigma"]
+    n = z["n"] if "n" in z else np.int64(-1)
     if mu.dtype.kind not in "fiu" or sigma.dtype.kind not in "fiu":
         raise DataError(f"{path}: 'mu' and 'sigma' must hold numbers")
     mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
-    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
-        raise DataError(f"{path}: 'mu' must be (d,) and 'sigma' (d, d), got {mu.shape} and {sigma.shape}")
     if np.ndim(n) != 0 or np.asarray(n).dtype.kind not in "iu":
         raise DataError(f"{path}: 'n' must be one integer (the image count), got shape {np.shape(n)}")
-    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-        raise DataError(f"{path}: the statistics hold NaN or Inf values")
-    return Stats(mu, sigma, int(n))
+    s = Stats(mu, sigma, int(n))
+    check_stats(s, path, psd=False)  # the eigenvalue check runs in frechet
+    return s

@@ -8,17 +8,25 @@ permissions the umask gives a new file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 import zipfile
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 import numpy as np
 
 from .errors import DataError, FastselError, UsageProblem
 
 __all__ = ["DataError", "FastselError", "UsageProblem", "load_features", "check_features", "atomic_path", "save_npy",
-           "save_json", "save_text", "check_distinct", "file_kind"]
+           "save_json", "save_text", "check_distinct", "file_kind", "check_input_file", "read_arrays",
+           "npz_names", "reading", "kind_checked"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK"
@@ -35,6 +43,91 @@ def file_kind(path: str) -> str:
     return ""
 
 
+_CONVERT_PT = ("fastsel reads .npy/.npz only (a pickle is never loaded); convert it once, e.g. "
+               "np.save('x.npy', torch.load('x.pt', weights_only=True).numpy())")
+
+
+def check_input_file(path: str) -> None:
+    """One clear line for an input that is missing, not a regular file (a pipe such as
+    /dev/stdin, a device such as /dev/null: inputs are memory-mapped or read twice) or empty."""
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, not a .npy/.npz file")
+    what = _not_regular(path)
+    if what:
+        raise DataError(f"{path}: is {what}, not a regular file: fastsel reads its inputs from files "
+                        "(save the data to a .npy file first)")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: is empty (0 bytes)")
+
+
+def _torch_file(path: str) -> bool:
+    """A torch.save file: a zip holding ``<name>/data.pkl``."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def reading(path: str):
+    """Turn numpy's and zipfile's complaints about an unreadable .npy/.npz into one DataError line
+    (never a traceback; pickled data is refused, never loaded)."""
+    try:
+        yield
+    except FastselError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "pickle" in msg.lower() or "python objects" in msg.lower() or "object arrays" in msg.lower():
+            raise DataError(f"{path}: holds Python objects (pickled data is never loaded)") from None
+        raise DataError(f"{path}: not a readable .npy/.npz file ({msg})") from None
+
+
+def kind_checked(path: str) -> str:
+    """file_kind, refusing a torch.save or pickle file with the way to convert it."""
+    check_input_file(path)
+    with reading(path):
+        kind = file_kind(path)
+        with open(path, "rb") as f:
+            head = f.read(2)
+    if kind == "npz" and _torch_file(path):
+        raise DataError(f"{path}: a PyTorch file (torch.save): {_CONVERT_PT}")
+    if kind == "" and head[:1] == b"\x80":
+        raise DataError(f"{path}: a Python pickle (e.g. torch.save's legacy format): {_CONVERT_PT}")
+    return kind
+
+
+def npz_names(path: str) -> list:
+    """The array names in a .npz (recognised by content); [] for a .npy."""
+    kind = kind_checked(path)
+    if kind != "npz":
+        return []
+    with reading(path), np.load(path, allow_pickle=False) as z:
+        return list(z.keys())
+
+
+def read_arrays(path: str, keys=None) -> dict:
+    """The named arrays of a .npz (all when ``keys`` is None; absent names are left out), or
+    {"": array} for a .npy -- recognised by content, whatever the file is named; one DataError line
+    for a truncated, pickled or non-array file."""
+    kind = kind_checked(path)
+    if kind == "":
+        raise DataError(f"{path}: not a readable .npy/.npz file (its first bytes are neither)")
+    with reading(path):
+        if kind == "npy":
+            out = {"": np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.keys() if keys is None or k in keys}
+    for k, v in out.items():
+        if v.dtype.kind == "O" or v.dtype.hasobject:
+            raise DataError(f"{path}: holds Python objects (pickled data is never loaded)")
+    return out
+
+
 def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.ndarray:
     """Load a 2-D feature array from ``.npy`` (memory-mapped) or ``.npz`` (``key``, or its only array),
     recognised by content, whatever the file is named.
@@ -42,10 +135,8 @@ def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.nd
     Checks shape and dtype here; NaN/Inf are caught by :func:`fastsel.ops.as_tensor` when the
     rows are used (one streaming pass, and a sharded run reads only its own rows).
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
+    kind = kind_checked(path)
     try:
-        kind = file_kind(path)
         if kind == "npz":
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.keys())
@@ -91,35 +182,70 @@ def check_features(arr: np.ndarray, name: str = "features") -> None:
 
 
 def check_distinct(outputs, inputs) -> None:
-    """Refuse (usage error) an output path that names the same file as an input: same inode,
-    through symlinks and relative paths, or the same resolved path for a file not yet written."""
+    """Refuse (usage error) an output path that names the same file as an input, or as another
+    output of the same command: same inode, through symlinks and relative paths, or the same
+    resolved path for a file not yet written."""
     ins = [p for p in inputs if p]
-    for o in outputs:
-        if not o:
-            continue
-        ro = os.path.realpath(o)
+
+    def same(a, b):
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    outs = [o for o in outputs if o]
+    for k, o in enumerate(outs):
         for i in ins:
-            same = ro == os.path.realpath(i)
-            if not same and os.path.exists(o) and os.path.exists(i):
-                same = os.path.samefile(o, i)
-            if same:
+            if same(o, i):
                 raise UsageProblem(f"output {o} is the input {i}: choose another output path")
+        for o2 in outs[:k]:
+            if same(o, o2):
+                raise UsageProblem(f"outputs {o2} and {o} are the same file: give two different paths")
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: str) -> str:
+    """What ``path`` is when it exists and is not a regular file or folder ("" otherwise)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
 def check_output_path(path: str) -> None:
-    """One clear line for an output path that cannot be a file (trailing slash, a folder)."""
+    """One clear line for an output path that cannot be a file (trailing slash, a folder), that
+    exists and is not a regular file (a FIFO, a device such as /dev/null or /dev/stdout: an
+    atomic write would replace it with a regular file, so it is refused), or whose name is
+    longer than the file system allows."""
     if path.endswith(os.sep) or os.path.isdir(path):
         raise UsageProblem(f"output {path} names a folder; give a file path")
+    what = _not_regular(path)
+    if what:
+        raise UsageProblem(f"output {path} is {what}, not a regular file: fastsel writes its outputs to "
+                           "regular files only (temp file + rename); give a file path")
+    target = os.path.realpath(path)
+    name = os.path.basename(target)
+    try:
+        limit = os.pathconf(os.path.dirname(target), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(name)) > limit:
+        raise UsageProblem(f"output {path}: file name too long ({len(os.fsencode(name))} bytes; "
+                           f"this file system allows {limit})")
 
 
 def check_outputs(outputs, inputs=()) -> None:
     """Before any work: every output path can be written (a file path, in a folder that exists and
-    is writable) and none of them is an input."""
+    is writable), none of them is an input and no two are the same file."""
     for o in outputs:
         if not o:
             continue
         check_output_path(o)
-        d = os.path.dirname(os.path.abspath(o))
+        d = os.path.dirname(os.path.realpath(o))
         if not os.path.isdir(d):
             raise DataError(f"cannot write {o}: folder {d} does not exist")
         if not os.access(d, os.W_OK):
@@ -133,14 +259,42 @@ def _umask() -> int:
     return old
 
 
+def _write_failure(path: str, target: str, e: OSError) -> DataError:
+    """One line for a failed write: what the file system said (a full disk and a file-size limit
+    named as such, also when numpy reports only a short write) and whether an earlier file stays."""
+    why = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        why = "no space left on device"
+    elif e.errno == errno.EFBIG:
+        why = "the file-size limit was hit (File too large)"
+    elif e.errno is None and "requested and" in str(e):  # numpy's short write: find out why
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+        try:
+            full = os.statvfs(os.path.dirname(target)).f_bavail == 0
+        except OSError:
+            full = False
+        if full:
+            why = "no space left on device"
+        elif resource and soft != resource.RLIM_INFINITY:
+            why = f"the file-size limit (ulimit -f: {soft} bytes) was hit"
+        else:
+            why = f"a short write ({e}): is the disk full?"
+    kept = f"the earlier {path} is intact" if os.path.exists(target) else f"no {path} was written"
+    return DataError(f"cannot write {path}: {why}; {kept}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """Yield a temporary path beside ``path``; rename it into place only on success, with the
-    permissions a new file gets under the umask (mkstemp's 0600 would not follow it)."""
+    permissions a new file gets under the umask (mkstemp's 0600 would not follow it).
+
+    A symlink is written through (its target is replaced; the link stays). The temp file has a
+    short name (``.fs-XXXXXXXX.tmp``), so any name the file system allows works."""
     check_output_path(path)
-    d = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)
+    d = os.path.dirname(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+        fd, tmp = tempfile.mkstemp(prefix=".fs-", suffix=".tmp", dir=d)
     except OSError as e:
         raise DataError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
@@ -149,9 +303,11 @@ def atomic_path(path: str):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if _not_regular(target):  # it became a FIFO/device while the work ran: never replace it
+            check_output_path(path)
+        os.replace(tmp, target)
     except OSError as e:  # disk full, file-size limit, read-only file system: the old file stays
-        raise DataError(f"cannot write {path}: {e.strerror or e}") from None
+        raise _write_failure(path, target, e) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import _backend, reference
-from .errors import FastselError
+from .errors import ArgumentTypeError, BackendUnavailable, FastselError
 
 BACKENDS = ("auto", "cpp", "torch")
 ORDERS = ("random", "index")
@@ -73,6 +73,12 @@ def as_tensor(x, name: str = "x") -> torch.Tensor:
             x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    elif x.device.type == "meta":
+        raise FastselError(f"{name} is a meta tensor (a shape without data): pass a tensor with values")
+    elif x.layout != torch.strided:
+        raise FastselError(f"{name} is a {x.layout} tensor: pass a dense one ({name}.to_dense())")
+    if x.is_complex():
+        raise ArgumentTypeError(f"{name} must hold real numbers, got {x.dtype}")
     if not x.is_floating_point():
         if x.dtype != torch.bool and x.numel():
             _check_int_range(x, name)
@@ -169,8 +175,53 @@ def unscale(v: torch.Tensor, k: int) -> torch.Tensor:
     return v if k == 0 else ldexp(v.double(), -k)
 
 
+SEED_MAX = 2 ** 32 - 1  # torch's CPU generator keeps 32 bits of a seed: larger ones would collide
+
+
+def check_int(v, name: str, lo: Optional[int] = None, hi: Optional[int] = None) -> int:
+    """``v`` as a Python int: an int, a numpy/torch integer or a whole float; a bool, a string, a
+    fractional or non-finite number is refused (ArgumentTypeError / FastselError naming ``name``)."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dim() == 0 and v.device.type != "meta":
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be an integer, got the bool {v!r}")
+    if isinstance(v, (int, np.integer)):
+        v = int(v)
+    elif isinstance(v, (float, np.floating)):
+        if not math.isfinite(v) or v != math.floor(v):
+            raise FastselError(f"{name} must be a whole number, got {v!r}")
+        v = int(v)
+    else:
+        raise ArgumentTypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise FastselError(f"{name} must be in {rng}, got {v}")
+    return v
+
+
+def check_real(v, name: str) -> float:
+    """``v`` as a float: a Python/numpy/torch real number; a bool or a string is refused."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dim() == 0 and v.device.type != "meta":
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ArgumentTypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A seed in [0, 2^32 - 1] (torch's CPU generator keeps 32 bits: 1 and 2^32 + 1 would collide)."""
+    if seed is None:
+        raise ArgumentTypeError(f"{name} must be an integer in [0, 2^32 - 1], got None")
+    try:
+        return check_int(seed, name, 0, SEED_MAX)
+    except FastselError as e:
+        if isinstance(e, ArgumentTypeError):
+            raise
+        raise FastselError(f"{name} must be an integer in [0, 2^32 - 1], got {seed!r}") from None
+
+
 def _check_n(n: int, N: int) -> int:
-    n = int(n)
+    n = check_int(n, "n")
     if not 1 <= n <= N:
         raise FastselError(f"n must be in [1, N={N}], got {n}")
     return n
@@ -178,14 +229,19 @@ def _check_n(n: int, N: int) -> int:
 
 def draw_start(N: int, seed: int = DEFAULT_SEED) -> int:
     """The start index used when the caller gives none: drawn in Python from a seeded generator."""
+    return _draw_start(N, check_seed(seed))
+
+
+def _draw_start(N: int, seed: int) -> int:
     g = torch.Generator().manual_seed(int(seed))
     return int(torch.randint(N, (1,), generator=g))
 
 
 def _check_start(start: Optional[int], N: int, seed: int) -> int:
+    seed = check_seed(seed)
     if start is None:
-        return draw_start(N, seed)
-    start = int(start)
+        return _draw_start(N, seed)
+    start = check_int(start, "start")
     if not 0 <= start < N:
         raise FastselError(f"start must be in [0, N={N}), got {start}")
     return start
@@ -202,7 +258,8 @@ def _impl(op: str, x: torch.Tensor, backend: str):
     reason = (f"extension not loaded: {_backend.why_unavailable()}" if not _backend.loaded()
               else f"no compiled {dev} kernel for fastsel::{op}")
     if backend == "cpp":
-        raise RuntimeError(f"backend='cpp' unavailable for {op} on {dev}: {reason}")
+        raise BackendUnavailable(f"backend 'cpp' is unavailable for {op} on {dev} ({reason}): "
+                                 "use backend auto or torch")
     _backend.warn_once(op, reason)
     return getattr(reference, op), "torch"
 
@@ -264,6 +321,56 @@ def _watched(call, n: int, progress, poll: float = 0.25):
     return box["out"]
 
 
+# --------------------------------------------------------------------------- mixed scales
+
+# A pick's squared distance below this (in the accumulation dtype, after pow2_scale) may have lost
+# digits to underflow: the pool mixes scales (a row of size 1 beside rows 1e-25 apart) and float32
+# squares of their differences are subnormal or 0, so distinct rows look like duplicates.
+_TINY_D2 = {torch.float32: 2.0 ** -100, torch.float64: 2.0 ** -1000}
+
+
+def _underflowed(x, idx: torch.Tensor, d2: torch.Tensor, tau_at: Optional[torch.Tensor] = None) -> bool:
+    """True when the picks may be wrong because squared distances underflowed: a pick's squared
+    distance (or a threshold in force) positive but below _TINY_D2, or a pick at distance 0 while
+    some unpicked row is no exact duplicate of the rows picked before it (its true distance is > 0:
+    float32 squared it to 0). ``x``: the (N, d) pool, a tensor or a numpy array; ``d2`` in the
+    accumulation dtype (float32 or float64). Costs one look at
+    the picks, and one pass over the pool only when a pick at distance 0 is there."""
+    f64 = d2.dtype == torch.float64  # d2 comes in the accumulation dtype
+    tiny = _TINY_D2[torch.float64 if f64 else torch.float32]
+    d2 = d2[1:].double().cpu()
+    if tau_at is not None and not f64 and bool((tau_at[1:].double().cpu() ** 2 < tiny).any()):
+        return True
+    small = d2 < tiny
+    if not bool(small.any()):
+        return False
+    if bool((small & (d2 > 0)).any()):
+        return True
+    first_zero = int(torch.nonzero(d2 == 0)[0]) + 1
+    return not _only_duplicates_left(x, idx[:first_zero].cpu().numpy())
+
+
+def _row_keys(rows) -> np.ndarray:
+    """One bytes key per row: equal keys for equal rows (-0.0 == 0.0), in float64."""
+    if isinstance(rows, torch.Tensor):
+        rows = rows.double().cpu().numpy()
+    rows = np.ascontiguousarray(np.asarray(rows, dtype=np.float64) + 0.0)
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+
+
+def _only_duplicates_left(x, chosen: np.ndarray, chunk: int = 65536) -> bool:
+    """Every row of ``x`` equals (exactly) one of the rows ``chosen``."""
+    keys = _row_keys(x[torch.from_numpy(chosen)] if isinstance(x, torch.Tensor) else x[np.sort(chosen)])
+    return all(bool(np.isin(_row_keys(x[a:a + chunk]), keys).all()) for a in range(0, x.shape[0], chunk))
+
+
+def _mixed_scales(name: str) -> FastselError:
+    return FastselError(f"{name}: distances between distinct rows underflow float64 (the pool mixes rows of very "
+                        "different sizes, e.g. a row of size 1 beside rows about 1e-160 apart): centre or "
+                        "rescale the features so that neighbouring rows differ by more than ~1e-150 of the "
+                        "largest value")
+
+
 # --------------------------------------------------------------------------- ops
 
 GREEDY_MODES = ("auto", "single", "multi")
@@ -287,7 +394,7 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     if getattr(x, "ndim", 2) == 3:  # a batch of sets (B, N, d): fastsel.sets.greedy_sets
         from .sets import greedy_sets
         return greedy_sets(x, n, start, seed=seed, backend=backend, mode=mode)
-    x = as_tensor(x)
+    x = x0 = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
@@ -300,14 +407,19 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     else:
         outs = _resumable(lambda k, prev: fn(x, k, start if prev is None else -1, None if prev is None else prev[2],
                                              mode), n, progress, 100 if mode == "single" else 10)
-    return GreedyResult(torch.cat([o[0] for o in outs]), unscale(torch.cat([o[1] for o in outs]).sqrt(), e))
+    idx, d2 = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    if x.dtype != torch.float16 and _underflowed(x, idx, d2):  # mixed scales: float32 cannot tell these rows apart
+        if x.dtype == torch.float64:
+            raise _mixed_scales("x")
+        return greedy(x0.double(), n, start, seed=seed, backend=backend, mode=mode)  # exact on the same values
+    return GreedyResult(idx, unscale(d2.sqrt(), e))
 
 
 def scan_order(N: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
     """The threshold filter's default scan order: a permutation of the N rows drawn from ``seed``
     (a CPU generator seeded with ``seed``; the start index is its first draw, the permutation
     the next). The same on every backend, device and rank."""
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(check_seed(seed))
     torch.randint(N, (1,), generator=g)  # the start draw (draw_start)
     return torch.randperm(N, generator=g)
 
@@ -397,11 +509,14 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     """
     if mode not in THRESHOLD_MODES:
         raise FastselError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
-    x = as_tensor(x)
+    x = x0 = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)
     start = _check_start(start, N, seed)
     alpha, every_pass = check_threshold_args(decay, order, alpha)
+    start0, tau0 = start, tau
+    if tau is not None:
+        tau = check_real(tau, "tau")
     if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
         raise FastselError(f"tau must be finite and > 0, got {tau}")
     e = pow2_scale(x)  # the filter runs on x * 2**e, with tau * 2**e; results come back in x's units
@@ -424,10 +539,16 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     st = outs[-1][4]
     pos = torch.cat([o[0] for o in outs])
     tau_at = torch.cat([o[2] for o in outs])
+    d2 = torch.cat([o[1] for o in outs])
+    if x.dtype != torch.float16 and _underflowed(x, pos, d2, tau_at):  # mixed scales (see greedy)
+        if x.dtype == torch.float64:
+            raise _mixed_scales("x")
+        return threshold_decay(x0.double(), n, start0, tau0, alpha, decay=decay, order=order, seed=seed,
+                               backend=backend, mode=mode)
     tau_end, filled = float(st[0]), int(st[3])
     passes, decays = threshold_counts(pos.cpu(), tau_at.cpu(), tau, tau_end, alpha, every_pass, filled)
     idx = pos if perm is None else perm.to(pos.device)[pos]
-    return ThresholdResult(idx, unscale(torch.cat([o[1] for o in outs]).sqrt(), e), unscale(tau_at, e),
+    return ThresholdResult(idx, unscale(d2.sqrt(), e), unscale(tau_at, e),
                            math.ldexp(tau_end, -e), filled, math.ldexp(tau, -e), passes, decays, order)
 
 
@@ -437,9 +558,10 @@ def check_threshold_args(decay: str, order: str, alpha: float) -> tuple:
         raise FastselError(f"decay must be 'empty-pass' or 'every-pass', got {decay!r}")
     if order not in ORDERS:
         raise FastselError(f"order must be one of {ORDERS}, got {order!r}")
-    if not 0.0 < float(alpha) < 1.0:
+    alpha = check_real(alpha, "alpha")
+    if not 0.0 < alpha < 1.0:
         raise FastselError(f"alpha must be in (0, 1), got {alpha}")
-    return float(alpha), decay == "every-pass"
+    return alpha, decay == "every-pass"
 
 
 def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str = "auto") -> NNResult:
@@ -456,10 +578,11 @@ def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str 
     if ref.dtype != query.dtype:
         ref = ref.to(torch.promote_types(ref.dtype, query.dtype))
         query = query.to(ref.dtype)
+    k = check_int(k, "k")
     fn, _ = _impl("nn", query, backend)
     e = pow2_scale(query, ref)
     q = ldexp(query, e)
-    d, i = fn(q, q if ref is query else ldexp(ref, e), int(k), bool(exclude_self))
+    d, i = fn(q, q if ref is query else ldexp(ref, e), k, bool(exclude_self))
     return NNResult(unscale(d, e), i)
 
 

@@ -89,7 +89,7 @@ def _threshold_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto
 def _random(x, n, *, seed=ops.DEFAULT_SEED, progress=None, **_):
     x = ops.as_tensor(x)
     n = ops._check_n(n, x.shape[0])
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(ops.check_seed(seed))
     idx = torch.randperm(x.shape[0], generator=g)[:n]
     if progress is not None:
         progress(n)
@@ -116,7 +116,12 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds
     ``tau0``, ``tau_end``, ``passes``, ``decays``, ``n_filled`` and ``order`` (else it is empty).
     """
-    out = get_selector(method).run(x, n, start=start, seed=seed, backend=backend, progress=progress, tau=tau,
+    sel = get_selector(method)
+    n = ops.check_int(n, "n", 1)  # before any selector (a user's too) sees it: 2.5, True, "3" refused
+    seed = ops.check_seed(seed)
+    if start is not None:
+        start = ops.check_int(start, "start", 0)
+    out = sel.run(x, n, start=start, seed=seed, backend=backend, progress=progress, tau=tau,
                                    alpha=alpha, decay=decay, order=order)
     idx, info = out if isinstance(out, tuple) else (out, {})
     idx = torch.as_tensor(idx).to(torch.int64)

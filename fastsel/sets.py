@@ -34,12 +34,12 @@ class SetsResult(NamedTuple):
 def _per_set(v: IntOrInts, B: int, name: str) -> list:
     if isinstance(v, torch.Tensor):
         v = v.tolist()
-    if isinstance(v, (int,)) and not isinstance(v, bool):
-        return [int(v)] * B
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+        return [ops.check_int(v, name)] * B
     v = list(v)
-    if len(v) != B or any(isinstance(a, bool) or int(a) != a for a in v):
+    if len(v) != B:
         raise FastselError(f"{name} must be an int or {B} ints (one per set), got {v!r}")
-    return [int(a) for a in v]
+    return [ops.check_int(a, f"{name}[{k}]") for k, a in enumerate(v)]
 
 
 def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode: str):
@@ -51,6 +51,7 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
             raise FastselError(f"set {b}: n = {n[b]} is not in [0, {sizes[b]}] (its number of rows)")
         if n[b] and not 0 <= start[b] < sizes[b]:
             raise FastselError(f"set {b}: start = {start[b]} is not in [0, {sizes[b]})")
+    rows0 = rows
     e = ops.pow2_scale(rows)
     rows = ops.ldexp(rows, e)
     total = sum(n)
@@ -71,12 +72,22 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
         if not parts_i:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
         idx, d2 = torch.cat(parts_i), torch.cat(parts_d)
+    if rows.dtype != torch.float16:  # mixed scales within a set: float32 distances underflow (ops.greedy)
+        offs = [0]
+        for k in n:
+            offs.append(offs[-1] + k)
+        if any(n[b] and ops._underflowed(rows[ptr[b]:ptr[b + 1]], idx[offs[b]:offs[b + 1]] - ptr[b],
+                                         d2[offs[b]:offs[b + 1]]) for b in range(B)):
+            if rows.dtype == torch.float64:
+                raise ops._mixed_scales("x")
+            return _run(rows0.double(), ptr, n, start, backend, mode)
     return idx, ops.unscale(d2.sqrt(), e)
 
 
 def _starts(start: Optional[IntOrInts], sizes: list, seed: int) -> list:
     if start is None:
-        return [ops.draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
+        seed = ops.check_seed(seed)
+        return [ops._draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
     return _per_set(start, len(sizes), "start")
 
 
@@ -146,7 +157,8 @@ def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Opt
         raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
     rows = ops.as_tensor(x, "x")
     R = rows.shape[0]
-    if not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+    ratio = ops.check_real(ratio, "ratio")  # a string or a bool: TypeError
+    if not 0 < ratio <= 1:
         raise FastselError(f"ratio must be in (0, 1], got {ratio!r}")
     if ptr is not None and batch is not None:
         raise FastselError("give batch or ptr, not both")

@@ -25,7 +25,7 @@ from .errors import FastselError
 
 def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536, seed: int = ops.DEFAULT_SEED,
            backend: str = "auto", stats: Optional[dict] = None,
-           progress: Optional[Callable[[int], None]] = None) -> GreedyResult:
+           progress: Optional[Callable[[int], None]] = None, _f64: bool = False) -> GreedyResult:
     """Greedy selection (Algorithm 1) streaming ``pool`` (an (N, d) numpy array or memmap) by chunks.
 
     ``stats``, when given, receives ``chunk_reads``, ``chunk_skips`` and ``skip_rate``.
@@ -36,20 +36,28 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
     n = ops._check_n(n, N)
     start = ops._check_start(start, N, seed)
     chunks = [(a, min(N, a + chunk_rows)) for a in range(0, N, chunk_rows)]
-    first = ops.as_tensor(np.asarray(pool[:1]))
+    e = 0  # the pow2 scale of extreme magnitudes (ops.pow2_scale), known after the first pass
+
+    def rows(a, b, name="x"):
+        t = ops.as_tensor(np.asarray(pool[a:b]), name)
+        return ops.ldexp(t.double() if _f64 else t, e)
+    first = rows(0, 1)
     acc = reference.acc_dtype(first.dtype)
     update, _ = ops._impl("update_min_d2", first, backend)
     eps = 4.0 * (d + 8) * (2.0 ** -53 if acc == torch.float64 else 2.0 ** -24)
     centres, radii, md, best = [], [], [], []
-    for a, b in chunks:  # one pass: bounding balls (float64) and finiteness checks
+    mag = 0.0
+    for a, b in chunks:  # one pass: bounding balls (float64), finiteness checks, the largest magnitude
         blk = ops.as_tensor(np.asarray(pool[a:b]), "pool").double()
+        mag = max(mag, ops.magnitude(blk))
         c = blk.mean(0)
         centres.append(c)
         radii.append(float(((blk - c) ** 2).sum(1).max().sqrt()))
         md.append(torch.full((b - a,), math.inf, dtype=acc))
         best.append((math.inf, 0))  # (largest min-distance, local index of the lowest holding it)
-    centres_t = torch.stack(centres)
-    radii_t = torch.tensor(radii, dtype=torch.float64)
+    e = ops.scale_exponent(mag, first.dtype)  # exact: a power of two; the balls scale with the rows
+    centres_t = torch.stack(centres) * math.ldexp(1.0, e)
+    radii_t = torch.tensor(radii, dtype=torch.float64) * math.ldexp(1.0, e)
     reads = skips = 0
     idx = torch.empty(n, dtype=torch.int64)
     d2 = torch.empty(n, dtype=acc)
@@ -58,7 +66,7 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
         idx[t], d2[t] = pick, val
         k = next(j for j, (a, b) in enumerate(chunks) if a <= pick < b)
         md[k][pick - chunks[k][0]] = -1
-        row = ops.as_tensor(np.asarray(pool[pick:pick + 1]))
+        row = rows(pick, pick + 1)
         lb = ((centres_t - row.double()).pow(2).sum(1).sqrt() - radii_t).clamp_min(0)
         for j, (a, b) in enumerate(chunks):
             m_j = best[j][0] if j != k else math.inf  # the pick's own chunk changed: always read
@@ -66,7 +74,7 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
                 skips += 1
                 continue
             reads += 1
-            x = ops.as_tensor(np.asarray(pool[a:b]))
+            x = rows(a, b)
             md[j], s = update(x, md[j], row, math.inf, b - a)
             best[j] = (float(s[0]), int(s[1]))
         if t + 1 < n:  # global arg-max: largest value, earliest chunk, lowest index on ties
@@ -76,4 +84,9 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
             progress(1)
     if stats is not None:
         stats.update(chunk_reads=reads, chunk_skips=skips, skip_rate=skips / max(1, reads + skips))
-    return GreedyResult(idx, d2.sqrt())
+    if first.dtype != torch.float16:  # mixed scales: float32 distances underflow (ops.greedy): redo in float64
+        if ops._underflowed(pool, idx, d2):
+            if first.dtype == torch.float64:
+                raise ops._mixed_scales("pool")
+            return greedy(pool, n, start, chunk_rows=chunk_rows, seed=seed, backend=backend, stats=stats, _f64=True)
+    return GreedyResult(idx, ops.unscale(d2.sqrt(), e))

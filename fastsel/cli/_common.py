@@ -31,6 +31,10 @@ class RegistryChoice(click.Choice):
         pass
 
 
+SEED = click.IntRange(0, 2 ** 32 - 1)  # torch's CPU generator keeps 32 bits: larger seeds would collide
+SEED_HELP = "Random seed, in [0, 2^32 - 1]."
+
+
 class DataProblem(click.ClickException):
     """A problem with the input data: one line on stderr, exit status 1."""
 
@@ -38,9 +42,13 @@ class DataProblem(click.ClickException):
 
 
 def _version() -> str:
+    """The version line: what runs (torch, whether the extension is loaded in this process, and
+    why not), not only what was built."""
+    import torch
+
     from .. import __version__, _backend
-    info = _backend.build_info()
-    return f"fastsel {__version__} (torch {info.get('torch', '?')}, extension {'yes' if info.get('extension') else 'no'})"
+    ext = "extension loaded" if _backend.loaded() else f"extension not loaded: {_backend.why_unavailable()}"
+    return f"fastsel {__version__} (torch {torch.__version__}, {ext})"
 
 
 def handle_errors(fn):

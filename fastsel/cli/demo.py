@@ -13,7 +13,7 @@ from .. import ops
 from ..demo import make_pool
 from ..io import save_npy
 from ..select import METHODS, select
-from ._common import emit_json, fmt, handle_errors
+from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors
 
 
 @click.command("demo")
@@ -22,7 +22,7 @@ from ._common import emit_json, fmt, handle_errors
 @click.option("--pool", "pool_n", type=click.IntRange(min=16), default=8192, show_default=True)
 @click.option("--d", "dim", type=click.IntRange(min=1), default=384, show_default=True)
 @click.option("--n", "n", type=click.IntRange(min=2), default=1024, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors

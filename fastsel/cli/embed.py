@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io import atomic_path, check_outputs, save_json, save_npy
 from .. import features
-from ._common import RegistryChoice, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
 
 
 @click.command("embed")
@@ -20,7 +20,7 @@ from ._common import RegistryChoice, emit_json, handle_errors
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="A seeded uniform subset of this many images (paper: cifar10 32768, mnist 12000, ffhq32 8192).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 @click.option("--size", type=click.IntRange(min=1), default=None, help="Resize folder images to SIZE x SIZE.")

@@ -1,20 +1,21 @@
 """``fastsel fid``: Fréchet Inception Distance between two image sets or saved statistics."""
 from __future__ import annotations
 
-import click
-import numpy as np
+import os
 
-from ._common import emit_json, handle_errors
+import click
+
+from ._common import SEED, SEED_HELP, clean_warnings, emit_json, handle_errors
 
 
 def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
     from .. import data as D
     from .. import features as Fe
     from .. import fid as FID
-    if src.endswith(".npz"):
-        with np.load(src, allow_pickle=False) as z:
-            is_stats = "mu" in z and "sigma" in z
-        if is_stats:
+    from ..io import npz_names
+    if os.path.isfile(src) and src.endswith((".npy", ".npz")):
+        names = npz_names(src)  # by content: one line for a truncated, pickled or torch.save file
+        if "mu" in names and "sigma" in names:
             return FID.load_stats(src)
     ds = D.load(src, n=n, seed=seed, download=download)
     feats = Fe.embed(ds.images, Fe.get("inception", device), batch_size, quiet=quiet)
@@ -28,7 +29,7 @@ def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
 @click.argument("a")
 @click.argument("b")
 @click.option("--n", "n", type=click.IntRange(min=2), default=None, help="Seeded subset of each image set.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default=None)
 @click.option("--save-stats", nargs=2, type=click.Path(dir_okay=False), default=None,
@@ -51,7 +52,8 @@ def fid(a, b, n, seed, batch_size, device, save_stats, download, as_json, quiet)
         check_outputs(list(save_stats), [a, b])
     sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None, download)
     sb = _stats(b, n, seed, batch_size, device, quiet, save_stats[1] if save_stats else None, download)
-    value = FID.frechet(sa, sb)
+    with clean_warnings():  # a singular covariance: one "warning:" line, not scipy's raw warnings
+        value = FID.frechet(sa, sb, names=(a, b))
     if as_json:
         emit_json({"fid": value, "n_a": sa.n, "n_b": sb.n})
     else:

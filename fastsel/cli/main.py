@@ -1,6 +1,7 @@
 """The ``fastsel`` command group; each command lives in its own module."""
 import click
 
+from ._common import _version
 from .bench import bench
 from .demo import demo
 from .embed import embed
@@ -11,8 +12,15 @@ from .metrics import metrics
 from .select import select
 
 
+def _print_version(ctx, param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(_version())
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="fastsel")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version, torch's and whether the C++ extension is loaded, and exit.")
 def cli():
     """fastsel: exact, fast entropy-maximising data selection.
 

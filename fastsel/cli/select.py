@@ -13,7 +13,7 @@ from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
 from ..select import get_selector, selector_names, select as run_select
-from ._common import RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar
+from ._common import SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar
 from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
@@ -47,7 +47,7 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick (default: drawn from --seed).")
-@click.option("--seed", type=int, default=ops.DEFAULT_SEED, show_default=True)
+@click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
 @click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Initial threshold (threshold method; default: the largest distance from the first pick, "
                    "see fastsel.default_tau).")

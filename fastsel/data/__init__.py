@@ -102,11 +102,21 @@ def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0
     src = SOURCES.get(name.lower())
     if src is None or src.matches is not None:
         src = next((s for s in SOURCES.values() if s.matches is not None and s.matches(name)), None)
+    if src is None and os.path.exists(name):  # a path no source takes: say what is wrong with it
+        from ..io import check_input_file, kind_checked
+        check_input_file(name)
+        if os.path.isfile(name):
+            kind_checked(name)  # a torch.save / pickle file: says how to convert it
+        raise DataError(f"{name}: not a dataset fastsel reads (a uint8 .npy/.npz of images or an image folder)")
     if src is None:
         kinds = [s.name.strip("<>") for s in SOURCES.values() if s.matches is not None]
         raise DataError(f"unknown dataset {name!r}: use {', '.join(names())}, or a path to "
                         f"{' or '.join(kinds)}")
     ds = src.load(name, split=split, download=download, size=size)
+    if len(ds.images) == 0:
+        raise DataError(f"{name}: holds no images (shape {tuple(ds.images.shape)})")
+    if 0 in ds.images.shape[1:]:
+        raise DataError(f"{name}: images of zero size (shape {tuple(ds.images.shape)}): each needs H, W, C >= 1")
     if n is not None:
         if not 1 <= n <= len(ds.images):
             raise DataError(f"n must be in [1, {len(ds.images)}] for {name}, got {n}")

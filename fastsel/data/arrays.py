@@ -3,20 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import DataError
+from ..io import DataError, read_arrays
 from ._files import Dataset
 
 
 def load_array(path: str) -> Dataset:
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z:
-                raise DataError(f"{path}: needs an array named 'images' (and optionally 'labels')")
-            x = z["images"]
-            y = z["labels"] if "labels" in z else np.zeros(len(x), np.int64)
-    else:
-        x = np.load(path, allow_pickle=False)
+    """Images (and labels) of a .npy / .npz, recognised by content whatever the file is named;
+    truncated, pickled or object arrays, no images and zero-size images are one DataError line."""
+    arrs = read_arrays(path, ("images", "labels"))
+    if "" in arrs:  # a .npy
+        x = arrs[""]
         y = np.zeros(len(x), np.int64)
+    else:
+        if "images" not in arrs:
+            raise DataError(f"{path}: needs an array named 'images' (and optionally 'labels')")
+        x = arrs["images"]
+        y = arrs["labels"] if "labels" in arrs else np.zeros(len(x), np.int64)
     if x.dtype != np.uint8 or x.ndim not in (3, 4):
         raise DataError(f"{path}: images must be uint8 (N, H, W[, C]), got {x.dtype} {x.shape}")
     if np.ndim(y) != 1 or len(y) != len(x) or np.asarray(y).dtype.kind not in "iu":

@@ -53,7 +53,7 @@ class Extractor:
 
 
 def _to_float_nchw(images: np.ndarray, device) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device)
     if x.dim() == 3:
         x = x[..., None]
     x = x.permute(0, 3, 1, 2).float() / 255.0
@@ -145,7 +145,7 @@ def names() -> tuple:
 
 def _pixels(name, device, model=None) -> Extractor:
     return Extractor("pixels", lambda x: x, lambda im: torch.from_numpy(
-        np.ascontiguousarray(im).reshape(len(im), -1)).float().div_(255.0), None, device)
+        np.require(im, requirements=["C", "W"]).reshape(len(im), -1)).float().div_(255.0), None, device)
 
 
 def _lenet(name, device, model=None) -> Extractor:

@@ -55,7 +55,7 @@ def for_dataset(dataset: str):
 def to_input(images: np.ndarray, device="cpu") -> torch.Tensor:
     """uint8 (N, H, W[, 1]) -> float (N, 1, 28, 28) in [0, 1]: 32x32 (the loop's padded MNIST) is
     centre-cropped, other sizes resized."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device)
     if x.dim() == 4:
         x = x[..., :1] if x.shape[-1] in (1, 3) else x
         x = x.permute(0, 3, 1, 2)
@@ -85,7 +85,7 @@ def train(name: str = "lenet", seed: int = 0, quiet: bool = False, n_train: int 
     torch.manual_seed(seed)
     model = LeNet()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x, y = to_input(ds.images), torch.from_numpy(ds.labels)
+    x, y = to_input(ds.images), torch.from_numpy(np.require(ds.labels, requirements=["C", "W"]))
     t0 = time.perf_counter()
     steps = EPOCHS * math.ceil(len(x) / BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
