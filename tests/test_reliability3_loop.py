@@ -108,3 +108,60 @@ def test_item17_loop_on_mnist_prints_no_raw_warning(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Warning" not in r.stderr and "not writable" not in r.stderr, r.stderr[-3000:]
     assert "class_confidence" in json.dumps(metrics(tmp_path / "run"))
+
+
+# ------------------------------------------------------------------ 11. bad values, checked before any work
+
+@pytest.mark.parametrize("key, value, says", [
+    ("adam_betas", 5, "adam_betas"), ("seed", 2 ** 70, "seed"), ("dataset", 123, "dataset"),
+    ("device", "meta", "device"), ("device", "tpu", "device"), ("sample_steps", "abc", "sample_steps"),
+    ("lr", True, "lr"), ("ema", "yes", "ema"), ("tau", float("inf"), "tau"), ("label_dropout", 1.5, "label_dropout"),
+    ("extra", [], "extra"), ("paradigm", ["replace"], "paradigm")], ids=lambda v: str(v)[:12])
+def test_item11_resume_validates_the_stored_config(copy, key, value, says):
+    rd = copy(drop=["accumulate-none/iter_001", "accumulate-greedy/iter_001"])
+    edit_config(rd, **{key: value})
+    before = sorted(os.listdir(rd / "accumulate-none"))
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert "config.json" in err and says in err
+    assert sorted(os.listdir(rd / "accumulate-none")) == before  # nothing ran
+
+
+def test_item11_resume_on_a_missing_device(copy):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    rd = copy(drop=["accumulate-none/iter_001"])
+    edit_config(rd, device="cuda")
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert "config.json" in err and "CUDA" in err and "--device cpu" in err
+    assert not (rd / "accumulate-none" / "iter_001").exists()
+    # the way out the line names: the saved configuration on this machine's device
+    r = run("loop", "--resume", rd, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert (rd / "accumulate-none" / "iter_001" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("args", [["--device", "meta"], ["--device", "tpu"], ["--seed", 2 ** 64 + 1], ["--seed", -1],
+                                  ["--seeds", f"0,{2 ** 32}"]], ids=str)
+def test_item11_new_run_refused_before_the_run_dir_exists(data, tmp_path, args):
+    rd = tmp_path / "new"
+    one_line(run("loop", data / "tiny.npz", *LOOP, *args, "--run-dir", rd), 2)
+    assert not rd.exists()
+
+
+def test_item11_seed_range_in_help_and_edges(data, tmp_path):
+    r = run("loop", "--help")
+    assert "[0, 2**32-1]" in " ".join(r.output.split())
+    r = run("loop", data / "tiny.npz", *LOOP, "--seed", 2 ** 32 - 1, "--dry-run", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["seed"] == 2 ** 32 - 1
+
+
+def test_item11_resume_refuses_options_it_would_ignore(finished):
+    err = one_line(run("loop", "--resume", finished, "--train-steps", 50, "-n", 4), 2)
+    assert "--train-steps" in err and "-n" in err
+
+
+def test_item11_rerun_onto_a_truncated_config(copy, data):
+    rd = copy()
+    (rd / "config.json").write_text('{"dataset": ')
+    assert "config.json" in one_line(run("loop", data / "tiny.npz", *LOOP, "--run-dir", rd), 1)

@@ -21,7 +21,7 @@ from ..io import DataError, save_json, save_npy, save_text
 from . import sample as SM
 from . import train as TR
 from .columns import shown
-from .config import LoopConfig
+from .config import LoopConfig, load_config
 from .pool import candidate_pool, select_from, source_shares
 from .rundir import gather_rows, iter_path
 
@@ -144,10 +144,8 @@ class Loop:
         path = self.p("config.json")
         mine = json.loads(json.dumps(self.cfg.to_json()))
         if os.path.exists(path):
-            with open(path) as f:
-                old = json.load(f)
             # settings added since the run was written take their defaults (what the run used)
-            old = json.loads(json.dumps(LoopConfig.from_json(old, path).to_json()))
+            old = json.loads(json.dumps(load_config(self.dir).to_json()))
             # the device may differ between a run and its resumption (another GPU, another rank)
             diff = sorted(k for k in set(old) | set(mine) if k != "device" and old.get(k) != mine.get(k))
             if diff:
