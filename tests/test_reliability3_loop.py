@@ -165,3 +165,53 @@ def test_item11_rerun_onto_a_truncated_config(copy, data):
     rd = copy()
     (rd / "config.json").write_text('{"dataset": ')
     assert "config.json" in one_line(run("loop", data / "tiny.npz", *LOOP, "--run-dir", rd), 1)
+
+
+# ------------------------------------------------------------------ 6. a hand-edited config.json mid-run
+
+def test_item6_edited_config_of_a_run_in_progress_is_refused(copy):
+    from fastsel.loop.config import config_hash, load_config
+    rd = copy(drop=["accumulate-none/iter_001", "accumulate-greedy/iter_001"])  # killed after iteration 0
+    cfg_before = (rd / "config.json").read_text()
+    edit_config(rd, n=12, train_steps=3, iterations=3)
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert "config.json" in err and "n, train_steps" in err and "iteration 0" in err and "iterations" not in \
+        err.split("differ")[0]
+    assert not (rd / "accumulate-none" / "iter_001").exists()  # nothing ran
+    # the iterations (and the device, the checkpoint interval) may change: the run is extended
+    (rd / "config.json").write_text(cfg_before)
+    edit_config(rd, iterations=3)
+    r = run("loop", "--resume", rd)
+    assert r.exit_code == 0, r.output
+    recs = metrics(rd)
+    assert sorted((x["arm"], x["iteration"]) for x in recs) == [(f"accumulate-{s}", t) for s in ("greedy", "none")
+                                                                 for t in range(3)]
+    h = config_hash(load_config(str(rd)))
+    assert {x["config_sha256"] for x in recs} == {h}
+    for d in ("real", "shared/iter_000", "accumulate-none/iter_000", "accumulate-greedy/iter_002"):
+        st = json.loads((rd / d / "settings.json").read_text())
+        assert st["config_sha256"] == h and st["config"]["n"] == 8 and "iterations" not in st["config"]
+    with open(rd / "metrics.json") as f:
+        top = json.load(f)
+    assert top["config"]["iterations"] == 3 and top["config_sha256"] == h
+
+
+def test_item6_a_record_without_its_settings_file_is_checked_by_hash(copy):
+    rd = copy()
+    for p in rd.glob("*/iter_*/settings.json"):
+        p.unlink()
+    (rd / "real" / "settings.json").unlink()
+    edit_config(rd, sample_steps=3)
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert "config_sha256" in err and "metrics.json" in err
+
+
+def test_item6_rerun_with_more_iterations_extends_the_run(copy, data):
+    rd = copy()
+    args = list(LOOP)
+    args[args.index("--iterations") + 1] = "3"
+    r = run("loop", data / "tiny.npz", *args, "--run-dir", rd)
+    assert r.exit_code == 0, r.output
+    assert len(metrics(rd)) == 6 and json.loads((rd / "config.json").read_text())["iterations"] == 3
+    r = run("loop", data / "tiny.npz", *LOOP, "--sample-steps", "2", "--run-dir", rd)
+    assert "sample_steps" in one_line(r, 1)

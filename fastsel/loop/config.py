@@ -209,6 +209,28 @@ def device_problem(device: str):
     return None
 
 
+# settings that do not change what any iteration computes: the device (a run may resume on another
+# GPU, or the CPU), the number of iterations (a run may be extended) and the checkpoint interval.
+# Every other setting is fixed for the life of a run: each stage folder records the settings it ran
+# with (settings.json) and each metrics record their hash, and a resume that differs is refused.
+FREE_SETTINGS = ("device", "iterations", "ckpt_every")
+
+
+def result_settings(cfg: LoopConfig) -> dict:
+    """The settings that shape a run's results (all but FREE_SETTINGS), as plain JSON."""
+    import json
+    d = {k: v for k, v in cfg.to_json().items() if k not in FREE_SETTINGS}
+    return json.loads(json.dumps(d))
+
+
+def config_hash(cfg: LoopConfig) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of result_settings(cfg)."""
+    import hashlib
+    import json
+    text = json.dumps(result_settings(cfg), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def load_config(run_dir: str) -> LoopConfig:
     """The configuration saved in a run directory, checked whole (one line naming config.json)."""
     import json
