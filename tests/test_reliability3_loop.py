@@ -215,3 +215,114 @@ def test_item6_rerun_with_more_iterations_extends_the_run(copy, data):
     assert len(metrics(rd)) == 6 and json.loads((rd / "config.json").read_text())["iterations"] == 3
     r = run("loop", data / "tiny.npz", *LOOP, "--sample-steps", "2", "--run-dir", rd)
     assert "sample_steps" in one_line(r, 1)
+
+
+# ------------------------------------------------------------------ 12. damaged run directories
+
+def test_item12_truncated_iteration_metrics_on_resume(copy, finished):
+    rd = copy()
+    p = rd / "accumulate-none" / "iter_000" / "metrics.json"
+    p.write_text(p.read_text()[:40])
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert str(p) in err and "damaged" in err and "delete it" in err
+    p.unlink()  # the advice: the metrics are recomputed from the iteration's files
+    r = run("loop", "--resume", rd)
+    assert r.exit_code == 0, r.output
+    assert metrics(rd) == metrics(finished)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda m: m.update(iterations=5), lambda m: m.update(config=[]), lambda m: m["config"].pop("n"),
+    lambda m: m["iterations"][0].update(gs="big"), lambda m: m["iterations"][0].pop("shares"),
+    lambda m: m["iterations"][0].update(iteration="0"), lambda m: m["iterations"].append(7),
+    lambda m: m["iterations"][1].update(pool_sources=[{"rows": "x"}]), lambda m: m["config"].update(alpha=None),
+    lambda m: m["iterations"][1].update(selection={"tau0": "x", "tau_end": 1, "decays": 1, "passes": 1,
+                                                   "n_filled": 1, "order": "random"})])
+def test_item12_report_on_a_malformed_metrics_json(copy, damage):
+    rd = copy()
+    with open(rd / "metrics.json") as f:
+        m = json.load(f)
+    damage(m)
+    (rd / "metrics.json").write_text(json.dumps(m))
+    err = one_line(run("report", rd), 1)
+    assert str(rd / "metrics.json") in err and "damaged" in err
+
+
+def test_item12_report_on_a_truncated_metrics_json_and_sweep(copy):
+    rd = copy()
+    (rd / "metrics.json").write_text('{"config": {')
+    assert "metrics.json" in one_line(run("report", rd), 1)
+    (rd / "sweep.json").write_text('{"runs": "abc"}')
+    assert "sweep.json" in one_line(run("report", rd), 1)
+
+
+@pytest.mark.parametrize("path, bad", [
+    ("shared/iter_000/samples.npy", np.arange(10, dtype=np.uint8)),            # 1-D
+    ("shared/iter_000/samples.npy", np.zeros((16, 4, 4, 1), np.uint8)),        # another image size
+    ("shared/iter_000/samples.npy", b"\x93NUMPY trunc"),                        # truncated
+    ("shared/iter_000/feats.npy", np.zeros((16, 3), np.float32)),               # another feature size
+    ("shared/iter_000/sample_labels.npy", np.zeros((2,), np.int64)),            # too few rows
+    ("real/images.npy", np.zeros((8, 8, 8), np.uint8)),                         # 3-D
+    ("real/feats.npy", np.zeros((8, 64), np.complex64)),                        # dtype
+    ("accumulate-greedy/iter_001/train_src.npy", np.full(8, 9, np.int16)),      # sources that do not exist
+    ("accumulate-greedy/iter_001/train_idx.npy", np.full(8, 10 ** 6)),          # rows past the pool
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_item12_damaged_arrays_on_resume(copy, finished, path, bad):
+    keep = ["accumulate-greedy/iter_001/" + f for f in ("train_src.npy", "train_idx.npy", "selection.json",
+                                                        "pool.json", "settings.json")]
+    rd = copy()
+    for p in (rd / "accumulate-greedy" / "iter_001").iterdir():  # iteration 1 of greedy: only its training set
+        if str(p.relative_to(rd)) not in keep:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if isinstance(bad, bytes):
+        (rd / path).write_bytes(bad)
+    else:
+        np.save(rd / path, bad)
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert str(rd / path) in err or (path.endswith("train_idx.npy") and "train_idx.npy" in err), err
+    assert "damaged" in err and "delete" in err and "--resume" in err
+    assert not (rd / "accumulate-greedy" / "iter_001" / "model.pt").exists()  # before any work
+    if path.startswith("accumulate-greedy"):  # the advice: delete that iteration's folder and resume
+        shutil.rmtree(rd / "accumulate-greedy" / "iter_001")
+        r = run("loop", "--resume", rd)
+        assert r.exit_code == 0, r.output
+        assert metrics(rd) == metrics(finished)
+
+
+def test_item12_report_on_a_damaged_samples_file(copy):
+    rd = copy()
+    np.save(rd / "accumulate-none" / "iter_001" / "samples.npy", np.arange(10, dtype=np.uint8))
+    err = one_line(run("report", rd), 1)
+    assert "accumulate-none/iter_001/samples.npy" in err and "damaged" in err
+
+
+def test_item12_damaged_json_side_files(copy, finished):
+    rd = copy(drop=["accumulate-greedy/iter_001/metrics.json"])
+    (rd / "accumulate-greedy" / "iter_001" / "pool.json").write_text("[{")
+    err = one_line(run("loop", "--resume", rd), 1)
+    assert "pool.json" in err and "accumulate-greedy/iter_001" in err
+    (rd / "accumulate-greedy" / "iter_001" / "pool.json").write_text('{"a": 1}')
+    assert "pool.json" in one_line(run("loop", "--resume", rd), 1)
+    shutil.copy(finished / "accumulate-greedy" / "iter_001" / "pool.json", rd / "accumulate-greedy" / "iter_001")
+    (rd / "timing.json").write_text("{")  # informational: started afresh
+    (rd / "accumulate-greedy" / "iter_001" / "model.pt").unlink()  # so that the resume times a training
+    (rd / "accumulate-none" / "iter_001" / "settings.json").write_text("[]")
+    assert "settings.json" in one_line(run("loop", "--resume", rd), 1)
+    shutil.copy(finished / "accumulate-none" / "iter_001" / "settings.json", rd / "accumulate-none" / "iter_001")
+    r = run("loop", "--resume", rd)
+    assert r.exit_code == 0, r.output
+    assert metrics(rd) == metrics(finished)
+    json.loads((rd / "timing.json").read_text())
+
+
+def test_item12_a_damaged_sampling_batch_is_sampled_again(copy, finished):
+    rd = copy(drop=["accumulate-none/iter_001/samples.npy", "accumulate-none/iter_001/sample_labels.npy",
+                    "accumulate-none/iter_001/feats.npy", "accumulate-none/iter_001/fid_feats.npy",
+                    "accumulate-none/iter_001/metrics.json"])
+    parts = rd / "accumulate-none" / "iter_001" / "parts"
+    parts.mkdir(exist_ok=True)
+    (parts / "part_000000000.npy").write_bytes(b"\x93NUMPY")
+    r = run("loop", "--resume", rd)
+    assert r.exit_code == 0, r.output
+    assert "part_000000000.npy is damaged" in r.stderr
+    assert metrics(rd) == metrics(finished)
