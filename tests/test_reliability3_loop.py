@@ -326,3 +326,40 @@ def test_item12_a_damaged_sampling_batch_is_sampled_again(copy, finished):
     assert r.exit_code == 0, r.output
     assert "part_000000000.npy is damaged" in r.stderr
     assert metrics(rd) == metrics(finished)
+
+
+# ------------------------------------------------------------------ 20. stale temp files of a killed loop
+
+def _temp(path):
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # what mkstemp leaves: 0 bytes, mode 0600
+    os.close(fd)
+    return path
+
+
+def test_item20_resume_removes_stale_temp_files(copy, finished):
+    rd = copy(drop=["accumulate-greedy/iter_001"])
+    (rd / "shared" / "iter_000" / "parts").mkdir(exist_ok=True)
+    stale = [_temp(rd / d / n) for d, n in [("shared/iter_000", ".ckpt.pt.w2hq9hd4.tmp"),
+                                            ("shared/iter_000/parts", ".part_000000008.npy.ab_cd123.tmp"),
+                                            ("real", ".feats.npy.0123abcd.tmp"), (".", ".metrics.json.zzzzzzzz.tmp"),
+                                            ("report", ".gs.png.k3j4h5g6.tmp"),
+                                            ("accumulate-none/iter_001", ".model.pt.qwertyui.tmp")]]
+    kept = [_temp(rd / n) for n in ("notes.tmp", ".short.tmp", "x.npy.abcdefgh.tmp", ".a.ABCDEFGH.tmp")]
+    os.makedirs(rd / "mine")
+    kept.append(_temp(rd / "mine" / ".data.npy.abcdefgh.tmp"))  # not a folder of the run
+    # a second process on a locked run directory removes nothing
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); "
+        "print('ok', flush=True); time.sleep(60)"), str(rd / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        assert "in use" in one_line(run("loop", "--resume", rd), 1)
+        assert all(p.exists() for p in stale + kept)
+    finally:
+        holder.kill()
+        holder.wait()
+    r = run("loop", "--resume", rd)
+    assert r.exit_code == 0, r.output
+    assert not any(p.exists() for p in stale), [p for p in stale if p.exists()]
+    assert all(p.exists() for p in kept)
+    assert metrics(rd) == metrics(finished)

@@ -23,7 +23,7 @@ from . import train as TR
 from .columns import shown
 from .config import FREE_SETTINGS, LoopConfig, config_hash, load_config, result_settings
 from .pool import candidate_pool, select_from, source_shares
-from .rundir import check_record, damaged, gather_rows, iter_path, load_array, read_json
+from .rundir import check_record, damaged, gather_rows, iter_path, load_array, read_json, stale_temp_files
 
 
 def _rank() -> tuple:
@@ -448,6 +448,9 @@ class Loop:
         try:
             self.check_config()
             self.check_settings()
+            if self.rank == 0 and not fresh:  # this run's own folders, under its lock
+                for f in stale_temp_files(self.dir):
+                    os.unlink(f)
             real_im, real_lab, real_f, real_ff = self.real()
         except BaseException:
             # a run that fails before its first step leaves nothing behind

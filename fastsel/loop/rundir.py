@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import numpy as np
 
@@ -59,6 +60,26 @@ def gather_rows(run_dir: str, arm: str, src: np.ndarray, idx: np.ndarray, real=N
                           f"{min(len(im), len(lab), len(f))} rows")
         ims[rows], labs[rows], fs[rows] = im[idx[rows]], lab[idx[rows]], f[idx[rows]]
     return ims, labs, fs
+
+
+# fastsel.io.atomic_path's temporary files: "." + the target's name + "." + mkstemp's 8 characters + ".tmp"
+TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def stale_temp_files(run_dir: str) -> list:
+    """Temporary files that a killed process left in the run's own folders (run_dir, real/, report/,
+    every iteration and its parts/): only names of fastsel's pattern, only plain files. Remove them
+    only while holding the run directory's lock (no other writer)."""
+    import glob
+    folders = [run_dir] + [os.path.join(run_dir, f) for f in ("real", "report")]
+    folders += glob.glob(os.path.join(glob.escape(run_dir), "*", "iter_[0-9][0-9][0-9]"))
+    folders += glob.glob(os.path.join(glob.escape(run_dir), "*", "iter_[0-9][0-9][0-9]", "parts"))
+    out = []
+    for d in folders:
+        if os.path.isdir(d) and not os.path.islink(d):
+            out += [os.path.join(d, f) for f in sorted(os.listdir(d)) if TEMP_NAME.match(f)
+                    and os.path.isfile(os.path.join(d, f)) and not os.path.islink(os.path.join(d, f))]
+    return out
 
 
 # ------------------------------------------------------------------ damaged files: one line, what to do
