@@ -5,7 +5,9 @@ Run directory (every file written atomically; a rerun of the same command, or ``
 continues from the last complete step -- a finished stage is never redone, an interrupted training
 resumes from its checkpoint, an interrupted sampler from its last finished batch)::
 
-    config.json                     the resolved configuration (a rerun must match it)
+    config.json                     the resolved configuration (a rerun must match it, but for
+                                    iterations, device and ckpt_every: config.FREE_SETTINGS)
+    */settings.json                 in real/ and every iteration folder: the settings it ran with
     real/images.npy labels.npy      the real training data (uint8 NHWC), its features
          feats.npy fid_feats.npy
     shared/iter_000/                iteration 0 (trained on real data: the same for every arm)
