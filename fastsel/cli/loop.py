@@ -11,7 +11,7 @@ from ._common import emit_json, handle_errors
 
 from .. import features  # noqa: E402
 from ._common import RegistryChoice  # noqa: E402
-from ..loop.config import PARADIGMS  # noqa: E402
+from ..loop.config import PARADIGMS, SEED_MAX  # noqa: E402
 
 UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]
 
@@ -26,6 +26,20 @@ def _selectors(s):
     if len(set(out)) != len(out):
         raise click.BadParameter(f"selector listed twice in {s!r}")
     return out
+
+
+def _device_option(ctx, param, value):
+    from ..loop.config import check_device
+    if value is not None:
+        try:
+            check_device(value, "--device")
+        except DataError as e:
+            raise click.BadParameter(str(e).split(": ", 1)[1]) from None
+    return value
+
+
+# options that --resume may take besides the run directory (the rest is the run's saved configuration)
+RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_json", "device"}
 
 
 @click.command("loop")
@@ -71,9 +85,10 @@ def _selectors(s):
 @click.option("--order", type=click.Choice(["random", "index"]), default=None,
               help="Threshold arm: scan the pool in a seeded random order (default) or in pool order "
                    "(real first, then generation 1, 2, ...).")
-@click.option("--seed", type=int, default=None, help="Seed of the run (real subset, training, sampling, selection).")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None,
+              help="Seed of the run (real subset, training, sampling, selection), in [0, 2**32-1].")
 @click.option("--seeds", default=None,
-              help="A comma list of seeds (0,1,2): one sub-run per seed (replicates; the report draws mean ± sd "
+              help="A comma list of seeds in [0, 2**32-1] (0,1,2): one sub-run per seed (replicates; the report draws mean ± sd "
                    "and tests each arm against none).")
 @click.option("--unet", type=click.Choice(UNET_CHOICES), default=None,
               help="paper: Appendix D; cNN: the released script's (c, c, 2c, 2c, 4c, 4c) with attention.")
@@ -94,7 +109,9 @@ def _selectors(s):
 @click.option("--cfg-scale", type=click.FloatRange(min=0), default=None,
               help="> 0: class-conditional UNet with label dropout, sampled with this guidance scale.")
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=None, help="Training checkpoint interval (steps).")
-@click.option("--device", default=None, help="cpu, cuda, cuda:K (default: the preset's; cpu for smoke).")
+@click.option("--device", default=None, callback=_device_option,
+              help="cpu, cuda, cuda:K (default: the preset's; cpu for smoke). With --resume: run the saved "
+                   "configuration on this device.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Default runs/<dataset>-<preset>-<paradigm>-seed<seed>.")
 @click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), default=None,
@@ -116,12 +133,24 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
     from ..loop.config import LoopConfig, preset
     from ..loop.run import run_loop
     _glibc_keep_memory()
+    from ..loop.config import device_problem
     if resume:
         from ..loop.config import load_config
+        ctx = click.get_current_context()
+        given = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_OPTIONS
+                 and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--resume continues with the run's saved configuration; {', '.join(given)} "
+                                   f"would be ignored (drop {'them' if len(given) > 1 else 'it'})")
         if os.path.exists(os.path.join(resume, "sweep.json")):
-            return _resume_sweep(resume, download)
+            return _resume_sweep(resume, download, opts.get("device"), dry_run)
         cfg = load_config(resume)
         run_dir = resume
+        if opts.get("device"):
+            cfg.device = opts["device"]
+        elif not dry_run and device_problem(cfg.device):
+            raise DataError(f"{os.path.join(resume, 'config.json')}: {device_problem(cfg.device)}; resume with "
+                            "--device cpu")
     else:
         if not dataset:
             from .. import data
@@ -129,7 +158,7 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
         base = preset(opts.pop("preset"), dataset)
         ns = _num_list(opts.pop("n"), int, "-n", lambda v: v >= 2, ">= 2")
         alphas = _num_list(opts.pop("alpha"), float, "--alpha", lambda v: 0 < v < 1, "in (0, 1)")
-        seeds = _num_list(opts.pop("seeds"), int, "--seeds", lambda v: 0 <= v < 2 ** 32, "in [0, 2**32)")
+        seeds = _num_list(opts.pop("seeds"), int, "--seeds", lambda v: 0 <= v <= SEED_MAX, "in [0, 2**32-1]")
         if seeds and opts.get("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")
         if seeds:
@@ -140,10 +169,8 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
         for k, v in opts.items():
             if v is not None:
                 base[k] = v
-        if base.get("device", "cpu").startswith("cuda") and not dry_run:
-            import torch
-            if not torch.cuda.is_available():
-                raise click.UsageError(f"device {base['device']}: no CUDA device is visible (use --device cpu)")
+        if not dry_run and device_problem(base.get("device", "cpu")):
+            raise click.UsageError(device_problem(base.get("device", "cpu")) + " (use --device cpu)")
         cfg = LoopConfig(dataset=dataset, **base)
         cfg.validate("the command line")
         seed_tag = f"seeds{'_'.join(map(str, seeds))}" if len(seeds or []) > 1 else f"seed{cfg.seed}"
@@ -252,15 +279,27 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None):
     _run_subs(run_dir, subs, download)
 
 
-def _resume_sweep(run_dir, download):
-    from ..loop.config import LoopConfig
+def _resume_sweep(run_dir, download, device=None, dry_run=False):
+    from ..loop.config import LoopConfig, device_problem
     path = os.path.join(run_dir, "sweep.json")
     try:
         with open(path) as f:
             d = json.load(f)
         subs = [(name, LoopConfig.from_json(d["configs"][name], f"{path} ({name})")) for name in d["runs"]]
+    except DataError:
+        raise
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not a fastsel sweep ({str(e).splitlines()[0][:80]})") from None
+    for name, c in subs:
+        if device:
+            c.device = device
+        elif not dry_run and device_problem(c.device):
+            raise DataError(f"{path} ({name}): {device_problem(c.device)}; resume with --device cpu")
+    if dry_run:
+        from ..loop.config import describe
+        for name, c in subs:
+            click.echo(f"{name}: {json.dumps(dict(describe(c), run_dir=os.path.join(run_dir, name)))}")
+        return
     _run_subs(run_dir, subs, download)
 
 

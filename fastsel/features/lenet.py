@@ -55,7 +55,7 @@ def for_dataset(dataset: str):
 def to_input(images: np.ndarray, device="cpu") -> torch.Tensor:
     """uint8 (N, H, W[, 1]) -> float (N, 1, 28, 28) in [0, 1]: 32x32 (the loop's padded MNIST) is
     centre-cropped, other sizes resized."""
-    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device)
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device)  # read-only (mmap): a copy
     if x.dim() == 4:
         x = x[..., :1] if x.shape[-1] in (1, 3) else x
         x = x.permute(0, 3, 1, 2)

@@ -111,6 +111,8 @@ class LoopConfig:
                 raise DataError(f"{where}: 'selectors' must be a list")
             d["selectors"] = tuple(d["selectors"])
         if "adam_betas" in d:
+            if not isinstance(d["adam_betas"], (list, tuple)):
+                raise DataError(f"{where}: adam_betas must be two numbers in [0, 1), got {d['adam_betas']!r}")
             d["adam_betas"] = tuple(d["adam_betas"])
         cfg = cls(**d)
         cfg.validate(where)
@@ -119,13 +121,22 @@ class LoopConfig:
     def validate(self, where: str = "config") -> None:
         """Every setting checked before any work starts; one line naming the first bad one."""
         from .. import features
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise DataError(f"{where}: dataset must be a name or a path, got {self.dataset!r}")
+        if not isinstance(self.preset, str):
+            raise DataError(f"{where}: preset must be a string, got {self.preset!r}")
+        check_device(self.device, where)
+        if not isinstance(self.ema, bool):
+            raise DataError(f"{where}: ema must be true or false, got {self.ema!r}")
+        if not isinstance(self.extra, dict):
+            raise DataError(f"{where}: extra must be an object, got {self.extra!r}")
         choices = {"paradigm": PARADIGMS, "vanilla": ("uniform", "equal"), "optimizer": ("adam", "adamw"),
                    "lr_schedule": ("constant", "cosine"), "mixed_precision": ("no", "bf16", "fp16"),
                    "sampler": ("ddpm", "ddim"), "beta_schedule": ("linear", "squaredcos_cap_v2"),
                    "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
                    "features": features.names(), "fid_features": features.names(), "unet": tuple(UNETS)}
         for k, allowed in choices.items():
-            if getattr(self, k) not in allowed:
+            if not isinstance(getattr(self, k), str) or getattr(self, k) not in allowed:
                 raise DataError(f"{where}: {k} {getattr(self, k)!r} is not one of {', '.join(allowed)}")
         names = selectors()
         bad = [x for x in self.selectors if x not in names]
@@ -136,31 +147,88 @@ class LoopConfig:
                                             or self.image_size < 4):
             raise DataError(f"{where}: image_size must be an integer >= 4 or null, got {self.image_size!r}")
         ints = {"n": 2, "pool_factor": 1, "iterations": 1, "batch_size": 1, "sample_batch": 1, "ckpt_every": 1,
-                "warmup_steps": 0, "seed": None,
-                "holdout": 0, "eval_samples": 0, "entropy_m": 2}
+                "warmup_steps": 0, "sample_steps": 1, "holdout": 0, "eval_samples": 0, "entropy_m": 2}
         for k, lo in ints.items():
             v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):
-                raise DataError(f"{where}: {k} must be an integer" + (f" >= {lo}" if lo is not None else "")
-                                + f", got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise DataError(f"{where}: {k} must be an integer >= {lo}, got {v!r}")
+        check_seed(self.seed, where)
         for k in ("epochs", "train_steps", "data_n"):
             v = getattr(self, k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise DataError(f"{where}: {k} must be a positive integer or null, got {v!r}")
         if not (self.epochs or self.train_steps):
             raise DataError(f"{where}: set epochs or train_steps")
-        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
+        if not (_number(self.alpha) and 0 < self.alpha < 1):
             raise DataError(f"{where}: alpha must be in (0, 1), got {self.alpha!r}")
-        if self.tau is not None and not (isinstance(self.tau, (int, float)) and self.tau > 0):
-            raise DataError(f"{where}: tau must be > 0 or null, got {self.tau!r}")
+        if self.tau is not None and not (_number(self.tau) and self.tau > 0):
+            raise DataError(f"{where}: tau must be a finite number > 0 or null, got {self.tau!r}")
         for k in ("lr", "adam_eps"):
-            if not (isinstance(getattr(self, k), (int, float)) and getattr(self, k) > 0):
-                raise DataError(f"{where}: {k} must be > 0, got {getattr(self, k)!r}")
-        for k in ("weight_decay", "grad_clip", "cfg_scale", "label_dropout"):
-            if not (isinstance(getattr(self, k), (int, float)) and getattr(self, k) >= 0):
-                raise DataError(f"{where}: {k} must be >= 0, got {getattr(self, k)!r}")
-        if len(self.adam_betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.adam_betas):
+            if not (_number(getattr(self, k)) and getattr(self, k) > 0):
+                raise DataError(f"{where}: {k} must be a finite number > 0, got {getattr(self, k)!r}")
+        for k in ("weight_decay", "grad_clip", "cfg_scale"):
+            if not (_number(getattr(self, k)) and getattr(self, k) >= 0):
+                raise DataError(f"{where}: {k} must be a finite number >= 0, got {getattr(self, k)!r}")
+        if not (_number(self.label_dropout) and 0 <= self.label_dropout < 1):
+            raise DataError(f"{where}: label_dropout must be in [0, 1), got {self.label_dropout!r}")
+        if len(self.adam_betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in self.adam_betas):
             raise DataError(f"{where}: adam_betas must be two numbers in [0, 1), got {list(self.adam_betas)}")
+
+
+SEED_MAX = 2 ** 32 - 1  # seeds in [0, 2**32 - 1], the range `fastsel select --seed` takes too
+
+
+def _number(v) -> bool:
+    """A finite int or float (not a bool, not NaN or Inf)."""
+    import math
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_seed(seed, where: str = "config") -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise DataError(f"{where}: seed must be an integer in [0, 2**32-1], got {seed!r}")
+
+
+def check_device(device, where: str = "config") -> None:
+    """The device's form (cpu, cuda, cuda:K), checked without touching a GPU (--dry-run works anywhere)."""
+    import re
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise DataError(f"{where}: device must be cpu, cuda or cuda:K, got {device!r}")
+
+
+def device_problem(device: str):
+    """Why this machine cannot run on ``device`` (None: it can)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+    if not torch.cuda.is_available():
+        return f"device {device}: no CUDA device is visible"
+    k = int(device.split(":")[1]) if ":" in device else 0
+    if k >= torch.cuda.device_count():
+        return f"device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+    return None
+
+
+# settings that do not change what any iteration computes: the device (a run may resume on another
+# GPU, or the CPU), the number of iterations (a run may be extended) and the checkpoint interval.
+# Every other setting is fixed for the life of a run: each stage folder records the settings it ran
+# with (settings.json) and each metrics record their hash, and a resume that differs is refused.
+FREE_SETTINGS = ("device", "iterations", "ckpt_every")
+
+
+def result_settings(cfg: LoopConfig) -> dict:
+    """The settings that shape a run's results (all but FREE_SETTINGS), as plain JSON."""
+    import json
+    d = {k: v for k, v in cfg.to_json().items() if k not in FREE_SETTINGS}
+    return json.loads(json.dumps(d))
+
+
+def config_hash(cfg: LoopConfig) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of result_settings(cfg)."""
+    import hashlib
+    import json
+    text = json.dumps(result_settings(cfg), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_config(run_dir: str) -> LoopConfig:

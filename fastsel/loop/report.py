@@ -20,7 +20,7 @@ import numpy as np
 
 from ..io import DataError, atomic_path, save_text
 from .columns import shown
-from .rundir import gather_rows, iter_path
+from .rundir import check_metrics, gather_rows, iter_path, load_array, read_json
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
                  "dinov2-l": "DINOv2-L", "lenet": "LeNet", "lenet-fashion": "LeNet"}
@@ -47,8 +47,11 @@ def _save(fig, path):
 # ---------------------------------------------------------------------- loading
 
 def load_sweep(run_dir: str) -> list:
-    with open(os.path.join(run_dir, "sweep.json")) as f:
-        return list(json.load(f)["runs"])
+    path = os.path.join(run_dir, "sweep.json")
+    runs = read_json(run_dir, path).get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, str) and r and os.sep not in r for r in runs):
+        raise DataError(f"{path} is damaged (runs {runs!r}): not a list of sub-run names")
+    return runs
 
 
 def load_runs(paths) -> list:
@@ -67,8 +70,7 @@ def load_runs(paths) -> list:
                 if name:  # a sweep's sub-run that has not finished an iteration yet
                     continue
                 raise DataError(f"{d}: no metrics.json (not a fastsel loop run, or no iteration finished yet)")
-            with open(mpath) as f:
-                m = json.load(f)
+            m = check_metrics(d, mpath, read_json(d, mpath))
             label = name if len(paths) == 1 else (f"{base}/{name}" if name else base)
             runs.append({"label": label, "dir": d, "config": m["config"], "records": m["iterations"]})
     if not runs:
@@ -293,7 +295,7 @@ def _svd(run, rs, path, fs):
     """Real features and generated features of a few iterations projected on the first two right
     singular vectors of the centred real features."""
     try:
-        real = np.load(os.path.join(run["dir"], "real", "feats.npy"), allow_pickle=False).astype(np.float64)
+        real = load_array(run["dir"], os.path.join(run["dir"], "real", "feats.npy"), 2, "f").astype(np.float64)
     except OSError:
         return False
     mu = real.mean(0)
@@ -305,7 +307,8 @@ def _svd(run, rs, path, fs):
     rp = (real - mu) @ vt[:2].T
     for ax, t in zip(axes[0], its):
         try:
-            g = np.load(os.path.join(iter_path(run["dir"], arm, t), "feats.npy"), allow_pickle=False)
+            g = load_array(run["dir"], os.path.join(iter_path(run["dir"], arm, t), "feats.npy"), 2, "f",
+                           tail=(real.shape[1],))
         except OSError:
             continue
         gp = (g.astype(np.float64) - mu) @ vt[:2].T
@@ -328,8 +331,8 @@ def _samples(run, rs, path, per=10):
     rows = []
     for r in rs:
         try:
-            im = np.load(os.path.join(iter_path(run["dir"], r["arm"], r["iteration"]), "samples.npy"),
-                         mmap_mode="r", allow_pickle=False)[:per]
+            im = load_array(run["dir"], os.path.join(iter_path(run["dir"], r["arm"], r["iteration"]), "samples.npy"),
+                            4, "u", mmap=True)[:per]
         except OSError:
             continue
         rows.append((r["iteration"], np.asarray(im)))
@@ -363,14 +366,15 @@ def _neighbours(series, path, iteration=None, per=6):
         r = pick[-1]
         t, arm, d = r["iteration"], r["arm"], iter_path(run["dir"], r["arm"], r["iteration"])
         try:
-            gen = np.asarray(np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:per])
+            gen = np.asarray(load_array(run["dir"], os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:per])
             if t == 0:
                 n = r["n_train"]
                 src, idx = np.zeros(n, np.int16), np.arange(n, dtype=np.int64)
             else:
-                src = np.load(os.path.join(d, "train_src.npy"), allow_pickle=False)
-                idx = np.load(os.path.join(d, "train_idx.npy"), allow_pickle=False)
-            tim, _, _ = gather_rows(run["dir"], arm, src, idx)
+                src = load_array(run["dir"], os.path.join(d, "train_src.npy"), 1, "iu")
+                idx = load_array(run["dir"], os.path.join(d, "train_idx.npy"), 1, "iu", rows=len(src))
+            tim, _, _ = gather_rows(run["dir"], arm, src, idx, where=os.path.join(d, "train_idx.npy") if t else
+                                    os.path.join(run["dir"], "metrics.json"))
         except OSError:
             continue
         if len(tim) < 2:
@@ -617,8 +621,8 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
                   "|---|---|---|---|---|---|---|---|"]
         for name, x in th:
             s_ = x["selection"]
-            lines.append(f"| {name} | {x['iteration']} | {f(s_['tau0'])} | {f(s_['tau_end'])} | {s_['decays']} | "
-                         f"{s_['passes']} | {s_['n_filled']} | {s_['order']} |")
+            lines.append(f"| {name} | {x['iteration']} | {f(s_.get('tau0'))} | {f(s_.get('tau_end'))} | "
+                         f"{s_.get('decays')} | {s_.get('passes')} | {s_.get('n_filled')} | {s_.get('order')} |")
     lines += [""] + [f"![Fig. {paper}]({fn})" for fn, paper, _ in figs] + [""]
     path = os.path.join(out, "report.md")
     save_text(path, "\n".join(lines))

@@ -21,9 +21,9 @@ from ..io import DataError, save_json, save_npy, save_text
 from . import sample as SM
 from . import train as TR
 from .columns import shown
-from .config import LoopConfig
+from .config import FREE_SETTINGS, LoopConfig, config_hash, load_config, result_settings
 from .pool import candidate_pool, select_from, source_shares
-from .rundir import gather_rows, iter_path
+from .rundir import check_record, damaged, gather_rows, iter_path, load_array, read_json, stale_temp_files
 
 
 def _rank() -> tuple:
@@ -138,31 +138,72 @@ class Loop:
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
-        self._lock = f  # released when the process exits
+        self._lock = f  # released by unlock(), or when the process exits
 
     def check_config(self) -> None:
         path = self.p("config.json")
         mine = json.loads(json.dumps(self.cfg.to_json()))
         if os.path.exists(path):
-            with open(path) as f:
-                old = json.load(f)
             # settings added since the run was written take their defaults (what the run used)
-            old = json.loads(json.dumps(LoopConfig.from_json(old, path).to_json()))
-            # the device may differ between a run and its resumption (another GPU, another rank)
-            diff = sorted(k for k in set(old) | set(mine) if k != "device" and old.get(k) != mine.get(k))
+            old = json.loads(json.dumps(load_config(self.dir).to_json()))
+            # the device may differ between a run and its resumption (another GPU, another rank), and
+            # a run may be extended (iterations) -- FREE_SETTINGS; config.json then records the new values
+            diff = sorted(k for k in set(old) | set(mine) if k not in FREE_SETTINGS and old.get(k) != mine.get(k))
             if diff:
                 raise DataError(f"{self.dir} holds a run with another configuration (differs in: "
                                 f"{', '.join(diff)}); use --resume {self.dir} or a new --run-dir")
+            if self.rank == 0 and any(old.get(k) != mine.get(k) for k in FREE_SETTINGS if k != "device"):
+                save_json(path, dict(mine, device=old.get("device", mine["device"])))
         elif self.rank == 0:
             os.makedirs(self.dir, exist_ok=True)
             save_json(path, mine)
+
+    STAMP = "settings.json"
+
+    def stamp(self, d: str) -> None:
+        """Record in stage folder d the settings its files are computed with (before any of them)."""
+        p = os.path.join(d, self.STAMP)
+        if self.rank == 0 and not os.path.exists(p):
+            os.makedirs(d, exist_ok=True)
+            save_json(p, {"config_sha256": self.hash, "config": result_settings(self.cfg)})
+
+    def check_settings(self) -> None:
+        """Before any work: every stage folder (real/, shared/iter_000, <arm>/iter_NNN) and every
+        iteration's metrics ran with the settings of config.json, except FREE_SETTINGS; else one line
+        naming the keys that differ -- a hand-edited config.json of a run in progress."""
+        import glob
+        mine = result_settings(self.cfg)
+        folders = sorted(glob.glob(self.p("*", "iter_[0-9][0-9][0-9]")),
+                         key=lambda d: (os.path.basename(d), d)) + [self.p("real")]
+        for d in folders:
+            sp, mp = os.path.join(d, self.STAMP), os.path.join(d, "metrics.json")
+            if os.path.isfile(sp):
+                st = read_json(self.dir, sp)
+                try:
+                    old = result_settings(LoopConfig.from_json(st.get("config"), sp))
+                except DataError as e:
+                    raise damaged(self.dir, sp, str(e).split(": ", 1)[-1]) from None
+                diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+                if diff:
+                    what = "the real data" if d == self.p("real") else f"iteration {int(d[-3:])}"
+                    shown = ", ".join(f"{k} {old.get(k)!r} -> {mine.get(k)!r}" for k in diff[:4])
+                    raise DataError(f"{self.p('config.json')}: {', '.join(diff)} differ from the settings {what} "
+                                    f"ran with ({d}: {shown}); only {', '.join(FREE_SETTINGS)} may change in a "
+                                    "run -- put the others back, or start a new --run-dir")
+            elif os.path.isfile(mp):  # no stamp (deleted): the record's hash
+                rec = read_json(self.dir, mp)
+                h = rec.get("config_sha256")
+                if h is not None and h != self.hash:
+                    raise DataError(f"{self.p('config.json')}: differs from the settings {mp} was computed with "
+                                    f"(config_sha256 {str(h)[:12]}... vs {self.hash[:12]}...); put it back, or "
+                                    "start a new --run-dir")
 
     def real(self):
         d = self.p("real")
         files = [os.path.join(d, f) for f in ("images.npy", "labels.npy", "feats.npy", "fid_feats.npy",
                                               "holdout_images.npy", "holdout_feats.npy")]
         if self.rank == 0 and not all(os.path.exists(f) for f in files):
-            os.makedirs(d, exist_ok=True)
+            self.stamp(d)
             im, lab, held = load_real(self.cfg, self.download)
             save_npy(files[0], im)
             save_npy(files[1], lab)
@@ -174,7 +215,18 @@ class Loop:
             save_npy(files[5], featurize(self.cfg.features, held, self.cfg.device) if len(held)
                      else np.zeros((0, f.shape[1]), np.float32))
         _barrier()
-        im, lab, f, ff, _, hf = (np.load(x, allow_pickle=False) for x in files)
+        im = load_array(self.dir, files[0], 4, "u")
+        if len(im) != (self.cfg.data_n or self.cfg.n):
+            raise damaged(self.dir, files[0], f"{len(im)} images, expected {self.cfg.data_n or self.cfg.n}")
+        lab = load_array(self.dir, files[1], 1, "iu", rows=len(im))
+        f = load_array(self.dir, files[2], 2, "f", rows=len(im))
+        ff = load_array(self.dir, files[3], 2, "f", rows=len(im))
+        held = load_array(self.dir, files[4], 4, "u", tail=im.shape[1:], mmap=True)
+        hf = load_array(self.dir, files[5], 2, "f", rows=len(held), tail=(f.shape[1],))
+        if len(lab) != len(im) or len(f) != len(im) or len(ff) != len(im) or len(hf) != len(held):
+            raise damaged(self.dir, d, "its files hold different numbers of rows")
+        if len(lab) and lab.min() < 0:
+            raise damaged(self.dir, files[1], "a negative label")
         self.num_classes = int(lab.max()) + 1 if len(lab) else 0
         self.holdout_f = hf
         return im, lab, f, ff
@@ -204,11 +256,59 @@ class Loop:
             save_npy(fi, cand.idx[rows])
             save_npy(fs, cand.src[rows])
         _barrier()
-        return np.load(fs, allow_pickle=False), np.load(fi, allow_pickle=False)
+        return self.check_train_set(arm, t, fs, fi)
+
+    def check_train_set(self, arm: str, t: int, fs: str, fi: str) -> tuple:
+        """Iteration t's training set as saved: (source, row) pairs inside the pool it came from."""
+        src, idx = load_array(self.dir, fs, 1, "iu"), load_array(self.dir, fi, 1, "iu")
+        want = None if arm.endswith("-all") else self.cfg.n
+        if len(src) != len(idx) or (want is not None and len(src) != want):
+            raise damaged(self.dir, fs, f"{len(src)} sources for {len(idx)} rows, expected {want or len(idx)}")
+        if len(src) and not (0 <= src.min() and src.max() <= t):
+            raise damaged(self.dir, fs, f"a source outside [0, {t}]")
+        for s_ in np.unique(src):
+            rows = self.n_real if s_ == 0 else self.sample_count(arm)
+            if not 0 <= idx[src == s_].min() <= idx[src == s_].max() < rows:
+                raise damaged(self.dir, fi, f"a row of source {int(s_)} outside [0, {rows})")
+        return src, idx
+
+    def sample_total(self, arm: str, t: int) -> int:
+        """Samples iteration t generates: the pool of the next training set (iteration 0: the largest
+        any arm needs), at least eval_samples."""
+        count = max(self.sample_count(a) for a in self.arms) if t == 0 else self.sample_count(arm)
+        return max(count, self.cfg.eval_samples)  # extra samples are measured, never trained on
+
+    def check_files(self, arm: str, t: int, shape: tuple) -> None:
+        """What iteration t of an arm has written so far, checked against what the loop writes: one
+        line naming the first damaged file and what to do, before any work (no training is lost)."""
+        d = iter_path(self.dir, arm, t)
+        j = lambda f: os.path.join(d, f)  # noqa: E731
+        count = self.sample_total(arm, t)
+        if os.path.exists(j("samples.npy")):
+            load_array(self.dir, j("samples.npy"), 4, "u", rows=count, tail=shape, mmap=True)
+            if not os.path.exists(j("sample_labels.npy")):
+                raise damaged(self.dir, j("sample_labels.npy"), "missing beside samples.npy")
+            load_array(self.dir, j("sample_labels.npy"), 1, "iu", rows=count, mmap=True)
+        for name, tail in (("feats.npy", (self.feat_dim,)), ("fid_feats.npy", None)):
+            if os.path.exists(j(name)):
+                load_array(self.dir, j(name), 2, "f", rows=count, tail=tail, mmap=True)
+        if t > 0 and os.path.exists(j("train_src.npy")) and os.path.exists(j("train_idx.npy")):
+            self.check_train_set(arm, t, j("train_src.npy"), j("train_idx.npy"))
+        if t > 0 and os.path.exists(j("pool.json")):
+            ps = read_json(self.dir, j("pool.json"), list)
+            if not all(isinstance(x, dict) and all(v is None or isinstance(v, (int, float)) for v in x.values())
+                       for x in ps):
+                raise damaged(self.dir, j("pool.json"), "not a list of numbers by source")
+        if t > 0 and os.path.exists(j("selection.json")):
+            read_json(self.dir, j("selection.json"))
+        mp = self.p(arm, f"iter_{t:03d}", "metrics.json")
+        if os.path.exists(mp):
+            check_record(self.dir, mp, read_json(self.dir, mp), arm, t)
 
     def gen_feats(self, arm: str, j: int) -> np.ndarray:
         """Selection features of generation j (the samples of iteration j - 1)."""
-        f = np.load(os.path.join(self.iter_dir(arm, j - 1), "feats.npy"), allow_pickle=False)
+        f = load_array(self.dir, os.path.join(self.iter_dir(arm, j - 1), "feats.npy"), 2, "f",
+                       rows=self.sample_count(arm), tail=(self.feat_dim,))
         return f[: self.sample_count(arm)]
 
     def trained(self, arm: str, t: int, images, labels):
@@ -239,8 +339,7 @@ class Loop:
     def samples(self, arm: str, t: int, model, size: int, channels: int):
         d = self.iter_dir(arm, t)
         out, lab_path = os.path.join(d, "samples.npy"), os.path.join(d, "sample_labels.npy")
-        count = max(self.sample_count(a) for a in self.arms) if t == 0 else self.sample_count(arm)
-        count = max(count, self.cfg.eval_samples)  # extra samples are measured, never trained on
+        count = self.sample_total(arm, t)
         if not os.path.exists(out):
             labels = (np.arange(count) % max(1, self.num_classes)).astype(np.int64)
             from tqdm import tqdm
@@ -257,9 +356,9 @@ class Loop:
         for name, kind in (("feats.npy", self.cfg.features), ("fid_feats.npy", self.cfg.fid_features)):
             fp = os.path.join(d, name)
             if not os.path.exists(fp):
-                im = np.load(out, allow_pickle=False)
+                im = np.asarray(load_array(self.dir, out, 4, "u", rows=count))
                 ref = os.path.join(d, "feats.npy")
-                f = (np.load(ref, allow_pickle=False) if name == "fid_feats.npy" and kind == self.cfg.features
+                f = (load_array(self.dir, ref, 2, "f") if name == "fid_feats.npy" and kind == self.cfg.features
                      else featurize(kind, im, self.cfg.device))
                 save_npy(fp, f)
         return d
@@ -268,8 +367,8 @@ class Loop:
         d = self.iter_dir(arm, t)
         n = self.cfg.n
         m = max(n, self.cfg.eval_samples)  # the measured samples: n, or eval_samples when more
-        gen_f = np.load(os.path.join(d, "feats.npy"), allow_pickle=False)[:m]
-        gen_ff = np.load(os.path.join(d, "fid_feats.npy"), allow_pickle=False)[:n]
+        gen_f = load_array(self.dir, os.path.join(d, "feats.npy"), 2, "f")[:m]
+        gen_ff = load_array(self.dir, os.path.join(d, "fid_feats.npy"), 2, "f")[:n]
         dev = self.cfg.device
         tf = torch.from_numpy(train_f).to(dev)
         gf = torch.from_numpy(gen_f).to(dev)
@@ -277,11 +376,11 @@ class Loop:
         hf = getattr(self, "holdout_f", None)
         copy = copy_ho = None
         if train_im is not None and len(train_im) > 1:  # the ratio test on pixels in [0, 1], as in the literature
-            gen_im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[:m]
+            gen_im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:m]
             px = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)  # noqa: E731
             copy = M.copy_fraction(px(gen_im), px(train_im))
             hp = self.p("real", "holdout_images.npy")
-            held = np.load(hp, allow_pickle=False) if os.path.exists(hp) else np.zeros((0,))
+            held = load_array(self.dir, hp, 4, "u") if os.path.exists(hp) else np.zeros((0,))
             # the control: fresh real images scored by the same test (the test's false-positive rate)
             copy_ho = M.copy_fraction(px(held), px(train_im)) if len(held) else None
         em = self.cfg.entropy_m
@@ -302,16 +401,15 @@ class Loop:
             "fid": _finite(F.frechet_eigh(F.stats(gen_ff), F.stats(real_ff))),
             "shares": source_shares(src, t + 1),
             "features": self.cfg.features, "fid_features": self.cfg.fid_features,
+            "config_sha256": self.hash,  # the settings it ran with: d/settings.json, fastsel.loop.config.config_hash
         }
         rec.update(self.class_stats(d))
         pool = os.path.join(d, "pool.json")
         if t > 0 and os.path.exists(pool):
-            with open(pool) as f:
-                rec["pool_sources"] = json.load(f)
+            rec["pool_sources"] = read_json(self.dir, pool, list)
         sel = os.path.join(d, "selection.json")
         if t > 0 and os.path.exists(sel):  # the threshold filter's tau0, tau_end, passes, decays, ...
-            with open(sel) as f:
-                rec["selection"] = json.load(f)
+            rec["selection"] = read_json(self.dir, sel)
         return rec
 
     def class_stats(self, d: str) -> dict:
@@ -322,7 +420,7 @@ class Loop:
         if name is None:
             return {}
         model, _ = lenet.load(name)
-        im = np.load(os.path.join(d, "samples.npy"), mmap_mode="r", allow_pickle=False)[: self.cfg.n]
+        im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[: self.cfg.n]
         return lenet.class_stats(model, np.asarray(im))
 
     # ------------------------------------------------------------------ driver
@@ -335,7 +433,24 @@ class Loop:
         fresh = not os.path.exists(self.p("config.json"))
         self.lock()  # outside the clean-up below: a refused second process touches nothing
         try:
+            return self._run(top, existed, fresh)
+        finally:  # released on any exit, not only the process's (a caller of run_loop may go on)
+            self.unlock()
+
+    def unlock(self) -> None:
+        f, self._lock = getattr(self, "_lock", None), None
+        if f is not None:
+            f.close()
+
+    def _run(self, top: str, existed: bool, fresh: bool) -> list:
+        cfg = self.cfg
+        self.hash = config_hash(cfg)
+        try:
             self.check_config()
+            self.check_settings()
+            if self.rank == 0 and not fresh:  # this run's own folders, under its lock
+                for f in stale_temp_files(self.dir):
+                    os.unlink(f)
             real_im, real_lab, real_f, real_ff = self.real()
         except BaseException:
             # a run that fails before its first step leaves nothing behind
@@ -349,22 +464,26 @@ class Loop:
                         os.unlink(self.p("config.json"))
             raise
         _, H, W, C = real_im.shape
+        self.feat_dim, self.n_real = real_f.shape[1], len(real_f)
+        for t in range(cfg.iterations):  # what earlier runs wrote, checked before any work
+            for arm in self.arms:
+                self.check_files(arm, t, (H, W, C))
         records = []
         for t in range(cfg.iterations):
             for arm in self.arms:
                 mpath = os.path.join(self.p(arm, f"iter_{t:03d}"), "metrics.json")
                 if os.path.exists(mpath):
-                    with open(mpath) as f:
-                        records.append(json.load(f))
+                    records.append(check_record(self.dir, mpath, read_json(self.dir, mpath), arm, t))
                     continue
                 self.log(f"iteration {t}, {arm}")
+                self.stamp(self.iter_dir(arm, t))
                 src, idx = self.train_set(arm, t, real_f)
                 ims, labs, feats = gather_rows(self.dir, arm, src, idx, (real_im, real_lab, real_f))
                 model = self.trained(arm, t, ims, labs)
                 if self.rank == 0:
                     self.samples(arm, t, model, H, C)
                     rec = self.measure(arm, t, src, feats, real_ff, ims)
-                    os.makedirs(self.p(arm, f"iter_{t:03d}"), exist_ok=True)
+                    self.stamp(self.p(arm, f"iter_{t:03d}"))
                     save_json(mpath, rec)
                     records.append(rec)
                     self.log("  " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()
@@ -381,7 +500,8 @@ class Loop:
         return records
 
     def write_tables(self, records: list) -> None:
-        save_json(self.p("metrics.json"), {"config": self.cfg.to_json(), "iterations": records})
+        save_json(self.p("metrics.json"), {"config": self.cfg.to_json(), "config_sha256": self.hash,
+                                           "iterations": records})
         buf = io.StringIO()
         w = csv.writer(buf)
         n_src = max((len(r["shares"]) for r in records), default=1)
@@ -395,8 +515,10 @@ class Loop:
             old = {}
             tp = self.p("timing.json")
             if os.path.exists(tp):
-                with open(tp) as f:
-                    old = json.load(f)
+                try:
+                    old = read_json(self.dir, tp)
+                except DataError:  # timings are informational: a damaged file is started afresh
+                    old = {}
             old.update(self.timing)
             save_json(tp, old)
 

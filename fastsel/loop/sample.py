@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from typing import Callable, Optional
 
 import numpy as np
@@ -44,12 +45,19 @@ def sample(cfg: LoopConfig, model, count: int, size: int, channels: int, stage: 
     out = []
     for b0 in range(0, count, B):
         path = os.path.join(parts, f"part_{b0:09d}.npy")
-        if os.path.exists(path):
-            out.append(np.load(path, allow_pickle=False))
-            if progress is not None:
-                progress(len(out[-1]))
-            continue
         nb = min(B, count - b0)
+        if os.path.exists(path):
+            try:
+                part = np.load(path, allow_pickle=False)
+            except (ValueError, EOFError):
+                part = None
+            if isinstance(part, np.ndarray) and part.dtype == np.uint8 and part.shape == (nb, size, size, channels):
+                out.append(part)
+                if progress is not None:
+                    progress(nb)
+                continue
+            # a finished batch is a cache: a damaged one is sampled again (same generators, same images)
+            print(f"warning: {path} is damaged; sampling that batch again", file=sys.stderr)
         gens = [image_generator(cfg.seed, stage, b0 + j) for j in range(nb)]
         x = torch.stack([torch.randn((channels, size, size), generator=gi) for gi in gens]).to(device)
         sch = _sample_scheduler(cfg)  # fresh per batch: some schedulers keep per-run state
