@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reduced-scale reproduction of docs/reproduction.md: MNIST (offline), 16x16 digits, the 0.16M
 # UNet, LeNet features, 3 seeds. Resumable: rerun after an interruption and every finished stage
-# (training checkpoint, sample batch, iteration) is kept. About 50 min on 2 cores (AMD EPYC with AVX-512; twice that on an AVX2-only one).
+# (training checkpoint, sample batch, iteration) is kept. About an hour on 2 cores (62 min on an AMD EPYC with AVX-512, 2026-12-04; more on an AVX2-only one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
