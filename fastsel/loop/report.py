@@ -267,16 +267,22 @@ def _shares(conds, path, settings):
     for ax, (name, c) in zip(axes.flat, multi.items()):
         its = sorted({r["iteration"] for _, rs in c["seeds"].values() for r in rs})
         bottom = np.zeros(len(its))
+        k = len(c["seeds"])
         for s in range(n_src):
-            v = np.array([np.mean([r["shares"][s] if s < len(r["shares"]) else 0.0
-                                   for _, rs in c["seeds"].values() for r in rs if r["iteration"] == t]) for t in its])
+            per = [[r["shares"][s] if s < len(r["shares"]) else 0.0
+                    for _, rs in c["seeds"].values() for r in rs if r["iteration"] == t] for t in its]
+            v = np.array([np.mean(p) for p in per])
+            # one colour per generation whatever the run's length, so figures of different runs compare
             ax.bar(its, v, bottom=bottom, label="real" if s == 0 else f"generation {s}",
-                   color="tab:blue" if s == 0 else cmap(0.3 + 0.6 * s / max(1, n_src - 1)), edgecolor="white",
+                   color="tab:blue" if s == 0 else cmap(min(0.95, 0.45 + 0.2 * (s - 1))), edgecolor="white",
                    lw=0.5)
+            if s == 0 and k > 1:  # the real share's spread over seeds
+                ax.errorbar(its, v, yerr=[np.std(p, ddof=1) if len(p) > 1 else 0.0 for p in per], fmt="none",
+                            ecolor="black", elinewidth=0.8, capsize=2, label="real share ± sd over seeds")
             bottom += v
         if c["paradigm"] == "accumulate":
-            ax.plot(its, [1.0 / (i + 1) for i in its], color="red", lw=1, marker=".", label="1/(t+1): uniform share")
-        k = len(c["seeds"])
+            ax.hlines([1.0 / (i + 1) for i in its], [i - 0.4 for i in its], [i + 0.4 for i in its], color="red",
+                      lw=1.2, linestyles="dashed", label="1/(t+1): uniform share of real")
         ax.set_title(name + (f"\nmean of {k} seeds" if k > 1 else ""), fontsize=7)
         ax.set_xlabel("iteration")
         ax.set_xticks(its)
@@ -382,7 +388,9 @@ def _neighbours(series, path, iteration=None, per=6):
         px = lambda a: np.asarray(a, np.float32).reshape(len(a), -1) / 255.0  # noqa: E731
         res = ops.nn(px(gen), px(tim), k=2)
         dist = res.distances.double().numpy()
-        rows.append((f"{name}, iteration {t}", gen, tim[res.indices[:, 0].numpy()], dist[:, 0] / dist[:, 1]))
+        seed = (run.get("config") or {}).get("seed")
+        rows.append((f"{name}" + (f" (seed {seed})" if seed is not None and f"seed{seed}" not in name else "")
+                     + f", iteration {t}", gen, tim[res.indices[:, 0].numpy()], dist[:, 0] / dist[:, 1]))
     if not rows:
         return False
     plt = _plt()
