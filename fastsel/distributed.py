@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -147,6 +148,33 @@ def _prepare(x_local, backend, G: _Group):
     return x_local, md, _local(x_local, backend), e
 
 
+def _underflowed(G: "_Group", x_local: torch.Tensor, idx: torch.Tensor, d2: torch.Tensor,
+                 tau_at: Optional[torch.Tensor] = None) -> bool:
+    """The sharded form of :func:`fastsel.ops._underflowed` (mixed scales): True on every rank when
+    a pick's squared distance (or a threshold in force) is positive but below float32's safe range,
+    or a pick lands at distance 0 while some unpicked row, on any rank, is no exact duplicate of the
+    rows picked before it. ``idx``, ``d2``, ``tau_at`` are the same on every rank, so every rank
+    takes the same branches; the rare zero case broadcasts the picked rows and reduces one flag."""
+    if x_local.dtype == torch.float16:
+        return False
+    f64 = d2.dtype == torch.float64
+    tiny = ops._TINY_D2[torch.float64 if f64 else torch.float32]
+    d = d2[1:].double().cpu()
+    if tau_at is not None and not f64 and bool((tau_at[1:].double().cpu() ** 2 < tiny).any()):
+        return True
+    small = d < tiny
+    if not bool(small.any()):
+        return False
+    if bool((small & (d > 0)).any()):
+        return True
+    first_zero = int(torch.nonzero(d == 0)[0]) + 1
+    keys = ops._row_keys(torch.stack([G.row(x_local, int(i))[0] for i in idx[:first_zero]]))
+    ok = bool(np.isin(ops._row_keys(x_local), keys).all()) if G.n_local else True
+    flag = torch.tensor([1 if ok else 0], device=G.dev)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=G.group)
+    return not bool(int(flag))
+
+
 def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED,
            backend: str = "auto", group=None, stats: Optional[dict] = None) -> GreedyResult:
     """Greedy selection (Algorithm 1) over a row-sharded pool; every rank gets the same result.
@@ -156,6 +184,7 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
     filled with ``bytes_per_pick`` (what all ranks together sent into collectives per pick) and ``N``.
     """
     G = _Group(x_local, group)
+    x0 = x_local
     x_local, md, update, e = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
@@ -176,6 +205,11 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
         total = torch.tensor([float(G.bytes)], dtype=torch.float64, device=G.dev)
         dist.all_reduce(total, group=group)
         stats.update(bytes_per_pick=float(total) / n, N=G.N, world=G.world)
+    if _underflowed(G, x_local, idx, d2):  # mixed scales: rerun in float64 on the same values (exact)
+        if x_local.dtype == torch.float64:
+            raise ops._mixed_scales("x_local")
+        return greedy(torch.as_tensor(x0).double(), n, start, seed=seed, backend=backend, group=group,
+                      stats=stats)
     return GreedyResult(idx, ops.unscale(d2.sqrt(), e))
 
 
@@ -186,6 +220,7 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     single-process op, in the same scan order (``order``, ``seed``) and with the same default tau
     (the largest distance from the first pick, :func:`fastsel.default_tau`)."""
     G = _Group(x_local, group)
+    x0, tau_in = x_local, tau
     x_local, md, update, e = _prepare(x_local, backend, G)
     n = ops._check_n(n, G.N)
     start = ops._check_start(start, G.N, seed)
@@ -250,6 +285,11 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
         if every_pass or not added:
             tau *= alpha
         pos, added = 0, False
+    if _underflowed(G, x_local, idx, d2, tau_at):  # mixed scales (see greedy)
+        if x_local.dtype == torch.float64:
+            raise ops._mixed_scales("x_local")
+        return threshold_decay(torch.as_tensor(x0).double(), n, start, tau_in, alpha, decay=decay,
+                               order=order, seed=seed, backend=backend, group=group)
     passes, decays = ops.threshold_counts(pos_at, tau_at, tau0, tau, alpha, every_pass, filled)
     return ThresholdResult(idx, ops.unscale(d2.sqrt(), e), ops.unscale(tau_at, e), math.ldexp(tau, -e), filled,
                            math.ldexp(tau0, -e), passes, decays, order)

@@ -21,7 +21,17 @@ def _pools():
         "gauss": torch.from_numpy(rng.standard_normal((300, 12))).float(),
         "clusters_far": torch.from_numpy(clustered_pool(rng, 300, 12, clusters=6, spread=0.05, offset=30.0)).float(),
         "integers": torch.from_numpy(int_pool(rng, 300, 4, -2, 3)).float(),  # ties and duplicates
+        # mixed scales (issue 23, item 3): one row of size 1 beside rows 1e-25 apart (float32 squares
+        # their differences to 0) and 1e-21 apart (to subnormals): the sharded ops must rerun in float64
+        "mixed_zero": _mixed(rng, 1e-25),
+        "mixed_tiny": _mixed(rng, 1e-21),
     }
+
+
+def _mixed(rng, scale):
+    x = torch.from_numpy(rng.standard_normal((300, 4)) * scale).float()
+    x[0] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    return x
 
 
 def _splits(N, world):
