@@ -363,3 +363,10 @@ def test_item20_resume_removes_stale_temp_files(copy, finished):
     assert not any(p.exists() for p in stale), [p for p in stale if p.exists()]
     assert all(p.exists() for p in kept)
     assert metrics(rd) == metrics(finished)
+
+
+def test_loop_fid_rounding_below_zero_is_zero_and_nan_stays():
+    import math
+
+    from fastsel.loop.run import _nonneg
+    assert _nonneg(-9.3e-05) == 0.0 and _nonneg(2.5) == 2.5 and math.isnan(_nonneg(float("nan")))

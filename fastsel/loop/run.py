@@ -398,7 +398,7 @@ class Loop:
             "cov_trace": _finite(M.cov_trace(tf)),
             "vendi": _finite(M.vendi_score(tf)) if bool((tf.abs().sum(1) > 0).all()) else None,
             # the eigen form: well defined for the rank-deficient covariances of small runs
-            "fid": _finite(F.frechet_eigh(F.stats(gen_ff), F.stats(real_ff))),
+            "fid": _finite(_nonneg(F.frechet_eigh(F.stats(gen_ff), F.stats(real_ff)))),
             "shares": source_shares(src, t + 1),
             "features": self.cfg.features, "fid_features": self.cfg.fid_features,
             "config_sha256": self.hash,  # the settings it ran with: d/settings.json, fastsel.loop.config.config_hash
@@ -527,3 +527,8 @@ def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, re
     """Run (or resume) the loop; ``report``: redraw run_dir/report after every iteration."""
     torch.use_deterministic_algorithms(False)
     return Loop(cfg, run_dir, log, download, report).run()
+
+
+def _nonneg(v: float) -> float:
+    """A distance computed below 0 by rounding is 0 (NaN stays NaN)."""
+    return 0.0 if v < 0 else v
