@@ -72,6 +72,12 @@ class _Kernel:
         d2 = (self.sq + self.sq[j] - 2.0 * (self.x @ self.x[j])).clamp_min_(0.0)
         return torch.exp(-d2 / self.h)
 
+    def columns(self, js: list) -> torch.Tensor:
+        """k(., j) for several j at once, (N, len(js)): one matrix product (BLAS 3) instead of len(js)
+        matrix-vector products."""
+        d2 = (self.sq[:, None] + self.sq[js][None, :] - 2.0 * (self.x @ self.x[js].T)).clamp_min_(0.0)
+        return torch.exp(-d2 / self.h)
+
     def column_sums(self) -> torch.Tensor:
         """sum_i k(i, j) for every j, in row blocks."""
         out = torch.zeros(self.x.shape[0], dtype=torch.float64)
@@ -95,18 +101,24 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional
     cover = torch.zeros(x.shape[0], dtype=torch.float64)
     picks, evals = [], 0
     N = x.shape[0]
+    batch = 1
     while len(picks) < n:
-        # evaluate stale bounds in heap order until no unevaluated bound can reach the best gain's ties
-        seen = []
-        while heap:
-            b, j = heap[0]
-            if seen and -b < max(g for g, _, _ in seen) - tie_tol(max(g for g, _, _ in seen), N):
-                break
-            heapq.heappop(heap)
-            col = K.column(j)
-            seen.append((float((col - cover).clamp_min_(0.0).sum()), j, col))
-            evals += 1
-        best = max(g for g, _, _ in seen)
+        # evaluate stale bounds in heap order until no unevaluated bound can reach the best gain's ties;
+        # in batches (one matrix product each) sized by the last pick's count: evaluating a bound that
+        # the rule would have skipped only refreshes it, so the picks are those of one-at-a-time
+        seen, bounds, best, size = [], [], -math.inf, batch
+        while heap and not (seen and -heap[0][0] < best - tie_tol(best, N)):
+            popped = [heapq.heappop(heap) for _ in range(min(size, len(heap)))]
+            js = [j for _, j in popped]
+            cols = K.columns(js)
+            gains = (cols - cover[:, None]).clamp_min_(0.0).sum(0).tolist()
+            seen += [(g, j, cols[:, k]) for k, (g, j) in enumerate(zip(gains, js))]
+            bounds += [-b for b, _ in popped]
+            best = max(best, max(gains))
+            evals += len(js)
+            size = min(2 * size, 512)
+        # next batch: how many bounds the one-at-a-time rule had to evaluate for this pick
+        batch = max(1, min(512, sum(b >= best - tie_tol(best, N) for b in bounds)))
         g, j, col = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])
         picks.append(j)
         torch.maximum(cover, col, out=cover)
