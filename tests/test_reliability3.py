@@ -467,3 +467,21 @@ def test_sweep_fps_ratio_string_is_a_type_error():
     with pytest.raises(TypeError, match="^ratio"):
         fastsel.fps(torch.randn(6, 2), ratio=True)
     assert fastsel.fps(torch.randn(6, 2), ratio=np.float32(0.5)).numel() == 3
+
+
+def test_control_characters_in_file_names_stay_one_line(tmp_path):
+    """A newline or carriage return in a path is shown as an escape: the error is one line naming the
+    whole path, and the success line says which file was written."""
+    import subprocess
+    import sys
+    x = np.random.default_rng(3).standard_normal((50, 4)).astype(np.float32)
+    np.save(tmp_path / "ok.npy", x)
+    (tmp_path / "bad\nname.npy").write_bytes(b"not an array")
+    r = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", str(tmp_path / "bad\nname.npy"), "--n", "3"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "bad\\x0aname.npy" in r.stderr, r.stderr
+    out = tmp_path / "a\rb.npy"
+    r = subprocess.run([sys.executable, "-m", "fastsel", "select", "--in", str(tmp_path / "ok.npy"), "--n", "3",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0 and "a\\x0db.npy" in r.stdout and "\r" not in r.stdout, r.stdout
+    assert np.load(out).shape == (3,)

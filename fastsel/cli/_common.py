@@ -51,6 +51,15 @@ def _version() -> str:
     return f"fastsel {__version__} (torch {torch.__version__}, {ext})"
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127] if c != 9}
+
+
+def one_line(s) -> str:
+    """``s`` with control characters (a newline or carriage return in a file name) shown as \\xNN
+    escapes: a message or a path stays one line and says exactly what it names."""
+    return str(s).translate(_CONTROL)
+
+
 def handle_errors(fn):
     """fastsel's own errors (bad input, unreadable or unwritable files, out of memory) become one
     line -- exit 2 for a command line that cannot work, 1 otherwise; anything else is a bug: its
@@ -62,14 +71,14 @@ def handle_errors(fn):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except UsageProblem as e:
-            raise click.UsageError(str(e).splitlines()[0]) from None
+            raise click.UsageError(one_line(e)) from None
         except FastselError as e:
-            raise DataProblem(str(e).splitlines()[0]) from None
+            raise DataProblem(one_line(e)) from None
         except MemoryError:
             raise DataProblem("out of memory") from None
         except OSError as e:  # the file system said no (permissions, disk full, a missing folder)
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            raise DataProblem(f"{e.strerror or e}{where}") from None
+            raise DataProblem(one_line(f"{e.strerror or e}{where}")) from None
         except Exception:  # noqa: BLE001 -- a bug: keep its traceback
             traceback.print_exc()
             click.echo(f"{_version()}: an unexpected error (above) -- please report it with this traceback", err=True)

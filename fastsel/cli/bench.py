@@ -164,6 +164,17 @@ def tau_cmd(**kw):
     _run("tau", **kw)
 
 
+@bench.command("selectors")
+@click.option("--sizes", default="2000,5000", show_default=True, help="Pool sizes N (comma list).")
+@click.option("--d", type=int, default=384, show_default=True)
+@click.option("--n", type=int, default=200, show_default=True)
+@click.option("--out", default="bench/results/selectors", show_default=True)
+@handle_errors
+def selectors_cmd(**kw):
+    """Facility location, DPP, herding and the Vendi score beside apricot, a numpy fast-MAP and vendi-score."""
+    _run("selectors", **kw)
+
+
 @bench.command("frontier")
 @click.argument("config")
 @handle_errors

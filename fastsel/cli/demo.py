@@ -13,7 +13,7 @@ from .. import ops
 from ..demo import make_pool
 from ..io import save_npy
 from ..select import METHODS, select
-from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors
+from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors, one_line
 
 
 @click.command("demo")
@@ -52,7 +52,7 @@ def demo(out, pool_n, dim, n, seed, backend, as_json):
     if as_json:
         emit_json(result)
         return
-    click.echo(f"demo pool: {pool_n} x {dim} float32 -> {out} "
+    click.echo(f"demo pool: {pool_n} x {dim} float32 -> {one_line(out)} "
                f"({result['pool_real_share']:.0%} spread 'real' rows, the rest in 64 tight clusters)")
     click.echo(f"selecting n={n}:")
     click.echo(f"  {'method':10s} {'seconds':>8s} {'entropy':>10s} {'mnnd':>8s} {'cov_trace':>10s} {'real kept':>9s}")

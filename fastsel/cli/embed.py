@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io import atomic_path, check_outputs, save_json, save_npy
 from .. import features
-from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors, one_line
 
 
 @click.command("embed")
@@ -59,4 +59,4 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
     if as_json:
         emit_json(dict(info, out=os.path.abspath(out)))
     else:
-        click.echo(f"embedded {len(ds.images)} images of {data} with {feat} ({dim}-d) in {seconds:.1f} s -> {out}")
+        click.echo(f"embedded {len(ds.images)} images of {data} with {feat} ({dim}-d) in {seconds:.1f} s -> {one_line(out)}")

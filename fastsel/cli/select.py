@@ -13,7 +13,7 @@ from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
 from ..select import get_selector, selector_names, select as run_select
-from ._common import SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar
+from ._common import SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar, one_line
 from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
@@ -123,7 +123,7 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         emit_json(summary)
         return
     used_backend, seconds, out = summary["backend"], summary["seconds"], summary["out"]
-    click.echo(f"selected {n} of {N} rows (d={d}) with {method} [{used_backend}] in {seconds:.3f} s -> {out}")
+    click.echo(f"selected {n} of {N} rows (d={d}) with {method} [{used_backend}] in {seconds:.3f} s -> {one_line(out)}")
     if "tau0" in summary:
         click.echo(f"  tau {fmt(summary['tau0'])} -> {fmt(summary['tau_end'])}: {summary['decays']} decays, "
                    f"{summary['passes']} passes, {summary['n_filled']} filled, {summary['order']} order")
