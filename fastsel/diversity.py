@@ -8,10 +8,11 @@ All three use one kernel, the Gaussian (RBF) kernel of Euclidean distance
     k(a, b) = exp(-||a - b||^2 / h),   h = 2 tr(Cov(X))  (the mean squared distance over all pairs)
 
 unless ``bandwidth`` gives h. The bandwidth comes from the pool, so scaling the features does not
-change the picks. Everything is computed in float64 and never forms the N x N kernel: a kernel
-column is recomputed from the features when it is needed (O(N d)), and the one pass over all pairs
-the criteria need (facility location's first gains, herding's mean embedding) runs in row blocks
-(O(N * block) memory). Ties go to the lowest index, a tie being a value within ``tie_tol`` of the
+change the picks. Everything is computed in float64. The N x N kernel is kept in memory only when
+it fits in ``FASTSEL_KERNEL_BYTES`` (default 1 GiB: N <= 11,585), computed once in row blocks; above
+that it is never formed: a kernel column is recomputed from the features when it is needed
+(O(N d)), and the one pass over all pairs the criteria need (facility location's first gains,
+herding's mean embedding) runs in row blocks (O(N * block) memory). Ties go to the lowest index, a tie being a value within ``tie_tol`` of the
 best (equal gains are common -- two mutually nearest rows far from the rest have the same facility
 gain -- and two float64 evaluation orders differ in the last bits). Literal float64 definitions of
 each criterion (``fastsel.reference.facility`` / ``dpp`` / ``herding``) are what the tests compare
@@ -30,6 +31,16 @@ from .errors import FastselError
 from .select import register_selector
 
 BLOCK = 2048
+
+
+def kernel_bytes() -> int:
+    """The most memory the N x N kernel may take (``FASTSEL_KERNEL_BYTES``, default 1 GiB)."""
+    import os
+    v = os.environ.get("FASTSEL_KERNEL_BYTES", "")
+    try:
+        return int(v) if v.strip() else 2 ** 30
+    except ValueError:
+        raise FastselError(f"FASTSEL_KERNEL_BYTES must be a whole number of bytes, got {v!r}") from None
 DPP_EPS = 1e-10  # a log-det gain factor d^2 <= this is "nothing left": the kernel's rank is spent
 
 
@@ -67,19 +78,36 @@ class _Kernel:
     def __init__(self, x: torch.Tensor, h: float):
         self.x, self.h = x, h
         self.sq = (x * x).sum(1)
+        N = x.shape[0]
+        self.dense = None
+        if N * N * 8 <= kernel_bytes():  # small pools: the whole kernel once, in row blocks
+            self.dense = torch.empty((N, N), dtype=torch.float64)
+            for a in range(0, N, BLOCK):
+                self.dense[a:a + BLOCK] = self._block(a, a + BLOCK)
+
+    def _block(self, a: int, b: int) -> torch.Tensor:
+        xb = self.x[a:b]
+        d2 = (self.sq[a:b, None] + self.sq[None, :] - 2.0 * (xb @ self.x.T)).clamp_min_(0.0)
+        return torch.exp(-d2 / self.h)
 
     def column(self, j: int) -> torch.Tensor:
+        if self.dense is not None:
+            return self.dense[j].clone()
         d2 = (self.sq + self.sq[j] - 2.0 * (self.x @ self.x[j])).clamp_min_(0.0)
         return torch.exp(-d2 / self.h)
 
     def columns(self, js: list) -> torch.Tensor:
         """k(., j) for several j at once, (N, len(js)): one matrix product (BLAS 3) instead of len(js)
         matrix-vector products."""
+        if self.dense is not None:
+            return self.dense[js].T
         d2 = (self.sq[:, None] + self.sq[js][None, :] - 2.0 * (self.x @ self.x[js].T)).clamp_min_(0.0)
         return torch.exp(-d2 / self.h)
 
     def column_sums(self) -> torch.Tensor:
         """sum_i k(i, j) for every j, in row blocks."""
+        if self.dense is not None:
+            return self.dense.sum(1)
         out = torch.zeros(self.x.shape[0], dtype=torch.float64)
         for a in range(0, self.x.shape[0], BLOCK):
             xb = self.x[a:a + BLOCK]

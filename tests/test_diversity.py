@@ -162,3 +162,21 @@ def test_fast_map_numpy_reference_is_greedy_log_det():
         best = max((j for j in range(40) if j not in S), key=lambda j: np.linalg.slogdet(L[np.ix_(S + [j], S + [j])])[1])
         S.append(best)
     assert picks == S
+
+
+@pytest.mark.parametrize("method", ["facility", "dpp", "herding"])
+def test_dense_kernel_and_recomputed_columns_pick_the_same(method, monkeypatch):
+    """The kernel kept in memory (small pools) and recomputed column by column (FASTSEL_KERNEL_BYTES=0)
+    give the same picks."""
+    from fastsel import diversity as D
+    x = np.random.default_rng(21).standard_normal((700, 12)).astype(np.float32)
+    fn = getattr(D, method)
+    kw = {"start": 3} if method == "dpp" else {}
+    monkeypatch.setenv("FASTSEL_KERNEL_BYTES", str(2 ** 30))
+    a = fn(x, 60, **kw)[0]
+    monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "0")
+    b = fn(x, 60, **kw)[0]
+    assert torch.equal(a, b)
+    monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "lots")
+    with pytest.raises(FastselError, match="FASTSEL_KERNEL_BYTES"):
+        fn(x, 5, **kw)
