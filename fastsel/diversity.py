@@ -31,6 +31,7 @@ from .errors import FastselError
 from .select import register_selector
 
 BLOCK = 2048
+BATCH_BYTES = 2 ** 28
 
 
 def kernel_bytes() -> int:
@@ -120,7 +121,8 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional
     """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(i, j) (how well S
     covers every row of the pool), by lazy greedy (Minoux) -- the same picks as plain greedy, ties
     to the lowest index. Time O(N^2 d) for the first gains plus O(N d) per re-evaluated gain (lazy:
-    a few per pick); memory O(N * block). Returns (indices, info) with the objective F(S)."""
+    a few per pick, evaluated in batches of columns); memory: the kernel if it fits (see the module),
+    else O(N * block) plus one batch of columns (<= 256 MiB). Returns (indices, info) with F(S)."""
     x, n, h = _prepare(x, n, bandwidth)
     K = _Kernel(x, h)
     gains = K.column_sums()
@@ -129,28 +131,29 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional
     cover = torch.zeros(x.shape[0], dtype=torch.float64)
     picks, evals = [], 0
     N = x.shape[0]
-    batch = 1
+    batch, cap = 1, max(1, min(512, BATCH_BYTES // (8 * N)))  # a batch of columns takes <= BATCH_BYTES
     while len(picks) < n:
         # evaluate stale bounds in heap order until no unevaluated bound can reach the best gain's ties;
         # in batches (one matrix product each) sized by the last pick's count: evaluating a bound that
         # the rule would have skipped only refreshes it, so the picks are those of one-at-a-time
         seen, bounds, best, size = [], [], -math.inf, batch
         while heap and not (seen and -heap[0][0] < best - tie_tol(best, N)):
-            popped = [heapq.heappop(heap) for _ in range(min(size, len(heap)))]
+            popped = [heapq.heappop(heap) for _ in range(min(size, cap, len(heap)))]
             js = [j for _, j in popped]
             cols = K.columns(js)
             gains = (cols - cover[:, None]).clamp_min_(0.0).sum(0).tolist()
-            seen += [(g, j, cols[:, k]) for k, (g, j) in enumerate(zip(gains, js))]
+            del cols  # only the picked column is needed again: recomputed below, one batch in memory
+            seen += list(zip(gains, js))
             bounds += [-b for b, _ in popped]
             best = max(best, max(gains))
             evals += len(js)
-            size = min(2 * size, 512)
+            size = min(2 * size, cap)
         # next batch: how many bounds the one-at-a-time rule had to evaluate for this pick
-        batch = max(1, min(512, sum(b >= best - tie_tol(best, N) for b in bounds)))
-        g, j, col = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])
+        batch = max(1, min(cap, sum(b >= best - tie_tol(best, N) for b in bounds)))
+        g, j = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])
         picks.append(j)
-        torch.maximum(cover, col, out=cover)
-        for g2, j2, _ in seen:
+        torch.maximum(cover, K.columns([j])[:, 0], out=cover)
+        for g2, j2 in seen:
             if j2 != j:
                 heapq.heappush(heap, (-g2, j2))
         if progress is not None:
