@@ -280,3 +280,35 @@ def herding(x, n, bandwidth=None):
         score[picks] = -np.inf
         picks.append(_first_tied(score, 1))
     return picks
+
+
+def lloyd_step(x, centres):
+    """One literal Lloyd round in float64: each row to its nearest centre (first on ties), each
+    non-empty centre to its rows' mean. Returns (assignment, centres)."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    c = torch.as_tensor(centres, dtype=torch.float64).clone()
+    a = torch.tensor([min(range(len(c)), key=lambda j: (float(((xi - c[j]) ** 2).sum()), j)) for xi in x])
+    for j in range(len(c)):
+        if bool((a == j).any()):
+            c[j] = x[a == j].mean(0)
+    return a, c
+
+
+def semdedup_m(x, assign, centres):
+    """SemDeDup's per-row score, literally: per cluster, rows sorted by cosine distance to the
+    centre (farthest first, ties by index), the full similarity matrix, its strict upper triangle,
+    the maximum of each column (-inf for the first row)."""
+    xn = torch.as_tensor(x, dtype=torch.float64)
+    xn = xn / xn.norm(dim=1, keepdim=True)
+    c = torch.as_tensor(centres, dtype=torch.float64)
+    m = torch.full((len(xn),), float("-inf"), dtype=torch.float64)
+    for j in range(len(c)):
+        rows = [i for i in range(len(xn)) if int(assign[i]) == j]
+        if not rows:
+            continue
+        cj = c[j] / c[j].norm()
+        rows.sort(key=lambda i: (-(1.0 - float(xn[i] @ cj)), i))
+        S = xn[rows] @ xn[rows].T
+        T = torch.triu(S, diagonal=1).masked_fill(torch.tril(torch.ones_like(S, dtype=torch.bool)), float("-inf"))
+        m[rows] = T.max(0).values
+    return m

@@ -130,3 +130,4 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     return (idx, dict(info)) if return_info else idx
 
 from . import diversity as _diversity  # noqa: E402,F401 -- registers facility, dpp, herding
+from . import clusters as _clusters  # noqa: E402,F401 -- registers semdedup, kmeans-balanced

@@ -1,0 +1,207 @@
+"""Cluster-based selectors: SemDeDup and k-means balanced sampling, on fastsel's own exact k-means.
+
+- :func:`kmeans`: Lloyd's algorithm in float64, k-means++ seeding from a seeded CPU generator,
+  ties to the lowest centre index, an empty cluster keeps its centre; stops when no assignment
+  changes (or after ``iters`` rounds). Deterministic for a seed. Time O(iters N k d), memory
+  O(block k) for the distances.
+- :func:`semdedup` (Abbas et al. 2023, "SemDeDup"): k-means on L2-normalised rows; within each
+  cluster the rows are ordered by cosine distance to their centre, farthest first (SemDeDup's
+  "keep hard" order, ties by index), and row j is dropped when its cosine similarity to any row
+  before it in that order exceeds 1 - eps -- the published rule, which compares with every earlier
+  row whether or not that row was itself dropped. Each row's largest similarity to the rows
+  before it (``m``) does not depend on eps, so it is computed once, in blocks (no cluster's full
+  similarity matrix), and the kept set for any eps is {j : m_j <= 1 - eps}. Given n, eps is the
+  smallest value whose kept set has at most n rows (so that set is the largest possible); when a
+  tie in m makes it smaller than n, rows of the next m value join in cluster order until there
+  are n (reported as ``n_tie_fill``). Time O(N k d + sum_c m_c^2 d), memory O(block^2).
+- :func:`kmeans_balanced` (the one-level recipe of Vo et al. 2024, ssl-data-curation): k-means,
+  then n / k rows drawn uniformly (seeded) from each cluster; a cluster smaller than its quota
+  gives all its rows and the rest is shared among the others. It over-samples rare regions by
+  design; with identically distributed sources it still keeps them in proportion (every cluster
+  holds the sources in proportion).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from . import ops
+from .errors import FastselError
+from .select import register_selector
+
+BLOCK = 1024
+
+
+def _rows(x) -> torch.Tensor:
+    x = ops.as_tensor(x)
+    if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise FastselError(f"expected a non-empty (N, d) pool, got shape {tuple(x.shape)}")
+    return x.detach().cpu().double()
+
+
+def _check_k(k, N: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise FastselError(f"k (the number of clusters) must be a positive integer, got {k!r}")
+    return min(k, N)
+
+
+def _sq_to(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """(N, k) squared distances, float64, in row blocks."""
+    cs = (c * c).sum(1)
+    out = torch.empty((x.shape[0], c.shape[0]), dtype=torch.float64)
+    for a in range(0, x.shape[0], BLOCK):
+        xb = x[a:a + BLOCK]
+        out[a:a + BLOCK] = ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
+    return out
+
+
+def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100):
+    """Returns (assignment (N,) int64, centres (k', d) float64, rounds run); k' < k only when the
+    pool has fewer than k distinct rows."""
+    x = _rows(x)
+    N = x.shape[0]
+    k = _check_k(k, N)
+    g = torch.Generator().manual_seed(ops.check_seed(seed))
+    first = int(torch.randint(N, (1,), generator=g))
+    centres = [x[first]]
+    d2 = _sq_to(x, x[first][None])[:, 0]
+    while len(centres) < k:
+        tot = float(d2.sum())
+        if tot <= 0.0:  # every row sits on a centre: fewer distinct rows than k
+            break
+        j = int(torch.multinomial(d2 / tot, 1, generator=g))
+        centres.append(x[j])
+        d2 = torch.minimum(d2, _sq_to(x, x[j][None])[:, 0])
+    c = torch.stack(centres)
+    assign = None
+    rounds = 0
+    for rounds in range(1, iters + 1):
+        new = torch.argmin(_sq_to(x, c), dim=1)  # the first minimum: ties to the lowest centre
+        if assign is not None and torch.equal(new, assign):
+            break
+        assign = new
+        counts = torch.bincount(assign, minlength=c.shape[0]).double()
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        filled = counts > 0
+        c[filled] = sums[filled] / counts[filled, None]
+    return assign, c, rounds
+
+
+def _default_k(N: int) -> int:
+    return max(1, int(math.ceil(math.sqrt(N))))
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    norms = x.norm(dim=1, keepdim=True)
+    if bool((norms == 0).any()):
+        raise FastselError("semdedup uses cosine similarity: the pool holds all-zero rows (no direction)")
+    return x / norms
+
+
+def semdedup_scores(x, k: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED):
+    """For every row: its cluster, its position in the cluster's farthest-first order and m, its
+    largest cosine similarity to the rows before it in that order (-inf for the first row of each
+    cluster). Returns (m, cluster, order) with ``order`` the rows cluster by cluster."""
+    xn = _normalise(_rows(x))
+    N = xn.shape[0]
+    k = _default_k(N) if k is None else _check_k(k, N)
+    assign, c, _ = kmeans(xn, k, seed=seed)
+    cn = c / c.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    m = torch.full((N,), -math.inf, dtype=torch.float64)
+    order = []
+    for ci in range(c.shape[0]):
+        rows = torch.nonzero(assign == ci)[:, 0]
+        if len(rows) == 0:
+            continue
+        dist_c = 1.0 - xn[rows] @ cn[ci]
+        # farthest first, ties by index: a stable sort of the rows (ascending index) by -distance
+        rows = rows[torch.sort(-dist_c, stable=True).indices]
+        order.append(rows)
+        xr = xn[rows]
+        mc = torch.full((len(rows),), -math.inf, dtype=torch.float64)
+        for a in range(0, len(rows), BLOCK):  # columns a..a+B against every earlier row, in blocks
+            for b in range(0, a + BLOCK, BLOCK):
+                s = xr[b:b + BLOCK] @ xr[a:a + BLOCK].T  # (rows b.., columns a..)
+                i = torch.arange(b, b + s.shape[0])[:, None]
+                j = torch.arange(a, a + s.shape[1])[None, :]
+                s = s.masked_fill(i >= j, -math.inf)  # only rows before the column
+                mc[a:a + s.shape[1]] = torch.maximum(mc[a:a + s.shape[1]], s.max(0).values)
+        m[rows] = mc
+    return m, assign, torch.cat(order)
+
+
+def semdedup(x, n: Optional[int] = None, *, eps: Optional[float] = None, k: Optional[int] = None,
+             seed: int = ops.DEFAULT_SEED):
+    """SemDeDup (see the module). Give ``eps`` (keep every row whose m <= 1 - eps) or ``n`` (the
+    largest kept set of at most n rows, filled to n at a tie). Returns (kept rows in cluster order,
+    info: eps, k, n_tie_fill)."""
+    m, assign, order = semdedup_scores(x, k, seed=seed)
+    N = len(m)
+    kk = int(assign.max()) + 1
+    if (eps is None) == (n is None):
+        raise FastselError("semdedup: give exactly one of eps and n")
+    mo = m[order]
+    if eps is not None:
+        if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0.0 <= float(eps) <= 2.0):
+            raise FastselError(f"eps must be a number in [0, 2], got {eps!r}")
+        keep = order[mo <= 1.0 - float(eps)]
+        return keep, {"eps": float(eps), "k": kk, "n_tie_fill": 0}
+    n = ops._check_n(n, N)
+    firsts = int(torch.isinf(mo).sum())
+    if n < firsts:
+        raise FastselError(f"semdedup keeps the first row of every cluster ({firsts} clusters): n = {n} is too "
+                           "small; use fewer clusters (k) or a larger n")
+    vals = torch.sort(mo).values  # ascending: the n-th smallest m is the largest threshold that fits
+    t = float(vals[n - 1])
+    within = mo < t if (n < N and float(vals[n]) == t) else mo <= t
+    keep = order[within]
+    fill = n - len(keep)
+    if fill:  # a tie at the threshold: rows with m == t join in cluster order
+        keep = torch.cat([keep, order[(mo == t)][:fill]])
+        keep = order[torch.isin(order, keep)]  # back to cluster order
+    eps_ = 1.0 - t if math.isfinite(t) else 2.0
+    return keep, {"eps": eps_, "k": kk, "n_tie_fill": int(fill)}
+
+
+def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = ops.DEFAULT_SEED):
+    """k-means balanced sampling (see the module). Returns (rows, info: k, quota per cluster)."""
+    xr = _rows(x)
+    N = xr.shape[0]
+    n = ops._check_n(n, N)
+    k = _default_k(N) if k is None else _check_k(k, N)
+    assign, _, _ = kmeans(xr, k, seed=seed)
+    g = torch.Generator().manual_seed(ops.check_seed(seed) + 1)
+    members = [torch.nonzero(assign == c)[:, 0] for c in range(int(assign.max()) + 1)]
+    members = [r[torch.randperm(len(r), generator=g)] for r in members if len(r)]
+    take = [0] * len(members)
+    left = n
+    open_ = [i for i in range(len(members))]
+    while left > 0 and open_:  # equal shares; a cluster that runs out passes its share on
+        share, extra = divmod(left, len(open_))
+        nxt = []
+        for pos, i in enumerate(open_):
+            want = share + (1 if pos < extra else 0)
+            got = min(want, len(members[i]) - take[i])
+            take[i] += got
+            left -= got
+            if take[i] < len(members[i]):
+                nxt.append(i)
+        if len(nxt) == len(open_) and left > 0 and share == 0 and extra == 0:
+            break
+        open_ = nxt
+    rows = torch.cat([members[i][:take[i]] for i in range(len(members))])
+    return rows, {"k": len(members), "per_cluster_max": max(take), "per_cluster_min": min(take)}
+
+
+def _semdedup_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):
+    return semdedup(x, n, seed=seed)
+
+
+def _kmeans_balanced_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):
+    return kmeans_balanced(x, n, seed=seed)
+
+
+register_selector("semdedup", _semdedup_sel, help="SemDeDup: k-means, drop within-cluster near-duplicates (cosine)")
+register_selector("kmeans-balanced", _kmeans_balanced_sel, help="k-means, equal draws per cluster")
