@@ -9,7 +9,8 @@ All three use one kernel, the Gaussian (RBF) kernel of Euclidean distance
 
 unless ``bandwidth`` gives h. The bandwidth comes from the pool, so scaling the features does not
 change the picks. Everything is computed in float64. The N x N kernel is kept in memory only when
-it fits in ``FASTSEL_KERNEL_BYTES`` (default 1 GiB: N <= 11,585), computed once in row blocks; above
+it fits in ``FASTSEL_KERNEL_BYTES`` (default a quarter of the memory, at most 4 GiB: N <= 23,170),
+computed once in row blocks; above
 that it is never formed: a kernel column is recomputed from the features when it is needed
 (O(N d)), and the one pass over all pairs the criteria need (facility location's first gains,
 herding's mean embedding) runs in row blocks (O(N * block) memory). Ties go to the lowest index, a tie being a value within ``tie_tol`` of the
@@ -35,13 +36,20 @@ BATCH_BYTES = 2 ** 28
 
 
 def kernel_bytes() -> int:
-    """The most memory the N x N kernel may take (``FASTSEL_KERNEL_BYTES``, default 1 GiB)."""
+    """The most memory the N x N kernel may take: ``FASTSEL_KERNEL_BYTES``, by default a quarter of
+    the machine's memory, at most 4 GiB (N <= 23,170)."""
     import os
     v = os.environ.get("FASTSEL_KERNEL_BYTES", "")
     try:
-        return int(v) if v.strip() else 2 ** 30
+        if v.strip():
+            return int(v)
     except ValueError:
         raise FastselError(f"FASTSEL_KERNEL_BYTES must be a whole number of bytes, got {v!r}") from None
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: the small default
+        phys = 4 * 2 ** 30
+    return min(4 * 2 ** 30, phys // 4)
 DPP_EPS = 1e-10  # a log-det gain factor d^2 <= this is "nothing left": the kernel's rank is spent
 
 
