@@ -138,7 +138,8 @@ def test_bench_selectors_agrees_with_its_references(tmp_path):
     from fastsel.benchmarks import selectors as B
     rows = B.run(SimpleNamespace(sizes="300", d=16, n=20, out=str(tmp_path)))
     ops_ = {r["op"] for r in rows}
-    assert {"facility", "dpp", "herding", "vendi"} <= ops_
+    assert {"facility", "dpp", "semdedup", "herding", "vendi"} <= ops_
+    assert [r for r in rows if r["op"] == "semdedup"][0]["agree"].startswith("same kept set: True")
     dpp = [r for r in rows if r["op"] == "dpp"][0]
     assert dpp["agree"] == "same picks: True"
     for r in rows:

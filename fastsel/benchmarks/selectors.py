@@ -9,6 +9,8 @@ say so. Pools: N(0, 1) rows in float32 (seeded).
   apricot's FacilityLocationSelection on the same kernel (metric='precomputed', lazy optimizer);
 - dpp: fastsel.diversity.dpp (greedy MAP, incremental Cholesky, O(nN) memory) against Chen et al.'s
   fast greedy MAP written literally in numpy on the N x N kernel (the form of their reference code);
+- semdedup: fastsel.clusters.semdedup (blockwise scores) against the published rule on full
+  per-cluster similarity matrices (fastsel.reference.semdedup_m) on the same clustering;
 - herding: fastsel.diversity.herding, time only (no maintained library anchor installs here);
 - vendi: fastsel.metrics.vendi_score (d x d Gram) against the vendi-score package's score_K on the
   n x n cosine kernel and its own score_dual.
@@ -123,6 +125,18 @@ def run(args) -> list:
         ri, tr = timed(ref)
         rows.append(row("dpp", N, d, n, t, tr, "Chen et al. fast greedy MAP, numpy, N x N kernel",
                         f"same picks: {list(pi.numpy()) == ri}"))
+        # SemDeDup: the blockwise scores against the published full-matrix rule on the same clustering
+        from fastsel import clusters as C
+        from fastsel import reference as R
+        (keep, sinfo), t = timed(lambda: C.semdedup(x, n, seed=0))
+        def literal():
+            xn = C._normalise(C._rows(x))
+            a, c, _ = C.kmeans(xn, C._default_k(N), seed=0)
+            m = R.semdedup_m(xn, a, c)
+            return set(torch.nonzero(m <= 1.0 - sinfo["eps"])[:, 0].tolist())
+        lit, tl = timed(literal)
+        rows.append(row("semdedup", N, d, n, t, tl, "the published rule, full per-cluster matrices (same k-means)",
+                        f"same kept set: {lit == set(keep.tolist())} (eps {sinfo['eps']:.3g}, k {sinfo['k']})"))
         # herding
         _, t = timed(lambda: D.herding(x, n))
         rows.append(row("herding", N, d, n, t, None, "-", "", "no library anchor installs here"))
@@ -144,7 +158,7 @@ def run(args) -> list:
                             f"rel. diff {abs(v - vd) / vd:.1e}"))
         else:
             rows.append(row("vendi", N, d, None, t, None, "vendi-score not installed", ""))
-        for r in rows[-5:]:  # this size's rows
+        for r in rows[-6:]:  # this size's rows
             print(f"{r['op']:9s} N={r['N']:>7} n={r['n'] or '-':>5}: fastsel {r['fastsel_s']:.3f} s | "
                   f"{r['anchor']}: " + (f"{r['anchor_s']:.3f} s, {r['ratio']:.1f}x" if r["anchor_s"] else "-")
                   + f" | {r['agree']} {r['note']}", flush=True)
