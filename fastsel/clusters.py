@@ -3,17 +3,19 @@
 - :func:`kmeans`: Lloyd's algorithm in float64, k-means++ seeding from a seeded CPU generator,
   ties to the lowest centre index, an empty cluster keeps its centre; stops when no assignment
   changes (or after ``iters`` rounds). Deterministic for a seed. Time O(iters N k d), memory
-  O(block k) for the distances.
+  O(N + block k) for the distances.
 - :func:`semdedup` (Abbas et al. 2023, "SemDeDup"): k-means on L2-normalised rows; within each
   cluster the rows are ordered by cosine distance to their centre, farthest first (SemDeDup's
   "keep hard" order, ties by index), and row j is dropped when its cosine similarity to any row
   before it in that order exceeds 1 - eps -- the published rule, which compares with every earlier
   row whether or not that row was itself dropped. Each row's largest similarity to the rows
   before it (``m``) does not depend on eps, so it is computed once, in blocks (no cluster's full
-  similarity matrix), and the kept set for any eps is {j : m_j <= 1 - eps}. Given n, eps is the
-  smallest value whose kept set has at most n rows (so that set is the largest possible); when a
+  similarity matrix), and the kept set for any eps is {j : m_j <= 1 - eps}. Given n, the kept set
+  is the largest one of at most n rows, reported as eps = 1 - (the largest m kept); when a
   tie in m makes it smaller than n, rows of the next m value join in cluster order until there
-  are n (reported as ``n_tie_fill``). Time O(N k d + sum_c m_c^2 d), memory O(block^2).
+  are n (reported as ``n_tie_fill``). eps lies in [0, 2]; above 1 (negative thresholds) the
+  published code, whose triangle is filled with zeros, would drop every non-first row instead. The
+  registered selector uses k = min(ceil(sqrt(N)), n) so that n is always reachable. Time O(N k d + sum_c m_c^2 d), memory O(block^2).
 - :func:`kmeans_balanced` (the one-level recipe of Vo et al. 2024, ssl-data-curation): k-means,
   then n / k rows drawn uniformly (seeded) from each cluster; a cluster smaller than its quota
   gives all its rows and the rest is shared among the others. It over-samples rare regions by
@@ -48,12 +50,23 @@ def _check_k(k, N: int) -> int:
 
 
 def _sq_to(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """(N, k) squared distances, float64, in row blocks."""
+    """(N, k) squared distances, float64, in row blocks (callers keep k small: one centre)."""
     cs = (c * c).sum(1)
     out = torch.empty((x.shape[0], c.shape[0]), dtype=torch.float64)
     for a in range(0, x.shape[0], BLOCK):
         xb = x[a:a + BLOCK]
         out[a:a + BLOCK] = ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
+    return out
+
+
+def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """(N,) index of each row's nearest centre (the first on ties), in row blocks: O(block k) memory."""
+    cs = (c * c).sum(1)
+    out = torch.empty(x.shape[0], dtype=torch.int64)
+    for a in range(0, x.shape[0], BLOCK):
+        xb = x[a:a + BLOCK]
+        d2 = ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
+        out[a:a + BLOCK] = torch.argmin(d2, dim=1)
     return out
 
 
@@ -71,14 +84,18 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100):
         tot = float(d2.sum())
         if tot <= 0.0:  # every row sits on a centre: fewer distinct rows than k
             break
-        j = int(torch.multinomial(d2 / tot, 1, generator=g))
+        # a draw proportional to d2 (inverse CDF in float64: no 2**24-row limit)
+        cdf = torch.cumsum(d2, 0)
+        j = min(int(torch.searchsorted(cdf, torch.rand(1, dtype=torch.float64, generator=g) * cdf[-1])), N - 1)
+        while float(d2[j]) == 0.0:  # a zero-weight row can only be hit on a float64 boundary: step on
+            j = (j + 1) % N
         centres.append(x[j])
         d2 = torch.minimum(d2, _sq_to(x, x[j][None])[:, 0])
     c = torch.stack(centres)
     assign = None
     rounds = 0
     for rounds in range(1, iters + 1):
-        new = torch.argmin(_sq_to(x, c), dim=1)  # the first minimum: ties to the lowest centre
+        new = _nearest(x, c)  # the first minimum: ties to the lowest centre
         if assign is not None and torch.equal(new, assign):
             break
         assign = new
@@ -196,7 +213,8 @@ def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = ops.DEFAU
 
 
 def _semdedup_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):
-    return semdedup(x, n, seed=seed)
+    # every cluster keeps its first row: at most n clusters, so that any n can be reached
+    return semdedup(x, n, k=min(_default_k(len(x)), int(n)), seed=seed)
 
 
 def _kmeans_balanced_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):

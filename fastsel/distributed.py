@@ -169,10 +169,17 @@ def _underflowed(G: "_Group", x_local: torch.Tensor, idx: torch.Tensor, d2: torc
         return True
     first_zero = int(torch.nonzero(d == 0)[0]) + 1
     keys = ops._row_keys(torch.stack([G.row(x_local, int(i))[0] for i in idx[:first_zero]]))
-    ok = bool(np.isin(ops._row_keys(x_local), keys).all()) if G.n_local else True
-    flag = torch.tensor([1 if ok else 0], device=G.dev)
+    try:  # in chunks; a failure on one rank still reaches the reduce below (no rank left waiting)
+        ok = all(bool(np.isin(ops._row_keys(x_local[a:a + 65536]), keys).all())
+                 for a in range(0, G.n_local, 65536))
+        code = 1 if ok else 0
+    except MemoryError:
+        code = -1
+    flag = torch.tensor([code], device=G.dev)
     dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=G.group)
-    return not bool(int(flag))
+    if int(flag) < 0:
+        raise FastselError("out of memory while checking the sharded pool for mixed scales")
+    return int(flag) == 0
 
 
 def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED,

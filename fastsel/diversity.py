@@ -78,18 +78,20 @@ def _prepare(x, n, bandwidth):
         h = float(bandwidth)
         if not (math.isfinite(h) and h > 0):
             raise FastselError(f"bandwidth must be a positive finite number, got {bandwidth!r}")
-    return x, n, h
+    # the kernel depends on differences only: centring keeps ||a||^2 + ||b||^2 - 2 a.b from losing the
+    # digits of an offset (features around 1e7 would otherwise cancel catastrophically)
+    return x - x.mean(0), n, h
 
 
 class _Kernel:
     """Columns and block sums of k(a, b) = exp(-||a - b||^2 / h) from the features."""
 
-    def __init__(self, x: torch.Tensor, h: float):
+    def __init__(self, x: torch.Tensor, h: float, dense: bool = True):
         self.x, self.h = x, h
         self.sq = (x * x).sum(1)
         N = x.shape[0]
         self.dense = None
-        if N * N * 8 <= kernel_bytes():  # small pools: the whole kernel once, in row blocks
+        if dense and N * N * 8 <= kernel_bytes():  # small pools: the whole kernel once, in row blocks
             self.dense = torch.empty((N, N), dtype=torch.float64)
             for a in range(0, N, BLOCK):
                 self.dense[a:a + BLOCK] = self._block(a, a + BLOCK)
@@ -158,6 +160,17 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional
             size = min(2 * size, cap)
         # next batch: how many bounds the one-at-a-time rule had to evaluate for this pick
         batch = max(1, min(cap, sum(b >= best - tie_tol(best, N) for b in bounds)))
+        if best - tie_tol(best, N) <= 0.0:
+            # every remaining gain is 0 within the tolerance (the pool's distinct rows are covered:
+            # duplicates) and gains only fall: plain greedy takes the rest in index order
+            chosen = set(picks)
+            rest = [i for i in range(N) if i not in chosen][: n - len(picks)]
+            for a in range(0, len(rest), cap):
+                torch.maximum(cover, K.columns(rest[a:a + cap]).max(1).values, out=cover)
+            picks += rest
+            if progress is not None:
+                progress(len(picks))
+            break
         g, j = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])
         picks.append(j)
         torch.maximum(cover, K.columns([j])[:, 0], out=cover)
@@ -176,12 +189,13 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     incremental Cholesky update of Chen, Zhang & Zhou (NeurIPS 2018). Every diagonal is 1, so the
     first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
     anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
-    are taken in index order. Time O(n N (d + n)); memory O(n N) (the Cholesky rows)."""
+    are taken in index order. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
+    the rank is spent (r <= n; grown by doubling); the kernel is never formed (n columns are used)."""
     x, n, h = _prepare(x, n, bandwidth)
     N = x.shape[0]
     j = ops._check_start(start, N, seed)
-    K = _Kernel(x, h)
-    c = torch.zeros((n, N), dtype=torch.float64)
+    K = _Kernel(x, h, dense=False)
+    c = torch.zeros((min(n, 64), N), dtype=torch.float64)
     d2 = torch.ones(N, dtype=torch.float64)
     taken = torch.zeros(N, dtype=torch.bool)
     picks, logdet, spent_at = [], 0.0, None
@@ -190,10 +204,13 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
         taken[j] = True
         if progress is not None:
             progress(t + 1)
+        if spent_at is None:
+            logdet += math.log(float(d2[j]))
         if t == n - 1:
             break
         if spent_at is None:
-            logdet += math.log(float(d2[j]))
+            if t == c.shape[0]:
+                c = torch.cat([c, torch.zeros((min(c.shape[0], n - c.shape[0]), N), dtype=torch.float64)])
             e = (K.column(j) - c[:t].T @ c[:t, j]) / math.sqrt(float(d2[j]))
             c[t] = e
             d2 -= e * e

@@ -15,11 +15,6 @@ from fastsel.errors import FastselError
 from test_loop_science import fair, shares, stacked
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
-
-
 def blobs(rng, N=400, d=16, centres=6, spread=0.3):
     c = rng.standard_normal((centres, d)) * 3
     return (c[rng.integers(centres, size=N)] + spread * rng.standard_normal((N, d))).astype(np.float32)
@@ -114,3 +109,10 @@ def test_cli_select_semdedup(tmp_path, rng):
     assert r.exit_code == 0, r.output
     s = np.load(tmp_path / "s.npy")
     assert len(s) == 50 == len(set(s.tolist()))
+
+
+def test_registered_semdedup_reaches_small_n(rng):
+    """k = min(ceil(sqrt(N)), n): n below sqrt(N) is still reachable through fastsel.select."""
+    x = blobs(rng, N=1000, d=8)
+    idx = fastsel.select(x, 10, "semdedup", seed=0)
+    assert len(set(idx.tolist())) == 10

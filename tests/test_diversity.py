@@ -178,6 +178,35 @@ def test_dense_kernel_and_recomputed_columns_pick_the_same(method, monkeypatch):
     monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "0")
     b = fn(x, 60, **kw)[0]
     assert torch.equal(a, b)
-    monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "lots")
-    with pytest.raises(FastselError, match="FASTSEL_KERNEL_BYTES"):
-        fn(x, 5, **kw)
+    if method != "dpp":  # dpp never forms the kernel (it uses n columns)
+        monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "lots")
+        with pytest.raises(FastselError, match="FASTSEL_KERNEL_BYTES"):
+            fn(x, 5, **kw)
+
+
+def test_dpp_log_det_counts_every_pick(rng):
+    x = rng.standard_normal((40, 3))
+    idx, info = D.dpp(x, 5, start=0)
+    xc = torch.as_tensor(x) - torch.as_tensor(x).mean(0)
+    d2 = torch.cdist(xc[idx], xc[idx]) ** 2
+    L = torch.exp(-d2 / info["bandwidth"])
+    assert abs(info["log_det"] - float(torch.linalg.slogdet(L)[1])) < 1e-9
+
+
+def test_facility_on_duplicates_takes_the_rest_in_index_order_without_rescanning():
+    base = np.random.default_rng(5).standard_normal((10, 4))
+    x = base[np.arange(1500) % 10]  # 10 distinct rows, 150 copies each
+    idx, info = D.facility(x, 600)
+    want = R.facility(torch.as_tensor(x), 600)
+    want = want[0] if isinstance(want, tuple) else want
+    assert torch.equal(idx, torch.as_tensor(want))
+    assert info["gain_evaluations"] < 15000  # not ~1,000 re-evaluations for each of the 600 picks
+
+
+@pytest.mark.parametrize("method", ["facility", "dpp", "herding"])
+def test_a_large_offset_does_not_change_the_picks(method, rng):
+    x = rng.standard_normal((300, 6))
+    kw = {"start": 0} if method == "dpp" else {}
+    a = getattr(D, method)(x, 40, **kw)[0]
+    b = getattr(D, method)(x + 1e7, 40, **kw)[0]
+    assert torch.equal(a, b)

@@ -370,3 +370,4 @@ def test_loop_fid_rounding_below_zero_is_zero_and_nan_stays():
 
     from fastsel.loop.run import _nonneg
     assert _nonneg(-9.3e-05) == 0.0 and _nonneg(2.5) == 2.5 and math.isnan(_nonneg(float("nan")))
+    assert _nonneg(-5.0) == -5.0  # not rounding: left visible

@@ -51,7 +51,8 @@ def _version() -> str:
     return f"fastsel {__version__} (torch {torch.__version__}, {ext})"
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127] if c != 9}
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)] if c != 9}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})  # what str.splitlines also breaks at
 
 
 def one_line(s) -> str:

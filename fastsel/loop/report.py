@@ -389,7 +389,8 @@ def _neighbours(series, path, iteration=None, per=6):
         res = ops.nn(px(gen), px(tim), k=2)
         dist = res.distances.double().numpy()
         seed = (run.get("config") or {}).get("seed")
-        rows.append((f"{name}" + (f" (seed {seed})" if seed is not None and f"seed{seed}" not in name else "")
+        named = seed is not None and re.search(rf"seed{seed}(?!\d)", name)
+        rows.append((f"{name}" + (f" (seed {seed})" if seed is not None and not named else "")
                      + f", iteration {t}", gen, tim[res.indices[:, 0].numpy()], dist[:, 0] / dist[:, 1]))
     if not rows:
         return False

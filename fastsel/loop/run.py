@@ -530,5 +530,6 @@ def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, re
 
 
 def _nonneg(v: float) -> float:
-    """A distance computed below 0 by rounding is 0 (NaN stays NaN)."""
-    return 0.0 if v < 0 else v
+    """A distance computed a little below 0 by rounding is 0; a clearly negative value (a bug) and
+    NaN stay as they are, to be seen."""
+    return 0.0 if -1e-3 < v < 0 else v
