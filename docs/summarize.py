@@ -16,6 +16,7 @@ from fastsel.loop.report import arm_tests, correlation, distinct_points
 
 KEYS = [("copy_fraction", "copies"), ("copy_fraction_holdout", "held-out copies"), ("gs_norm", "GS/held-out"),
         ("gs", "GS"), ("entropy", "entropy (raw)"), ("entropy_fixed", "entropy at m=16"), ("cov_trace", "cov trace"),
+        ("vendi", "Vendi"),
         ("fid", "FID"), ("share_real", "real share"), ("class_confidence", "LeNet conf")]
 
 
@@ -61,8 +62,8 @@ def tests(runs):
             c = conds.setdefault(name, {"n": run["config"]["n"], "alpha": run["config"]["alpha"], "arm": r["arm"],
                                         "paradigm": run["config"]["paradigm"], "seeds": {}})
             c["seeds"].setdefault(run["config"]["seed"], (run, []))[1].append(r)
-    out = arm_tests(conds, keys=("copy_fraction", "gs_norm", "gs", "entropy", "entropy_fixed", "fid", "share_real",
-                                 "class_confidence"))
+    out = arm_tests(conds, keys=("copy_fraction", "gs_norm", "gs", "entropy", "entropy_fixed", "vendi", "fid",
+                                 "share_real", "class_confidence"))
     if not out:
         return
     print("\n| arm | it | metric | arm mean ± sd | none mean ± sd | arm − none [95 % CI] | p (Welch) |")

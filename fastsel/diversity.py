@@ -91,7 +91,7 @@ class _Kernel:
         self.sq = (x * x).sum(1)
         N = x.shape[0]
         self.dense = None
-        if dense and N * N * 8 <= kernel_bytes():  # small pools: the whole kernel once, in row blocks
+        if N * N * 8 <= kernel_bytes() and dense:  # small pools: the whole kernel once, in row blocks
             self.dense = torch.empty((N, N), dtype=torch.float64)
             for a in range(0, N, BLOCK):
                 self.dense[a:a + BLOCK] = self._block(a, a + BLOCK)
@@ -190,11 +190,14 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
     anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
     are taken in index order. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
-    the rank is spent (r <= n; grown by doubling); the kernel is never formed (n columns are used)."""
+    the rank is spent (r <= n; grown by doubling); the kernel is kept as facility's only when n >= N / 8
+    (otherwise the n columns it uses are recomputed)."""
     x, n, h = _prepare(x, n, bandwidth)
     N = x.shape[0]
     j = ops._check_start(start, N, seed)
-    K = _Kernel(x, h, dense=False)
+    # the kernel is kept (when it fits) only if n is a fair share of N: building it costs N^2 d, the
+    # n columns recomputed one by one n N d (matrix-vector products, several times slower per flop)
+    K = _Kernel(x, h, dense=8 * n >= N)
     c = torch.zeros((min(n, 64), N), dtype=torch.float64)
     d2 = torch.ones(N, dtype=torch.float64)
     taken = torch.zeros(N, dtype=torch.bool)

@@ -174,14 +174,13 @@ def test_dense_kernel_and_recomputed_columns_pick_the_same(method, monkeypatch):
     fn = getattr(D, method)
     kw = {"start": 3} if method == "dpp" else {}
     monkeypatch.setenv("FASTSEL_KERNEL_BYTES", str(2 ** 30))
-    a = fn(x, 60, **kw)[0]
+    a = fn(x, 100, **kw)[0]  # dpp keeps the kernel from n >= N / 8
     monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "0")
-    b = fn(x, 60, **kw)[0]
+    b = fn(x, 100, **kw)[0]
     assert torch.equal(a, b)
-    if method != "dpp":  # dpp never forms the kernel (it uses n columns)
-        monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "lots")
-        with pytest.raises(FastselError, match="FASTSEL_KERNEL_BYTES"):
-            fn(x, 5, **kw)
+    monkeypatch.setenv("FASTSEL_KERNEL_BYTES", "lots")  # read by all three (dpp: even where n is small)
+    with pytest.raises(FastselError, match="FASTSEL_KERNEL_BYTES"):
+        fn(x, 5, **kw)
 
 
 def test_dpp_log_det_counts_every_pick(rng):

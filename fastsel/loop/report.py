@@ -79,7 +79,8 @@ def load_runs(paths) -> list:
 
 
 ARM_COLOURS = {"none": "tab:gray", "greedy": "tab:blue", "threshold": "tab:orange", "all": "tab:green",
-               "random": "tab:purple"}
+               "random": "tab:purple", "facility": "tab:red", "dpp": "tab:brown", "herding": "tab:pink",
+               "semdedup": "tab:olive", "kmeans-balanced": "tab:cyan"}  # one colour per registered selector
 MARKERS = "osD^vP*Xh<>"
 
 
