@@ -204,8 +204,8 @@ def test_facility_on_duplicates_takes_the_rest_in_index_order_without_rescanning
 
 @pytest.mark.parametrize("method", ["facility", "dpp", "herding"])
 def test_a_large_offset_does_not_change_the_picks(method, rng):
-    x = rng.standard_normal((300, 6))
+    y = rng.standard_normal((300, 6)) + 1e7  # stored with the offset ...
     kw = {"start": 0} if method == "dpp" else {}
-    a = getattr(D, method)(x, 40, **kw)[0]
-    b = getattr(D, method)(x + 1e7, 40, **kw)[0]
+    a = getattr(D, method)(y - 1e7, 40, **kw)[0]  # ... and without it (exact: y - 1e7 is representable)
+    b = getattr(D, method)(y, 40, **kw)[0]
     assert torch.equal(a, b)
