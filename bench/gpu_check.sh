@@ -26,13 +26,13 @@ if nm -C fastsel/_C*.so 2>/dev/null | grep -q " [TtWw] std::ostream& std::ostrea
   echo "gpu_check: WARNING: libstdc++ is linked into fastsel/_C statically (set CXX to the system g++)"
 fi
 "$PY" -c "import fastsel._backend as B; assert B.has_kernel('greedy', 'cuda'), B.why_unavailable(); print('CUDA kernels loaded:', B.build_info())" || exit 1
-timeout "${TEST_TIMEOUT:-200}" "$PY" -m pytest -q -p no:cacheprovider --maxfail=20 \
+timeout "${TEST_TIMEOUT:-300}" "$PY" -m pytest -q -p no:cacheprovider --maxfail=20 \
   -k "device or opcheck" tests/test_greedy.py tests/test_threshold.py tests/test_nn.py tests/test_opcheck.py > "$OUT/tests.log" 2>&1
 trc=$?
 tail -25 "$OUT/tests.log"
 echo "tests: exit $trc"
 [ -n "${SKIP_BENCH:-}" ] && exit $(( trc != 0 ))
-timeout "${BENCH_TIMEOUT:-300}" "$PY" -m fastsel bench gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
+timeout "${BENCH_TIMEOUT:-200}" "$PY" -m fastsel bench gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 brc=$?
 tail -3 "$OUT/bench.log"
 echo "bench: exit $brc"
