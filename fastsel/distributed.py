@@ -157,17 +157,9 @@ def _underflowed(G: "_Group", x_local: torch.Tensor, idx: torch.Tensor, d2: torc
     takes the same branches; the rare zero case broadcasts the picked rows and reduces one flag."""
     if x_local.dtype == torch.float16:
         return False
-    f64 = d2.dtype == torch.float64
-    tiny = ops._TINY_D2[torch.float64 if f64 else torch.float32]
-    d = d2[1:].double().cpu()
-    if tau_at is not None and not f64 and bool((tau_at[1:].double().cpu() ** 2 < tiny).any()):
-        return True
-    small = d < tiny
-    if not bool(small.any()):
-        return False
-    if bool((small & (d > 0)).any()):
-        return True
-    first_zero = int(torch.nonzero(d == 0)[0]) + 1
+    first_zero = ops._underflow_triage(d2, tau_at)
+    if isinstance(first_zero, bool):
+        return first_zero
     keys = ops._row_keys(torch.stack([G.row(x_local, int(i))[0] for i in idx[:first_zero]]))
     try:  # in chunks; a failure on one rank still reaches the reduce below (no rank left waiting)
         ok = all(bool(np.isin(ops._row_keys(x_local[a:a + 65536]), keys).all())

@@ -336,6 +336,16 @@ def _underflowed(x, idx: torch.Tensor, d2: torch.Tensor, tau_at: Optional[torch.
     float32 squared it to 0). ``x``: the (N, d) pool, a tensor or a numpy array; ``d2`` in the
     accumulation dtype (float32 or float64). Costs one look at
     the picks, and one pass over the pool only when a pick at distance 0 is there."""
+    verdict = _underflow_triage(d2, tau_at)
+    if isinstance(verdict, bool):
+        return verdict
+    return not _only_duplicates_left(x, idx[:verdict].cpu().numpy())
+
+
+def _underflow_triage(d2: torch.Tensor, tau_at: Optional[torch.Tensor] = None):
+    """What the picks' distances alone say (shared by the sharded check): True (underflowed), False
+    (fine), or an int k -- pick k is at distance 0, and whether the pool holds only duplicates of
+    picks 0..k-1 decides."""
     f64 = d2.dtype == torch.float64  # d2 comes in the accumulation dtype
     tiny = _TINY_D2[torch.float64 if f64 else torch.float32]
     d2 = d2[1:].double().cpu()
@@ -346,8 +356,7 @@ def _underflowed(x, idx: torch.Tensor, d2: torch.Tensor, tau_at: Optional[torch.
         return False
     if bool((small & (d2 > 0)).any()):
         return True
-    first_zero = int(torch.nonzero(d2 == 0)[0]) + 1
-    return not _only_duplicates_left(x, idx[:first_zero].cpu().numpy())
+    return int(torch.nonzero(d2 == 0)[0]) + 1
 
 
 def _row_keys(rows) -> np.ndarray:

@@ -12,7 +12,6 @@ from fastsel import reference as R
 from fastsel.cli.main import cli
 from fastsel.errors import FastselError
 
-from test_loop_science import fair, shares, stacked
 
 
 def blobs(rng, N=400, d=16, centres=6, spread=0.3):
@@ -91,15 +90,6 @@ def test_kmeans_balanced_draws_equal_shares_and_passes_on_what_small_clusters_la
     assert small == 5  # the small cluster gives all it has, the big one the rest
     a, _ = C.kmeans_balanced(x, 100, k=2, seed=0)
     assert torch.equal(a, keep)
-
-
-@pytest.mark.parametrize("method", ["semdedup", "kmeans-balanced"])
-def test_identical_sources_are_kept_in_proportion(method, rng):
-    k, per, runs = 3, 200, 4
-    N, n = k * per, per
-    got = np.mean([shares(fastsel.select(stacked(rng, k, per, d=8), n, method, seed=s), k, per)
-                   for s in range(runs)], 0)
-    assert fair(got, k, n, N, runs), got
 
 
 def test_cli_select_semdedup(tmp_path, rng):

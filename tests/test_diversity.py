@@ -82,7 +82,7 @@ def test_bad_input_is_one_clear_error(rng):
         D.dpp(bad, 3)
 
 
-@pytest.mark.parametrize("method", ["facility", "dpp", "herding"])
+@pytest.mark.parametrize("method", ["facility", "dpp", "herding", "semdedup", "kmeans-balanced"])
 def test_identical_sources_are_kept_in_proportion(method, rng):
     """The null control: three sources drawn from one distribution, stored one after another."""
     k, per, runs = 3, 200, 4
