@@ -110,3 +110,15 @@ def same(got, want, what="values"):
 
 def as_t(a, dtype):
     return torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
+
+
+def one_line(r, code):
+    """A click result: exit status `code`, no traceback, one "Error: ..." line (a usage error, exit 2,
+    may come after click's usage lines, as every click usage error does). Returns that line."""
+    assert r.exit_code == code, (r.exit_code, r.output)
+    assert "Traceback" not in r.output
+    lines = r.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("Error")]
+    assert len(errors) == 1, r.stderr
+    assert lines[-1] == errors[0] and (code == 2 or len(lines) == 1), r.stderr
+    return errors[0]

@@ -37,3 +37,11 @@ def rng():
     seed = int(os.environ.get("FASTSEL_TEST_SEED", np.random.SeedSequence().entropy % (2**31)))
     print(f"FASTSEL_TEST_SEED={seed}")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def feats(tmp_path, rng):
+    """A (200, 8) float32 feature file of fresh random rows."""
+    p = tmp_path / "feats.npy"
+    np.save(p, rng.standard_normal((200, 8)).astype(np.float32))
+    return p

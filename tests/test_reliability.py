@@ -14,32 +14,15 @@ from fastsel import metrics as M
 from fastsel.cli.main import cli
 
 from _helpers import free_port
+from _helpers import one_line
 
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def one_line(r, code):
-    """Exit status `code`, no traceback, one "Error: ..." line (a usage error, exit 2, may come after
-    click's usage lines, as every click usage error does)."""
-    assert r.exit_code == code, (r.exit_code, r.output)
-    assert "Traceback" not in r.output
-    lines = r.stderr.strip().splitlines()
-    errors = [ln for ln in lines if ln.startswith("Error")]
-    assert len(errors) == 1, r.stderr
-    if code != 2:
-        assert len(lines) == 1, r.stderr
-    else:
-        assert lines[-1] == errors[0], r.stderr
-    return errors[0]
 
 
-@pytest.fixture
-def feats(tmp_path, rng):
-    p = tmp_path / "feats.npy"
-    np.save(p, rng.standard_normal((200, 8)).astype(np.float32))
-    return p
 
 
 # ------------------------------------------------------------------ 1. data loss

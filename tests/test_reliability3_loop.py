@@ -17,6 +17,7 @@ pytest.importorskip("matplotlib")
 from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
+from _helpers import one_line
 
 ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
 LOOP = ["--preset", "smoke", "-n", "8", "--train-steps", "2", "--batch-size", "4", "--sample-steps", "1",
@@ -28,15 +29,6 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def one_line(r, code):
-    """Exit status `code`, no traceback, one "Error: ..." line (after click's usage lines for exit 2)."""
-    assert r.exit_code == code, (r.exit_code, r.output)
-    assert "Traceback" not in r.output
-    lines = r.stderr.strip().splitlines()
-    errors = [ln for ln in lines if ln.startswith("Error")]
-    assert len(errors) == 1, r.stderr
-    assert lines[-1] == errors[0] and (code == 2 or len(lines) == 1), r.stderr
-    return errors[0]
 
 
 def metrics(run_dir):
