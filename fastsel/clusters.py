@@ -49,24 +49,25 @@ def _check_k(k, N: int) -> int:
     return min(k, N)
 
 
-def _sq_to(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """(N, k) squared distances, float64, in row blocks (callers keep k small: one centre)."""
+def _blocks_d2(x: torch.Tensor, c: torch.Tensor):
+    """(start, (block, k) squared distances of rows start.. to the centres c), float64, row block by
+    row block: O(block k) memory."""
     cs = (c * c).sum(1)
-    out = torch.empty((x.shape[0], c.shape[0]), dtype=torch.float64)
     for a in range(0, x.shape[0], BLOCK):
         xb = x[a:a + BLOCK]
-        out[a:a + BLOCK] = ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
-    return out
+        yield a, ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
+
+
+def _sq_to(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """(N,) squared distances of every row to one row."""
+    return torch.cat([d2[:, 0] for _, d2 in _blocks_d2(x, row[None])])
 
 
 def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """(N,) index of each row's nearest centre (the first on ties), in row blocks: O(block k) memory."""
-    cs = (c * c).sum(1)
+    """(N,) index of each row's nearest centre (the first on ties)."""
     out = torch.empty(x.shape[0], dtype=torch.int64)
-    for a in range(0, x.shape[0], BLOCK):
-        xb = x[a:a + BLOCK]
-        d2 = ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
-        out[a:a + BLOCK] = torch.argmin(d2, dim=1)
+    for a, d2 in _blocks_d2(x, c):
+        out[a:a + len(d2)] = torch.argmin(d2, dim=1)
     return out
 
 
@@ -79,7 +80,7 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100):
     g = torch.Generator().manual_seed(ops.check_seed(seed))
     first = int(torch.randint(N, (1,), generator=g))
     centres = [x[first]]
-    d2 = _sq_to(x, x[first][None])[:, 0]
+    d2 = _sq_to(x, x[first])
     while len(centres) < k:
         tot = float(d2.sum())
         if tot <= 0.0:  # every row sits on a centre: fewer distinct rows than k
@@ -90,7 +91,7 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100):
         while float(d2[j]) == 0.0:  # a zero-weight row can only be hit on a float64 boundary: step on
             j = (j + 1) % N
         centres.append(x[j])
-        d2 = torch.minimum(d2, _sq_to(x, x[j][None])[:, 0])
+        d2 = torch.minimum(d2, _sq_to(x, x[j]))
     c = torch.stack(centres)
     assign = None
     rounds = 0

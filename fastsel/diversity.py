@@ -121,9 +121,7 @@ class _Kernel:
             return self.dense.sum(1)
         out = torch.zeros(self.x.shape[0], dtype=torch.float64)
         for a in range(0, self.x.shape[0], BLOCK):
-            xb = self.x[a:a + BLOCK]
-            d2 = (self.sq[a:a + BLOCK, None] + self.sq[None, :] - 2.0 * (xb @ self.x.T)).clamp_min_(0.0)
-            out += torch.exp(-d2 / self.h).sum(0)
+            out += self._block(a, a + BLOCK).sum(0)
         return out
 
 

@@ -122,3 +122,15 @@ def one_line(r, code):
     assert len(errors) == 1, r.stderr
     assert lines[-1] == errors[0] and (code == 2 or len(lines) == 1), r.stderr
     return errors[0]
+
+
+def select_under_file_size_limit(pool, out):
+    """`fastsel select --method random -n 5000` of `pool` into `out` in a child process whose
+    file-size limit (RLIMIT_FSIZE) is 4,096 bytes, SIGXFSZ ignored: the write fails part-way."""
+    import subprocess
+    import sys
+    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from fastsel.cli.main import main; "
+            f"sys.argv = ['fastsel', 'select', '--in', {str(pool)!r}, '-n', '5000', '--method', 'random', "
+            f"'--out', {str(out)!r}, '--no-metrics']; main()")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -14,7 +14,7 @@ from fastsel import metrics as M
 from fastsel.cli.main import cli
 
 from _helpers import free_port
-from _helpers import one_line
+from _helpers import one_line, select_under_file_size_limit
 
 
 def run(*args):
@@ -153,11 +153,7 @@ def test_file_size_limit_mid_write_keeps_the_earlier_output(tmp_path, rng):
     np.save(big, rng.standard_normal((20000, 8)).astype(np.float32))
     out = tmp_path / "o.npy"
     out.write_bytes(b"earlier output")
-    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from fastsel.cli.main import main; "
-            f"sys.argv = ['fastsel', 'select', '--in', {str(big)!r}, '-n', '5000', '--method', 'random', "
-            f"'--out', {str(out)!r}, '--no-metrics']; main()")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    p = select_under_file_size_limit(big, out)
     assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
     assert out.read_bytes() == b"earlier output"
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []

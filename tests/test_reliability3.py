@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import fastsel
 from fastsel.cli.main import cli
-from _helpers import one_line
+from _helpers import one_line, select_under_file_size_limit
 
 
 def run(*args, **kw):
@@ -96,11 +96,7 @@ def test_item16_file_size_limit_is_named(tmp_path, rng):
         out = tmp_path / ("o.npy" if earlier else "new.npy")
         if earlier:
             out.write_bytes(b"earlier output")
-        code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-                "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from fastsel.cli.main import main; "
-                f"sys.argv = ['fastsel', 'select', '--in', {str(big)!r}, '-n', '5000', '--method', 'random', "
-                f"'--out', {str(out)!r}, '--no-metrics']; main()")
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        p = select_under_file_size_limit(big, out)
         assert p.returncode == 1 and p.stderr.strip().count("\n") == 0, p.stderr
         assert "file-size limit" in p.stderr and "requested" not in p.stderr, p.stderr
         if earlier:
