@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # The GPU device check, for a fresh GPU machine with no network (torch with CUDA,
-# nvcc and ninja already installed): build the extension with its CUDA kernels,
-# run the op tests parametrised over devices (their cpu and cuda cases), run the GPU benchmark. Results go to $OUT (default
-# bench/results/gpu): gpu_bench.md / gpu_bench.json, tests.log, build.log, env.txt.
+# nvcc and ninja already installed): build the extension with its CUDA kernels; the
+# GPU path end to end (bench/gpu_pipeline.py: embed, loop throughput against bare
+# diffusers, the paper preset's wall-time estimate, a short `fastsel loop` + report on
+# the GPU, every selector, torch-quickfps's CUDA build on its grid); the op tests
+# parametrised over devices (their cpu and cuda cases); the kernel benchmark.
+# Results go to $OUT (default bench/results/gpu): pipeline.md / pipeline.json,
+# gpu_bench.md / gpu_bench.json, logs.tgz (env, build, tests, CLI logs), report.tgz.
+# Wheels the image lacks (diffusers and its two small needs, torch-quickfps-cu130) are
+# carried in .whl/ (pip download them here: DEVELOPERS.md) and installed to /tmp/site.
+# Skip parts with SKIP_PIPELINE=1, SKIP_TESTS=1, SKIP_BENCH=1 (the kernel benchmark).
 # Sized to finish in under 8 minutes on one H100/H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +18,10 @@ mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}" PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ls .whl/*.whl > /dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site" || echo "gpu_check: WARNING: the carried wheels did not install"
+fi
 # The GPU image's default compiler (/opt/gcc/bin/g++) linked libstdc++'s number
 # formatting into _C statically; that copy crashed on the first error message with a
 # number in it (seen with cuda-gdb, 2026-11-27). Build with the system compiler.
@@ -26,15 +37,30 @@ if nm -C fastsel/_C*.so 2>/dev/null | grep -q " [TtWw] std::ostream& std::ostrea
   echo "gpu_check: WARNING: libstdc++ is linked into fastsel/_C statically (set CXX to the system g++)"
 fi
 "$PY" -c "import fastsel._backend as B; assert B.has_kernel('greedy', 'cuda'), B.why_unavailable(); print('CUDA kernels loaded:', B.build_info())" || exit 1
+pack() {  # the logs and the report in two archives: what comes back from $OUT is limited to 8 files
+  (cd "$OUT" && tar czf logs.tgz --ignore-failed-read env.txt build.log tests.log bench.log pipeline_cli.log 2>/dev/null \
+     && rm -f build.log tests.log bench.log pipeline_cli.log)
+  [ -d /tmp/fastsel_pipeline_work/report ] && tar czf "$OUT/report.tgz" -C /tmp/fastsel_pipeline_work report
+}
+prc=0
+if [ -z "${SKIP_PIPELINE:-}" ]; then
+  timeout "${PIPELINE_TIMEOUT:-330}" "$PY" bench/gpu_pipeline.py "$OUT" ${PIPELINE_ARGS:-}
+  prc=$?
+  echo "pipeline: exit $prc"
+fi
+trc=0
+[ -z "${SKIP_TESTS:-}" ] && {
 timeout "${TEST_TIMEOUT:-300}" "$PY" -m pytest -q -p no:cacheprovider --maxfail=20 \
   -k "device or opcheck" tests/test_greedy.py tests/test_threshold.py tests/test_nn.py tests/test_opcheck.py > "$OUT/tests.log" 2>&1
 trc=$?
 tail -25 "$OUT/tests.log"
 echo "tests: exit $trc"
-[ -n "${SKIP_BENCH:-}" ] && exit $(( trc != 0 ))
+}
+[ -n "${SKIP_BENCH:-}" ] && { pack; exit $(( trc != 0 || prc != 0 )); }
 timeout "${BENCH_TIMEOUT:-200}" "$PY" -m fastsel bench gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 brc=$?
 tail -3 "$OUT/bench.log"
 echo "bench: exit $brc"
 cat "$OUT/gpu_bench.md" 2>/dev/null
-exit $(( trc != 0 || brc != 0 ))
+pack
+exit $(( trc != 0 || brc != 0 || prc != 0 ))

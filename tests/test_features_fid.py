@@ -2,6 +2,7 @@
 and FID against closed forms and an independent float64 computation."""
 import importlib.util
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -34,6 +35,26 @@ def test_inception_pool3(rng):
     assert a.shape == (3, 2048) and np.isfinite(a).all() and (a >= 0).all()  # pool3 follows a ReLU
     b = Fe.embed(im, ext, batch_size=1, quiet=True)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_inception_path_env_loads_that_torchscript_file(tmp_path, rng, monkeypatch):
+    class Pool(torch.nn.Module):  # a stand-in network of Inception's contract: (B, 3, 299, 299) -> (B, C, 1, 1)
+        def forward(self, x):
+            return x.mean(dim=(2, 3), keepdim=True) + 1.0
+    path = tmp_path / "own.pt"
+    with warnings.catch_warnings():  # torch.jit.script is deprecated; the file format is what is tested
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Pool()).save(str(path))
+    monkeypatch.setenv("FASTSEL_INCEPTION_PATH", str(path))
+    assert Fe.inception_path() == str(path)
+    im = rng.integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    a = Fe.embed(im, Fe.get("inception", "cpu"), batch_size=2, quiet=True)
+    # the prepared input is in [-1, 1]: channel means of 2 * im / 255 - 1 (bilinear resize keeps the mean)
+    want = (im.reshape(2, -1, 3).mean(1) / 255.0) * 2.0 - 1.0 + 1.0
+    np.testing.assert_allclose(a, want, atol=2e-3)
+    monkeypatch.setenv("FASTSEL_INCEPTION_PATH", str(tmp_path / "missing.pt"))
+    with pytest.raises(DataError, match="FASTSEL_INCEPTION_PATH=.*missing.pt: no such file"):
+        Fe.get("inception", "cpu")
 
 
 def test_dinov2_pipeline_with_a_tiny_model_built_in_code(rng):

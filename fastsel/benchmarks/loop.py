@@ -142,3 +142,4 @@ def run(a):
           f"{res['sample_ratio']:.3f} |\n")
     save_text(os.path.join(a.out_dir, "bench_loop.md"), md)
     print(md)
+    return res

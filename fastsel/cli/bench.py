@@ -110,6 +110,10 @@ def loop_cmd(**kw):
 @click.option("--features", default="inception", show_default=True)
 @click.option("--images", type=int, default=256, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--size", type=int, default=28, show_default=True, help="Side of the random uint8 images.")
+@click.option("--channels", type=int, default=1, show_default=True)
+@click.option("--out-dir", default=_OUT, show_default=True)
 @handle_errors
 def embed_cmd(**kw):
     """`fastsel embed` throughput against a bare model(x) loop."""

