@@ -92,7 +92,7 @@ class _Kernel:
         N = x.shape[0]
         self.dense = None
         if N * N * 8 <= kernel_bytes() and dense:  # small pools: the whole kernel once, in row blocks
-            self.dense = torch.empty((N, N), dtype=torch.float64)
+            self.dense = torch.empty((N, N), dtype=torch.float64, device=x.device)
             for a in range(0, N, BLOCK):
                 self.dense[a:a + BLOCK] = self._block(a, a + BLOCK)
 
@@ -119,7 +119,7 @@ class _Kernel:
         """sum_i k(i, j) for every j, in row blocks."""
         if self.dense is not None:
             return self.dense.sum(1)
-        out = torch.zeros(self.x.shape[0], dtype=torch.float64)
+        out = torch.zeros(self.x.shape[0], dtype=torch.float64, device=self.x.device)
         for a in range(0, self.x.shape[0], BLOCK):
             out += self._block(a, a + BLOCK).sum(0)
         return out
@@ -136,7 +136,7 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional
     gains = K.column_sums()
     heap = [(-float(g), j) for j, g in enumerate(gains.tolist())]
     heapq.heapify(heap)
-    cover = torch.zeros(x.shape[0], dtype=torch.float64)
+    cover = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     picks, evals = [], 0
     N = x.shape[0]
     batch, cap = 1, max(1, min(512, BATCH_BYTES // (8 * N)))  # a batch of columns takes <= BATCH_BYTES
@@ -196,9 +196,9 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     # the kernel is kept (when it fits) only if n is a fair share of N: building it costs N^2 d, the
     # n columns recomputed one by one n N d (matrix-vector products, several times slower per flop)
     K = _Kernel(x, h, dense=8 * n >= N)
-    c = torch.zeros((min(n, 64), N), dtype=torch.float64)
-    d2 = torch.ones(N, dtype=torch.float64)
-    taken = torch.zeros(N, dtype=torch.bool)
+    c = torch.zeros((min(n, 64), N), dtype=torch.float64, device=x.device)
+    d2 = torch.ones(N, dtype=torch.float64, device=x.device)
+    taken = torch.zeros(N, dtype=torch.bool, device=x.device)
     picks, logdet, spent_at = [], 0.0, None
     for t in range(n):
         picks.append(j)
@@ -211,7 +211,8 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
             break
         if spent_at is None:
             if t == c.shape[0]:
-                c = torch.cat([c, torch.zeros((min(c.shape[0], n - c.shape[0]), N), dtype=torch.float64)])
+                grow = min(c.shape[0], n - c.shape[0])
+                c = torch.cat([c, torch.zeros((grow, N), dtype=torch.float64, device=x.device)])
             e = (K.column(j) - c[:t].T @ c[:t, j]) / math.sqrt(float(d2[j]))
             c[t] = e
             d2 -= e * e
@@ -234,8 +235,8 @@ def herding(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[
     N = x.shape[0]
     K = _Kernel(x, h)
     mu = K.column_sums() / N
-    acc = torch.zeros(N, dtype=torch.float64)
-    taken = torch.zeros(N, dtype=torch.bool)
+    acc = torch.zeros(N, dtype=torch.float64, device=x.device)
+    taken = torch.zeros(N, dtype=torch.bool, device=x.device)
     picks = []
     for t in range(n):
         score = mu - acc / (t + 1)

@@ -67,6 +67,9 @@ def _scheduler(cfg: LoopConfig):
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule=cfg.beta_schedule)
 
 
+LOSS_EVERY = 50  # on a GPU the loss shown in the progress bar is read every this many steps
+
+
 def train_steps_for(cfg: LoopConfig, n_train: int) -> int:
     if cfg.train_steps:
         return int(cfg.train_steps)
@@ -180,7 +183,8 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
         if ema is not None:
             ema.step(model.parameters())
         step += 1
-        loss_v = float(loss.detach())
+        if device.type != "cuda" or step % LOSS_EVERY == 0 or step == total or step % cfg.ckpt_every == 0:
+            loss_v = float(loss.detach())  # on a GPU a read waits for the step: read now and then, not every step
         if progress is not None:
             progress(step, total, loss_v)
         if (step % cfg.ckpt_every == 0 or step == total) and rank == 0:
