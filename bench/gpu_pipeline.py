@@ -136,13 +136,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: checks the script, measures nothing")
-    ap.add_argument("--skip", default="", help="comma list of stage names to skip")
+    ap.add_argument("--skip", default="quickfps-baseline",
+                    help="comma list of stage names to skip (quickfps-baseline: its 13.5 s-a-call vanilla FPS)")
     ap.add_argument("--order", default="models,embed,loop,estimate,selectors,quickfps,e2e",
                     help="the stages, in the order they run")
-    ap.add_argument("--loop-steps", type=int, default=200, help="loop throughput: training steps timed")
+    ap.add_argument("--loop-steps", type=int, default=100, help="loop throughput: training steps timed")
     ap.add_argument("--loop-samples", type=int, default=256, help="loop throughput: images sampled (1000 steps)")
-    ap.add_argument("--e2e-n", type=int, default=128, help="end to end: training-set size")
-    ap.add_argument("--e2e-steps", type=int, default=300, help="end to end: training steps per model")
+    ap.add_argument("--e2e-n", type=int, default=16, help="end to end: training-set size")
+    ap.add_argument("--e2e-steps", type=int, default=60, help="end to end: training steps per model")
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
