@@ -3,6 +3,7 @@ import click
 
 from ._common import _version
 from .bench import bench
+from .curate import curate
 from .demo import demo
 from .embed import embed
 from .fid import fid
@@ -37,7 +38,7 @@ def cli():
     """
 
 
-for _cmd in (select, metrics, info, bench, demo, embed, fid, loop, report):
+for _cmd in (select, curate, metrics, info, bench, demo, embed, fid, loop, report):
     cli.add_command(_cmd)
 
 

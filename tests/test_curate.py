@@ -1,0 +1,189 @@
+"""`fastsel curate` on the forms image collections live in: a nested folder with a corrupt file, a
+Hugging Face dataset saved to disk, parquet files, a .npy; resumable embedding; the outputs."""
+import csv
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fastsel import curate as C
+from fastsel.cli.main import cli
+from fastsel.errors import DataError
+
+
+def _images(rng, k, side=10, ch=3):
+    return rng.integers(0, 256, (k, side, side, ch)).astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path, rng):
+    from PIL import Image
+    root = tmp_path / "photos"
+    ims = _images(rng, 30)
+    for i, a in enumerate(ims):
+        d = root / ("x" if i % 3 == 0 else "y/z" if i % 3 == 1 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(a).save(d / f"im{i:02d}.png")
+    (root / "y" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a header, no image
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _run(args):
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_folder_curate_matches_select_lists_the_corrupt_file_and_links_the_subset(folder, tmp_path):
+    out = tmp_path / "out"
+    _run(["curate", str(folder), "-n", "7", "--out", str(out), "--features", "pixels", "--shard-rows", "8", "-q"])
+    rows = _csv(out / "selected.csv")
+    assert [int(r["rank"]) for r in rows] == list(range(7))
+    emb = np.load(out / "embeddings.npy")
+    assert emb.shape == (30, 300)  # 31 image files, one unreadable
+    bad = (out / "unreadable.txt").read_text()
+    assert "broken.png" in bad and len(bad.strip().splitlines()) == 1
+    # the same picks as `fastsel select` on the same embeddings
+    _run(["select", "--in", str(out / "embeddings.npy"), "--n", "7", "--out", str(tmp_path / "idx.npy"), "-q",
+          "--no-metrics"])
+    assert [int(r["row"]) for r in rows] == np.load(tmp_path / "idx.npy").tolist()
+    # ids are the files' relative paths; the subset holds links to exactly those files
+    src = C.open_source(str(folder))
+    kept = np.load(out / "rows.npy")
+    for r in rows:
+        assert r["id"] == src.ids[int(r["source_index"])] and int(kept[int(r["row"])]) == int(r["source_index"])
+        link = out / "subset" / r["id"]
+        assert link.is_symlink() and os.path.samefile(link, folder / r["id"])
+    assert float(rows[0]["distance_at_pick"]) == float("inf")
+    d = [float(r["distance_at_pick"]) for r in rows[1:]]
+    assert d == sorted(d, reverse=True)  # farthest-point picks: non-increasing distance to the set
+    report = (out / "report.md").read_text()
+    assert "coverage radius" in report and (out / "first_picks.png").stat().st_size > 0
+    # a rerun with --copy replaces the subset (ours) with copies
+    _run(["curate", str(folder), "-n", "7", "--out", str(out), "--features", "pixels", "--shard-rows", "8", "-q",
+          "--copy"])
+    link = out / "subset" / rows[0]["id"]
+    assert not link.is_symlink() and link.read_bytes() == (folder / rows[0]["id"]).read_bytes()
+
+
+def test_killed_embedding_resumes_to_identical_embeddings(folder, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):  # killed after two of the four shards
+        C.embed_source(C.open_source(str(folder)), "pixels", str(out), shard_rows=8, quiet=True, stop_after_shards=2)
+    shards = sorted(os.listdir(out / "embeddings"))
+    assert shards == ["manifest.json", "shard_000000.npz", "shard_000001.npz"]
+    msgs = []
+    C.curate(str(folder), 5, str(out), features="pixels", shard_rows=8, quiet=True, log=msgs.append)
+    assert any("resuming: 2 of 4" in m for m in msgs)
+    fresh = tmp_path / "fresh"
+    C.curate(str(folder), 5, str(fresh), features="pixels", shard_rows=8, quiet=True, log=lambda m: None)
+    assert np.array_equal(np.load(out / "embeddings.npy"), np.load(fresh / "embeddings.npy"))
+    assert (out / "selected.csv").read_text() == (fresh / "selected.csv").read_text()
+
+
+def test_a_changed_run_is_refused_not_mixed(folder, tmp_path):
+    out = tmp_path / "out"
+    C.curate(str(folder), 4, str(out), features="pixels", quiet=True, log=lambda m: None)
+    with pytest.raises(DataError, match="holds embeddings of another run \\(image_shape"):
+        C.curate(str(folder), 4, str(out), features="pixels", image_size=8, quiet=True, log=lambda m: None)
+
+
+def test_out_inside_the_source_and_a_foreign_subset_are_refused(folder, tmp_path):
+    r = CliRunner().invoke(cli, ["curate", str(folder), "-n", "3", "--out", str(folder / "picked"),
+                                 "--features", "pixels"])
+    assert r.exit_code == 1 and "inside the source folder" in r.output
+    out = tmp_path / "out"
+    (out / "subset").mkdir(parents=True)
+    (out / "subset" / "mine.txt").write_text("keep me")
+    r = CliRunner().invoke(cli, ["curate", str(folder), "-n", "3", "--out", str(out), "--features", "pixels"])
+    assert r.exit_code == 1 and "not written by fastsel curate" in r.output
+    assert (out / "subset" / "mine.txt").read_text() == "keep me"
+
+
+def _hf_dataset(rng, k=24):
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+    ims = _images(rng, k, side=8)
+    ds = datasets.Dataset.from_dict({"image": [Image.fromarray(a) for a in ims], "label": list(range(k))})
+    return ds.cast_column("image", datasets.Image()), ims
+
+
+def test_hf_dataset_on_disk_curated_to_a_dataset_in_pick_order(tmp_path, rng):
+    datasets = pytest.importorskip("datasets")
+    ds, ims = _hf_dataset(rng)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    out = tmp_path / "out"
+    _run(["curate", str(tmp_path / "ds"), "-n", "6", "--out", str(out), "--features", "pixels", "-q"])
+    rows = _csv(out / "selected.csv")
+    sub = datasets.load_from_disk(str(out / "subset"))
+    assert len(sub) == 6
+    assert sub["label"] == [int(r["source_index"]) for r in rows]  # pick order
+    for img, r in zip(sub["image"], rows):
+        assert np.array_equal(np.asarray(img), ims[int(r["source_index"])])
+    _run(["select", "--in", str(out / "embeddings.npy"), "--n", "6", "--out", str(tmp_path / "i.npy"), "-q",
+          "--no-metrics"])
+    assert [int(r["row"]) for r in rows] == np.load(tmp_path / "i.npy").tolist()
+
+
+def test_parquet_written_by_datasets_and_a_plain_one(tmp_path, rng):
+    pytest.importorskip("datasets")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds, ims = _hf_dataset(rng)
+    ds.to_parquet(str(tmp_path / "d.parquet"))
+    out = tmp_path / "out"
+    _run(["curate", str(tmp_path / "d.parquet"), "-n", "5", "--out", str(out), "--features", "pixels", "-q"])
+    rows = _csv(out / "selected.csv")
+    sub = pq.read_table(out / "subset" / "subset.parquet")
+    assert sub.num_rows == 5 and sub.column("label").to_pylist() == [int(r["source_index"]) for r in rows]
+    # a plain parquet of PNG bytes: the column must be named
+    import io
+    from PIL import Image
+    cells = []
+    for a in ims:
+        b = io.BytesIO()
+        Image.fromarray(a).save(b, format="PNG")
+        cells.append(b.getvalue())
+    pq.write_table(pa.table({"png": cells, "k": list(range(len(ims)))}), tmp_path / "plain.parquet")
+    r = CliRunner().invoke(cli, ["curate", str(tmp_path / "plain.parquet"), "-n", "5", "--out", str(tmp_path / "o2"),
+                                 "--features", "pixels"])
+    assert r.exit_code == 1 and "--column" in r.output
+    _run(["curate", str(tmp_path / "plain.parquet"), "--column", "png", "-n", "5", "--out", str(tmp_path / "o2"),
+          "--features", "pixels", "-q"])
+    # same images, same features, same picks as the datasets-written file
+    assert _csv(tmp_path / "o2" / "selected.csv") == rows
+
+
+def test_npy_source_embeddings_option_and_dedup(tmp_path, rng):
+    ims = _images(rng, 20, side=6)
+    ims = np.concatenate([ims, ims[:5]])  # 5 exact duplicates
+    np.save(tmp_path / "im.npy", ims)
+    out = tmp_path / "out"
+    r = C.curate(str(tmp_path / "im.npy"), 10, str(out), features="pixels", dedup=0.001, quiet=True, log=lambda m: None)
+    assert r["dedup"]["removed"] == 5
+    sel = np.load(out / "subset" / "images.npy")
+    assert len({a.tobytes() for a in sel}) == 10
+    # precomputed embeddings: the same picks without embedding again
+    out2 = tmp_path / "out2"
+    C.curate(str(tmp_path / "im.npy"), 10, str(out2), embeddings=str(out / "embeddings.npy"), dedup=0.001,
+             quiet=True, log=lambda m: None)
+    assert (out2 / "selected.csv").read_text() == (out / "selected.csv").read_text()
+    np.save(tmp_path / "short.npy", np.zeros((3, 4), np.float32))
+    with pytest.raises(DataError, match="3 rows, but the source has 25"):
+        C.curate(str(tmp_path / "im.npy"), 2, str(tmp_path / "o3"), embeddings=str(tmp_path / "short.npy"),
+                 quiet=True, log=lambda m: None)
+
+
+def test_source_errors_are_one_line(tmp_path):
+    r = CliRunner().invoke(cli, ["curate", str(tmp_path / "nope"), "-n", "3", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "no such file or folder" in r.output
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(cli, ["curate", str(tmp_path / "empty"), "-n", "3", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "no images" in r.output
