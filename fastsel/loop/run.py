@@ -102,8 +102,11 @@ def pool_sources(cand, rows, device: str = "cpu") -> list:
 
 
 class Loop:
-    def __init__(self, cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True):
+    def __init__(self, cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True,
+                 logger: str = "none"):
         self.cfg, self.dir, self.download, self.report = cfg, run_dir, download, report
+        self.logger_kind = logger
+        self.tracker = None
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.rank, self.world = _rank()
         self.arms = [f"{cfg.paradigm}-{s}" for s in cfg.selectors]
@@ -322,7 +325,11 @@ class Loop:
         t0 = time.perf_counter()
         with tqdm(total=total, desc=f"train {arm if t else 'shared'} it{t}", unit="step", file=sys.stderr,
                   disable=self.rank != 0, leave=False, delay=1.0) as bar:
+            every = max(1, total // 500)
+
             def prog(step, tot, loss):
+                if self.tracker is not None and (step % every == 0 or step == tot):
+                    self.tracker.scalar(f"train/{arm if t else 'shared'}/it{t}/loss", loss, step)
                 bar.n = step
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update(0)
@@ -435,6 +442,9 @@ class Loop:
         try:
             return self._run(top, existed, fresh)
         finally:  # released on any exit, not only the process's (a caller of run_loop may go on)
+            if self.tracker is not None:
+                self.tracker.close()
+                self.tracker = None
             self.unlock()
 
     def unlock(self) -> None:
@@ -465,6 +475,9 @@ class Loop:
             raise
         _, H, W, C = real_im.shape
         self.feat_dim, self.n_real = real_f.shape[1], len(real_f)
+        if self.logger_kind != "none" and self.rank == 0:
+            from .logger import Logger
+            self.tracker = Logger(self.logger_kind, self.dir, cfg.to_json())
         for t in range(cfg.iterations):  # what earlier runs wrote, checked before any work
             for arm in self.arms:
                 self.check_files(arm, t, (H, W, C))
@@ -486,6 +499,12 @@ class Loop:
                     self.stamp(self.p(arm, f"iter_{t:03d}"))
                     save_json(mpath, rec)
                     records.append(rec)
+                    if self.tracker is not None:
+                        for k, v in rec.items():
+                            self.tracker.scalar(f"metrics/{k}/{arm}", v, t)
+                        sp = os.path.join(self.p(arm, f"iter_{t:03d}"), "samples.npy")
+                        if os.path.exists(sp):
+                            self.tracker.images(f"samples/{arm}", np.load(sp, mmap_mode="r")[:16], t)
                     self.log("  " + ", ".join(f"{k}={v:.4g}" for k, v in rec.items()
                                               if isinstance(v, float)))
                 _barrier()
@@ -523,10 +542,12 @@ class Loop:
             save_json(tp, old)
 
 
-def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True) -> list:
-    """Run (or resume) the loop; ``report``: redraw run_dir/report after every iteration."""
+def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True,
+             logger: str = "none") -> list:
+    """Run (or resume) the loop; ``report``: redraw run_dir/report after every iteration; ``logger``:
+    also log to TensorBoard or W&B (:mod:`fastsel.loop.logger`)."""
     torch.use_deterministic_algorithms(False)
-    return Loop(cfg, run_dir, log, download, report).run()
+    return Loop(cfg, run_dir, log, download, report, logger).run()
 
 
 def _nonneg(v: float) -> float:
