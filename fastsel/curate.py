@@ -263,29 +263,57 @@ def open_source(spec: str, column: Optional[str] = None, split: str = "train") -
 
 
 # -------------------------------------------------------------------------------------------- embedding
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def _to_8bit(im):
+    """16-bit and float images scaled to 8 bits (PIL's convert("L") would clip them at 255)."""
+    from PIL import Image
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":
+            top = 1.0 if a.size and float(np.nanmax(a)) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if im.mode.startswith("I;16") or (a.size and float(a.max()) > 255) else 255.0
+        return Image.fromarray(np.clip(np.nan_to_num(a) * (255.0 / top), 0, 255).round().astype(np.uint8))
+    return im
+
+
 def _to_array(im, shape) -> np.ndarray:
     """PIL image -> uint8 (H, W, C) at ``shape`` = (H, W, C)."""
     from PIL import Image
     H, W, C = shape
-    im = im.convert("L" if C == 1 else "RGB")
+    im = _to_8bit(im).convert("L" if C == 1 else "RGB")
     if im.size != (W, H):
         im = im.resize((W, H), Image.BICUBIC)
     a = np.asarray(im, dtype=np.uint8)
     return a[..., None] if C == 1 else a
 
 
+MAX_SIDE = 512  # default shape: the first image's, when its sides are at most this; else MAX_SIDE x MAX_SIDE
+
+
 def target_shape(src: Source, image_size: Optional[int]) -> tuple:
-    """The first readable image's (H, W, C), or (image_size, image_size, C)."""
+    """(H, W, C) every image is brought to: (image_size, image_size, C) when given, else the first
+    readable image's size (MAX_SIDE x MAX_SIDE when a side is larger: the extractors work at 224-299,
+    and a shard of camera-size images would not fit in memory). C = 1 only when every one of the
+    first 100 readable images is grayscale, else 3."""
+    first, gray = None, True
     for i in range(min(len(src), 100)):
         try:
             im = src.load(i)
         except Exception:
             continue
-        C = 1 if im.mode in ("1", "L", "I", "I;16", "F") else 3
-        if image_size:
-            return (image_size, image_size, C)
-        return (im.size[1], im.size[0], C)
-    raise DataError(f"{src.spec}: none of the first {min(len(src), 100)} images could be read")
+        first = first or im.size
+        gray = gray and im.mode in GRAY_MODES
+    if first is None:
+        raise DataError(f"{src.spec}: none of the first {min(len(src), 100)} images could be read")
+    C = 1 if gray else 3
+    if image_size:
+        return (image_size, image_size, C)
+    if max(first) > MAX_SIDE:
+        return (MAX_SIDE, MAX_SIDE, C)
+    return (first[1], first[0], C)
 
 
 def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: Optional[int] = None,
@@ -328,19 +356,20 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
                 continue
             if stop_after_shards is not None and made >= stop_after_shards:
                 raise KeyboardInterrupt("stopped after the requested shards (test hook)")
-            arrs, rows, bad = [], [], []
-            for i in range(s, min(s + shard_rows, N)):
-                try:
-                    arrs.append(_to_array(src.load(i), shape))
-                    rows.append(i)
-                except Exception as e:  # unreadable: listed, skipped, never fatal
-                    bad.append((i, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"))
+            rows, bad, parts = [], [], []
             if ext is None:
                 ext = Fe.get(extractor_name, device)
-            if arrs:
-                feats = Fe.embed(np.stack(arrs), ext, batch_size=batch_size, quiet=True)
-            else:
-                feats = np.zeros((0, 1), np.float32)
+            for b0 in range(s, min(s + shard_rows, N), batch_size):  # decoded a batch at a time: memory ~ a batch
+                arrs = []
+                for i in range(b0, min(b0 + batch_size, s + shard_rows, N)):
+                    try:
+                        arrs.append(_to_array(src.load(i), shape))
+                        rows.append(i)
+                    except Exception as e:  # unreadable: listed, skipped, never fatal
+                        bad.append((i, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"))
+                if arrs:
+                    parts.append(Fe.embed(np.stack(arrs), ext, batch_size=batch_size, quiet=True))
+            feats = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, features=feats, rows=np.asarray(rows, np.int64),
@@ -408,15 +437,20 @@ def _grid(images: list, titles: list, path: str, cols: int, suptitle: str):
     plt.close(fig)
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def prepare_out(out_dir: str, src: Source) -> None:
-    out = os.path.abspath(out_dir)
-    if isinstance(src, FolderSource):
-        root = src.root
-        if out == root or out.startswith(root + os.sep):
-            raise DataError(f"--out {out_dir} is inside the source folder {src.spec}: its files would be read as "
-                            "images on the next run; choose a folder outside it")
-    elif os.path.exists(src.spec) and os.path.abspath(src.spec) in (out, os.path.join(out, "subset")):
-        raise DataError(f"--out {out_dir} would replace the source {src.spec}")
+    out = os.path.realpath(out_dir)
+    if isinstance(src, FolderSource) and _inside(out, os.path.realpath(src.root)):
+        raise DataError(f"--out {out_dir} is inside the source folder {src.spec}: its files would be read as "
+                        "images on the next run; choose a folder outside it")
+    if os.path.exists(src.spec):
+        real = os.path.realpath(src.spec)
+        if _inside(real, out):  # e.g. curating OUT/subset into OUT: the new subset would replace its own source
+            raise DataError(f"the source {src.spec} lies inside --out {out_dir}, whose files this run rewrites; "
+                            "choose another --out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise DataError(f"--out {out_dir} exists and is not a folder")
     os.makedirs(out, exist_ok=True)
@@ -430,8 +464,12 @@ def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
     tmp = os.path.join(out_dir, f".subset.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    what = build(tmp)
-    open(os.path.join(tmp, SUBSET_MARK), "w").close()
+    try:
+        what = build(tmp)
+        open(os.path.join(tmp, SUBSET_MARK), "w").close()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = None
     if os.path.lexists(dest):
         old = os.path.join(out_dir, f".subset.old{os.getpid()}")
@@ -482,6 +520,13 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         log(f"dedup (SemDeDup, eps {dedup}): {M_ - len(cand)} near-duplicates removed, {len(cand)} rows left")
     if n > len(cand):
         raise FastselError(f"--n {n} is more than the {len(cand)} readable{' deduplicated' if dedup else ''} rows")
+    if start is not None:  # a source index: its position among the candidates
+        e = int(np.searchsorted(rows, start))
+        pos = torch.nonzero(cand == e)[:, 0] if e < len(rows) and int(rows[e]) == start else torch.zeros(0)
+        if len(pos) == 0:
+            raise FastselError(f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}"
+                               f"{' or was removed by --dedup' if dedup is not None else ''}")
+        start = int(pos[0])
     t0 = time.perf_counter()
     sub = select(x[cand], n, method, seed=seed, start=start)
     idx = cand[sub]
@@ -520,8 +565,14 @@ def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
         log("note: matplotlib is not installed: report.md without its image grids")
         return []
     from . import ops
+
+    def img(r):  # an image the report cannot read (features given by --embeddings) is a grey tile
+        try:
+            return _to_array(src.load(int(rows[int(r)])), shape)
+        except Exception:
+            return np.full(shape, 128, np.uint8)
     k = min(grid, len(idx))
-    ims = [_to_array(src.load(int(rows[int(i)])), shape) for i in idx[:k]]
+    ims = [img(i) for i in idx[:k]]
     _grid(ims, [f"#{r}" for r in range(k)], os.path.join(out_dir, "first_picks.png"), 8,
           f"the first {k} picks, in pick order")
     # the most redundant rejected images: the non-selected rows nearest to the subset, beside their nearest pick
@@ -534,8 +585,8 @@ def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
         nn = ops.nn(x[order], x[idx], k=1).indices[:, 0]
         pair_ims, titles = [], []
         for r, j in zip(order.tolist(), nn.tolist()):
-            pair_ims += [_to_array(src.load(int(rows[r])), shape), _to_array(src.load(int(rows[int(idx[j])])), shape)]
-            titles += [f"rejected, d={float(dsub[r]):.3g}", f"kept #{j}"]
+            pair_ims += [img(r), img(idx[j])]
+            titles += [f"rejected, d={float(dsub[r]):.3g}", f"kept, pick #{j}"]
         _grid(pair_ims, titles, os.path.join(out_dir, "redundant.png"), 6,
               "the rejected images nearest to the subset (left of each pair) and the kept image they are nearest to")
         pngs.append("redundant.png")

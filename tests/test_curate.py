@@ -187,3 +187,39 @@ def test_source_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(cli, ["curate", str(tmp_path / "empty"), "-n", "3", "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "no images" in r.output
+
+
+def test_sixteen_bit_and_large_images_and_start_as_a_source_index(tmp_path, rng):
+    from PIL import Image
+    root = tmp_path / "deep"
+    root.mkdir()
+    a16 = (rng.integers(0, 65536, (6, 8, 8))).astype(np.uint16)
+    for i, a in enumerate(a16):
+        Image.fromarray(a).save(root / f"{i}.png")  # 16-bit grayscale PNGs
+    src = C.open_source(str(root))
+    assert C.target_shape(src, None) == (8, 8, 1)
+    got = C._to_array(src.load(0), (8, 8, 1))[..., 0]
+    assert np.abs(got.astype(int) - np.round(a16[0] / 257.0).astype(int)).max() <= 1  # scaled, not clipped at 255
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(rng.integers(0, 256, (700, 600, 3)).astype(np.uint8)).save(big / "a.png")
+    Image.fromarray(rng.integers(0, 256, (20, 30)).astype(np.uint8)).save(big / "b.png")  # gray among RGB: RGB
+    assert C.target_shape(C.open_source(str(big)), None) == (C.MAX_SIDE, C.MAX_SIDE, 3)
+    # --start names a source row; after an unreadable row the embedding rows shift but the pick does not
+    (root / "0a.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # sorts between 0.png and 1.png: source index 1
+    r = CliRunner().invoke(cli, ["curate", str(root), "-n", "3", "--out", str(tmp_path / "o"), "--features", "pixels",
+                                 "--start", "4", "-q"])
+    assert r.exit_code == 0, r.output
+    first = _csv(tmp_path / "o" / "selected.csv")[0]
+    assert first["source_index"] == "4" and first["row"] == "3"
+    r = CliRunner().invoke(cli, ["curate", str(root), "-n", "3", "--out", str(tmp_path / "o"), "--features", "pixels",
+                                 "--start", "1"])
+    assert r.exit_code == 1 and "--start 1: that source row is not readable" in r.output
+
+
+def test_a_source_inside_out_is_refused(folder, tmp_path):
+    out = tmp_path / "out"
+    _run(["curate", str(folder), "-n", "4", "--out", str(out), "--features", "pixels", "-q", "--copy"])
+    r = CliRunner().invoke(cli, ["curate", str(out / "subset"), "-n", "2", "--out", str(out), "--features", "pixels"])
+    assert r.exit_code == 1 and "lies inside --out" in r.output
+    assert len([f for _, _, fs in os.walk(out / "subset") for f in fs if f.endswith(".png")]) == 4

@@ -23,9 +23,10 @@ from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
 @click.option("--column", default=None, help="Image column of a parquet file or dataset (default: its Image column).")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option("--image-size", type=click.IntRange(min=4), default=None,
-              help="Resize every image to SIZE x SIZE (default: the first image's size).")
+              help="Resize every image to SIZE x SIZE (default: the first image's size, 512 x 512 when larger).")
 @click.option("--copy", is_flag=True, help="Folder sources: copy the selected files (default: symbolic links).")
-@click.option("--start", type=click.IntRange(min=0), default=None, help="First pick (default: drawn from --seed).")
+@click.option("--start", type=click.IntRange(min=0), default=None,
+              help="First pick, a source index (default: drawn from --seed).")
 @click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--shard-rows", type=click.IntRange(min=1), default=4096, show_default=True,
@@ -48,7 +49,7 @@ def curate(source, n, out_dir, feat, embeddings, method, dedup, column, split, i
       fastsel curate data.parquet --column image -n 500 --out picked/ --method facility
     """
     from .. import curate as C
-    say = (lambda *a, **k: None) if quiet and not as_json else (lambda m: click.echo(m, err=True))
+    say = (lambda *a, **k: None) if quiet else (lambda m: click.echo(m, err=True))
     r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, method=method, seed=seed, start=start,
                  column=column, split=split, image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size,
                  shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say)

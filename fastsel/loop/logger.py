@@ -34,7 +34,10 @@ class Logger:
                 import wandb
             except ImportError:
                 raise DataError("--logger wandb needs the wandb package (pip install wandb)") from None
-            self.w = wandb.init(project=os.environ.get("WANDB_PROJECT", "fastsel"), dir=run_dir,
+            import hashlib
+            # one W&B run per run folder: a resumed loop continues it (the id is the folder's)
+            rid = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:16]
+            self.w = wandb.init(project=os.environ.get("WANDB_PROJECT", "fastsel"), dir=run_dir, id=rid,
                                 name=os.path.basename(os.path.abspath(run_dir)), config=config or {},
                                 resume="allow")
         elif kind != "none":

@@ -327,8 +327,12 @@ class Loop:
                   disable=self.rank != 0, leave=False, delay=1.0) as bar:
             every = max(1, total // 500)
 
+            gpu = torch.device(self.cfg.device).type == "cuda"
+
             def prog(step, tot, loss):
-                if self.tracker is not None and (step % every == 0 or step == tot):
+                # on a GPU the loss is read every TR.LOSS_EVERY steps: log only the steps it was read at
+                fresh = step == tot or (step % TR.LOSS_EVERY == 0 if gpu else step % every == 0)
+                if self.tracker is not None and fresh:
                     self.tracker.scalar(f"train/{arm if t else 'shared'}/it{t}/loss", loss, step)
                 bar.n = step
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
@@ -501,7 +505,8 @@ class Loop:
                     records.append(rec)
                     if self.tracker is not None:
                         for k, v in rec.items():
-                            self.tracker.scalar(f"metrics/{k}/{arm}", v, t)
+                            if isinstance(v, float):  # the measures (not iteration, n_train, entropy_m)
+                                self.tracker.scalar(f"metrics/{k}/{arm}", v, t)
                         sp = os.path.join(self.p(arm, f"iter_{t:03d}"), "samples.npy")
                         if os.path.exists(sp):
                             self.tracker.images(f"samples/{arm}", np.load(sp, mmap_mode="r")[:16], t)

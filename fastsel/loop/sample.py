@@ -70,8 +70,10 @@ class _NoiseAhead:
     (K, C, H, W) gives the numbers of K draws of (C, H, W) when C*H*W is a multiple of 16 (torch's CPU
     normal fills 16 at a time); otherwise it draws one step at a time, as diffusers does."""
 
-    def __init__(self, gens, shape, device, chunk: int = 64):
+    def __init__(self, gens, shape, device, chunk: int = 64, max_bytes: int = 256 << 20):
         self.gens, self.shape, self.device = gens, tuple(shape), device
+        per_step = 4 * len(gens) * int(np.prod(shape))  # float32 noise of one step of the batch
+        chunk = max(1, min(chunk, max_bytes // max(1, per_step)))  # the buffer stays under max_bytes
         self.chunk = chunk if int(np.prod(shape)) % 16 == 0 else 1
         self.buf, self.k = None, 0
 
