@@ -92,8 +92,13 @@ TORCH_LIBRARY(fastsel, m) {
   // Returns idx (n,), d2 (n,) squared min distance at acceptance (+inf first, 0
   // for filled rows), tau_at (n,) float64 threshold in force at acceptance,
   // the new min_d2 and the new state.
+  // order (optional, int64 (N,), a permutation of 0..N-1): scan position p reads row order[p]
+  //   -- the scan of a permuted pool without its copy. Positions are what the op takes (start,
+  //   min_d2, state) and returns (idx): map them back with order[idx]. The CPU lazy mode reads
+  //   through the order; the other modes and CUDA gather a permuted copy first.
   m.def("threshold_decay(Tensor x, int n, int start, float tau, float alpha, bool every_pass, "
-        "Tensor? min_d2=None, Tensor? state=None, str mode=\"auto\") -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+        "Tensor? min_d2=None, Tensor? state=None, str mode=\"auto\", Tensor? order=None) -> "
+        "(Tensor, Tensor, Tensor, Tensor, Tensor)");
 
   // nn: exact k nearest neighbours of every query row among ref rows.
   //   query (Q, d), ref (R, d), same dtype; 1 <= k <= R (R - 1 with exclude_self).

@@ -114,6 +114,21 @@ inline ThresholdStart threshold_start(const at::Tensor& x, int64_t n, int64_t st
           at::empty({n}, x.options().dtype(at::kDouble))};
 }
 
+// threshold_decay's scan order (every backend): an int64 (N,) permutation of 0..N-1 on x's device.
+inline void check_scan_order(const at::Tensor& order, const at::Tensor& x) {
+  TORCH_CHECK(order.dim() == 1 && order.size(0) == x.size(0), "order must have shape (", x.size(0),
+              "), got ", order.sizes());
+  TORCH_CHECK(order.scalar_type() == at::kLong, "order must be int64");
+  TORCH_CHECK(order.device() == x.device(), "order must be on x's device");
+  const int64_t N = x.size(0);
+  if (N) {
+    TORCH_CHECK(order.min().item<int64_t>() >= 0 && order.max().item<int64_t>() < N, "order must index rows of x");
+    auto seen = at::zeros({N}, order.options().dtype(at::kInt)).index_add_(
+        0, order, at::ones({N}, order.options().dtype(at::kInt)));
+    TORCH_CHECK(seen.eq(1).all().item<bool>(), "order must be a permutation of 0..N-1");
+  }
+}
+
 // threshold_decay's mode and alpha (every backend).
 inline void check_threshold_args(const std::string& mode, double alpha) {
   TORCH_CHECK(mode == "auto" || mode == "single" || mode == "chunked" || mode == "lazy",

@@ -533,13 +533,20 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     tau = _default_tau_scaled(x, start) if tau is None else math.ldexp(float(tau), e)
     fn, be = _impl("threshold_decay", x, backend)
     perm = scan_order(N, seed) if order == "random" else None
-    if perm is not None:  # scan a permuted copy in index order, map the picks back
-        x = x[perm.to(x.device)]
+    xs, scan = x, None  # the pool as scanned, and the scan order the kernel reads through (no copy)
+    if perm is not None:  # scan in a permuted order; the kernel works in scan positions, mapped back below
+        perm = perm.to(x.device)
         start = int(torch.argsort(perm)[start])
+        if be == "cpp":
+            scan = perm  # the C++ op reads row perm[p] at position p (CPU lazy: no permuted copy of the pool)
+        else:
+            xs = x[perm]
 
     def call(k, prev):
         md, st = (None, None) if prev is None else (prev[3], prev[4])
-        return fn(x, k, start if prev is None else -1, tau, alpha, every_pass, md, st, mode)
+        if scan is not None:
+            return fn(xs, k, start if prev is None else -1, tau, alpha, every_pass, md, st, mode, scan)
+        return fn(xs, k, start if prev is None else -1, tau, alpha, every_pass, md, st, mode)
     watched = progress is not None and be == "cpp" and x.device.type == "cpu"
     if watched and _resolved("threshold_decay", mode, N, n) == "lazy":
         outs = [_watched(lambda: call(n, None), n, progress)]  # a lazy call's state is not resumable
@@ -549,14 +556,15 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     pos = torch.cat([o[0] for o in outs])
     tau_at = torch.cat([o[2] for o in outs])
     d2 = torch.cat([o[1] for o in outs])
-    if x.dtype != torch.float16 and _underflowed(x, pos, d2, tau_at):  # mixed scales (see greedy)
+    rows = pos if perm is None else perm[pos.to(perm.device)]
+    if x.dtype != torch.float16 and _underflowed(x, rows, d2, tau_at):  # mixed scales (see greedy)
         if x.dtype == torch.float64:
             raise _mixed_scales("x")
         return threshold_decay(x0.double(), n, start0, tau0, alpha, decay=decay, order=order, seed=seed,
                                backend=backend, mode=mode)
     tau_end, filled = float(st[0]), int(st[3])
     passes, decays = threshold_counts(pos.cpu(), tau_at.cpu(), tau, tau_end, alpha, every_pass, filled)
-    idx = pos if perm is None else perm.to(pos.device)[pos]
+    idx = rows.to(pos.device)
     return ThresholdResult(idx, unscale(d2.sqrt(), e), unscale(tau_at, e),
                            math.ldexp(tau_end, -e), filled, math.ldexp(tau, -e), passes, decays, order)
 
@@ -606,7 +614,7 @@ if _backend.loaded():
         return x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(x.shape[0], dtype=_acc(x))
 
     @torch.library.register_fake("fastsel::threshold_decay")
-    def _threshold_fake(x, n, start, tau, alpha, every_pass, min_d2=None, state=None, mode="auto"):
+    def _threshold_fake(x, n, start, tau, alpha, every_pass, min_d2=None, state=None, mode="auto", order=None):
         return (x.new_empty(n, dtype=torch.int64), x.new_empty(n, dtype=_acc(x)), x.new_empty(n, dtype=torch.float64),
                 x.new_empty(x.shape[0], dtype=_acc(x)), x.new_empty(4, dtype=torch.float64))
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import fastsel
+import fastsel._backend as B
 from fastsel import reference
 from _helpers import DTYPES, RTOL, as_t, cuda_only, int_pool, kernel_device, same, tf32
 
@@ -310,3 +311,38 @@ def test_device_threshold_duplicates_fill_and_resume(device, rng):
     seen = []
     parts = fastsel.threshold_decay(y, 900, start=1, tau=5.0, backend="cpp", progress=seen.append).indices
     assert sum(seen) == 900 and torch.equal(whole, parts)
+
+
+@pytest.mark.parametrize("mode", ["lazy", "chunked", "single"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scan_order_reads_through_the_order_as_a_permuted_copy(mode, dtype, rng):
+    """The op's `order` argument (no permuted copy in the lazy mode) gives, position for position,
+    what the same op gives on the permuted copy -- picks, distances, taus, state."""
+    if not B.has_kernel("threshold_decay", "cpu"):
+        pytest.skip("the C++ extension is not built")
+    x = torch.from_numpy(rng.standard_normal((3000, 24))).to(dtype)
+    x[2000:2100] = x[:100]  # duplicates: the fill path
+    perm = torch.from_numpy(rng.permutation(3000)).to(torch.int64)
+    for n, tau in ((40, 6.0), (600, 2.0), (2990, 0.5)):
+        a = torch.ops.fastsel.threshold_decay(x[perm], n, 7, tau, 0.8, False, None, None, mode)
+        b = torch.ops.fastsel.threshold_decay(x, n, 7, tau, 0.8, False, None, None, mode, perm)
+        for u, v in zip(a[:3] + a[4:], b[:3] + b[4:]):
+            assert torch.equal(u, v), (mode, n)
+    with pytest.raises(RuntimeError, match="permutation"):
+        torch.ops.fastsel.threshold_decay(x, 5, 0, 1.0, 0.5, False, None, None, mode, torch.zeros(3000, dtype=torch.int64))
+
+
+def test_random_order_result_is_unchanged_by_the_read_through(rng):
+    """fastsel.threshold_decay(order="random") on the C++ backend equals the permuted copy's run,
+    mapped back -- the torch backend does exactly that."""
+    if not B.has_kernel("threshold_decay", "cpu"):
+        pytest.skip("the C++ extension is not built")
+    x = torch.from_numpy(rng.standard_normal((20000, 16)).astype(np.float32))
+    for tau in (None, 3.0):
+        r = fastsel.threshold_decay(x, 300, 5, tau, seed=11, backend="cpp", mode="lazy")
+        perm = fastsel.scan_order(20000, 11)
+        start = int(torch.argsort(perm)[5])
+        t = r.tau0 if tau is None else tau
+        ref = torch.ops.fastsel.threshold_decay(x[perm], 300, start, t, fastsel.ops.DEFAULT_ALPHA, False,
+                                                None, None, "lazy")
+        assert torch.equal(r.indices, perm[ref[0]])

@@ -183,16 +183,22 @@ static void threshold_chunked(const at::Tensor& xt, const T* x, int64_t N, int64
 // the block in the difference form. A pass that stops early reads only the rows it scanned. The
 // decisions (accept, decay, fill) are made on exact values, so picks, distances and tau are those
 // of the eager kernels; the returned min_d2 holds upper bounds for rows not brought up to date.
-constexpr int64_t kLazyBlock = 1024;  // rows per block of the scan
+constexpr int64_t kLazyBlock = 1024;  // rows per block of the scan, at most
+constexpr int64_t kLazyMinBlock = 16;  // and at least
+constexpr int64_t kLazyAhead = 256;    // rows not reached before are brought up to date this many at a time
 constexpr int64_t kLazyDirect = 8;    // a row lagging this few accepts or fewer: the difference form
 
 template <typename T, typename Acc>
 static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t start, double alpha,
-                           bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2, double* tau_at) {
+                           bool every_pass, ThresholdState& s, int64_t* idx, Acc* d2, double* tau_at,
+                           const int64_t* ord = nullptr) {
+  // scan position i reads row ord[i] (a permuted scan without a permuted copy); everything else
+  // (md, ver, the outputs) is indexed by scan position
+  auto row = [&](int64_t i) { return x + (ord ? ord[i] : i) * d; };
   const double u = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;
   const double kappa = gemm_kappa(d, u);
   std::vector<Acc> mu(d);  // GEMMs on rows centred by a fixed row (any fixed vector keeps the bound valid)
-  for (int64_t j = 0; j < d; ++j) mu[j] = static_cast<Acc>(x[(start >= 0 ? start : 0) * d + j]);
+  for (int64_t j = 0; j < d; ++j) mu[j] = static_cast<Acc>(row(start >= 0 ? start : 0)[j]);
   std::vector<int64_t> acc;     // accepts of this call, in order
   std::vector<Acc> arows;       // (A, d) their rows in the accumulation dtype
   std::vector<Acc> ac;          // (A, d) centred
@@ -203,9 +209,9 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
   auto record = [&](int64_t i, Acc v) {
     out.add(i, v, s.tau);
     acc.push_back(i);
-    for (int64_t j = 0; j < d; ++j) arows.push_back(static_cast<Acc>(x[i * d + j]));
+    for (int64_t j = 0; j < d; ++j) arows.push_back(static_cast<Acc>(row(i)[j]));
     ac.resize(ac.size() + d);
-    an.push_back(centre_row<T, Acc>(x + i * d, mu.data(), d, ac.data() + ac.size() - d));
+    an.push_back(centre_row<T, Acc>(row(i), mu.data(), d, ac.data() + ac.size() - d));
     record_greedy_stats(0, 1);
   };
   // row i against accepts ver[i] .. A-1, difference form
@@ -213,7 +219,7 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
     const int64_t A = static_cast<int64_t>(acc.size());
     Acc cur = md[i];
     for (int64_t a = ver[i]; a < A; ++a) {
-      Acc v = row_d2_dispatch(x + i * d, arows.data() + a * d, d);
+      Acc v = row_d2_dispatch(row(i), arows.data() + a * d, d);
       if (v < cur) cur = v;
     }
     md[i] = cur;
@@ -236,7 +242,7 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
       std::vector<double> cn(gb);
       at::parallel_for(0, gb, 64, [&](int64_t q0, int64_t q1) {
         for (int64_t q = q0; q < q1; ++q) {
-          cn[q] = centre_row<T, Acc>(x + G[g0 + q] * d, mu.data(), d, xp + q * d);
+          cn[q] = centre_row<T, Acc>(row(G[g0 + q]), mu.data(), d, xp + q * d);
         }
       });
       const int64_t Ap = A - vmin;
@@ -249,7 +255,7 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
           const int64_t i = G[g0 + q];
           const int64_t v0 = ver[i];
           const Acc* g = gp + q * Ap + (v0 - vmin);
-          Acc cur = settle_row<T, Acc>(x + i * d, d, md[i], cn[q], A - v0, [&](int64_t a) { return g[a]; },
+          Acc cur = settle_row<T, Acc>(row(i), d, md[i], cn[q], A - v0, [&](int64_t a) { return g[a]; },
                                        [&](int64_t a) { return an[v0 + a]; },
                                        [&](int64_t a) { return arows.data() + (v0 + a) * d; }, kappa, lo.data());
           md[i] = cur;
@@ -275,6 +281,8 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
   };
   s.stale = true;  // the returned min_d2 holds upper bounds: not a state to resume from
   if (start >= 0) record(start, md[start]);
+  int64_t blk = kLazyBlock;  // rows per block of the scan (adapted to the accept rate)
+  int64_t fr = 0;            // rows below fr were brought up to date in a window this pass
   bool fresh = false;  // every unselected row is up to date
   while (t < n) {
     if (s.pos == 0) {
@@ -294,11 +302,23 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
     fresh = false;
     const double thr = s.tau * s.tau;
     bool accepted = false;
-    for (int64_t b0 = s.pos; b0 < N && !accepted; b0 += kLazyBlock) {
-      const int64_t b1 = std::min(N, b0 + kLazyBlock);
+    const int64_t from = s.pos;
+    for (int64_t b0 = s.pos, b1 = 0; b0 < N && !accepted; b0 = b1) {
+      // rows brought up to date per block: about twice the rows the last accept needed (at a small
+      // tau nearly every row is accepted, and refreshing 1024 rows per accept was most of the time),
+      // doubling while no row is accepted; the decisions are on exact values whatever the block
+      b1 = std::min(N, b0 + blk);
+      blk = std::min(kLazyBlock, 2 * blk);
+      // rows the scan has not reached before lag every accept: bring a window of them up to date in
+      // one GEMM (a block of 16 rows would bring one new row per accept, a matrix-vector product)
+      int64_t re = b1;
+      if (b1 > fr) {
+        re = std::min(N, std::max(b1, b0 + kLazyAhead));
+        fr = re;
+      }
       rows.clear();
       const int64_t A = static_cast<int64_t>(acc.size());
-      for (int64_t i = b0; i < b1; ++i)
+      for (int64_t i = b0; i < re; ++i)
         if (md[i] >= Acc(0) && static_cast<double>(md[i]) > thr && ver[i] < A) rows.push_back(i);
       refresh(rows);
       for (int64_t i = b0; i < b1; ++i) {
@@ -309,6 +329,7 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
           s.added = true;
           s.pos = i + 1;
           accepted = true;
+          blk = std::max<int64_t>(kLazyMinBlock, std::min<int64_t>(kLazyBlock, 2 * (i + 1 - from)));
           break;
         }
       }
@@ -330,12 +351,14 @@ static void threshold_lazy(const T* x, int64_t N, int64_t d, Acc* md, int64_t n,
     if (every_pass || !s.added) s.tau *= alpha;
     s.pos = 0;
     s.added = false;
+    fr = 0;
   }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cpu(
     const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
-    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
+    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_,
+    const std::optional<at::Tensor>& order) {
   reset_greedy_stats();  // the accept counter fastsel.ops._watched reads
   check_pool(x_, "x");
   const std::string mode(mode_);
@@ -343,6 +366,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
   const int64_t N = x_.size(0), d = x_.size(1);
   at::Tensor x = x_.contiguous();
+  const bool lazy = mode == "lazy" || (mode == "auto" && threshold_lazy_auto(N, n));
+  at::Tensor ord;
+  if (order.has_value()) {
+    check_scan_order(*order, x);
+    if (lazy) {
+      ord = order->contiguous();  // read through: no copy of the pool
+    } else {
+      x = x.index_select(0, *order);  // the eager modes update the whole pool in row blocks: a permuted copy
+    }
+  }
   ThresholdStart ts = threshold_start(x, n, start, tau, min_d2, state);
   ThresholdState s = ts.s;
   at::Tensor md = ts.md, idx = ts.idx, d2 = ts.d2, tau_at = ts.tau_at;
@@ -350,9 +383,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastsel_threshold_cpu", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     Acc_t* m = md.data_ptr<Acc_t>();
-    if (mode == "lazy" || (mode == "auto" && threshold_lazy_auto(N, n))) {
+    if (lazy) {
       threshold_lazy<scalar_t, Acc_t>(x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
-                                      idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());
+                                      idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>(),
+                                      ord.defined() ? ord.data_ptr<int64_t>() : nullptr);
     } else if (mode == "chunked") {
       threshold_chunked<scalar_t, Acc_t>(x, x.data_ptr<scalar_t>(), N, d, m, n, start, alpha, every_pass, s,
                                          idx.data_ptr<int64_t>(), d2.data_ptr<Acc_t>(), tau_at.data_ptr<double>());

@@ -42,13 +42,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> greedy_cuda(const at::Tensor& x_,
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold_decay_cuda(
     const at::Tensor& x_, int64_t n, int64_t start, double tau, double alpha, bool every_pass,
-    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_) {
+    const std::optional<at::Tensor>& min_d2, const std::optional<at::Tensor>& state, c10::string_view mode_,
+    const std::optional<at::Tensor>& order) {
   check_pool(x_, "x");
   const std::string mode(mode_);
   check_threshold_args(mode, alpha);
   TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
   c10::cuda::CUDAGuard guard(x_.device());
   at::Tensor x = x_.contiguous();
+  if (order.has_value()) {  // the CUDA kernel scans a gathered copy (the CPU lazy mode reads through the order)
+    check_scan_order(*order, x);
+    x = x.index_select(0, *order);
+  }
   ThresholdStart ts = threshold_start(x, n, start, tau, min_d2, state);
   ThresholdState s = ts.s;
   at::Tensor md = ts.md, idx = ts.idx, d2 = ts.d2, tau_at = ts.tau_at;

@@ -1,0 +1,28 @@
+"""Peak memory of the threshold filter's random scan order on a 2 GiB pool (issue 28, item 4): the scan
+reads through the order (default) vs the previous permuted copy.
+
+    python bench/threshold_memory.py read-through
+    python bench/threshold_memory.py copy
+"""
+import resource, sys, time, torch, fastsel
+torch.manual_seed(0)
+N, d = 1_400_000, 384
+x = torch.empty(N, d)
+for a in range(0, N, 100000):
+    x[a:a+100000].normal_()
+pool = x.numel() * 4
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+tau = 24.7
+t0 = time.perf_counter()
+if sys.argv[1] == "read-through":
+    r = fastsel.threshold_decay(x, 2048, 0, tau, seed=0)
+    idx = r.indices
+else:  # the previous implementation: scan a permuted copy
+    perm = fastsel.scan_order(N, 0)
+    xs = x[perm]
+    out = torch.ops.fastsel.threshold_decay(xs, 2048, int(torch.argsort(perm)[0]), tau, 0.9, False, None, None, "auto")
+    idx = perm[out[0]]
+secs = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(f"{sys.argv[1]}: pool {pool/2**30:.2f} GiB, peak RSS {peak/2**30:.2f} GiB = {peak/pool:.3f}x the pool "
+      f"(before the call {base/2**30:.2f} GiB), {secs:.2f} s, first picks {idx[:3].tolist()}")
