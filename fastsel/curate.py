@@ -453,6 +453,10 @@ def prepare_out(out_dir: str, src: Source) -> None:
                             "choose another --out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise DataError(f"--out {out_dir} exists and is not a folder")
+    if os.path.isdir(out) and os.listdir(out) and not any(
+            os.path.exists(os.path.join(out, f)) for f in ("curate.json", os.path.join("embeddings", "manifest.json"))):
+        raise DataError(f"--out {out_dir} is a folder with other files in it (not an earlier fastsel curate "
+                        "output): choose a new or empty folder")
     os.makedirs(out, exist_ok=True)
 
 

@@ -100,8 +100,11 @@ def test_out_inside_the_source_and_a_foreign_subset_are_refused(folder, tmp_path
                                  "--features", "pixels"])
     assert r.exit_code == 1 and "inside the source folder" in r.output
     out = tmp_path / "out"
-    (out / "subset").mkdir(parents=True)
-    (out / "subset" / "mine.txt").write_text("keep me")
+    _run(["curate", str(folder), "-n", "3", "--out", str(out), "--features", "pixels", "-q"])
+    import shutil
+    shutil.rmtree(out / "subset")
+    (out / "subset").mkdir()
+    (out / "subset" / "mine.txt").write_text("keep me")  # a subset folder fastsel did not write
     r = CliRunner().invoke(cli, ["curate", str(folder), "-n", "3", "--out", str(out), "--features", "pixels"])
     assert r.exit_code == 1 and "not written by fastsel curate" in r.output
     assert (out / "subset" / "mine.txt").read_text() == "keep me"
@@ -223,3 +226,12 @@ def test_a_source_inside_out_is_refused(folder, tmp_path):
     r = CliRunner().invoke(cli, ["curate", str(out / "subset"), "-n", "2", "--out", str(out), "--features", "pixels"])
     assert r.exit_code == 1 and "lies inside --out" in r.output
     assert len([f for _, _, fs in os.walk(out / "subset") for f in fs if f.endswith(".png")]) == 4
+
+
+def test_a_foreign_non_empty_out_is_refused(folder, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes")
+    r = CliRunner().invoke(cli, ["curate", str(folder), "-n", "3", "--out", str(out), "--features", "pixels"])
+    assert r.exit_code == 1 and "choose a new or empty folder" in r.output
+    assert (out / "report.md").read_text() == "my own notes"
