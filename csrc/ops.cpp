@@ -88,7 +88,9 @@ TORCH_LIBRARY(fastsel, m) {
   //   mode: "single" updates the pool after every accept; "chunked" keeps up to
   //     256 accepts pending (rows are checked against them in the difference
   //     form) and updates the pool once per chunk with greedy's certified GEMM;
-  //     "auto" chunks for large pools. Same result bit for bit.
+  //     "lazy" (CPU) brings a row up to date only when the scan reaches it; "auto"
+  //     is lazy on the CPU for large pools (fastsel::_auto_mode), chunked on CUDA.
+  //     Same result bit for bit.
   // Returns idx (n,), d2 (n,) squared min distance at acceptance (+inf first, 0
   // for filled rows), tau_at (n,) float64 threshold in force at acceptance,
   // the new min_d2 and the new state.

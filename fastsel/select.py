@@ -9,7 +9,7 @@ subsample). Adding one is one call::
         return indices                          # int64 tensor of n rows (or (indices, info dict))
 
 after which ``fastsel.select(x, n, "my-method")``, ``fastsel select --method my-method`` and
-``fastsel loop --selectors none,my-method`` run it.
+``fastsel loop --selector none,my-method`` run it.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
            order: str = "random", backend: str = "auto", progress: Optional[Callable[[int], None]] = None,
            return_info: bool = False):
     """Indices (int64, in pick order) of an ``n``-row subset chosen by the registered selector
-    ``method`` (``fastsel.select.SELECTORS``).
+    ``method`` (``SELECTORS`` of this module: ``from fastsel.select import SELECTORS``).
 
     ``random`` is the vanilla paradigm's uniform subsample (seeded permutation).
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds

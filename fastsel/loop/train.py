@@ -99,7 +99,7 @@ def _ddp():
 
 def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str, seed: int,
           progress: Optional[Callable[[int, int, float], None]] = None):
-    """Train a fresh UNet on ``images`` (uint8 NHWC); returns the model (EMA weights when cfg.ema).
+    """Train a fresh UNet on ``images`` (uint8 NHWC); returns ``(model, final loss)`` (EMA weights when cfg.ema).
 
     Writes ``workdir/ckpt.pt`` every cfg.ckpt_every steps (atomically) and resumes from it.
     Under torchrun (world size > 1) the model is wrapped in DDP and each rank takes its slice of

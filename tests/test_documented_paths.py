@@ -1,0 +1,31 @@
+"""Every registry path the README's "Extending fastsel" table names can be reached as written:
+`from M import N` by importing, `a.b.C` by attribute access from the package (as a user types it)."""
+import importlib
+import re
+from pathlib import Path
+
+import fastsel
+
+
+def _table() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text[text.index("| to add | registry | one call |"):]
+    return table[: table.index("\n\n")]
+
+
+def test_the_readme_registry_paths_exist():
+    found = 0
+    for m in re.finditer(r"`from (fastsel[\w.]*) import (\w+)`|`fastsel((?:\.\w+)+)`", _table()):
+        if m.group(1):
+            assert hasattr(importlib.import_module(m.group(1)), m.group(2)), m.group(0)
+        elif m.group(3).split(".")[-1].isupper():  # a registry written as an attribute path
+            parts = m.group(3).strip(".").split(".")
+            importlib.import_module(".".join(["fastsel", *parts[:-1]]))  # `import fastsel.a.b`, as a user would
+            obj = fastsel
+            for part in parts:
+                obj = getattr(obj, part)  # AttributeError: the documented path is broken
+            assert isinstance(obj, (dict, list, tuple)), m.group(0)
+        else:
+            continue
+        found += 1
+    assert found >= 4  # selector, dataset, extractor, loop column
