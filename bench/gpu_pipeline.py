@@ -269,6 +269,7 @@ def main():
         except ImportError as e:
             record(out, "quickfps", {"skipped": str(e)}, [f"torch-quickfps not importable: {e}", ""])
             return
+        from fastsel.benchmarks.common import first_divergence
         from fastsel.benchmarks.select import _sets_pool
         from fastsel.sets import greedy_sets
         import fastsel
@@ -281,13 +282,8 @@ def main():
             x = _sets_pool(B, N, d, kind).to(device)
             ref = greedy_sets(x.double(), k, 0).indices.cpu()
 
-            def agree(p):
-                p = p.cpu()
-                worst = k
-                for b in range(B):
-                    ne = (p[b] != ref[b]).nonzero()
-                    worst = min(worst, int(ne[0]) if len(ne) else k)
-                return worst
+            def agree(p):  # leading picks equal to float64 FPS, the worst set
+                return min(first_divergence(p[b].cpu(), ref[b]) for b in range(B))
             # the bucket mode needs a bucketing dimension <= 64 on CUDA (low_d; its README suggests 3 or 8)
             impls = {"torch-quickfps.sample_idx (bucket, low_d 8)":
                      lambda: qf.sample_idx(x, k, start_idx=0, low_d=min(8, d)),

@@ -36,7 +36,6 @@ import torch
 from .errors import DataError, FastselError
 from .io import atomic_path, save_json, save_npy, save_text
 
-IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SUBSET_MARK = ".fastsel-subset"
 
 
@@ -64,11 +63,8 @@ class Source:
 
 
 def _sha_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .data._files import file_digest
+    return file_digest(path, "sha256")
 
 
 class FolderSource(Source):
@@ -77,11 +73,8 @@ class FolderSource(Source):
     def __init__(self, path: str):
         super().__init__(path)
         self.root = os.path.abspath(path)
-        files = []
-        for dirpath, dirs, names in os.walk(self.root):
-            dirs.sort()
-            files += [os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT)]
-        files.sort()
+        from .data.folder import list_images
+        files = list_images(self.root)
         if not files:
             raise DataError(f"{path}: no images (PNG/JPEG/WebP/BMP) found in the folder or its sub-folders")
         self.files = files

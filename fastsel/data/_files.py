@@ -22,12 +22,17 @@ def cache_dir() -> str:
     return os.path.expanduser(os.environ.get("FASTSEL_DATA", "~/.cache/fastsel"))
 
 
-def md5(path: str) -> str:
-    h = hashlib.md5()
+def file_digest(path: str, algo: str = "md5") -> str:
+    """Hex digest of a file, read 1 MiB at a time."""
+    h = hashlib.new(algo)
     with open(path, "rb") as f:
         for blk in iter(lambda: f.read(1 << 20), b""):
             h.update(blk)
     return h.hexdigest()
+
+
+def md5(path: str) -> str:
+    return file_digest(path, "md5")
 
 
 def download(url: str, dest: str, md5sum: Optional[str] = None, quiet: bool = False) -> str:

@@ -12,13 +12,19 @@ from ._files import Dataset
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def load_folder(path: str, size: Optional[int] = None) -> Dataset:
-    """Images under ``path`` (sorted); labels are the index of the first-level sub-folder (0 if flat)."""
-    from PIL import Image
+def list_images(path: str) -> list:
+    """The image files under ``path`` and its sub-folders (by extension, IMAGE_EXT), sorted."""
     files = []
     for dirpath, _, names in os.walk(path):
         files += [os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT)]
     files.sort()
+    return files
+
+
+def load_folder(path: str, size: Optional[int] = None) -> Dataset:
+    """Images under ``path`` (sorted); labels are the index of the first-level sub-folder (0 if flat)."""
+    from PIL import Image
+    files = list_images(path)
     if not files:
         raise DataError(f"{path}: no PNG/JPEG images found")
     subs = sorted({os.path.relpath(f, path).split(os.sep)[0] for f in files if os.sep in os.path.relpath(f, path)})
