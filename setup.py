@@ -3,7 +3,8 @@
 Install with ``pip install --no-build-isolation -e .`` on top of an installed torch.
 
 Environment switches:
-  FASTSEL_NO_EXTENSION=1   pure-Python install (the PyTorch fallback only)
+  FASTSEL_NO_EXTENSION=1   pure-Python install (the PyTorch fallback only); the same switch at run
+                           time loads no extension (fastsel/_backend.py)
   FORCE_CUDA=1             compile csrc/cuda/*.cu even without a visible GPU
   TORCH_CUDA_ARCH_LIST     as in torch; implies FORCE_CUDA when set
 """

@@ -18,12 +18,18 @@ log = logging.getLogger("fastsel")
 _C = None
 _load_error: str | None = None
 
-if os.environ.get("FASTSEL_DISABLE_EXTENSION", "0") == "1":
-    _load_error = "disabled by FASTSEL_DISABLE_EXTENSION=1"
+# One switch, FASTSEL_NO_EXTENSION=1, means "no compiled extension" wherever it is read: at install
+# (setup.py builds none) and here (none is loaded: every op runs its PyTorch fallback).
+# FASTSEL_DISABLE_EXTENSION=1 is its older run-time name, still honoured.
+SWITCH = "FASTSEL_NO_EXTENSION"
+_OLD_SWITCH = "FASTSEL_DISABLE_EXTENSION"
+_off = next((v for v in (SWITCH, _OLD_SWITCH) if os.environ.get(v, "0") == "1"), None)
+if _off is not None:
+    _load_error = f"disabled by {_off}=1"
 else:
     try:
         from . import _C  # noqa: F401  (importing registers the torch.ops.fastsel ops)
-    except ImportError as e:  # not built (FASTSEL_NO_EXTENSION=1) or built against another torch
+    except ImportError as e:  # not built (FASTSEL_NO_EXTENSION=1 at install) or built against another torch
         _C = None
         _load_error = f"{type(e).__name__}: {e}"
 

@@ -15,7 +15,9 @@
   tie in m makes it smaller than n, rows of the next m value join in cluster order until there
   are n (reported as ``n_tie_fill``). eps lies in [0, 2]; above 1 (negative thresholds) the
   published code, whose triangle is filled with zeros, would drop every non-first row instead. The
-  registered selector uses k = min(ceil(sqrt(N)), n) so that n is always reachable. Time O(N k d + sum_c m_c^2 d), memory O(block^2).
+  registered selector uses k = min(ceil(sqrt(N)), n) so that n is always reachable. Above 256 rows
+  per centre the k-means is trained on a seeded sample of 256 k rows (as faiss does) and then
+  assigns every row (1,000,000 rows: 256,000 training rows, k = 1,000). Time O(N k d + sum_c m_c^2 d), memory O(block^2).
 - :func:`kmeans_balanced` (the one-level recipe of Vo et al. 2024, ssl-data-curation): k-means,
   then n / k rows drawn uniformly (seeded) from each cluster; a cluster smaller than its quota
   gives all its rows and the rest is shared among the others. It over-samples rare regions by
@@ -34,6 +36,7 @@ from .errors import FastselError
 from .select import register_selector
 
 BLOCK = 1024
+TRAIN_PER_CENTRE = 256  # semdedup trains its k-means on at most this many rows per centre (faiss's default)
 
 
 def _rows(x) -> torch.Tensor:
@@ -71,12 +74,20 @@ def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100):
+def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100, sample: Optional[int] = None):
     """Returns (assignment (N,) int64, centres (k', d) float64, rounds run); k' < k only when the
-    pool has fewer than k distinct rows."""
+    pool has fewer than k distinct rows. ``sample=s`` with N > s: the centres are trained (seeding
+    and Lloyd) on s rows drawn without replacement from ``seed`` -- faiss's rule of at most 256
+    training rows per centre -- and then every row goes to its nearest trained centre (one more
+    pass over the pool, ties to the lowest centre)."""
     x = _rows(x)
     N = x.shape[0]
     k = _check_k(k, N)
+    if sample is not None and N > sample:
+        g = torch.Generator().manual_seed(ops.check_seed(seed) + 2)
+        rows = torch.sort(torch.randperm(N, generator=g)[:max(sample, k)]).values
+        _, c, rounds = kmeans(x[rows], k, seed=seed, iters=iters)
+        return _nearest(x, c), c, rounds
     g = torch.Generator().manual_seed(ops.check_seed(seed))
     first = int(torch.randint(N, (1,), generator=g))
     centres = [x[first]]
@@ -125,7 +136,7 @@ def semdedup_scores(x, k: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED)
     xn = _normalise(_rows(x))
     N = xn.shape[0]
     k = _default_k(N) if k is None else _check_k(k, N)
-    assign, c, _ = kmeans(xn, k, seed=seed)
+    assign, c, _ = kmeans(xn, k, seed=seed, sample=TRAIN_PER_CENTRE * k)
     cn = c / c.norm(dim=1, keepdim=True).clamp_min(1e-300)
     m = torch.full((N,), -math.inf, dtype=torch.float64)
     order = []

@@ -25,6 +25,7 @@ import heapq
 import math
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from . import ops
@@ -125,12 +126,22 @@ class _Kernel:
         return out
 
 
-def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[Callable] = None):
+def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int] = None,
+             progress: Optional[Callable] = None):
     """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(i, j) (how well S
     covers every row of the pool), by lazy greedy (Minoux) -- the same picks as plain greedy, ties
     to the lowest index. Time O(N^2 d) for the first gains plus O(N d) per re-evaluated gain (lazy:
     a few per pick, evaluated in batches of columns); memory: the kernel if it fits (see the module),
-    else O(N * block) plus one batch of columns (<= 256 MiB). Returns (indices, info) with F(S)."""
+    else O(N * block) plus one batch of columns (<= 256 MiB). Returns (indices, info) with F(S).
+
+    ``knn=k``: the similarity is kept on the exact k-nearest-neighbour graph only (k(i, j) when j is
+    one of row i's k nearest rows, itself included, ties to the lower index; 0 otherwise) -- the
+    sparse facility location of apricot and submodlib for pools whose kernel does not fit. The graph
+    comes from ``fastsel.ops.nn`` (exact, O(N^2 d) time in blocks, O(N k) memory); the greedy then
+    takes O(N k) memory and O(in-degree) per re-evaluated gain. A different objective from the dense
+    one (rows farther than the k-th neighbour do not cover each other)."""
+    if knn is not None:
+        return _facility_knn(x, n, ops.check_int(knn, "knn", 1), bandwidth, progress)
     x, n, h = _prepare(x, n, bandwidth)
     K = _Kernel(x, h)
     gains = K.column_sums()
@@ -179,6 +190,72 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional
             progress(len(picks))
     return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
                                                      "gain_evaluations": evals}
+
+
+def knn_graph(x: torch.Tensor, k: int, h: float, raw: Optional[torch.Tensor] = None, chunk: int = 2048):
+    """The k-NN similarity graph by column: (ptr, rows, vals) with rows[ptr[j]:ptr[j+1]] the rows i
+    that have j among their k nearest (self included) and vals their k(i, j) in float64. Neighbours
+    from ``ops.nn`` on ``raw`` (the rows as given, in their own dtype; default ``x``) -- exact, ties
+    to the lower index; each pair's squared distance recomputed in float64 from the coordinate
+    differences of ``x``."""
+    N = x.shape[0]
+    k = min(k, N)
+    nbr = ops.nn(x if raw is None else raw, k=k).indices
+    vals = torch.empty((N, k), dtype=torch.float64)
+    for a in range(0, N, chunk):
+        diff = x[a:a + chunk, None, :] - x[nbr[a:a + chunk]]
+        vals[a:a + chunk] = torch.exp(-(diff * diff).sum(-1) / h)
+    cols = nbr.reshape(-1)
+    order = torch.argsort(cols, stable=True)  # by column, rows ascending within a column
+    rows = torch.arange(N).repeat_interleave(k)[order]
+    ptr = torch.zeros(N + 1, dtype=torch.int64)
+    ptr[1:] = torch.cumsum(torch.bincount(cols, minlength=N), 0)
+    return ptr, rows, vals.reshape(-1)[order]
+
+
+def _facility_knn(x, n: int, k: int, bandwidth, progress):
+    raw = ops.as_tensor(x)
+    x, n, h = _prepare(raw, n, bandwidth)
+    N = x.shape[0]
+    ptr, rows, vals = knn_graph(x, k, h, raw=raw if raw.is_floating_point() else None)
+    ptr_l = ptr.tolist()
+    rows_n, vals_n = rows.numpy(), vals.numpy()
+    cover = np.zeros(N)
+    gains = np.zeros(N)
+    np.add.at(gains, np.repeat(np.arange(N), np.diff(np.asarray(ptr_l))), vals_n)
+    heap = [(-float(g), j) for j, g in enumerate(gains.tolist())]
+    heapq.heapify(heap)
+    picks, evals, tol = [], 0, lambda b: b - tie_tol(b, N)
+
+    def gain(j):
+        a, b = ptr_l[j], ptr_l[j + 1]
+        return float(np.maximum(vals_n[a:b] - cover[rows_n[a:b]], 0.0).sum())
+    while len(picks) < n:
+        seen, best = [], -math.inf
+        while heap and not (seen and -heap[0][0] < tol(best)):
+            _, j = heapq.heappop(heap)
+            g = gain(j)
+            evals += 1
+            seen.append((g, j))
+            best = max(best, g)
+        if tol(best) <= 0.0:  # nothing left to cover: plain greedy takes the rest in index order
+            chosen = set(picks)
+            picks += [i for i in range(N) if i not in chosen][: n - len(picks)]
+            if progress is not None:
+                progress(len(picks))
+            break
+        g, j = min((t for t in seen if t[0] >= tol(best)), key=lambda t: t[1])
+        picks.append(j)
+        a, b = ptr_l[j], ptr_l[j + 1]
+        r = rows_n[a:b]
+        cover[r] = np.maximum(cover[r], vals_n[a:b])
+        for g2, j2 in seen:
+            if j2 != j:
+                heapq.heappush(heap, (-g2, j2))
+        if progress is not None:
+            progress(len(picks))
+    return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
+                                                     "gain_evaluations": evals, "knn": min(k, N)}
 
 
 def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED, bandwidth: Optional[float] = None,
@@ -250,8 +327,8 @@ def herding(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[
     return torch.tensor(picks, dtype=torch.int64), {"bandwidth": h}
 
 
-def _facility_sel(x, n, *, progress=None, **_):
-    return facility(x, n, progress=progress)
+def _facility_sel(x, n, *, progress=None, knn=None, **_):
+    return facility(x, n, knn=knn, progress=progress)
 
 
 def _dpp_sel(x, n, *, start=None, seed=ops.DEFAULT_SEED, progress=None, **_):

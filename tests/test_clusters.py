@@ -29,6 +29,29 @@ def test_kmeans_ends_at_a_lloyd_fixed_point_and_is_seeded(rng):
     assert rounds >= 1
 
 
+def test_kmeans_trained_on_a_sample_then_assigns_every_row(rng, monkeypatch):
+    """Above ``sample`` rows the centres are those of the plain k-means of a seeded sample (sorted
+    rows), and every row goes to its nearest trained centre (checked literally); SemDeDup switches
+    to it above TRAIN_PER_CENTRE rows per centre and its scores still follow the literal rule."""
+    x = blobs(rng, N=900, d=6, centres=5, spread=0.6)
+    a, c, _ = C.kmeans(x, 4, seed=7, sample=200)
+    rows = torch.sort(torch.randperm(900, generator=torch.Generator().manual_seed(7 + 2))[:200]).values
+    _, c_s, _ = C.kmeans(x[rows.numpy()], 4, seed=7)
+    assert torch.equal(c, c_s)
+    xd = torch.as_tensor(x, dtype=torch.float64)
+    want = torch.tensor([min(range(4), key=lambda j: (float(((xi - c[j]) ** 2).sum()), j)) for xi in xd])
+    assert torch.equal(a, want)
+    assert torch.equal(C.kmeans(x, 4, seed=7, sample=900)[0], C.kmeans(x, 4, seed=7)[0])  # N <= sample: plain
+    monkeypatch.setattr(C, "TRAIN_PER_CENTRE", 20)  # 900 rows, k = 9: trained on 180 rows
+    m, assign, _ = C.semdedup_scores(x, 9, seed=3)
+    xn = C._normalise(C._rows(x))
+    a9, c9, _ = C.kmeans(xn, 9, seed=3, sample=180)
+    assert torch.equal(assign, a9)
+    want = R.semdedup_m(x, a9, c9)
+    fin = torch.isfinite(want)
+    assert torch.allclose(m[fin], want[fin], rtol=0, atol=1e-12)
+
+
 def test_kmeans_with_fewer_distinct_rows_than_k_and_bad_k():
     x = np.repeat(np.eye(3, dtype=np.float32), 5, axis=0)  # 3 distinct rows, 15 rows
     a, c, _ = C.kmeans(x, 10, seed=0)

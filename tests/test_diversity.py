@@ -209,3 +209,50 @@ def test_a_large_offset_does_not_change_the_picks(method, rng):
     a = getattr(D, method)(y - 1e7, 40, **kw)[0]  # ... and without it (exact: y - 1e7 is representable)
     b = getattr(D, method)(y, 40, **kw)[0]
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("N,d,n,k", [(60, 3, 15, 5), (120, 8, 40, 10), (40, 1, 10, 4), (30, 5, 30, 6),
+                                     (25, 4, 1, 3), (35, 2, 35, 35), (50, 6, 20, 1)])
+def test_knn_facility_equals_its_literal_definition(N, d, n, k, rng):
+    """Facility location on the exact k-NN graph (fastsel.ops.nn, the graph by column, lazy greedy)
+    against plain greedy on the N x N kernel masked to each row's k nearest (stable sort)."""
+    x = (rng.standard_normal((N, d)) * rng.uniform(0.1, 10)).astype(np.float32)
+    idx, info = D.facility(x, n, knn=k)
+    ref, obj = R.facility_knn(x, n, k)
+    assert idx.tolist() == ref
+    assert info["objective"] == pytest.approx(obj, rel=1e-10) and info["knn"] == k
+
+
+def test_knn_facility_with_every_row_a_neighbour_is_the_dense_one(rng):
+    x = rng.standard_normal((70, 5))
+    dense, di = D.facility(x, 25)
+    sparse, si = D.facility(x, 25, knn=70)
+    assert sparse.tolist() == dense.tolist() and si["objective"] == pytest.approx(di["objective"], rel=1e-12)
+
+
+def test_knn_facility_on_duplicates_and_through_select_and_cli(tmp_path, rng):
+    base = rng.standard_normal((8, 3)).astype(np.float32)
+    x = np.concatenate([base, base, base[:3]])  # every row of base twice, rows 0..2 three times
+    ref, _ = R.facility_knn(x, len(x), 4)
+    idx = D.facility(x, len(x), knn=4)[0].tolist()
+    assert idx == ref and sorted(idx) == list(range(len(x)))
+    assert fastsel.select(x, 5, "facility", knn=4).tolist() == ref[:5]
+    p, out = tmp_path / "x.npy", tmp_path / "picked.npy"
+    np.save(p, x)
+    r = CliRunner().invoke(cli, ["select", "--in", str(p), "--n", "5", "--method", "facility", "--knn", "4",
+                                 "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert np.load(out).tolist() == ref[:5] and json.loads(r.stdout)["knn"] == 4
+    r = CliRunner().invoke(cli, ["select", "--in", str(p), "--n", "5", "--method", "dpp", "--knn", "4",
+                                 "--out", str(tmp_path / "no.npy")])
+    assert r.exit_code != 0 and "--knn applies to --method facility" in r.output
+    with pytest.raises(FastselError, match="knn"):
+        D.facility(x, 3, knn=0)
+
+
+def test_knn_facility_keeps_identical_sources_in_proportion(rng):
+    """The null control for the sparse objective: three sources from one distribution."""
+    k, per, runs = 3, 200, 4
+    N, n = k * per, per
+    got = np.mean([shares(D.facility(stacked(rng, k, per, d=8), n, knn=16)[0], k, per) for _ in range(runs)], 0)
+    assert fair(got, k, n, N, runs), got

@@ -85,10 +85,32 @@ def row(name, N, d, n, t_fs, t_anchor, anchor, agree, note=""):
             "ratio": (t_anchor / t_fs) if t_anchor and t_fs else None, "agree": agree, "note": note}
 
 
-def run(args) -> list:
-    sizes = [int(s) for s in str(args.sizes).split(",")]
-    d, n = int(args.d), int(args.n)
+def scale_rows(d: int) -> list:
+    """Each of selectors_scale.SCALE_ROWS in its own process: time, peak memory, what it found."""
+    import subprocess
+    import sys
+    from .selectors_scale import SCALE_ROWS
     rows = []
+    for op, N, n, knn in SCALE_ROWS:
+        cmd = [sys.executable, "-m", "fastsel.benchmarks.selectors_scale", op, str(N), "-" if n is None else str(n),
+               str(d)] + ([] if knn is None else [str(knn)])
+        print("scale:", " ".join(cmd[2:]), flush=True)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            rows.append(row(op, N, d, n, None, None, "-", "", f"failed: {p.stderr.strip().splitlines()[-1:]}"))
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        info = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["info"].items())
+        rows.append(row(op, N, d, n, r["seconds"], None, "-", "", f"no N x N; peak RSS {r['peak_rss_gb']:.2f} GB; {info}"))
+        rows[-1]["peak_rss_gb"] = r["peak_rss_gb"]
+        print(f"  {r['seconds']:.1f} s, peak {r['peak_rss_gb']:.2f} GB, {info}", flush=True)
+    return rows
+
+
+def run(args) -> list:
+    sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
+    d, n = int(args.d), int(args.n)
+    rows = scale_rows(d) if getattr(args, "scale", False) else []
     try:
         from apricot import FacilityLocationSelection
     except ImportError:
@@ -132,7 +154,8 @@ def run(args) -> list:
         (keep, sinfo), t = timed(lambda: C.semdedup(x, n, k=min(C._default_k(N), n), seed=0))
         def literal():
             xn = C._normalise(C._rows(x))
-            a, c, _ = C.kmeans(xn, min(C._default_k(N), n), seed=0)
+            kk = min(C._default_k(N), n)
+            a, c, _ = C.kmeans(xn, kk, seed=0, sample=C.TRAIN_PER_CENTRE * kk)
             m = R.semdedup_m(xn, a, c)
             t = float(torch.sort(m).values[n - 1])  # the largest kept score: the n smallest scores kept
             return set(torch.nonzero(m <= t)[:, 0].tolist())
@@ -173,7 +196,8 @@ def run(args) -> list:
     lines = ["| op | N | d | n | fastsel s | anchor | anchor s | anchor / fastsel | agreement |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['op']} | {r['N']} | {r['d']} | {r['n'] or '-'} | {r['fastsel_s']:.3f} | {r['anchor']} | "
+        t = "-" if r["fastsel_s"] is None else f"{r['fastsel_s']:.3f}"
+        lines.append(f"| {r['op']} | {r['N']} | {r['d']} | {r['n'] or '-'} | {t} | {r['anchor']} | "
                      + (f"{r['anchor_s']:.3f} | {r['ratio']:.1f}x" if r["anchor_s"] else "- | -")
                      + f" | {r['agree'] or r['note']} |")
     save_text(os.path.join(args.out, "selectors.md"), "\n".join(lines) + "\n")

@@ -172,6 +172,8 @@ def tau_cmd(**kw):
 @click.option("--sizes", default="2000,5000", show_default=True, help="Pool sizes N (comma list).")
 @click.option("--d", type=int, default=384, show_default=True)
 @click.option("--n", type=int, default=200, show_default=True)
+@click.option("--scale", is_flag=True, help="Also the rows where no N x N kernel fits (200,000-row k-NN facility "
+              "location, 1,000,000-row DPP, SemDeDup and Vendi), each in its own process (minutes).")
 @click.option("--out", default="bench/results/selectors", show_default=True)
 @handle_errors
 def selectors_cmd(**kw):

@@ -59,6 +59,9 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
                    "for a second pass at that tau); only the pass count in the facts differs.")
 @click.option("--order", type=click.Choice(ops.ORDERS), default="random", show_default=True,
               help="Threshold scan order: a permutation drawn from --seed, or the file's row order.")
+@click.option("--knn", type=click.IntRange(min=1), default=None,
+              help="facility: keep the similarity on the exact K-nearest-neighbour graph only (O(N K) memory, "
+                   "never N x N: for pools whose kernel does not fit). Other methods refuse it.")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
@@ -68,7 +71,7 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, device, out, no_metrics, as_json,
+def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, backend, device, out, no_metrics, as_json,
            quiet):
     """Select N rows of a feature pool (greedy FPS, threshold-decay filter or random).
 
@@ -77,6 +80,8 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, 
       fastsel select --in feats.npy --n 32768
     """
     sel = get_selector(method)
+    if knn is not None and method != "facility":
+        raise click.UsageError(f"--knn applies to --method facility, not {method}")
     sharded = _dist.launched() and sel.sharded is not None
     try:
         dev = torch.device(device)
@@ -102,7 +107,8 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, backend, 
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
         idx, info = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
-                               order=order, backend=backend, progress=bar.update, return_info=True)
+                               order=order, backend=backend, progress=bar.update, return_info=True,
+                               **({} if knn is None else {"knn": knn}))
     seconds = time.perf_counter() - t0
     idx = idx.cpu()
     save_npy(out, idx.numpy().astype(np.int64))
