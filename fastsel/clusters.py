@@ -61,13 +61,57 @@ def _blocks_d2(x: torch.Tensor, c: torch.Tensor):
         yield a, ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
 
 
-def _sq_to(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-    """(N,) squared distances of every row to one row."""
-    return torch.cat([d2[:, 0] for _, d2 in _blocks_d2(x, row[None])])
+def _sq_to(x: torch.Tensor, row: torch.Tensor, xsq: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(N,) squared distances of every row to one row (float64 GEMM form; ``xsq`` the rows' squared
+    norms when the caller has them)."""
+    xsq = (x * x).sum(1) if xsq is None else xsq
+    return (xsq + float(row @ row) - 2.0 * (x @ row)).clamp_min_(0.0)
+
+
+class _Nearest:
+    """Each row's nearest centre -- exactly the float64 GEMM form's argmin (first on ties), found by a
+    float32 screen: the rows and centres are centred on the pool's mean and rounded to float32, the
+    two nearest centres found with a float32 GEMM, and a row is recomputed in float64 when its gap
+    between them is within twice the screen's error bound 4 (d + 10) u (|x| + max|c|)^2 (rounding to
+    float32 plus the GEMM's accumulation, u = 2^-24). Otherwise both forms have the same argmin."""
+    BLOCK = 8192
+
+    def __init__(self, x: torch.Tensor):
+        self.x, self.xsq = x, (x * x).sum(1)
+        self.mu = x.mean(0)
+        xc = x - self.mu
+        self.x32 = xc.float()
+        self.qn = xc.norm(dim=1)
+        self.rechecked = 0
+
+    def __call__(self, c: torch.Tensor) -> torch.Tensor:
+        N, k = self.x.shape[0], c.shape[0]
+        if k == 1:
+            return torch.zeros(N, dtype=torch.int64)
+        cc = c - self.mu
+        c32 = cc.float()
+        cs32, cs64 = (c32 * c32).sum(1), (c * c).sum(1)
+        rmax = float(cc.norm(dim=1).max())
+        u = 2.0 ** -24
+        out = torch.empty(N, dtype=torch.int64)
+        for a in range(0, N, self.BLOCK):
+            xb = self.x32[a:a + self.BLOCK]
+            d2 = (xb * xb).sum(1)[:, None] + cs32[None, :] - 2.0 * (xb @ c32.T)
+            v, i = torch.topk(d2, 2, dim=1, largest=False, sorted=True)
+            out[a:a + len(xb)] = i[:, 0]
+            bound = 4.0 * (self.x.shape[1] + 10) * u * (self.qn[a:a + len(xb)] + rmax) ** 2
+            amb = torch.nonzero((v[:, 1] - v[:, 0]).double() <= 2.0 * bound)[:, 0]
+            if len(amb):
+                r = amb + a
+                self.rechecked += len(r)
+                e = (self.xsq[r][:, None] + cs64[None, :] - 2.0 * (self.x[r] @ c.T)).clamp_min_(0.0)
+                out[r] = torch.argmin(e, dim=1)
+        return out
 
 
 def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """(N,) index of each row's nearest centre (the first on ties)."""
+    """(N,) index of each row's nearest centre (the first on ties), in the float64 GEMM form throughout: what
+    _Nearest must equal (the tests compare them)."""
     out = torch.empty(x.shape[0], dtype=torch.int64)
     for a, d2 in _blocks_d2(x, c):
         out[a:a + len(d2)] = torch.argmin(d2, dim=1)
@@ -87,11 +131,12 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100, sample:
         g = torch.Generator().manual_seed(ops.check_seed(seed) + 2)
         rows = torch.sort(torch.randperm(N, generator=g)[:max(sample, k)]).values
         _, c, rounds = kmeans(x[rows], k, seed=seed, iters=iters)
-        return _nearest(x, c), c, rounds
+        return _Nearest(x)(c), c, rounds
     g = torch.Generator().manual_seed(ops.check_seed(seed))
     first = int(torch.randint(N, (1,), generator=g))
     centres = [x[first]]
-    d2 = _sq_to(x, x[first])
+    xsq = (x * x).sum(1)
+    d2 = _sq_to(x, x[first], xsq)
     while len(centres) < k:
         tot = float(d2.sum())
         if tot <= 0.0:  # every row sits on a centre: fewer distinct rows than k
@@ -102,12 +147,13 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100, sample:
         while float(d2[j]) == 0.0:  # a zero-weight row can only be hit on a float64 boundary: step on
             j = (j + 1) % N
         centres.append(x[j])
-        d2 = torch.minimum(d2, _sq_to(x, x[j]))
+        d2 = torch.minimum(d2, _sq_to(x, x[j], xsq))
     c = torch.stack(centres)
     assign = None
     rounds = 0
+    nearest = _Nearest(x)
     for rounds in range(1, iters + 1):
-        new = _nearest(x, c)  # the first minimum: ties to the lowest centre
+        new = nearest(c)  # the first minimum: ties to the lowest centre
         if assign is not None and torch.equal(new, assign):
             break
         assign = new

@@ -29,6 +29,22 @@ def test_kmeans_ends_at_a_lloyd_fixed_point_and_is_seeded(rng):
     assert rounds >= 1
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_the_float32_screen_assigns_as_the_float64_form(rng, offset):
+    """_Nearest (float32 GEMM screen, float64 re-check of close calls) equals the float64 form on rows
+    equidistant from two centres, on centres a hair apart, on duplicates and far from the origin."""
+    c = rng.standard_normal((12, 16))
+    c[5] = c[4] + 1e-9  # two centres a hair apart: every near row is a close call
+    mid = (c[0] + c[1]) / 2  # equidistant from centres 0 and 1 (to rounding): a tie, or nearly
+    x = np.concatenate([c[rng.integers(12, size=500)] + 0.3 * rng.standard_normal((500, 16)),
+                        np.repeat(mid[None], 5, 0), c[4:6] + 1e-12, c[:3]]) + offset
+    x, c = torch.as_tensor(x), torch.as_tensor(c + offset)
+    screen = C._Nearest(x)
+    assert torch.equal(screen(c), C._nearest(x, c))
+    assert screen.rechecked >= 7  # the ties and the hair-apart centres went to float64
+    assert torch.equal(screen(c[:1]), torch.zeros(len(x), dtype=torch.int64))
+
+
 def test_kmeans_trained_on_a_sample_then_assigns_every_row(rng, monkeypatch):
     """Above ``sample`` rows the centres are those of the plain k-means of a seeded sample (sorted
     rows), and every row goes to its nearest trained centre (checked literally); SemDeDup switches
