@@ -92,6 +92,22 @@ def test_info_and_demo(tmp_path):
     assert sel["greedy"]["real_share"] > sel["random"]["real_share"]
 
 
+def test_demo_reads_the_live_registry(tmp_path):
+    from fastsel.select import SELECTORS, register_selector, selector_names
+    register_selector("first-rows-demo", lambda x, n, **_: torch.arange(n), help="toy")
+    try:
+        r = run("demo", "--out", tmp_path / "d.npy", "--pool", 300, "--d", 4, "--n", 30, "--method", "all", "--json")
+        assert r.exit_code == 0, r.output
+        got = [s["method"] for s in json.loads(r.stdout)["selectors"]]
+        assert got == list(selector_names()) and "first-rows-demo" in got and "kmeans-balanced" in got
+        r = run("demo", "--out", tmp_path / "e.npy", "--pool", 300, "--d", 4, "--n", 30, "--method", "kmeans-balanced")
+        assert r.exit_code == 0 and "  kmeans-balanced " in r.output, r.output  # the column fits the name
+        r = run("demo", "--out", tmp_path / "f.npy", "--method", "greedy,nope")
+        assert r.exit_code != 0 and "nope" in r.output
+    finally:
+        SELECTORS.pop("first-rows-demo")
+
+
 def _write(tmp_path, name, arr):
     p = tmp_path / name
     np.save(p, arr)

@@ -12,7 +12,7 @@ from .. import metrics as M
 from .. import ops
 from ..demo import make_pool
 from ..io import save_npy
-from ..select import METHODS, select
+from ..select import select, selector_names
 from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors, one_line
 
 
@@ -23,10 +23,13 @@ from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors, one_line
 @click.option("--d", "dim", type=click.IntRange(min=1), default=384, show_default=True)
 @click.option("--n", "n", type=click.IntRange(min=2), default=1024, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
+@click.option("--method", "methods", default="greedy,threshold,random", show_default=True,
+              help="Comma list of registered selectors to compare, or 'all' (every registered one; the kernel "
+                   "selectors take seconds to minutes on the default pool).")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def demo(out, pool_n, dim, n, seed, backend, as_json):
+def demo(out, pool_n, dim, n, seed, methods, backend, as_json):
     """Write a demo pool (tight clusters of 'generated' rows plus spread 'real' rows, like DINOv2
     features after a few self-consuming iterations) and compare the selectors on it.
 
@@ -35,11 +38,17 @@ def demo(out, pool_n, dim, n, seed, backend, as_json):
     """
     if n > pool_n:
         raise click.BadParameter(f"--n {n} is larger than --pool {pool_n}", param_hint="--n")
+    names = selector_names()  # the live registry: selectors registered by a user's code appear too
+    methods = names if methods.strip() == "all" else tuple(m.strip() for m in methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in names]
+    if bad or not methods:
+        raise click.BadParameter(f"must be 'all' or a comma list of {', '.join(names)}, got {bad or methods}",
+                                 param_hint="--method")
     x_np, src = make_pool(pool_n, dim, seed=seed)
     save_npy(out, x_np)
     x = torch.from_numpy(x_np)
     rows = []
-    for method in METHODS:
+    for method in methods:
         t0 = time.perf_counter()
         idx = select(x, n, method, seed=seed, backend=backend)
         secs = time.perf_counter() - t0
@@ -55,8 +64,9 @@ def demo(out, pool_n, dim, n, seed, backend, as_json):
     click.echo(f"demo pool: {pool_n} x {dim} float32 -> {one_line(out)} "
                f"({result['pool_real_share']:.0%} spread 'real' rows, the rest in 64 tight clusters)")
     click.echo(f"selecting n={n}:")
-    click.echo(f"  {'method':10s} {'seconds':>8s} {'entropy':>10s} {'mnnd':>8s} {'cov_trace':>10s} {'real kept':>9s}")
+    w = max(10, *(len(m) for m in methods))
+    click.echo(f"  {'method':{w}s} {'seconds':>8s} {'entropy':>10s} {'mnnd':>8s} {'cov_trace':>10s} {'real kept':>9s}")
     for r in rows:
-        click.echo(f"  {r['method']:10s} {r['seconds']:8.3f} {fmt(r['entropy'], 1):>10s} {fmt(r['mnnd'], 3):>8s}"
+        click.echo(f"  {r['method']:{w}s} {r['seconds']:8.3f} {fmt(r['entropy'], 1):>10s} {fmt(r['mnnd'], 3):>8s}"
                    f" {fmt(r['cov_trace'], 1):>10s} {r['real_share']:9.0%}")
     click.echo(f"next: fastsel select --in {out} --n {n}")

@@ -12,6 +12,7 @@ from ._common import emit_json, handle_errors
 from .. import features  # noqa: E402
 from ._common import RegistryChoice  # noqa: E402
 from ..loop.config import PARADIGMS, SEED_MAX  # noqa: E402
+from ..select import selector_names  # noqa: E402
 
 UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]
 
@@ -52,8 +53,8 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
               help="replace: train on the last generation; accumulate: subsample real + all generations "
                    "(default accumulate).")
 @click.option("--selector", "selectors", default=None,
-              help="Comma list of arms: none (vanilla), greedy, threshold, all (replace: train on every generated "
-                   "image, the paper's Fig. 13 ablation).")
+              help="Comma list of arms: none (vanilla), all (replace: train on every generated image, the paper's "
+                   "Fig. 13 ablation) or registered selectors: " + ", ".join(selector_names()) + ".")
 @click.option("--vanilla", type=click.Choice(["uniform", "equal"]), default=None,
               help="The none arm under accumulate: uniform subsample, or an equal share of every source.")
 @click.option("-n", "--n", "n", default=None,
