@@ -18,15 +18,11 @@ UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]
 
 
 def _selectors(s):
-    from ..loop.config import selectors
-    names = selectors()
-    out = tuple(x.strip() for x in s.split(",") if x.strip())
-    bad = [x for x in out if x not in names]
-    if bad or not out:
-        raise click.BadParameter(f"selectors must be a comma list of {', '.join(names)}, got {s!r}")
-    if len(set(out)) != len(out):
-        raise click.BadParameter(f"selector listed twice in {s!r}")
-    return out
+    from ..loop.config import check_selectors
+    try:
+        return check_selectors((x.strip() for x in s.split(",") if x.strip()), "--selector")
+    except DataError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _device_option(ctx, param, value):

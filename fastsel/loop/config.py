@@ -39,6 +39,17 @@ def selectors() -> tuple:
     """Names a loop arm may use: the loop's own plus every registered selector (fastsel.select)."""
     from ..select import selector_names
     return ("none",) + selector_names() + ("all",)
+
+
+def check_selectors(names, where: str = "selectors") -> tuple:
+    """The one rule for a loop's arms (the CLI, a config file and the selection step all ask it): a
+    non-empty list of distinct names, each 'none', 'all' or a registered selector."""
+    allowed = selectors()
+    names = tuple(names)
+    bad = [x for x in names if x not in allowed]
+    if not names or bad or len(set(names)) != len(names):
+        raise DataError(f"{where}: selectors must be distinct names from {', '.join(allowed)}, got {list(names)}")
+    return names
 PAPER_N = {"cifar10": 32768, "mnist": 12000, "fashion-mnist": 12000, "ffhq32": 8192}
 PAPER_EPOCHS = {"cifar10": 500, "ffhq32": 1000, "mnist": 100, "fashion-mnist": 100}
 
@@ -138,11 +149,7 @@ class LoopConfig:
         for k, allowed in choices.items():
             if not isinstance(getattr(self, k), str) or getattr(self, k) not in allowed:
                 raise DataError(f"{where}: {k} {getattr(self, k)!r} is not one of {', '.join(allowed)}")
-        names = selectors()
-        bad = [x for x in self.selectors if x not in names]
-        if not self.selectors or bad or len(set(self.selectors)) != len(self.selectors):
-            raise DataError(f"{where}: selectors must be distinct names from {', '.join(names)}, got "
-                            f"{list(self.selectors)}")
+        check_selectors(self.selectors, where)
         if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
                                             or self.image_size < 4):
             raise DataError(f"{where}: image_size must be an integer >= 4 or null, got {self.image_size!r}")
@@ -296,6 +303,13 @@ def unet_kwargs(name: str, channels: int) -> dict:
     return dict(UNETS[name])
 
 
+def needs_padding(side: int, unet: str, channels: int) -> bool:
+    """The one padding rule: a side the UNet's levels cannot halve down to a whole number (28 with 4+
+    levels: 28 / 2**3 is not whole) is padded by 2 on each edge (MNIST's 28x28 to 32x32)."""
+    levels = len(unet_kwargs(unet, channels)["block_out_channels"])
+    return side == 28 and 28 % 2 ** (levels - 1) != 0
+
+
 # image shape (side, channels) the loop trains on for the named datasets (MNIST: 28x28 padded to 32x32)
 DATASET_SHAPES = {"cifar10": (32, 3), "ffhq32": (32, 3), "mnist": (32, 1), "fashion-mnist": (32, 1)}
 
@@ -308,7 +322,7 @@ def describe(cfg: LoopConfig) -> dict:
     side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
     if side is not None and cfg.image_size:
         side = cfg.image_size
-    elif side == 32 and ch == 1 and 28 % 2 ** (len(unet_kwargs(cfg.unet, 1)["block_out_channels"]) - 1) == 0:
+    elif side == 32 and ch == 1 and not needs_padding(28, cfg.unet, 1):
         side = 28  # MNIST is padded to 32x32 only when the UNet's levels need it
     params = None
     if side is not None:

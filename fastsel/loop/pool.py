@@ -82,10 +82,9 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
     else:  # a registered selector (fastsel.select.SELECTORS) on the candidates' features
         import torch
 
-        from ..select import SELECTORS, select
-        from .config import selectors
-        if selector not in SELECTORS:  # an unknown name: one line before any work
-            raise FastselError(f"selector must be one of {', '.join(selectors())}, got {selector!r}")
+        from ..select import select
+        from .config import check_selectors
+        check_selectors((selector,), "selector")  # an unknown name: one line before any work
         x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)
         start = int(rng.integers(M))
         idx, info = select(x, n, selector, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay, order=order,

@@ -58,18 +58,16 @@ def load_real(cfg: LoopConfig, download: bool = False):
     first data_n (default n) of one permutation per seed, so a smaller n's set lies inside a larger
     one's; the held-out rows are its last rows, the same for every n."""
     from .. import data
-    from .config import unet_kwargs
+    from .config import needs_padding
     ds = data.load(cfg.dataset, download=download)
     want = cfg.data_n or cfg.n
     if not 1 <= want <= len(ds.images):
         raise DataError(f"n must be in [1, {len(ds.images)}] for {cfg.dataset}, got {want}")
     keep, held = data.nested_rows(len(ds.images), want, cfg.seed, min(cfg.holdout, len(ds.images) - want))
-    levels = len(unet_kwargs(cfg.unet, ds.images.shape[-1])["block_out_channels"])
-
     def prep(im):
         if cfg.image_size:
             im = resize_images(im, cfg.image_size)
-        elif im.shape[1] == 28 and im.shape[2] == 28 and 28 % 2 ** (levels - 1):  # the UNet's skips need 32x32
+        elif im.shape[1] == im.shape[2] and needs_padding(im.shape[1], cfg.unet, ds.images.shape[-1]):
             im = np.pad(im, ((0, 0), (2, 2), (2, 2), (0, 0)))
         return np.ascontiguousarray(im)
     labels = ds.labels[keep].astype(np.int64)
