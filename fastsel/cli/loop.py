@@ -183,7 +183,7 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, **opts):
         if alphas:
             cfg.alpha = alphas[0]
     if dry_run:
-        from ..loop.config import describe
+        from ..loop.train import describe
         desc = describe(cfg)
         desc["run_dir"] = run_dir
         if as_json:
@@ -258,7 +258,7 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, log
                                 + ([f"seed{s}"] if len(seeds) > 1 else []))
                 subs.append((name, dataclasses.replace(cfg, n=n, alpha=a, seed=s)))
     if dry_run:
-        from ..loop.config import describe
+        from ..loop.train import describe
         out = {name: dict(describe(c), run_dir=os.path.join(run_dir, name)) for name, c in subs}
         if as_json:
             emit_json({"sweep": out})
@@ -295,7 +295,7 @@ def _resume_sweep(run_dir, download, device=None, dry_run=False, logger="none"):
         elif not dry_run and device_problem(c.device):
             raise DataError(f"{path} ({name}): {device_problem(c.device)}; resume with --device cpu")
     if dry_run:
-        from ..loop.config import describe
+        from ..loop.train import describe
         for name, c in subs:
             click.echo(f"{name}: {json.dumps(dict(describe(c), run_dir=os.path.join(run_dir, name)))}")
         return

@@ -312,26 +312,3 @@ def needs_padding(side: int, unet: str, channels: int) -> bool:
 
 # image shape (side, channels) the loop trains on for the named datasets (MNIST: 28x28 padded to 32x32)
 DATASET_SHAPES = {"cifar10": (32, 3), "ffhq32": (32, 3), "mnist": (32, 1), "fashion-mnist": (32, 1)}
-
-
-def describe(cfg: LoopConfig) -> dict:
-    """The resolved configuration with what it implies (UNet size, steps and samples per iteration),
-    computed without touching data: ``fastsel loop --dry-run``."""
-    from .train import build_unet, train_steps_for
-    d = cfg.to_json()
-    side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
-    if side is not None and cfg.image_size:
-        side = cfg.image_size
-    elif side == 32 and ch == 1 and not needs_padding(28, cfg.unet, 1):
-        side = 28  # MNIST is padded to 32x32 only when the UNet's levels need it
-    params = None
-    if side is not None:
-        import torch
-        with torch.device("meta"):
-            params = sum(p.numel() for p in build_unet(cfg, side, ch, 10).parameters())
-    d.update(unet_params=params, image_size=side, channels=ch,
-             steps_per_iteration=train_steps_for(cfg, cfg.n),
-             samples_per_iteration=cfg.pool_factor * cfg.n if cfg.paradigm == "replace" else cfg.n)
-    d["sample_steps"] = cfg.sample_steps if cfg.sampler == "ddim" else (cfg.sample_steps or 1000)
-    d["selectors"] = list(cfg.selectors)
-    return d

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..io import DataError, atomic_path
-from .config import LoopConfig, unet_kwargs
+from .config import DATASET_SHAPES, LoopConfig, needs_padding, unet_kwargs
 from ..errors import FastselError
 
 _KILL_COUNTS: dict = {}
@@ -266,3 +266,25 @@ def load_model(cfg: LoopConfig, path: str, size: int, channels: int, num_classes
 def save_model(model, path: str) -> None:
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
+
+
+def describe(cfg: LoopConfig) -> dict:
+    """The resolved configuration with what it implies (UNet size, steps and samples per iteration),
+    computed without touching data: ``fastsel loop --dry-run``. It lives with training because it builds
+    the UNet (on the meta device) to count its parameters."""
+    d = cfg.to_json()
+    side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
+    if side is not None and cfg.image_size:
+        side = cfg.image_size
+    elif side == 32 and ch == 1 and not needs_padding(28, cfg.unet, 1):
+        side = 28  # MNIST is padded to 32x32 only when the UNet's levels need it
+    params = None
+    if side is not None:
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_unet(cfg, side, ch, 10).parameters())
+    d.update(unet_params=params, image_size=side, channels=ch,
+             steps_per_iteration=train_steps_for(cfg, cfg.n),
+             samples_per_iteration=cfg.pool_factor * cfg.n if cfg.paradigm == "replace" else cfg.n)
+    d["sample_steps"] = cfg.sample_steps if cfg.sampler == "ddim" else (cfg.sample_steps or 1000)
+    d["selectors"] = list(cfg.selectors)
+    return d
