@@ -256,3 +256,24 @@ def test_knn_facility_keeps_identical_sources_in_proportion(rng):
     N, n = k * per, per
     got = np.mean([shares(D.facility(stacked(rng, k, per, d=8), n, knn=16)[0], k, per) for _ in range(runs)], 0)
     assert fair(got, k, n, N, runs), got
+
+
+def test_bench_selectors_scale_rows_run_each_in_its_own_process(tmp_path, monkeypatch):
+    """`fastsel bench selectors --scale` on tiny sizes: every row finishes in a child process and
+    reports its time, peak memory and what the selector found."""
+    from types import SimpleNamespace
+
+    from fastsel.benchmarks import selectors as B
+    from fastsel.benchmarks import selectors_scale as S
+    monkeypatch.setattr(S, "SCALE_ROWS", (("facility-knn", 300, 20, 5), ("dpp", 400, 10, None),
+                                          ("semdedup", 500, 60, None), ("vendi", 300, None, None)))
+    rows = B.run(SimpleNamespace(sizes="", d=8, n=10, scale=True, out=str(tmp_path)))
+    assert [r["op"] for r in rows] == ["facility-knn", "dpp", "semdedup", "vendi"]
+    for r in rows:
+        assert r["fastsel_s"] is not None and r["fastsel_s"] > 0 and r["peak_rss_gb"] > 0, r
+    assert "knn 5" in rows[0]["note"] and "vendi" in rows[3]["note"]
+    x = S.pool(300, 8)
+    assert rows[0]["note"].count("objective") == 1
+    want = D.facility(x, 20, knn=5)[1]["objective"]
+    assert f"objective {want:.6g}" in rows[0]["note"]
+    assert (tmp_path / "selectors.md").exists()
