@@ -273,3 +273,14 @@ def test_select_benchmark_runs_every_case_on_a_tiny_grid(tmp_path):
     sets_rows = [r for r in out["rows"] if r["op"] == "sets" and r["impl"] == "fastsel.greedy_sets"]
     assert len(sets_rows) == 2 and all(r["extra"]["agree_f64"] >= 1 for r in sets_rows)
     assert (tmp_path / "bench_select.json").exists() and (tmp_path / "bench_select.md").exists()
+
+
+def test_bench_scaling_row_states_its_gemm_multiple_and_peak_memory(tmp_path):
+    from types import SimpleNamespace
+
+    from fastsel.benchmarks import scaling
+    res = scaling.run(SimpleNamespace(sizes="4096", d=16, n=64, pools="gauss", out=str(tmp_path)))
+    (r,) = res["rows"]
+    gemm_s = 2 * 4096 * 16 * 64 / (res["meta"]["gemm_GFLOPs"] * 1e9)
+    assert r["x_gemm"] == pytest.approx(r["seconds"] / gemm_s, rel=1e-9) and r["peak_rss_gb"] > 0
+    assert "× one GEMM" in (tmp_path / "bench_scaling.md").read_text()

@@ -277,3 +277,4 @@ def test_bench_selectors_scale_rows_run_each_in_its_own_process(tmp_path, monkey
     want = D.facility(x, 20, knn=5)[1]["objective"]
     assert f"objective {want:.6g}" in rows[0]["note"]
     assert (tmp_path / "selectors.md").exists()
+
