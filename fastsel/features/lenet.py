@@ -46,12 +46,6 @@ class LeNet(nn.Module):
         return self.f3(self.features(x))
 
 
-def for_dataset(dataset: str):
-    """The LeNet of an MNIST-family dataset name ("lenet", "lenet-fashion"), else None."""
-    key = str(dataset).lower()
-    return next((k for k, v in DATASETS.items() if v == key), None)
-
-
 def to_input(images: np.ndarray, device="cpu") -> torch.Tensor:
     """uint8 (N, H, W[, 1]) -> float (N, 1, 28, 28) in [0, 1]: 32x32 (the loop's padded MNIST) is
     centre-cropped, other sizes resized."""

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import data
 from ..errors import DataError, FastselError
 
 # UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
@@ -50,8 +51,6 @@ def check_selectors(names, where: str = "selectors") -> tuple:
     if not names or bad or len(set(names)) != len(names):
         raise DataError(f"{where}: selectors must be distinct names from {', '.join(allowed)}, got {list(names)}")
     return names
-PAPER_N = {"cifar10": 32768, "mnist": 12000, "fashion-mnist": 12000, "ffhq32": 8192}
-PAPER_EPOCHS = {"cifar10": 500, "ffhq32": 1000, "mnist": 100, "fashion-mnist": 100}
 
 
 @dataclass
@@ -263,8 +262,8 @@ def preset(name: str, dataset: str) -> dict:
         return dict(preset="smoke", unet="tiny", n=256, iterations=2, train_steps=300, epochs=None, batch_size=32,
                     lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
-    lenet = key in ("mnist", "fashion-mnist")
-    feats = ("lenet" if key == "mnist" else "lenet-fashion") if lenet else "pixels"
+    src = data.source(key)  # what the dataset's registration says (None: a folder or an array file)
+    feats = (src.classifier if src is not None else None) or "pixels"
     if name == "cpu":
         # the CPU main job, in the memorization regime (docs/reproduction.md "Recipe"): 16 real digits at
         # 16x16, the 0.16M UNet trained 1,250 steps of batch 16 at a constant lr 2e-3 with EMA (1,250
@@ -286,8 +285,8 @@ def preset(name: str, dataset: str) -> dict:
         # gradient clipping at 1.0, fp16 mixed precision; EMA off (the current script's default; --ema
         # turns on the older scripts' inv_gamma 1 / power 3/4 / 0.9999 EMA). DINOv2-small selection
         # features (the authors' released code), Inception FID.
-        return dict(preset="paper", unet="paper", n=PAPER_N.get(key, 8192), iterations=8, train_steps=None,
-                    epochs=PAPER_EPOCHS.get(key, 500), batch_size=128, lr=1e-4, weight_decay=1e-6,
+        return dict(preset="paper", unet="paper", n=(src and src.paper_n) or 8192, iterations=8,
+                    train_steps=None, epochs=(src and src.paper_epochs) or 500, batch_size=128, lr=1e-4, weight_decay=1e-6,
                     optimizer="adamw", adam_betas=(0.95, 0.999), adam_eps=1e-8, lr_schedule="cosine",
                     warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
                     sample_steps=1000, features="dinov2-s", fid_features="inception",
@@ -309,6 +308,3 @@ def needs_padding(side: int, unet: str, channels: int) -> bool:
     levels = len(unet_kwargs(unet, channels)["block_out_channels"])
     return side == 28 and 28 % 2 ** (levels - 1) != 0
 
-
-# image shape (side, channels) the loop trains on for the named datasets (MNIST: 28x28 padded to 32x32)
-DATASET_SHAPES = {"cifar10": (32, 3), "ffhq32": (32, 3), "mnist": (32, 1), "fashion-mnist": (32, 1)}

@@ -424,9 +424,11 @@ class Loop:
     def class_stats(self, d: str) -> dict:
         """MNIST-family runs: the LeNet classifier's mean confidence and the entropy of the
         predicted-label histogram of the generated samples (mode collapse lowers it)."""
+        from .. import data
         from ..features import lenet
-        name = lenet.for_dataset(self.cfg.dataset)
-        if name is None:
+        src = data.source(self.cfg.dataset)
+        name = src.classifier if src is not None else None
+        if name not in lenet.DATASETS:  # no classifier, or one that is not a LeNet
             return {}
         model, _ = lenet.load(name)
         im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[: self.cfg.n]

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ..io import DataError, atomic_path
-from .config import DATASET_SHAPES, LoopConfig, needs_padding, unet_kwargs
+from .. import data
+from .config import LoopConfig, needs_padding, unet_kwargs
 from ..errors import FastselError
 
 _KILL_COUNTS: dict = {}
@@ -273,7 +274,8 @@ def describe(cfg: LoopConfig) -> dict:
     computed without touching data: ``fastsel loop --dry-run``. It lives with training because it builds
     the UNet (on the meta device) to count its parameters."""
     d = cfg.to_json()
-    side, ch = DATASET_SHAPES.get(cfg.dataset.lower(), (None, None))
+    src = data.source(cfg.dataset)
+    side, ch = src.shape if src is not None and src.shape is not None else (None, None)
     if side is not None and cfg.image_size:
         side = cfg.image_size
     elif side == 32 and ch == 1 and not needs_padding(28, cfg.unet, 1):
