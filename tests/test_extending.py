@@ -122,3 +122,17 @@ def test_a_registered_dataset_carries_every_fact_the_loop_reads():
         data.SOURCES.pop("toy-digits")
         data.SOURCES.pop("toy-bare")
     assert preset("paper", "mnist")["n"] == 12000 and preset("cpu", "fashion-mnist")["features"] == "lenet-fashion"
+
+
+def test_a_column_declares_its_figure_and_how_it_is_read(monkeypatch):
+    from fastsel.loop import columns as C
+    from fastsel.loop import report as R
+    toy = C.Column("toy_metric", "toy ({fs})", figure="toy", read=lambda r: 2 * r["raw"], test=True)
+    monkeypatch.setattr(C, "COLUMNS", C.COLUMNS + (toy,))
+    figs = {stem: (cols, meta) for stem, cols, meta in C.figures()}
+    assert [c.key for c in figs["toy"][0]] == ["toy_metric"] and "toy" in figs["toy"][1][0]
+    assert [c.key for c in figs["memorization"][0]] == ["copy_fraction", "gs_norm"]
+    assert toy.value({"raw": 3}) == 6 and C.COLUMNS[0].value({"copy_fraction": 0.5}) == 0.5
+    share = next(c for c in C.COLUMNS if c.key == "share_real")
+    assert share.value({"shares": [0.25, 0.75]}) == 0.25 and R._value({"shares": [0.25, 0.75]}, "share_real") == 0.25
+    assert "share_real" in R.STAT_KEYS and "mnnd" not in R.STAT_KEYS

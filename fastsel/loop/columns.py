@@ -1,40 +1,88 @@
 """The per-iteration metric columns, in one list: the loop's metrics.csv (run.py), the report's
-metrics table (report.py) and the ``fastsel loop`` summary (cli/loop.py) all read ``COLUMNS``.
-A new metric is one entry here (plus the line in ``Loop.measure`` that computes it)."""
+metrics table, its per-iteration figures and its arm tests (report.py) and the ``fastsel loop``
+summary (cli/loop.py) all read ``COLUMNS``. A new metric is one entry here (plus the line in
+``Loop.measure`` that computes it): it declares where it is shown, how it is read from a record
+and in which figure it is drawn (``FIGURES``; a figure it names that is not there gets a plain one)."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 
 class Column(NamedTuple):
-    key: str                     # the record's key ("share_real": the real images' share)
+    key: str                     # the record's key
     report: Optional[str]        # the report table's header ({fs}/{ffs}: the feature space); None: not shown
     csv: bool = True             # a metrics.csv column (named by key)
     cli: Optional[str] = None    # the CLI summary's header; None: not shown
     width: int = 9               # CLI: field width ...
     digits: int = 4              # ... and significant digits
     optional: bool = False       # shown only when some record has it (MNIST-family class statistics)
+    read: Optional[Callable] = None  # read(record) -> value when it is not record[key]
+    figure: Optional[str] = None     # the report figure (file stem) it is drawn in, in COLUMNS order
+    axis: Optional[str] = None       # that figure's axis label (default: the report header)
+    test: bool = False               # compared arm against none in the report's tests
 
     def value(self, record: dict):
-        return record["shares"][0] if self.key == "share_real" else record.get(self.key)
+        return self.read(record) if self.read is not None else record.get(self.key)
+
+
+def _real_share(record: dict):
+    return record["shares"][0]  # the records keep every source's share; the real images' comes first
 
 
 COLUMNS = (
-    Column("copy_fraction", "copy fraction (pixels)", cli="copies", width=7, digits=3),
+    Column("copy_fraction", "copy fraction (pixels)", cli="copies", width=7, digits=3, figure="memorization",
+           axis="copy fraction (pixels; d1 < d2/3)", test=True),
     Column("copy_fraction_holdout", "held-out real copy fraction (control)", cli="ho-cp", width=6, digits=2),
-    Column("gs_norm", "GS / held-out GS ({fs})", cli="GS/ho", width=7, digits=3),
-    Column("gs", "GS ({fs})", cli="GS"),
-    Column("fid", "FID ({ffs})", cli="FID"),
-    Column("entropy", "entropy ({fs})", cli="entropy", width=10),
-    Column("entropy_fixed", "entropy at m ({fs})", cli="ent@m", width=9),
-    Column("mnnd", "MNND ({fs})", cli="MNND", width=8),
-    Column("cov_trace", "cov trace ({fs})"),
-    Column("vendi", "Vendi score ({fs}, cosine)"),
+    Column("gs_norm", "GS / held-out GS ({fs})", cli="GS/ho", width=7, digits=3, figure="memorization",
+           axis="GS / held-out real GS ({fs})", test=True),
+    Column("gs", "GS ({fs})", cli="GS", figure="gs", test=True),
+    Column("fid", "FID ({ffs})", cli="FID", figure="fid", test=True),
+    Column("entropy", "entropy ({fs})", cli="entropy", width=10, figure="entropy", axis="KL entropy, raw ({fs})",
+           test=True),
+    Column("entropy_fixed", "entropy at m ({fs})", cli="ent@m", width=9, figure="entropy",
+           axis="KL entropy at m rows ({fs})", test=True),
+    Column("mnnd", "MNND ({fs})", cli="MNND", width=8, figure="mnnd_cov"),
+    Column("cov_trace", "cov trace ({fs})", figure="mnnd_cov", axis="covariance trace ({fs})"),
+    Column("vendi", "Vendi score ({fs}, cosine)", figure="vendi"),
     Column("n_train", None),
-    Column("share_real", "real share", cli="real", width=6, digits=3),
-    Column("class_confidence", "LeNet confidence", cli="conf", width=6, digits=3, optional=True),
-    Column("class_entropy", "label entropy", optional=True),
+    Column("share_real", "real share", cli="real", width=6, digits=3, read=_real_share, test=True),
+    Column("class_confidence", "LeNet confidence", cli="conf", width=6, digits=3, optional=True, figure="class",
+           axis="mean LeNet confidence"),
+    Column("class_entropy", "label entropy", optional=True, figure="class", axis="entropy of labels"),
 )
+
+# the report's per-iteration figures: file stem -> (title, paper figures, what it shows) ({fs}/{ffs} filled)
+FIGURES = {
+    "memorization": ("Fig. 1-right, memorization measured: share of samples that copy a training image, and GS "
+                     "normalised by fresh real data (1 = as novel as real, 0 = copies)",
+                     "1-right (measured as copies; not in the paper)",
+                     "copy fraction (pixels) and normalised GS ({fs}) per iteration"),
+    "gs": ("Figs. 1-right, 3-left, 8: generalization score (mean 1-NN distance generated -> training, {fs})",
+           "1-right, 3-left, 8", "GS ({fs}) per iteration, one line per run and arm"),
+    "fid": ("Figs. 3-middle, 9, 13, 14: FID ({ffs}) of the generated images against the real data",
+            "3-middle, 9, 13, 14", "FID ({ffs}) per iteration"),
+    "entropy": ("Figs. 2a, 3-right, 10: entropy of the training set ({fs}); right: on subsets of a fixed size m "
+                "(comparable across sizes)", "2a, 3-right, 10",
+                "training-set KL entropy ({fs}) per iteration, raw and at a fixed subset size"),
+    "mnnd_cov": ("Fig. 7: MNND and covariance trace of the training set ({fs})", "7",
+                 "MNND and trace of covariance per iteration"),
+    "vendi": ("Vendi score of the training set ({fs}, cosine kernel; Friedman & Dieng 2023)", "(not in the paper)",
+              "Vendi score ({fs}) per iteration"),
+    "class": ("LeNet class statistics of the generated samples (confidence: recognisable digits; label entropy: "
+              "mode collapse lowers it)", "(MNIST; not in the paper)",
+              "mean max-softmax and predicted-label entropy of the samples"),
+}
+
+
+def figures() -> list:
+    """(stem, [columns], (title, paper, what)) for every figure some column names, in COLUMNS order."""
+    out = {}
+    for c in COLUMNS:
+        if c.figure is not None:
+            out.setdefault(c.figure, []).append(c)
+    return [(stem, cols, FIGURES.get(stem, (", ".join(c.axis or c.report or c.key for c in cols) + " per iteration",
+                                            "(not in the paper)", ", ".join(c.key for c in cols) + " per iteration")))
+            for stem, cols in out.items()]
 
 
 def shown(records, where: str) -> list:

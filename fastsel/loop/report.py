@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from ..io import DataError, atomic_path, save_text
-from .columns import shown
+from .columns import COLUMNS, figures, shown
 from .rundir import check_metrics, gather_rows, iter_path, load_array, read_json
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
@@ -150,9 +150,9 @@ def _band(rs_by_seed, key):
     per = {}
     for _, rs in rs_by_seed.values():
         for r in rs:
-            v = r.get(key)
-            if v is not None and math.isfinite(v):
-                per.setdefault(r["iteration"], []).append(float(v))
+            v = _value(r, key)
+            if v is not None:
+                per.setdefault(r["iteration"], []).append(v)
     k = len(rs_by_seed)
     its = sorted(t for t, v in per.items() if len(v) == k)
     mean = np.array([np.mean(per[t]) for t in its])
@@ -427,11 +427,12 @@ def _neighbours(series, path, iteration=None, per=6):
 
 # ---------------------------------------------------------------------- statistics
 
-STAT_KEYS = ("copy_fraction", "gs_norm", "gs", "fid", "entropy", "entropy_fixed", "share_real")
+STAT_KEYS = tuple(c.key for c in COLUMNS if c.test)  # the columns that declare themselves tested
+_BY_KEY = {c.key: c for c in COLUMNS}
 
 
 def _value(r, key):
-    v = r["shares"][0] if key == "share_real" else r.get(key)
+    v = _BY_KEY[key].value(r) if key in _BY_KEY else r.get(key)
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
@@ -498,32 +499,10 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
         if ok:
             figs.append((file, paper, what))
 
-    if any(r.get("copy_fraction") is not None or r.get("gs_norm") is not None for r in records):
-        add(_curves(conds, [("copy_fraction", "copy fraction (pixels; d1 < d2/3)"),
-                            ("gs_norm", f"GS / held-out real GS ({fs})")], os.path.join(out, "memorization.png"),
-                    "Fig. 1-right, memorization measured: share of samples that copy a training image, and GS "
-                    "normalised by fresh real data (1 = as novel as real, 0 = copies)", settings),
-            "memorization.png", "1-right (measured as copies; not in the paper)",
-            f"copy fraction (pixels) and normalised GS ({fs}) per iteration")
-    add(_curves(conds, [("gs", f"GS ({fs})")], os.path.join(out, "gs.png"),
-                f"Figs. 1-right, 3-left, 8: generalization score (mean 1-NN distance generated -> training, {fs})",
-                settings), "gs.png", "1-right, 3-left, 8", f"GS ({fs}) per iteration, one line per run and arm")
-    add(_curves(conds, [("fid", f"FID ({ffs})")], os.path.join(out, "fid.png"),
-                f"Figs. 3-middle, 9, 13, 14: FID ({ffs}) of the generated images against the real data", settings),
-        "fid.png", "3-middle, 9, 13, 14", f"FID ({ffs}) per iteration")
-    add(_curves(conds, [("entropy", f"KL entropy, raw ({fs})"), ("entropy_fixed", f"KL entropy at m rows ({fs})")],
-                os.path.join(out, "entropy.png"),
-                f"Figs. 2a, 3-right, 10: entropy of the training set ({fs}); right: on subsets of a fixed size m "
-                "(comparable across sizes)", settings), "entropy.png", "2a, 3-right, 10",
-        f"training-set KL entropy ({fs}) per iteration, raw and at a fixed subset size")
-    add(_curves(conds, [("mnnd", f"MNND ({fs})"), ("cov_trace", f"covariance trace ({fs})")],
-                os.path.join(out, "mnnd_cov.png"), f"Fig. 7: MNND and covariance trace of the training set ({fs})",
-                settings), "mnnd_cov.png", "7", "MNND and trace of covariance per iteration")
-    if any("class_confidence" in r for r in records):
-        add(_curves(conds, [("class_confidence", "mean LeNet confidence"), ("class_entropy", "entropy of labels")],
-                    os.path.join(out, "class.png"), "LeNet class statistics of the generated samples "
-                    "(confidence: recognisable digits; label entropy: mode collapse lowers it)", settings),
-            "class.png", "(MNIST; not in the paper)", "mean max-softmax and predicted-label entropy of the samples")
+    for stem, cols, (title, paper, what) in figures():  # the columns say which figure draws them
+        keys = [(c.key, (c.axis or c.report or c.key).format(fs=fs, ffs=ffs)) for c in cols]
+        add(_curves(conds, keys, os.path.join(out, f"{stem}.png"), title.format(fs=fs, ffs=ffs), settings),
+            f"{stem}.png", paper, what.format(fs=fs, ffs=ffs))
     pts = distinct_points(runs)
     none_replace = [r for r in pts if r["arm"].startswith("replace-") and
                     (r["iteration"] == 0 or r["arm"].endswith("-none"))]
