@@ -126,6 +126,16 @@ class _Kernel:
         return out
 
 
+def _take_lowest_tied(seen: list, best: float, N: int, heap: list) -> int:
+    """Lazy greedy's pick: the lowest index among the evaluated (gain, j) that tie with the best; the
+    other evaluated gains go back on the heap as fresh bounds."""
+    j = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])[1]
+    for g2, j2 in seen:
+        if j2 != j:
+            heapq.heappush(heap, (-g2, j2))
+    return j
+
+
 def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int] = None,
              progress: Optional[Callable] = None):
     """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(i, j) (how well S
@@ -180,12 +190,9 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
             if progress is not None:
                 progress(len(picks))
             break
-        g, j = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])
+        j = _take_lowest_tied(seen, best, N, heap)
         picks.append(j)
         torch.maximum(cover, K.columns([j])[:, 0], out=cover)
-        for g2, j2 in seen:
-            if j2 != j:
-                heapq.heappush(heap, (-g2, j2))
         if progress is not None:
             progress(len(picks))
     return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
@@ -244,14 +251,11 @@ def _facility_knn(x, n: int, k: int, bandwidth, progress):
             if progress is not None:
                 progress(len(picks))
             break
-        g, j = min((t for t in seen if t[0] >= tol(best)), key=lambda t: t[1])
+        j = _take_lowest_tied(seen, best, N, heap)
         picks.append(j)
         a, b = ptr_l[j], ptr_l[j + 1]
         r = rows_n[a:b]
         cover[r] = np.maximum(cover[r], vals_n[a:b])
-        for g2, j2 in seen:
-            if j2 != j:
-                heapq.heappush(heap, (-g2, j2))
         if progress is not None:
             progress(len(picks))
     return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
