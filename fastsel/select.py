@@ -108,22 +108,24 @@ METHODS = selector_names()  # the built-in names (a registry read at import; sel
 def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
            tau: Optional[float] = None, alpha: float = ops.DEFAULT_ALPHA, decay: str = "empty-pass",
            order: str = "random", backend: str = "auto", progress: Optional[Callable[[int], None]] = None,
-           return_info: bool = False, **options):
+           return_info: bool = False, knn: Optional[int] = None):
     """Indices (int64, in pick order) of an ``n``-row subset chosen by the registered selector
     ``method`` (``SELECTORS`` of this module: ``from fastsel.select import SELECTORS``).
 
     ``random`` is the vanilla paradigm's uniform subsample (seeded permutation).
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds
     ``tau0``, ``tau_end``, ``passes``, ``decays``, ``n_filled`` and ``order`` (else it is empty).
-    Further keywords go to the selector as they are (e.g. ``knn=32`` for ``facility``).
+    ``knn=k`` (``facility`` only): facility location on the exact k-NN graph (O(N k) memory).
     """
     sel = get_selector(method)
+    if knn is not None and method != "facility":
+        raise FastselError(f"knn applies to the facility selector, not {method!r}")
     n = ops.check_int(n, "n", 1)  # before any selector (a user's too) sees it: 2.5, True, "3" refused
     seed = ops.check_seed(seed)
     if start is not None:
         start = ops.check_int(start, "start", 0)
     out = sel.run(x, n, start=start, seed=seed, backend=backend, progress=progress, tau=tau,
-                                   alpha=alpha, decay=decay, order=order, **options)
+                                   alpha=alpha, decay=decay, order=order, **({} if knn is None else {"knn": knn}))
     idx, info = out if isinstance(out, tuple) else (out, {})
     idx = torch.as_tensor(idx).to(torch.int64)
     if idx.dim() != 1 or idx.numel() != n:

@@ -248,6 +248,10 @@ def test_knn_facility_on_duplicates_and_through_select_and_cli(tmp_path, rng):
     assert r.exit_code != 0 and "--knn applies to --method facility" in r.output
     with pytest.raises(FastselError, match="knn"):
         D.facility(x, 3, knn=0)
+    with pytest.raises(FastselError, match="knn applies to the facility"):
+        fastsel.select(x, 3, "greedy", knn=4)
+    with pytest.raises(TypeError):
+        fastsel.select(x, 3, "facility", kn=4)  # a misspelt keyword is not passed on silently
 
 
 def test_knn_facility_keeps_identical_sources_in_proportion(rng):
