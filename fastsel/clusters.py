@@ -69,19 +69,21 @@ def _sq_to(x: torch.Tensor, row: torch.Tensor, xsq: Optional[torch.Tensor] = Non
 
 
 class _Nearest:
-    """Each row's nearest centre -- exactly the float64 GEMM form's argmin (first on ties), found by a
-    float32 screen: the rows and centres are centred on the pool's mean and rounded to float32, the
-    two nearest centres found with a float32 GEMM, and a row is recomputed in float64 when its gap
-    between them is within twice the screen's error bound 4 (d + 10) u (|x| + max|c|)^2 (rounding to
-    float32 plus the GEMM's accumulation, u = 2^-24). Otherwise both forms have the same argmin."""
+    """Each row's nearest centre -- exactly the argmin of the centred float64 GEMM form (``_nearest``;
+    first on ties), found by a float32 screen: the rows and centres are centred on the pool's mean
+    and rounded to float32, the two nearest centres found with a float32 GEMM, and a row is
+    recomputed in the centred float64 form when its gap between them is within twice the screen's
+    error bound 4 (d + 10) u (|x| + max|c|)^2 (centred norms; rounding to float32 plus the GEMM's
+    accumulation, u = 2^-24; the float64 form's own error is 2^-29 of that). Otherwise both forms
+    have the same argmin. Centring keeps the float64 form exact for pools far from the origin."""
     BLOCK = 8192
 
     def __init__(self, x: torch.Tensor):
-        self.x, self.xsq = x, (x * x).sum(1)
         self.mu = x.mean(0)
-        xc = x - self.mu
-        self.x32 = xc.float()
-        self.qn = xc.norm(dim=1)
+        self.x = x - self.mu  # centred float64 rows (the form both the screen and the re-check use)
+        self.xsq = (self.x * self.x).sum(1)
+        self.x32 = self.x.float()
+        self.qn = self.xsq.sqrt()
         self.rechecked = 0
 
     def __call__(self, c: torch.Tensor) -> torch.Tensor:
@@ -90,7 +92,7 @@ class _Nearest:
             return torch.zeros(N, dtype=torch.int64)
         cc = c - self.mu
         c32 = cc.float()
-        cs32, cs64 = (c32 * c32).sum(1), (c * c).sum(1)
+        cs32, cs64 = (c32 * c32).sum(1), (cc * cc).sum(1)
         rmax = float(cc.norm(dim=1).max())
         u = 2.0 ** -24
         out = torch.empty(N, dtype=torch.int64)
@@ -104,16 +106,17 @@ class _Nearest:
             if len(amb):
                 r = amb + a
                 self.rechecked += len(r)
-                e = (self.xsq[r][:, None] + cs64[None, :] - 2.0 * (self.x[r] @ c.T)).clamp_min_(0.0)
+                e = (self.xsq[r][:, None] + cs64[None, :] - 2.0 * (self.x[r] @ cc.T)).clamp_min_(0.0)
                 out[r] = torch.argmin(e, dim=1)
         return out
 
 
 def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """(N,) index of each row's nearest centre (the first on ties), in the float64 GEMM form throughout: what
-    _Nearest must equal (the tests compare them)."""
+    """(N,) index of each row's nearest centre (the first on ties), in the float64 GEMM form on rows and
+    centres centred on the rows' mean, throughout: what _Nearest must equal (the tests compare them)."""
+    mu = x.mean(0)
     out = torch.empty(x.shape[0], dtype=torch.int64)
-    for a, d2 in _blocks_d2(x, c):
+    for a, d2 in _blocks_d2(x - mu, c - mu):
         out[a:a + len(d2)] = torch.argmin(d2, dim=1)
     return out
 

@@ -209,6 +209,7 @@ def knn_graph(x: torch.Tensor, k: int, h: float, raw: Optional[torch.Tensor] = N
     k = min(k, N)
     nbr = ops.nn(x if raw is None else raw, k=k).indices
     vals = torch.empty((N, k), dtype=torch.float64)
+    chunk = max(1, min(chunk, 2 ** 28 // (8 * k * max(1, x.shape[1]))))  # the differences take <= 256 MiB
     for a in range(0, N, chunk):
         diff = x[a:a + chunk, None, :] - x[nbr[a:a + chunk]]
         vals[a:a + chunk] = torch.exp(-(diff * diff).sum(-1) / h)
@@ -247,7 +248,11 @@ def _facility_knn(x, n: int, k: int, bandwidth, progress):
             best = max(best, g)
         if tol(best) <= 0.0:  # nothing left to cover: plain greedy takes the rest in index order
             chosen = set(picks)
-            picks += [i for i in range(N) if i not in chosen][: n - len(picks)]
+            rest = [i for i in range(N) if i not in chosen][: n - len(picks)]
+            for j in rest:  # their (tiny) gains still count in the objective, as in the dense version
+                a, b = ptr_l[j], ptr_l[j + 1]
+                cover[rows_n[a:b]] = np.maximum(cover[rows_n[a:b]], vals_n[a:b])
+            picks += rest
             if progress is not None:
                 progress(len(picks))
             break

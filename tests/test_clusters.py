@@ -29,7 +29,7 @@ def test_kmeans_ends_at_a_lloyd_fixed_point_and_is_seeded(rng):
     assert rounds >= 1
 
 
-@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("offset", [0.0, 1e4, 1e7])
 def test_the_float32_screen_assigns_as_the_float64_form(rng, offset):
     """_Nearest (float32 GEMM screen, float64 re-check of close calls) equals the float64 form on rows
     equidistant from two centres, on centres a hair apart, on duplicates and far from the origin."""
