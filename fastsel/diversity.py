@@ -126,6 +126,13 @@ class _Kernel:
         return out
 
 
+def _unpicked(picks: list, N: int, n: int) -> list:
+    """The first n - len(picks) rows not yet picked, in index order (plain greedy's order once every
+    remaining gain is 0)."""
+    chosen = set(picks)
+    return [i for i in range(N) if i not in chosen][: n - len(picks)]
+
+
 def _take_lowest_tied(seen: list, best: float, N: int, heap: list) -> int:
     """Lazy greedy's pick: the lowest index among the evaluated (gain, j) that tie with the best; the
     other evaluated gains go back on the heap as fresh bounds."""
@@ -182,8 +189,7 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         if best - tie_tol(best, N) <= 0.0:
             # every remaining gain is 0 within the tolerance (the pool's distinct rows are covered:
             # duplicates) and gains only fall: plain greedy takes the rest in index order
-            chosen = set(picks)
-            rest = [i for i in range(N) if i not in chosen][: n - len(picks)]
+            rest = _unpicked(picks, N, n)
             for a in range(0, len(rest), cap):
                 torch.maximum(cover, K.columns(rest[a:a + cap]).max(1).values, out=cover)
             picks += rest
@@ -247,8 +253,7 @@ def _facility_knn(x, n: int, k: int, bandwidth, progress):
             seen.append((g, j))
             best = max(best, g)
         if tol(best) <= 0.0:  # nothing left to cover: plain greedy takes the rest in index order
-            chosen = set(picks)
-            rest = [i for i in range(N) if i not in chosen][: n - len(picks)]
+            rest = _unpicked(picks, N, n)
             for j in rest:  # their (tiny) gains still count in the objective, as in the dense version
                 a, b = ptr_l[j], ptr_l[j + 1]
                 cover[rows_n[a:b]] = np.maximum(cover[rows_n[a:b]], vals_n[a:b])
