@@ -52,15 +52,6 @@ def _check_k(k, N: int) -> int:
     return min(k, N)
 
 
-def _blocks_d2(x: torch.Tensor, c: torch.Tensor):
-    """(start, (block, k) squared distances of rows start.. to the centres c), float64, row block by
-    row block: O(block k) memory."""
-    cs = (c * c).sum(1)
-    for a in range(0, x.shape[0], BLOCK):
-        xb = x[a:a + BLOCK]
-        yield a, ((xb * xb).sum(1)[:, None] + cs[None, :] - 2.0 * (xb @ c.T)).clamp_min_(0.0)
-
-
 def _sq_to(x: torch.Tensor, row: torch.Tensor, xsq: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(N,) squared distances of every row to one row (float64 GEMM form; ``xsq`` the rows' squared
     norms when the caller has them)."""
@@ -69,21 +60,20 @@ def _sq_to(x: torch.Tensor, row: torch.Tensor, xsq: Optional[torch.Tensor] = Non
 
 
 class _Nearest:
-    """Each row's nearest centre -- exactly the argmin of the centred float64 GEMM form (``_nearest``;
-    first on ties), found by a float32 screen: the rows and centres are centred on the pool's mean
-    and rounded to float32, the two nearest centres found with a float32 GEMM, and a row is
-    recomputed in the centred float64 form when its gap between them is within twice the screen's
-    error bound 4 (d + 10) u (|x| + max|c|)^2 (centred norms; rounding to float32 plus the GEMM's
-    accumulation, u = 2^-24; the float64 form's own error is 2^-29 of that). Otherwise both forms
-    have the same argmin. Centring keeps the float64 form exact for pools far from the origin."""
+    """Each row's nearest centre -- the argmin of the explicit float64 differences (``_nearest``; first
+    on ties), found by a float32 screen: the rows and centres are centred on the pool's mean and
+    rounded to float32, the two nearest centres found with a float32 GEMM, and a row is recomputed
+    from explicit float64 differences when its gap between them is within twice the screen's error
+    bound 4 (d + 10) u (|x| + max|c|)^2 (centred norms; rounding to float32 plus the GEMM's
+    accumulation, u = 2^-24). Otherwise the screen's argmin is the true one."""
     BLOCK = 8192
 
     def __init__(self, x: torch.Tensor):
+        self.x = x  # the rows as given: the close calls are re-checked on them
         self.mu = x.mean(0)
-        self.x = x - self.mu  # centred float64 rows (the form both the screen and the re-check use)
-        self.xsq = (self.x * self.x).sum(1)
-        self.x32 = self.x.float()
-        self.qn = self.xsq.sqrt()
+        xc = x - self.mu  # the screen works on centred rows (small norms: a tight bound)
+        self.x32 = xc.float()
+        self.qn = xc.norm(dim=1)
         self.rechecked = 0
 
     def __call__(self, c: torch.Tensor) -> torch.Tensor:
@@ -92,7 +82,7 @@ class _Nearest:
             return torch.zeros(N, dtype=torch.int64)
         cc = c - self.mu
         c32 = cc.float()
-        cs32, cs64 = (c32 * c32).sum(1), (cc * cc).sum(1)
+        cs32 = (c32 * c32).sum(1)
         rmax = float(cc.norm(dim=1).max())
         u = 2.0 ** -24
         out = torch.empty(N, dtype=torch.int64)
@@ -106,18 +96,19 @@ class _Nearest:
             if len(amb):
                 r = amb + a
                 self.rechecked += len(r)
-                e = (self.xsq[r][:, None] + cs64[None, :] - 2.0 * (self.x[r] @ cc.T)).clamp_min_(0.0)
-                out[r] = torch.argmin(e, dim=1)
+                out[r] = _nearest(self.x[r], c)
         return out
 
 
 def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """(N,) index of each row's nearest centre (the first on ties), in the float64 GEMM form on rows and
-    centres centred on the rows' mean, throughout: what _Nearest must equal (the tests compare them)."""
-    mu = x.mean(0)
+    """(N,) index of each row's nearest centre (the first on ties) from explicit float64 differences
+    sum_k (x_k - c_k)^2 (as fastsel.reference.lloyd_step): the close calls of _Nearest's screen, and
+    what the tests compare it with. O(rows k d) time without BLAS: only for few rows."""
     out = torch.empty(x.shape[0], dtype=torch.int64)
-    for a, d2 in _blocks_d2(x - mu, c - mu):
-        out[a:a + len(d2)] = torch.argmin(d2, dim=1)
+    step = max(1, 2 ** 23 // max(1, c.shape[0] * c.shape[1]))  # (step, k, d) differences: <= 64 MiB
+    for a in range(0, x.shape[0], step):
+        diff = x[a:a + step, None, :] - c[None, :, :]
+        out[a:a + step] = torch.argmin((diff * diff).sum(-1), dim=1)
     return out
 
 
