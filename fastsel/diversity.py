@@ -34,6 +34,8 @@ from .select import register_selector
 
 BLOCK = 2048
 BATCH_BYTES = 2 ** 28
+CACHE_BYTES = 2 ** 23
+PANEL = 64  # dpp: rows per panel (see dpp)
 
 
 def kernel_bytes() -> int:
@@ -85,7 +87,12 @@ def _prepare(x, n, bandwidth):
 
 
 class _Kernel:
-    """Columns and block sums of k(a, b) = exp(-||a - b||^2 / h) from the features."""
+    """Rows and block sums of k(a, b) = exp(-||a - b||^2 / h) from the features. Every block is built
+    in place in one buffer: (||a||^2 + ||b||^2) - 2 a.b by one GEMM accumulating into it (addmm), then
+    clamp, scale and exp where it lies -- the large temporaries of the out-of-place form each cost a
+    page-faulting allocation (a 20,000-row kernel took 18 s that way, 3 s in place). The kernel is
+    symmetric: the dense build runs the GEMM for the blocks on and above the diagonal only and mirrors
+    them (half the flops; k(i, j) and k(j, i) are then equal to the bit)."""
 
     def __init__(self, x: torch.Tensor, h: float, dense: bool = True):
         self.x, self.h = x, h
@@ -95,34 +102,41 @@ class _Kernel:
         if N * N * 8 <= kernel_bytes() and dense:  # small pools: the whole kernel once, in row blocks
             self.dense = torch.empty((N, N), dtype=torch.float64, device=x.device)
             for a in range(0, N, BLOCK):
-                self.dense[a:a + BLOCK] = self._block(a, a + BLOCK)
+                b = min(a + BLOCK, N)
+                upper = self._fill(self.dense[a:b, a:], self.x[a:b], self.sq[a:b], self.x[a:], self.sq[a:])
+                self.dense[b:, a:b] = upper[:, b - a:].T
 
-    def _block(self, a: int, b: int) -> torch.Tensor:
-        xb = self.x[a:b]
-        d2 = (self.sq[a:b, None] + self.sq[None, :] - 2.0 * (xb @ self.x.T)).clamp_min_(0.0)
-        return torch.exp(-d2 / self.h)
+    def _fill(self, out, xa, sqa, xb, sqb):
+        """out = exp(-((||a||^2 + ||b||^2) - 2 a.b)_+ / h) for the rows a of xa and b of xb, in place."""
+        torch.add(sqa[:, None], sqb[None, :], out=out)
+        out.addmm_(xa, xb.T, alpha=-2.0)
+        return out.clamp_min_(0.0).div_(-self.h).exp_()
+
+    def rows(self, js: list, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """k(j, .) for each j in js, (len(js), N), written into ``out[:len(js)]`` when given (reusing one
+        buffer spares a page-faulting allocation per batch) else a fresh tensor; the caller may work in
+        it in place. A gather from the dense kernel, else one matrix product (BLAS 3) from the features."""
+        N = self.x.shape[0]
+        out = (torch.empty((len(js), N), dtype=torch.float64, device=self.x.device) if out is None
+               else out[:len(js)])
+        if self.dense is not None:
+            return torch.index_select(self.dense, 0, torch.tensor(js, device=self.x.device), out=out)
+        return self._fill(out, self.x[js], self.sq[js], self.x, self.sq)
 
     def column(self, j: int) -> torch.Tensor:
-        if self.dense is not None:
-            return self.dense[j].clone()
-        d2 = (self.sq + self.sq[j] - 2.0 * (self.x @ self.x[j])).clamp_min_(0.0)
-        return torch.exp(-d2 / self.h)
-
-    def columns(self, js: list) -> torch.Tensor:
-        """k(., j) for several j at once, (N, len(js)): one matrix product (BLAS 3) instead of len(js)
-        matrix-vector products."""
-        if self.dense is not None:
-            return self.dense[js].T
-        d2 = (self.sq[:, None] + self.sq[js][None, :] - 2.0 * (self.x @ self.x[js].T)).clamp_min_(0.0)
-        return torch.exp(-d2 / self.h)
+        """k(., j) = k(j, .) (the kernel is symmetric), a fresh tensor."""
+        return self.rows([j])[0]
 
     def column_sums(self) -> torch.Tensor:
         """sum_i k(i, j) for every j, in row blocks."""
         if self.dense is not None:
-            return self.dense.sum(1)
-        out = torch.zeros(self.x.shape[0], dtype=torch.float64, device=self.x.device)
-        for a in range(0, self.x.shape[0], BLOCK):
-            out += self._block(a, a + BLOCK).sum(0)
+            return self.dense.sum(0)
+        N = self.x.shape[0]
+        out = torch.zeros(N, dtype=torch.float64, device=self.x.device)
+        buf = torch.empty((min(BLOCK, N), N), dtype=torch.float64, device=self.x.device)
+        for a in range(0, N, BLOCK):
+            b = min(a + BLOCK, N)
+            out += self._fill(buf[:b - a], self.x[a:b], self.sq[a:b], self.x, self.sq).sum(0)
         return out
 
 
@@ -167,7 +181,10 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
     cover = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     picks, evals = [], 0
     N = x.shape[0]
-    batch, cap = 1, max(1, min(512, BATCH_BYTES // (8 * N)))  # a batch of columns takes <= BATCH_BYTES
+    # a batch of rows takes <= BATCH_BYTES when computed from the features (a GEMM: the larger the
+    # better), <= CACHE_BYTES when gathered from the dense kernel (evaluated while still in cache)
+    batch, cap = 1, max(1, min(512, (CACHE_BYTES if K.dense is not None else BATCH_BYTES) // (8 * N)))
+    buf = torch.empty((cap, N), dtype=torch.float64, device=x.device)
     while len(picks) < n:
         # evaluate stale bounds in heap order until no unevaluated bound can reach the best gain's ties;
         # in batches (one matrix product each) sized by the last pick's count: evaluating a bound that
@@ -176,9 +193,7 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         while heap and not (seen and -heap[0][0] < best - tie_tol(best, N)):
             popped = [heapq.heappop(heap) for _ in range(min(size, cap, len(heap)))]
             js = [j for _, j in popped]
-            cols = K.columns(js)
-            gains = (cols - cover[:, None]).clamp_min_(0.0).sum(0).tolist()
-            del cols  # only the picked column is needed again: recomputed below, one batch in memory
+            gains = K.rows(js, buf).sub_(cover).clamp_min_(0.0).sum(1).tolist()
             seen += list(zip(gains, js))
             bounds += [-b for b, _ in popped]
             best = max(best, max(gains))
@@ -191,14 +206,14 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
             # duplicates) and gains only fall: plain greedy takes the rest in index order
             rest = _unpicked(picks, N, n)
             for a in range(0, len(rest), cap):
-                torch.maximum(cover, K.columns(rest[a:a + cap]).max(1).values, out=cover)
+                torch.maximum(cover, K.rows(rest[a:a + cap], buf).max(0).values, out=cover)
             picks += rest
             if progress is not None:
                 progress(len(picks))
             break
         j = _take_lowest_tied(seen, best, N, heap)
         picks.append(j)
-        torch.maximum(cover, K.columns([j])[:, 0], out=cover)
+        torch.maximum(cover, K.column(j), out=cover)
         if progress is not None:
             progress(len(picks))
     return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
@@ -273,23 +288,36 @@ def _facility_knn(x, n: int, k: int, bandwidth, progress):
 
 
 def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED, bandwidth: Optional[float] = None,
-        progress: Optional[Callable] = None):
+        progress: Optional[Callable] = None, panel: Optional[int] = None):
     """Greedy MAP of a DPP with the kernel L = k (quality 1): each pick maximises log det L_S, by the
     incremental Cholesky update of Chen, Zhang & Zhou (NeurIPS 2018). Every diagonal is 1, so the
     first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
     anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
     are taken in index order. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
-    the rank is spent (r <= n; grown by doubling); the kernel is kept as facility's only when n >= N / 8
-    (otherwise the n columns it uses are recomputed)."""
+    the rank is spent (r <= n; grown by doubling) plus two N x ``panel`` blocks; the kernel is kept as
+    facility's only when n >= N / 8.
+
+    Blocked ("panels", as a blocked pivoted Cholesky): pick t needs e_t = (k(j, .) - C_t^T C_t[:, j]) /
+    d_j over every row, one pass over the t Cholesky rows C_t if done pick by pick (the memory traffic
+    that bounds the plain algorithm). Here a panel opened at step t0 takes the ``panel`` rows most
+    likely to be picked next -- the current pick and the largest remaining gains -- and computes
+    their kernel rows and C_t0^T C_t0[:, J] in two matrix products (one pass over C_t0 for all of
+    them); while the picks stay in J, e_t needs only the rows made since t0. A pick outside J opens
+    a new panel. The gains d^2 are still updated over all rows at every pick, so the picks are
+    those of the one-at-a-time algorithm (up to rounding in the last bits)."""
     x, n, h = _prepare(x, n, bandwidth)
     N = x.shape[0]
     j = ops._check_start(start, N, seed)
+    m = min(N, PANEL if panel is None else ops.check_int(panel, "panel", 1))
     # the kernel is kept (when it fits) only if n is a fair share of N: building it costs N^2 d, the
-    # n columns recomputed one by one n N d (matrix-vector products, several times slower per flop)
+    # ~5 n rows the panels use (N d each, in matrix products) cost less below that
     K = _Kernel(x, h, dense=8 * n >= N)
     c = torch.zeros((min(n, 64), N), dtype=torch.float64, device=x.device)
     d2 = torch.ones(N, dtype=torch.float64, device=x.device)
     taken = torch.zeros(N, dtype=torch.bool, device=x.device)
+    rows = torch.empty((m, N), dtype=torch.float64, device=x.device)  # k(J, .) for the panel's rows J
+    old = torch.empty((m, N), dtype=torch.float64, device=x.device)   # (C_t0^T C_t0[:, J])^T
+    slot, t0 = {}, 0
     picks, logdet, spent_at = [], 0.0, None
     for t in range(n):
         picks.append(j)
@@ -304,9 +332,22 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
             if t == c.shape[0]:
                 grow = min(c.shape[0], n - c.shape[0])
                 c = torch.cat([c, torch.zeros((grow, N), dtype=torch.float64, device=x.device)])
-            e = (K.column(j) - c[:t].T @ c[:t, j]) / math.sqrt(float(d2[j]))
+            if j not in slot:  # open a panel: j and the largest remaining gains
+                cand = d2.masked_fill(taken, -math.inf)
+                J = [j] + [i for i in torch.topk(cand, min(m, N - t)).indices.tolist() if i != j][: m - 1]
+                slot, t0 = {i: s for s, i in enumerate(J)}, t
+                K.rows(J, rows)
+                if t:
+                    torch.mm(c[:t, J].T, c[:t], out=old[:len(J)])
+                else:
+                    old.zero_()
+            s = slot[j]
+            e = rows[s] - old[s]
+            if t > t0:
+                e.addmv_(c[t0:t].T, c[t0:t, j], alpha=-1.0)
+            e.div_(math.sqrt(float(d2[j])))
             c[t] = e
-            d2 -= e * e
+            d2.addcmul_(e, e, value=-1.0)
             d2[taken] = -math.inf
             j = _first_tied(d2, 1)
             if float(d2[j]) <= DPP_EPS:

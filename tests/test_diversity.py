@@ -26,8 +26,26 @@ def test_each_selector_equals_its_literal_definition(N, d, n, rng):
     assert idx.tolist() == ref
     assert info["objective"] == pytest.approx(obj, rel=1e-10)
     start = int(rng.integers(N))
-    assert D.dpp(x, n, start=start)[0].tolist() == R.dpp(x, n, start)
+    ref = R.dpp(x, n, start)
+    for panel in (None, 1, 3):  # the default panel covers these pools whole; 1 and 3 open many panels
+        assert D.dpp(x, n, start=start, panel=panel)[0].tolist() == ref, panel
     assert D.herding(x, n)[0].tolist() == R.herding(x, n)
+
+
+def test_dpp_panels_give_the_one_at_a_time_picks(rng):
+    """Larger pools than the literal reference can take: the blocked DPP (panels of 2, 16 and the
+    default 64 rows) against the plain pick-by-pick update (panel=1: every e_t from all C rows), on
+    well-separated clusters and on N(0, 1) rows, with both kernel paths (dense and recomputed rows)."""
+    centres = rng.standard_normal((12, 10)) * 4
+    pools = [rng.standard_normal((900, 16)), centres[rng.integers(0, 12, 700)] + 0.5 * rng.standard_normal((700, 10))]
+    for x in pools:
+        for n in (60, 200):  # 8 n < N: rows recomputed from the features; 8 n >= N: the dense kernel
+            plain, info = D.dpp(x, n, start=5, panel=1)
+            assert info["rank_spent_at"] is None
+            for panel in (2, 16, None):
+                got, ginfo = D.dpp(x, n, start=5, panel=panel)
+                assert got.tolist() == plain.tolist(), (panel, n)
+                assert ginfo["log_det"] == pytest.approx(info["log_det"], rel=1e-12)
 
 
 def test_lazy_facility_evaluates_few_gains(rng):
