@@ -294,8 +294,8 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
     anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
     are taken in index order. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
-    the rank is spent (r <= n; grown by doubling) plus two N x ``panel`` blocks; the kernel is kept as
-    facility's only when n >= N / 8.
+    the rank is spent (r < n; reserved, taken as written) plus two N x ``panel`` blocks; the kernel is
+    kept as facility's only when n >= N / 2.
 
     Blocked ("panels", as a blocked pivoted Cholesky): pick t needs e_t = (k(j, .) - C_t^T C_t[:, j]) /
     d_j over every row, one pass over the t Cholesky rows C_t if done pick by pick (the memory traffic
@@ -309,10 +309,12 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     N = x.shape[0]
     j = ops._check_start(start, N, seed)
     m = min(N, PANEL if panel is None else ops.check_int(panel, "panel", 1))
-    # the kernel is kept (when it fits) only if n is a fair share of N: building it costs N^2 d, the
-    # ~5 n rows the panels use (N d each, in matrix products) cost less below that
-    K = _Kernel(x, h, dense=8 * n >= N)
-    c = torch.zeros((min(n, 64), N), dtype=torch.float64, device=x.device)
+    # the kernel is kept (when it fits) only if n is a large share of N: building it costs N^2 d, the
+    # rows the panels use (a few n, N d each, in matrix products) cost less below n = N / 2 (measured)
+    K = _Kernel(x, h, dense=2 * n >= N)
+    # the Cholesky rows, reserved whole but never zeroed: pages are only taken as rows are written (a
+    # run whose rank is spent early uses no more), and no growing copy ever holds two of them at once
+    c = torch.empty((max(n - 1, 1), N), dtype=torch.float64, device=x.device)
     d2 = torch.ones(N, dtype=torch.float64, device=x.device)
     taken = torch.zeros(N, dtype=torch.bool, device=x.device)
     rows = torch.empty((m, N), dtype=torch.float64, device=x.device)  # k(J, .) for the panel's rows J
@@ -329,9 +331,6 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
         if t == n - 1:
             break
         if spent_at is None:
-            if t == c.shape[0]:
-                grow = min(c.shape[0], n - c.shape[0])
-                c = torch.cat([c, torch.zeros((grow, N), dtype=torch.float64, device=x.device)])
             if j not in slot:  # open a panel: j and the largest remaining gains
                 cand = d2.masked_fill(taken, -math.inf)
                 J = [j] + [i for i in torch.topk(cand, min(m, N - t)).indices.tolist() if i != j][: m - 1]
