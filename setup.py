@@ -133,7 +133,8 @@ setup(
     extras_require={"test": ["pytest", "scipy"], "data": ["pillow", "scipy", "transformers", "datasets"],
                     "loop": ["diffusers>=0.30", "matplotlib", "tensorboard"],
                     "bench": ["faiss-cpu", "fpsample", "torch-quickfps==2.1.0", "torch-fps==0.6.0",
-                              "apricot-select==0.6.1", "scikit-learn", "vendi-score"]},  # apricot imports sklearn undeclared
+                              "apricot-select==0.6.1", "scikit-learn", "vendi-score", "submodlib-py==0.0.3"]},
+    # apricot imports sklearn undeclared
     entry_points={"console_scripts": ["fastsel=fastsel.cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
