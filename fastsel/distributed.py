@@ -28,7 +28,16 @@ _BIG = 2**62
 
 
 def shard_rows(N: int, rank: int, world: int) -> tuple[int, int]:
-    """Rows [lo, hi) of an N-row pool that rank ``rank`` of ``world`` holds (sizes differ by at most 1)."""
+    """Rows [lo, hi) of an N-row pool that rank ``rank`` of ``world`` holds (sizes differ by at most 1).
+
+    Args:
+        N: rows in the pool.
+        rank: this process's rank.
+        world: the number of ranks.
+
+    Returns:
+        tuple: (lo, hi), this rank's rows.
+    """
     base, extra = divmod(N, world)
     lo = rank * base + min(rank, extra)
     return lo, lo + base + (1 if rank < extra else 0)
@@ -181,6 +190,18 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
     ``x_local``: this rank's rows (a contiguous block, rank order = global row order).
     ``start``: a global row index (drawn from ``seed`` when None). ``stats``, when given, is
     filled with ``bytes_per_pick`` (what all ranks together sent into collectives per pick) and ``N``.
+
+    Args:
+        x_local: (N_rank, d) this rank's rows.
+        n: rows to pick, 1 <= n <= N (all ranks' rows).
+        start: the first pick, a global row index (None: drawn from ``seed``).
+        seed: the seed of that draw.
+        backend: "auto", "cpp" or "torch" (each rank's local work).
+        group: the torch.distributed process group (None: the default group).
+        stats: a dict to fill with communication figures, or None.
+
+    Returns:
+        GreedyResult: as :func:`fastsel.greedy`, global row indices, the same on every rank.
     """
     G = _Group(x_local, group)
     x0 = x_local
@@ -217,7 +238,23 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
                     seed: int = ops.DEFAULT_SEED, backend: str = "auto", group=None) -> ThresholdResult:
     """Threshold Decay Filter (Algorithm 2) over a row-sharded pool; same result as the
     single-process op, in the same scan order (``order``, ``seed``) and with the same default tau
-    (the largest distance from the first pick, :func:`fastsel.default_tau`)."""
+    (the largest distance from the first pick, :func:`fastsel.default_tau`).
+
+    Args:
+        x_local: (N_rank, d) this rank's rows.
+        n: rows to accept, 1 <= n <= N.
+        start: the first accepted row, a global index (None: drawn from ``seed``).
+        tau: the initial threshold (None: data-derived).
+        alpha: the decay factor, in (0, 1).
+        decay: "empty-pass" or "every-pass".
+        order: "random" or "index".
+        seed: the seed of the start and the scan order.
+        backend: "auto", "cpp" or "torch".
+        group: the torch.distributed process group (None: the default group).
+
+    Returns:
+        ThresholdResult: as :func:`fastsel.threshold_decay`, the same on every rank.
+    """
     G = _Group(x_local, group)
     x0, tau_in = x_local, tau
     x_local, md, update, e = _prepare(x_local, backend, G)
@@ -298,7 +335,19 @@ def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self
        backend: str = "auto", group=None) -> NNResult:
     """Exact k-NN of ``query`` (the same on every rank) among a row-sharded ref; every rank
     gets the global answer (global ref indices, ties lowest). ``exclude_self``: the query is
-    the whole pool in global order, and row i never matches itself."""
+    the whole pool in global order, and row i never matches itself.
+
+    Args:
+        query: (Q, d) query rows, the same on every rank.
+        ref_local: (R_rank, d) this rank's reference rows.
+        k: neighbours per query row.
+        exclude_self: the query is the whole pool; skip each row's own entry.
+        backend: "auto", "cpp" or "torch".
+        group: the torch.distributed process group (None: the default group).
+
+    Returns:
+        NNResult: (Q, k) distances and global indices, the same on every rank.
+    """
     G = _Group(ref_local, group)
     query = ops.as_tensor(query, "query")
     avail = G.N - int(exclude_self)

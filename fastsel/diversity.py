@@ -170,7 +170,19 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
     sparse facility location of apricot and submodlib for pools whose kernel does not fit. The graph
     comes from ``fastsel.ops.nn`` (exact, O(N^2 d) time in blocks, O(N k) memory); the greedy then
     takes O(N k) memory and O(in-degree) per re-evaluated gain. A different objective from the dense
-    one (rows farther than the k-th neighbour do not cover each other)."""
+    one (rows farther than the k-th neighbour do not cover each other).
+
+    Args:
+        x: (N, d) pool, tensor or array (computed in float64).
+        n: rows to pick, 1 <= n <= N.
+        bandwidth: the kernel's h (None: 2 tr Cov of the pool).
+        knn: keep the kernel on the exact k-NN graph with this k (None: dense).
+        progress: called with the number of picks made.
+
+    Returns:
+        tuple: (indices (n,) int64 in pick order, info dict with objective, bandwidth,
+        gain_evaluations and, with knn, knn).
+    """
     if knn is not None:
         return _facility_knn(x, n, ops.check_int(knn, "knn", 1), bandwidth, progress)
     x, n, h = _prepare(x, n, bandwidth)
@@ -304,7 +316,21 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     their kernel rows and C_t0^T C_t0[:, J] in two matrix products (one pass over C_t0 for all of
     them); while the picks stay in J, e_t needs only the rows made since t0. A pick outside J opens
     a new panel. The gains d^2 are still updated over all rows at every pick, so the picks are
-    those of the one-at-a-time algorithm (up to rounding in the last bits)."""
+    those of the one-at-a-time algorithm (up to rounding in the last bits).
+
+    Args:
+        x: (N, d) pool, tensor or array (computed in float64).
+        n: rows to pick, 1 <= n <= N.
+        start: the first pick (None: drawn from ``seed``).
+        seed: the seed of that draw.
+        bandwidth: the kernel's h (None: 2 tr Cov of the pool).
+        progress: called with the number of picks made.
+        panel: rows per panel (default 64; 1 is the plain pick-by-pick update).
+
+    Returns:
+        tuple: (indices (n,) int64 in pick order, info dict with log_det, bandwidth and
+        rank_spent_at, the pick count at which the kernel's rank was spent, or None).
+    """
     x, n, h = _prepare(x, n, bandwidth)
     N = x.shape[0]
     j = ops._check_start(start, N, seed)
@@ -361,7 +387,17 @@ def herding(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[
     """Kernel herding (Chen, Welling & Smola 2010) without replacement: pick t+1 maximises
     mu(j) - (1 / (t + 1)) sum_{s in S} k(j, s), with mu(j) = mean_i k(i, j) the pool's mean
     embedding -- S's kernel mean tracks the pool's (mean matching: dense regions get more rows, in
-    proportion). Time O(N^2 d) for mu plus O(N d) per pick; memory O(N * block)."""
+    proportion). Time O(N^2 d) for mu plus O(N d) per pick; memory O(N * block).
+
+    Args:
+        x: (N, d) pool, tensor or array (computed in float64).
+        n: rows to pick, 1 <= n <= N.
+        bandwidth: the kernel's h (None: 2 tr Cov of the pool).
+        progress: called with the number of picks made.
+
+    Returns:
+        tuple: (indices (n,) int64 in pick order, info dict with bandwidth).
+    """
     x, n, h = _prepare(x, n, bandwidth)
     N = x.shape[0]
     K = _Kernel(x, h)

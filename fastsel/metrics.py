@@ -17,7 +17,17 @@ _EULER = 0.57721566490153286060651209008240243
 
 
 def digamma_int(n: int) -> float:
-    """ψ(n) for a positive integer n: −γ + H(n−1), with the asymptotic series for large n."""
+    """ψ(n) for a positive integer n: −γ + H(n−1), with the asymptotic series for large n.
+
+    Args:
+        n: a positive integer.
+
+    Returns:
+        float: ψ(n).
+
+    Raises:
+        FastselError: n < 1.
+    """
     n = int(n)
     if n < 1:
         raise FastselError(f"digamma_int needs n >= 1, got {n}")
@@ -29,7 +39,14 @@ def digamma_int(n: int) -> float:
 
 
 def log_unit_ball_volume(d: int) -> float:
-    """log c_d, c_d = π^{d/2} / Γ(d/2 + 1): the volume of the unit ball in R^d."""
+    """log c_d, c_d = π^{d/2} / Γ(d/2 + 1): the volume of the unit ball in R^d.
+
+    Args:
+        d: the dimension.
+
+    Returns:
+        float: log c_d.
+    """
     return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1.0)
 
 
@@ -38,6 +55,17 @@ def kl_entropy(x, k: int = 1, *, backend: str = "auto") -> float:
 
     ε_k is the distance to the k-th nearest other row. Exact duplicates make some
     ε_k zero and the estimate −inf (a warning says how many).
+
+    Args:
+        x: (N, d) rows.
+        k: the neighbour whose distance is used, 1 <= k < N.
+        backend: "auto", "cpp" or "torch" (the k-NN).
+
+    Returns:
+        float: the estimate in nats (-inf with exact duplicates).
+
+    Raises:
+        FastselError: k outside [1, N), NaN or infinite values.
     """
     x = ops.as_tensor(x)
     N, d = x.shape
@@ -52,7 +80,15 @@ def kl_entropy(x, k: int = 1, *, backend: str = "auto") -> float:
 
 
 def mnnd(x, *, backend: str = "auto") -> float:
-    """Mean nearest-neighbour distance within a set (Appendix E.1): Dist(D, D) without self-pairs."""
+    """Mean nearest-neighbour distance within a set (Appendix E.1): Dist(D, D) without self-pairs.
+
+    Args:
+        x: (N, d) rows, N >= 2.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        float: the mean distance from each row to its nearest other row.
+    """
     x = ops.as_tensor(x)
     if x.shape[0] < 2:
         raise FastselError("mnnd needs at least 2 rows")
@@ -60,7 +96,16 @@ def mnnd(x, *, backend: str = "auto") -> float:
 
 
 def generalization_score(generated, train, *, backend: str = "auto") -> float:
-    """GS(G, D): mean distance from each generated row to its nearest training row (Section 3)."""
+    """GS(G, D): mean distance from each generated row to its nearest training row (Section 3).
+
+    Args:
+        generated: (G, d) generated rows.
+        train: (T, d) training rows.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        float: the mean nearest-training-row distance (0: every row is a copy).
+    """
     return float(ops.nn(generated, train, k=1, backend=backend).distances[:, 0].double().mean())
 
 
@@ -70,7 +115,17 @@ COPY_RATIO = 1.0 / 3.0
 def distinct_rows(train, ratio: float = COPY_RATIO, k: int = 16, *, backend: str = "auto") -> torch.Tensor:
     """Indices of ``train`` with near-duplicate groups collapsed to their lowest index: rows closer than
     ``ratio`` times the median within-set 1-NN distance are joined (through each row's ``k`` nearest
-    neighbours, transitively). A set without near-duplicates keeps (almost) every row."""
+    neighbours, transitively). A set without near-duplicates keeps (almost) every row.
+
+    Args:
+        train: (T, d) rows.
+        ratio: the share of the median 1-NN distance under which two rows are joined.
+        k: neighbours searched per row.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        torch.Tensor: int64 indices of the kept rows, ascending.
+    """
     t = ops.as_tensor(train)
     N = t.shape[0]
     if N < 3:
@@ -103,7 +158,18 @@ def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, dedup: bool = 
     that merely sits in a dense region (where d1 and d2 are both small). A training image present twice
     (a real image and a generated copy of it, in a self-consuming loop) would hide its copies (d1 ~ d2):
     with ``dedup`` (default) near-duplicate training rows count as one (:func:`distinct_rows`) first.
-    Needs >= 2 training rows."""
+    Needs >= 2 training rows.
+
+    Args:
+        generated: (G, d) generated rows.
+        train: (T, d) training rows, T >= 2.
+        ratio: the d1 / d2 bound under which a row counts as a copy.
+        dedup: first collapse near-identical training rows (see above).
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        float: the share of generated rows that are copies, in [0, 1].
+    """
     g = ops.as_tensor(generated)
     t = ops.as_tensor(train)
     if t.shape[0] < 2:
@@ -125,7 +191,17 @@ def gs_normalized(generated, train, holdout, *, backend: str = "auto") -> float:
     real rows H (drawn from the same distribution as T, not in T) to the same training set.
 
     1 means "as far from the training set as fresh real data", 0 means exact copies; a denser training
-    set lowers GS(G, T) and GS(H, T) alike, so the ratio does not mistake density for copying."""
+    set lowers GS(G, T) and GS(H, T) alike, so the ratio does not mistake density for copying.
+
+    Args:
+        generated: (G, d) generated rows.
+        train: (T, d) training rows.
+        holdout: (H, d) real rows from the training distribution, not in ``train``.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        float: GS(G, T) / GS(H, T).
+    """
     ref = generalization_score(holdout, train, backend=backend)
     if ref == 0:
         raise FastselError("gs_normalized: every held-out row is in the training set (reference distance 0)")
@@ -143,7 +219,19 @@ def kl_entropy_fixed(x, m: int = ENTROPY_M, draws: int = ENTROPY_DRAWS, seed: in
 
     The KL estimator's bias depends on the number of rows (in 84 dimensions, subsets of one
     distribution score lower the more rows they have), so raw estimates of sets of different sizes
-    are not comparable; estimates at one fixed m are (same distribution -> same expected value)."""
+    are not comparable; estimates at one fixed m are (same distribution -> same expected value).
+
+    Args:
+        x: (N, d) rows, N >= m.
+        m: the subset size.
+        draws: how many subsets are averaged.
+        seed: the seed of the subsets.
+        k: as for :func:`kl_entropy`.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        float: the mean estimate in nats.
+    """
     x = ops.as_tensor(x)
     N = x.shape[0]
     if not k < m <= N:
@@ -165,7 +253,15 @@ def vendi_score(x, q: float = 1.0) -> float:
     exp of the Shannon entropy of the eigenvalues of K / n, K = X^ X^T (the ``vendi-score`` package's
     choice for embeddings). Exact in O(n d^2) time and O(d^2) memory: the nonzero eigenvalues of
     X^ X^T / n equal those of X^T X^ / n (d x d), accumulated in float64 in row blocks -- no n x n
-    kernel. Between 1 (all rows parallel) and min(n, d) (orthogonal rows, evenly spread)."""
+    kernel. Between 1 (all rows parallel) and min(n, d) (orthogonal rows, evenly spread).
+
+    Args:
+        x: (n, d) rows (a zero row is refused: it has no direction).
+        q: the order; only 1 is implemented.
+
+    Returns:
+        float: the Vendi score, in [1, min(n, d)].
+    """
     x = ops.as_tensor(x)
     n = x.shape[0]
     if n < 1:
@@ -188,7 +284,14 @@ def vendi_score(x, q: float = 1.0) -> float:
 
 
 def cov_trace(x) -> float:
-    """Trace of the (unbiased, N − 1) covariance matrix: the summed per-dimension variance."""
+    """Trace of the (unbiased, N − 1) covariance matrix: the summed per-dimension variance.
+
+    Args:
+        x: (N, d) rows, N >= 2.
+
+    Returns:
+        float: the trace, in float64.
+    """
     x = ops.as_tensor(x)
     if x.shape[0] < 2:
         raise FastselError("cov_trace needs at least 2 rows")
@@ -202,7 +305,18 @@ def cov_trace(x) -> float:
 
 
 def pearson(a, b) -> float:
-    """Pearson correlation coefficient of two equal-length sequences (entropy vs log GS, Fig. 2b)."""
+    """Pearson correlation coefficient of two equal-length sequences (entropy vs log GS, Fig. 2b).
+
+    Args:
+        a: a sequence of numbers.
+        b: a sequence of the same length.
+
+    Returns:
+        float: r in [-1, 1].
+
+    Raises:
+        FastselError: different lengths, fewer than 2 values, or a constant sequence.
+    """
     a = torch.as_tensor(a, dtype=torch.float64).flatten()
     b = torch.as_tensor(b, dtype=torch.float64).flatten()
     if a.numel() != b.numel() or a.numel() < 2:
@@ -216,7 +330,18 @@ def pearson(a, b) -> float:
 
 def summary(x, ref=None, k: int = 1, *, holdout=None, backend: str = "auto") -> dict:
     """entropy, mnnd, cov_trace (and gs, copy_fraction against ``ref``; gs_norm with ``holdout``)
-    of a feature set, as one dict."""
+    of a feature set, as one dict.
+
+    Args:
+        x: (N, d) the feature set.
+        ref: (T, d) training rows for gs and copy_fraction (None: left out).
+        k: the KL estimate's neighbour.
+        holdout: (H, d) held-out real rows for gs_norm (None: left out).
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        dict: float values keyed entropy, mnnd, cov_trace, vendi (and gs, copy_fraction, gs_norm).
+    """
     out = {
         "entropy": kl_entropy(x, k=k, backend=backend),
         "mnnd": mnnd(x, backend=backend),

@@ -397,6 +397,24 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     passes (a GEMM per pass, same picks bit for bit; exact block pruning on clustered
     pools); "auto" uses multi for large pools. ``x`` of shape (B, N, d) selects in each
     of B sets (``fastsel.sets.greedy_sets``: ``n``/``start`` may be per set; masks there).
+
+    Args:
+        x: the pool, (N, d) (or (B, N, d) sets): a tensor or array of float32 / float64 / float16 /
+            bfloat16 (integers become float64 exactly); a CUDA tensor runs the CUDA kernels.
+        n: how many rows to pick, 1 <= n <= N.
+        start: the first pick, a row index; None draws it from ``seed``.
+        seed: the seed of that draw, an integer in [0, 2**32 - 1].
+        backend: "auto", "cpp" (the compiled kernels) or "torch" (the PyTorch fallback).
+        mode: "auto", "single" or "multi" (see above; same picks).
+        progress: called with the number of picks made so far.
+
+    Returns:
+        GreedyResult: ``indices`` (n,) int64 in pick order; ``distances`` (n,) each pick's min
+        distance to the earlier picks when picked (inf for the first), in x's float dtype.
+
+    Raises:
+        FastselError: NaN or infinite values, n outside [1, N], an unknown mode or backend.
+        TypeError: a fractional, bool or string ``n``, ``start`` or ``seed``.
     """
     if mode not in GREEDY_MODES:
         raise FastselError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
@@ -445,6 +463,15 @@ def default_tau(x, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, bac
     scale of features. A tau below the pool's spacing would fill the set in one pass and make
     alpha irrelevant ("first come, first kept"). 1.0 when every row equals the first pick.
     Computed in float64 (the same value on every backend, device and shard); one read of the pool.
+
+    Args:
+        x: (N, d) pool.
+        start: the first pick (None: drawn from ``seed``, as :func:`threshold_decay` draws it).
+        seed: the seed of that draw.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        float: the initial threshold (> 0).
     """
     x = as_tensor(x)
     N = x.shape[0]
@@ -515,6 +542,28 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     accept, "chunked" once per 256 accepts, "lazy" brings a row up to date only when the scan
     reaches it (a pass that stops early reads only what it scanned); all give the same result bit
     for bit; "auto" is lazy for large pools on the CPU.
+
+    Args:
+        x: the pool, (N, d), as for :func:`greedy`.
+        n: how many rows to accept, 1 <= n <= N.
+        start: the first accepted row; None draws it from ``seed``.
+        tau: the initial threshold (> 0); None uses :func:`default_tau`.
+        alpha: the decay factor, 0 < alpha < 1.
+        decay: "empty-pass" (the paper) or "every-pass" (the authors' code).
+        order: "random" or "index" scan order.
+        seed: seeds the start and the random scan order.
+        backend: "auto", "cpp" or "torch".
+        mode: "auto", "single", "chunked" or "lazy" (same result).
+        progress: called with the number of rows accepted so far.
+
+    Returns:
+        ThresholdResult: ``indices`` (n,) int64 in acceptance order, ``distances`` (n,) min
+        distance at acceptance, ``tau_at`` (n,) float64 the threshold in force, and the run's
+        facts (``tau``, ``tau0``, ``passes``, ``decays``, ``n_filled``, ``order``).
+
+    Raises:
+        FastselError: NaN or infinite values, n outside [1, N], tau <= 0, alpha outside (0, 1).
+        TypeError: a string ``tau`` or ``alpha``; a fractional, bool or string ``n``/``start``/``seed``.
     """
     if mode not in THRESHOLD_MODES:
         raise FastselError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
@@ -587,6 +636,20 @@ def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str 
 
     Distances ascend; ties go to the lowest ref index. Memory stays bounded
     (blocked GEMM with a fused top-k); candidates are re-checked in float64.
+
+    Args:
+        query: (Q, d) rows whose neighbours are wanted.
+        ref: (R, d) rows to search; None searches ``query`` itself.
+        k: neighbours per query row, 1 <= k <= R (R - 1 with ``exclude_self``).
+        exclude_self: with ``ref=None``, skip each row's own entry.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        NNResult: ``distances`` (Q, k) ascending Euclidean distances and ``indices`` (Q, k) int64
+        rows of ``ref``.
+
+    Raises:
+        FastselError: NaN or infinite values, a dimension mismatch, k out of range.
     """
     query = as_tensor(query, "query")
     ref = query if ref is None else as_tensor(ref, "ref")

@@ -40,7 +40,24 @@ def register_selector(name: str, run: Optional[Callable] = None, *, help: str = 
     """Register ``run`` as selector ``name`` (usable as a decorator). ``run(x, n, **options)`` gets
     the pool as an (N, d) tensor and the keywords start, seed, backend, progress, tau, alpha,
     decay, order (take what it needs, ``**_`` the rest) and returns the picked rows (int64) or
-    (rows, info dict)."""
+    (rows, info dict).
+
+    Args:
+        name: the method name (``fastsel select --method``, ``fastsel loop --selector``); not
+            "none" or "all", no commas.
+        run: the selector function; None returns a decorator.
+        help: one line for help texts and ``fastsel demo``.
+        op: the name of a fastsel op it runs (for the extension's dispatch), if any.
+        sharded: the same selector on a row-sharded pool (torchrun), if it has one.
+        sharded_op: the op name of the sharded version.
+        replace: allow overriding an existing registration.
+
+    Returns:
+        The function registered (so it works as a decorator).
+
+    Raises:
+        FastselError: an invalid or already registered name.
+    """
     if not isinstance(name, str) or not name or "," in name or name in ("none", "all"):
         raise FastselError(f"a selector name must be a non-empty string without commas, other than "
                            f"'none' and 'all' (the loop's own), got {name!r}")
@@ -116,6 +133,28 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds
     ``tau0``, ``tau_end``, ``passes``, ``decays``, ``n_filled`` and ``order`` (else it is empty).
     ``knn=k`` (``facility`` only): facility location on the exact k-NN graph (O(N k) memory).
+
+    Args:
+        x: the pool, (N, d) tensor or array.
+        n: rows to pick, 1 <= n <= N.
+        method: a registered selector name (``fastsel.select.selector_names()``).
+        start: the first pick (greedy, threshold, dpp); None draws it from ``seed``.
+        seed: the seed of every draw (start, scan order, random subsample, k-means).
+        tau: the threshold filter's initial threshold (None: data-derived).
+        alpha: the threshold filter's decay factor.
+        decay: the threshold filter's decay rule ("empty-pass" or "every-pass").
+        order: the threshold filter's scan order ("random" or "index").
+        backend: "auto", "cpp" or "torch".
+        progress: called with the number of picks made.
+        return_info: also return the selector's info dict.
+        knn: facility location on the exact k-NN graph with this k.
+
+    Returns:
+        torch.Tensor: (n,) int64 indices in pick order; with ``return_info``, (indices, info).
+
+    Raises:
+        FastselError: an unknown method, ``knn`` with another method, n out of range.
+        TypeError: unknown keyword arguments; a fractional, bool or string ``n``.
     """
     sel = get_selector(method)
     if knn is not None and method != "facility":

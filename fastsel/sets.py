@@ -96,7 +96,24 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
     """Greedy selection (Algorithm 1) on each of B sets: ``x`` (B, N, d); ``mask`` (B, N) bool marks
     valid rows (default: all). ``n``: picks, an int or one per set. ``start``: each set's first pick,
     a row number in 0..N-1 (a valid row under ``mask``), an int or one per set; None draws set b's
-    from ``seed + b``. Returns row numbers in 0..N-1 (B, max n), -1 past a set's n."""
+    from ``seed + b``. Each set's picks equal :func:`fastsel.greedy` on that set alone.
+
+    Args:
+        x: (B, N, d) sets of rows, float dtypes as for :func:`fastsel.greedy`.
+        n: picks per set: an int, or a sequence of B ints (each within its set's valid rows).
+        start: first pick per set (an int or B ints); None draws set b's from ``seed + b``.
+        mask: (B, N) bool, True for a set's valid rows; None: every row is valid.
+        seed: the seed of the start draws.
+        backend: "auto", "cpp" or "torch".
+        mode: "auto", "single" or "multi".
+
+    Returns:
+        SetsResult: ``indices`` (B, max n) int64 row numbers in 0..N-1, -1 past a set's n;
+        ``distances`` (B, max n) each pick's min distance when picked.
+
+    Raises:
+        FastselError: x not 3-D, no sets, n larger than a set's valid rows, a start on a masked row.
+    """
     if mode not in ops.GREEDY_MODES:
         raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
     if not isinstance(x, torch.Tensor):
@@ -152,7 +169,25 @@ def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Opt
         mode: str = "auto") -> torch.Tensor:
     """torch_cluster-style farthest-point sampling on packed sets: ``x`` (R, d), ``batch`` (R,) sorted
     set ids (or ``ptr`` offsets); ceil(ratio * size) picks per set; returns global row numbers, set
-    after set. ``random_start=False`` starts every set at its first row."""
+    after set. ``random_start=False`` starts every set at its first row.
+
+    Args:
+        x: (R, d) rows of all sets, packed set after set.
+        batch: (R,) int64 sorted set id of each row (None with ``ptr``, or one set).
+        ratio: the share of each set to pick, in (0, 1].
+        ptr: set offsets (B + 1 ints) instead of ``batch``.
+        random_start: draw each set's first pick from ``seed`` (else its first row).
+        seed: the seed of those draws.
+        backend: "auto", "cpp" or "torch".
+        mode: "auto", "single" or "multi".
+
+    Returns:
+        torch.Tensor: (sum of ceil(ratio * size),) int64 global row numbers, set after set.
+
+    Raises:
+        FastselError: ratio outside (0, 1], both batch and ptr, an unsorted batch.
+        TypeError: a string or bool ratio.
+    """
     if mode not in ops.GREEDY_MODES:
         raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
     rows = ops.as_tensor(x, "x")

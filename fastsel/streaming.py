@@ -29,6 +29,19 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
     """Greedy selection (Algorithm 1) streaming ``pool`` (an (N, d) numpy array or memmap) by chunks.
 
     ``stats``, when given, receives ``chunk_reads``, ``chunk_skips`` and ``skip_rate``.
+
+    Args:
+        pool: (N, d) numpy array or memmap (``np.load(path, mmap_mode="r")``).
+        n: rows to pick, 1 <= n <= N.
+        start: the first pick (None: drawn from ``seed``).
+        chunk_rows: rows read per chunk.
+        seed: the seed of the start draw.
+        backend: "auto", "cpp" or "torch".
+        stats: a dict to fill with the chunk reads and skips, or None.
+        progress: called with the number of picks made.
+
+    Returns:
+        GreedyResult: as :func:`fastsel.greedy` (the same picks).
     """
     if not isinstance(pool, np.ndarray) or pool.ndim != 2 or pool.shape[0] == 0:
         raise FastselError("pool must be a non-empty 2-D numpy array or memmap")

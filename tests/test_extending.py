@@ -1,5 +1,5 @@
 """Extending fastsel: a selector registered in one place runs through fastsel.select, the
-`fastsel select` command and the loop's selection step (README "Extending fastsel")."""
+`fastsel select` command and the loop's selection step (docs/extending.md)."""
 import json
 
 import numpy as np

@@ -429,7 +429,7 @@ def test_item17_read_only_images_give_no_torch_warning():
     assert "not writable" not in p.stderr
 
 
-# ------------------------------------------------------------------ 19. usage errors: what the README promises
+# ------------------------------------------------------------------ 19. usage errors: what docs/errors.md promises
 
 def test_item19_usage_errors_are_clicks_form_as_the_readme_says(feats):
     r = run("select", "--in", feats, "-n", 0)
@@ -437,8 +437,8 @@ def test_item19_usage_errors_are_clicks_form_as_the_readme_says(feats):
     assert r.exit_code == 2 and len(lines) == 4, r.stderr
     assert lines[0].startswith("Usage: ") and lines[1].startswith("Try ") and lines[2] == ""
     assert lines[3].startswith("Error: ")
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
-    section = readme[readme.index("**Bad input and failures.**"):readme.index("## Real data")]
+    page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "errors.md")).read()
+    section = page[page.index("**Bad input and failures.**"):page.index("**Loop run directories**")]
     assert "`Usage: …`" in section and "the `Error:` line is the last" in section
     assert "ChildFailedError" in section
 
