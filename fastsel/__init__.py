@@ -17,9 +17,12 @@ import torch as _torch  # noqa: F401 -- first: torch's own OpenMP runtime keeps 
 if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default":
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 
-from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, greedy, nn, scan_order, threshold_decay
+from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, nn, scan_order, threshold_decay
 from .select import register_selector, select
-from .sets import SetsResult, fps, greedy_sets
+# the other built-in selectors register themselves when imported (the registry imports none of them)
+from . import clusters as _clusters  # noqa: F401 -- semdedup, kmeans-balanced
+from . import diversity as _diversity  # noqa: F401 -- facility, dpp, herding
+from .sets import SetsResult, fps, greedy, greedy_sets  # greedy: ops.greedy, (B, N, d) -> greedy_sets
 
 from ._version import __version__
 __all__ = ["greedy", "greedy_sets", "fps", "threshold_decay", "nn", "select", "register_selector", "default_tau", "scan_order",

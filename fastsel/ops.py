@@ -395,8 +395,9 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     ``seed`` when None). ``progress(k)`` is called with the number of picks made.
     ``mode``: "single" reads the pool once per pick; "multi" makes exact multi-pick
     passes (a GEMM per pass, same picks bit for bit; exact block pruning on clustered
-    pools); "auto" uses multi for large pools. ``x`` of shape (B, N, d) selects in each
-    of B sets (``fastsel.sets.greedy_sets``: ``n``/``start`` may be per set; masks there).
+    pools); "auto" uses multi for large pools. ``fastsel.greedy`` (this op behind the set
+    dispatch of :mod:`fastsel.sets`) also takes ``x`` of shape (B, N, d): it selects in each of B
+    sets (``fastsel.sets.greedy_sets``: ``n``/``start`` may be per set; masks there).
 
     Args:
         x: the pool, (N, d) (or (B, N, d) sets): a tensor or array of float32 / float64 / float16 /
@@ -418,9 +419,6 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
     """
     if mode not in GREEDY_MODES:
         raise FastselError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
-    if getattr(x, "ndim", 2) == 3:  # a batch of sets (B, N, d): fastsel.sets.greedy_sets
-        from .sets import greedy_sets
-        return greedy_sets(x, n, start, seed=seed, backend=backend, mode=mode)
     x = x0 = as_tensor(x)
     N = x.shape[0]
     n = _check_n(n, N)

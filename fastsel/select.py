@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 import torch
 
+from . import distributed as D
 from . import ops
 from .errors import FastselError
 
@@ -85,7 +86,6 @@ def _greedy(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", progress
 
 
 def _greedy_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", **_):
-    from . import distributed as D
     return D.greedy(x, n, start, seed=seed, backend=backend).indices
 
 
@@ -98,7 +98,6 @@ def _threshold(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", progr
 
 def _threshold_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", tau=None,
                        alpha=ops.DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
-    from . import distributed as D
     r = D.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend)
     return r.indices, r.info()
 
@@ -170,6 +169,3 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     if idx.dim() != 1 or idx.numel() != n:
         raise FastselError(f"selector {method!r} returned {tuple(idx.shape)} indices, not {n}")
     return (idx, dict(info)) if return_info else idx
-
-from . import diversity as _diversity  # noqa: E402,F401 -- registers facility, dpp, herding
-from . import clusters as _clusters  # noqa: E402,F401 -- registers semdedup, kmeans-balanced

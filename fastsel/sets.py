@@ -15,6 +15,7 @@ unless given.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -89,6 +90,16 @@ def _starts(start: Optional[IntOrInts], sizes: list, seed: int) -> list:
         seed = ops.check_seed(seed)
         return [ops._draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
     return _per_set(start, len(sizes), "start")
+
+
+@functools.wraps(ops.greedy)
+def greedy(x, n, start=None, *, seed: int = ops.DEFAULT_SEED, backend: str = "auto", mode: str = "auto",
+           progress=None):
+    # ``fastsel.greedy``: (N, d) runs the op, (B, N, d) the sets version -- the dispatch lives here,
+    # above both, so that ops never imports sets
+    if getattr(x, "ndim", 2) == 3:
+        return greedy_sets(x, n, start, seed=seed, backend=backend, mode=mode)
+    return ops.greedy(x, n, start, seed=seed, backend=backend, mode=mode, progress=progress)
 
 
 def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Optional[torch.Tensor] = None,

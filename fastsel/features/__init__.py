@@ -31,26 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from ..io import DataError
+from . import lenet
+from ._extractor import Extractor, default_device
 
 DINOV2_HUB = {"dinov2-s": "facebook/dinov2-small", "dinov2-b": "facebook/dinov2-base",
               "dinov2-l": "facebook/dinov2-large"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-class Extractor:
-    """``prepare`` turns a uint8 NHWC batch into the model's input; ``model`` maps it to (B, dim)."""
-
-    def __init__(self, name: str, model: Callable, prepare: Callable, dim: Optional[int], device: torch.device):
-        self.name, self.model, self.prepare, self.dim, self.device = name, model, prepare, dim, device
-
-    @torch.inference_mode()
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.model(self.prepare(images)).float().cpu().numpy()
 
 
 def _to_float_nchw(images: np.ndarray, device) -> torch.Tensor:
@@ -157,7 +144,6 @@ def _pixels(name, device, model=None) -> Extractor:
 
 
 def _lenet(name, device, model=None) -> Extractor:
-    from . import lenet
     return lenet.extractor(name, device)
 
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ._extractor import Extractor
 
 DATASETS = {"lenet": "mnist", "lenet-fashion": "fashion-mnist"}
 EPOCHS = 2
@@ -143,7 +144,6 @@ def probabilities(model, images: np.ndarray, batch: int = 1024) -> np.ndarray:
 
 def extractor(name: str, device) -> "object":
     """The 84-d penultimate layer as a fastsel extractor (``--features lenet``)."""
-    from . import Extractor
     model, _ = load(name, device=device)
 
     def prepare(images):
