@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 
-from . import ops
+from . import _backend, ops
 from .errors import FastselError
 
 IntOrInts = Union[int, Sequence[int], torch.Tensor]
@@ -56,7 +56,7 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
     e = ops.pow2_scale(rows)
     rows = ops.ldexp(rows, e)
     total = sum(n)
-    use_kernel = backend != "torch" and rows.device.type == "cpu" and ops._backend.has_kernel("greedy_sets", "cpu")
+    use_kernel = backend != "torch" and rows.device.type == "cpu" and _backend.has_kernel("greedy_sets", "cpu")
     if backend == "cpp" and not use_kernel:
         ops._impl("greedy", rows, "cpp")  # raises the one-line reason
     if use_kernel:

@@ -101,7 +101,44 @@ def ours_sample(cfg: LoopConfig, model, count: int, size: int, channels: int) ->
         return time.perf_counter() - t0
 
 
+def sweep(a) -> dict:
+    """Wall time of one 2-seed sweep of the main job's recipe (``fastsel loop mnist``, cpu preset,
+    ``a.sweep_steps`` training steps, accumulate, none + greedy, one iteration after the shared one)
+    run with ``--jobs 1`` and with ``--jobs 2``, each in a fresh folder, one after the other; and
+    whether the two give the same metrics (they need not: ``--jobs 1`` trains with every thread,
+    ``--jobs 2`` with cores // 2 each, and a thread count changes the last bits of a reduction)."""
+    import json
+    import subprocess
+    out = {}
+    args = ["loop", "mnist", "--preset", "cpu", "--seeds", "0,1", "--selector", "none,greedy", "--iterations", "2",
+            "--train-steps", str(a.sweep_steps), "--eval-samples", "64"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for jobs in (1, 2):
+            d = os.path.join(tmp, f"jobs{jobs}")
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "fastsel", *args, "--jobs", str(jobs), "--run-dir", d],
+                               capture_output=True, text=True)
+            if p.returncode:
+                raise RuntimeError(f"--jobs {jobs} failed: {p.stderr[-2000:]}")
+            out[jobs] = {"seconds": time.perf_counter() - t0,
+                         "gs": [r["gs"] for s in ("seed0", "seed1")
+                                for r in json.load(open(os.path.join(d, s, "metrics.json")))["iterations"]]}
+            print(f"--jobs {jobs}: {out[jobs]['seconds']:.1f} s", flush=True)
+    res = {"machine": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
+           "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "command": "fastsel " + " ".join(args) + " --jobs J", "jobs1_s": out[1]["seconds"],
+           "jobs2_s": out[2]["seconds"], "speedup": out[1]["seconds"] / out[2]["seconds"],
+           "same_gs": out[1]["gs"] == out[2]["gs"]}
+    os.makedirs(a.out_dir, exist_ok=True)
+    save_json(os.path.join(a.out_dir, "bench_loop_sweep.json"), res)
+    print(f"sweep ({res['cores']} cores): --jobs 1 {res['jobs1_s']:.1f} s, --jobs 2 {res['jobs2_s']:.1f} s: "
+          f"{res['speedup']:.2f}x; same GS: {res['same_gs']}")
+    return res
+
+
 def run(a):
+    if getattr(a, "sweep_steps", None):
+        return sweep(a)
     cfg = LoopConfig(dataset="bench", unet=a.unet, batch_size=a.batch_size, device=a.device, sampler="ddpm",
                      sample_steps=a.sample_steps, sample_batch=a.sample_count, mixed_precision=a.mixed_precision,
                      ckpt_every=10 ** 9, lr=1e-4)

@@ -99,10 +99,14 @@ def _run(module, **kw):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True)
 @click.option("--repeats", type=int, default=3, show_default=True, help="Alternating repeats; the best of each.")
+@click.option("--sweep", "sweep_steps", type=click.IntRange(min=1), default=None,
+              help="Instead: time a 2-seed `fastsel loop mnist` sweep (cpu preset, this many training steps) with "
+                   "--jobs 1 (sub-runs one after another, every thread) and --jobs 2 (side by side).")
 @click.option("--out-dir", default=_OUT, show_default=True)
 @handle_errors
 def loop_cmd(**kw):
-    """Loop training and sampling throughput against bare diffusers."""
+    """Loop training and sampling throughput against bare diffusers (or, with --sweep, a sweep's wall
+    time with and without --jobs)."""
     _run("loop", **kw)
 
 

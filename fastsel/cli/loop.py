@@ -36,7 +36,7 @@ def _device_option(ctx, param, value):
 
 
 # options that --resume may take besides the run directory (the rest is the run's saved configuration)
-RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_json", "device", "logger"}
+RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_json", "device", "logger", "jobs"}
 
 
 @click.command("loop")
@@ -116,10 +116,14 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 @click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source (checksummed).")
 @click.option("--logger", type=click.Choice(["none", "tensorboard", "wandb"]), default="none", show_default=True,
               help="Also log losses, metrics and sample grids to TensorBoard (RUN_DIR/tensorboard) or W&B.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sweeps (--seeds, several -n or --alpha): run up to this many sub-runs at once, each in its own "
+                   "process with cores // jobs threads and its progress in SUB-RUN/progress.log. A sub-run's numbers "
+                   "equal those of running it alone with that thread count. Also with --resume.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration; touch no data, train nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object.")
 @handle_errors
-def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, **opts):
+def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **opts):
     """Train a DDPM on DATASET, sample, select the next training set, repeat (Shi et al. 2025).
 
     \b
@@ -142,7 +146,7 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, **opts):
             raise click.UsageError(f"--resume continues with the run's saved configuration; {', '.join(given)} "
                                    f"would be ignored (drop {'them' if len(given) > 1 else 'it'})")
         if os.path.exists(os.path.join(resume, "sweep.json")):
-            return _resume_sweep(resume, download, opts.get("device"), dry_run, logger)
+            return _resume_sweep(resume, download, opts.get("device"), dry_run, logger, jobs)
         cfg = load_config(resume)
         run_dir = resume
         if opts.get("device"):
@@ -177,7 +181,7 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, **opts):
                                                   f"{cfg.paradigm}-{seed_tag}")
         if len(ns or []) > 1 or len(alphas or []) > 1 or len(seeds or []) > 1:
             return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.alpha], download, dry_run, as_json,
-                          seeds or [cfg.seed], logger=logger)
+                          seeds or [cfg.seed], logger=logger, jobs=jobs)
         if ns:
             cfg.n = ns[0]
         if alphas:
@@ -243,7 +247,7 @@ def _num_list(text, kind, opt, ok, what):
     return vals
 
 
-def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, logger="none"):
+def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, logger="none", jobs=1):
     """One sub-run per (n, alpha, seed) under run_dir (n{N}[-alpha{A}][-seed{S}]), listed in
     run_dir/sweep.json; each sub-run resumes like any run. The report merges them (seeds as
     replicates). Sizes are nested: for one seed, a smaller n's real images lie inside a larger n's."""
@@ -275,10 +279,10 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, log
             if json.load(f) != json.loads(json.dumps(mine)):
                 raise DataError(f"{run_dir} holds another sweep; use --resume {run_dir} or a new --run-dir")
     save_json(sweep, mine)
-    _run_subs(run_dir, subs, download, logger)
+    _run_subs(run_dir, subs, download, logger, jobs)
 
 
-def _resume_sweep(run_dir, download, device=None, dry_run=False, logger="none"):
+def _resume_sweep(run_dir, download, device=None, dry_run=False, logger="none", jobs=1):
     from ..loop.config import LoopConfig, device_problem
     path = os.path.join(run_dir, "sweep.json")
     try:
@@ -299,17 +303,70 @@ def _resume_sweep(run_dir, download, device=None, dry_run=False, logger="none"):
         for name, c in subs:
             click.echo(f"{name}: {json.dumps(dict(describe(c), run_dir=os.path.join(run_dir, name)))}")
         return
-    _run_subs(run_dir, subs, download, logger)
+    _run_subs(run_dir, subs, download, logger, jobs)
 
 
-def _run_subs(run_dir, subs, download, logger="none"):
+def _run_subs(run_dir, subs, download, logger="none", jobs=1):
     from ..loop.report import write_report
     from ..loop.run import run_loop
-    for name, c in subs:
-        click.echo(f"sub-run {name}", err=True)
-        recs = run_loop(c, os.path.join(run_dir, name), download=download, report=False, logger=logger)
-        _summary(recs, c, label=f"{name}: ")
+    if jobs > 1 and len(subs) > 1:
+        _run_subs_parallel(run_dir, subs, download, logger, jobs)
+    else:
+        for name, c in subs:
+            click.echo(f"sub-run {name}", err=True)
+            recs = run_loop(c, os.path.join(run_dir, name), download=download, report=False, logger=logger)
+            _summary(recs, c, label=f"{name}: ")
     click.echo(f"report: {write_report([run_dir], quiet=True)}")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _sub_init(threads: int):
+    """A worker process of ``--jobs``: a fixed thread count (the core governor never raises it)."""
+    import torch
+    torch.set_num_threads(threads)
+    _glibc_keep_memory()
+
+
+def _sub_run(cfg_json: dict, path: str, download: bool, logger: str):
+    """One sub-run in a worker process; its progress bars and lines go to PATH/progress.log."""
+    import sys
+    from ..loop.config import LoopConfig
+    from ..loop.run import run_loop
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "progress.log"), "a", buffering=1) as log:
+        sys.stderr = log
+        try:
+            return run_loop(LoopConfig.from_json(cfg_json, path), path, download=download, report=False, logger=logger)
+        finally:
+            sys.stderr = sys.__stderr__
+
+
+def _run_subs_parallel(run_dir, subs, download, logger, jobs):
+    """Up to ``jobs`` sub-runs at once, one spawned process each with cores // jobs threads; the
+    summaries print in sub-run order as each finishes (a failure stops the sweep with its error)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    threads = max(1, _cores() // jobs)
+    click.echo(f"{len(subs)} sub-runs, {jobs} at a time, {threads} thread{'s' if threads > 1 else ''} each "
+               f"(progress in {os.path.join(run_dir, '<sub-run>', 'progress.log')})", err=True)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_sub_init, initargs=(threads,)) as ex:
+        futs = [ex.submit(_sub_run, c.to_json(), os.path.join(run_dir, name), download, logger) for name, c in subs]
+        try:
+            for (name, c), f in zip(subs, futs):
+                recs = f.result()
+                click.echo(f"sub-run {name}: done", err=True)
+                _summary(recs, c, label=f"{name}: ")
+        except BaseException:
+            for f in futs:  # the sub-runs not started yet are dropped; a running one finishes (resumable)
+                f.cancel()
+            raise
 
 
 def _glibc_keep_memory():
