@@ -86,6 +86,122 @@ template <typename Acc> struct Before {
   bool operator()(int64_t a, int64_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
 };
 
+// 1. candidates of a pass: the top M unselected rows in greedy's order, their values, and (theta,
+// itheta), the next row in that order (bounded: some unselected row is not a candidate).
+template <typename Acc>
+static bool take_candidates(const Acc* md, int64_t N, int64_t M, std::vector<int64_t>& rows, std::vector<Acc>& vals,
+                            Acc& theta, int64_t& itheta) {
+  rows.clear();
+  for (int64_t i = 0; i < N; ++i)
+    if (md[i] >= Acc(0)) rows.push_back(i);
+  const int64_t R = static_cast<int64_t>(rows.size());
+  const int64_t m = std::min(M, R);
+  const bool bounded = R > M;
+  theta = Acc(-1);
+  itheta = -1;
+  if (bounded) {
+    std::nth_element(rows.begin(), rows.begin() + M, rows.end(), Before<Acc>{md});
+    theta = md[rows[M]];
+    itheta = rows[M];
+  }
+  rows.resize(m);
+  vals.resize(m);
+  for (int64_t a = 0; a < m; ++a) vals[a] = md[rows[a]];
+  return bounded;
+}
+
+// The picks of one pass, kept in the forms a stale candidate is brought up to date with: each pick
+// in the accumulation dtype (pcen); with blocks, its distances to every centre (dpc, pick-major);
+// once the cell-centred copy exists, each cell's picks centred on its centre in one contiguous run
+// (pc, norms pcn, pass numbers ps), so that a candidate meets its own cell's new picks by one skinny
+// product certified per pick (settle_row) instead of one difference form per pick.
+template <typename Acc> struct PassPicks {
+  std::vector<int64_t> P;
+  std::vector<std::vector<Acc>> pbuf;
+  std::vector<const Acc*> pcen;
+  std::vector<double> dpc;
+  std::vector<std::vector<Acc>> pc;
+  std::vector<std::vector<double>> pcn;
+  std::vector<std::vector<int64_t>> ps;
+  std::vector<int32_t> pcell;
+
+  void reset(int64_t U, bool cells) {
+    P.clear();
+    dpc.clear();
+    pcen.clear();
+    pcell.clear();
+    if (!cells) return;
+    pc.resize(U);
+    pcn.resize(U);
+    ps.resize(U);
+    for (int64_t c = 0; c < U; ++c) {
+      pc[c].clear();
+      pcn[c].clear();
+      ps[c].clear();
+    }
+  }
+
+  template <typename T>
+  void add(int64_t p, const T* x, int64_t d, const Blocks& B, const std::vector<Acc>& cenA, const Centred* Cc) {
+    P.push_back(p);
+    pbuf.resize(std::max(pbuf.size(), P.size()));
+    pcen.push_back(centre<T, Acc>(x + p * d, d, pbuf[P.size() - 1]));
+    if (!B.built()) return;
+    dpc.resize(P.size() * B.U);
+    pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * B.U);
+    if (!Cc) return;
+    const int64_t jp = B.ipos[p];
+    const int32_t cp = B.cell[B.bpos[jp]];
+    pcell.push_back(cp);
+    const Acc* row = Cc->xc.data_ptr<Acc>() + jp * d;
+    pc[cp].insert(pc[cp].end(), row, row + d);
+    pcn[cp].push_back(Cc->cn.data_ptr<double>()[jp]);
+    ps[cp].push_back(static_cast<int64_t>(P.size()) - 1);
+  }
+
+  // candidate row i (value cur, an upper bound) against picks [from, P.size()) of the pass
+  template <typename T>
+  Acc lower(const T* x, int64_t d, int64_t i, Acc cur, int64_t from, const Blocks& B, const Centred* Cc, double kappa,
+            std::vector<Acc>& gbuf, std::vector<double>& lo) const {
+    const int64_t np_now = static_cast<int64_t>(P.size());
+    const int64_t j = B.built() ? B.ipos[i] : -1;
+    const int32_t cj = j >= 0 ? B.cell[B.bpos[j]] : -1;
+    if (Cc) {  // the own cell's picks from `from` on, by one product
+      const std::vector<int64_t>& q = ps[cj];
+      const int64_t s0 = std::lower_bound(q.begin(), q.end(), from) - q.begin();
+      const int64_t ns = static_cast<int64_t>(q.size()) - s0;
+      if (ns > 0) {
+        gbuf.resize(ns);
+        lo.resize(ns);
+        skinny_dots(Cc->xc.data_ptr<Acc>() + j * d, d, 1, pc[cj].data() + s0 * d, ns, d, gbuf.data());
+        const double* pn = pcn[cj].data() + s0;
+        const int64_t* pq = q.data() + s0;
+        cur = settle_row<T, Acc>(x + i * d, d, cur, Cc->cn.data_ptr<double>()[j], ns,
+                                 [&](int64_t r) { return gbuf[r]; }, [&](int64_t r) { return pn[r]; },
+                                 [&](int64_t r) { return pcen[pq[r]]; }, kappa, lo.data());
+      }
+    }
+    for (int64_t s = from; s < np_now; ++s) {
+      if (Cc && pcell[s] == cj) continue;  // settled above
+      // a pick that provably cannot bring the candidate closer is skipped
+      if (j >= 0 && !row_may_change(B, j, dpc[s * B.U + cj], static_cast<double>(cur))) continue;
+      const Acc v = row_d2_dispatch(x + i * d, pcen[s], d);
+      if (v < cur) cur = v;
+    }
+    return cur;
+  }
+};
+
+// Pruning blocks, when a sample shows cluster structure (else an empty Blocks).
+template <typename T, typename Acc>
+static Blocks prune_blocks(const at::Tensor& xt, const T* x, int64_t N, int64_t d, int64_t first, double u,
+                           std::vector<Acc>& cenA) {
+  double ratio = 1;
+  std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, kPruneCells, &ratio);
+  if (ratio <= kPruneRatio && cen.size() >= 2) return build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
+  return Blocks();
+}
+
 template <typename T, typename Acc>
 static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first,
                          int64_t* idx, Acc* d2, bool prune, bool keep_state, CentredStore* store) {
@@ -100,14 +216,9 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   }
   if (t == n) return;
 
-  Blocks B;
   std::vector<Acc> cenA;
   const double u = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;  // the accumulation dtype's unit roundoff
-  if (prune && n - t >= kPruneMinPicks) {  // pruning blocks, when a sample shows cluster structure
-    double ratio = 1;
-    std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, kPruneCells, &ratio);
-    if (ratio <= kPruneRatio && cen.size() >= 2) B = build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
-  }
+  Blocks B = (prune && n - t >= kPruneMinPicks) ? prune_blocks<T, Acc>(xt, x, N, d, first, u, cenA) : Blocks();
   // the centred copy: on the pool mean; with blocks, in block order, each row on its cell's centre
   // (built only if a pass needs the GEMM: clustered pools often never do)
   std::optional<Centred> Copt;
@@ -119,64 +230,23 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
   if (!B.built()) getC();
 
   int64_t M = 256;
-  std::vector<int64_t> rows;
-  std::vector<Acc> vals;
-  std::vector<int64_t> P;
-  std::vector<int64_t> heap, last;       // candidate heap; picks of the pass each candidate has seen
-  std::vector<std::vector<Acc>> pbuf;    // the pass's picks in the accumulation dtype ...
-  std::vector<const Acc*> pcen;          // ... (views for float32/float64 data)
-  std::vector<double> dpc;  // (picks of the pass, centres): computed pick-to-centre distances
-  // Once the cell-centred copy exists: the pass's picks of each cell, centred on its centre, in
-  // one contiguous run per cell (rows of pc, their norms pcn, their pass numbers ps), so that a
-  // candidate is brought up to date against its own cell's new picks by one skinny product,
-  // certified per pick (settle_row), instead of one difference form per pick.
-  std::vector<std::vector<Acc>> pc;
-  std::vector<std::vector<double>> pcn;
-  std::vector<std::vector<int64_t>> ps;
-  std::vector<int32_t> pcell;  // cell of each pick of the pass (with the centred copy)
-  std::vector<Acc> gbuf;
+  std::vector<int64_t> rows, heap, last;  // candidates; their heap; picks of the pass each has seen
+  std::vector<Acc> vals, gbuf;
   std::vector<double> lo;
+  PassPicks<Acc> pass;
   rows.reserve(N);
   while (t < n) {
-    const int64_t U = B.U;
-    // 1. candidates: the top M unselected rows in greedy's order; (theta, itheta) the next one
-    rows.clear();
-    for (int64_t i = 0; i < N; ++i)
-      if (md[i] >= Acc(0)) rows.push_back(i);
-    const int64_t R = static_cast<int64_t>(rows.size());
-    Before<Acc> before{md};
-    int64_t m = std::min(M, R);
-    bool bounded = R > M;
-    Acc theta = Acc(-1);
-    int64_t itheta = -1;
-    if (bounded) {
-      std::nth_element(rows.begin(), rows.begin() + M, rows.end(), before);
-      theta = md[rows[M]];
-      itheta = rows[M];
-    }
-    rows.resize(m);
-    vals.resize(m);
-    for (int64_t a = 0; a < m; ++a) vals[a] = md[rows[a]];
+    Acc theta;
+    int64_t itheta;
+    const bool bounded = take_candidates<Acc>(md, N, M, rows, vals, theta, itheta);
+    const int64_t m = static_cast<int64_t>(rows.size());
     // 2. resolve picks among the candidates, exactly as the one-pick loop would, lazily: a heap
     // in greedy's order on values that are upper bounds (min-distances only fall); the top is
     // brought up to date against the pass's picks made since its last visit, and taken once it
     // is up to date and still on top -- then no other candidate can beat it.
-    P.clear();
-    dpc.clear();
-    pcen.clear();
-    pcell.clear();
     const Centred* Cc = (B.built() && Copt) ? &*Copt : nullptr;  // the cell-centred copy, if built
     const double kappa = Cc ? gemm_kappa(d, Cc->u) : 0.0;          // settle_row's bound
-    if (Cc) {
-      pc.resize(U);
-      pcn.resize(U);
-      ps.resize(U);
-      for (int64_t c = 0; c < U; ++c) {
-        pc[c].clear();
-        pcn[c].clear();
-        ps[c].clear();
-      }
-    }
+    pass.reset(B.U, Cc != nullptr);
     last.assign(m, 0);
     auto after = [&](int64_t a, int64_t b) { return vals[a] < vals[b] || (vals[a] == vals[b] && rows[a] > rows[b]); };
     heap.resize(m);
@@ -184,82 +254,33 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
     std::make_heap(heap.begin(), heap.end(), after);
     while (t < n && !heap.empty()) {
       const int64_t a = heap.front();
-      const int64_t np_now = static_cast<int64_t>(P.size());
+      const int64_t np_now = static_cast<int64_t>(pass.P.size());
+      std::pop_heap(heap.begin(), heap.end(), after);
       if (last[a] < np_now) {  // stale: lower it against the picks it has not seen, then re-queue
-        std::pop_heap(heap.begin(), heap.end(), after);
-        heap.pop_back();
-        const int64_t i = rows[a];
-        const int64_t j = B.built() ? B.ipos[i] : -1;
-        const int32_t cj = j >= 0 ? B.cell[B.bpos[j]] : -1;
-        Acc cur = vals[a];
-        int64_t s0 = np_now;  // with the centred copy: the own cell's picks from s0 on, by one product
-        if (Cc) {
-          const std::vector<int64_t>& q = ps[cj];
-          s0 = std::lower_bound(q.begin(), q.end(), last[a]) - q.begin();
-          const int64_t ns = static_cast<int64_t>(q.size()) - s0;
-          if (ns > 0) {
-            gbuf.resize(ns);
-            lo.resize(ns);
-            skinny_dots(Cc->xc.data_ptr<Acc>() + j * d, d, 1, pc[cj].data() + s0 * d, ns, d, gbuf.data());
-            const double* pn = pcn[cj].data() + s0;
-            const int64_t* pq = q.data() + s0;
-            cur = settle_row<T, Acc>(x + i * d, d, cur, Cc->cn.data_ptr<double>()[j], ns,
-                                     [&](int64_t r) { return gbuf[r]; }, [&](int64_t r) { return pn[r]; },
-                                     [&](int64_t r) { return pcen[pq[r]]; }, kappa, lo.data());
-          }
-        }
-        for (int64_t s = last[a]; s < np_now; ++s) {
-          if (Cc && pcell[s] == cj) continue;  // settled above
-          // a pick that provably cannot bring the candidate closer is skipped
-          if (j >= 0 && !row_may_change(B, j, dpc[s * U + cj], static_cast<double>(cur))) continue;
-          Acc v = row_d2_dispatch(x + i * d, pcen[s], d);
-          if (v < cur) cur = v;
-        }
-        vals[a] = cur;
+        vals[a] = pass.lower(x, d, rows[a], vals[a], last[a], B, Cc, kappa, gbuf, lo);
         last[a] = np_now;
-        heap.push_back(a);
         std::push_heap(heap.begin(), heap.end(), after);
         continue;
       }
       if (bounded && !(vals[a] > theta || (vals[a] == theta && rows[a] < itheta))) break;
-      std::pop_heap(heap.begin(), heap.end(), after);
       heap.pop_back();
-      const int64_t p = rows[a];
-      idx[t] = p;
+      idx[t] = rows[a];
       d2[t] = vals[a];
       ++t;
-      P.push_back(p);
-      pbuf.resize(std::max(pbuf.size(), P.size()));
-      pcen.push_back(centre<T, Acc>(x + p * d, d, pbuf[P.size() - 1]));
-      if (B.built()) {
-        dpc.resize(P.size() * U);
-        pick_to_centres<T, Acc>(B, cenA, x, d, p, dpc.data() + (P.size() - 1) * U);
-        if (Cc) {
-          const int64_t jp = B.ipos[p];
-          const int32_t cp = B.cell[B.bpos[jp]];
-          pcell.push_back(cp);
-          const Acc* row = Cc->xc.data_ptr<Acc>() + jp * d;
-          pc[cp].insert(pc[cp].end(), row, row + d);
-          pcn[cp].push_back(Cc->cn.data_ptr<double>()[jp]);
-          ps[cp].push_back(static_cast<int64_t>(P.size()) - 1);
-        }
-      }
+      pass.add(rows[a], x, d, B, cenA, Cc);
     }
     record_greedy_stats(1, 0);
     // 3. pool update against every pick of the pass (after the last pass only when the caller
     // keeps the state)
+    const std::vector<int64_t>& P = pass.P;
     const int64_t np = static_cast<int64_t>(P.size());
     for (int64_t p : P) md[p] = Acc(-1);
     if (t == n && !keep_state) {
       record_greedy_stats(0, np);
       break;
     }
-    int64_t pairs = N * np;
-    if (B.built()) {
-      pairs = update_pruned<T, Acc>(getC, B, cenA, x, N, d, md, P, dpc);
-    } else {
-      update_against<T, Acc>(getC(), x, N, d, md, P);
-    }
+    const int64_t pairs = B.built() ? update_pruned<T, Acc>(getC, B, cenA, x, N, d, md, P, pass.dpc) : N * np;
+    if (!B.built()) update_against<T, Acc>(getC(), x, N, d, md, P);
     record_greedy_pairs(pairs, N * np);
     record_greedy_stats(0, np);
     // 4. adapt the candidate count to how many picks a pass yields
