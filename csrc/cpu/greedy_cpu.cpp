@@ -279,8 +279,11 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
       record_greedy_stats(0, np);
       break;
     }
-    const int64_t pairs = B.built() ? update_pruned<T, Acc>(getC, B, cenA, x, N, d, md, P, pass.dpc) : N * np;
-    if (!B.built()) update_against<T, Acc>(getC(), x, N, d, md, P);
+    int64_t pairs = N * np;
+    if (B.built())
+      pairs = update_pruned<T, Acc>(getC, B, cenA, x, N, d, md, P, pass.dpc);
+    else
+      update_against<T, Acc>(getC(), x, N, d, md, P);
     record_greedy_pairs(pairs, N * np);
     record_greedy_stats(0, np);
     // 4. adapt the candidate count to how many picks a pass yields

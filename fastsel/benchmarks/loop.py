@@ -120,9 +120,11 @@ def sweep(a) -> dict:
                                capture_output=True, text=True)
             if p.returncode:
                 raise RuntimeError(f"--jobs {jobs} failed: {p.stderr[-2000:]}")
-            out[jobs] = {"seconds": time.perf_counter() - t0,
-                         "gs": [r["gs"] for s in ("seed0", "seed1")
-                                for r in json.load(open(os.path.join(d, s, "metrics.json")))["iterations"]]}
+            gs = []
+            for s in ("seed0", "seed1"):
+                with open(os.path.join(d, s, "metrics.json")) as f:
+                    gs += [r["gs"] for r in json.load(f)["iterations"]]
+            out[jobs] = {"seconds": time.perf_counter() - t0, "gs": gs}
             print(f"--jobs {jobs}: {out[jobs]['seconds']:.1f} s", flush=True)
     res = {"machine": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
            "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -319,13 +319,6 @@ def _run_subs(run_dir, subs, download, logger="none", jobs=1):
     click.echo(f"report: {write_report([run_dir], quiet=True)}")
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _sub_init(threads: int):
     """A worker process of ``--jobs``: a fixed thread count (the core governor never raises it)."""
     import torch
@@ -352,7 +345,8 @@ def _run_subs_parallel(run_dir, subs, download, logger, jobs):
     summaries print in sub-run order as each finishes (a failure stops the sweep with its error)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    threads = max(1, _cores() // jobs)
+    from .._threads import _cpus
+    threads = max(1, _cpus() // jobs)
     click.echo(f"{len(subs)} sub-runs, {jobs} at a time, {threads} thread{'s' if threads > 1 else ''} each "
                f"(progress in {os.path.join(run_dir, '<sub-run>', 'progress.log')})", err=True)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
