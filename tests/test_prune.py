@@ -90,3 +90,30 @@ def test_duplicated_clusters_exact_ties(rng):
     (pi, pd, _), _ = _run(x, 1400, "multi")
     (si, sd, _), _ = _run(x, 1400, "single")
     assert torch.equal(pi, si) and torch.equal(pd, sd)
+
+
+@pytest.mark.parametrize("k", [150, 300])
+def test_cluster_count_follows_the_pool(k, rng):
+    """More clusters than the old fixed 64 centres (varied spreads and sizes, rows interleaved): the
+    centre count grows until the sample's clusters are covered, so pruning engages (the fixed 64
+    examined every pair here); picks, distances and state stay those of the unpruned kernel."""
+    d, N = 48, 20000
+    c = 4 * rng.standard_normal((k, d))
+    w = rng.lognormal(0, 1, k)
+    lab = rng.choice(k, size=N, p=w / w.sum())
+    x = torch.from_numpy(c[lab] + rng.uniform(0.1, 0.5, k)[lab, None] * rng.standard_normal((N, d))).float()
+    (pi, pd, pm), st = _run(x, 2048, "multi")
+    (ui, ud, um), _ = _run(x, 2048, "multi-noprune")
+    assert torch.equal(pi, ui) and torch.equal(pd, ud) and torch.equal(pm, um)
+    assert st[2] < 0.5 * st[3], f"pruning examined {st[2]} of {st[3]} (row, pick) pairs"
+
+
+def test_many_tiny_clusters_do_not_build_blocks(rng):
+    """Far more clusters than the centre budget (about two sample rows each): no blocks, every pair
+    examined, and the same picks."""
+    c = 4 * rng.standard_normal((6000, 32))
+    x = torch.from_numpy(c[rng.integers(6000, size=12000)] + 0.1 * rng.standard_normal((12000, 32))).float()
+    (pi, _, pm), st = _run(x, 600, "multi")
+    (ui, _, um), _ = _run(x, 600, "multi-noprune")
+    assert torch.equal(pi, ui) and torch.equal(pm, um)
+    assert st[2] == st[3]

@@ -30,8 +30,8 @@ namespace fastsel {
 namespace cpu {
 
 namespace {
-constexpr int64_t kPruneCells = 64;      // pruning: at most this many centres (cells) ...
-constexpr double kPruneRatio = 0.5;      // ... used when the sample's covering radius falls to this share
+constexpr int64_t kPruneCells = 512;     // pruning: at most this many centres (cells; and n / 4) ...
+constexpr double kPruneRatio = 0.5;      // ... used when the sample's rows sit this close to them
 constexpr int64_t kPruneMinPicks = 512;  // ... for selections of at least this many picks
 }  // namespace
 
@@ -194,11 +194,13 @@ template <typename Acc> struct PassPicks {
 
 // Pruning blocks, when a sample shows cluster structure (else an empty Blocks).
 template <typename T, typename Acc>
-static Blocks prune_blocks(const at::Tensor& xt, const T* x, int64_t N, int64_t d, int64_t first, double u,
-                           std::vector<Acc>& cenA) {
+static Blocks prune_blocks(const at::Tensor& xt, const T* x, int64_t N, int64_t d, int64_t first, int64_t npicks,
+                           double u, std::vector<Acc>& cenA) {
   double ratio = 1;
-  std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, kPruneCells, &ratio);
-  if (ratio <= kPruneRatio && cen.size() >= 2) return build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
+  bool covered = false;
+  const int64_t K = std::max<int64_t>(64, std::min<int64_t>(kPruneCells, npicks / 4)) + 16;  // + 16: to see the fall
+  std::vector<int64_t> cen = sample_centres<T, Acc>(x, N, d, first >= 0 ? first : 0, K, &ratio, &covered);
+  if (covered && ratio <= kPruneRatio && cen.size() >= 2) return build_blocks<T, Acc>(x, N, d, assign_rows(xt, cen), cen, u, cenA);
   return Blocks();
 }
 
@@ -218,7 +220,7 @@ static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d,
 
   std::vector<Acc> cenA;
   const double u = std::is_same_v<Acc, double> ? 0x1p-53 : 0x1p-24;  // the accumulation dtype's unit roundoff
-  Blocks B = (prune && n - t >= kPruneMinPicks) ? prune_blocks<T, Acc>(xt, x, N, d, first, u, cenA) : Blocks();
+  Blocks B = (prune && n - t >= kPruneMinPicks) ? prune_blocks<T, Acc>(xt, x, N, d, first, n - t, u, cenA) : Blocks();
   // the centred copy: on the pool mean; with blocks, in block order, each row on its cell's centre
   // (built only if a pass needs the GEMM: clustered pools often never do)
   std::optional<Centred> Copt;
