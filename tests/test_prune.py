@@ -117,3 +117,16 @@ def test_many_tiny_clusters_do_not_build_blocks(rng):
     (ui, _, um), _ = _run(x, 600, "multi-noprune")
     assert torch.equal(pi, ui) and torch.equal(pm, um)
     assert st[2] == st[3]
+
+
+def test_bench_sweep_pools_have_their_clusters():
+    """The bench sweep's pools: shapes as asked, and a C-cluster pool has about C distinct tight groups."""
+    from fastsel.benchmarks.prune import sweep_pool
+    for spec in ("gauss", "equal:16", "varied:64", "nested:4"):
+        x = sweep_pool(spec, 2000, 24)
+        assert x.shape == (2000, 24) and x.dtype == np.float32
+    x = torch.from_numpy(sweep_pool("equal:16", 2000, 24))
+    nn = torch.cdist(x, x).fill_diagonal_(float("inf")).min(1).values
+    assert nn.max() < 0.2 * torch.cdist(x[:1], x).max()  # every row has a close neighbour: clusters
+    g = torch.from_numpy(sweep_pool("gauss", 2000, 24))
+    assert torch.cdist(g, g).fill_diagonal_(float("inf")).min(1).values.median() > 0.2 * torch.cdist(g[:1], g).max()

@@ -146,9 +146,11 @@ def contention_cmd(**kw):
 @click.option("--N", "N", type=int, default=65536, show_default=True)
 @click.option("--d", type=int, default=384, show_default=True)
 @click.option("--n", type=int, default=2048, show_default=True)
+@click.option("--sweep", is_flag=True, help="Cluster-count sweep (16 ... 4,096 clusters, nested, MNIST) vs torch-quickfps.")
+@click.option("--out", default=None, help="With --sweep: write bench_prune_sweep.json here.")
 @handle_errors
 def prune_cmd(**kw):
-    """Pruned vs unpruned multi-pick greedy, repeated in ABBA order (medians)."""
+    """Pruned vs unpruned multi-pick greedy, repeated in ABBA order (medians); --sweep: over cluster counts."""
     _run("prune", **kw)
 
 
