@@ -25,7 +25,6 @@ import torch
 from fastsel.benchmarks import select as B
 from fastsel.benchmarks.common import commit, cpu_name
 
-
 SWEEP = ["gauss"] + [f"{kind}:{k}" for kind in ("equal", "varied") for k in (16, 64, 256, 1024, 4096)] \
     + ["nested:16", "nested:64", "mnist"]
 
@@ -69,8 +68,8 @@ def run_sweep(a):
     print(head)
     print(f"greedy, n = {a.n}, float32, first pick 0; one run each")
     print("| pool | N x d | unpruned s | pruned s | torch-quickfps s | quickfps / pruned | unpruned / pruned "
-          "| pairs examined | same picks |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| pairs examined | pruned = unpruned | quickfps's first picks agreeing |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     torch.ops.fastsel.greedy(torch.randn(4096, a.d), 64, 0, None, "multi")  # warm-up
     for spec in SWEEP:
@@ -81,13 +80,15 @@ def run_sweep(a):
         tq = qi = None
         if qf is not None:
             tq, qi = _timed(lambda: qf.sample_idx(x, a.n, start_idx=0))
-        same = torch.equal(u[0], p[0]) and (qi is None or torch.equal(qi.view(-1).long(), p[0]))
+        same = torch.equal(u[0], p[0]) and torch.equal(u[2], p[2])  # pruned = unpruned, picks and state
+        agree = None if qi is None else int((qi.view(-1).long() == p[0]).cumprod(0).sum())
         r = {"pool": spec, "N": x.shape[0], "d": x.shape[1], "n": a.n, "unpruned_s": tu, "pruned_s": tp,
-             "quickfps_s": tq, "pairs": st[2] / st[3], "same": bool(same)}
+             "quickfps_s": tq, "pairs": st[2] / st[3], "same": bool(same),
+             "quickfps_agreeing_picks": agree}
         rows.append(r)
         q = f"{tq:.3f} | {tq / tp:.2f}" if tq is not None else "– | –"
         print(f"| {spec} | {x.shape[0]} x {x.shape[1]} | {tu:.3f} | {tp:.3f} | {q} | {tu / tp:.2f} "
-              f"| {r['pairs']:.3f} | {same} |", flush=True)
+              f"| {r['pairs']:.3f} | {same} | {agree} |", flush=True)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         path = os.path.join(a.out, "bench_prune_sweep.json")
