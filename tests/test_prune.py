@@ -95,8 +95,9 @@ def test_duplicated_clusters_exact_ties(rng):
 @pytest.mark.parametrize("k", [150, 300])
 def test_cluster_count_follows_the_pool(k, rng):
     """More clusters than the old fixed 64 centres (varied spreads and sizes, rows interleaved): the
-    centre count grows until the sample's clusters are covered, so pruning engages (the fixed 64
-    examined every pair here); picks, distances and state stay those of the unpruned kernel."""
+    centre count grows until the sample's clusters are covered, so pruning engages (with the fixed 64,
+    96- and 256-cluster pools of 65,536 x 384 examined every pair); picks, distances and state stay
+    those of the unpruned kernel."""
     d, N = 48, 20000
     c = 4 * rng.standard_normal((k, d))
     w = rng.lognormal(0, 1, k)

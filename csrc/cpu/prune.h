@@ -65,7 +65,8 @@ void pick_to_centres(const Blocks& B, const std::vector<Acc>& cenA, const T* x, 
 // clusters: fewer than S / 64 rows (besides the centres) lie within a quarter of the first
 // covering radius of a centre (i.i.d. Gaussian rows: none; far more clusters than the sample can
 // show: about none), or the share they cover puts the cluster count past 1.5 Kmax -- then the
-// blocks would not pay for themselves, and the pass costs what 64 centres cost. Kmax bounds the pass (S rows, Kmax centres: S Kmax d multiply-adds).
+// blocks would not pay for themselves, and the pass costs what 64 centres cost. Kmax bounds the
+// pass (S rows, Kmax centres: S Kmax d multiply-adds).
 // ratio = the median sample row's distance to its nearest centre over the largest distance from
 // the first centre: small when most rows sit in tight clusters (blocks will prune), near 1 when
 // they do not. covered = whether the covering radius fell below a quarter of the first (every
@@ -80,8 +81,8 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
   std::vector<int64_t> cen;
   std::vector<Acc> buf;
   int64_t cur = first;
-  double r1 = 0;
-  std::vector<double> rad;  // squared covering radius after each centre
+  double r1 = 0, tight_d2 = 0;  // the first squared covering radius; a quarter of its distance, squared
+  std::vector<double> rad;       // squared covering radius after each centre
   *covered = false;
   for (int64_t k = 0; k < Kmax; ++k) {
     cen.push_back(cur);
@@ -99,7 +100,10 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
         bv = md[j];
         best = j;
       }
-    if (k == 0) r1 = static_cast<double>(bv);
+    if (k == 0) {
+      r1 = static_cast<double>(bv);
+      tight_d2 = 0.0625 * r1;
+    }
     if (!(bv > Acc(0))) {  // the sample is covered (duplicates)
       *covered = true;
       break;
@@ -107,11 +111,11 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
     rad.push_back(static_cast<double>(bv));
     // clusters found (covering radius under a quarter of the first) and the last 8 centres shrank
     // it by under 10 %: more centres would only split clusters whose rows are all alike
-    if (k >= 16 && rad[k] < 0.0625 * r1 && rad[k] > 0.81 * rad[k - 8]) break;
+    if (k >= 16 && rad[k] < tight_d2 && rad[k] > 0.81 * rad[k - 8]) break;
     const int64_t kk = k + 1;
     if (kk >= 64 && (kk & (kk - 1)) == 0) {  // 64, 128, 256, ... centres: any clusters at all?
       int64_t tight = 0;
-      for (int64_t j = 0; j < S; ++j) tight += md[j] > Acc(0) && static_cast<double>(md[j]) <= 0.0625 * r1;
+      for (int64_t j = 0; j < S; ++j) tight += md[j] > Acc(0) && static_cast<double>(md[j]) <= tight_d2;
       if (64 * tight < S) break;
       // kk centres cover about kk / C of the sample when the pool holds C clusters: when that
       // estimate of C is far past Kmax, the clusters will not all be covered -- stop here
@@ -119,7 +123,7 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
     }
     cur = rows[best];
   }
-  if (!rad.empty() && rad.back() < 0.0625 * r1) *covered = true;
+  if (!rad.empty() && rad.back() < tight_d2) *covered = true;
   std::nth_element(md.begin(), md.begin() + S / 2, md.end());
   const double med = static_cast<double>(md[S / 2]);  // the median sample row's distance to its centre
   *ratio = r1 > 0 ? std::sqrt(std::max(med, 0.0) / r1) : 1.0;
@@ -137,32 +141,27 @@ std::vector<int64_t> sample_centres(const T* x, int64_t N, int64_t d, int64_t fi
   return cen;
 }
 
-// Each row's nearest centre, by GEMMs on the rows as stored (float32, float64 for float64
+// Each row's nearest centre, by a GEMM on the rows as stored (float32, float64 for float64
 // data): any assignment is valid -- the radii below are computed for the one made -- so its
-// rounding, and the shortcut below, only affect how well the blocks prune.
-// |x - c|^2 = |x - m|^2 + |c - m|^2 + 2 m.(c - m) - 2 x.(c - m), with m the centres' mean; the
-// first term is the row's own, so argmin_c (k0_c - 2 x.(c - m)) with k0 = |c - m|^2 + 2 m.(c - m).
+// rounding only affects how well the blocks prune. |x - c|^2 = |x - m|^2 + |c - m|^2
+// + 2 m.(c - m) - 2 x.(c - m), with m the centres' mean; the first term is the row's own.
 // (Tried: two levels -- rows to the nearest of sqrt(K) top centres, then to the nearest centre of
 // that top centre's group -- cost N 2 sqrt(K) d instead of N K d, but in high dimension a row's
 // nearest top centre is often not its cluster centre's, and the strays left blocks that did not
 // prune: pairs examined 8 % -> 31 % on 1,024 clusters.)
-// rows: (R, d) in the accumulation dtype; cc: (K, d). Returns (R,) int64.
-inline at::Tensor nearest_centre(const at::Tensor& rows, const at::Tensor& cc) {
-  at::Tensor m = cc.mean(0);
-  at::Tensor cm = cc - m;
-  at::Tensor k0 = (cm * cm).sum(1) + 2 * (cm * m).sum(1);
-  return (k0.unsqueeze(0) - 2 * at::mm(rows, cm.t())).argmin(1);
-}
-
 inline std::vector<int32_t> assign_rows(const at::Tensor& xt, const std::vector<int64_t>& cen) {
   const int64_t N = xt.size(0), K = static_cast<int64_t>(cen.size());
   const auto acc = xt.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   std::vector<int64_t> cv(cen);
   at::Tensor cc = xt.index_select(0, at::from_blob(cv.data(), {K}, at::kLong).clone()).to(acc);  // (K, d)
+  at::Tensor m = cc.mean(0);
+  at::Tensor cm = cc - m;
+  at::Tensor k0 = (cm * cm).sum(1) + 2 * (cm * m).sum(1);
+  at::Tensor cmt = cm.t().contiguous();
   std::vector<int32_t> out(N);
   for (int64_t r0 = 0; r0 < N; r0 += kRowBlock) {
     const int64_t rb = std::min(kRowBlock, N - r0);
-    at::Tensor a = nearest_centre(xt.narrow(0, r0, rb).to(acc), cc).to(at::kInt).contiguous();
+    at::Tensor a = (k0.unsqueeze(0) - 2 * at::mm(xt.narrow(0, r0, rb).to(acc), cmt)).argmin(1).to(at::kInt).contiguous();
     std::copy(a.data_ptr<int32_t>(), a.data_ptr<int32_t>() + rb, out.begin() + r0);
   }
   return out;

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fastsel.benchmarks import select as B
-from fastsel.benchmarks.common import commit, cpu_name
+from fastsel.benchmarks.common import commit, cpu_name, first_divergence, try_import
 
 SWEEP = ["gauss"] + [f"{kind}:{k}" for kind in ("equal", "varied") for k in (16, 64, 256, 1024, 4096)] \
     + ["nested:16", "nested:64", "mnist"]
@@ -62,7 +62,6 @@ def _timed(f):
 
 
 def run_sweep(a):
-    from fastsel.benchmarks.common import try_import
     qf = try_import("torch_quickfps")
     head = f"{cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__} · commit {commit()}"
     print(head)
@@ -81,7 +80,7 @@ def run_sweep(a):
         if qf is not None:
             tq, qi = _timed(lambda: qf.sample_idx(x, a.n, start_idx=0))
         same = torch.equal(u[0], p[0]) and torch.equal(u[2], p[2])  # pruned = unpruned, picks and state
-        agree = None if qi is None else int((qi.view(-1).long() == p[0]).cumprod(0).sum())
+        agree = None if qi is None else first_divergence(qi, p[0])
         r = {"pool": spec, "N": x.shape[0], "d": x.shape[1], "n": a.n, "unpruned_s": tu, "pruned_s": tp,
              "quickfps_s": tq, "pairs": st[2] / st[3], "same": bool(same),
              "quickfps_agreeing_picks": agree}
