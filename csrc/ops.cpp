@@ -16,6 +16,8 @@ PyObject* PyInit__C(void) {
 }
 }
 
+// The schemas, one m.def each with its contract beside it: one place for every op's signature,
+// so this block is long by design.
 TORCH_LIBRARY(fastsel, m) {
   // greedy: Algorithm 1 of Shi et al. 2025 (farthest-point sampling), one
   // read of the pool per pick.

@@ -482,6 +482,40 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
            split: str = "train", image_size: Optional[int] = None, copy: bool = False,
            dedup: Optional[float] = None, batch_size: int = 64, shard_rows: int = 4096, device=None,
            quiet: bool = False, log: Callable = print, grid: int = 64) -> dict:
+    """Pick a diverse n-image subset of a collection and write it in the collection's own form
+    (what ``fastsel curate`` runs; the module docstring describes the sources and the files).
+
+    Args:
+        source: a folder of images, a uint8 .npy/.npz, a Hugging Face dataset folder, a .parquet with an
+            image column, or a hub dataset name (online).
+        n: the subset's size.
+        out_dir: the output folder (created; a rerun resumes the embedding in it; never the source).
+        features: the extractor (:func:`fastsel.features.get`) when ``embeddings`` is not given.
+        embeddings: a precomputed (rows, dim) .npy, one row per source row in source order.
+        method: a registered selector (:func:`fastsel.select`).
+        seed: the selector's seed and the random baseline's.
+        start: the first pick, a source index (default: drawn from ``seed``).
+        column: the image column of a parquet file or dataset (default: its Image column).
+        split: the split of a Hugging Face dataset.
+        image_size: resize every image to this side (default: the first image's size, at most 512).
+        copy: folder sources: copy the selected files (default: symbolic links).
+        dedup: run SemDeDup first with this cosine-distance eps (:func:`fastsel.clusters.semdedup`).
+        batch_size: images per embedding batch.
+        shard_rows: rows per embedding shard (the unit a killed run resumes from).
+        device: where the extractor runs (default: cuda when available).
+        quiet: no progress bars.
+        log: called with each note and warning line.
+        grid: how many of the first picks the report's image grid shows.
+
+    Returns:
+        The summary written to ``out_dir/curate.json``: rows read and unreadable, the embedding's and
+        the selection's times, coverage (max / mean distance to the subset) and entropy beside a
+        seeded random subset of the same size, and what was written.
+
+    Raises:
+        fastsel.io.DataError: an unreadable source or embeddings file, or one whose row count differs.
+        fastsel.errors.FastselError: n larger than the readable rows, or a start row not available.
+    """
     from . import metrics as M
     from .select import select
     t_all = time.perf_counter()

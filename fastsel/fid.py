@@ -19,7 +19,18 @@ class Stats(NamedTuple):
 
 
 def stats(features: np.ndarray, chunk: int = 8192) -> Stats:
-    """Mean and unbiased covariance of (N, d) features, accumulated in float64 chunk by chunk."""
+    """Mean and unbiased covariance of features, accumulated in float64 chunk by chunk.
+
+    Args:
+        features: (N, d), N >= 2, any float dtype (a memmap is read chunk by chunk).
+        chunk: rows per chunk.
+
+    Returns:
+        A ``Stats``: mu (d,) float64, sigma (d, d) float64 (unbiased), n = N.
+
+    Raises:
+        fastsel.io.DataError: fewer than 2 rows.
+    """
     N, d = features.shape
     if N < 2:
         raise DataError("FID statistics need at least 2 feature rows")
@@ -64,7 +75,21 @@ def frechet(a: Stats, b: Stats, eps: float = 1e-6, *, names: tuple = ("A", "B"))
 
     The statistics are checked first (:func:`check_stats`). A singular covariance (n <= d images)
     makes the square root approximate: one warning says so, and a value below 0 from rounding is
-    reported as 0 (with that warning)."""
+    reported as 0 (with that warning).
+
+    Args:
+        a: statistics of one set (:func:`stats`).
+        b: statistics of the other, of the same dimension.
+        eps: added to both covariances' diagonals when the square root of their product is not
+            finite (pytorch-fid's rule).
+        names: how the two sets are named in errors and warnings.
+
+    Returns:
+        The squared Fréchet distance (the FID when the features are Inception's), >= 0.
+
+    Raises:
+        fastsel.io.DataError: invalid statistics, different dimensions, or a non-finite result.
+    """
     import warnings
 
     from scipy import linalg
@@ -107,6 +132,15 @@ def frechet_eigh(a: Stats, b: Stats) -> float:
 
 
 def save_stats(path: str, s: Stats) -> None:
+    """Write statistics to an ``.npz`` (mu, sigma, n; pytorch-fid's keys), atomically.
+
+    Args:
+        path: the file to write.
+        s: from :func:`stats`.
+
+    Returns:
+        None.
+    """
     from .io import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -114,7 +148,17 @@ def save_stats(path: str, s: Stats) -> None:
 
 
 def load_stats(path: str) -> Stats:
-    """Statistics written by :func:`save_stats` (or pytorch-fid): checked, one line per problem."""
+    """Statistics written by :func:`save_stats` (or pytorch-fid), checked.
+
+    Args:
+        path: an ``.npz`` with ``mu`` and ``sigma`` (and ``n``); read with ``allow_pickle=False``.
+
+    Returns:
+        A ``Stats`` (mu (d,) float64, sigma (d, d) float64, n).
+
+    Raises:
+        fastsel.io.DataError: an unreadable file or inconsistent statistics, one line per problem.
+    """
     from .io import read_arrays
     z = read_arrays(path, ("mu", "sigma", "n"))
     if "mu" not in z or "sigma" not in z:

@@ -204,6 +204,9 @@ static Blocks prune_blocks(const at::Tensor& xt, const T* x, int64_t N, int64_t 
   return Blocks();
 }
 
+// Multi-pick greedy: passes of (1) candidates, (2) picks resolved lazily on a heap, (3) the pool
+// update, (4) the candidate count adapted. Longer than ~80 lines on purpose: the phases share the
+// pass's heap, picks and buffers, which split functions would each take as a dozen arguments.
 template <typename T, typename Acc>
 static void greedy_multi(const at::Tensor& xt, const T* x, int64_t N, int64_t d, Acc* md, int64_t n, int64_t first,
                          int64_t* idx, Acc* d2, bool prune, bool keep_state, CentredStore* store) {

@@ -102,34 +102,13 @@ template <typename T> double exact_d2(const T* a, const T* b, int64_t d) {
 }
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Tensor& ref_, int64_t k,
-                                          bool exclude_self) {
-  check_pool(query_, "query");
-  check_pool(ref_, "ref");
-  TORCH_CHECK(query_.device().is_cpu() && ref_.device().is_cpu(), "query and ref must be CPU tensors");
-  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
-              query_.scalar_type(), " and ", ref_.scalar_type());
-  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
-              " and ", ref_.size(1));
-  const int64_t Q = query_.size(0), R = ref_.size(0), d = query_.size(1);
-  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
-  const int64_t avail = R - (exclude_self ? 1 : 0);
-  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
-  const int64_t kc = std::min(avail, k + kExtra);
-
-  at::Tensor query = query_.contiguous(), ref = ref_.contiguous();
-  const auto acc = acc_dtype(query.scalar_type());
-  // the ref set centred on its mean (float64 mean rounded once), and its squared norms
-  const Centred C = make_centred(ref);
-  const double u = C.u;
-  const at::Tensor& mu = C.mu;
-  const at::Tensor& rc = C.xc;
-  at::Tensor rn = (rc * rc).sum(1).contiguous();
-  double rmax = rn.max().item<double>();
-  auto qnorm = at::empty({Q}, query.options().dtype(at::kDouble));
-  auto cand_v = at::full({Q, kc}, std::numeric_limits<double>::infinity(), query.options().dtype(acc));
-  auto cand_i = at::full({Q, kc}, -1, query.options().dtype(at::kLong));
-
+// Phase 1: each query's kc best candidates by the GEMM form ||r||^2 - 2 q.r on rows centred on the
+// ref mean mu (rc: the centred ref rows, rn: their squared norms), in blocks of queries and refs;
+// qnorm gets the centred queries' squared norms.
+static void screen(const at::Tensor& query, const at::Tensor& rc, const at::Tensor& mu, const at::Tensor& rn,
+                   int64_t kc, bool exclude_self, at::Tensor& qnorm, at::Tensor& cand_v, at::Tensor& cand_i) {
+  const int64_t Q = query.size(0), R = rc.size(0);
+  const auto acc = cand_v.scalar_type();
   AT_DISPATCH_FLOATING_TYPES(acc, "fastsel_nn_cpu_gemm", [&] {
     using Acc_t = scalar_t;
     Acc_t* cv = cand_v.data_ptr<Acc_t>();
@@ -152,12 +131,16 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
       }
     }
   });
-  // candidates hold ||r||^2 - 2 q.r; the query's ||q||^2 is added back below
-  rmax = std::sqrt(rmax);
-  // Re-rank the candidates by the float64 difference form; ties: lowest index.
-  // Queries the GEMM bound cannot certify get a full float64 scan.
-  auto out_d = at::empty({Q, k}, query.options().dtype(acc));
-  auto out_i = at::empty({Q, k}, query.options().dtype(at::kLong));
+}
+
+// Phase 2: re-rank the candidates by the float64 difference form (ties: lowest index); a query
+// the GEMM bound cannot certify (its k-th best could be outside the candidates) gets a full
+// float64 scan. Writes the k nearest distances and indices.
+static void rerank(const at::Tensor& query, const at::Tensor& ref, int64_t k, int64_t kc, bool exclude_self,
+                   const at::Tensor& cand_v, const at::Tensor& cand_i, const at::Tensor& qnorm, double rmax, double u,
+                   at::Tensor& out_d, at::Tensor& out_i) {
+  const int64_t Q = query.size(0), R = ref.size(0), d = query.size(1);
+  const int64_t avail = R - (exclude_self ? 1 : 0);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, query.scalar_type(), "fastsel_nn_cpu_rerank", [&] {
     using Acc_t = typename Acc<scalar_t>::type;
     const scalar_t* qp = query.data_ptr<scalar_t>();
@@ -197,6 +180,42 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
       }
     });
   });
+}
+
+std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Tensor& ref_, int64_t k,
+                                          bool exclude_self) {
+  check_pool(query_, "query");
+  check_pool(ref_, "ref");
+  TORCH_CHECK(query_.device().is_cpu() && ref_.device().is_cpu(), "query and ref must be CPU tensors");
+  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
+              query_.scalar_type(), " and ", ref_.scalar_type());
+  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
+              " and ", ref_.size(1));
+  const int64_t Q = query_.size(0), R = ref_.size(0);
+  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
+  const int64_t avail = R - (exclude_self ? 1 : 0);
+  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
+  const int64_t kc = std::min(avail, k + kExtra);
+
+  at::Tensor query = query_.contiguous(), ref = ref_.contiguous();
+  const auto acc = acc_dtype(query.scalar_type());
+  // the ref set centred on its mean (float64 mean rounded once), and its squared norms
+  const Centred C = make_centred(ref);
+  const double u = C.u;
+  const at::Tensor& mu = C.mu;
+  const at::Tensor& rc = C.xc;
+  at::Tensor rn = (rc * rc).sum(1).contiguous();
+  double rmax = rn.max().item<double>();
+  auto qnorm = at::empty({Q}, query.options().dtype(at::kDouble));
+  auto cand_v = at::full({Q, kc}, std::numeric_limits<double>::infinity(), query.options().dtype(acc));
+  auto cand_i = at::full({Q, kc}, -1, query.options().dtype(at::kLong));
+
+  screen(query, rc, mu, rn, kc, exclude_self, qnorm, cand_v, cand_i);
+  // candidates hold ||r||^2 - 2 q.r; the query's ||q||^2 is added back below
+  rmax = std::sqrt(rmax);
+  auto out_d = at::empty({Q, k}, query.options().dtype(acc));
+  auto out_i = at::empty({Q, k}, query.options().dtype(at::kLong));
+  rerank(query, ref, k, kc, exclude_self, cand_v, cand_i, qnorm, rmax, u, out_d, out_i);
   return {out_d, out_i};
 }
 

@@ -257,6 +257,8 @@ inline bool row_may_change(const Blocks& B, int64_t j, double q, double m) {
 // from each pick to each centre; cenA the centres. A block with few picks left by the bounds is
 // settled in the difference form, one with more by a GEMM against its picks centred on its
 // cell's centre, certified per pair (settle_row). Returns the pairs examined.
+// Longer than ~80 lines on purpose: the per-block choice (skip / difference form / GEMM) shares the
+// block's surviving picks and their centred copies, built once per block.
 template <typename T, typename Acc>
 int64_t update_pruned(const std::function<const Centred&()>& getC, const Blocks& B, const std::vector<Acc>& cenA,
                       const T* x, int64_t N, int64_t d, Acc* md, const std::vector<int64_t>& P,

@@ -102,6 +102,9 @@ __global__ void exact_all_kernel(const T* __restrict__ q, const T* __restrict__ 
 
 inline int64_t warp_blocks(int64_t warps, int threads) { return ceil_div(warps * kWarp, threads); }
 
+// The CUDA k-NN: screen by blocked GEMMs (top-k merge), re-rank in float64, certify, full scan for
+// the rest. Over ~80 lines: not split this round because a split can only be run (not just
+// compiled) on a GPU, and none was lent to the session that split the CPU twin (nn_cpu.cpp).
 std::tuple<at::Tensor, at::Tensor> nn_run(const at::Tensor& query, const at::Tensor& ref, int64_t k,
                                           bool exclude_self) {
   const int64_t Q = query.size(0), R = ref.size(0), d = query.size(1);

@@ -26,19 +26,23 @@ from fastsel.benchmarks import select as B
 from fastsel.benchmarks.common import commit, cpu_name, first_divergence, try_import
 
 SWEEP = ["gauss"] + [f"{kind}:{k}" for kind in ("equal", "varied") for k in (16, 64, 256, 1024, 4096)] \
-    + ["nested:16", "nested:64", "mnist"]
+    + ["nested:16", "nested:64", "mnist", "mnist-lenet"]
 
 
 def sweep_pool(spec, N, d, seed=0):
     """A pool of the sweep: "gauss", "equal:C", "varied:C", "nested:C" (C clusters of 16
-    sub-clusters) or "mnist" (the MNIST training pixels in [0, 1]; N and d ignored)."""
+    sub-clusters), "mnist" (the MNIST training pixels in [0, 1]) or "mnist-lenet" (their 84-d LeNet
+    features, fastsel.features "lenet": trained once and cached); N and d are ignored for MNIST."""
     kind, _, c = spec.partition(":")
     g = np.random.default_rng(seed)
     if kind == "gauss":
         return g.standard_normal((N, d), dtype=np.float32)
-    if kind == "mnist":
+    if kind in ("mnist", "mnist-lenet"):
         from fastsel import data
         im = data.load("mnist").images
+        if kind == "mnist-lenet":
+            from fastsel import features
+            return np.ascontiguousarray(features.embed(im, features.get("lenet", "cpu"), quiet=True), np.float32)
         return (im.reshape(len(im), -1) / np.float32(255)).astype(np.float32)
     C = int(c)
     if kind == "nested":

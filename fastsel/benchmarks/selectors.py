@@ -21,6 +21,7 @@ say so. Pools: N(0, 1) rows in float32 (seeded).
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -30,8 +31,11 @@ import time
 import numpy as np
 import torch
 
+from fastsel import clusters as C
 from fastsel import diversity as D
 from fastsel import metrics as M
+from fastsel import reference as R
+from fastsel.benchmarks.common import try_import
 from fastsel.io import save_json, save_text
 
 
@@ -112,112 +116,116 @@ def scale_rows(d: int) -> list:
     return rows
 
 
-def run(args) -> list:
-    sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
-    d, n = int(args.d), int(args.n)
-    rows = scale_rows(d) if getattr(args, "scale", False) else []
+def _anchors():
+    """The anchor classes / modules that are installed (None where not)."""
+    apricot, submodlib = try_import("apricot"), try_import("submodlib")
     try:
-        from apricot import FacilityLocationSelection
-    except ImportError:
-        FacilityLocationSelection = None
-    try:
-        from submodlib import FacilityLocationFunction
-    except ImportError:
-        FacilityLocationFunction = None
-    try:
-        from vendi_score import vendi
+        vendi = importlib.import_module("vendi_score.vendi")
     except ImportError:
         vendi = None
-    for N in sizes:
-        first = len(rows)
-        rng = np.random.default_rng(N)
-        x = rng.standard_normal((N, d)).astype(np.float32)
-        x64 = x.astype(np.float64)
-        # facility location
-        (fi, info), t = timed(lambda: D.facility(x, n))
-        if FacilityLocationSelection is not None or FacilityLocationFunction is not None:
-            K, tk = timed(lambda: rbf(x64, info["bandwidth"]))  # the anchors' kernel: its build time counts
-            obj = lambda S: float(K[:, S].max(1).sum())  # noqa: E731
-            floor = f"the kernel build alone (in their time) {tk:.2f} s"
-        if FacilityLocationSelection is not None:
-            def apr():
-                sel = FacilityLocationSelection(n, metric="precomputed", optimizer="lazy", verbose=False).fit(K)
-                return np.asarray(sel.ranking)
-            FacilityLocationSelection(2, metric="precomputed", optimizer="lazy", verbose=False).fit(K[:50, :50])
-            ai, ta = timed(apr)  # numba compiled above, on a small kernel: not timed
-            same = bool(np.array_equal(fi.numpy(), ai))
-            rel = abs(obj(fi.numpy()) - obj(ai)) / obj(ai)
-            rows.append(row("facility", N, d, n, t, ta + tk, "apricot 0.6.1 (precomputed kernel, lazy)",
-                            f"same picks: {same}; objective rel. diff {rel:.1e}", floor))
-        else:
-            rows.append(row("facility", N, d, n, t, None, "apricot not installed", ""))
-        if FacilityLocationFunction is not None:
-            def sub():
-                f = FacilityLocationFunction(n=N, mode="dense", sijs=K, separate_rep=False)
-                got = f.maximize(budget=n, optimizer="LazyGreedy", stopIfZeroGain=False, stopIfNegativeGain=False,
-                                 verbose=False, show_progress=False)
-                return np.asarray([i for i, _ in got])
-            si, ts = timed(sub)
-            rel = abs(obj(fi.numpy()) - obj(si)) / obj(si)
-            rows.append(row("facility", N, d, n, t, ts + tk, "submodlib (dense kernel, LazyGreedy)",
-                            f"same picks: {bool(np.array_equal(fi.numpy(), si))}; objective rel. diff {rel:.1e}",
-                            floor + "; submodlib keeps the kernel in float32"))
-        else:
-            rows.append(row("facility", N, d, n, t, None, "submodlib not installed", ""))
-        if FacilityLocationSelection is not None or FacilityLocationFunction is not None:
-            del K
-        # DPP greedy MAP
-        (pi, pinfo), t = timed(lambda: D.dpp(x, n, start=0))  # both start at row 0
-        L, tk = timed(lambda: rbf(x64, pinfo["bandwidth"]))
-        ri, tr = timed(lambda: fast_map_numpy(L, n, start=0))
-        del L
-        rows.append(row("dpp", N, d, n, t, tr + tk, "Chen et al. fast greedy MAP, numpy, N x N kernel",
-                        f"same picks: {list(pi.numpy()) == ri}", f"the kernel build alone (in its time) {tk:.2f} s"))
-        # SemDeDup: the blockwise scores against the published full-matrix rule on the same clustering
-        from fastsel import clusters as C
-        from fastsel import reference as R
-        (keep, sinfo), t = timed(lambda: C.semdedup(x, n, k=min(C._default_k(N), n), seed=0))
-        def literal():
-            xn = C._normalise(C._rows(x))
-            kk = min(C._default_k(N), n)
-            a, c, _ = C.kmeans(xn, kk, seed=0, sample=C.TRAIN_PER_CENTRE * kk)
-            m = R.semdedup_m(xn, a, c)
-            t = float(torch.sort(m).values[n - 1])  # the largest kept score: the n smallest scores kept
-            return set(torch.nonzero(m <= t)[:, 0].tolist())
-        lit, tl = timed(literal)
-        same = lit == set(keep.tolist()) if sinfo["n_tie_fill"] == 0 else "tie at the threshold"
-        rows.append(row("semdedup", N, d, n, t, tl, "the published rule, full per-cluster matrices (same k-means)",
-                        f"same kept set: {same} (eps {sinfo['eps']:.3g}, k {sinfo['k']})"))
-        # herding
-        _, t = timed(lambda: D.herding(x, n))
-        rows.append(row("herding", N, d, n, t, None, "-", "", "no library anchor installs here"))
-        # Vendi score
-        v, t = timed(lambda: M.vendi_score(x), 3)
-        if vendi is not None:
-            def pkg():
-                xn = torch.nn.functional.normalize(torch.from_numpy(x64), dim=1)
-                return float(vendi.score_K((xn @ xn.T).numpy()))
-            if N <= 5000:
-                vp, tp = timed(pkg, 3 if N <= 2000 else 1)
-                rows.append(row("vendi", N, d, None, t, tp, "vendi-score score_K (n x n cosine kernel)",
-                                f"rel. diff {abs(v - vp) / vp:.1e}"))
-            else:
-                rows.append(row("vendi", N, d, None, t, None, "vendi-score score_K", "",
-                                "skipped above 5,000 rows: an n x n eigendecomposition, O(n^3)"))
-            vd, td = timed(lambda: float(vendi.score_dual(x64)), 3)
-            rows.append(row("vendi", N, d, None, t, td, "vendi-score score_dual (d x d)",
-                            f"rel. diff {abs(v - vd) / vd:.1e}"))
-        else:
-            rows.append(row("vendi", N, d, None, t, None, "vendi-score not installed", ""))
-        for r in rows[first:]:  # this size's rows
-            print(f"{r['op']:9s} N={r['N']:>7} n={r['n'] or '-':>5}: fastsel {r['fastsel_s']:.3f} s | "
-                  f"{r['anchor']}: " + (f"{r['anchor_s']:.3f} s, {r['ratio']:.1f}x" if r["anchor_s"] else "-")
-                  + f" | {r['agree']} {r['note']}", flush=True)
+    return (getattr(apricot, "FacilityLocationSelection", None), getattr(submodlib, "FacilityLocationFunction", None),
+            vendi)
+
+
+def _facility_rows(x, x64, n, apricot_cls, submodlib_cls) -> list:
+    """Facility location against apricot and submodlib on the same RBF kernel (its build time counted
+    in theirs)."""
+    N, d = x.shape
+    (fi, info), t = timed(lambda: D.facility(x, n))
+    if apricot_cls is None and submodlib_cls is None:
+        return [row("facility", N, d, n, t, None, "apricot not installed", ""),
+                row("facility", N, d, n, t, None, "submodlib not installed", "")]
+    K, tk = timed(lambda: rbf(x64, info["bandwidth"]))  # the anchors' kernel: its build time counts
+    obj = lambda S: float(K[:, S].max(1).sum())  # noqa: E731
+    floor = f"the kernel build alone (in their time) {tk:.2f} s"
+    out = []
+    if apricot_cls is not None:
+        def apr():
+            sel = apricot_cls(n, metric="precomputed", optimizer="lazy", verbose=False).fit(K)
+            return np.asarray(sel.ranking)
+        apricot_cls(2, metric="precomputed", optimizer="lazy", verbose=False).fit(K[:50, :50])
+        ai, ta = timed(apr)  # numba compiled above, on a small kernel: not timed
+        same = bool(np.array_equal(fi.numpy(), ai))
+        rel = abs(obj(fi.numpy()) - obj(ai)) / obj(ai)
+        out.append(row("facility", N, d, n, t, ta + tk, "apricot 0.6.1 (precomputed kernel, lazy)",
+                       f"same picks: {same}; objective rel. diff {rel:.1e}", floor))
+    else:
+        out.append(row("facility", N, d, n, t, None, "apricot not installed", ""))
+    if submodlib_cls is not None:
+        def sub():
+            f = submodlib_cls(n=N, mode="dense", sijs=K, separate_rep=False)
+            got = f.maximize(budget=n, optimizer="LazyGreedy", stopIfZeroGain=False, stopIfNegativeGain=False,
+                             verbose=False, show_progress=False)
+            return np.asarray([i for i, _ in got])
+        si, ts = timed(sub)
+        rel = abs(obj(fi.numpy()) - obj(si)) / obj(si)
+        out.append(row("facility", N, d, n, t, ts + tk, "submodlib (dense kernel, LazyGreedy)",
+                       f"same picks: {bool(np.array_equal(fi.numpy(), si))}; objective rel. diff {rel:.1e}",
+                       floor + "; submodlib keeps the kernel in float32"))
+    else:
+        out.append(row("facility", N, d, n, t, None, "submodlib not installed", ""))
+    return out
+
+
+def _dpp_row(x, x64, n) -> dict:
+    """DPP greedy MAP against Chen et al.'s fast greedy MAP in numpy on the N x N kernel."""
+    N, d = x.shape
+    (pi, pinfo), t = timed(lambda: D.dpp(x, n, start=0))  # both start at row 0
+    L, tk = timed(lambda: rbf(x64, pinfo["bandwidth"]))
+    ri, tr = timed(lambda: fast_map_numpy(L, n, start=0))
+    return row("dpp", N, d, n, t, tr + tk, "Chen et al. fast greedy MAP, numpy, N x N kernel",
+               f"same picks: {list(pi.numpy()) == ri}", f"the kernel build alone (in its time) {tk:.2f} s")
+
+
+def _semdedup_row(x, n) -> dict:
+    """SemDeDup's blockwise scores against the published full-matrix rule on the same clustering."""
+    N, d = x.shape
+    k = min(C._default_k(N), n)
+    (keep, sinfo), t = timed(lambda: C.semdedup(x, n, k=k, seed=0))
+
+    def literal():
+        xn = C._normalise(C._rows(x))
+        a, c, _ = C.kmeans(xn, k, seed=0, sample=C.TRAIN_PER_CENTRE * k)
+        m = R.semdedup_m(xn, a, c)
+        t = float(torch.sort(m).values[n - 1])  # the largest kept score: the n smallest scores kept
+        return set(torch.nonzero(m <= t)[:, 0].tolist())
+    lit, tl = timed(literal)
+    same = lit == set(keep.tolist()) if sinfo["n_tie_fill"] == 0 else "tie at the threshold"
+    return row("semdedup", N, d, n, t, tl, "the published rule, full per-cluster matrices (same k-means)",
+               f"same kept set: {same} (eps {sinfo['eps']:.3g}, k {sinfo['k']})")
+
+
+def _vendi_rows(x, x64, vendi) -> list:
+    """The Vendi score against vendi-score's score_K (n x n) and score_dual (d x d)."""
+    N, d = x.shape
+    v, t = timed(lambda: M.vendi_score(x), 3)
+    if vendi is None:
+        return [row("vendi", N, d, None, t, None, "vendi-score not installed", "")]
+    out = []
+
+    def pkg():
+        xn = torch.nn.functional.normalize(torch.from_numpy(x64), dim=1)
+        return float(vendi.score_K((xn @ xn.T).numpy()))
+    if N <= 5000:
+        vp, tp = timed(pkg, 3 if N <= 2000 else 1)
+        out.append(row("vendi", N, d, None, t, tp, "vendi-score score_K (n x n cosine kernel)",
+                       f"rel. diff {abs(v - vp) / vp:.1e}"))
+    else:
+        out.append(row("vendi", N, d, None, t, None, "vendi-score score_K", "",
+                       "skipped above 5,000 rows: an n x n eigendecomposition, O(n^3)"))
+    vd, td = timed(lambda: float(vendi.score_dual(x64)), 3)
+    out.append(row("vendi", N, d, None, t, td, "vendi-score score_dual (d x d)", f"rel. diff {abs(v - vd) / vd:.1e}"))
+    return out
+
+
+def _write(rows: list, out: str) -> dict:
+    """selectors.json (rows and the run's machine) and selectors.md (the table) under ``out``."""
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    os.makedirs(args.out, exist_ok=True)
-    save_json(os.path.join(args.out, "selectors.json"), {"meta": meta, "rows": rows})
+            "threads": torch.get_num_threads(),
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    os.makedirs(out, exist_ok=True)
+    save_json(os.path.join(out, "selectors.json"), {"meta": meta, "rows": rows})
     lines = ["| op | N | d | n | fastsel s | anchor | anchor s | anchor / fastsel | agreement |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -225,6 +233,29 @@ def run(args) -> list:
         lines.append(f"| {r['op']} | {r['N']} | {r['d']} | {r['n'] or '-'} | {t} | {r['anchor']} | "
                      + (f"{r['anchor_s']:.3f} | {r['ratio']:.1f}x" if r["anchor_s"] else "- | -")
                      + f" | {'; '.join(filter(None, [r['agree'], r['note']]))} |")
-    save_text(os.path.join(args.out, "selectors.md"), "\n".join(lines) + "\n")
-    print(json.dumps(meta))
+    save_text(os.path.join(out, "selectors.md"), "\n".join(lines) + "\n")
+    return meta
+
+
+def run(args) -> list:
+    sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
+    d, n = int(args.d), int(args.n)
+    rows = scale_rows(d) if getattr(args, "scale", False) else []
+    apricot_cls, submodlib_cls, vendi = _anchors()
+    for N in sizes:
+        first = len(rows)
+        rng = np.random.default_rng(N)
+        x = rng.standard_normal((N, d)).astype(np.float32)
+        x64 = x.astype(np.float64)
+        rows += _facility_rows(x, x64, n, apricot_cls, submodlib_cls)
+        rows.append(_dpp_row(x, x64, n))
+        rows.append(_semdedup_row(x, n))
+        _, t = timed(lambda: D.herding(x, n))
+        rows.append(row("herding", N, d, n, t, None, "-", "", "no library anchor installs here"))
+        rows += _vendi_rows(x, x64, vendi)
+        for r in rows[first:]:  # this size's rows
+            print(f"{r['op']:9s} N={r['N']:>7} n={r['n'] or '-':>5}: fastsel {r['fastsel_s']:.3f} s | "
+                  f"{r['anchor']}: " + (f"{r['anchor_s']:.3f} s, {r['ratio']:.1f}x" if r["anchor_s"] else "-")
+                  + f" | {r['agree']} {r['note']}", flush=True)
+    print(json.dumps(_write(rows, args.out)))
     return rows

@@ -41,12 +41,26 @@ SOURCES: dict = {}
 def register_dataset(name: str, load: Callable, help: str = "", matches: Optional[Callable[[str], bool]] = None,
                      replace: bool = False, *, shape: Optional[tuple] = None, paper_n: Optional[int] = None,
                      paper_epochs: Optional[int] = None, classifier: Optional[str] = None) -> None:
-    """Add a dataset source: ``load(spec, split=, download=, size=)`` returns a ``Dataset``. A named
-    source answers to its lower-case name; with ``matches`` it is a path kind tried in order. Every
-    fact the loop needs about a named dataset is given here, once: ``shape`` (side, channels) as
-    trained (28x28 sources say (32, c): the padding rule may pad them), ``paper_n`` /
-    ``paper_epochs`` (the paper preset; defaults 8,192 and 500), ``classifier`` (a
-    ``fastsel.features`` name trained on it: the CPU presets' features and the class statistics)."""
+    """Add a dataset source. Every fact the loop needs about a named dataset is given here, once.
+
+    Args:
+        name: the source's name; a named source answers to its lower-case name.
+        load: ``load(spec, split=, download=, size=)`` returns a ``Dataset``.
+        help: one line for ``fastsel loop --help``.
+        matches: ``matches(path) -> bool`` makes it a path kind, tried in registration order.
+        replace: allow replacing a source of the same name.
+        shape: (side, channels) as trained (28x28 sources say (32, c): the padding rule may pad them).
+        paper_n: the paper preset's training-set size (default 8,192).
+        paper_epochs: the paper preset's epochs (default 500).
+        classifier: a ``fastsel.features`` name trained on it: the CPU presets' features and the class
+            statistics.
+
+    Returns:
+        None.
+
+    Raises:
+        fastsel.io.DataError: the name is taken and ``replace`` is False.
+    """
     key = name.lower()
     if key in SOURCES and not replace:
         raise DataError(f"dataset {name!r} is already registered (replace=True to override)")
@@ -61,7 +75,11 @@ def source(name: str) -> Optional[Source]:
 
 
 def names() -> tuple:
-    """The named sources (no path kinds): what ``fastsel loop DATASET`` accepts besides a path."""
+    """The named sources (no path kinds): what ``fastsel loop DATASET`` accepts besides a path.
+
+    Returns:
+        The names, in registration order.
+    """
     return tuple(s.name for s in SOURCES.values() if s.matches is None)
 
 
@@ -117,8 +135,23 @@ def nested_rows(total: int, n: int, seed: int = 0, holdout: int = 0) -> tuple:
 
 def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0, download: bool = False,
          size: Optional[int] = None) -> Dataset:
-    """Resolve a dataset name or path (``SOURCES``); ``n`` takes a seeded uniform subset, nested
-    (:func:`nested_rows`: for one seed, a smaller n gives a subset of a larger n's rows)."""
+    """Load a dataset by name (a registered source) or path (a uint8 .npy/.npz or an image folder).
+
+    Args:
+        name: a registered name (:func:`names`) or a path.
+        split: ``train`` or ``test``, where the source has both.
+        n: take a seeded uniform subset of n rows, nested (:func:`nested_rows`: for one seed, a
+            smaller n gives a subset of a larger n's rows); default: every row.
+        seed: the subset's seed.
+        download: fetch a dataset that is not cached (nothing downloads by default).
+        size: resize the images to size x size (sources that support it).
+
+    Returns:
+        A ``Dataset``: ``images`` (N, H, W, C) uint8, ``labels`` (N,) int64, ``source``.
+
+    Raises:
+        fastsel.io.DataError: an unknown name, an unreadable path, no images, or n out of range.
+    """
     src = SOURCES.get(name.lower())
     if src is None or src.matches is not None:
         src = next((s for s in SOURCES.values() if s.matches is not None and s.matches(name)), None)

@@ -126,9 +126,21 @@ EXTRACTORS: dict = {}  # name -> factory(name, device, model) -> Extractor: the 
 
 
 def register_extractor(name: str, factory: Callable, replace: bool = False) -> None:
-    """Add an extractor: ``factory(name, device, model)`` returns an ``Extractor`` (``model``: an
-    optional replacement network, None in normal use). ``get``, ``fastsel embed --features`` and
-    ``fastsel loop --features`` read this registry."""
+    """Add a feature extractor. :func:`get`, ``fastsel embed --features`` and ``fastsel loop
+    --features`` read this registry.
+
+    Args:
+        name: the extractor's name.
+        factory: ``factory(name, device, model)`` returns an ``Extractor`` (``model``: an optional
+            replacement network, None in normal use).
+        replace: allow replacing an extractor of the same name.
+
+    Returns:
+        None.
+
+    Raises:
+        fastsel.io.DataError: the name is taken and ``replace`` is False.
+    """
     if name in EXTRACTORS and not replace:
         raise DataError(f"feature extractor {name!r} is already registered (replace=True to override)")
     EXTRACTORS[name] = factory
@@ -157,8 +169,19 @@ NAMES = names()  # the built-in names, read at import (names() is live)
 
 
 def get(name: str, device=None, model=None) -> Extractor:
-    """The extractor called ``name`` on ``device`` (default: cuda when available). ``model``
-    replaces the network of a dinov2 extractor (tests build a tiny one in code)."""
+    """The feature extractor called ``name``.
+
+    Args:
+        name: a registered extractor (``pixels``, ``lenet``, ``inception``, ``dinov2-s`` ...).
+        device: where it runs (default: cuda when available).
+        model: replaces the network of a dinov2 extractor (tests build a tiny one in code).
+
+    Returns:
+        An ``Extractor`` for :func:`embed`.
+
+    Raises:
+        fastsel.io.DataError: an unknown name.
+    """
     device = torch.device(device) if device is not None else default_device()
     if name not in EXTRACTORS:
         raise DataError(f"unknown feature extractor {name!r}: choose one of {', '.join(EXTRACTORS)}")
@@ -167,8 +190,21 @@ def get(name: str, device=None, model=None) -> Extractor:
 
 def embed(images: np.ndarray, extractor: Extractor, batch_size: int = 256, out: Optional[np.ndarray] = None,
           quiet: bool = False) -> np.ndarray:
-    """Features of ``images`` (N, H, W, C) uint8, computed batch by batch into ``out`` (allocated when
-    None; pass a memmap to stream to disk). Memory: one batch at a time."""
+    """Features of images, computed batch by batch (memory: one batch at a time).
+
+    Args:
+        images: (N, H, W, C) uint8.
+        extractor: from :func:`get`.
+        batch_size: images per forward pass.
+        out: (N, dim) float32 to fill (e.g. a memmap, to stream to disk); allocated when None.
+        quiet: no progress bar.
+
+    Returns:
+        (N, dim) float32 features (``out`` when given).
+
+    Raises:
+        fastsel.io.DataError: no images, or images the extractor cannot take.
+    """
     from tqdm import tqdm
     N = len(images)
     if N == 0:

@@ -256,7 +256,19 @@ PRESETS = ("cpu", "cpu-n512", "smoke", "paper")
 
 
 def preset(name: str, dataset: str) -> dict:
-    """Settings of a preset, before command-line overrides."""
+    """Settings of a preset, before command-line overrides.
+
+    Args:
+        name: ``smoke``, ``cpu``, ``cpu-n512``, ``paper`` ... (``fastsel loop --help`` lists them).
+        dataset: the dataset name (its registration gives the paper preset's n and epochs and the
+            CPU presets' classifier).
+
+    Returns:
+        A dict of :class:`LoopConfig` fields.
+
+    Raises:
+        fastsel.errors.FastselError: an unknown preset name.
+    """
     key = dataset.lower()
     if name == "smoke":
         return dict(preset="smoke", unet="tiny", n=256, iterations=2, train_steps=300, epochs=None, batch_size=32,

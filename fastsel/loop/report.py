@@ -479,21 +479,14 @@ def _slug(s: str) -> str:
 
 # ---------------------------------------------------------------------- report
 
-def write_report(run_dirs, out: str | None = None, iteration: int | None = None, quiet: bool = False) -> str:
-    """Draw every figure the runs' data allows into ``out`` (default: the first run's report/)
-    and write report.md listing them with their paper figure numbers, the arms' differences from
-    `none` with 95 % intervals and p-values (seeds as replicates), and the correlations of Fig. 2."""
-    runs = load_runs(run_dirs)
-    first = run_dirs if isinstance(run_dirs, str) else list(run_dirs)[0]
-    out = out or os.path.join(first, "report")
-    os.makedirs(out, exist_ok=True)
-    cfg = runs[0]["config"]
-    fs, ffs = space(cfg["features"]), space(cfg["fid_features"])
-    settings = _settings(runs)
-    conds = _conditions(runs)
-    series = _series(runs)
-    records = [r for run in runs for r in run["records"]]
-    figs = []  # (file, paper figures, what it shows)
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.4g}"
+
+
+def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
+    """Every figure the runs' data allows, into ``out``. Returns (figures as (file, paper figure, what it
+    shows), the Fig. 2b and 2c correlations, which points they pooled)."""
+    figs = []
 
     def add(ok, file, paper, what):
         if ok:
@@ -525,15 +518,17 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
     add(_svd(run0, rs0, os.path.join(out, "svd.png"), fs), "svd.png", "6",
         f"real vs generated features on the real data's first two singular directions ({name0})")
     for name, (run, rs) in series.items():
-        f = f"samples_{_slug(name)}.png"
-        add(_samples(run, rs, os.path.join(out, f)), f, "15-20", f"samples of every iteration, {name}")
+        file = f"samples_{_slug(name)}.png"
+        add(_samples(run, rs, os.path.join(out, file)), file, "15-20", f"samples of every iteration, {name}")
     add(_neighbours(series, os.path.join(out, "neighbours.png"), iteration), "neighbours.png", "1-left, 12",
         "generated images above their nearest training images (pixels), iteration "
         + ("newest" if iteration is None else str(iteration)) + "; d1/d2 < 1/3 marks a copy")
-    th = [(name, x) for name, (_, rs) in series.items() for x in rs if x.get("selection")]
+    return figs, list(s2b) + list(s2c), which
 
-    def f(v):
-        return "" if v is None else f"{v:.4g}"
+
+def _head_lines(runs, settings, fs, ffs, figs) -> list:
+    """The title, what the features are, the runs, and the table of figures."""
+    cfg = runs[0]["config"]
     seeds = sorted({r["config"]["seed"] for r in runs})
     lines = [f"# fastsel loop report: {settings}", "",
              f"GS, entropy and MNND are computed on **{fs}** features; FID on **{ffs}** features"
@@ -547,34 +542,48 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
              + (f", threshold: decay {cfg.get('decay', 'empty-pass')}, order {cfg.get('order', 'index')}"
                 if any("threshold" in r["config"]["selectors"] for r in runs) else "") + ".", "",
              "## Figures", "", "| file | paper figure | what it shows |", "|---|---|---|"]
-    lines += [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
-    lines += ["", "## Correlations (Fig. 2b, 2c)", "",
-              f"Pearson r over {which}, one point per run, arm and iteration (iteration 0 once per run); "
-              "two-sided p (scipy).", "", "| x | y | r | p | points |", "|---|---|---|---|---|"]
+    return lines + [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
+
+
+def _correlation_lines(corr, which) -> list:
+    lines = ["", "## Correlations (Fig. 2b, 2c)", "",
+             f"Pearson r over {which}, one point per run, arm and iteration (iteration 0 once per run); "
+             "two-sided p (scipy).", "", "| x | y | r | p | points |", "|---|---|---|---|---|"]
     for (xl, yl), (r_, p_, k_) in zip([("raw KL entropy", "log GS"), ("KL entropy at m", "log GS"),
                                        ("KL entropy at m", "log GS/held-out"), ("covariance trace", "log GS"),
-                                       ("covariance trace", "log GS/held-out")], list(s2b) + list(s2c)):
-        lines.append(f"| {xl} | {yl} | {f(r_)} | {f(p_)} | {k_} |")
-    tests = arm_tests(conds)
-    if tests:
-        lines += ["", "## Arms against none (last iteration)", "",
-                  "Mean ± sd over seeds; difference = arm − none with its 95 % Welch interval and Welch's "
-                  "two-sided p-value (scipy; blank with fewer than two seeds).", "",
-                  "| condition | it | metric | arm | none | arm − none | 95 % CI | p |",
-                  "|---|---|---|---|---|---|---|---|"]
+                                       ("covariance trace", "log GS/held-out")], corr):
+        lines.append(f"| {xl} | {yl} | {_fmt(r_)} | {_fmt(p_)} | {k_} |")
+    return lines
 
-        def ms(m, sd):
-            return f(m) + (f" ± {sd:.2g}" if sd is not None else "")
-        for t_ in tests:
-            ci = f"[{t_['ci95'][0]:.3g}, {t_['ci95'][1]:.3g}]" if t_["ci95"] else ""
-            lines.append(f"| {t_['condition']} | {t_['iteration']} | {t_['metric']} | "
-                         f"{ms(t_['mean_arm'], t_['sd_arm'])} | {ms(t_['mean_none'], t_['sd_none'])} | "
-                         f"{t_['diff']:+.3g} | {ci} | {f(t_['p'])} |")
-        save_text(os.path.join(out, "arm_tests.json"), json.dumps(tests, indent=1))
+
+def _arm_test_lines(conds, out) -> list:
+    """The arms against none at the last iteration (also written to arm_tests.json)."""
+    tests = arm_tests(conds)
+    if not tests:
+        return []
+    lines = ["", "## Arms against none (last iteration)", "",
+             "Mean ± sd over seeds; difference = arm − none with its 95 % Welch interval and Welch's "
+             "two-sided p-value (scipy; blank with fewer than two seeds).", "",
+             "| condition | it | metric | arm | none | arm − none | 95 % CI | p |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def ms(m, sd):
+        return _fmt(m) + (f" ± {sd:.2g}" if sd is not None else "")
+    for t_ in tests:
+        ci = f"[{t_['ci95'][0]:.3g}, {t_['ci95'][1]:.3g}]" if t_["ci95"] else ""
+        lines.append(f"| {t_['condition']} | {t_['iteration']} | {t_['metric']} | "
+                     f"{ms(t_['mean_arm'], t_['sd_arm'])} | {ms(t_['mean_none'], t_['sd_none'])} | "
+                     f"{t_['diff']:+.3g} | {ci} | {_fmt(t_['p'])} |")
+    save_text(os.path.join(out, "arm_tests.json"), json.dumps(tests, indent=1))
+    return lines
+
+
+def _metric_lines(conds, records, fs, ffs) -> list:
+    """Every report column, mean over seeds, per condition and iteration."""
     cols = shown(records, "report")
-    lines += ["", "## Metrics (mean over seeds)", "",
-              "| run / arm | iteration | seeds | " + " | ".join(c.report.format(fs=fs, ffs=ffs) for c in cols) + " |",
-              "|---|---|---|" + "---|" * len(cols)]
+    lines = ["", "## Metrics (mean over seeds)", "",
+             "| run / arm | iteration | seeds | " + " | ".join(c.report.format(fs=fs, ffs=ffs) for c in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
     for name, c in conds.items():
         its = sorted({r["iteration"] for _, rs in c["seeds"].values() for r in rs})
         for t_ in its:
@@ -583,35 +592,81 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
             for col in cols:
                 v = [col.value(r) for r in recs]
                 v = [x for x in v if x is not None and math.isfinite(x)]
-                vals.append(f(float(np.mean(v))) if v else "")
+                vals.append(_fmt(float(np.mean(v))) if v else "")
             lines.append(f"| {name} | {t_} | {len(recs)} | " + " | ".join(vals) + " |")
+    return lines
+
+
+def _pool_lines(conds) -> list:
+    """Per source of the candidate pool: spread, distance to the rest, kept share (mean over seeds)."""
     pools = [(name, x) for name, c in conds.items() for _, rs in c["seeds"].values() for x in rs
              if x.get("pool_sources")]
-    if pools:
-        lines += ["", "## The candidate pool's sources (selection features)", "",
-                  "Per source of the pool a selector chose from: its spread (mean 1-NN distance within the source) "
-                  "and its distance to the other sources (mean 1-NN distance to the rest of the pool), and the "
-                  "share of it the selector kept. Mean over seeds.", "",
-                  "| run / arm | iteration | source | rows | within-source 1-NN | to other sources 1-NN | kept share |",
-                  "|---|---|---|---|---|---|---|"]
-        agg = {}
-        for name, x in pools:
-            for s_ in x["pool_sources"]:
-                agg.setdefault((name, x["iteration"], s_["source"]), []).append(s_)
-        for (name, t_, src), ss in agg.items():
-            def mean(k):
-                v = [s[k] for s in ss if s.get(k) is not None]
-                return f(float(np.mean(v))) if v else ""
-            lines.append(f"| {name} | {t_} | {'real' if src == 0 else f'generation {src}'} | {mean('rows')} | "
-                         f"{mean('within_nn')} | {mean('to_others_nn')} | {mean('kept_share')} |")
-    if th:
-        lines += ["", "Threshold filter per iteration (tau0 -> tau_end, decays, passes, filled, order):", "",
-                  "| run / arm | iteration | tau0 | tau_end | decays | passes | filled | order |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for name, x in th:
-            s_ = x["selection"]
-            lines.append(f"| {name} | {x['iteration']} | {f(s_.get('tau0'))} | {f(s_.get('tau_end'))} | "
-                         f"{s_.get('decays')} | {s_.get('passes')} | {s_.get('n_filled')} | {s_.get('order')} |")
+    if not pools:
+        return []
+    lines = ["", "## The candidate pool's sources (selection features)", "",
+             "Per source of the pool a selector chose from: its spread (mean 1-NN distance within the source) "
+             "and its distance to the other sources (mean 1-NN distance to the rest of the pool), and the "
+             "share of it the selector kept. Mean over seeds.", "",
+             "| run / arm | iteration | source | rows | within-source 1-NN | to other sources 1-NN | kept share |",
+             "|---|---|---|---|---|---|---|"]
+    agg = {}
+    for name, x in pools:
+        for s_ in x["pool_sources"]:
+            agg.setdefault((name, x["iteration"], s_["source"]), []).append(s_)
+    for (name, t_, src), ss in agg.items():
+        def mean(k):
+            v = [s[k] for s in ss if s.get(k) is not None]
+            return _fmt(float(np.mean(v))) if v else ""
+        lines.append(f"| {name} | {t_} | {'real' if src == 0 else f'generation {src}'} | {mean('rows')} | "
+                     f"{mean('within_nn')} | {mean('to_others_nn')} | {mean('kept_share')} |")
+    return lines
+
+
+def _threshold_lines(series) -> list:
+    th = [(name, x) for name, (_, rs) in series.items() for x in rs if x.get("selection")]
+    if not th:
+        return []
+    lines = ["", "Threshold filter per iteration (tau0 -> tau_end, decays, passes, filled, order):", "",
+             "| run / arm | iteration | tau0 | tau_end | decays | passes | filled | order |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, x in th:
+        s_ = x["selection"]
+        lines.append(f"| {name} | {x['iteration']} | {_fmt(s_.get('tau0'))} | {_fmt(s_.get('tau_end'))} | "
+                     f"{s_.get('decays')} | {s_.get('passes')} | {s_.get('n_filled')} | {s_.get('order')} |")
+    return lines
+
+
+def write_report(run_dirs, out: str | None = None, iteration: int | None = None, quiet: bool = False) -> str:
+    """Draw every figure the runs' data allows and write report.md beside them.
+
+    report.md lists the figures with their paper figure numbers, the arms' differences from `none`
+    with 95 % intervals and p-values (seeds as replicates), and the correlations of Fig. 2.
+
+    Args:
+        run_dirs: one run folder (str) or several (the seeds and arms of a sweep, compared).
+        out: where the figures and report.md go; default: the first run's ``report/``.
+        iteration: the iteration whose samples the nearest-neighbour figure shows; default: the newest.
+        quiet: do not print the report's path.
+
+    Returns:
+        The path of report.md.
+
+    Raises:
+        fastsel.io.DataError: a folder holds no finished iteration (not a loop run, or none finished yet).
+    """
+    runs = load_runs(run_dirs)
+    first = run_dirs if isinstance(run_dirs, str) else list(run_dirs)[0]
+    out = out or os.path.join(first, "report")
+    os.makedirs(out, exist_ok=True)
+    fs, ffs = space(runs[0]["config"]["features"]), space(runs[0]["config"]["fid_features"])
+    settings = _settings(runs)
+    conds = _conditions(runs)
+    series = _series(runs)
+    records = [r for run in runs for r in run["records"]]
+    figs, corr, which = _draw(runs, out, conds, series, settings, fs, ffs, iteration)
+    lines = (_head_lines(runs, settings, fs, ffs, figs) + _correlation_lines(corr, which)
+             + _arm_test_lines(conds, out) + _metric_lines(conds, records, fs, ffs) + _pool_lines(conds)
+             + _threshold_lines(series))
     lines += [""] + [f"![Fig. {paper}]({fn})" for fn, paper, _ in figs] + [""]
     path = os.path.join(out, "report.md")
     save_text(path, "\n".join(lines))

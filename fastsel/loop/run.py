@@ -549,8 +549,26 @@ class Loop:
 
 def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, report: bool = True,
              logger: str = "none") -> list:
-    """Run (or resume) the loop; ``report``: redraw run_dir/report after every iteration; ``logger``:
-    also log to TensorBoard or W&B (:mod:`fastsel.loop.logger`)."""
+    """Run (or resume) the self-consuming loop: train, sample, measure and select, iteration by iteration.
+
+    Every finished step is on disk (atomically), so a killed run resumes where it stopped; a run folder
+    holding another configuration is refused.
+
+    Args:
+        cfg: the settings (:class:`fastsel.loop.LoopConfig`; a preset via :func:`fastsel.loop.preset`).
+        run_dir: the run's folder (created; resumed when it holds this configuration).
+        log: called with each progress line (default: print to stderr).
+        download: fetch a dataset that is not cached (users' machines; nothing downloads by default).
+        report: redraw ``run_dir/report`` after every iteration.
+        logger: ``"none"``, ``"tensorboard"`` or ``"wandb"``: also log there (:mod:`fastsel.loop.logger`).
+
+    Returns:
+        The metric records, one dict per arm and iteration (the rows of ``run_dir/metrics.json``).
+
+    Raises:
+        fastsel.io.DataError: the dataset or a file in ``run_dir`` cannot be read.
+        fastsel.errors.FastselError: the settings are invalid or ``run_dir`` holds another run.
+    """
     torch.use_deterministic_algorithms(False)
     return Loop(cfg, run_dir, log, download, report, logger).run()
 

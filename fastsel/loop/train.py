@@ -98,6 +98,73 @@ def _ddp():
     return _dist.multi()
 
 
+def _resume(st: dict, model, opt, lr_sched, ema, scaler, g):
+    """Load a checkpoint's state into the training objects; returns (step, perm, pos)."""
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    lr_sched.load_state_dict(st["lr_sched"])
+    if ema is not None and "ema" in st:
+        ema.load_state_dict(st["ema"])
+    if scaler is not None and "scaler" in st:
+        scaler.load_state_dict(st["scaler"])
+    g.set_state(st["gen"])
+    return int(st["step"]), st["perm"], int(st["pos"])
+
+
+def _checkpoint(model, opt, lr_sched, ema, scaler, g, step: int, perm, pos: int) -> dict:
+    """What resuming needs: the objects' states, the generator and where the epoch stands."""
+    st = {"model": model.state_dict(), "opt": opt.state_dict(), "lr_sched": lr_sched.state_dict(),
+          "gen": g.get_state(), "step": step, "perm": perm, "pos": pos}
+    if ema is not None:
+        st["ema"] = ema.state_dict()
+    if scaler is not None:
+        st["scaler"] = scaler.state_dict()
+    return st
+
+
+def _distributed(model, device):
+    """Under torchrun: the model wrapped in DDP and (rank, world); otherwise (model, 0, 1)."""
+    if not _ddp():
+        return model, 0, 1
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .. import _dist
+    rank, world = _dist.rank_world()
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None), rank, world
+
+
+def _draw(g, cfg: LoopConfig, sched, shape, perm, pos: int):
+    """One global batch's draws from ``g``, in a fixed order (the same on every rank): the rows (a fresh
+    permutation at each epoch's end), the noise, the timesteps, the label drop-out. Returns
+    (rows, noise, t, drop, perm, pos)."""
+    N, C, H, W = shape
+    B = min(cfg.batch_size, N)
+    if pos + B > N:  # a new epoch: a fresh permutation from the same generator
+        perm, pos = torch.randperm(N, generator=g), 0
+    idx = perm[pos:pos + B]
+    noise = torch.randn((B, C, H, W), generator=g)
+    t = torch.randint(0, sched.config.num_train_timesteps, (B,), generator=g)
+    drop = torch.rand(B, generator=g) < cfg.label_dropout
+    return idx, noise, t, drop, perm, pos + B
+
+
+def _optimise(loss, model, opt, scaler, grad_clip: float) -> None:
+    """Backward and one optimiser step (gradient clipping and the fp16 scaler when set)."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+
+
 def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str, seed: int,
           progress: Optional[Callable[[int, int, float], None]] = None):
     """Train a fresh UNet on ``images`` (uint8 NHWC); returns ``(model, final loss)`` (EMA weights when cfg.ema).
@@ -126,39 +193,16 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     ckpt = os.path.join(workdir, "ckpt.pt")
     st = load_checkpoint(ckpt)
     if st is not None:
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        lr_sched.load_state_dict(st["lr_sched"])
-        if ema is not None and "ema" in st:
-            ema.load_state_dict(st["ema"])
-        if scaler is not None and "scaler" in st:
-            scaler.load_state_dict(st["scaler"])
-        g.set_state(st["gen"])
-        step, perm, pos = int(st["step"]), st["perm"], int(st["pos"])
-    ddp = _ddp()
-    net = model
-    rank, world = 0, 1
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel
-
-        from .. import _dist
-        rank, world = _dist.rank_world()
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        step, perm, pos = _resume(st, model, opt, lr_sched, ema, scaler, g)
+    net, rank, world = _distributed(model, device)
     lab = torch.from_numpy(labels.astype(np.int64))
     model.train()
     loss_v = float("nan")
     from .._threads import CoreGovernor
     gov = CoreGovernor() if device.type == "cpu" else None  # follow the cores other processes leave free
     while step < total:
-        B = min(cfg.batch_size, N)
-        if pos + B > N:  # a new epoch: a fresh permutation from the same generator
-            perm, pos = torch.randperm(N, generator=g), 0
-        idx = perm[pos:pos + B]
-        pos += B
-        noise = torch.randn((B, C, H, W), generator=g)
-        t = torch.randint(0, sched.config.num_train_timesteps, (B,), generator=g)
-        drop = torch.rand(B, generator=g) < cfg.label_dropout
-        sl = slice(rank * B // world, (rank + 1) * B // world)  # this rank's slice of the global batch
+        idx, noise, t, drop, perm, pos = _draw(g, cfg, sched, (N, C, H, W), perm, pos)
+        sl = slice(rank * len(idx) // world, (rank + 1) * len(idx) // world)  # this rank's slice of the batch
         x0 = to_model_space(images[idx[sl].numpy()], device)
         xt = sched.add_noise(x0, noise[sl].to(device), t[sl].to(device))
         kw = {}
@@ -167,19 +211,7 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             pred = net(xt, t[sl].to(device), **kw).sample
         loss = torch.nn.functional.mse_loss(pred.float(), noise[sl].to(device))
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+        _optimise(loss, model, opt, scaler, cfg.grad_clip)
         lr_sched.step()
         if ema is not None:
             ema.step(model.parameters())
@@ -189,13 +221,7 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
         if progress is not None:
             progress(step, total, loss_v)
         if (step % cfg.ckpt_every == 0 or step == total) and rank == 0:
-            st = {"model": model.state_dict(), "opt": opt.state_dict(), "lr_sched": lr_sched.state_dict(),
-                  "gen": g.get_state(), "step": step, "perm": perm, "pos": pos}
-            if ema is not None:
-                st["ema"] = ema.state_dict()
-            if scaler is not None:
-                st["scaler"] = scaler.state_dict()
-            save_checkpoint(st, ckpt)
+            save_checkpoint(_checkpoint(model, opt, lr_sched, ema, scaler, g, step, perm, pos), ckpt)
         maybe_kill("train_step")
         if gov is not None:
             gov.step()
