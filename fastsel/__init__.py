@@ -14,10 +14,18 @@ import torch as _torch  # noqa: F401 -- first: torch's own OpenMP runtime keeps 
 # (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's default). Set after torch is imported, so
 # torch's runtime (training, GEMMs) keeps spinning, which is faster on an idle machine; the loop
 # follows the free cores instead (fastsel._threads). docs/benchmarks.md: "Busy machines".
-if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default":
+# The variable is taken back out once fastsel._C (with its runtime) is loaded: a process started from
+# this one (a --jobs worker, a benchmark's child) would otherwise start torch's runtime passive too,
+# which made 2-thread training steps 2x slower (102 vs 52 ms per step of the cpu preset's UNet).
+_SET_WAIT_POLICY = ("OMP_WAIT_POLICY" not in _os.environ
+                    and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default")
+if _SET_WAIT_POLICY:
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 
 from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, nn, scan_order, threshold_decay
+
+if _SET_WAIT_POLICY:  # fastsel._C is loaded (fastsel.ops imports it): its runtime has read the policy
+    _os.environ.pop("OMP_WAIT_POLICY", None)
 from .select import register_selector, select
 # the other built-in selectors register themselves when imported (the registry imports none of them)
 from . import clusters as _clusters  # noqa: F401 -- semdedup, kmeans-balanced
