@@ -218,3 +218,16 @@ def test_loop_ships_in_a_wheel_and_has_a_python_api():
     from fastsel.loop import LoopConfig, preset, run_loop, write_report  # noqa: F401
     cfg = LoopConfig(dataset="mnist", **preset("smoke", "mnist"))
     assert cfg.selectors == ("none", "greedy", "threshold") and cfg.unet == "tiny"
+
+
+def test_bench_loop_times_steps_as_the_bare_loop(tmp_path):
+    """`fastsel bench loop` on a tiny UNet: both loops are timed over the same number of steps, and
+    fastsel's whole call (model build, final checkpoint) takes longer than its steps alone."""
+    r = CliRunner().invoke(cli, ["bench", "loop", "--unet", "tiny", "--size", "16", "--channels", "1",
+                                 "--batch-size", "4", "--steps", "3", "--sample-count", "2", "--sample-steps", "2",
+                                 "--repeats", "1", "--out-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "bench_loop.json").read_text())
+    steps_s = 3 * 4 / res["train_img_per_s"]["fastsel"]
+    assert 0 < steps_s < res["train_whole_call_s"]
+    assert res["train_ratio"] > 0 and res["sample_ratio"] > 0
