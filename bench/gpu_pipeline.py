@@ -241,7 +241,7 @@ def main():
 
     def selectors():
         import fastsel
-        from fastsel.select import selector_names
+        from fastsel.selectors import selector_names
         g = torch.Generator(device=device).manual_seed(0)
         N, d, n = (512, 16, 32) if q else (8192, 384, 512)
         x = torch.randn(N, d, generator=g, device=device)

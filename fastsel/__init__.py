@@ -26,7 +26,7 @@ from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, nn, scan_
 
 if _SET_WAIT_POLICY:  # fastsel._C is loaded (fastsel.ops imports it): its runtime has read the policy
     _os.environ.pop("OMP_WAIT_POLICY", None)
-from .select import register_selector, select
+from .selectors import register_selector, select
 # the other built-in selectors register themselves when imported (the registry imports none of them)
 from . import clusters as _clusters  # noqa: F401 -- semdedup, kmeans-balanced
 from . import diversity as _diversity  # noqa: F401 -- facility, dpp, herding

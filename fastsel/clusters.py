@@ -33,7 +33,7 @@ import torch
 
 from . import ops
 from .errors import FastselError
-from .select import register_selector
+from .selectors import register_selector
 
 BLOCK = 1024
 TRAIN_PER_CENTRE = 256  # semdedup trains its k-means on at most this many rows per centre (faiss's default)

@@ -517,7 +517,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         fastsel.errors.FastselError: n larger than the readable rows, or a start row not available.
     """
     from . import metrics as M
-    from .select import select
+    from .selectors import select
     t_all = time.perf_counter()
     src = open_source(source, column, split)
     prepare_out(out_dir, src)

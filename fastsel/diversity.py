@@ -30,7 +30,7 @@ import torch
 
 from . import ops
 from .errors import FastselError
-from .select import register_selector
+from .selectors import register_selector
 
 BLOCK = 2048
 BATCH_BYTES = 2 ** 28

@@ -93,7 +93,7 @@ def test_info_and_demo(tmp_path):
 
 
 def test_demo_reads_the_live_registry(tmp_path):
-    from fastsel.select import SELECTORS, register_selector, selector_names
+    from fastsel.selectors import SELECTORS, register_selector, selector_names
     register_selector("first-rows-demo", lambda x, n, **_: torch.arange(n), help="toy")
     try:
         r = run("demo", "--out", tmp_path / "d.npy", "--pool", 300, "--d", 4, "--n", 30, "--method", "all", "--json")

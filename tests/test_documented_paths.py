@@ -29,3 +29,18 @@ def test_the_documented_registry_paths_exist():
             continue
         found += 1
     assert found >= 4  # selector, dataset, extractor, loop column
+
+
+def test_one_public_name_per_thing():
+    """``fastsel.select`` is the function and only that: the registry module has its own name, so
+    importing it (``import fastsel.selectors``) cannot rebind ``fastsel.select`` to a module, and
+    ``fastsel.selectors.SELECTORS`` works as an attribute path."""
+    import subprocess
+    import sys
+    code = ("import fastsel.selectors, fastsel; assert callable(fastsel.select) and not hasattr(fastsel.select, "
+            "'SELECTORS'); assert 'greedy' in fastsel.selectors.SELECTORS; assert fastsel.select is "
+            "fastsel.selectors.select\n"
+            "try:\n    import fastsel.select\nexcept ModuleNotFoundError:\n    pass\n"
+            "else:\n    raise AssertionError('fastsel.select is also a module')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

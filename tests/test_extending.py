@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import fastsel
 from fastsel.cli.main import cli
 from fastsel.loop.pool import Candidates, select_from
-from fastsel.select import SELECTORS
+from fastsel.selectors import SELECTORS
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import features, ops
-from ..select import selector_names
+from ..selectors import selector_names
 from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
 
 

@@ -5,14 +5,13 @@ import os
 import time
 
 import click
-import numpy as np
 import torch
 
 from .. import metrics as M
 from .. import ops
 from ..demo import make_pool
 from ..io import save_npy
-from ..select import select, selector_names
+from ..selectors import select, selector_names
 from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors, one_line
 
 

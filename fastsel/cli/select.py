@@ -12,7 +12,7 @@ from .. import _dist
 from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
-from ..select import get_selector, selector_names, select as run_select
+from ..selectors import get_selector, selector_names, select as run_select
 from ._common import SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar, one_line
 from ..errors import FastselError
 

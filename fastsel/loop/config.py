@@ -38,7 +38,7 @@ PARADIGMS = ("replace", "accumulate")
 
 def selectors() -> tuple:
     """Names a loop arm may use: the loop's own plus every registered selector (fastsel.select)."""
-    from ..select import selector_names
+    from ..selectors import selector_names
     return ("none",) + selector_names() + ("all",)
 
 

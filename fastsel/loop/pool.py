@@ -79,10 +79,10 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
             rows = np.arange(M, dtype=np.int64)
         else:
             rows = np.sort(rng.choice(M, size=n, replace=False)).astype(np.int64)
-    else:  # a registered selector (fastsel.select.SELECTORS) on the candidates' features
+    else:  # a registered selector (fastsel.selectors.SELECTORS) on the candidates' features
         import torch
 
-        from ..select import select
+        from ..selectors import select
         from .config import check_selectors
         check_selectors((selector,), "selector")  # an unknown name: one line before any work
         x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)

@@ -1,5 +1,6 @@
-"""The selectors, in one registry: ``fastsel.select``, ``fastsel select --method``, the loop's
-selection step (``fastsel.loop.pool.select_from``) and every list of selector names read it.
+"""The selectors, in one registry (this module, ``fastsel.selectors``; the function ``fastsel.select``
+is its :func:`select`): ``fastsel select --method``, the loop's selection step
+(``fastsel.loop.pool.select_from``) and every list of selector names read it.
 
 Built in: ``greedy`` (Algorithm 1), ``threshold`` (Algorithm 2) and ``random`` (a seeded uniform
 subsample). Adding one is one call::
@@ -126,7 +127,7 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
            order: str = "random", backend: str = "auto", progress: Optional[Callable[[int], None]] = None,
            return_info: bool = False, knn: Optional[int] = None):
     """Indices (int64, in pick order) of an ``n``-row subset chosen by the registered selector
-    ``method`` (``SELECTORS`` of this module: ``from fastsel.select import SELECTORS``).
+    ``method`` (``fastsel.selectors.SELECTORS``).
 
     ``random`` is the vanilla paradigm's uniform subsample (seeded permutation).
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds
@@ -136,7 +137,7 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     Args:
         x: the pool, (N, d) tensor or array.
         n: rows to pick, 1 <= n <= N.
-        method: a registered selector name (``fastsel.select.selector_names()``).
+        method: a registered selector name (``fastsel.selectors.selector_names()``).
         start: the first pick (greedy, threshold, dpp); None draws it from ``seed``.
         seed: the seed of every draw (start, scan order, random subsample, k-means).
         tau: the threshold filter's initial threshold (None: data-derived).
