@@ -25,6 +25,20 @@ inline void check_pool(const at::Tensor& x, const char* name) {
               name, " must be float32, float64, float16 or bfloat16, got ", t);
 }
 
+// fastsel::nn's rules on its inputs past their devices (each backend checks those first): same dtype and
+// dimension, exclude_self on one set, k in range. Returns the rows a query may take as neighbours.
+inline int64_t check_nn_args(const at::Tensor& query, const at::Tensor& ref, int64_t k, bool exclude_self) {
+  TORCH_CHECK(query.scalar_type() == ref.scalar_type(), "query and ref must have the same dtype, got ",
+              query.scalar_type(), " and ", ref.scalar_type());
+  TORCH_CHECK(query.size(1) == ref.size(1), "query and ref must have the same dimension, got ", query.size(1),
+              " and ", ref.size(1));
+  const int64_t Q = query.size(0), R = ref.size(0);
+  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
+  const int64_t avail = R - (exclude_self ? 1 : 0);
+  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
+  return avail;
+}
+
 inline void check_n(int64_t n, int64_t N) {
   TORCH_CHECK(n >= 1 && n <= N, "n must be in [1, N=", N, "], got ", n);
 }

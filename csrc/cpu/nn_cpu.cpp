@@ -187,14 +187,8 @@ std::tuple<at::Tensor, at::Tensor> nn_cpu(const at::Tensor& query_, const at::Te
   check_pool(query_, "query");
   check_pool(ref_, "ref");
   TORCH_CHECK(query_.device().is_cpu() && ref_.device().is_cpu(), "query and ref must be CPU tensors");
-  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
-              query_.scalar_type(), " and ", ref_.scalar_type());
-  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
-              " and ", ref_.size(1));
-  const int64_t Q = query_.size(0), R = ref_.size(0);
-  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
-  const int64_t avail = R - (exclude_self ? 1 : 0);
-  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
+  const int64_t avail = check_nn_args(query_, ref_, k, exclude_self);
+  const int64_t Q = query_.size(0);
   const int64_t kc = std::min(avail, k + kExtra);
 
   at::Tensor query = query_.contiguous(), ref = ref_.contiguous();

@@ -68,14 +68,7 @@ std::tuple<at::Tensor, at::Tensor> nn_cuda(const at::Tensor& query_, const at::T
   check_pool(ref_, "ref");
   TORCH_CHECK(query_.is_cuda() && ref_.is_cuda(), "query and ref must be CUDA tensors");
   TORCH_CHECK(query_.device() == ref_.device(), "query and ref must be on the same device");
-  TORCH_CHECK(query_.scalar_type() == ref_.scalar_type(), "query and ref must have the same dtype, got ",
-              query_.scalar_type(), " and ", ref_.scalar_type());
-  TORCH_CHECK(query_.size(1) == ref_.size(1), "query and ref must have the same dimension, got ", query_.size(1),
-              " and ", ref_.size(1));
-  const int64_t Q = query_.size(0), R = ref_.size(0);
-  if (exclude_self) TORCH_CHECK(Q == R, "exclude_self needs query and ref of the same length, got ", Q, " and ", R);
-  const int64_t avail = R - (exclude_self ? 1 : 0);
-  TORCH_CHECK(k >= 1 && k <= avail, "k must be in [1, ", avail, "], got ", k);
+  check_nn_args(query_, ref_, k, exclude_self);
   c10::cuda::CUDAGuard guard(query_.device());
   return nn_run(query_.contiguous(), ref_.contiguous(), k, exclude_self);
 }
