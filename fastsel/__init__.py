@@ -22,10 +22,11 @@ _SET_WAIT_POLICY = ("OMP_WAIT_POLICY" not in _os.environ
 if _SET_WAIT_POLICY:
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 
-from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, nn, scan_order, threshold_decay
-
-if _SET_WAIT_POLICY:  # fastsel._C is loaded (fastsel.ops imports it): its runtime has read the policy
-    _os.environ.pop("OMP_WAIT_POLICY", None)
+try:
+    from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, nn, scan_order, threshold_decay
+finally:  # fastsel._C is loaded now (fastsel.ops imports it), and with it any runtime of its own
+    if _SET_WAIT_POLICY:
+        _os.environ.pop("OMP_WAIT_POLICY", None)
 from .selectors import register_selector, select
 # the other built-in selectors register themselves when imported (the registry imports none of them)
 from . import clusters as _clusters  # noqa: F401 -- semdedup, kmeans-balanced

@@ -221,8 +221,8 @@ def test_loop_ships_in_a_wheel_and_has_a_python_api():
 
 
 def test_bench_loop_times_steps_as_the_bare_loop(tmp_path):
-    """`fastsel bench loop` on a tiny UNet: both loops are timed over the same number of steps, and
-    fastsel's whole call (model build, final checkpoint) takes longer than its steps alone."""
+    """`fastsel bench loop` on a tiny UNet: the ratios are the two loops' throughputs over the same steps,
+    and fastsel's whole call (3 + 2 steps, model build, final checkpoint) takes longer than its 3 timed steps."""
     r = CliRunner().invoke(cli, ["bench", "loop", "--unet", "tiny", "--size", "16", "--channels", "1",
                                  "--batch-size", "4", "--steps", "3", "--sample-count", "2", "--sample-steps", "2",
                                  "--repeats", "1", "--out-dir", str(tmp_path)])
@@ -230,4 +230,7 @@ def test_bench_loop_times_steps_as_the_bare_loop(tmp_path):
     res = json.loads((tmp_path / "bench_loop.json").read_text())
     steps_s = 3 * 4 / res["train_img_per_s"]["fastsel"]
     assert 0 < steps_s < res["train_whole_call_s"]
-    assert res["train_ratio"] > 0 and res["sample_ratio"] > 0
+    ips = res["train_img_per_s"]
+    assert res["train_ratio"] == pytest.approx(ips["fastsel"] / ips["bare"])
+    assert res["train_whole_call_ratio"] == pytest.approx(5 * 4 / res["train_whole_call_s"] / ips["bare"])
+    assert res["sample_ratio"] > 0

@@ -75,7 +75,7 @@ def markdown(res: dict) -> str:
     out = [f"{m['date']} · {m['machine']} · {m['threads']} threads · torch {m['torch']} · commit {m['commit']}"
            f" · GEMM {m['gemm_GFLOPs']:.0f} GFLOP/s", "",
            "| N | n | pool | seconds (n picks) | µs / pick | memory floor µs / pick | GEMM bound µs / pick | × one GEMM |"
-           " pairs examined | passes | peak RSS GB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           " pairs examined | passes | peak RSS GiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         out.append(f"| {r['N']:,} | {r['n']:,} | {r['pool']} | {r['seconds']:.2f} | {r['us_per_pick']:.0f} | "
                    f"{r['floor_us_per_pick']:.0f} | {r['gemm_us_per_pick']:.0f} | {r.get('x_gemm', float('nan')):.2f} | "

@@ -93,7 +93,8 @@ def _run(module, **kw):
 @click.option("--size", type=int, default=32, show_default=True)
 @click.option("--channels", type=int, default=3, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--steps", type=int, default=30, show_default=True, help="Training steps timed per loop.")
+@click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Training steps timed per loop.")
 @click.option("--sample-count", type=int, default=64, show_default=True)
 @click.option("--sample-steps", type=int, default=10, show_default=True, help="DDPM steps for both samplers.")
 @click.option("--device", default="cpu", show_default=True)

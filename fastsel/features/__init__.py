@@ -203,7 +203,7 @@ def embed(images: np.ndarray, extractor: Extractor, batch_size: int = 256, out: 
         (N, dim) float32 features (``out`` when given).
 
     Raises:
-        fastsel.io.DataError: no images, or images the extractor cannot take.
+        fastsel.io.DataError: no images.
     """
     from tqdm import tqdm
     N = len(images)

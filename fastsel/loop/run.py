@@ -566,8 +566,8 @@ def run_loop(cfg: LoopConfig, run_dir: str, log=None, download: bool = False, re
         The metric records, one dict per arm and iteration (the rows of ``run_dir/metrics.json``).
 
     Raises:
-        fastsel.io.DataError: the dataset or a file in ``run_dir`` cannot be read.
-        fastsel.errors.FastselError: the settings are invalid or ``run_dir`` holds another run.
+        fastsel.io.DataError: the dataset or a file in ``run_dir`` cannot be read, ``run_dir`` holds a run
+            with another configuration, or another process is using it.
     """
     torch.use_deterministic_algorithms(False)
     return Loop(cfg, run_dir, log, download, report, logger).run()
