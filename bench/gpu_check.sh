@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The GPU device check, for a fresh GPU machine with no network (torch with CUDA,
 # nvcc and ninja already installed): build the extension with its CUDA kernels; the
-# GPU path end to end (bench/gpu_pipeline.py: embed, loop throughput against bare
-# diffusers, the paper preset's wall-time estimate, a short `fastsel loop` + report on
-# the GPU, every selector, torch-quickfps's CUDA build on its grid); the op tests
-# parametrised over devices (their cpu and cuda cases); the kernel benchmark.
+# GPU path end to end (bench/gpu_pipeline.py, in this order: embed, loop throughput against
+# bare diffusers, the paper preset's wall-time estimate, every selector, torch-quickfps's CUDA
+# build on its grid, `fastsel curate` of a folder of PNGs, and last a short `fastsel loop` +
+# report on the GPU -- measured once on 2026-12-04, so the pipeline's time limit cuts it first);
+# the op tests parametrised over devices (their cpu and cuda cases); the kernel benchmark.
 # Results go to $OUT (default bench/results/gpu): pipeline.md / pipeline.json,
 # gpu_bench.md / gpu_bench.json, logs.tgz (env, build, tests, CLI logs), report.tgz.
 # Wheels the image lacks (diffusers and its two small needs, torch-quickfps-cu130) are

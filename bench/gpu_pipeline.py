@@ -18,12 +18,16 @@ stopped by its time limit keeps what finished):
    batch 128, against a bare diffusers loop and ``DDPMPipeline`` (1000 DDPM steps).
 4. estimate of ``fastsel loop cifar10 --preset paper`` from the measured rates and the preset's
    resolved settings (``--dry-run --json``).
-7. end to end (last: the longest): ``fastsel loop`` on a seeded synthetic CIFAR-shaped set (no download exists there) with
-   the ``paper`` preset cut to a few hundred steps, 1000-step DDPM sampling, the three arms, DINOv2
-   selection features and Inception FID on the device; then ``fastsel report``.
 5. every registered selector on device features (8,192 x 384, n = 512): seconds each.
 6. torch-quickfps's CUDA build (when importable) beside ``fastsel.greedy_sets`` on its grid
    (8 x 10,000 x 1,024, K = 2,500), exactness against float64 picks.
+7. curate: ``fastsel curate`` on a folder of seeded synthetic PNGs with DINOv2 features on the device
+   (greedy; then facility after SemDeDup, with planted copies as its known answer), its embedding
+   rate beside stage 2's, and where its wall time goes (embedding, selection, the rest).
+8. end to end (last: the longest, and measured once already, on 2026-12-04, so a time limit cuts it
+   first): ``fastsel loop`` on a seeded synthetic CIFAR-shaped set (no download exists there) with
+   the ``paper`` preset cut to a few hundred steps, 1000-step DDPM sampling, the three arms, DINOv2
+   selection features and Inception FID on the device; then ``fastsel report``.
 """
 from __future__ import annotations
 
@@ -138,12 +142,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: checks the script, measures nothing")
     ap.add_argument("--skip", default="quickfps-baseline",
                     help="comma list of stage names to skip (quickfps-baseline: its 13.5 s-a-call vanilla FPS)")
-    ap.add_argument("--order", default="models,embed,loop,estimate,selectors,quickfps,e2e",
+    ap.add_argument("--order", default="models,embed,loop,estimate,selectors,quickfps,curate,e2e",
                     help="the stages, in the order they run")
     ap.add_argument("--loop-steps", type=int, default=100, help="loop throughput: training steps timed")
     ap.add_argument("--loop-samples", type=int, default=256, help="loop throughput: images sampled (1000 steps)")
     ap.add_argument("--e2e-n", type=int, default=16, help="end to end: training-set size")
     ap.add_argument("--e2e-steps", type=int, default=60, help="end to end: training steps per model")
+    ap.add_argument("--curate-images", type=int, default=2048, help="curate: images in the synthetic folder")
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -319,8 +324,54 @@ def main():
                     rows.append(f"| {name} ({kind}) | failed: {v['error'][:120]} | | |")
             res[kind] = r
         record(out, "quickfps", res, rows + [""])
+    def curate():
+        from PIL import Image
+        folder = os.path.join(work, "photos")
+        count = 96 if q else a.curate_images
+        npz = os.path.join(work, "synth-curate.npz")
+        synthetic_cifar(npz, count, seed=1)
+        arr = np.load(npz)["images"]
+        planted = count // 8  # the last eighth are copies of the first eighth: SemDeDup's known answer
+        arr[count - planted:] = arr[:planted]
+        for i, im in enumerate(arr):  # nested folders, as photo collections come
+            sub = os.path.join(folder, f"part{i % 4}")
+            os.makedirs(sub, exist_ok=True)
+            Image.fromarray(im).save(os.path.join(sub, f"img{i:05d}.png"))
+        n = 16 if q else 256
+        rows = [f"## curate on the device: `fastsel curate` of a folder of {count:,} PNGs (32x32, 4 subfolders, "
+                f"{planted} of them copies of others), DINOv2-small (random weights), n = {n}", "",
+                "| run | wall (s) | embedded | embedding img/s | embed (s) | select (s) | rest (s) | dedup removed | "
+                "entropy: picked / random |", "|---|---|---|---|---|---|---|---|---|"]
+        res = {}
+        eps = "0.001"
+        runs = [("greedy", ["--method", "greedy"], "pick-greedy"),
+                (f"facility after --dedup {eps}", ["--method", "facility", "--dedup", eps], "pick-facility")]
+        for label, extra, dest in runs:
+            txt, secs = cli(["curate", folder, "-n", str(n), "--out", os.path.join(work, dest), "--features",
+                             "dinov2-s", "--device", device, "--batch-size", "32" if q else "256", "--json", *extra],
+                            log, 120 if q else 240)
+            r = json.loads(next(ln for ln in reversed(txt.splitlines()) if ln.startswith("{")))  # stderr is mixed in
+            e = r["embedding"]
+            rest = r["seconds"] - e["seconds"] - r["select_seconds"]
+            res[label] = {"cli_seconds": secs, **{k: r[k] for k in ("seconds", "select_seconds", "entropy",
+                                                                    "entropy_random", "readable", "dedup")},
+                          "embedding": {k: e.get(k) for k in ("seconds", "embedded", "img_per_s")}}
+            rate = f"{e['img_per_s']:.0f}" if e.get("img_per_s") else "-"
+            rows.append(f"| {label} | {secs:.1f} | {e['embedded']} | {rate} | {e['seconds']:.2f} | "
+                        f"{r['select_seconds']:.3f} | {rest:.2f} | {(r['dedup'] or {}).get('removed', '-')} | "
+                        f"{r['entropy']:.1f} / {r['entropy_random']:.1f} |")
+        if "dinov2-s" in rates:
+            rows += ["", f"Stage 2's `fastsel embed` rate for DINOv2-small on this device: "
+                     f"{rates['dinov2-s']:.0f} img/s (preprocessed uint8 arrays; curate also reads and decodes each PNG)."]
+        res["planted_copies"] = planted
+        record(out, "curate", res, rows + ["", f"SemDeDup's known answer: {planted} planted copies (a removal count "
+                                           "above it means random-weight features put distinct images within eps). "
+                                           "The wall column is the CLI call (process start and imports "
+                                           "included); rest = curate's own time less embedding and selection "
+                                           "(coverage, subset links, report PNGs).", ""])
+
     fns = {"models": models, "embed": embed, "loop": loop_bench, "estimate": estimate, "selectors": selectors,
-           "quickfps": quickfps, "e2e": end_to_end}
+           "quickfps": quickfps, "curate": curate, "e2e": end_to_end}
     for name in a.order.split(","):  # default: the longest stage (e2e) last, so a time limit cuts it alone
         if name not in skip:
             stage(out, name, fns[name])

@@ -8,15 +8,16 @@ import os as _os
 
 import torch as _torch  # noqa: F401 -- first: torch's own OpenMP runtime keeps its default wait policy
 
-# fastsel's kernels run on their own OpenMP runtime (the compiler's libgomp, loaded with fastsel._C
-# below). Threads that spin at a per-pick barrier while another process holds their core slowed
-# those kernels 6-90x on a busy machine: they wait passively unless the user chose a policy
-# (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's default). Set after torch is imported, so
-# torch's runtime (training, GEMMs) keeps spinning, which is faster on an idle machine; the loop
-# follows the free cores instead (fastsel._threads). docs/benchmarks.md: "Busy machines".
-# The variable is taken back out once fastsel._C (with its runtime) is loaded: a process started from
-# this one (a --jobs worker, a benchmark's child) would otherwise start torch's runtime passive too,
-# which made 2-thread training steps 2x slower (102 vs 52 ms per step of the cpu preset's UNet).
+# Threads that spin at a per-pick barrier while another process holds their core slowed fastsel's
+# kernels 6-90x on a busy machine, so OMP_WAIT_POLICY=PASSIVE is set here (after torch is imported)
+# unless the user chose a policy (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's default). It
+# only acts where fastsel._C has an OpenMP runtime of its own: with torch 2.13's CPU wheel, _C shares
+# torch's bundled libgomp, which read its settings when torch was imported, so nothing changes in
+# this process; what helps on a busy machine there is the loop's core governor (fastsel._threads).
+# docs/benchmarks.md, "Busy machines", has the measurements.
+# The variable is taken back out once fastsel._C is loaded: a process started from this one (a
+# --jobs worker, a benchmark's child) would otherwise start torch's runtime passive too, which made
+# 2-thread training steps 2x slower (102 vs 52 ms per step of the cpu preset's UNet).
 _SET_WAIT_POLICY = ("OMP_WAIT_POLICY" not in _os.environ
                     and _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").lower() != "default")
 if _SET_WAIT_POLICY:

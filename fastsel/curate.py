@@ -369,7 +369,7 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
                              bad_rows=np.asarray([b[0] for b in bad], np.int64),
                              bad_why=np.asarray([b[1] for b in bad], dtype=np.str_))
             made += 1
-            imgs += len(arrs)
+            imgs += len(rows)  # the shard's readable rows (not the last batch's)
             bar.update(min(shard_rows, N - s))
     secs = time.perf_counter() - t0
     feats, rows, bad = [], [], []

@@ -284,3 +284,12 @@ def test_bench_scaling_row_states_its_gemm_multiple_and_peak_memory(tmp_path):
     gemm_s = 2 * 4096 * 16 * 64 / (res["meta"]["gemm_GFLOPs"] * 1e9)
     assert r["x_gemm"] == pytest.approx(r["seconds"] / gemm_s, rel=1e-9) and r["peak_rss_gb"] > 0
     assert "× one GEMM" in (tmp_path / "bench_scaling.md").read_text()
+
+
+def test_benchmark_try_import_returns_the_named_submodule_or_none():
+    """A dotted name gives the submodule itself (``__import__`` would give the top package), and an
+    absent anchor gives None, so a benchmark skips it instead of failing."""
+    from fastsel.benchmarks.common import try_import
+    assert try_import("os.path") is os.path
+    assert try_import("fastsel.benchmarks.common").__name__ == "fastsel.benchmarks.common"
+    assert try_import("fastsel_no_such_anchor_module") is None

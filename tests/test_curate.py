@@ -235,3 +235,21 @@ def test_a_foreign_non_empty_out_is_refused(folder, tmp_path):
     r = CliRunner().invoke(cli, ["curate", str(folder), "-n", "3", "--out", str(out), "--features", "pixels"])
     assert r.exit_code == 1 and "choose a new or empty folder" in r.output
     assert (out / "report.md").read_text() == "my own notes"
+
+
+def test_the_embedding_count_and_rate_cover_every_batch_of_every_shard(folder, tmp_path):
+    """Batches smaller than a shard: the reported count is every readable row embedded this run (it
+    once counted only each shard's last batch), and a resumed run counts only what it embedded."""
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):  # one shard of 8 rows written, in batches of 3
+        C.embed_source(C.open_source(str(folder)), "pixels", str(out), shard_rows=8, batch_size=3, quiet=True,
+                       stop_after_shards=1)
+    first = np.load(out / "embeddings" / "shard_000000.npz")
+    feats, rows, bad, info = C.embed_source(C.open_source(str(folder)), "pixels", str(out), shard_rows=8,
+                                            batch_size=3, quiet=True, log=lambda m: None)
+    assert len(rows) == 30 and len(bad) == 1  # 31 files, one unreadable
+    assert info["embedded"] == 30 - len(first["rows"])
+    assert info["img_per_s"] == pytest.approx(info["embedded"] / info["seconds"])
+    fresh = C.curate(str(folder), 5, str(tmp_path / "fresh"), features="pixels", shard_rows=8, batch_size=3,
+                     quiet=True, log=lambda m: None)
+    assert fresh["embedding"]["embedded"] == fresh["readable"] == 30

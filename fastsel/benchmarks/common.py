@@ -1,6 +1,7 @@
 """What every benchmark shares: one timing routine, one set of baselines, the machine's facts."""
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import platform
@@ -115,8 +116,9 @@ def first_divergence(picks, ref) -> int:
 # ------------------------------------------------------------------ machine and run facts
 
 def try_import(name: str):
+    """The module ``name`` (dotted names give the submodule, not the top package), or None if absent."""
     try:
-        return __import__(name)
+        return importlib.import_module(name)
     except ImportError:
         return None
 

@@ -21,7 +21,6 @@ say so. Pools: N(0, 1) rows in float32 (seeded).
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import os
 import platform
@@ -118,11 +117,7 @@ def scale_rows(d: int) -> list:
 
 def _anchors():
     """The anchor classes / modules that are installed (None where not)."""
-    apricot, submodlib = try_import("apricot"), try_import("submodlib")
-    try:
-        vendi = importlib.import_module("vendi_score.vendi")
-    except ImportError:
-        vendi = None
+    apricot, submodlib, vendi = try_import("apricot"), try_import("submodlib"), try_import("vendi_score.vendi")
     return (getattr(apricot, "FacilityLocationSelection", None), getattr(submodlib, "FacilityLocationFunction", None),
             vendi)
 
