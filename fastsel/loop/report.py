@@ -125,9 +125,12 @@ def _settings(runs) -> str:
                                                                        for r in runs) else ""))
 
 
+DODGE = 0.035  # iterations between neighbouring arms' points, so arms with equal values stay visible
+
+
 def _style(conds) -> dict:
-    """name -> matplotlib style: colour by arm when several arms, else by size (viridis); line style
-    by size when both vary."""
+    """name -> matplotlib style: colour and marker by arm when several arms, else by size (viridis);
+    line style by size when both vary."""
     plt = _plt()
     arms = sorted({_selector(c["arm"]) for c in conds.values()})
     ns = sorted({c["n"] for c in conds.values()})
@@ -136,13 +139,24 @@ def _style(conds) -> dict:
     for name, c in conds.items():
         i = ns.index(c["n"])
         if len(arms) > 1:
+            j = arms.index(_selector(c["arm"]))
             colour = ARM_COLOURS.get(_selector(c["arm"]), None)
             ls = ["-", "--", ":", "-."][i % 4]
+            marker = MARKERS[j % len(MARKERS)]
         else:
             colour = cmap(0.1 + 0.8 * i / max(1, len(ns) - 1))
             ls = "-"
-        styles[name] = dict(color=colour, ls=ls, marker=MARKERS[i % len(MARKERS)])
+            marker = MARKERS[i % len(MARKERS)]
+        styles[name] = dict(color=colour, ls=ls, marker=marker)
     return styles
+
+
+def _dodges(conds) -> dict:
+    """name -> x offset: arms side by side around each iteration (0 with one arm). Arms whose curves
+    coincide (e.g. two selectors reaching the same entropy) would otherwise hide one another."""
+    arms = sorted({_selector(c["arm"]) for c in conds.values()})
+    return {name: (arms.index(_selector(c["arm"])) - (len(arms) - 1) / 2) * DODGE if len(arms) > 1 else 0.0
+            for name, c in conds.items()}
 
 
 def _band(rs_by_seed, key):
@@ -163,6 +177,7 @@ def _band(rs_by_seed, key):
 def _curves(conds, keys, path, title, settings):
     plt = _plt()
     styles = _style(conds)
+    dodge = _dodges(conds)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
     drawn = False
     handles = {}
@@ -172,12 +187,13 @@ def _curves(conds, keys, path, title, settings):
             if not its:
                 continue
             st = styles[name]
-            (h,) = ax.plot(its, mean, ms=4, lw=1.3, label=name + (f" ({k} seeds)" if k > 1 else ""), **st)
+            x = np.asarray(its, dtype=float) + dodge[name]
+            (h,) = ax.plot(x, mean, ms=4, lw=1.3, label=name + (f" ({k} seeds)" if k > 1 else ""), **st)
             if k > 1:
-                ax.fill_between(its, mean - sd, mean + sd, color=st["color"], alpha=0.15, lw=0)
+                ax.fill_between(x, mean - sd, mean + sd, color=st["color"], alpha=0.15, lw=0)
             handles.setdefault(h.get_label(), h)
             drawn = True
-        ax.set_xlabel("iteration")
+        ax.set_xlabel("iteration" + (" (arms side by side)" if any(dodge.values()) else ""))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
