@@ -326,7 +326,10 @@ def main():
         record(out, "quickfps", res, rows + [""])
     def curate():
         from PIL import Image
+        import shutil
         folder = os.path.join(work, "photos")
+        for d in ("photos", "pick-greedy", "pick-facility"):  # a rerun on a warm machine starts clean: rewritten
+            shutil.rmtree(os.path.join(work, d), ignore_errors=True)  # files would not match the old manifests
         count = 96 if q else a.curate_images
         npz = os.path.join(work, "synth-curate.npz")
         synthetic_cifar(npz, count, seed=1)
@@ -340,8 +343,8 @@ def main():
         n = 16 if q else 256
         rows = [f"## curate on the device: `fastsel curate` of a folder of {count:,} PNGs (32x32, 4 subfolders, "
                 f"{planted} of them copies of others), DINOv2-small (random weights), n = {n}", "",
-                "| run | wall (s) | embedded | embedding img/s | embed (s) | select (s) | rest (s) | dedup removed | "
-                "entropy: picked / random |", "|---|---|---|---|---|---|---|---|---|"]
+                "| run | wall (s) | embedded | embedding img/s | embed (s) | network load (s) | select (s) | rest (s) "
+                "| dedup removed | entropy: picked / random |", "|---|---|---|---|---|---|---|---|---|---|"]
         res = {}
         eps = "0.001"
         runs = [("greedy", ["--method", "greedy"], "pick-greedy"),
@@ -352,23 +355,27 @@ def main():
                             log, 120 if q else 240)
             r = json.loads(next(ln for ln in reversed(txt.splitlines()) if ln.startswith("{")))  # stderr is mixed in
             e = r["embedding"]
-            rest = r["seconds"] - e["seconds"] - r["select_seconds"]
+            rest = r["seconds"] - e["seconds"] - e["load_seconds"] - r["select_seconds"]
             res[label] = {"cli_seconds": secs, **{k: r[k] for k in ("seconds", "select_seconds", "entropy",
                                                                     "entropy_random", "readable", "dedup")},
-                          "embedding": {k: e.get(k) for k in ("seconds", "embedded", "img_per_s")}}
+                          "embedding": {k: e.get(k) for k in ("seconds", "load_seconds", "embedded", "img_per_s")},
+                          "entropy_note": r.get("entropy_note")}
             rate = f"{e['img_per_s']:.0f}" if e.get("img_per_s") else "-"
+            ent = " / ".join("-inf (copies)" if r[k] is None else f"{r[k]:.1f}" for k in ("entropy", "entropy_random"))
             rows.append(f"| {label} | {secs:.1f} | {e['embedded']} | {rate} | {e['seconds']:.2f} | "
-                        f"{r['select_seconds']:.3f} | {rest:.2f} | {(r['dedup'] or {}).get('removed', '-')} | "
-                        f"{r['entropy']:.1f} / {r['entropy_random']:.1f} |")
+                        f"{e['load_seconds']:.2f} | {r['select_seconds']:.3f} | {rest:.2f} | "
+                        f"{(r['dedup'] or {}).get('removed', '-')} | {ent} |")
         if "dinov2-s" in rates:
             rows += ["", f"Stage 2's `fastsel embed` rate for DINOv2-small on this device: "
-                     f"{rates['dinov2-s']:.0f} img/s (preprocessed uint8 arrays; curate also reads and decodes each PNG)."]
+                     f"{rates['dinov2-s']:.0f} img/s (uint8 arrays in memory; curate's rate also reads and decodes "
+                     "each PNG and resizes it on the CPU; neither counts loading the network)."]
         res["planted_copies"] = planted
         record(out, "curate", res, rows + ["", f"SemDeDup's known answer: {planted} planted copies (a removal count "
                                            "above it means random-weight features put distinct images within eps). "
                                            "The wall column is the CLI call (process start and imports "
-                                           "included); rest = curate's own time less embedding and selection "
-                                           "(coverage, subset links, report PNGs).", ""])
+                                           "included); rest = curate's own time less embedding, network load and "
+                                           "selection (SemDeDup's k-means, writing embeddings.npy, coverage, "
+                                           "subset links, report PNGs).", ""])
 
     fns = {"models": models, "embed": embed, "loop": loop_bench, "estimate": estimate, "selectors": selectors,
            "quickfps": quickfps, "curate": curate, "e2e": end_to_end}

@@ -9,11 +9,12 @@ import os as _os
 import torch as _torch  # noqa: F401 -- first: torch's own OpenMP runtime keeps its default wait policy
 
 # Threads that spin at a per-pick barrier while another process holds their core slowed fastsel's
-# kernels 6-90x on a busy machine, so OMP_WAIT_POLICY=PASSIVE is set here (after torch is imported)
-# unless the user chose a policy (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's default). It
-# only acts where fastsel._C has an OpenMP runtime of its own: with torch 2.13's CPU wheel, _C shares
-# torch's bundled libgomp, which read its settings when torch was imported, so nothing changes in
-# this process; what helps on a busy machine there is the loop's core governor (fastsel._threads).
+# kernels 6-90x on another 2-core machine, so OMP_WAIT_POLICY=PASSIVE is set here (after torch is
+# imported) unless the user chose a policy (FASTSEL_OMP_WAIT_POLICY=default keeps the runtime's
+# default). It only acts where fastsel._C has an OpenMP runtime of its own: with torch 2.13's CPU
+# wheel, _C shares torch's bundled libgomp, which read its settings when torch was imported, so
+# nothing changes in this process; there the busy-machine figures come from that runtime's default
+# spin-then-sleep (the kernels) and the loop's core governor (training, fastsel._threads).
 # docs/benchmarks.md, "Busy machines", has the measurements.
 # The variable is taken back out once fastsel._C is loaded: a process started from this one (a
 # --jobs worker, a benchmark's child) would otherwise start torch's runtime passive too, which made

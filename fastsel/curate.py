@@ -24,10 +24,12 @@ import csv
 import hashlib
 import io as _io
 import json
+import math
 import os
 import shutil
 import sys
 import time
+import warnings
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -313,7 +315,9 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
                  batch_size: int = 64, shard_rows: int = 4096, device=None, quiet: bool = False,
                  log: Callable = print, stop_after_shards: Optional[int] = None):
     """Features of the source's readable rows, in shards under ``out_dir/embeddings``; returns
-    (features float32 (M, d), rows int64 (M,) source indices, unreadable [(index, id, reason)])."""
+    (features float32 (M, d), rows int64 (M,) source indices, unreadable [(index, id, reason)], info:
+    this run's embedded rows, their seconds -- reading and decoding included, loading the network not
+    (``load_seconds``) -- and rate)."""
     from . import features as Fe
     from tqdm import tqdm
     shape = target_shape(src, image_size)
@@ -340,7 +344,7 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
     done = sum(os.path.exists(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz")) for s in shards)
     if done:
         log(f"resuming: {done} of {len(shards)} embedding shards already written")
-    t0, made, imgs = time.perf_counter(), 0, 0
+    t0, made, imgs, t_load = time.perf_counter(), 0, 0, 0.0
     with tqdm(total=N, desc=f"embed[{extractor_name}]", unit="img", file=sys.stderr, disable=quiet, delay=1.0) as bar:
         for s in shards:
             path = os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz")
@@ -350,8 +354,10 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
             if stop_after_shards is not None and made >= stop_after_shards:
                 raise KeyboardInterrupt("stopped after the requested shards (test hook)")
             rows, bad, parts = [], [], []
-            if ext is None:
+            if ext is None:  # loading the network is timed apart from the embedding rate
+                t1 = time.perf_counter()
                 ext = Fe.get(extractor_name, device)
+                t_load = time.perf_counter() - t1
             for b0 in range(s, min(s + shard_rows, N), batch_size):  # decoded a batch at a time: memory ~ a batch
                 arrs = []
                 for i in range(b0, min(b0 + batch_size, s + shard_rows, N)):
@@ -371,7 +377,7 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
             made += 1
             imgs += len(rows)  # the shard's readable rows (not the last batch's)
             bar.update(min(shard_rows, N - s))
-    secs = time.perf_counter() - t0
+    secs = time.perf_counter() - t0 - t_load
     feats, rows, bad = [], [], []
     for s in shards:
         with np.load(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"), allow_pickle=False) as z:
@@ -382,8 +388,8 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
     if not feats:
         raise DataError(f"{src.spec}: no image could be read")
     return (np.concatenate(feats).astype(np.float32, copy=False), np.concatenate(rows), bad,
-            {"seconds": secs, "embedded": imgs, "img_per_s": imgs / secs if imgs and secs > 0 else None,
-             "shape": shape})
+            {"seconds": secs, "load_seconds": t_load, "embedded": imgs,
+             "img_per_s": imgs / secs if imgs and secs > 0 else None, "shape": shape})
 
 
 # ----------------------------------------------------------------------------------------------- curate
@@ -510,7 +516,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
     Returns:
         The summary written to ``out_dir/curate.json``: rows read and unreadable, the embedding's and
         the selection's times, coverage (max / mean distance to the subset) and entropy beside a
-        seeded random subset of the same size, and what was written.
+        seeded random subset of the same size (None, with ``entropy_note`` saying why, where exact
+        duplicates make it -inf), and what was written.
 
     Raises:
         fastsel.io.DataError: an unreadable source or embeddings file, or one whose row count differs.
@@ -528,7 +535,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
             raise DataError(f"--embeddings {embeddings}: {len(feats)} rows, but the source has {len(src)}")
         rows, bad = np.arange(len(src), dtype=np.int64), []
         shape = target_shape(src, image_size)
-        emb_info = {"seconds": 0.0, "embedded": 0, "img_per_s": None, "shape": shape, "from": embeddings}
+        emb_info = {"seconds": 0.0, "load_seconds": 0.0, "embedded": 0, "img_per_s": None, "shape": shape,
+                    "from": embeddings}
     else:
         feats, rows, bad, emb_info = embed_source(src, features, out_dir, image_size=image_size,
                                                   batch_size=batch_size, shard_rows=shard_rows, device=device,
@@ -575,13 +583,22 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
     g = torch.Generator().manual_seed(int(seed) + 7)
     ridx = cand[torch.randperm(len(cand), generator=g)[:n]]
     rcov, _ = coverage(x, ridx)
-    ent = M.kl_entropy(x[idx]) if n >= 2 else None
-    rent = M.kl_entropy(x[ridx]) if n >= 2 else None
+    ent, rent, dup_note = None, None, None
+    if n >= 2:
+        with warnings.catch_warnings():  # exact duplicates: -inf, said once below
+            warnings.simplefilter("ignore")
+            ent, rent = M.kl_entropy(x[idx]), M.kl_entropy(x[ridx])
+        inf = [w for v, w in ((ent, "this subset"), (rent, "the random subset")) if not math.isfinite(v)]
+        if inf:  # JSON has no -inf: None, and why
+            dup_note = (f"{' and '.join(inf)} holds exact duplicates (distance 0 in feature space), so its KL "
+                        "entropy is -inf" + ("; --dedup 0 removes them before selection" if dedup is None else ""))
+            log(f"note: {dup_note}")
+        ent, rent = (v if math.isfinite(v) else None for v in (ent, rent))
     res = {"source": source, "kind": src.kind, "rows": len(src), "readable": M_, "unreadable": len(bad),
            "features": features if embeddings is None else f"from {embeddings}", "dim": int(feats.shape[1]),
            "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
            "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
-           "entropy_random": rent, "subset": what}
+           "entropy_random": rent, "entropy_note": dup_note, "subset": what}
     pngs = _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log)
     res["seconds"] = time.perf_counter() - t_all
     save_json(os.path.join(out_dir, "curate.json"), res)
@@ -641,7 +658,9 @@ def _report_md(r: dict, pngs: list) -> str:
               f"| largest distance from any image to the subset (coverage radius) | {cov['max']:.4g} | {rc['max']:.4g} |",
               f"| mean distance from an image to the subset | {cov['mean']:.4g} | {rc['mean']:.4g} |",
               f"| KL entropy of the subset (nats) | {_g(r['entropy'])} | {_g(r['entropy_random'])} |", "",
-              (f"Embedding: {e['embedded']} images in {e['seconds']:.1f} s ({e['img_per_s']:.0f} img/s) this run; "
+              *([f"Entropy: {r['entropy_note']} (shown as n/a).", ""] if r.get("entropy_note") else []),
+              (f"Embedding: {e['embedded']} images in {e['seconds']:.1f} s ({e['img_per_s']:.0f} img/s; loading the "
+               f"network {e.get('load_seconds', 0):.1f} s more) this run; "
                if e.get("img_per_s") else f"Embedding: none this run ({e.get('from') or 'every shard was on disk'}); ") +
               f"selection {r['select_seconds']:.2f} s; whole command {r['seconds']:.1f} s.", "",
               f"Subset: {r['subset']}. `selected.csv`: rank, row of `embeddings.npy`, source index, id, distance "

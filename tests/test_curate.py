@@ -253,3 +253,27 @@ def test_the_embedding_count_and_rate_cover_every_batch_of_every_shard(folder, t
     fresh = C.curate(str(folder), 5, str(tmp_path / "fresh"), features="pixels", shard_rows=8, batch_size=3,
                      quiet=True, log=lambda m: None)
     assert fresh["embedding"]["embedded"] == fresh["readable"] == 30
+
+
+def test_exact_duplicates_give_no_entropy_and_say_why_instead_of_failing(tmp_path, rng):
+    """A collection with exact copies: the random baseline (or the subset) can hold a pair at distance
+    0, whose KL entropy is -inf -- which JSON cannot hold. curate once failed writing curate.json
+    there; the entropy is now None with a note in the summary, the report and the log."""
+    ims = _images(rng, 4, side=6)
+    np.save(tmp_path / "dups.npy", np.concatenate([ims] * 6))  # 24 rows, 4 distinct: any 8 hold a copy
+    msgs = []
+    r = C.curate(str(tmp_path / "dups.npy"), 8, str(tmp_path / "o"), features="pixels", method="random", quiet=True,
+                 log=msgs.append)
+    assert r["entropy"] is None and r["entropy_random"] is None
+    assert "exact duplicates" in r["entropy_note"] and "--dedup 0" in r["entropy_note"]
+    import json
+    assert json.loads((tmp_path / "o" / "curate.json").read_text())["entropy_note"] == r["entropy_note"]
+    assert "exact duplicates" in (tmp_path / "o" / "report.md").read_text() and any("-inf" in m for m in msgs)
+    res = CliRunner().invoke(cli, ["curate", str(tmp_path / "dups.npy"), "-n", "8", "--out", str(tmp_path / "o2"),
+                                   "--features", "pixels", "--method", "random"])
+    assert res.exit_code == 0 and "entropy n/a (random n/a)" in res.output, res.output
+    # no duplicates: finite entropies and no note
+    np.save(tmp_path / "distinct.npy", _images(rng, 24, side=6))
+    r = C.curate(str(tmp_path / "distinct.npy"), 8, str(tmp_path / "o3"), features="pixels", quiet=True,
+                 log=lambda m: None)
+    assert r["entropy"] is not None and r["entropy_random"] is not None and r["entropy_note"] is None
