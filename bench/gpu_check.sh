@@ -22,6 +22,9 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results/gpu}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
+# the commit the tables name: from git where the tree has one, else pass it (the device copy has no .git):
+#   FASTSEL_COMMIT=$(git rev-parse --short HEAD) bash bench/gpu_check.sh
+export FASTSEL_COMMIT="${FASTSEL_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || true)}"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}" PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl > /dev/null 2>&1; then
@@ -32,7 +35,7 @@ fi
 # formatting into _C statically; that copy crashed on the first error message with a
 # number in it (seen with cuda-gdb, 2026-11-27). Build with the system compiler.
 if [ -z "${FASTSEL_KEEP_CXX:-}" ] && [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CC=/usr/bin/gcc; fi
-{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv;
+{ date -u; echo "commit: ${FASTSEL_COMMIT:-unknown (set FASTSEL_COMMIT)}"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv;
   "$PY" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"; nvcc --version | tail -1; } 2>&1 | tee "$OUT/env.txt"
 t0=$(date +%s)
 if ! "$PY" setup.py build_ext --inplace > "$OUT/build.log" 2>&1; then
