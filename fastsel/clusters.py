@@ -10,7 +10,9 @@
   before it in that order exceeds 1 - eps -- the published rule, which compares with every earlier
   row whether or not that row was itself dropped. Each row's largest similarity to the rows
   before it (``m``) does not depend on eps, so it is computed once, in blocks (no cluster's full
-  similarity matrix), and the kept set for any eps is {j : m_j <= 1 - eps}. Given n, the kept set
+  similarity matrix), and the kept set for any eps is {j : m_j <= 1 - eps}. An exact duplicate's m
+  is 1 (values within DUP_TOL of 1, float64 rounding of a normalised row's dot with itself, are set
+  to 1), so eps = 0 keeps every row and any eps > DUP_TOL drops exact duplicates. Given n, the kept set
   is the largest one of at most n rows, reported as eps = 1 - (the largest m kept); when a
   tie in m makes it smaller than n, rows of the next m value join in cluster order until there
   are n (reported as ``n_tie_fill``). eps lies in [0, 2]; above 1 (negative thresholds) the
@@ -180,6 +182,9 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     return x / norms
 
 
+DUP_TOL = 1e-10  # cosine similarities within this of 1 count as 1 (exact duplicates, float64 rounding)
+
+
 def semdedup_scores(x, k: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED):
     """For every row: its cluster, its position in the cluster's farthest-first order and m, its
     largest cosine similarity to the rows before it in that order (-inf for the first row of each
@@ -209,6 +214,9 @@ def semdedup_scores(x, k: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED)
                 s = s.masked_fill(i >= j, -math.inf)  # only rows before the column
                 mc[a:a + s.shape[1]] = torch.maximum(mc[a:a + s.shape[1]], s.max(0).values)
         m[rows] = mc
+    # exact duplicates give 1 +- a few ulps (the rounding of a normalised row's dot with itself), which
+    # would put some on each side of an eps of 0: they are 1 exactly
+    m[torch.isfinite(m) & (m > 1.0 - DUP_TOL)] = 1.0
     return m, assign, torch.cat(order)
 
 
@@ -309,5 +317,7 @@ def _kmeans_balanced_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):
     return kmeans_balanced(x, n, seed=seed)
 
 
-register_selector("semdedup", _semdedup_sel, help="SemDeDup: k-means, drop within-cluster near-duplicates (cosine)")
-register_selector("kmeans-balanced", _kmeans_balanced_sel, help="k-means, equal draws per cluster")
+register_selector("semdedup", _semdedup_sel, help="SemDeDup: k-means, drop within-cluster near-duplicates (cosine)",
+                  takes_start=False)
+register_selector("kmeans-balanced", _kmeans_balanced_sel, help="k-means, equal draws per cluster",
+                  takes_start=False)

@@ -39,6 +39,7 @@ from .errors import DataError, FastselError
 from .io import atomic_path, save_json, save_npy, save_text
 
 SUBSET_MARK = ".fastsel-subset"
+OUT_MARK = ".fastsel-curate"  # in --out: a folder this command made (or took over while empty)
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -91,8 +92,12 @@ class FolderSource(Source):
     def fingerprint(self):
         h = hashlib.sha256()
         for rel, f in zip(self.ids, self.files):
-            st = os.stat(f)
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                st = os.stat(f)
+                key = f"{st.st_size}\0{st.st_mtime_ns}"
+            except OSError as e:  # a broken link: listed as unreadable later, never fatal here
+                key = f"unreadable {e.errno}"
+            h.update(f"{rel}\0{key}\n".encode("utf-8", "surrogateescape"))  # names need not be UTF-8
         return h.hexdigest()
 
     def write_subset(self, rows, dest, copy=False):
@@ -112,9 +117,14 @@ class ArraySource(Source):
 
     def __init__(self, path: str):
         super().__init__(path)
-        from .data.arrays import load_array
-        ds = load_array(path)
-        self.images, self.labels = ds.images, ds.labels
+        from .data.arrays import from_arrays
+        from .io import read_arrays
+        arrs = read_arrays(path, ("images", "labels"))
+        raw = arrs.get("", arrs.get("images"))
+        self.raw_shape = None if raw is None else tuple(raw.shape)  # the subset is written in this layout
+        ds = from_arrays(arrs, path)
+        self.images = ds.images
+        self.labels = ds.labels if "labels" in arrs else None  # a .npy has none: none are written
         self.ids = [str(i) for i in range(len(self.images))]
 
     def load(self, i):
@@ -127,7 +137,12 @@ class ArraySource(Source):
 
     def write_subset(self, rows, dest, copy=False):
         path = os.path.join(dest, "images.npy")
-        save_npy(path, np.ascontiguousarray(self.images[rows]))
+        sub = self.images[rows]  # (n, H, W, C): back to the source's own layout
+        if len(self.raw_shape) == 3:
+            sub = sub[..., 0]
+        elif self.raw_shape[1:] != sub.shape[1:]:
+            sub = sub.transpose(0, 3, 1, 2)  # the source was (N, C, H, W)
+        save_npy(path, np.ascontiguousarray(sub))
         if self.labels is not None:
             save_npy(os.path.join(dest, "labels.npy"), np.asarray(self.labels)[rows])
         return f"{path} ({len(rows)} images in pick order)"
@@ -293,16 +308,19 @@ def target_shape(src: Source, image_size: Optional[int]) -> tuple:
     readable image's size (MAX_SIDE x MAX_SIDE when a side is larger: the extractors work at 224-299,
     and a shard of camera-size images would not fit in memory). C = 1 only when every one of the
     first 100 readable images is grayscale, else 3."""
-    first, gray = None, True
-    for i in range(min(len(src), 100)):
+    first, gray, seen = None, True, 0
+    for i in range(len(src)):  # until 100 readable ones (unreadable rows first do not end the search)
         try:
             im = src.load(i)
         except Exception:
             continue
         first = first or im.size
         gray = gray and im.mode in GRAY_MODES
+        seen += 1
+        if seen == 100:
+            break
     if first is None:
-        raise DataError(f"{src.spec}: none of the first {min(len(src), 100)} images could be read")
+        raise DataError(f"{src.spec}: none of its {len(src)} images could be read")
     C = 1 if gray else 3
     if image_size:
         return (image_size, image_size, C)
@@ -334,7 +352,8 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
             old = None
         if old != manifest:
             diff = sorted(k for k in manifest if old is None or old.get(k) != manifest[k])
-            raise DataError(f"{sdir} holds embeddings of another run ({', '.join(diff)} differ): delete that folder "
+            verb = "differs" if len(diff) == 1 else "differ"
+            raise DataError(f"{sdir} holds embeddings of another run ({', '.join(diff)} {verb}): delete that folder "
                             "or choose another --out")
     else:
         save_json(mpath, manifest)
@@ -453,10 +472,16 @@ def prepare_out(out_dir: str, src: Source) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise DataError(f"--out {out_dir} exists and is not a folder")
     if os.path.isdir(out) and os.listdir(out) and not any(
-            os.path.exists(os.path.join(out, f)) for f in ("curate.json", os.path.join("embeddings", "manifest.json"))):
+            os.path.exists(os.path.join(out, f)) for f in (OUT_MARK, "curate.json",
+                                                            os.path.join("embeddings", "manifest.json"))):
         raise DataError(f"--out {out_dir} is a folder with other files in it (not an earlier fastsel curate "
                         "output): choose a new or empty folder")
+    dest = os.path.join(out, "subset")  # checked before anything is written, not after
+    if os.path.lexists(dest) and not os.path.exists(os.path.join(dest, SUBSET_MARK)):
+        raise DataError(f"{os.path.join(out_dir, 'subset')} exists and was not written by fastsel curate: "
+                        "move it away first")
     os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, OUT_MARK), "a").close()  # ours from now on: a run that fails later can be rerun
 
 
 def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
@@ -524,8 +549,12 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         fastsel.errors.FastselError: n larger than the readable rows, or a start row not available.
     """
     from . import metrics as M
-    from .selectors import select
+    from .selectors import check_start_applies, select
     t_all = time.perf_counter()
+    check_start_applies(method, start)
+    if dedup is not None and dedup <= 0:
+        raise FastselError("--dedup 0 removes nothing: rows closer than EPS (cosine distance) to an earlier row "
+                           "of their cluster go; for exact duplicates use a small EPS such as 1e-6")
     src = open_source(source, column, split)
     prepare_out(out_dir, src)
     if embeddings is not None:
@@ -533,6 +562,10 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         feats = np.ascontiguousarray(load_features(embeddings, mmap=False), dtype=np.float32)
         if len(feats) != len(src):
             raise DataError(f"--embeddings {embeddings}: {len(feats)} rows, but the source has {len(src)}")
+        bad_rows = np.nonzero(~np.isfinite(feats).all(axis=1))[0]
+        if len(bad_rows):
+            raise DataError(f"--embeddings {embeddings}: {len(bad_rows)} row(s) hold NaN or Inf values (first: row "
+                            f"{int(bad_rows[0])})")
         rows, bad = np.arange(len(src), dtype=np.int64), []
         shape = target_shape(src, image_size)
         emb_info = {"seconds": 0.0, "load_seconds": 0.0, "embedded": 0, "img_per_s": None, "shape": shape,
@@ -544,8 +577,12 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         shape = emb_info["shape"]
     save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
     save_npy(os.path.join(out_dir, "rows.npy"), rows)
+    if not bad and os.path.exists(os.path.join(out_dir, "unreadable.txt")):
+        os.unlink(os.path.join(out_dir, "unreadable.txt"))  # an earlier run's list, not this one's
     if bad:
-        save_text(os.path.join(out_dir, "unreadable.txt"), "".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
+        with atomic_path(os.path.join(out_dir, "unreadable.txt")) as tmp:  # names as on disk, UTF-8 or not
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write("".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
         log(f"warning: {len(bad)} unreadable image(s) skipped, listed in {os.path.join(out_dir, 'unreadable.txt')}")
     M_ = len(feats)
     x = torch.from_numpy(feats)
@@ -572,7 +609,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
     t_sel = time.perf_counter() - t0
     dist = pick_distances(x, idx)
     with atomic_path(os.path.join(out_dir, "selected.csv")) as tmp:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:  # names as on disk
             w = csv.writer(f)
             w.writerow(["rank", "row", "source_index", "id", "distance_at_pick"])
             for r, (e, dd) in enumerate(zip(idx.tolist(), dist)):
@@ -590,10 +627,13 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
             ent, rent = M.kl_entropy(x[idx]), M.kl_entropy(x[ridx])
         inf = [w for v, w in ((ent, "this subset"), (rent, "the random subset")) if not math.isfinite(v)]
         if inf:  # JSON has no -inf: None, and why
-            dup_note = (f"{' and '.join(inf)} holds exact duplicates (distance 0 in feature space), so its KL "
-                        "entropy is -inf" + ("; --dedup 0 removes them before selection" if dedup is None else ""))
+            dup_note = (f"{' and '.join(inf)} {'hold' if len(inf) == 2 else 'holds'} exact duplicates (distance 0 "
+                        f"in feature space), so {'their' if len(inf) == 2 else 'its'} KL entropy is -inf"
+                        + ("; --dedup 1e-6 removes them before selection" if dedup is None else ""))
             log(f"note: {dup_note}")
         ent, rent = (v if math.isfinite(v) else None for v in (ent, rent))
+    else:
+        dup_note = "a subset of one row has no KL entropy (it needs two)"
     res = {"source": source, "kind": src.kind, "rows": len(src), "readable": M_, "unreadable": len(bad),
            "features": features if embeddings is None else f"from {embeddings}", "dim": int(feats.shape[1]),
            "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
@@ -638,6 +678,8 @@ def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
         _grid(pair_ims, titles, os.path.join(out_dir, "redundant.png"), 6,
               "the rejected images nearest to the subset (left of each pair) and the kept image they are nearest to")
         pngs.append("redundant.png")
+    elif os.path.exists(os.path.join(out_dir, "redundant.png")):
+        os.unlink(os.path.join(out_dir, "redundant.png"))  # an earlier run's grid: nothing was rejected now
     return pngs
 
 

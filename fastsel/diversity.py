@@ -429,6 +429,8 @@ def _herding_sel(x, n, *, progress=None, **_):
     return herding(x, n, progress=progress)
 
 
-register_selector("facility", _facility_sel, help="facility location, lazy greedy (RBF kernel)")
+register_selector("facility", _facility_sel, help="facility location, lazy greedy (RBF kernel)",
+                  takes_start=False)
 register_selector("dpp", _dpp_sel, help="DPP greedy MAP, max log-det (RBF kernel)")
-register_selector("herding", _herding_sel, help="kernel herding: match the pool's kernel mean")
+register_selector("herding", _herding_sel, help="kernel herding: match the pool's kernel mean",
+                  takes_start=False)

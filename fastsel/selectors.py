@@ -32,13 +32,15 @@ class Selector:
     op: Optional[str] = None           # the kernel op whose backend it uses (None: plain PyTorch)
     sharded: Optional[Callable] = None  # the same on a row shard under torchrun (fastsel.distributed), or None
     sharded_op: Optional[str] = None
+    takes_start: bool = True  # whether it has a first pick that ``start`` sets (the CLI refuses --start if not)
 
 
 SELECTORS: dict = {}
 
 
 def register_selector(name: str, run: Optional[Callable] = None, *, help: str = "", op: Optional[str] = None,
-                      sharded: Optional[Callable] = None, sharded_op: Optional[str] = None, replace: bool = False):
+                      sharded: Optional[Callable] = None, sharded_op: Optional[str] = None, replace: bool = False,
+                      takes_start: bool = True):
     """Register ``run`` as selector ``name`` (usable as a decorator). ``run(x, n, **options)`` gets
     the pool as an (N, d) tensor and the keywords start, seed, backend, progress, tau, alpha,
     decay, order (take what it needs, ``**_`` the rest) and returns the picked rows (int64) or
@@ -53,6 +55,8 @@ def register_selector(name: str, run: Optional[Callable] = None, *, help: str = 
         sharded: the same selector on a row-sharded pool (torchrun), if it has one.
         sharded_op: the op name of the sharded version.
         replace: allow overriding an existing registration.
+        takes_start: False for a selector with no first pick (``start`` is passed and ignored): the
+            CLI commands then refuse ``--start`` instead of ignoring it silently.
 
     Returns:
         The function registered (so it works as a decorator).
@@ -67,13 +71,20 @@ def register_selector(name: str, run: Optional[Callable] = None, *, help: str = 
     def add(fn):
         if name in SELECTORS and not replace:
             raise FastselError(f"selector {name!r} is already registered (replace=True to override)")
-        SELECTORS[name] = Selector(name, fn, help, op, sharded, sharded_op)
+        SELECTORS[name] = Selector(name, fn, help, op, sharded, sharded_op, takes_start)
         return fn
     return add if run is None else add(run)
 
 
 def selector_names() -> tuple:
     return tuple(SELECTORS)
+
+
+def check_start_applies(method: str, start) -> None:
+    """A one-line error for ``--start`` with a selector that has no first pick (it would be ignored)."""
+    if start is not None and not get_selector(method).takes_start:
+        raise FastselError(f"--start: the {method} method has no first pick to set (--start applies to "
+                           f"{', '.join(m for m in SELECTORS if SELECTORS[m].takes_start)})")
 
 
 def get_selector(name: str) -> Selector:
@@ -117,7 +128,7 @@ register_selector("greedy", _greedy, help="farthest-point sampling (Algorithm 1)
                   sharded=_greedy_sharded, sharded_op="update_min_d2")
 register_selector("threshold", _threshold, help="threshold-decay filter (Algorithm 2)", op="threshold_decay",
                   sharded=_threshold_sharded, sharded_op="threshold_decay")
-register_selector("random", _random, help="seeded uniform subsample")
+register_selector("random", _random, help="seeded uniform subsample", takes_start=False)
 
 METHODS = selector_names()  # the built-in names (a registry read at import; selector_names() is live)
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fastsel import curate as C
 from fastsel.cli.main import cli
-from fastsel.errors import DataError
+from fastsel.errors import DataError, FastselError
 
 
 def _images(rng, k, side=10, ch=3):
@@ -265,7 +265,7 @@ def test_exact_duplicates_give_no_entropy_and_say_why_instead_of_failing(tmp_pat
     r = C.curate(str(tmp_path / "dups.npy"), 8, str(tmp_path / "o"), features="pixels", method="random", quiet=True,
                  log=msgs.append)
     assert r["entropy"] is None and r["entropy_random"] is None
-    assert "exact duplicates" in r["entropy_note"] and "--dedup 0" in r["entropy_note"]
+    assert "exact duplicates" in r["entropy_note"] and "--dedup 1e-6" in r["entropy_note"]
     import json
     assert json.loads((tmp_path / "o" / "curate.json").read_text())["entropy_note"] == r["entropy_note"]
     assert "exact duplicates" in (tmp_path / "o" / "report.md").read_text() and any("-inf" in m for m in msgs)
@@ -277,3 +277,114 @@ def test_exact_duplicates_give_no_entropy_and_say_why_instead_of_failing(tmp_pat
     r = C.curate(str(tmp_path / "distinct.npy"), 8, str(tmp_path / "o3"), features="pixels", quiet=True,
                  log=lambda m: None)
     assert r["entropy"] is not None and r["entropy_random"] is not None and r["entropy_note"] is None
+
+
+def test_odd_folders_links_and_names_are_read_not_fatal(folder, tmp_path, rng):
+    """A broken link and a file name that is not UTF-8 are listed or kept as they are, never fatal; a
+    linked sub-folder is followed once (a link back to the root does not loop); unreadable files
+    sorted first do not hide the readable ones behind them."""
+    from PIL import Image
+    other = tmp_path / "other"
+    other.mkdir()
+    for i, a in enumerate(_images(rng, 3)):
+        Image.fromarray(a).save(other / f"o{i}.png")
+    os.symlink(other, folder / "linked")
+    os.symlink(folder, folder / "x" / "loop")  # a link back up: read once
+    os.symlink(tmp_path / "nowhere.png", folder / "dangling.png")
+    latin = os.path.join(os.fsencode(folder), b"caf\xe9.png")  # not UTF-8
+    Image.fromarray(_images(rng, 1)[0]).save(latin, format="PNG")
+    out = tmp_path / "out"
+    _run(["curate", str(folder), "-n", "34", "--out", str(out), "--features", "pixels", "-q"])
+    kept = np.load(out / "rows.npy")
+    src = C.open_source(str(folder))
+    ids = [src.ids[int(i)] for i in kept]
+    assert len(ids) == 34 and sum(i.startswith("linked" + os.sep) for i in ids) == 3  # 30 + 3 linked + café
+    assert not any("loop" in i for i in ids)
+    bad = (out / "unreadable.txt").read_bytes()
+    assert b"dangling.png" in bad and b"broken.png" in bad
+    assert b"caf\xe9.png" in (out / "selected.csv").read_bytes()  # the name as it is on disk
+    # 100 unreadable files sorted before the images
+    many = tmp_path / "badfirst"
+    many.mkdir()
+    for i in range(100):
+        (many / f"a{i:03d}.png").write_bytes(b"")
+    for i, a in enumerate(_images(rng, 6)):
+        Image.fromarray(a).save(many / f"b{i}.png")
+    r = C.curate(str(many), 3, str(tmp_path / "o2"), features="pixels", quiet=True, log=lambda m: None)
+    assert r["readable"] == 6 and r["unreadable"] == 100
+
+
+def test_dedup_eps_removes_exact_duplicates_and_zero_is_refused(tmp_path, rng):
+    from fastsel.clusters import semdedup
+    ims = _images(rng, 60, side=12)
+    np.save(tmp_path / "dup.npy", np.concatenate([ims, ims[:40]]))
+    r = C.curate(str(tmp_path / "dup.npy"), 10, str(tmp_path / "o"), features="pixels", dedup=1e-6, quiet=True,
+                 log=lambda m: None)
+    assert r["dedup"]["removed"] == 40 and r["dedup"]["kept"] == 60
+    with pytest.raises(FastselError, match="--dedup 0 removes nothing"):
+        C.curate(str(tmp_path / "dup.npy"), 10, str(tmp_path / "o0"), features="pixels", dedup=0.0, quiet=True)
+    # the library's eps = 0: rows closer than 0 go, i.e. none -- whatever the rounding of the duplicates
+    x = np.load(tmp_path / "o" / "embeddings.npy")
+    assert len(semdedup(x, eps=0.0, seed=0)[0]) == 100 and len(semdedup(x, eps=1e-6, seed=0)[0]) == 60
+
+
+def test_start_is_refused_where_a_method_has_no_first_pick(tmp_path, rng):
+    np.save(tmp_path / "im.npy", _images(rng, 40, side=6))
+    for method in ("facility", "herding", "random", "semdedup", "kmeans-balanced"):
+        with pytest.raises(FastselError, match="no first pick"):
+            C.curate(str(tmp_path / "im.npy"), 5, str(tmp_path / "o"), features="pixels", method=method, start=7,
+                     quiet=True)
+    for method in ("greedy", "threshold", "dpp"):
+        C.curate(str(tmp_path / "im.npy"), 5, str(tmp_path / method), features="pixels", method=method, start=7,
+                 quiet=True, log=lambda m: None)
+        assert _csv(tmp_path / method / "selected.csv")[0]["source_index"] == "7", method
+    np.save(tmp_path / "f.npy", rng.standard_normal((40, 4)).astype(np.float32))
+    r = CliRunner().invoke(cli, ["select", "--in", str(tmp_path / "f.npy"), "-n", "5", "--method", "facility",
+                                 "--start", "3", "--out", str(tmp_path / "i.npy")])
+    assert r.exit_code == 1 and "no first pick" in r.output and not (tmp_path / "i.npy").exists()
+
+
+def test_a_failed_run_can_be_rerun_and_a_foreign_subset_stops_before_any_write(tmp_path, rng):
+    np.save(tmp_path / "im.npy", _images(rng, 20, side=6))
+    np.save(tmp_path / "e.npy", rng.standard_normal((20, 4)).astype(np.float32))
+    out = tmp_path / "o"
+    with pytest.raises(FastselError, match="more than"):  # fails after writing embeddings.npy
+        C.curate(str(tmp_path / "im.npy"), 500, str(out), embeddings=str(tmp_path / "e.npy"), quiet=True)
+    C.curate(str(tmp_path / "im.npy"), 5, str(out), embeddings=str(tmp_path / "e.npy"), quiet=True,
+             log=lambda m: None)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    import shutil
+    shutil.rmtree(out / "subset")
+    (out / "subset").mkdir()
+    (out / "subset" / "mine.txt").write_text("a user's file")
+    with pytest.raises(DataError, match="not written by fastsel curate"):
+        C.curate(str(tmp_path / "im.npy"), 7, str(out), embeddings=str(tmp_path / "e.npy"), quiet=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing rewritten
+    nan = rng.standard_normal((20, 4)).astype(np.float32)
+    nan[5, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    with pytest.raises(DataError, match=r"nan.npy: 1 row\(s\) hold NaN or Inf values \(first: row 5\)"):
+        C.curate(str(tmp_path / "im.npy"), 5, str(tmp_path / "o3"), embeddings=str(tmp_path / "nan.npy"), quiet=True)
+
+
+def test_an_array_subset_keeps_the_source_layout_and_stale_files_go(tmp_path, rng):
+    gray = rng.integers(0, 256, (30, 8, 8), dtype=np.uint8)
+    nchw = rng.integers(0, 256, (30, 3, 8, 8), dtype=np.uint8)
+    for name, a in (("gray.npy", gray), ("nchw.npy", nchw)):
+        np.save(tmp_path / name, a)
+        out = tmp_path / f"o-{name}"
+        C.curate(str(tmp_path / name), 5, str(out), features="pixels", quiet=True, log=lambda m: None)
+        rows = [int(r["source_index"]) for r in _csv(out / "selected.csv")]
+        assert np.array_equal(np.load(out / "subset" / "images.npy"), a[rows]), name
+        assert not (out / "subset" / "labels.npy").exists()  # a .npy has no labels to carry
+    np.savez(tmp_path / "lab.npz", images=nchw, labels=np.arange(30))
+    out = tmp_path / "o-npz"
+    C.curate(str(tmp_path / "lab.npz"), 5, str(out), features="pixels", quiet=True, log=lambda m: None)
+    rows = [int(r["source_index"]) for r in _csv(out / "selected.csv")]
+    assert np.load(out / "subset" / "labels.npy").tolist() == rows
+    # n = every row: no rejected images, so an earlier run's redundant.png goes; n = 1: why no entropy
+    assert (out / "redundant.png").exists()
+    r = C.curate(str(tmp_path / "lab.npz"), 30, str(out), features="pixels", quiet=True, log=lambda m: None)
+    assert not (out / "redundant.png").exists()
+    r = C.curate(str(tmp_path / "lab.npz"), 1, str(out), features="pixels", quiet=True, log=lambda m: None)
+    assert r["entropy"] is None and "one row" in r["entropy_note"]

@@ -19,7 +19,8 @@ from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
               help="Precomputed features (.npy, one row per source row, source order) instead of --features.")
 @click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
 @click.option("--dedup", type=click.FloatRange(0, 2), default=None,
-              help="SemDeDup first: drop rows within cosine distance EPS of an earlier row of their cluster.")
+              help="SemDeDup first: drop rows closer than cosine distance EPS to an earlier row of their cluster "
+                   "(exact duplicates: 1e-6).")
 @click.option("--column", default=None, help="Image column of a parquet file or dataset (default: its Image column).")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option("--image-size", type=click.IntRange(min=4), default=None,

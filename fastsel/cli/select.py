@@ -12,7 +12,7 @@ from .. import _dist
 from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
-from ..selectors import get_selector, selector_names, select as run_select
+from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
 from ._common import SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar, one_line
 from ..errors import FastselError
 
@@ -99,6 +99,7 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
         raise FastselError(f"--n {n} is larger than the pool ({N} rows in {inp})")
     if start is not None and start >= N:
         raise FastselError(f"--start {start} is out of range for a pool of {N} rows")
+    check_start_applies(method, start)
     if sharded:
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out,
                                no_metrics, as_json)

@@ -10,7 +10,11 @@ from ._files import Dataset
 def load_array(path: str) -> Dataset:
     """Images (and labels) of a .npy / .npz, recognised by content whatever the file is named;
     truncated, pickled or object arrays, no images and zero-size images are one DataError line."""
-    arrs = read_arrays(path, ("images", "labels"))
+    return from_arrays(read_arrays(path, ("images", "labels")), path)
+
+
+def from_arrays(arrs: dict, path: str) -> Dataset:
+    """:func:`load_array` on arrays already read (``read_arrays``): uint8 (N, H, W, C), labels."""
     if "" in arrs:  # a .npy
         x = arrs[""]
         y = np.zeros(len(x), np.int64)

@@ -13,9 +13,15 @@ IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def list_images(path: str) -> list:
-    """The image files under ``path`` and its sub-folders (by extension, IMAGE_EXT), sorted."""
-    files = []
-    for dirpath, _, names in os.walk(path):
+    """The image files under ``path`` and its sub-folders (by extension, IMAGE_EXT), sorted; linked
+    sub-folders are followed, and a folder reached twice (a link loop, two links) is read once."""
+    files, seen = [], set()
+    for dirpath, dirs, names in os.walk(path, followlinks=True):  # linked sub-folders too, each folder once
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         files += [os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT)]
     files.sort()
     return files
