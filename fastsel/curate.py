@@ -320,7 +320,8 @@ def target_shape(src: Source, image_size: Optional[int]) -> tuple:
         if seen == 100:
             break
     if first is None:
-        raise DataError(f"{src.spec}: none of its {len(src)} images could be read")
+        raise DataError(f"{src.spec}: none of its {len(src)} images could be read" if len(src) else
+                        f"{src.spec}: holds no images")
     C = 1 if gray else 3
     if image_size:
         return (image_size, image_size, C)
