@@ -76,8 +76,8 @@ class FolderSource(Source):
     def __init__(self, path: str):
         super().__init__(path)
         self.root = os.path.abspath(path)
-        from .data.folder import list_images
-        files = list_images(self.root)
+        from .data.folder import walk_images
+        files, self.real_dirs = walk_images(self.root)  # real_dirs: linked folders' targets included
         if not files:
             raise DataError(f"{path}: no images (PNG/JPEG/WebP/BMP) found in the folder or its sub-folders")
         self.files = files
@@ -462,9 +462,9 @@ def _inside(path: str, folder: str) -> bool:
 
 def prepare_out(out_dir: str, src: Source) -> None:
     out = os.path.realpath(out_dir)
-    if isinstance(src, FolderSource) and _inside(out, os.path.realpath(src.root)):
-        raise DataError(f"--out {out_dir} is inside the source folder {src.spec}: its files would be read as "
-                        "images on the next run; choose a folder outside it")
+    if isinstance(src, FolderSource) and any(_inside(out, d) for d in [os.path.realpath(src.root), *src.real_dirs]):
+        raise DataError(f"--out {out_dir} is inside the source folder {src.spec} (or a folder linked from it): its "
+                        "files would be read as images on the next run; choose a folder outside it")
     if os.path.exists(src.spec):
         real = os.path.realpath(src.spec)
         if _inside(real, out):  # e.g. curating OUT/subset into OUT: the new subset would replace its own source
@@ -531,7 +531,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         split: the split of a Hugging Face dataset.
         image_size: resize every image to this side (default: the first image's size, at most 512).
         copy: folder sources: copy the selected files (default: symbolic links).
-        dedup: run SemDeDup first with this cosine-distance eps (:func:`fastsel.clusters.semdedup`).
+        dedup: run SemDeDup first with this cosine-distance eps > 0 (:func:`fastsel.clusters.semdedup`:
+            rows closer than eps to an earlier row of their cluster go; 1e-6 removes exact duplicates).
         batch_size: images per embedding batch.
         shard_rows: rows per embedding shard (the unit a killed run resumes from).
         device: where the extractor runs (default: cuda when available).
@@ -547,15 +548,16 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
 
     Raises:
         fastsel.io.DataError: an unreadable source or embeddings file, or one whose row count differs.
-        fastsel.errors.FastselError: n larger than the readable rows, or a start row not available.
+        fastsel.errors.FastselError: n larger than the readable rows, a start row not available, a start
+            with a method that has no first pick, or dedup <= 0.
     """
     from . import metrics as M
     from .selectors import check_start_applies, select
     t_all = time.perf_counter()
     check_start_applies(method, start)
-    if dedup is not None and dedup <= 0:
-        raise FastselError("--dedup 0 removes nothing: rows closer than EPS (cosine distance) to an earlier row "
-                           "of their cluster go; for exact duplicates use a small EPS such as 1e-6")
+    if dedup is not None and not dedup > 0:
+        raise FastselError(f"--dedup {dedup} removes nothing: rows closer than EPS (cosine distance) to an earlier "
+                           "row of their cluster go; for exact duplicates use a small EPS such as 1e-6")
     src = open_source(source, column, split)
     prepare_out(out_dir, src)
     if embeddings is not None:
@@ -652,6 +654,9 @@ def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
         import matplotlib  # noqa: F401
     except ImportError:
         log("note: matplotlib is not installed: report.md without its image grids")
+        for f in ("first_picks.png", "redundant.png"):  # an earlier run's grids would look like this one's
+            if os.path.exists(os.path.join(out_dir, f)):
+                os.unlink(os.path.join(out_dir, f))
         return []
     from . import ops
 

@@ -327,6 +327,8 @@ def save_json(path: str, obj) -> None:
 
 
 def save_text(path: str, text: str) -> None:
+    """Write ``text`` atomically as UTF-8; file names that are not UTF-8 (surrogate escapes) are written
+    as their own bytes."""
     with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)

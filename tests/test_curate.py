@@ -321,7 +321,7 @@ def test_dedup_eps_removes_exact_duplicates_and_zero_is_refused(tmp_path, rng):
     r = C.curate(str(tmp_path / "dup.npy"), 10, str(tmp_path / "o"), features="pixels", dedup=1e-6, quiet=True,
                  log=lambda m: None)
     assert r["dedup"]["removed"] == 40 and r["dedup"]["kept"] == 60
-    with pytest.raises(FastselError, match="--dedup 0 removes nothing"):
+    with pytest.raises(FastselError, match="--dedup 0.0 removes nothing"):
         C.curate(str(tmp_path / "dup.npy"), 10, str(tmp_path / "o0"), features="pixels", dedup=0.0, quiet=True)
     # the library's eps = 0: rows closer than 0 go, i.e. none -- whatever the rounding of the duplicates
     x = np.load(tmp_path / "o" / "embeddings.npy")
@@ -388,3 +388,33 @@ def test_an_array_subset_keeps_the_source_layout_and_stale_files_go(tmp_path, rn
     assert not (out / "redundant.png").exists()
     r = C.curate(str(tmp_path / "lab.npz"), 1, str(out), features="pixels", quiet=True, log=lambda m: None)
     assert r["entropy"] is None and "one row" in r["entropy_note"]
+
+
+def test_linked_folders_real_paths_win_and_out_through_a_link_is_refused(tmp_path, rng):
+    """A link to a folder inside the source does not rename or duplicate it, whatever the listing
+    order; a link to the source or above it is not followed; --out inside a linked folder is refused
+    like --out inside the source; a source folder whose name is not UTF-8 gets its report."""
+    from PIL import Image
+    from fastsel.data.folder import walk_images
+    root = tmp_path / "src"
+    for sub in ("cats", "zdogs"):
+        (root / sub).mkdir(parents=True)
+        Image.fromarray(_images(rng, 1)[0]).save(root / sub / "1.png")
+    os.symlink(root / "cats", root / "acats")  # sorts before the real folder
+    os.symlink(tmp_path, root / "up")  # above the source: not followed
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    Image.fromarray(_images(rng, 1)[0]).save(ext / "e.png")
+    os.symlink(ext, root / "linked")
+    files, real = walk_images(str(root))
+    assert [os.path.relpath(f, root) for f in files] == [os.path.join("cats", "1.png"), os.path.join("linked", "e.png"),
+                                                         os.path.join("zdogs", "1.png")]
+    assert os.path.realpath(ext) in real
+    with pytest.raises(DataError, match="linked from it"):
+        C.curate(str(root), 2, str(ext / "picked"), features="pixels", quiet=True)
+    latin = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.mkdir(latin)
+    for i, a in enumerate(_images(rng, 4)):
+        Image.fromarray(a).save(os.path.join(latin, b"%d.png" % i), format="PNG")
+    r = C.curate(os.fsdecode(latin), 2, str(tmp_path / "o"), features="pixels", quiet=True, log=lambda m: None)
+    assert r["readable"] == 4 and b"caf\xe9" in (tmp_path / "o" / "report.md").read_bytes()

@@ -12,19 +12,36 @@ from ._files import Dataset
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def list_images(path: str) -> list:
-    """The image files under ``path`` and its sub-folders (by extension, IMAGE_EXT), sorted; linked
-    sub-folders are followed, and a folder reached twice (a link loop, two links) is read once."""
-    files, seen = [], set()
-    for dirpath, dirs, names in os.walk(path, followlinks=True):  # linked sub-folders too, each folder once
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirs[:] = []
+def walk_images(path: str) -> tuple:
+    """(image files under ``path``, sorted; the real folders read). Linked sub-folders are followed
+    after every real one: a folder reached by several paths is read once, under its real path when
+    it lies inside ``path``, else under the first link in name order (the result does not depend on
+    the file system's listing order). Links to ``path`` itself or to a folder above it are not
+    followed (they would read the tree again, or the folders beside it)."""
+    root = os.path.realpath(path)
+    files, seen, links = [], set(), []
+
+    def walk(top):  # one tree without following links; linked folders are kept for later
+        for dirpath, dirs, names in os.walk(top):
+            seen.add(os.path.realpath(dirpath))
+            links.extend(os.path.join(dirpath, d) for d in dirs if os.path.islink(os.path.join(dirpath, d)))
+            files.extend(os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT))
+    walk(path)
+    while links:
+        links.sort()
+        link = links.pop(0)
+        real = os.path.realpath(link)
+        if real in seen or not os.path.isdir(real) or root == real or root.startswith(real.rstrip(os.sep) + os.sep):
             continue
-        seen.add(real)
-        files += [os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT)]
+        walk(link)
     files.sort()
-    return files
+    return files, sorted(seen)
+
+
+def list_images(path: str) -> list:
+    """The image files under ``path`` and its sub-folders (by extension, IMAGE_EXT), sorted: see
+    :func:`walk_images` for linked sub-folders."""
+    return walk_images(path)[0]
 
 
 def load_folder(path: str, size: Optional[int] = None) -> Dataset:
