@@ -55,6 +55,24 @@ _CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)] if c != 9}
 _CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})  # what str.splitlines also breaks at
 
 
+def check_device(device) -> None:
+    """A usage error for a --device that is not cpu or cuda[:K], or cuda without a visible GPU (before
+    any data is read; None means the command's default)."""
+    if device is None:
+        return
+    import torch
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise click.UsageError(f"--device must be cpu or cuda[:K], got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError(f"--device {device}: no CUDA device is visible")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise click.UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+
+
 def one_line(s) -> str:
     """``s`` with control characters (a newline or carriage return in a file name) shown as \\xNN
     escapes: a message or a path stays one line and says exactly what it names."""

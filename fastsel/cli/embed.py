@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io import atomic_path, check_outputs, save_json, save_npy
 from .. import features
-from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors, one_line
+from ._common import SEED, SEED_HELP, RegistryChoice, check_device, emit_json, handle_errors, one_line
 
 
 @click.command("embed")
@@ -39,6 +39,7 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
     """
     from .. import data as D
     from .. import features as Fe
+    check_device(device)
     stem = out[:-4] if out.endswith(".npy") else out
     check_outputs([out, stem + ".labels.npy", out + ".json"], [data])
     ds = D.load(data, split=split, n=n, seed=seed, download=download, size=size)

@@ -13,7 +13,8 @@ from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
-from ._common import SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors, progress_bar, one_line
+from ._common import (SEED, SEED_HELP, RegistryChoice, check_device, clean_warnings, emit_json, fmt, handle_errors,
+                      one_line, progress_bar)
 from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
@@ -82,15 +83,14 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
     sel = get_selector(method)
     if knn is not None and method != "facility":
         raise click.UsageError(f"--knn applies to --method facility, not {method}")
+    ctx = click.get_current_context()
+    given = [f"--{p}" for p in ("tau", "alpha", "decay", "order")
+             if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
+    if given and method != "threshold" and sel.run.__module__.startswith("fastsel."):  # fastsel's own methods
+        raise click.UsageError(f"{', '.join(given)} apply to --method threshold, not {method}")
     sharded = _dist.launched() and sel.sharded is not None
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise click.UsageError(f"--device must be cpu or cuda[:K], got {device}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.UsageError(f"--device {device}: no CUDA device is visible")
+    check_device(device)
+    dev = torch.device(device)
     out = out or default_out(inp, method, n)
     check_outputs([out], [inp])
     arr = load_features(inp, key)

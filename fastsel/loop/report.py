@@ -73,8 +73,16 @@ def load_runs(paths) -> list:
             m = check_metrics(d, mpath, read_json(d, mpath))
             label = name if len(paths) == 1 else (f"{base}/{name}" if name else base)
             runs.append({"label": label, "dir": d, "config": m["config"], "records": m["iterations"]})
+    runs = [r for r in runs if r["records"]]  # a run whose iteration list is empty adds nothing
     if not runs:
         raise DataError(f"{', '.join(paths)}: no finished iteration to report")
+    labels = [r["label"] for r in runs]
+    if len(set(labels)) < len(labels):  # two folders of the same name (a/seed0, b/seed0): name them by path
+        top = os.path.commonpath([os.path.realpath(r["dir"]) for r in runs])
+        for r in runs:
+            rel = os.path.relpath(os.path.realpath(r["dir"]), top)
+            if labels.count(r["label"]) > 1 and rel != ".":
+                r["label"] = rel
     return runs
 
 
@@ -90,7 +98,7 @@ def _selector(arm: str) -> str:
 
 def _prefix(run) -> str:
     """The run's label without its seed part: sub-runs that differ only in the seed are replicates."""
-    return re.sub(r"(^|-)seed-?\d+$", "", run["label"]).rstrip("-/")
+    return re.sub(r"(^|[-/])seed-?\d+$", "", run["label"]).rstrip("-/")
 
 
 def _conditions(runs) -> dict:
@@ -105,7 +113,11 @@ def _conditions(runs) -> dict:
             name = f"{_prefix(run)} {arm}".strip()
             c = out.setdefault(name, {"n": run["config"]["n"], "alpha": run["config"].get("alpha"), "arm": arm,
                                       "paradigm": run["config"]["paradigm"], "seeds": {}})
-            c["seeds"][run["config"]["seed"]] = (run, rs)
+            seed = run["config"]["seed"]
+            if seed in c["seeds"] and c["seeds"][seed][0]["dir"] != run["dir"]:  # never drop a run silently
+                raise DataError(f"{c['seeds'][seed][0]['dir']} and {run['dir']} are the same condition ({name}) "
+                                f"with the same seed {seed}: report them separately, or give them distinct names")
+            c["seeds"][seed] = (run, rs)
     return out
 
 
@@ -119,8 +131,10 @@ def _settings(runs) -> str:
     ns = sorted({r["config"]["n"] for r in runs})
     alphas = sorted({r["config"]["alpha"] for r in runs})
     seeds = sorted({r["config"]["seed"] for r in runs})
+    pooled = any(len(c_["seeds"]) > 1 for c_ in _conditions(runs).values())  # replicates averaged somewhere
     return (f"{c['dataset']}, {c['paradigm']}, n={','.join(map(str, ns))}, UNet {c['unet']}, "
-            + (f"seeds {','.join(map(str, seeds))} (mean ± sd)" if len(seeds) > 1 else f"seed {seeds[0]}")
+            + (f"seeds {','.join(map(str, seeds))}" + (" (mean ± sd)" if pooled else " (not pooled: one run each)")
+               if len(seeds) > 1 else f"seed {seeds[0]}")
             + (f", alpha={','.join(f'{a:g}' for a in alphas)}" if any("threshold" in r["config"]["selectors"]
                                                                        for r in runs) else ""))
 
@@ -652,6 +666,24 @@ def _threshold_lines(series) -> list:
     return lines
 
 
+def _check_no_input_in(out: str, runs) -> None:
+    """Refuse an ``out`` holding a link (or hard link) to a file the report reads: writing the report
+    would replace the run's data. Inputs are the files under each run folder, ``out``'s own excepted."""
+    from ..io import check_distinct
+    real_out = os.path.realpath(out)
+    existing = [os.path.join(out, f) for f in os.listdir(out)]
+    if not existing:
+        return
+    inputs = []
+    for run in runs:
+        for dirpath, dirs, names in os.walk(run["dir"]):
+            if os.path.realpath(dirpath) == real_out:
+                dirs[:] = []
+                continue
+            inputs += [os.path.join(dirpath, n) for n in names]
+    check_distinct(existing, inputs)
+
+
 def write_report(run_dirs, out: str | None = None, iteration: int | None = None, quiet: bool = False) -> str:
     """Draw every figure the runs' data allows and write report.md beside them.
 
@@ -674,6 +706,7 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
     first = run_dirs if isinstance(run_dirs, str) else list(run_dirs)[0]
     out = out or os.path.join(first, "report")
     os.makedirs(out, exist_ok=True)
+    _check_no_input_in(out, runs)
     fs, ffs = space(runs[0]["config"]["features"]), space(runs[0]["config"]["fid_features"])
     settings = _settings(runs)
     conds = _conditions(runs)
