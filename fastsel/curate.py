@@ -477,19 +477,22 @@ def prepare_out(out_dir: str, src: Source) -> None:
                                                             os.path.join("embeddings", "manifest.json"))):
         raise DataError(f"--out {out_dir} is a folder with other files in it (not an earlier fastsel curate "
                         "output): choose a new or empty folder")
-    dest = os.path.join(out, "subset")  # checked before anything is written, not after
-    if os.path.lexists(dest) and not os.path.exists(os.path.join(dest, SUBSET_MARK)):
-        raise DataError(f"{os.path.join(out_dir, 'subset')} exists and was not written by fastsel curate: "
-                        "move it away first")
+    _check_subset_ours(out_dir)  # before anything is written, not after
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, OUT_MARK), "a").close()  # ours from now on: a run that fails later can be rerun
+
+
+def _check_subset_ours(out_dir: str) -> None:
+    """Refuse an ``out_dir/subset`` that fastsel curate did not write (it is never replaced)."""
+    dest = os.path.join(out_dir, "subset")
+    if os.path.lexists(dest) and not os.path.exists(os.path.join(dest, SUBSET_MARK)):
+        raise DataError(f"{dest} exists and was not written by fastsel curate: move it away first")
 
 
 def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
     """Build the subset in a fresh folder, then swap it in for the previous one (ours only)."""
     dest = os.path.join(out_dir, "subset")
-    if os.path.lexists(dest) and not os.path.exists(os.path.join(dest, SUBSET_MARK)):
-        raise DataError(f"{dest} exists and was not written by fastsel curate: move it away first")
+    _check_subset_ours(out_dir)
     tmp = os.path.join(out_dir, f".subset.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -580,12 +583,10 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         shape = emb_info["shape"]
     save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
     save_npy(os.path.join(out_dir, "rows.npy"), rows)
-    if not bad and os.path.exists(os.path.join(out_dir, "unreadable.txt")):
-        os.unlink(os.path.join(out_dir, "unreadable.txt"))  # an earlier run's list, not this one's
-    if bad:
-        with atomic_path(os.path.join(out_dir, "unreadable.txt")) as tmp:  # names as on disk, UTF-8 or not
-            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-                f.write("".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
+    if not bad:
+        _drop_stale(out_dir, "unreadable.txt")  # an earlier run's list, not this one's
+    else:
+        save_text(os.path.join(out_dir, "unreadable.txt"), "".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
         log(f"warning: {len(bad)} unreadable image(s) skipped, listed in {os.path.join(out_dir, 'unreadable.txt')}")
     M_ = len(feats)
     x = torch.from_numpy(feats)
@@ -654,9 +655,7 @@ def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
         import matplotlib  # noqa: F401
     except ImportError:
         log("note: matplotlib is not installed: report.md without its image grids")
-        for f in ("first_picks.png", "redundant.png"):  # an earlier run's grids would look like this one's
-            if os.path.exists(os.path.join(out_dir, f)):
-                os.unlink(os.path.join(out_dir, f))
+        _drop_stale(out_dir, "first_picks.png", "redundant.png")  # an earlier run's grids, not this one's
         return []
     from . import ops
 
@@ -684,9 +683,16 @@ def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
         _grid(pair_ims, titles, os.path.join(out_dir, "redundant.png"), 6,
               "the rejected images nearest to the subset (left of each pair) and the kept image they are nearest to")
         pngs.append("redundant.png")
-    elif os.path.exists(os.path.join(out_dir, "redundant.png")):
-        os.unlink(os.path.join(out_dir, "redundant.png"))  # an earlier run's grid: nothing was rejected now
+    else:
+        _drop_stale(out_dir, "redundant.png")  # an earlier run's grid: nothing was rejected now
     return pngs
+
+
+def _drop_stale(out_dir: str, *names: str) -> None:
+    """Remove files an earlier run wrote in ``out_dir`` (ours: prepare_out checked) that this run does not."""
+    for f in names:
+        if os.path.exists(os.path.join(out_dir, f)):
+            os.unlink(os.path.join(out_dir, f))
 
 
 def _g(v) -> str:

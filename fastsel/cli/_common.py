@@ -67,10 +67,11 @@ def check_device(device) -> None:
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
         raise click.UsageError(f"--device must be cpu or cuda[:K], got {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.UsageError(f"--device {device}: no CUDA device is visible")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise click.UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if dev.type == "cuda":
+        from ..loop.config import device_problem  # the loop's rule: a visible GPU of that index
+        why = device_problem(str(dev))
+        if why:
+            raise click.UsageError(f"--{why}")
 
 
 def one_line(s) -> str:

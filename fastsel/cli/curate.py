@@ -62,7 +62,6 @@ def curate(source, n, out_dir, feat, embeddings, method, dedup, column, split, i
         click.echo(f"{r['n']} of {r['readable']} images ({r['unreadable']} unreadable) -> {out_dir}/selected.csv; "
                    f"subset: {r['subset']}")
         rate = f"{e['img_per_s']:.0f} img/s" if e.get("img_per_s") else "none this run"
-        ent = "{} (random {})".format(*("n/a" if r[k] is None else f"{r[k]:.4g}"
-                                        for k in ("entropy", "entropy_random")))
+        ent = f"{C._g(r['entropy'])} (random {C._g(r['entropy_random'])})"
         click.echo(f"coverage radius {r['coverage']['max']:.4g} (random subset {r['coverage_random']['max']:.4g}); "
                    f"entropy {ent}; embedding {rate}; {r['seconds']:.1f} s; report: {out_dir}/report.md")

@@ -121,17 +121,17 @@ def _conditions(runs) -> dict:
     return out
 
 
-def _series(runs) -> dict:
+def _series(conds) -> dict:
     """name -> (run, records) for one replicate per condition (the lowest seed): grids and projections."""
-    return {name: c["seeds"][min(c["seeds"])] for name, c in _conditions(runs).items()}
+    return {name: c["seeds"][min(c["seeds"])] for name, c in conds.items()}
 
 
-def _settings(runs) -> str:
+def _settings(runs, conds) -> str:
     c = runs[0]["config"]
     ns = sorted({r["config"]["n"] for r in runs})
     alphas = sorted({r["config"]["alpha"] for r in runs})
     seeds = sorted({r["config"]["seed"] for r in runs})
-    pooled = any(len(c_["seeds"]) > 1 for c_ in _conditions(runs).values())  # replicates averaged somewhere
+    pooled = any(len(c_["seeds"]) > 1 for c_ in conds.values())  # replicates averaged somewhere
     return (f"{c['dataset']}, {c['paradigm']}, n={','.join(map(str, ns))}, UNet {c['unet']}, "
             + (f"seeds {','.join(map(str, seeds))}" + (" (mean ± sd)" if pooled else " (not pooled: one run each)")
                if len(seeds) > 1 else f"seed {seeds[0]}")
@@ -708,9 +708,9 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
     os.makedirs(out, exist_ok=True)
     _check_no_input_in(out, runs)
     fs, ffs = space(runs[0]["config"]["features"]), space(runs[0]["config"]["fid_features"])
-    settings = _settings(runs)
     conds = _conditions(runs)
-    series = _series(runs)
+    settings = _settings(runs, conds)
+    series = _series(conds)
     records = [r for run in runs for r in run["records"]]
     figs, corr, which = _draw(runs, out, conds, series, settings, fs, ffs, iteration)
     lines = (_head_lines(runs, settings, fs, ffs, figs) + _correlation_lines(corr, which)
