@@ -15,6 +15,8 @@ if [ ! -d "$CODE/fastsel" ]; then
     git rev-parse HEAD > "$CODE/COMMIT"
 fi
 export OMP_NUM_THREADS=1 PYTHONPATH="$CODE"
+cd "$RUNS"  # not the work tree: python -m puts the working folder first on the path
+python -c 'import fastsel, sys; assert fastsel.__file__.startswith(sys.argv[1]), fastsel.__file__' "$CODE"
 for s in $SEEDS; do
     nice -n 19 python -m fastsel loop mnist --preset cpu --paradigm accumulate --selector none,greedy,threshold \
         -n 16 --train-steps 1250 --iterations 6 --seeds "$s" --run-dir "$RUNS/accumulate/seed$s" \
