@@ -194,3 +194,23 @@ def selectors_cmd(**kw):
 def frontier_cmd(config):
     """The CPU main job's training time vs LeNet class confidence; CONFIG: a JSON object of settings."""
     _run("frontier", config=config)
+
+
+@bench.command("check")
+@click.option("--quick", is_flag=True, help="The quick subset of the cases (<= 5 min on 2 cores); default: every case.")
+@click.option("--dry-run", is_flag=True, help="Every case at tiny shapes, the baseline's format checked; no timing "
+              "compared (CI).")
+@click.option("--baseline", default="bench/baseline.json", show_default=True,
+              type=click.Path(dir_okay=False), help="The committed baseline the ratios are compared with.")
+@click.option("--tolerance", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+              show_default=True, help="How far a ratio may fall (share of its baseline) before the check fails.")
+@click.option("--only", default=None, help="Only the cases whose name contains this text.")
+@click.option("--update", is_flag=True, help="Write this run's ratios as the baseline (needs --why).")
+@click.option("--why", default=None, help="With --update: why the baseline moves (kept in the file).")
+@handle_errors
+def check_cmd(quick, dry_run, baseline, tolerance, only, update, why):
+    """No benchmark goes backwards: every case timed against its anchor in this run, each ratio
+    compared with bench/baseline.json; exits 1 when a ratio fell past the tolerance."""
+    from ..benchmarks import check
+    raise SystemExit(check.run(quick=quick, dry_run=dry_run, baseline=baseline, tolerance=tolerance, update=update,
+                               why=why, only=only, log=click.echo))
