@@ -54,6 +54,7 @@ def kernel_bytes() -> int:
         phys = 4 * 2 ** 30
     return min(4 * 2 ** 30, phys // 4)
 DPP_EPS = 1e-10  # a log-det gain factor d^2 <= this is "nothing left": the kernel's rank is spent
+DPP_NOISE = 1e-13  # gains under this are rounding (a duplicate's): after the rank is spent, ties in index order
 
 
 def tie_tol(best: float, N: int) -> float:
@@ -305,7 +306,8 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     incremental Cholesky update of Chen, Zhang & Zhou (NeurIPS 2018). Every diagonal is 1, so the
     first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
     anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
-    are taken in index order. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
+    are taken by the gain they had left, largest first (a distinct row before a duplicate), ties in
+    index order; ``info["rank_spent_at"]`` says after how many picks, and the CLI says it too. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
     the rank is spent (r < n; reserved, taken as written) plus two N x ``panel`` blocks; the kernel is
     kept as facility's only when n >= N / 2.
 
@@ -377,8 +379,13 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
             j = _first_tied(d2, 1)
             if float(d2[j]) <= DPP_EPS:
                 spent_at = t + 1
+                # the rest: the rows with the largest gain left (a distinct row before a duplicate
+                # whose gain is 0), ties in index order
+                left = d2.masked_fill(d2 <= DPP_NOISE, 0.0)  # rounding-level gains count as none
+                order = sorted((~taken).nonzero()[:, 0].tolist(), key=lambda i: (-float(left[i]), i))
+                fill = iter(order)
         if spent_at is not None:
-            j = int((~taken).nonzero()[0])
+            j = next(fill)
     return torch.tensor(picks, dtype=torch.int64), {"log_det": logdet if spent_at is None else -math.inf,
                                                      "bandwidth": h, "rank_spent_at": spent_at}
 

@@ -269,7 +269,8 @@ def facility_knn(x, n, k, bandwidth=None):
 
 def dpp(x, n, start, bandwidth=None, eps=1e-10):
     """Greedy log det K_S from ``start``, each candidate's determinant computed afresh (slogdet); once the
-    best determinant ratio is <= eps the rest are taken in index order."""
+    best determinant ratio is <= eps the rest are taken by the ratio they had left, largest first
+    (ratios under 1e-13, rounding, count as 0), ties in index order."""
     import numpy as np
     K = rbf_kernel(x, bandwidth)
     picks, cur, spent = [start], 0.0, False
@@ -288,7 +289,9 @@ def dpp(x, n, start, bandwidth=None, eps=1e-10):
                 cur += math.log(ratio[bj])
                 continue
             spent = True
-        picks.append(next(j for j in range(len(K)) if j not in picks))
+            left = [(-(r if r > 1e-13 else 0.0), j) for j, r in enumerate(ratio) if j not in picks]
+            fill = iter([j for _, j in sorted(left)])  # the largest gain left first, ties in index order
+        picks.append(next(fill))
     return picks
 
 

@@ -16,6 +16,7 @@ unless given.
 from __future__ import annotations
 
 import functools
+import os
 import math
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -43,6 +44,19 @@ def _per_set(v: IntOrInts, B: int, name: str) -> list:
     return [ops.check_int(a, f"{name}[{k}]") for k, a in enumerate(v)]
 
 
+# The CUDA batched-sets kernel (every set in one launch, one block per set:
+# csrc/cuda/greedy_sets_cuda.cu) -- the one switch, and the record of the device run that passed its
+# tests (commit, GPU, test counts). Off until such a run: CUDA sets then run one after another
+# through greedy's kernel. FASTSEL_CUDA_SETS=1 turns it on for that run (bench/gpu_check.sh).
+CUDA_SETS = {"enabled": False, "verified": None}
+
+
+def cuda_sets_enabled() -> bool:
+    """Whether CUDA batched sets take the one-launch kernel (CUDA_SETS, or FASTSEL_CUDA_SETS=1/0)."""
+    env = os.environ.get("FASTSEL_CUDA_SETS")
+    return CUDA_SETS["enabled"] if env is None else env == "1"
+
+
 def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode: str):
     """(global indices, distances) of every set's picks, set after set."""
     B = len(n)
@@ -56,7 +70,9 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
     e = ops.pow2_scale(rows)
     rows = ops.ldexp(rows, e)
     total = sum(n)
-    use_kernel = backend != "torch" and rows.device.type == "cpu" and _backend.has_kernel("greedy_sets", "cpu")
+    dev = rows.device.type
+    use_kernel = (backend != "torch" and (dev == "cpu" or (dev == "cuda" and cuda_sets_enabled()))
+                  and _backend.has_kernel("greedy_sets", dev))
     if backend == "cpp" and not use_kernel:
         ops._impl("greedy", rows, "cpp")  # raises the one-line reason
     if use_kernel:
@@ -175,6 +191,24 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
     return SetsResult(out_i, out_d)
 
 
+def _whole(values, name: str) -> torch.Tensor:
+    """``values`` as a flat int64 CPU tensor, refusing what would be truncated silently: fractional,
+    non-finite or boolean entries (set ids and offsets are integers)."""
+    try:
+        t = values.detach() if isinstance(values, torch.Tensor) else torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise FastselError(f"{name} must be integers, got {type(values).__name__} ({e})") from None
+    t = t.reshape(-1).cpu()
+    if t.dtype == torch.bool or t.is_complex():
+        raise FastselError(f"{name} must be integers, got {t.dtype}")
+    if t.is_floating_point():
+        bad = ~torch.isfinite(t) | (t != torch.round(t))
+        if bool(bad.any()):
+            raise FastselError(f"{name} must be integers: entry {int(bad.nonzero()[0, 0])} is "
+                               f"{float(t[bad][0])!r} (a fraction would be truncated)")
+    return t.long()
+
+
 def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Optional[Sequence[int]] = None,
         random_start: bool = True, seed: int = ops.DEFAULT_SEED, backend: str = "auto",
         mode: str = "auto") -> torch.Tensor:
@@ -209,11 +243,13 @@ def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Opt
     if ptr is not None and batch is not None:
         raise FastselError("give batch or ptr, not both")
     if ptr is not None:
-        ptr = [int(p) for p in (ptr.tolist() if isinstance(ptr, torch.Tensor) else ptr)]
+        ptr = _whole(ptr, "ptr").tolist()
+        if not ptr:
+            raise FastselError("ptr is empty: give B + 1 offsets, from 0 to the number of rows")
         if ptr[0] != 0 or ptr[-1] != R or any(b < a for a, b in zip(ptr, ptr[1:])):
             raise FastselError(f"ptr must rise from 0 to the number of rows ({R})")
     elif batch is not None:
-        batch = torch.as_tensor(batch).reshape(-1).long().cpu()
+        batch = _whole(batch, "batch")
         if batch.numel() != R:
             raise FastselError(f"batch has {batch.numel()} entries for {R} rows")
         if R > 1 and bool((batch[1:] < batch[:-1]).any()):

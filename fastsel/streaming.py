@@ -48,6 +48,7 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
     N, d = pool.shape
     n = ops._check_n(n, N)
     start = ops._check_start(start, N, seed)
+    chunk_rows = ops.check_int(chunk_rows, "chunk_rows", 1)
     chunks = [(a, min(N, a + chunk_rows)) for a in range(0, N, chunk_rows)]
     e = 0  # the pow2 scale of extreme magnitudes (ops.pow2_scale), known after the first pass
 

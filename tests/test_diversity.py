@@ -3,6 +3,7 @@ definitions (fastsel.reference: the full kernel, plain greedy, slogdet afresh) o
 and edge cases, the null control (identically distributed sources kept in proportion), and their
 use through fastsel.select, the CLI and the loop's selection step."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -300,3 +301,15 @@ def test_bench_selectors_scale_rows_run_each_in_its_own_process(tmp_path, monkey
     assert f"objective {want:.6g}" in rows[0]["note"]
     assert (tmp_path / "selectors.md").exists()
 
+
+
+def test_dpp_spent_rank_fills_a_distinct_row_before_a_duplicate():
+    """Issue #44 item 8: a 13-row 1-D pool whose rows 1 and 2 are copies, n = 12. The kernel's rank is
+    spent after 11 picks with row 2 (a copy of picked row 1, gain 0) and row 8 (distinct, a tiny gain
+    under the 1e-10 cut-off) left: the fill takes row 8 (index order took row 2: both copies), and
+    rank_spent_at says where it ran out; the literal reference agrees."""
+    x = torch.tensor([0.0, 11.0, 11.0] + [float(v) for v in range(1, 11)], dtype=torch.float64)[:, None]
+    idx, info = D.dpp(x, 12, start=0)
+    assert info["rank_spent_at"] == 11 and info["log_det"] == -math.inf
+    assert 8 in idx.tolist() and not ({1, 2} <= set(idx.tolist())), idx.tolist()
+    assert idx.tolist() == R.dpp(x, 12, 0, bandwidth=info["bandwidth"])

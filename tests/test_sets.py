@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import fastsel
+from fastsel.errors import FastselError
 from _helpers import DTYPES, int_pool
 
 
@@ -115,3 +116,25 @@ def test_clustered_sets_pruned_multi_pick_equal_each_set_alone(rng):
         assert torch.equal(r.distances[b, :n[b]], a.distances)
         passes = fastsel.greedy(rows, n[b], b, mode="multi")
         assert torch.equal(passes.indices, a.indices)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(batch=torch.tensor([0., .5, 1, 1])), "batch must be integers: entry 1 is 0.5"),
+    (dict(batch=[0, 0, 1.5, 2]), "batch must be integers"),
+    (dict(batch=torch.tensor([True, True, False, False])), "batch must be integers"),
+    (dict(ptr=[0, 2.7, 4]), "ptr must be integers: entry 1 is 2.7"),
+    (dict(ptr=torch.tensor([0., float("nan"), 4.])), "ptr must be integers"),
+    (dict(ptr=[]), "ptr is empty"),
+])
+def test_fractional_set_ids_and_offsets_are_refused_not_truncated(kw, match):
+    x = torch.randn(4, 3)
+    with pytest.raises(FastselError, match=match):
+        fastsel.fps(x, ratio=0.5, random_start=False, **kw)
+
+
+def test_whole_valued_float_ids_and_offsets_still_work():
+    x = torch.randn(6, 3)
+    a = fastsel.fps(x, torch.tensor([0., 0, 0, 1, 1, 1]), ratio=0.5, random_start=False)
+    b = fastsel.fps(x, ptr=[0., 3., 6.], ratio=0.5, random_start=False)
+    c = fastsel.fps(x, torch.tensor([0, 0, 0, 1, 1, 1]), ratio=0.5, random_start=False)
+    assert torch.equal(a, c) and torch.equal(b, c)

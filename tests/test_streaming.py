@@ -4,6 +4,7 @@ import torch
 
 import fastsel
 from fastsel import streaming as S
+from fastsel.errors import FastselError
 from _helpers import BACKENDS, int_pool
 
 
@@ -38,3 +39,18 @@ def test_streaming_bad_input():
         S.greedy(np.zeros(5, dtype=np.float32), 2)
     with pytest.raises(ValueError, match="NaN"):
         S.greedy(np.array([[0.0, np.nan], [1.0, 1.0]], dtype=np.float32), 1)
+
+
+def test_readme_form_works_after_import_fastsel_and_chunk_rows_is_checked(tmp_path):
+    """`fastsel.streaming.greedy` as the README writes it, in a fresh interpreter after `import fastsel`
+    (was AttributeError); chunk_rows = 0 is one line (was "range() arg 3 must not be zero")."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, fastsel; x = np.random.default_rng(0).standard_normal((50, 4)).astype('float32');"
+            "print(fastsel.streaming.greedy(x, 5, 0, chunk_rows=16).indices.tolist())")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    x = np.random.default_rng(0).standard_normal((50, 4)).astype("float32")
+    for bad in (0, -3, 2.5):
+        with pytest.raises(FastselError, match="chunk_rows"):
+            S.greedy(x, 5, 0, chunk_rows=bad)
