@@ -1,16 +1,23 @@
 """``fastsel curate``: a diverse subset of an image collection, in the collection's own form.
 
-Sources (:func:`open_source`): a folder of images (recursive; PNG/JPEG/WebP/BMP), a uint8 ``.npy`` /
-``.npz``, a Hugging Face dataset saved with ``save_to_disk``, a parquet file with an image column,
-or a hub dataset name (``datasets.load_dataset``; online, Hugging Face's conventions: the hub cache,
-``HF_HUB_OFFLINE``). Images are brought to one shape: ``image_size`` when given, else the first
-image's size; grayscale when the first image is grayscale, else RGB.
+Sources (:func:`open_source`): a folder of images (recursive; every format Pillow reads: PNG, JPEG,
+WebP, BMP, GIF, TIFF, PGM/PPM ...; EXIF orientation applied), a uint8 ``.npy`` / ``.npz``, a Hugging
+Face dataset saved with ``save_to_disk``, a parquet file with an image column, or a hub dataset name
+(``datasets.load_dataset``; online, Hugging Face's conventions: the hub cache, ``HF_HUB_OFFLINE``).
+Images are brought to one shape: ``image_size`` when given, else the first image's size; grayscale
+when the first image is grayscale, else RGB.
 
 Embedding (:func:`embed_source`) is written in shards under ``DIR/embeddings/`` beside a manifest
 (source fingerprint, extractor, shape, row count): a killed run resumes with the first missing
 shard, and a run whose manifest differs is refused rather than mixed. Unreadable images are listed
 and skipped -- the rows of ``DIR/embeddings.npy`` are the readable ones, in source order, and
 ``DIR/rows.npy`` maps them back to the source's indices.
+
+Precomputed features (``embeddings``) are read as ``fastsel select`` reads them (:func:`fastsel.io.load_features`,
+:func:`fastsel.ops.as_tensor`): float64 and integer rows are kept exact, never cast to float32.
+
+One run per output folder: an exclusive lock on ``DIR/.fastsel-curate.lock`` (a second run is refused),
+under which an earlier killed run's temporary files are removed.
 
 Then :func:`curate` selects with any registered selector (optionally after a SemDeDup pass), and
 writes ``selected.csv`` (rank, embedding row, source index, id, distance to the earlier picks),
@@ -20,12 +27,15 @@ image grids.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import hashlib
 import io as _io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -35,11 +45,12 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from .errors import DataError, FastselError
+from .errors import DataError, FastselError, UsageProblem
 from .io import atomic_path, save_json, save_npy, save_text
 
 SUBSET_MARK = ".fastsel-subset"
 OUT_MARK = ".fastsel-curate"  # in --out: a folder this command made (or took over while empty)
+LOCK = ".fastsel-curate.lock"  # in --out: held (flock) by the run writing there
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -70,6 +81,31 @@ def _sha_file(path: str) -> str:
     return file_digest(path, "sha256")
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+@functools.lru_cache(maxsize=1)
+def image_extensions() -> tuple:
+    """The file extensions of every format Pillow opens (PNG, JPEG, WebP, BMP, GIF, TIFF, PGM/PPM ...);
+    its stub formats, which need a decoder plug-in of their own, and MPEG, which it identifies but
+    never decodes, are left out."""
+    from PIL import Image, ImageFile
+    Image.init()
+
+    def reads(fmt):
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        stub = isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
+        return factory is not None and not stub and fmt != "MPEG"
+    return tuple(sorted(e for e, f in Image.registered_extensions().items() if reads(f)))
+
+
+def _upright(im):
+    """The image as a viewer shows it: its EXIF orientation applied (a copy, independent of the file)."""
+    from PIL import ImageOps
+    return ImageOps.exif_transpose(im)
+
+
 class FolderSource(Source):
     kind = "folder"
 
@@ -77,9 +113,10 @@ class FolderSource(Source):
         super().__init__(path)
         self.root = os.path.abspath(path)
         from .data.folder import walk_images
-        files, self.real_dirs = walk_images(self.root)  # real_dirs: linked folders' targets included
+        files, self.real_dirs = walk_images(self.root, image_extensions())  # real_dirs: linked folders' targets
         if not files:
-            raise DataError(f"{path}: no images (PNG/JPEG/WebP/BMP) found in the folder or its sub-folders")
+            raise DataError(f"{path}: no images (of a format Pillow reads: PNG, JPEG, WebP, TIFF, PGM ...) found in "
+                            "the folder or its sub-folders")
         self.files = files
         self.ids = [os.path.relpath(f, self.root) for f in files]
 
@@ -87,7 +124,7 @@ class FolderSource(Source):
         from PIL import Image
         with Image.open(self.files[i]) as im:
             im.load()
-            return im.copy()
+            return _upright(im)
 
     def fingerprint(self):
         h = hashlib.sha256()
@@ -148,8 +185,40 @@ class ArraySource(Source):
         return f"{path} ({len(rows)} images in pick order)"
 
 
+_BARS = {"quiet": False, "restore": False}  # a quiet run: datasets' own progress bars off while it lasts
+
+
+def _datasets():
+    """The datasets package (one line where it is missing), its progress bars off during a quiet run."""
+    try:
+        import datasets
+        from datasets.utils import are_progress_bars_disabled, disable_progress_bars
+    except ImportError:
+        raise DataError("Hugging Face datasets need the datasets package (pip install datasets)") from None
+    if _BARS["quiet"] and not are_progress_bars_disabled():
+        disable_progress_bars()
+        _BARS["restore"] = True
+    return datasets
+
+
+@contextlib.contextmanager
+def _quiet_datasets(quiet: bool):
+    """``quiet``: datasets' progress bars (loading a dataset, saving the subset) off until the block ends
+    (datasets is imported only where a source needs it)."""
+    _BARS.update(quiet=quiet, restore=False)
+    if quiet and "datasets" in sys.modules:
+        _datasets()
+    try:
+        yield
+    finally:
+        if _BARS["restore"]:
+            from datasets.utils import enable_progress_bars
+            enable_progress_bars()
+        _BARS.update(quiet=False, restore=False)
+
+
 def _image_column(features, column: Optional[str], where: str) -> str:
-    import datasets
+    datasets = _datasets()
     if column is not None:
         if column not in features:
             raise DataError(f"{where}: no column {column!r} (columns: {', '.join(features)})")
@@ -169,14 +238,43 @@ def _pil_from_cell(v):
         if v.get("bytes") is not None:
             v = v["bytes"]
         elif v.get("path"):
-            return Image.open(v["path"])
+            with Image.open(v["path"]) as im:
+                im.load()
+                return _upright(im)
     if isinstance(v, (bytes, bytearray, memoryview)):
         im = Image.open(_io.BytesIO(bytes(v)))
         im.load()
-        return im
+        return _upright(im)
     if isinstance(v, np.ndarray) or isinstance(v, list):
         return Image.fromarray(np.asarray(v, dtype=np.uint8))
     raise DataError(f"a cell of type {type(v).__name__} is not an image")
+
+
+def _from_disk(spec: str, split: str):
+    """A dataset folder written by save_to_disk (one line for a damaged one); a DatasetDict's ``split``."""
+    datasets = _datasets()
+    if _data_files(spec) == []:
+        raise DataError(f"{spec}: the dataset has no rows (save_to_disk wrote no data file)")
+    try:
+        ds = datasets.load_from_disk(spec)
+    except Exception as e:  # noqa: BLE001 -- datasets' complaint about a damaged folder, as one line
+        raise DataError(f"{spec}: not a readable datasets folder (save_to_disk): {type(e).__name__}: "
+                        f"{_first_line(e)}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise DataError(f"{spec}: no split {split!r} (splits: {', '.join(ds)})")
+        ds = ds[split]
+    return ds
+
+
+def _from_hub(spec: str, split: str):
+    try:
+        return _datasets().load_dataset(spec, split=split)
+    except FastselError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- not found, offline, no such split: one line
+        raise DataError(f"{spec}: no such local file or folder, and the Hugging Face hub gives no dataset of that "
+                        f"name ({type(e).__name__}: {_first_line(e)})") from None
 
 
 class HFSource(Source):
@@ -184,20 +282,12 @@ class HFSource(Source):
 
     def __init__(self, spec: str, column: Optional[str] = None, split: str = "train"):
         super().__init__(spec)
-        try:
-            import datasets
-        except ImportError:
-            raise DataError("Hugging Face datasets need the datasets package (pip install datasets)") from None
         if os.path.isdir(spec):
-            ds = datasets.load_from_disk(spec)
-            if isinstance(ds, datasets.DatasetDict):
-                if split not in ds:
-                    raise DataError(f"{spec}: no split {split!r} (splits: {', '.join(ds)})")
-                ds = ds[split]
-            self.kind = "hf-disk"
+            ds, self.kind = _from_disk(spec, split), "hf-disk"
         else:
-            ds = datasets.load_dataset(spec, split=split)
-            self.kind = "hf-hub"
+            ds, self.kind = _from_hub(spec, split), "hf-hub"
+        if len(ds) == 0:
+            raise DataError(f"{spec}: the dataset has no rows")
         self.col = _image_column(ds.features, column, spec)
         self.ds = ds
         self.ids = [str(i) for i in range(len(ds))]
@@ -213,22 +303,32 @@ class HFSource(Source):
         return f"a datasets.Dataset of {len(rows)} rows in pick order under {dest} (datasets.load_from_disk)"
 
 
+def _hf_image_column(meta) -> Optional[str]:
+    """The Image column a parquet file written by datasets names in its metadata (None: none, or unreadable)."""
+    try:
+        feats = json.loads((meta or {})[b"huggingface"]).get("info", {}).get("features", {})
+        return next((k for k, v in feats.items() if isinstance(v, dict) and v.get("_type") == "Image"), None)
+    except (KeyError, ValueError, AttributeError, TypeError):
+        return None
+
+
 class ParquetSource(Source):
     kind = "parquet"
 
     def __init__(self, path: str, column: Optional[str] = None):
         super().__init__(path)
         try:
+            import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
             raise DataError("parquet files need pyarrow (pip install pyarrow)") from None
-        self.table = pq.read_table(path, memory_map=True)
+        try:
+            self.table = pq.read_table(path, memory_map=True)
+        except (pa.ArrowException, OSError, ValueError) as e:  # garbage, truncated, 0 bytes
+            raise DataError(f"{path}: not a readable parquet file ({_first_line(e)})") from None
         names = self.table.column_names
         if column is None:
-            meta = (self.table.schema.metadata or {}).get(b"huggingface")
-            if meta:  # a parquet written by datasets: its features name the Image column
-                feats = json.loads(meta).get("info", {}).get("features", {})
-                column = next((k for k, v in feats.items() if isinstance(v, dict) and v.get("_type") == "Image"), None)
+            column = _hf_image_column(self.table.schema.metadata)  # a parquet written by datasets
             if column is None:
                 raise DataError(f"{path}: name the column that holds the images with --column (columns: "
                                 f"{', '.join(names)})")
@@ -253,12 +353,49 @@ class ParquetSource(Source):
         return f"{path} ({len(rows)} rows in pick order)"
 
 
+def _data_files(path: str) -> Optional[list]:
+    """The data files a save_to_disk folder's state.json lists (None: no such state.json)."""
+    try:
+        with open(os.path.join(path, "state.json")) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    files = state.get("_data_files") if isinstance(state, dict) else None
+    return files if isinstance(files, list) else None
+
+
+def _hf_dataset_folder(path: str) -> bool:
+    """A Dataset folder save_to_disk wrote: dataset_info.json and state.json beside .arrow files, or
+    a state.json of datasets' own form (an empty dataset has no .arrow file). An image folder with a
+    stray state.json is read as images."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    if "dataset_info.json" not in names or "state.json" not in names:
+        return False
+    return any(f.endswith(".arrow") for f in names) or _data_files(path) is not None
+
+
+def _hf_folder(path: str) -> bool:
+    """A Dataset folder, or a DatasetDict's: dataset_dict.json beside a split folder that is one."""
+    if _hf_dataset_folder(path):
+        return True
+    return os.path.isfile(os.path.join(path, "dataset_dict.json")) and any(
+        _hf_dataset_folder(os.path.join(path, d)) for d in os.listdir(path))
+
+
+def _hub_name(spec: str) -> bool:
+    """owner/name: one slash, not a path (./, /, ~), and not under an existing local folder (data/x
+    whose data/ exists is a missing local path, not a dataset on the hub)."""
+    if spec.count("/") != 1 or spec.startswith((".", os.sep, "~")) or spec.endswith("/"):
+        return False
+    return not os.path.isdir(spec.split("/")[0])
+
+
 def open_source(spec: str, column: Optional[str] = None, split: str = "train") -> Source:
     if os.path.isdir(spec):
-        if os.path.isfile(os.path.join(spec, "dataset_info.json")) or os.path.isfile(
-                os.path.join(spec, "dataset_dict.json")) or os.path.isfile(os.path.join(spec, "state.json")):
-            return HFSource(spec, column, split)
-        return FolderSource(spec)
+        return HFSource(spec, column, split) if _hf_folder(spec) else FolderSource(spec)
     if os.path.isfile(spec):
         low = spec.lower()
         if low.endswith((".npy", ".npz")):
@@ -267,9 +404,9 @@ def open_source(spec: str, column: Optional[str] = None, split: str = "train") -
             return ParquetSource(spec, column)
         raise DataError(f"{spec}: not a source fastsel curate reads (a folder of images, .npy/.npz, .parquet, "
                         "a datasets folder, or a hub dataset name)")
-    if "/" in spec and not spec.startswith((".", os.sep)) and spec.count("/") == 1:
+    if _hub_name(spec):
         return HFSource(spec, column, split)  # owner/name on the hub
-    raise DataError(f"{spec}: no such file or folder (nor an owner/name dataset on the Hugging Face hub)")
+    raise DataError(f"{spec}: no such file or folder")
 
 
 # -------------------------------------------------------------------------------------------- embedding
@@ -414,8 +551,14 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
 
 # ----------------------------------------------------------------------------------------------- curate
 def pick_distances(x: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
-    """Distance of each pick to the picks before it (inf for the first), float64, O(n^2 d)."""
+    """Distance of each pick to the picks before it (inf for the first), float64, O(n^2 d). Rows of
+    extreme magnitude (1e300) are scaled by a power of two first, exactly, as the selectors do, and
+    centred, so that rows far from the origin (1e8 + 3k) keep their distances' digits."""
+    from . import ops
     s = x[idx].to(torch.float64)
+    e = ops.pow2_scale(s)
+    s = ops.ldexp(s, e)
+    s = s - s.mean(0)
     n = s.shape[0]
     out = np.full(n, np.inf)
     sq = (s * s).sum(1)
@@ -426,7 +569,7 @@ def pick_distances(x: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
         i = torch.arange(a, min(a + B, n))[:, None]
         d2 = d2.masked_fill(torch.arange(n)[None, :] >= i, float("inf"))
         best[a:a + B] = d2.min(1).values
-    out[:] = best.sqrt().numpy()
+    out[:] = ops.unscale(best.sqrt(), e).numpy()
     return out
 
 
@@ -460,7 +603,9 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def prepare_out(out_dir: str, src: Source) -> None:
+def prepare_out(out_dir: str, src: Source):
+    """Check ``out_dir`` is ours (or new or empty), create it and lock it; returns the open lock file
+    (the lock lasts until it is closed; None where there is no fcntl) -- :func:`owned_out` closes it."""
     out = os.path.realpath(out_dir)
     if isinstance(src, FolderSource) and any(_inside(out, d) for d in [os.path.realpath(src.root), *src.real_dirs]):
         raise DataError(f"--out {out_dir} is inside the source folder {src.spec} (or a folder linked from it): its "
@@ -473,13 +618,75 @@ def prepare_out(out_dir: str, src: Source) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise DataError(f"--out {out_dir} exists and is not a folder")
     if os.path.isdir(out) and os.listdir(out) and not any(
-            os.path.exists(os.path.join(out, f)) for f in (OUT_MARK, "curate.json",
+            os.path.exists(os.path.join(out, f)) for f in (OUT_MARK, LOCK, "curate.json",
                                                             os.path.join("embeddings", "manifest.json"))):
         raise DataError(f"--out {out_dir} is a folder with other files in it (not an earlier fastsel curate "
                         "output): choose a new or empty folder")
     _check_subset_ours(out_dir)  # before anything is written, not after
     os.makedirs(out, exist_ok=True)
-    open(os.path.join(out, OUT_MARK), "a").close()  # ours from now on: a run that fails later can be rerun
+    lock = _lock(out_dir)
+    try:
+        open(os.path.join(out, OUT_MARK), "a").close()  # ours from now on: a run that fails later can be rerun
+        _drop_temps(out)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def owned_out(out_dir: str, src: Source):
+    """:func:`prepare_out`, its lock held until the block ends."""
+    lock = prepare_out(out_dir, src)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _lock(out_dir: str):
+    """An exclusive lock on ``out_dir/LOCK`` (flock: released when the file is closed or the process
+    ends): a second run on one folder gets one line naming the holder's PID, never a mixed output."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows
+        return None
+    f = open(os.path.join(out_dir, LOCK), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise DataError(f"--out {out_dir} is in use by another fastsel process (PID {pid}); wait for it or choose "
+                        "another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+_TEMP = re.compile(r"\.fs-[a-z0-9_]+\.tmp")  # io.atomic_path's temporary files
+_SUBSET_TEMP = re.compile(r"\.subset\.(tmp|old)[0-9]+")  # _replace_subset's folders
+
+
+def _drop_temps(out: str) -> None:
+    """Remove what a killed run left in our folder (the caller holds its lock): atomic_path's temporary
+    files in it and in its embeddings/, and _replace_subset's half-built or old subset folders."""
+    for d in (out, os.path.join(out, "embeddings")):
+        if os.path.islink(d) or not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            p = os.path.join(d, name)
+            if os.path.islink(p):
+                continue
+            if _TEMP.fullmatch(name) and os.path.isfile(p):
+                os.unlink(p)
+            elif d == out and _SUBSET_TEMP.fullmatch(name) and os.path.isdir(p):
+                shutil.rmtree(p)
 
 
 def _check_subset_ours(out_dir: str) -> None:
@@ -513,8 +720,8 @@ def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
 
 
 def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", embeddings: Optional[str] = None,
-           method: str = "greedy", seed: int = 0, start: Optional[int] = None, column: Optional[str] = None,
-           split: str = "train", image_size: Optional[int] = None, copy: bool = False,
+           key: Optional[str] = None, method: str = "greedy", seed: int = 0, start: Optional[int] = None,
+           column: Optional[str] = None, split: str = "train", image_size: Optional[int] = None, copy: bool = False,
            dedup: Optional[float] = None, batch_size: int = 64, shard_rows: int = 4096, device=None,
            quiet: bool = False, log: Callable = print, grid: int = 64) -> dict:
     """Pick a diverse n-image subset of a collection and write it in the collection's own form
@@ -524,9 +731,12 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         source: a folder of images, a uint8 .npy/.npz, a Hugging Face dataset folder, a .parquet with an
             image column, or a hub dataset name (online).
         n: the subset's size.
-        out_dir: the output folder (created; a rerun resumes the embedding in it; never the source).
+        out_dir: the output folder (created; a rerun resumes the embedding in it; never the source; one
+            run at a time).
         features: the extractor (:func:`fastsel.features.get`) when ``embeddings`` is not given.
-        embeddings: a precomputed (rows, dim) .npy, one row per source row in source order.
+        embeddings: a precomputed (rows, dim) .npy or .npz, one row per source row in source order, read
+            as ``fastsel select`` reads its input (its own dtype: float64 and integers stay exact).
+        key: the array of an ``embeddings`` .npz that holds several.
         method: a registered selector (:func:`fastsel.select`).
         seed: the selector's seed and the random baseline's.
         start: the first pick, a source index (default: drawn from ``seed``).
@@ -539,7 +749,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         batch_size: images per embedding batch.
         shard_rows: rows per embedding shard (the unit a killed run resumes from).
         device: where the extractor runs (default: cuda when available).
-        quiet: no progress bars.
+        quiet: no progress bars (datasets' own included).
         log: called with each note and warning line.
         grid: how many of the first picks the report's image grid shows.
 
@@ -550,104 +760,177 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         duplicates make it -inf), and what was written.
 
     Raises:
-        fastsel.io.DataError: an unreadable source or embeddings file, or one whose row count differs.
-        fastsel.errors.FastselError: n larger than the readable rows, a start row not available, a start
-            with a method that has no first pick, or dedup <= 0.
+        fastsel.io.DataError: an unreadable source or embeddings file, or one whose row count differs;
+            an ``out_dir`` another run holds.
+        fastsel.errors.UsageProblem: an option that does not apply to the source (``column``, ``copy``,
+            ``key``), or an input that is one of the files this run writes.
+        fastsel.errors.FastselError: n larger than the source's rows (before any work) or the readable
+            ones, a start row not available, a start with a method that has no first pick, or dedup <= 0.
     """
-    from . import metrics as M
     from .selectors import check_start_applies, select
     t_all = time.perf_counter()
     check_start_applies(method, start)
     if dedup is not None and not dedup > 0:
         raise FastselError(f"--dedup {dedup} removes nothing: rows closer than EPS (cosine distance) to an earlier "
                            "row of their cluster go; for exact duplicates use a small EPS such as 1e-6")
-    src = open_source(source, column, split)
-    prepare_out(out_dir, src)
+    if key is not None and embeddings is None:
+        raise UsageProblem("--key names an array of the --embeddings .npz file, and no --embeddings was given")
+    with contextlib.ExitStack() as held:
+        held.enter_context(_quiet_datasets(quiet))
+        src = open_source(source, column, split)
+        _check_applies(src, n, start, column, copy)
+        _check_inputs_kept(out_dir, embeddings)
+        held.enter_context(owned_out(out_dir, src))  # one run per folder, from here to the end
+        feats, x, rows, bad, emb_info = _features_of(src, out_dir, embeddings, key, features, image_size, log,
+                                                     batch_size=batch_size, shard_rows=shard_rows, device=device,
+                                                     quiet=quiet)
+        save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
+        save_npy(os.path.join(out_dir, "rows.npy"), rows)
+        _write_unreadable(out_dir, bad, log)
+        cand, start, dedup_info = _candidates(x, rows, len(src), n, start, dedup, seed, log)
+        t0 = time.perf_counter()
+        idx = cand[select(x[cand], n, method, seed=seed, start=start)]
+        t_sel = time.perf_counter() - t0
+        _write_selected(out_dir, src, rows, idx, pick_distances(x, idx))
+        what = _replace_subset(out_dir, lambda d: src.write_subset(rows[idx.numpy()], d, copy=copy))
+        # the report: coverage and entropy of the selection against a seeded random subset of the same size
+        cov, dsub = coverage(x, idx)
+        g = torch.Generator().manual_seed(int(seed) + 7)
+        ridx = cand[torch.randperm(len(cand), generator=g)[:n]]
+        rcov, _ = coverage(x, ridx)
+        ent, rent, dup_note = _entropies(x, idx, ridx, dedup, log)
+        res = {"source": source, "kind": src.kind, "rows": len(src), "readable": len(x), "unreadable": len(bad),
+               "features": features if embeddings is None else f"from {embeddings}", "dim": int(feats.shape[1]),
+               "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
+               "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
+               "entropy_random": rent, "entropy_note": dup_note, "subset": what}
+        pngs = _report_pngs(src, rows, idx, dsub, x, emb_info["shape"], out_dir, grid, log)
+        res["seconds"] = time.perf_counter() - t_all
+        save_json(os.path.join(out_dir, "curate.json"), res)
+        save_text(os.path.join(out_dir, "report.md"), _report_md(res, pngs))
+        return res
+
+
+def _check_applies(src: Source, n: int, start: Optional[int], column: Optional[str], copy: bool) -> None:
+    """Before any work: an option that does not apply to this source, and n or start beyond its rows."""
+    if column is not None and not isinstance(src, (ParquetSource, HFSource)):
+        raise UsageProblem(f"--column applies to a parquet file or a Hugging Face dataset, not to {src.spec} "
+                           f"({'a folder of images' if src.kind == 'folder' else 'an array of images'})")
+    if copy and src.kind != "folder":
+        raise UsageProblem(f"--copy applies to a folder of images (whose files are linked or copied); the subset of "
+                           f"{src.spec} is written as a new file")
+    if n > len(src):
+        raise FastselError(f"--n {n} is more than the {len(src)} rows of {src.spec}")
+    if start is not None and start >= len(src):
+        raise FastselError(f"--start {start}: that source row is out of range ({src.spec} has {len(src)} rows)")
+
+
+# the files a run writes in --out (besides embeddings/ and subset/, which are folders of its own)
+OUTPUTS = ("embeddings.npy", "rows.npy", "selected.csv", "unreadable.txt", "curate.json", "report.md",
+           "first_picks.png", "redundant.png", OUT_MARK, LOCK)
+
+
+def _check_inputs_kept(out_dir: str, embeddings: Optional[str]) -> None:
+    """An input is never one of the files this run writes (``--embeddings OUT/embeddings.npy``, an
+    earlier run's output, would be replaced by this run's copy of it)."""
+    if embeddings is None:
+        return
+    from .io import same_file
+    mine = [os.path.join(out_dir, f) for f in OUTPUTS]
+    hit = next((p for p in mine if same_file(embeddings, p)), None)
+    if hit is None and _inside(os.path.realpath(embeddings), os.path.realpath(os.path.join(out_dir, "subset"))):
+        hit = os.path.join(out_dir, "subset")
+    if hit is not None:
+        raise UsageProblem(f"--embeddings {embeddings} is {hit}, which this run rewrites: copy it out of --out "
+                           "first, or choose another --out")
+
+
+def _read_embeddings(path: str, key: Optional[str], src: Source) -> np.ndarray:
+    """``--embeddings`` as ``fastsel select`` reads its input (:func:`fastsel.io.load_features`: a .npy,
+    or a .npz's ``key``), in the file's own dtype: float64 and integer rows are never rounded."""
+    from .io import load_features
+    feats = np.asarray(load_features(path, key, mmap=False))
+    if len(feats) != len(src):
+        raise DataError(f"--embeddings {path}: {len(feats)} rows, but the source has {len(src)}")
+    bad_rows = np.nonzero(~np.isfinite(feats).all(axis=1))[0]
+    if len(bad_rows):
+        raise DataError(f"--embeddings {path}: {len(bad_rows)} row(s) hold NaN or Inf values (first: row "
+                        f"{int(bad_rows[0])})")
+    return feats
+
+
+def _features_of(src, out_dir, embeddings, key, features, image_size, log, **embed_kw) -> tuple:
+    """(features as given or embedded, the same as the selectors take them -- ops.as_tensor, as
+    ``fastsel select`` does --, their source rows, the unreadable rows, the embedding's info)."""
+    from . import ops
     if embeddings is not None:
-        from .io import load_features
-        feats = np.ascontiguousarray(load_features(embeddings, mmap=False), dtype=np.float32)
-        if len(feats) != len(src):
-            raise DataError(f"--embeddings {embeddings}: {len(feats)} rows, but the source has {len(src)}")
-        bad_rows = np.nonzero(~np.isfinite(feats).all(axis=1))[0]
-        if len(bad_rows):
-            raise DataError(f"--embeddings {embeddings}: {len(bad_rows)} row(s) hold NaN or Inf values (first: row "
-                            f"{int(bad_rows[0])})")
+        feats = _read_embeddings(embeddings, key, src)
         rows, bad = np.arange(len(src), dtype=np.int64), []
-        shape = target_shape(src, image_size)
-        emb_info = {"seconds": 0.0, "load_seconds": 0.0, "embedded": 0, "img_per_s": None, "shape": shape,
-                    "from": embeddings}
+        info = {"seconds": 0.0, "load_seconds": 0.0, "embedded": 0, "img_per_s": None,
+                "shape": target_shape(src, image_size), "from": embeddings}
     else:
-        feats, rows, bad, emb_info = embed_source(src, features, out_dir, image_size=image_size,
-                                                  batch_size=batch_size, shard_rows=shard_rows, device=device,
-                                                  quiet=quiet, log=log)
-        shape = emb_info["shape"]
-    save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
-    save_npy(os.path.join(out_dir, "rows.npy"), rows)
+        feats, rows, bad, info = embed_source(src, features, out_dir, image_size=image_size, log=log, **embed_kw)
+    return feats, ops.as_tensor(feats, f"--embeddings {embeddings}" if embeddings else "features"), rows, bad, info
+
+
+def _write_unreadable(out_dir: str, bad: list, log: Callable) -> None:
     if not bad:
         _drop_stale(out_dir, "unreadable.txt")  # an earlier run's list, not this one's
-    else:
-        save_text(os.path.join(out_dir, "unreadable.txt"), "".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
-        log(f"warning: {len(bad)} unreadable image(s) skipped, listed in {os.path.join(out_dir, 'unreadable.txt')}")
-    M_ = len(feats)
-    x = torch.from_numpy(feats)
-    cand = torch.arange(M_)
-    dedup_info = None
+        return
+    save_text(os.path.join(out_dir, "unreadable.txt"), "".join(f"{i}\t{p}\t{w}\n" for i, p, w in bad))
+    log(f"warning: {len(bad)} unreadable image(s) skipped, listed in {os.path.join(out_dir, 'unreadable.txt')}")
+
+
+def _candidates(x, rows, n_src, n, start, dedup, seed, log) -> tuple:
+    """(the rows selection may pick: all, or SemDeDup's survivors; ``start`` -- a source index -- as a
+    position among them; the dedup info)."""
+    M_ = len(x)
+    cand, info = torch.arange(M_), None
     if dedup is not None:
         from .clusters import semdedup
-        keep, dedup_info = semdedup(x, eps=dedup, seed=seed)
+        keep, info = semdedup(x, eps=dedup, seed=seed)
         cand = torch.sort(keep).values
-        dedup_info = {**dedup_info, "kept": int(len(cand)), "removed": int(M_ - len(cand))}
+        info = {**info, "kept": int(len(cand)), "removed": int(M_ - len(cand))}
         log(f"dedup (SemDeDup, eps {dedup}): {M_ - len(cand)} near-duplicates removed, {len(cand)} rows left")
     if n > len(cand):
         raise FastselError(f"--n {n} is more than the {len(cand)} readable{' deduplicated' if dedup else ''} rows")
-    if start is not None:  # a source index: its position among the candidates
+    if start is not None:
         e = int(np.searchsorted(rows, start))
         pos = torch.nonzero(cand == e)[:, 0] if e < len(rows) and int(rows[e]) == start else torch.zeros(0)
         if len(pos) == 0:
-            raise FastselError(f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}"
+            why = "not readable" if start < n_src else "out of range"
+            raise FastselError(f"--start {start}: that source row is {why}"
                                f"{' or was removed by --dedup' if dedup is not None else ''}")
         start = int(pos[0])
-    t0 = time.perf_counter()
-    sub = select(x[cand], n, method, seed=seed, start=start)
-    idx = cand[sub]
-    t_sel = time.perf_counter() - t0
-    dist = pick_distances(x, idx)
+    return cand, start, info
+
+
+def _write_selected(out_dir: str, src: Source, rows: np.ndarray, idx: torch.Tensor, dist: np.ndarray) -> None:
     with atomic_path(os.path.join(out_dir, "selected.csv")) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:  # names as on disk
             w = csv.writer(f)
             w.writerow(["rank", "row", "source_index", "id", "distance_at_pick"])
             for r, (e, dd) in enumerate(zip(idx.tolist(), dist)):
                 w.writerow([r, e, int(rows[e]), src.ids[int(rows[e])], f"{dd:.6g}"])
-    what = _replace_subset(out_dir, lambda d: src.write_subset(rows[idx.numpy()], d, copy=copy))
-    # the report: coverage and entropy of the selection against a seeded random subset of the same size
-    cov, dsub = coverage(x, idx)
-    g = torch.Generator().manual_seed(int(seed) + 7)
-    ridx = cand[torch.randperm(len(cand), generator=g)[:n]]
-    rcov, _ = coverage(x, ridx)
-    ent, rent, dup_note = None, None, None
-    if n >= 2:
-        with warnings.catch_warnings():  # exact duplicates: -inf, said once below
-            warnings.simplefilter("ignore")
-            ent, rent = M.kl_entropy(x[idx]), M.kl_entropy(x[ridx])
-        inf = [w for v, w in ((ent, "this subset"), (rent, "the random subset")) if not math.isfinite(v)]
-        if inf:  # JSON has no -inf: None, and why
-            dup_note = (f"{' and '.join(inf)} {'hold' if len(inf) == 2 else 'holds'} exact duplicates (distance 0 "
-                        f"in feature space), so {'their' if len(inf) == 2 else 'its'} KL entropy is -inf"
-                        + ("; --dedup 1e-6 removes them before selection" if dedup is None else ""))
-            log(f"note: {dup_note}")
-        ent, rent = (v if math.isfinite(v) else None for v in (ent, rent))
-    else:
-        dup_note = "a subset of one row has no KL entropy (it needs two)"
-    res = {"source": source, "kind": src.kind, "rows": len(src), "readable": M_, "unreadable": len(bad),
-           "features": features if embeddings is None else f"from {embeddings}", "dim": int(feats.shape[1]),
-           "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
-           "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
-           "entropy_random": rent, "entropy_note": dup_note, "subset": what}
-    pngs = _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log)
-    res["seconds"] = time.perf_counter() - t_all
-    save_json(os.path.join(out_dir, "curate.json"), res)
-    save_text(os.path.join(out_dir, "report.md"), _report_md(res, pngs))
-    return res
+
+
+def _entropies(x, idx, ridx, dedup, log) -> tuple:
+    """KL entropy of the subset and of the random one (None where exact duplicates make it -inf: JSON
+    has no -inf), and a note saying why one is missing."""
+    from . import metrics as M
+    if len(idx) < 2:
+        return None, None, "a subset of one row has no KL entropy (it needs two)"
+    with warnings.catch_warnings():  # exact duplicates: -inf, said once below
+        warnings.simplefilter("ignore")
+        ent, rent = M.kl_entropy(x[idx]), M.kl_entropy(x[ridx])
+    inf = [w for v, w in ((ent, "this subset"), (rent, "the random subset")) if not math.isfinite(v)]
+    note = None
+    if inf:
+        note = (f"{' and '.join(inf)} {'hold' if len(inf) == 2 else 'holds'} exact duplicates (distance 0 "
+                f"in feature space), so {'their' if len(inf) == 2 else 'its'} KL entropy is -inf"
+                + ("; --dedup 1e-6 removes them before selection" if dedup is None else ""))
+        log(f"note: {note}")
+    return (*(v if math.isfinite(v) else None for v in (ent, rent)), note)
 
 
 def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:

@@ -25,7 +25,7 @@ import numpy as np
 from .errors import DataError, FastselError, UsageProblem
 
 __all__ = ["DataError", "FastselError", "UsageProblem", "load_features", "check_features", "atomic_path", "save_npy",
-           "save_json", "save_text", "check_distinct", "file_kind", "check_input_file", "read_arrays",
+           "save_json", "save_text", "check_distinct", "same_file", "file_kind", "check_input_file", "read_arrays",
            "npz_names", "reading", "kind_checked"]
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -181,23 +181,26 @@ def check_features(arr: np.ndarray, name: str = "features") -> None:
         raise DataError(f"{name}: features are empty (shape {arr.shape})")
 
 
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same resolved path (through symlinks and relative paths,
+    also for a file not yet written) or the same inode (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
 def check_distinct(outputs, inputs) -> None:
     """Refuse (usage error) an output path that names the same file as an input, or as another
     output of the same command: same inode, through symlinks and relative paths, or the same
     resolved path for a file not yet written."""
     ins = [p for p in inputs if p]
-
-    def same(a, b):
-        if os.path.realpath(a) == os.path.realpath(b):
-            return True
-        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
     outs = [o for o in outputs if o]
     for k, o in enumerate(outs):
         for i in ins:
-            if same(o, i):
+            if same_file(o, i):
                 raise UsageProblem(f"output {o} is the input {i}: choose another output path")
         for o2 in outs[:k]:
-            if same(o, o2):
+            if same_file(o, o2):
                 raise UsageProblem(f"outputs {o2} and {o} are the same file: give two different paths")
 
 

