@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import hashlib
 import io as _io
 import json
@@ -45,6 +44,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
+from .data.folder import image_extensions
 from .errors import DataError, FastselError, UsageProblem
 from .io import atomic_path, save_json, save_npy, save_text
 
@@ -85,19 +85,6 @@ def _first_line(e: BaseException) -> str:
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
-@functools.lru_cache(maxsize=1)
-def image_extensions() -> tuple:
-    """The file extensions of every format Pillow opens (PNG, JPEG, WebP, BMP, GIF, TIFF, PGM/PPM ...);
-    its stub formats, which need a decoder plug-in of their own, and MPEG, which it identifies but
-    never decodes, are left out."""
-    from PIL import Image, ImageFile
-    Image.init()
-
-    def reads(fmt):
-        factory = Image.OPEN.get(fmt, (None,))[0]
-        stub = isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
-        return factory is not None and not stub and fmt != "MPEG"
-    return tuple(sorted(e for e, f in Image.registered_extensions().items() if reads(f)))
 
 
 def _upright(im):

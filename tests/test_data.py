@@ -156,3 +156,16 @@ def test_download_verifies_checksum(tmp_path):
         D.download(src.as_uri(), str(tmp_path / "bad.bin"), "0" * 32, quiet=True)
     assert not (tmp_path / "bad.bin").exists()
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_a_folder_of_pgm_ppm_and_tiff_images_loads_like_png(tmp_path):
+    """Issue #40 item 5: fid, embed and the loop read folders through data.load -> load_folder; every
+    format Pillow reads is an image (PGM, PPM and TIFF were "no images found")."""
+    from PIL import Image
+    from fastsel import data as D
+    rng = np.random.default_rng(0)
+    for i, ext in enumerate(("pgm", "ppm", "tif", "tiff", "png")):
+        a = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+        Image.fromarray(a[..., 0] if ext == "pgm" else a).convert("RGB").save(tmp_path / f"im{i}.{ext}")
+    ds = D.load(str(tmp_path))
+    assert len(ds.images) == 5

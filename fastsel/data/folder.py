@@ -1,6 +1,7 @@
 """Image folders (PNG/JPEG, sorted by name; label = index of the first-level sub-folder)."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional
 
@@ -12,7 +13,25 @@ from ._files import Dataset
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def walk_images(path: str, exts: tuple = IMAGE_EXT) -> tuple:
+@functools.lru_cache(maxsize=1)
+def image_extensions() -> tuple:
+    """The file extensions of every format Pillow opens (PNG, JPEG, WebP, BMP, GIF, TIFF, PGM/PPM ...);
+    its stub formats, which need a decoder plug-in of their own, and MPEG, which it identifies but
+    never decodes, are left out. Without Pillow: IMAGE_EXT."""
+    try:
+        from PIL import Image, ImageFile
+    except ImportError:
+        return IMAGE_EXT
+    Image.init()
+
+    def reads(fmt):
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        stub = isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
+        return factory is not None and not stub and fmt != "MPEG"
+    return tuple(sorted(e for e, f in Image.registered_extensions().items() if reads(f)))
+
+
+def walk_images(path: str, exts: Optional[tuple] = None) -> tuple:
     """(image files under ``path`` -- names ending in one of ``exts``, in any case -- sorted; the real
     folders read). Linked sub-folders are followed after every real one: a folder reached by several
     paths is read once, under its real path when it lies inside ``path``, else under the first link
@@ -26,7 +45,7 @@ def walk_images(path: str, exts: tuple = IMAGE_EXT) -> tuple:
         for dirpath, dirs, names in os.walk(top):
             seen.add(os.path.realpath(dirpath))
             links.extend(os.path.join(dirpath, d) for d in dirs if os.path.islink(os.path.join(dirpath, d)))
-            files.extend(os.path.join(dirpath, n) for n in names if n.lower().endswith(exts))
+            files.extend(os.path.join(dirpath, n) for n in names if n.lower().endswith(exts or image_extensions()))
     walk(path)
     while links:
         links.sort()
@@ -40,7 +59,7 @@ def walk_images(path: str, exts: tuple = IMAGE_EXT) -> tuple:
 
 
 def list_images(path: str) -> list:
-    """The image files under ``path`` and its sub-folders (by extension, IMAGE_EXT), sorted: see
+    """The image files under ``path`` and its sub-folders (every format Pillow reads), sorted: see
     :func:`walk_images` for linked sub-folders."""
     return walk_images(path)[0]
 
