@@ -15,10 +15,12 @@ import json
 import math
 import os
 import re
+import sys
+import warnings
 
 import numpy as np
 
-from ..io import DataError, atomic_path, save_text
+from ..io import DataError, UsageProblem, atomic_path, save_text
 from .columns import COLUMNS, figures, shown
 from .rundir import check_metrics, gather_rows, iter_path, load_array, read_json
 
@@ -101,16 +103,61 @@ def _prefix(run) -> str:
     return re.sub(r"(^|[-/])seed-?\d+$", "", run["label"]).rstrip("-/")
 
 
+FIRST = ("dataset", "paradigm", "n", "alpha", "features", "fid_features", "unet", "preset", "iterations")
+
+
+def _setup(run) -> str:
+    """The run's configuration but its seed: runs are seeds of one condition only when these agree."""
+    return json.dumps({k: v for k, v in run["config"].items() if k != "seed"}, sort_keys=True)
+
+
+def _show(v) -> str:
+    return v if isinstance(v, str) else ",".join(map(_show, v)) if isinstance(v, list) else json.dumps(v)
+
+
+def _differing(cfgs) -> list:
+    """The settings but the seed whose values differ between the configurations, FIRST first."""
+    keys = sorted(set().union(*cfgs), key=lambda k: (FIRST.index(k) if k in FIRST else len(FIRST), k))
+    return [k for k in keys if k != "seed" and len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1]
+
+
+def _apart(runs) -> tuple:
+    """({run dir: its condition's name before the arm}, [notes]): the label without its seed part; where
+    runs of one such name differ in more than the seed, each setup is named by the fewest settings that
+    tell them apart ("[n=32]"), with a note -- they are never pooled as seeds of one condition."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(_prefix(run), {}).setdefault(_setup(run), []).append(run)
+    names, notes = {}, []
+    for prefix, setups in groups.items():
+        cfgs = [g[0]["config"] for g in setups.values()]
+        diff = _differing(cfgs) if len(cfgs) > 1 else []
+        keys = next((diff[:i] for i in range(1, len(diff))
+                     if len({tuple(_show(c.get(k)) for k in diff[:i]) for c in cfgs}) == len(cfgs)), diff)
+        tags = ["[" + ", ".join(f"{k}={_show(c.get(k))}" for k in keys) + "]" for c in cfgs]
+        for g, tag in zip(setups.values(), tags):
+            names.update({run["dir"]: f"{prefix} {tag}".strip() if keys else prefix for run in g})
+        if diff:
+            labels = [r["label"] or r["dir"] for g in setups.values() for r in g]
+            said = "; ".join(f"{k} " + " vs ".join(_show(c.get(k)) for c in cfgs) for k in diff[:3])
+            more = f"; {len(diff) - 3} more settings" if len(diff) > 3 else ""
+            notes.append(f"runs {', '.join(labels)} differ in more than the seed ({said}{more}): not pooled as "
+                         f"seeds, reported as separate conditions {', '.join(tags)}")
+    return names, notes
+
+
 def _conditions(runs) -> dict:
     """name -> {"n", "alpha", "arm", "seeds": {seed: (run, records sorted by iteration)}}: one entry per
-    (run without its seed, arm); the runs that differ only in the seed are the replicates."""
+    (run without its seed, arm); the runs that differ only in the seed are the replicates (runs whose
+    configurations differ otherwise are separate conditions: _apart)."""
     out = {}
+    names = _apart(runs)[0]
     for run in runs:
         arms = {}
         for r in sorted(run["records"], key=lambda r: (r["arm"], r["iteration"])):
             arms.setdefault(r["arm"], []).append(r)
         for arm, rs in arms.items():
-            name = f"{_prefix(run)} {arm}".strip()
+            name = f"{names[run['dir']]} {arm}".strip()
             c = out.setdefault(name, {"n": run["config"]["n"], "alpha": run["config"].get("alpha"), "arm": arm,
                                       "paradigm": run["config"]["paradigm"], "seeds": {}})
             seed = run["config"]["seed"]
@@ -127,7 +174,7 @@ def _series(conds) -> dict:
 
 
 def _settings(runs, conds) -> str:
-    c = runs[0]["config"]
+    c = {k: ",".join(sorted({r["config"][k] for r in runs})) for k in ("dataset", "paradigm", "unet")}
     ns = sorted({r["config"]["n"] for r in runs})
     alphas = sorted({r["config"]["alpha"] for r in runs})
     seeds = sorted({r["config"]["seed"] for r in runs})
@@ -245,8 +292,18 @@ def correlation(records, xkey, ykey="gs", log_y=True):
     if np.std(x) == 0 or np.std(y) == 0:
         return None, None, len(pts)
     from scipy import stats
-    r, p = stats.pearsonr(x, y)
+    r, p = _quietly(f"Pearson r of {xkey} and {'log ' if log_y else ''}{ykey}", stats.pearsonr, x, y)
     return float(r), float(p), len(pts)
+
+
+def _quietly(where: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs), each warning it raises (scipy's on constant or nearly identical values) raised
+    again as one line saying where (write_report prints them as "warning: ..." lines)."""
+    with warnings.catch_warnings(record=True) as caught:
+        out = fn(*args, **kwargs)
+    for w in caught:
+        warnings.warn(f"{where}: {' '.join(str(w.message).split())}", stacklevel=2)
+    return out
 
 
 def _scatter(records, panels, path, title):
@@ -498,7 +555,8 @@ def arm_tests(conds, keys=STAT_KEYS) -> list:
                     df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
                     h = float(stats.t.ppf(0.975, df)) * se
                     row["ci95"] = [row["diff"] - h, row["diff"] + h]
-                    row["p"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+                    row["p"] = float(_quietly(f"Welch test of {key}, {name} vs {base}", stats.ttest_ind, a, b,
+                                              equal_var=False).pvalue)
             out.append(row)
     return out
 
@@ -556,8 +614,8 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
     return figs, list(s2b) + list(s2c), which
 
 
-def _head_lines(runs, settings, fs, ffs, figs) -> list:
-    """The title, what the features are, the runs, and the table of figures."""
+def _head_lines(runs, settings, fs, ffs, figs, notes=()) -> list:
+    """The title, what the features are, the runs (and which were not pooled), and the table of figures."""
     cfg = runs[0]["config"]
     seeds = sorted({r["config"]["seed"] for r in runs})
     lines = [f"# fastsel loop report: {settings}", "",
@@ -570,8 +628,9 @@ def _head_lines(runs, settings, fs, ffs, figs) -> list:
              f"Runs: {', '.join(r['label'] or os.path.basename(os.path.normpath(r['dir'])) for r in runs)}; "
              f"{cfg['iterations']} iterations, seeds {', '.join(map(str, seeds))}"
              + (f", threshold: decay {cfg.get('decay', 'empty-pass')}, order {cfg.get('order', 'index')}"
-                if any("threshold" in r["config"]["selectors"] for r in runs) else "") + ".", "",
-             "## Figures", "", "| file | paper figure | what it shows |", "|---|---|---|"]
+                if any("threshold" in r["config"]["selectors"] for r in runs) else "") + ".", ""]
+    lines += [x for note in notes for x in (f"**Not pooled:** {note}.", "")]
+    lines += ["## Figures", "", "| file | paper figure | what it shows |", "|---|---|---|"]
     return lines + [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
 
 
@@ -684,41 +743,102 @@ def _check_no_input_in(out: str, runs) -> None:
     check_distinct(existing, inputs)
 
 
+REPORT_MARK = ".fastsel-report"  # in an output folder: the report made it (or took it over while empty)
+
+
+def _check_out_ours(out: str, run_dirs, runs) -> None:
+    """Before anything is written: ``out`` is new, empty, one an earlier report wrote (REPORT_MARK) or
+    the report/ folder of a run being reported; a folder of other files -- the user's own -- is refused."""
+    if not os.path.isdir(out) or os.path.exists(os.path.join(out, REPORT_MARK)):
+        return
+    mine = {os.path.realpath(os.path.join(d, "report")) for d in list(run_dirs) + [r["dir"] for r in runs]}
+    names = sorted(os.listdir(out))
+    if names and os.path.realpath(out) not in mine and not _earlier_report(names):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise DataError(f"{out} holds files the report did not write ({shown}): nothing was written -- choose a "
+                        "new or empty folder for the report")
+
+
+def _earlier_report(names) -> bool:
+    """A report's folder written before REPORT_MARK: report.md with the figures every report draws, and
+    only files a report writes."""
+    return {"report.md", "entropy_vs_gs.png", "variance_vs_gs.png"} <= set(names) and all(
+        n in ("report.md", "arm_tests.json") or n.endswith(".png") for n in names)
+
+
+def _check_iteration(runs, iteration) -> None:
+    its = sorted({r["iteration"] for run in runs for r in run["records"]})
+    if iteration is not None and iteration not in its:
+        raise UsageProblem(f"iteration {iteration}: no run has it (the runs have iterations "
+                           f"{', '.join(map(str, its))}); choose one of those")
+
+
+def _print_warnings(caught) -> None:
+    """Each distinct warning as one "warning: ..." line on stderr (no file:line, no source line)."""
+    seen = []
+    for w in caught:
+        msg = " ".join(str(w.message).split())
+        if msg not in seen:
+            seen.append(msg)
+            print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
 def write_report(run_dirs, out: str | None = None, iteration: int | None = None, quiet: bool = False) -> str:
     """Draw every figure the runs' data allows and write report.md beside them.
 
     report.md lists the figures with their paper figure numbers, the arms' differences from `none`
-    with 95 % intervals and p-values (seeds as replicates), and the correlations of Fig. 2.
+    with 95 % intervals and p-values (seeds as replicates: runs whose configurations differ in more
+    than the seed are separate conditions, said in report.md and on stderr), and the correlations
+    of Fig. 2. Warnings (scipy's on identical values, ...) are printed as one "warning: ..." line each.
 
     Args:
         run_dirs: one run folder (str) or several (the seeds and arms of a sweep, compared).
-        out: where the figures and report.md go; default: the first run's ``report/``.
-        iteration: the iteration whose samples the nearest-neighbour figure shows; default: the newest.
+        out: where the figures and report.md go; default: the first run's ``report/``. A folder holding
+            other files is refused (unless it is a run's report/ or an earlier report's folder).
+        iteration: the iteration whose samples the nearest-neighbour figure shows (one the runs have);
+            default: the newest.
         quiet: do not print the report's path.
 
     Returns:
         The path of report.md.
 
     Raises:
-        fastsel.io.DataError: a folder holds no finished iteration (not a loop run, or none finished yet).
+        fastsel.io.DataError: a folder holds no finished iteration (not a loop run, or none finished yet),
+            a damaged metrics.json, or ``out`` holds files the report did not write.
+        fastsel.errors.UsageProblem: ``iteration`` is in none of the runs.
     """
-    runs = load_runs(run_dirs)
-    first = run_dirs if isinstance(run_dirs, str) else list(run_dirs)[0]
-    out = out or os.path.join(first, "report")
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            path = _write_report(run_dirs, out, iteration)
+        finally:
+            _print_warnings(caught)
+    if not quiet:
+        print(path)
+    return path
+
+
+def _write_report(run_dirs, out, iteration) -> str:
+    dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    runs = load_runs(dirs)
+    _check_iteration(runs, iteration)
+    out = out or os.path.join(dirs[0], "report")
+    _check_out_ours(out, dirs, runs)
     os.makedirs(out, exist_ok=True)
     _check_no_input_in(out, runs)
-    fs, ffs = space(runs[0]["config"]["features"]), space(runs[0]["config"]["fid_features"])
+    open(os.path.join(out, REPORT_MARK), "a").close()  # ours from now on
+    fs, ffs = ("/".join(sorted({space(r["config"][k]) for r in runs})) for k in ("features", "fid_features"))
+    notes = _apart(runs)[1]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     conds = _conditions(runs)
     settings = _settings(runs, conds)
     series = _series(conds)
     records = [r for run in runs for r in run["records"]]
     figs, corr, which = _draw(runs, out, conds, series, settings, fs, ffs, iteration)
-    lines = (_head_lines(runs, settings, fs, ffs, figs) + _correlation_lines(corr, which)
+    lines = (_head_lines(runs, settings, fs, ffs, figs, notes) + _correlation_lines(corr, which)
              + _arm_test_lines(conds, out) + _metric_lines(conds, records, fs, ffs) + _pool_lines(conds)
              + _threshold_lines(series))
     lines += [""] + [f"![Fig. {paper}]({fn})" for fn, paper, _ in figs] + [""]
     path = os.path.join(out, "report.md")
     save_text(path, "\n".join(lines))
-    if not quiet:
-        print(path)
     return path

@@ -23,7 +23,8 @@ from . import train as TR
 from .columns import shown
 from .config import FREE_SETTINGS, LoopConfig, config_hash, load_config, result_settings
 from .pool import candidate_pool, select_from, source_shares
-from .rundir import check_record, damaged, gather_rows, iter_path, load_array, read_json, stale_temp_files
+from .rundir import (check_record, check_run_folder, damaged, gather_rows, iter_path, load_array, read_json,
+                     stale_temp_files)
 
 
 def _rank() -> tuple:
@@ -483,6 +484,8 @@ class Loop:
         while not os.path.exists(os.path.dirname(top)):
             top = os.path.dirname(top)
         existed = os.path.exists(top)
+        if self.rank == 0:  # a folder of the user's own files is refused before anything is written
+            check_run_folder(self.dir)
         fresh = not os.path.exists(self.p("config.json"))
         self.lock()  # outside the clean-up below: a refused second process touches nothing
         try:

@@ -64,8 +64,9 @@ def gather_rows(run_dir: str, arm: str, src: np.ndarray, idx: np.ndarray, real=N
     return ims, labs, fs
 
 
-# fastsel.io.atomic_path's temporary files: "." + the target's name + "." + mkstemp's 8 characters + ".tmp"
-TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# fastsel.io.atomic_path's temporary files: ".fs-" + mkstemp's 8 characters + ".tmp" (earlier versions:
+# "." + the target's name + "." + the 8 characters + ".tmp")
+TEMP_NAME = re.compile(r"^\.(fs-|.+\.)[a-z0-9_]{8}\.tmp$")
 
 
 def stale_temp_files(run_dir: str) -> list:
@@ -185,6 +186,48 @@ def check_metrics(run_dir: str, path: str, m) -> dict:
             raise damaged(run_dir, path, f"config {k} {c.get(k)!r}")
     if c.get("alpha") is None or not _num(c.get("alpha")):
         raise damaged(run_dir, path, f"config alpha {c.get('alpha')!r}")
+    seen = set()
     for r in m["iterations"]:
-        check_record(run_dir, path, r)
+        key = (check_record(run_dir, path, r)["arm"], r["iteration"])
+        if key in seen:  # two records of one step: a damaged file, never two seeds
+            raise damaged(run_dir, path, f"arm {key[0]} iteration {key[1]} is recorded twice")
+        seen.add(key)
     return m
+
+
+# ------------------------------------------------------------------ whose folder: the loop's or empty
+
+LEFTOVERS = (".lock", "progress.log")  # what a run that stopped before its first step may leave,
+LEFT_TEMP = re.compile(r"^\..*\.tmp$")      # with a killed write's temporary file (never a name it writes)
+
+
+def check_run_folder(run_dir: str) -> None:
+    """Before anything is written: ``run_dir`` is new, empty (but for LEFTOVERS) or a loop run (its
+    config.json, checked whole); a folder of other files -- the user's own -- is refused in one line."""
+    if not os.path.lexists(run_dir):
+        return
+    if not os.path.isdir(run_dir):
+        raise DataError(f"--run-dir {run_dir} exists and is not a folder: choose a new or empty folder")
+    if os.path.lexists(os.path.join(run_dir, "config.json")):
+        from .config import load_config
+        load_config(run_dir)  # a loop's configuration, or one line naming what is wrong with it
+        return
+    if os.path.isfile(os.path.join(run_dir, "sweep.json")):
+        raise DataError(f"{run_dir} holds a sweep (sweep.json): use --resume {run_dir} or a new --run-dir")
+    left = [f for f in sorted(os.listdir(run_dir)) if f not in LEFTOVERS and not LEFT_TEMP.match(f)]
+    _refuse_others(run_dir, left, "fastsel loop run (no config.json)")
+
+
+def check_sweep_folder(run_dir: str) -> None:
+    """Before anything is written: a sweep's ``run_dir`` is new, empty or an earlier sweep (sweep.json)."""
+    if os.path.lexists(run_dir) and not os.path.isdir(run_dir):
+        raise DataError(f"--run-dir {run_dir} exists and is not a folder: choose a new or empty folder")
+    if os.path.isdir(run_dir) and not os.path.lexists(os.path.join(run_dir, "sweep.json")):
+        _refuse_others(run_dir, sorted(os.listdir(run_dir)), "fastsel sweep (no sweep.json)")
+
+
+def _refuse_others(run_dir: str, names: list, what: str) -> None:
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise DataError(f"--run-dir {run_dir} holds files the loop did not write ({shown}): not a {what}; "
+                        "nothing was written -- choose a new or empty folder")

@@ -1,0 +1,206 @@
+"""Issue 44, the loop's and the report's part: a --run-dir or report --out holding the user's own files
+is refused before anything is written (1), runs that differ in more than the seed are never pooled as
+seeds (2), a metrics.json recording one step twice is damaged (3), a --iteration no run has is refused
+(4), scipy's warnings become one "warning: ..." line each (5). Report runs are copies of the records
+in docs/selectors/records (metrics.json only); the loop's cases run a tiny .npz through the CLI."""
+import json
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from click.testing import CliRunner  # noqa: E402
+
+from fastsel.cli.main import cli  # noqa: E402
+from _helpers import one_line  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS = os.path.join(ROOT, "docs", "selectors", "records", "selectors")
+LOOP = ["--preset", "smoke", "-n", "8", "--train-steps", "2", "--batch-size", "4", "--sample-steps", "1",
+        "--sample-batch", "8", "--iterations", "1", "--selector", "none", "--holdout", "8", "--ckpt-every", "1"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def run_copy(dst, seed, config=None, records=None, edit=None):
+    """A copy of the recorded run of ``seed`` (its metrics.json), with ``config`` changes, the
+    ``records`` of another run, or ``edit`` applied to each record."""
+    os.makedirs(dst)
+    with open(os.path.join(RECORDS, f"seed{seed}", "metrics.json")) as f:
+        m = json.load(f)
+    m["config"].update(config or {})
+    if records is not None:
+        m["iterations"] = records
+    for r in m["iterations"]:
+        (edit or (lambda r: None))(r)
+    with open(os.path.join(dst, "metrics.json"), "w") as f:
+        json.dump(m, f)
+    return dst
+
+
+def user_folder(path):
+    """A user's project folder: their own metrics.csv, timing.json and report/report.md."""
+    files = {"metrics.csv": b"epoch,loss\n1,0.5\n", "timing.json": b'{"mine": 1}\n',
+             os.path.join("report", "report.md"): b"# my notes\n"}
+    for name, data in files.items():
+        os.makedirs(os.path.dirname(os.path.join(path, name)), exist_ok=True)
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+    return files
+
+
+def tree(path):
+    """Every file under ``path`` with its bytes."""
+    out = {}
+    for d, _, names in os.walk(path):
+        for n in names:
+            with open(os.path.join(d, n), "rb") as f:
+                out[os.path.relpath(os.path.join(d, n), path)] = f.read()
+    return out
+
+
+# ------------------------------------------------------------------ 1. the user's files are never overwritten
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    np.savez(d / "tiny.npz", images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8),
+             labels=rng.integers(0, 3, 40))
+    return d / "tiny.npz"
+
+
+@pytest.mark.parametrize("sweep", [[], ["--seeds", "0,1"]], ids=["run", "sweep"])
+def test_item1_loop_refuses_a_run_dir_of_the_users_own_files(tiny, tmp_path, sweep):
+    proj = tmp_path / "userproj"
+    files = user_folder(proj)
+    before = tree(proj)
+    err = one_line(run("loop", tiny, *LOOP, *sweep, "--run-dir", proj), 1)
+    assert "did not write" in err and "metrics.csv" in err and "choose a new or empty folder" in err
+    assert tree(proj) == before and set(before) == set(files)  # byte for byte, and nothing added (no .lock)
+
+
+def test_item1_loop_runs_in_an_empty_folder_or_one_a_stopped_run_left(tiny, tmp_path):
+    left = tmp_path / "left"
+    left.mkdir()
+    (left / ".lock").write_text("123")  # what a run that failed before its first step leaves
+    r = run("loop", tiny, *LOOP, "--run-dir", left)
+    assert r.exit_code == 0, r.output
+    assert (left / "metrics.csv").exists() and (left / "config.json").exists()
+    r = run("loop", tiny, *LOOP, "--run-dir", left)  # the loop's own folder: resumed, not refused
+    assert r.exit_code == 0, r.output
+
+
+def test_item1_report_refuses_an_out_folder_of_the_users_own_files(tmp_path):
+    rd = run_copy(tmp_path / "run", 0)
+    proj = tmp_path / "userproj"
+    user_folder(proj)
+    before = tree(proj)
+    for out in (proj, proj / "report"):
+        err = one_line(run("report", rd, "--out", out), 1)
+        assert "did not write" in err and "new or empty folder" in err, err
+        assert tree(proj) == before
+    # new, empty, the report's own (again), an earlier report's without the mark, the run's report/: written
+    fresh, empty = tmp_path / "fresh", tmp_path / "empty"
+    empty.mkdir()
+    for out in (fresh, empty, fresh):
+        r = run("report", rd, "--out", out)
+        assert r.exit_code == 0, r.output
+    old = tmp_path / "old"
+    shutil.copytree(fresh, old)
+    os.unlink(old / ".fastsel-report")
+    assert run("report", rd, "--out", old).exit_code == 0
+    (rd / "report").mkdir()
+    (rd / "report" / "notes.txt").write_text("kept")
+    r = run("report", rd)
+    assert r.exit_code == 0, r.output
+    assert (rd / "report" / "report.md").exists() and (rd / "report" / "notes.txt").read_text() == "kept"
+
+
+# ------------------------------------------------------------------ 2. only runs that differ in the seed pool
+
+def greedy_tests(out):
+    with open(out / "arm_tests.json") as f:
+        return {t["condition"]: t for t in json.load(f) if t["metric"] == "gs" and t["condition"].endswith("greedy")}
+
+
+@pytest.mark.parametrize("change, tags", [
+    ({"n": 32}, ["[n=16] accumulate-greedy", "[n=32] accumulate-greedy"]),
+    ({"dataset": "cifar10", "features": "dinov2-s", "fid_features": "inception", "unet": "paper"},
+     ["[dataset=cifar10] accumulate-greedy", "[dataset=mnist] accumulate-greedy"]),
+], ids=["n", "dataset"])
+def test_item2_runs_that_differ_in_more_than_the_seed_are_not_pooled(tmp_path, change, tags):
+    a = run_copy(tmp_path / "a" / "seed0", 0, config=change)
+    b = run_copy(tmp_path / "b" / "seed1", 1)
+    out = tmp_path / "o"
+    r = run("report", a, b, "--out", out)
+    assert r.exit_code == 0, r.output
+    tests = greedy_tests(out)
+    assert sorted(tests) == tags and all(t["n_arm"] == 1 for t in tests.values())  # one run each, no Welch
+    warns = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warns) == 1 and "differ in more than the seed" in warns[0] and "not pooled" in warns[0], r.stderr
+    key = next(iter(change))
+    assert f"{key} {change[key]} vs " in warns[0] or f" vs {change[key]}" in warns[0], warns[0]
+    md = (out / "report.md").read_text()
+    assert md.count("**Not pooled:**") == 1 and "differ in more than the seed" in md
+
+
+def test_item2_runs_that_differ_only_in_the_seed_are_still_pooled(tmp_path):
+    a = run_copy(tmp_path / "a" / "seed0", 0)
+    b = run_copy(tmp_path / "b" / "seed1", 1)
+    out = tmp_path / "o"
+    r = run("report", a, b, "--out", out)
+    assert r.exit_code == 0, r.output
+    tests = greedy_tests(out)
+    assert list(tests) == ["accumulate-greedy"] and tests["accumulate-greedy"]["n_arm"] == 2
+    assert "Not pooled" not in (out / "report.md").read_text() and "differ" not in r.stderr
+
+
+# ------------------------------------------------------------------ 3. a step recorded twice is damage
+
+def test_item3_a_metrics_json_with_every_record_twice_is_damaged(tmp_path):
+    with open(os.path.join(RECORDS, "seed0", "metrics.json")) as f:
+        recs = json.load(f)["iterations"]
+    rd = run_copy(tmp_path / "run", 0, records=recs + recs)
+    err = one_line(run("report", rd), 1)
+    assert os.path.join(str(rd), "metrics.json") in err and "damaged" in err, err
+    assert "accumulate-none iteration 0 is recorded twice" in err
+    assert not (rd / "report").exists()
+
+
+# ------------------------------------------------------------------ 4. an iteration no run has
+
+def test_item4_report_refuses_an_iteration_no_run_has(tmp_path):
+    rd = run_copy(tmp_path / "run", 0)
+    out = tmp_path / "o"
+    err = one_line(run("report", rd, "--iteration", 99, "--out", out), 2)
+    assert "iteration 99" in err and "0, 1, 2" in err, err
+    assert not out.exists()
+    assert run("report", rd, "--iteration", 2, "--out", out).exit_code == 0
+
+
+# ------------------------------------------------------------------ 5. scipy's warnings as one line each
+
+def test_item5_identical_values_across_seeds_give_warning_lines_not_raw_warnings(tmp_path):
+    with open(os.path.join(RECORDS, "seed0", "metrics.json")) as f:
+        recs = json.load(f)["iterations"]
+
+    def same(r):  # every seed and arm measured alike: Welch's t and Pearson's r on identical values
+        r["gs"] = 0.1
+    runs = [run_copy(tmp_path / "x" / f"seed{s}", s, records=json.loads(json.dumps(recs)), edit=same)
+            for s in range(3)]
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        r = run("report", *runs, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert [str(w.message) for w in escaped] == []  # none reaches Python's warning printer (file:line)
+    lines = r.stderr.splitlines()
+    assert lines and all(ln.startswith("warning: ") for ln in lines), r.stderr
+    assert len(lines) == len(set(lines)) and not any(".py:" in ln or "Warning:" in ln for ln in lines)
+    assert any("Welch test of gs" in ln for ln in lines), r.stderr
