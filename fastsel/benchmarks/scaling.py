@@ -45,8 +45,8 @@ def _t(fn) -> float:
 def run(a) -> dict:
     rate = gemm_rate(a.d)
     rows = []
-    for N in [int(s) for s in a.sizes.split(",")]:
-        for kind in a.pools.split(","):
+    for N in _items(a.sizes, int):
+        for kind in _items(a.pools, str):
             x = B._pool(N, a.d, torch.float32, kind=kind)
             bw, _ = B.read_bandwidth(x, reps=8)
             t = _t(lambda: fastsel.greedy(x, a.n, 0, backend="cpp", mode="multi"))
@@ -68,6 +68,11 @@ def run(a) -> dict:
     save_text(os.path.join(a.out, "bench_scaling.md"), markdown(res))
     print(markdown(res))
     return res
+
+
+def _items(v, kind) -> list:
+    """A comma list given as text ("16384,65536") or as the CLI's checked tuple."""
+    return [kind(x) for x in (v.split(",") if isinstance(v, str) else v)]
 
 
 def markdown(res: dict) -> str:

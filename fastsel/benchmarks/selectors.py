@@ -233,7 +233,7 @@ def _write(rows: list, out: str) -> dict:
 
 
 def run(args) -> list:
-    sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
+    sizes = [int(s) for s in (args.sizes.split(",") if isinstance(args.sizes, str) else args.sizes) if str(s).strip()]
     d, n = int(args.d), int(args.n)
     rows = scale_rows(d) if getattr(args, "scale", False) else []
     apricot_cls, submodlib_cls, vendi = _anchors()

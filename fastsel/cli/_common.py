@@ -5,13 +5,14 @@ import contextlib
 import functools
 import json
 import math
+import os
 import sys
 import traceback
 import warnings
 
 import click
 
-from ..errors import FastselError, UsageProblem
+from ..errors import DataError, FastselError, UsageProblem
 
 
 class RegistryChoice(click.Choice):
@@ -72,6 +73,111 @@ def check_device(device) -> None:
         why = device_problem(str(dev))
         if why:
             raise click.UsageError(f"--{why}")
+
+
+class DeviceType(click.ParamType):
+    """--device: cpu, cuda or cuda:K with that GPU visible (:func:`check_device`), checked when the
+    command line is parsed, before any work; every --device option shares this one rule."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        check_device(value)
+        return value
+
+
+DEVICE = DeviceType()
+
+
+class CommaList(click.ParamType):
+    """A comma list (``16384,65536``), each entry converted by the click type ``item`` (an IntRange,
+    a Choice ...): a tuple of at least one value, none repeated; a bad entry is one usage line."""
+
+    name = "list"
+
+    def __init__(self, item: click.ParamType):
+        self.item = item
+
+    def get_metavar(self, param, ctx=None):
+        if isinstance(self.item, click.Choice):
+            return f"[{'|'.join(map(str, self.item.choices))}][,...]"
+        return f"{self.item.name.split()[0].upper()}[,...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = [p.strip() for p in str(value).split(",")]
+        if not all(parts):
+            self.fail(f"{value!r} is not a comma list (an empty entry)", param, ctx)
+        out = []
+        for p in parts:
+            try:
+                out.append(self.item.convert(p, param, ctx))
+            except click.BadParameter as e:
+                self.fail(one_line(e.message) + (f" (in {value!r})" if len(parts) > 1 else ""), param, ctx)
+        if len(set(out)) != len(out):
+            self.fail(f"{value!r} repeats a value", param, ctx)
+        return tuple(out)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (a range compares false with nan and lets it in)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
+
+def color_channels(images, name: str, quiet: bool = False):
+    """uint8 (N, H, W, C) images with the 1 (gray) or 3 (RGB) channels the extractors take: RGBA drops
+    its alpha and gray + alpha keeps its gray, as an image folder's files are read (PIL's convert);
+    any other channel count is one line."""
+    c = images.shape[-1]
+    if c in (1, 3):
+        return images
+    if c not in (2, 4):
+        raise DataError(f"{one_line(name)}: images with {c} channels; fastsel reads 1 (gray), 2 (gray + alpha), "
+                        f"3 (RGB) or 4 (RGBA)")
+    if not quiet:
+        click.echo(f"note: {one_line(name)}: {'RGBA' if c == 4 else 'gray + alpha'} images, alpha channel dropped",
+                   err=True)
+    return images[..., :c - 1]
+
+
+def _memory_total():
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_problem(nbytes: float, what: str):
+    """Why ``what`` (needing ``nbytes``) cannot run here: more than this machine's physical memory."""
+    total = _memory_total()
+    if total is not None and nbytes > total:
+        return f"{what}: {nbytes / 2 ** 30:.3g} GiB needed; this machine has {total / 2 ** 30:.3g} GiB"
+    return None
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """A usage error (before any work) when ``what`` needs more than this machine's physical memory."""
+    why = memory_problem(nbytes, what)
+    if why:
+        raise click.UsageError(why)
+
+
+class ImageSide(click.IntRange):
+    """An image side (--size, --image-size): an IntRange whose one RGB uint8 image must fit in memory."""
+
+    def convert(self, value, param, ctx):
+        side = super().convert(value, param, ctx)
+        why = memory_problem(side * side * 3, f"one {side} x {side} RGB image")
+        if why:
+            self.fail(why, param, ctx)
+        return side
 
 
 def one_line(s) -> str:

@@ -7,9 +7,13 @@ from types import SimpleNamespace
 
 import click
 
-from ._common import handle_errors
+from .. import features
+from ._common import DEVICE, CommaList, FiniteFloatRange, ImageSide, RegistryChoice, check_memory, handle_errors
+from .loop import UNET_CHOICES
 
 _OUT = "bench/results"
+COUNT = click.IntRange(min=1)  # sizes, dimensions, picks, repeats: at least one
+POOLS = ("gauss", "clustered")
 
 
 def _select(full, backends, out_dir, only=None):
@@ -89,17 +93,18 @@ def _run(module, **kw):
 
 
 @bench.command("loop")
-@click.option("--unet", default="tiny", show_default=True)
-@click.option("--size", type=int, default=32, show_default=True)
-@click.option("--channels", type=int, default=3, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Training steps timed per loop.")
-@click.option("--sample-count", type=int, default=64, show_default=True)
-@click.option("--sample-steps", type=int, default=10, show_default=True, help="DDPM steps for both samplers.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--unet", type=click.Choice(UNET_CHOICES), default="tiny", show_default=True)
+@click.option("--size", type=ImageSide(min=4), default=32, show_default=True,
+              help="Side of the random images (>= 4, as `fastsel loop --image-size`).")
+@click.option("--channels", type=COUNT, default=3, show_default=True)
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
+@click.option("--steps", type=COUNT, default=30, show_default=True, help="Training steps timed per loop.")
+@click.option("--sample-count", type=COUNT, default=64, show_default=True)
+@click.option("--sample-steps", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="DDPM steps for both samplers (at most the scheduler's 1,000 training steps).")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True)
-@click.option("--repeats", type=int, default=3, show_default=True, help="Alternating repeats; the best of each.")
+@click.option("--repeats", type=COUNT, default=3, show_default=True, help="Alternating repeats; the best of each.")
 @click.option("--sweep", "sweep_steps", type=click.IntRange(min=1), default=None,
               help="Instead: time a 2-seed `fastsel loop mnist` sweep (cpu preset, this many training steps) with "
                    "--jobs 1 (sub-runs one after another, every thread) and --jobs 2 (side by side).")
@@ -108,20 +113,29 @@ def _run(module, **kw):
 def loop_cmd(**kw):
     """Loop training and sampling throughput against bare diffusers (or, with --sweep, a sweep's wall
     time with and without --jobs)."""
+    image = kw["size"] ** 2 * kw["channels"]
+    check_memory(max(256, kw["batch_size"]) * image * 8,
+                 f"--batch-size {kw['batch_size']} float64 images (256 at least) of --size and --channels")
+    check_memory(kw["sample_count"] * image * 4 * 2, f"--sample-count {kw['sample_count']} float32 images (and "
+                 "their noise) of --size and --channels")
     _run("loop", **kw)
 
 
 @bench.command("embed")
-@click.option("--features", default="inception", show_default=True)
-@click.option("--images", type=int, default=256, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--size", type=int, default=28, show_default=True, help="Side of the random uint8 images.")
-@click.option("--channels", type=int, default=1, show_default=True)
+@click.option("--features", type=RegistryChoice(features.names), default="inception", show_default=True)
+@click.option("--images", type=COUNT, default=256, show_default=True)
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@click.option("--size", type=ImageSide(min=1), default=28, show_default=True, help="Side of the random uint8 images.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              callback=lambda ctx, param, v: int(v), help="Gray or RGB images.")
 @click.option("--out-dir", default=_OUT, show_default=True)
 @handle_errors
 def embed_cmd(**kw):
     """`fastsel embed` throughput against a bare model(x) loop."""
+    side = kw["size"]
+    check_memory(kw["images"] * side * side * kw["channels"],
+                 f"--images {kw['images']} uint8 images of --size {side} x {side} x --channels {kw['channels']}")
     _run("embed", **kw)
 
 
@@ -133,7 +147,7 @@ def distributed_cmd():
 
 
 @bench.command("contention")
-@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--repeats", type=COUNT, default=3, show_default=True, help="Runs of each setting; the best of them.")
 @click.option("--out", default="bench/results/contention", show_default=True)
 @click.option("--only", default=None, help="Only the workloads whose name contains this text.")
 @handle_errors
@@ -143,28 +157,46 @@ def contention_cmd(**kw):
 
 
 @bench.command("prune")
-@click.option("--reps", type=int, default=6, show_default=True)
-@click.option("--N", "N", type=int, default=65536, show_default=True)
-@click.option("--d", type=int, default=384, show_default=True)
-@click.option("--n", type=int, default=2048, show_default=True)
+@click.option("--reps", type=COUNT, default=6, show_default=True)
+@click.option("--N", "N", type=COUNT, default=65536, show_default=True)
+@click.option("--d", type=COUNT, default=384, show_default=True)
+@click.option("--n", type=COUNT, default=2048, show_default=True)
 @click.option("--sweep", is_flag=True, help="Cluster-count sweep (16 ... 4,096 clusters, nested, MNIST) vs torch-quickfps.")
 @click.option("--out", default=None, help="With --sweep: write bench_prune_sweep.json here.")
 @handle_errors
 def prune_cmd(**kw):
     """Pruned vs unpruned multi-pick greedy, repeated in ABBA order (medians); --sweep: over cluster counts."""
+    if kw["n"] > kw["N"]:
+        raise click.BadParameter(f"--n {kw['n']} is larger than the pool (--N {kw['N']})", param_hint="--n")
+    if kw["out"] is not None and not kw["sweep"]:
+        raise click.UsageError("--out applies to --sweep")
+    check_memory(kw["N"] * kw["d"] * 4, f"--N {kw['N']} x --d {kw['d']} float32 rows")
     _run("prune", **kw)
 
 
 @bench.command("scaling")
-@click.option("--sizes", default="16384,65536,262144,1048576", show_default=True)
-@click.option("--d", type=int, default=384, show_default=True)
-@click.option("--n", type=int, default=4096, show_default=True)
-@click.option("--pools", default="gauss,clustered", show_default=True)
+@click.option("--sizes", type=CommaList(COUNT), default="16384,65536,262144,1048576", show_default=True,
+              help="Pool sizes N (comma list).")
+@click.option("--d", type=COUNT, default=384, show_default=True)
+@click.option("--n", type=COUNT, default=4096, show_default=True)
+@click.option("--pools", type=CommaList(click.Choice(POOLS)), default=",".join(POOLS), show_default=True,
+              help="Pool kinds (comma list).")
 @click.option("--out", default=_OUT, show_default=True)
 @handle_errors
 def scaling_cmd(**kw):
     """Greedy time per pick vs pool size, with the memory floor and the GEMM bound."""
+    _check_sizes(kw["sizes"], kw["d"], kw["n"], 4)
     _run("scaling", **kw)
+
+
+def _check_sizes(sizes, d, n, bytes_per_row_entry, kernel_bytes=0):
+    """--n no larger than the smallest of --sizes; the largest pool (and an N x N kernel of
+    ``kernel_bytes`` per entry) within this machine's memory."""
+    if n > min(sizes):
+        raise click.BadParameter(f"--n {n} is larger than the smallest pool (--sizes {min(sizes)})", param_hint="--n")
+    N = max(sizes)
+    check_memory(N * d * bytes_per_row_entry + N * N * kernel_bytes,
+                 f"--sizes {N} x --d {d} rows" + (" and their N x N kernel" if kernel_bytes else ""))
 
 
 @bench.command("tau")
@@ -176,20 +208,57 @@ def tau_cmd(**kw):
 
 
 @bench.command("selectors")
-@click.option("--sizes", default="2000,5000", show_default=True, help="Pool sizes N (comma list).")
-@click.option("--d", type=int, default=384, show_default=True)
-@click.option("--n", type=int, default=200, show_default=True)
+@click.option("--sizes", type=CommaList(COUNT), default="2000,5000", show_default=True,
+              help="Pool sizes N (comma list).")
+@click.option("--d", type=COUNT, default=384, show_default=True)
+@click.option("--n", type=COUNT, default=200, show_default=True)
 @click.option("--scale", is_flag=True, help="Also the rows where no N x N kernel fits (200,000-row k-NN facility "
               "location, 1,000,000-row DPP, SemDeDup and Vendi), each in its own process (minutes).")
 @click.option("--out", default="bench/results/selectors", show_default=True)
 @handle_errors
 def selectors_cmd(**kw):
     """Facility location, DPP, herding and the Vendi score beside apricot, a numpy fast-MAP and vendi-score."""
+    _check_sizes(kw["sizes"], kw["d"], kw["n"], 4 + 8, kernel_bytes=8)  # float32 + float64 rows, a float64 kernel
     _run("selectors", **kw)
 
 
+def _frontier_config(ctx, param, value):
+    """CONFIG: a JSON object of ch (the UNet's channel counts), size (>= 4), n_real (>= 1), lpb (layers
+    per block, optional) and LoopConfig settings, checked before MNIST is read or anything trains."""
+    import dataclasses
+    import json
+
+    from ..errors import FastselError
+    from ..loop.config import LoopConfig
+    try:
+        cfg = json.loads(value)
+    except ValueError as e:
+        raise click.BadParameter(f"not JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise click.BadParameter(f"must be a JSON object, got {type(cfg).__name__}")
+
+    def count(v, lo):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+    ch = cfg.get("ch")
+    if not (isinstance(ch, list) and ch and all(count(c, 1) for c in ch)):
+        raise click.BadParameter(f"'ch' must be a non-empty list of channel counts >= 1, got {ch!r}")
+    for k, lo, needed in (("size", 4, True), ("n_real", 1, True), ("lpb", 1, False)):
+        if (needed or k in cfg) and not count(cfg.get(k), lo):
+            raise click.BadParameter(f"{k!r} must be an integer >= {lo}, got {cfg.get(k)!r}")
+    rest = {k: v for k, v in cfg.items() if k not in ("ch", "size", "n_real", "lpb")}
+    fixed = {"dataset": "mnist", "unet": "tiny", "ckpt_every": 10 ** 9, "sample_batch": 256}  # as run() sets them
+    unknown = sorted(set(rest) - {f.name for f in dataclasses.fields(LoopConfig)} | (set(rest) & set(fixed)))
+    if unknown:
+        raise click.BadParameter(f"unknown or fixed setting(s): {', '.join(unknown)}")
+    try:
+        LoopConfig(**fixed, **rest).validate("CONFIG")
+    except (FastselError, TypeError, ValueError) as e:
+        raise click.BadParameter(str(e).split(": ", 1)[-1]) from None
+    return value
+
+
 @bench.command("frontier")
-@click.argument("config")
+@click.argument("config", callback=_frontier_config)
 @handle_errors
 def frontier_cmd(config):
     """The CPU main job's training time vs LeNet class confidence; CONFIG: a JSON object of settings."""
@@ -202,7 +271,7 @@ def frontier_cmd(config):
               "compared (CI).")
 @click.option("--baseline", default="bench/baseline.json", show_default=True,
               type=click.Path(dir_okay=False), help="The committed baseline the ratios are compared with.")
-@click.option("--tolerance", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+@click.option("--tolerance", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.25,
               show_default=True, help="How far a ratio may fall (share of its baseline) before the check fails.")
 @click.option("--only", default=None, help="Only the cases whose name contains this text.")
 @click.option("--update", is_flag=True, help="Write this run's ratios as the baseline (needs --why).")

@@ -5,7 +5,7 @@ import click
 
 from .. import features, ops
 from ..selectors import selector_names
-from ._common import SEED, SEED_HELP, RegistryChoice, check_device, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, check_device, emit_json, handle_errors
 
 
 @click.command("curate")
@@ -26,7 +26,7 @@ from ._common import SEED, SEED_HELP, RegistryChoice, check_device, emit_json, h
 @click.option("--column", default=None,
               help="Image column of a parquet file or dataset (default: its Image column); other sources refuse it.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
-@click.option("--image-size", type=click.IntRange(min=4), default=None,
+@click.option("--image-size", type=ImageSide(min=4), default=None,
               help="Resize every image to SIZE x SIZE (default: the first image's size, 512 x 512 when larger).")
 @click.option("--copy", is_flag=True,
               help="Folder sources: copy the selected files (default: symbolic links); other sources refuse it.")

@@ -12,7 +12,7 @@ from .. import ops
 from ..demo import make_pool
 from ..io import save_npy
 from ..selectors import select, selector_names
-from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors, one_line
+from ._common import SEED, SEED_HELP, CommaList, RegistryChoice, check_memory, emit_json, fmt, handle_errors, one_line
 
 
 @click.command("demo")
@@ -22,7 +22,8 @@ from ._common import SEED, SEED_HELP, emit_json, fmt, handle_errors, one_line
 @click.option("--d", "dim", type=click.IntRange(min=1), default=384, show_default=True)
 @click.option("--n", "n", type=click.IntRange(min=2), default=1024, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
-@click.option("--method", "methods", default="greedy,threshold,random", show_default=True,
+@click.option("--method", "methods", type=CommaList(RegistryChoice(lambda: ("all",) + selector_names())),
+              default="greedy,threshold,random", show_default=True,
               help="Comma list of registered selectors to compare, or 'all' (every registered one; the kernel "
                    "selectors take seconds to minutes on the default pool).")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
@@ -37,12 +38,11 @@ def demo(out, pool_n, dim, n, seed, methods, backend, as_json):
     """
     if n > pool_n:
         raise click.BadParameter(f"--n {n} is larger than --pool {pool_n}", param_hint="--n")
-    names = selector_names()  # the live registry: selectors registered by a user's code appear too
-    methods = names if methods.strip() == "all" else tuple(m.strip() for m in methods.split(",") if m.strip())
-    bad = [m for m in methods if m not in names]
-    if bad or not methods:
-        raise click.BadParameter(f"must be 'all' or a comma list of {', '.join(names)}, got {bad or methods}",
-                                 param_hint="--method")
+    if "all" in methods:  # the live registry: selectors registered by a user's code appear too
+        if len(methods) > 1:
+            raise click.BadParameter(f"'all' stands alone, got {','.join(methods)}", param_hint="--method")
+        methods = selector_names()
+    check_memory(pool_n * dim * 4, f"--pool {pool_n} x --d {dim} float32 rows")
     x_np, src = make_pool(pool_n, dim, seed=seed)
     save_npy(out, x_np)
     x = torch.from_numpy(x_np)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..io import atomic_path, check_outputs, save_json, save_npy
 from .. import features
-from ._common import SEED, SEED_HELP, RegistryChoice, check_device, emit_json, handle_errors, one_line
+from ._common import (DEVICE, SEED, SEED_HELP, ImageSide, RegistryChoice, color_channels, emit_json, handle_errors,
+                      one_line)
 
 
 @click.command("embed")
@@ -22,8 +23,8 @@ from ._common import SEED, SEED_HELP, RegistryChoice, check_device, emit_json, h
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-@click.option("--size", type=click.IntRange(min=1), default=None, help="Resize folder images to SIZE x SIZE.")
+@click.option("--device", type=DEVICE, default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+@click.option("--size", type=ImageSide(min=1), default=None, help="Resize folder images to SIZE x SIZE.")
 @click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
@@ -39,16 +40,16 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
     """
     from .. import data as D
     from .. import features as Fe
-    check_device(device)
     stem = out[:-4] if out.endswith(".npy") else out
     check_outputs([out, stem + ".labels.npy", out + ".json"], [data])
     ds = D.load(data, split=split, n=n, seed=seed, download=download, size=size)
+    images = color_channels(ds.images, data, quiet or as_json)
     ext = Fe.get(feat, device)
     t0 = time.perf_counter()
-    dim = ext(ds.images[:1]).shape[1]
+    dim = ext(images[:1]).shape[1]
     with atomic_path(out) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(ds.images), dim))
-        Fe.embed(ds.images, ext, batch_size, out=mm, quiet=quiet)
+        Fe.embed(images, ext, batch_size, out=mm, quiet=quiet)
         mm.flush()
         del mm
     seconds = time.perf_counter() - t0

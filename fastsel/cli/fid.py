@@ -5,7 +5,7 @@ import os
 
 import click
 
-from ._common import SEED, SEED_HELP, clean_warnings, emit_json, handle_errors
+from ._common import DEVICE, SEED, SEED_HELP, clean_warnings, color_channels, emit_json, handle_errors
 
 
 def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
@@ -18,7 +18,8 @@ def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
         if "mu" in names and "sigma" in names:
             return FID.load_stats(src)
     ds = D.load(src, n=n, seed=seed, download=download)
-    feats = Fe.embed(ds.images, Fe.get("inception", device), batch_size, quiet=quiet)
+    images = color_channels(ds.images, src, quiet)
+    feats = Fe.embed(images, Fe.get("inception", device), batch_size, quiet=quiet)
     s = FID.stats(feats)
     if save:
         FID.save_stats(save, s)
@@ -31,7 +32,7 @@ def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
 @click.option("--n", "n", type=click.IntRange(min=2), default=None, help="Seeded subset of each image set.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default=None)
+@click.option("--device", type=DEVICE, default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 @click.option("--save-stats", nargs=2, type=click.Path(dir_okay=False), default=None,
               help="Write the statistics of A and B (.npz with mu, sigma) for reuse.")
 @click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source (checksummed).")

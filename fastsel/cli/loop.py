@@ -10,7 +10,7 @@ from ..errors import DataError
 from ._common import emit_json, handle_errors
 
 from .. import features  # noqa: E402
-from ._common import RegistryChoice  # noqa: E402
+from ._common import ImageSide, RegistryChoice  # noqa: E402
 from ..loop.config import PARADIGMS, SEED_MAX  # noqa: E402
 from ..selectors import selector_names  # noqa: E402
 
@@ -62,7 +62,7 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
               help="Selection/GS/entropy features (paper: dinov2-s; MNIST on a CPU: lenet).")
 @click.option("--fid-features", type=RegistryChoice(features.names), default=None,
               help="Features of the FID (paper: inception).")
-@click.option("--image-size", type=click.IntRange(min=4), default=None, help="Resize the real images to this side.")
+@click.option("--image-size", type=ImageSide(min=4), default=None, help="Resize the real images to this side.")
 @click.option("--eval-samples", type=click.IntRange(min=0), default=None,
               help="Generate at least this many samples per model: measured (copies, GS), never trained on.")
 @click.option("--holdout", type=click.IntRange(min=0), default=None,
@@ -101,7 +101,7 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 @click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
 @click.option("--beta-schedule", type=click.Choice(["linear", "squaredcos_cap_v2"]), default=None,
               help="Noise schedule of training and sampling (default linear, the DDPM paper's).")
-@click.option("--sample-steps", type=click.IntRange(min=1), default=None)
+@click.option("--sample-steps", type=click.IntRange(1, 1000), default=None)
 @click.option("--sample-batch", type=click.IntRange(min=1), default=None)
 @click.option("--cfg-scale", type=click.FloatRange(min=0), default=None,
               help="> 0: class-conditional UNet with label dropout, sampled with this guidance scale.")
@@ -271,6 +271,8 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, log
                 click.echo(f"{name}: n={d['n']} alpha={d['alpha']} seed={d['seed']} steps/iteration={d['steps_per_iteration']} "
                            f"-> {d['run_dir']}")
         return
+    from ..loop.rundir import check_sweep_folder
+    check_sweep_folder(run_dir)  # a folder of the user's own files: refused before anything is written
     os.makedirs(run_dir, exist_ok=True)
     sweep = os.path.join(run_dir, "sweep.json")
     mine = {"runs": [name for name, _ in subs], "configs": {name: c.to_json() for name, c in subs}}
@@ -385,18 +387,43 @@ def _maybe_init_distributed(cfg):
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder of the figures and report.md (default: the first run's report/).")
+              help="Folder of the figures and report.md (default: the first run's report/): new, empty, or one an "
+                   "earlier report wrote.")
 @click.option("--iteration", type=click.IntRange(min=0), default=None,
-              help="Iteration of the nearest-neighbour grid (default: the newest).")
+              help="Iteration of the nearest-neighbour grid (default: the newest); one the runs have.")
+@click.option("--analysis", is_flag=True,
+              help="Print the declared analysis of docs/analysis.md instead (primary test first, Holm-adjusted; "
+                   "secondaries exploratory; 'interim' until every declared seed is in); with --out, also "
+                   "analysis.md and analysis.json there.")
 @handle_errors
-def report(run_dirs, out, iteration):
+def report(run_dirs, out, iteration, analysis):
     """Draw the paper's figures from one or more loop runs (sweeps included) into PNGs + report.md.
 
     
     Example:
       fastsel report runs/mnist-cpu-replace-seed0 runs/mnist-cpu-accumulate-seed0 --out figs/
+      fastsel report --analysis docs/analysis/records/accumulate/seed*
     """
+    if analysis:
+        _analysis(run_dirs, out, iteration)
+        return
     from ..loop.report import write_report
-    if out:
+    click.echo(write_report(list(run_dirs), out=out, iteration=iteration, quiet=True))  # makes --out once checked
+
+
+def _analysis(run_dirs, out, iteration):
+    """The declared analysis over the runs (fastsel.loop.analysis): markdown on stdout, files with --out."""
+    import os
+
+    from ..io import save_json, save_text
+    from ..loop import analysis as A
+    from ..loop.report import load_runs
+    res = A.analyse(load_runs(list(run_dirs)), iteration=A.ITERATION if iteration is None else iteration)
+    md = A.markdown(res)
+    if out is not None:
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise click.UsageError(f"--out {out} is a file: give a folder")
         os.makedirs(out, exist_ok=True)
-    click.echo(write_report(list(run_dirs), out=out, iteration=iteration, quiet=True))
+        save_text(os.path.join(out, "analysis.md"), md)
+        save_json(os.path.join(out, "analysis.json"), res)
+    click.echo(md, nl=False)

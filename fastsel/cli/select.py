@@ -13,8 +13,8 @@ from .. import metrics as M
 from .. import ops
 from ..io import DataError, check_outputs, load_features, save_npy
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
-from ._common import (SEED, SEED_HELP, RegistryChoice, check_device, clean_warnings, emit_json, fmt, handle_errors,
-                      one_line, progress_bar)
+from ._common import (DEVICE, SEED, SEED_HELP, FiniteFloatRange, RegistryChoice, clean_warnings, emit_json, fmt,
+                      handle_errors, one_line, progress_bar)
 from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
@@ -49,10 +49,10 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick (default: drawn from --seed).")
 @click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
-@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--tau", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Initial threshold (threshold method; default: the largest distance from the first pick, "
                    "see fastsel.default_tau).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=ops.DEFAULT_ALPHA,
+@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=ops.DEFAULT_ALPHA,
               show_default=True, help="Threshold decay factor, in (0, 1).")
 @click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default="empty-pass", show_default=True,
               help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
@@ -64,7 +64,7 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
               help="facility: keep the similarity on the exact K-nearest-neighbour graph only (O(N K) memory, "
                    "never N x N: for pools whose kernel does not fit). Other methods refuse it.")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
-@click.option("--device", default="cpu", show_default=True,
+@click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Output .npy of int64 indices in pick order (default: beside the input).")
@@ -89,7 +89,6 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
     if given and method != "threshold" and sel.run.__module__.startswith("fastsel."):  # fastsel's own methods
         raise click.UsageError(f"{', '.join(given)} apply to --method threshold, not {method}")
     sharded = _dist.launched() and sel.sharded is not None
-    check_device(device)
     dev = torch.device(device)
     out = out or default_out(inp, method, n)
     check_outputs([out], [inp])

@@ -43,7 +43,11 @@ def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str 
     if ref.dtype != query.dtype:
         ref = ref.to(torch.promote_types(ref.dtype, query.dtype))
         query = query.to(ref.dtype)
-    k = check_int(k, "k")
+    # the kernels' rules (csrc/utils.h check_nn_args) checked here: a FastselError, not their RuntimeError
+    if exclude_self and query.shape[0] != ref.shape[0]:
+        raise FastselError(f"exclude_self needs query and ref of the same length, got {query.shape[0]} "
+                           f"and {ref.shape[0]}")
+    k = check_int(k, "k", 1, ref.shape[0] - int(bool(exclude_self)))
     fn, _ = _impl("nn", query, backend)
     e = pow2_scale(query, ref)
     q = ldexp(query, e)
