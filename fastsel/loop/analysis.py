@@ -1,0 +1,209 @@
+"""The declared analysis of docs/analysis.md, computed from loop runs: ``fastsel report --analysis``.
+
+What is fixed in advance (the constants below are that page's, changed only with it): the primary
+endpoint (``novelty_real`` at iteration 5, each selector arm against ``none``), its test (paired t
+over seeds, two-sided, Holm over the arms), the intervals (t, and a percentile bootstrap over seeds),
+an exact sign-flip permutation p beside it, the secondary endpoints (exploratory, unadjusted), the
+manipulation check, the null controls' bounds, the correlation with one point per (seed, arm), and
+"interim" until every declared seed is in.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from typing import Optional
+
+import numpy as np
+
+from ..io import DataError
+
+PRIMARY = "novelty_real"
+ITERATION = 5
+SEEDS = tuple(range(1001, 1017))
+ALPHA = 0.05
+BOOT = 10_000
+SECONDARY = ("entropy_samples", "copy_abs", "fid", "gs_norm", "copy_fraction", "share_real")
+MANIPULATION = "entropy_fixed"
+CONTROLS = {"novelty_real_holdout": (0.9, 1.1), "copy_abs_holdout": (0.0, 0.05)}
+
+
+def _value(rec: dict, key: str):
+    v = rec["shares"][0] if key == "share_real" else rec.get(key)
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def _by_seed(runs) -> dict:
+    """seed -> {(arm selector, iteration): record}; iteration 0 (shared) filed under every arm."""
+    out = {}
+    for run in runs:
+        seed = run["config"]["seed"]
+        if seed in out:
+            raise DataError(f"seed {seed} appears in two runs ({run['dir']}): one run per seed")
+        recs = {}
+        for r in run["records"]:
+            recs[(r["arm"].split("-", 1)[-1], r["iteration"])] = r
+        out[seed] = recs
+    return out
+
+
+def holm(ps: list) -> list:
+    """Holm's step-down adjusted p-values, in the order given."""
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    adj, run = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        run = max(run, min(1.0, (m - rank) * ps[i]))
+        adj[i] = run
+    return adj
+
+
+def sign_flip_p(d: np.ndarray) -> float:
+    """Exact two-sided sign-flip permutation p of the mean of paired differences (all 2^n patterns
+    up to n = 20; beyond, 2^20 seeded random patterns)."""
+    n = len(d)
+    obs = abs(d.mean())
+    if n <= 20:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    else:
+        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(1 << 20, n))
+    means = np.abs(signs @ d / n)
+    return float((means >= obs - 1e-12 * max(1.0, obs)).mean())
+
+
+def paired(d: np.ndarray, rng_seed: int = 0) -> dict:
+    """Mean of the paired differences d with its t interval, two-sided t p, bootstrap interval over
+    seeds and the sign-flip permutation p."""
+    from scipy import stats
+    n = len(d)
+    out = {"n": n, "diff": float(d.mean()) if n else None, "p": None, "ci95": None, "boot95": None,
+           "p_perm": None, "sd": float(d.std(ddof=1)) if n > 1 else None}
+    if n < 2:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # identical differences: p undefined, reported as None
+        t = stats.ttest_1samp(d, 0.0)
+    se = d.std(ddof=1) / math.sqrt(n)
+    q = stats.t.ppf(0.975, n - 1)
+    out["p"] = None if not math.isfinite(t.pvalue) else float(t.pvalue)
+    out["ci95"] = [float(d.mean() - q * se), float(d.mean() + q * se)]
+    rng = np.random.default_rng(rng_seed)
+    boots = d[rng.integers(n, size=(BOOT, n))].mean(1)
+    out["boot95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+    out["p_perm"] = sign_flip_p(d)
+    return out
+
+
+def _diffs(by_seed: dict, arm: str, key: str, it: int) -> tuple:
+    seeds, d = [], []
+    for s, recs in sorted(by_seed.items()):
+        a, b = recs.get((arm, it)), recs.get(("none", it))
+        va, vb = (_value(a, key) if a else None), (_value(b, key) if b else None)
+        if va is not None and vb is not None:
+            seeds.append(s)
+            d.append(va - vb)
+    return seeds, np.array(d, dtype=np.float64)
+
+
+def correlation(by_seed: dict, arms: list, it: int) -> Optional[dict]:
+    """Pearson r of entropy_fixed (the training set) against log novelty_real (its model), one point per
+    (seed, arm) at iteration ``it``, with a bootstrap interval that resamples whole seeds."""
+    pts = {}
+    for s, recs in by_seed.items():
+        for a in arms:
+            r = recs.get((a, it))
+            x, y = (_value(r, MANIPULATION), _value(r, PRIMARY)) if r else (None, None)
+            if x is not None and y is not None and y > 0:
+                pts.setdefault(s, []).append((x, math.log(y)))
+    allp = [p for v in pts.values() for p in v]
+    if len(allp) < 3:
+        return None
+    xs, ys = np.array(allp).T
+    if xs.std() == 0 or ys.std() == 0:
+        return {"r": None, "points": len(allp), "seeds": len(pts), "boot95": None}
+    r = float(np.corrcoef(xs, ys)[0, 1])
+    rng, seeds, rs = np.random.default_rng(0), sorted(pts), []
+    for _ in range(2000):
+        pick = [p for s in rng.choice(seeds, size=len(seeds)) for p in pts[s]]
+        a, b = np.array(pick).T
+        if a.std() > 0 and b.std() > 0:
+            rs.append(np.corrcoef(a, b)[0, 1])
+    return {"r": r, "points": len(allp), "seeds": len(pts),
+            "boot95": [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))] if rs else None}
+
+
+def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS) -> dict:
+    """The declared analysis over loop runs (one run per seed, arms none + selectors)."""
+    by_seed = _by_seed(runs)
+    arms = sorted({a for recs in by_seed.values() for (a, _) in recs} - {"none", "all", "shared"})
+    complete = sorted(s for s, recs in by_seed.items() if all((a, iteration) in recs for a in arms + ["none"]))
+    interim = not set(declared_seeds) <= set(complete)
+    prim = []
+    for a in arms:
+        seeds, d = _diffs(by_seed, a, PRIMARY, iteration)
+        prim.append({"arm": a, "metric": PRIMARY, "iteration": iteration, "seeds": seeds, **paired(d)})
+    ps = [p["p"] for p in prim]
+    if all(p is not None for p in ps) and ps:
+        for p, adj in zip(prim, holm(ps)):
+            p["p_holm"] = adj
+    sec = []
+    for a in arms:
+        for it in range(1, iteration):
+            seeds, d = _diffs(by_seed, a, PRIMARY, it)
+            sec.append({"arm": a, "metric": PRIMARY, "iteration": it, **paired(d)})
+        for key in SECONDARY + (MANIPULATION,):
+            seeds, d = _diffs(by_seed, a, key, iteration)
+            sec.append({"arm": a, "metric": key, "iteration": iteration, **paired(d),
+                        "role": "manipulation check" if key == MANIPULATION else "exploratory"})
+    controls = {}
+    for key, (lo, hi) in CONTROLS.items():
+        vals = [_value(r, key) for recs in by_seed.values() for r in recs.values()]
+        vals = [v for v in vals if v is not None]
+        m = float(np.mean(vals)) if vals else None
+        controls[key] = {"mean": m, "records": len(vals), "bounds": [lo, hi],
+                         "ok": m is not None and lo <= m <= hi}
+    return {"iteration": iteration, "arms": arms, "seeds_complete": complete, "declared_seeds": list(declared_seeds),
+            "interim": interim, "primary": prim, "secondary": sec, "controls": controls,
+            "correlation": correlation(by_seed, arms + ["none"], iteration),
+            "readable": all(c["ok"] for c in controls.values())}
+
+
+def _f(v, digits=3):
+    if v is None:
+        return "n/a"
+    return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.4g}"
+
+
+def _ci(c):
+    return "n/a" if c is None else f"[{_f(c[0])}, {_f(c[1])}]"
+
+
+def markdown(res: dict) -> str:
+    """The analysis as docs/analysis.md declares it: the primary test first."""
+    it = res["iteration"]
+    head = ("**INTERIM** — " + f"{len(res['seeds_complete'])} of {len(res['declared_seeds'])} declared seeds "
+            "complete: no test decides anything yet (docs/analysis.md)." if res["interim"] else
+            f"All {len(res['declared_seeds'])} declared seeds complete.")
+    lines = ["# Declared analysis (docs/analysis.md)", "", head, "",
+             f"## Primary: {PRIMARY} at iteration {it}, arm − none, paired t over seeds (two-sided), Holm over "
+             f"{len(res['arms'])} arms", "",
+             "| arm | seeds | arm − none | 95 % t CI | 95 % bootstrap CI | p | p (Holm) | p (sign-flip) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in res["primary"]:
+        lines.append(f"| {p['arm']} | {p['n']} | {_f(p['diff'])} | {_ci(p['ci95'])} | {_ci(p['boot95'])} | "
+                     f"{_f(p['p'])} | {_f(p.get('p_holm'))} | {_f(p['p_perm'])} |")
+    lines += ["", "## Null controls", "", "| control | mean | records | bounds | ok |", "|---|---|---|---|---|"]
+    for k, c in res["controls"].items():
+        lines.append(f"| {k} | {_f(c['mean'])} | {c['records']} | {c['bounds']} | {'yes' if c['ok'] else 'NO'} |")
+    if not res["readable"]:
+        lines += ["", "**A control is out of its bounds: the primary result cannot be read (docs/analysis.md).**"]
+    lines += ["", "## Secondary (exploratory: unadjusted p) and the manipulation check", "",
+              "| arm | metric | iteration | role | seeds | arm − none | 95 % t CI | p |", "|---|---|---|---|---|---|---|---|"]
+    for s in res["secondary"]:
+        lines.append(f"| {s['arm']} | {s['metric']} | {s['iteration']} | {s.get('role', 'exploratory')} | {s['n']} | "
+                     f"{_f(s['diff'])} | {_ci(s['ci95'])} | {_f(s['p'])} |")
+    c = res["correlation"]
+    lines += ["", f"## Training-set entropy at m vs log {PRIMARY}, one point per (seed, arm) at iteration {it}", ""]
+    lines.append("not enough points" if c is None else
+                 f"r = {_f(c['r'])}, bootstrap over seeds {_ci(c['boot95'])}, {c['points']} points from {c['seeds']} seeds")
+    return "\n".join(lines) + "\n"

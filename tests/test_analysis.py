@@ -1,0 +1,111 @@
+"""The declared analysis (fastsel.loop.analysis, docs/analysis.md): its statistics against scipy and
+brute force, its null case (no effect -> no claim), a planted effect found, and the interim label."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fastsel.loop import analysis as A
+
+
+def _runs(seeds, effect, rng, arms=("greedy", "threshold"), its=6, noise=0.05):
+    """Fake loop runs: per seed, arm none and the selectors; novelty_real = base + effect[arm] + noise."""
+    runs = []
+    for s in seeds:
+        recs, base = [], 0.5 + 0.1 * rng.standard_normal()
+        for t in range(its):
+            for arm in ("none",) + tuple(arms):
+                if t == 0 and arm != "none":
+                    continue
+                v = base + (effect.get(arm, 0.0) if t else 0.0) + noise * rng.standard_normal()
+                recs.append({"arm": f"accumulate-{arm}", "iteration": t, "novelty_real": v, "shares": [0.5],
+                             "novelty_real_holdout": 1 + 0.01 * rng.standard_normal(), "copy_abs_holdout": 0.0,
+                             "entropy_fixed": 100 + 10 * v + rng.standard_normal(), "copy_abs": 0.1, "fid": 50.0,
+                             "entropy_samples": 90.0, "gs_norm": v, "copy_fraction": 0.1})
+        runs.append({"label": f"seed{s}", "dir": f"/x/seed{s}", "config": {"seed": s}, "records": recs})
+    return runs
+
+
+def test_holm_matches_its_definition():
+    assert A.holm([0.01, 0.04]) == pytest.approx([0.02, 0.04])
+    assert A.holm([0.04, 0.01]) == pytest.approx([0.04, 0.02])
+    assert A.holm([0.03, 0.02, 0.5]) == pytest.approx([0.06, 0.06, 0.5])  # monotone step-down
+
+
+def test_sign_flip_p_equals_brute_force_and_paired_t_equals_scipy(rng):
+    d = rng.standard_normal(9) + 0.5
+    brute = np.mean([abs(np.dot(s, d)) / 9 >= abs(d.mean()) - 1e-12
+                     for s in itertools.product((1, -1), repeat=9)])
+    assert A.sign_flip_p(d) == pytest.approx(brute)
+    res = A.paired(d)
+    assert res["p"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue, rel=1e-12)
+    lo, hi = stats.t.interval(0.95, 8, loc=d.mean(), scale=stats.sem(d))
+    assert res["ci95"] == pytest.approx([lo, hi], rel=1e-10)
+    assert res["boot95"][0] < d.mean() < res["boot95"][1]
+
+
+def test_null_case_makes_no_claim_and_a_planted_effect_is_found(rng):
+    """No effect: the primary's adjusted p is not small for either arm (seeded data: a fixed draw) and
+    the intervals cover 0; a planted +0.2 on greedy alone: greedy's Holm p < 0.01, threshold's is not."""
+    null = A.analyse(_runs(A.SEEDS, {}, rng))
+    assert not null["interim"] and null["readable"]
+    for p in null["primary"]:
+        assert p["p_holm"] > 0.05 and p["ci95"][0] < 0 < p["ci95"][1]
+    eff = A.analyse(_runs(A.SEEDS, {"greedy": 0.2}, np.random.default_rng(5)))
+    g = next(p for p in eff["primary"] if p["arm"] == "greedy")
+    t = next(p for p in eff["primary"] if p["arm"] == "threshold")
+    assert g["p_holm"] < 0.01 and g["diff"] == pytest.approx(0.2, abs=0.05) and t["p_holm"] > 0.05
+    md = A.markdown(eff)
+    assert md.index("## Primary") < md.index("## Secondary") and "INTERIM" not in md
+
+
+def test_fewer_seeds_than_declared_is_interim_and_controls_out_of_bounds_are_flagged(rng):
+    runs = _runs(A.SEEDS[:5], {"greedy": 0.2}, rng)
+    for r in runs[0]["records"]:
+        r["novelty_real_holdout"] = 1.5
+        r["copy_abs_holdout"] = 0.5
+    res = A.analyse(runs)
+    assert res["interim"] and "INTERIM" in A.markdown(res)
+    runs = _runs(A.SEEDS[:2], {}, rng)
+    for run in runs:
+        for r in run["records"]:
+            r["copy_abs_holdout"] = 0.5
+    res = A.analyse(runs)
+    assert not res["readable"] and "cannot be read" in A.markdown(res)
+
+
+def test_correlation_has_one_point_per_seed_and_arm(rng):
+    res = A.analyse(_runs(A.SEEDS, {"greedy": 0.1}, rng))
+    c = res["correlation"]
+    assert c["points"] == 16 * 3 and c["seeds"] == 16 and c["r"] > 0.5
+    assert c["boot95"][0] <= c["r"] <= c["boot95"][1]
+
+
+def test_a_seed_in_two_runs_is_refused(rng):
+    runs = _runs((1001, 1001), {}, rng)
+    with pytest.raises(A.DataError, match="seed 1001"):
+        A.analyse(runs)
+
+
+def test_report_analysis_prints_the_declared_analysis_over_the_committed_records(tmp_path):
+    """`fastsel report --analysis` over the committed out-of-sample records: primary first, interim
+    until every declared seed is in, the controls within their bounds, files written with --out."""
+    import glob
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from fastsel.cli.main import cli
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis", "records",
+                        "accumulate")
+    runs = sorted(glob.glob(os.path.join(root, "seed*")))
+    assert runs, "no committed records"
+    r = CliRunner().invoke(cli, ["report", "--analysis", *runs, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert r.output.index("## Primary") < r.output.index("## Secondary")
+    res = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    assert res["interim"] == (len(runs) < len(A.SEEDS)) and ("INTERIM" in r.output) == res["interim"]
+    assert res["readable"] and {p["arm"] for p in res["primary"]} == {"greedy", "threshold"}
