@@ -109,3 +109,22 @@ def test_report_analysis_prints_the_declared_analysis_over_the_committed_records
     res = json.loads((tmp_path / "a" / "analysis.json").read_text())
     assert res["interim"] == (len(runs) < len(A.SEEDS)) and ("INTERIM" in r.output) == res["interim"]
     assert res["readable"] and {p["arm"] for p in res["primary"]} == {"greedy", "threshold"}
+
+
+def test_the_main_jobs_seed_sd_table_is_what_the_committed_records_give():
+    """fastsel.loop.seed_noise.SD (printed beside the main job's one-seed differences) recomputed from
+    docs/selectors/records: a table that drifted from its records would mislead."""
+    import json
+    import os
+
+    from fastsel.loop import seed_noise as N
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "selectors", "records",
+                        "selectors")
+    recs = {}
+    for s in range(6):
+        with open(os.path.join(root, f"seed{s}", "metrics.json")) as f:
+            for r in json.load(f)["iterations"]:
+                recs[(s, r["arm"].split("-", 1)[1], r["iteration"])] = r
+    for (sel, it, key), sd in N.SD.items():
+        d = np.array([recs[(s, sel, it)][key] - recs[(s, "none", it)][key] for s in range(6)])
+        assert sd == pytest.approx(d.std(ddof=1), abs=1e-4), (sel, it, key)

@@ -227,11 +227,20 @@ def _summary(records, cfg, label=""):
         for r in sorted(records, key=lambda r: r["arm"]):
             if r["iteration"] != last or r is base:
                 continue
-            parts = [f"{lab} {r[k]:.3g} vs {base[k]:.3g}" for k, lab in keys
+            sel = r["arm"].split("-", 1)[-1]
+            parts = [f"{lab} {r[k]:.3g} vs {base[k]:.3g}" + _noise(cfg, sel, last, k, r[k] - base[k]) for k, lab in keys
                      if r.get(k) is not None and base.get(k) is not None]
             if parts:
-                click.echo(f"{label}iteration {last}, {r['arm']} vs {base['arm']}: " + "; ".join(parts)
-                           + " (one seed: see docs/reproduction.md for the multi-seed result)")
+                click.echo(f"{label}iteration {last}, {r['arm']} vs {base['arm']}: " + "; ".join(parts))
+        click.echo(f"{label}one seed: a difference within about 2 seed sd of 0 is noise (sd of arm - none over 6 "
+                   "seeds of this recipe); docs/analysis.md has the pre-registered multi-seed test")
+
+
+def _noise(cfg, selector, iteration, key, diff):
+    """' (+0.21; seed sd 0.08)': the difference beside how much it varies from seed to seed."""
+    from ..loop.seed_noise import seed_sd
+    sd = seed_sd(cfg, selector, iteration, key)
+    return f" ({diff:+.3g}" + (f"; seed sd {sd:.2g})" if sd is not None else "; seed sd not recorded for this recipe)")
 
 
 def _num_list(text, kind, opt, ok, what):
