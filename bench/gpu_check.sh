@@ -6,6 +6,8 @@
 # build on its grid, `fastsel curate` of a folder of PNGs, and last a short `fastsel loop` +
 # report on the GPU -- measured once on 2026-12-04, so the pipeline's time limit cuts it first);
 # the op tests parametrised over devices (their cpu and cuda cases); the kernel benchmark.
+# First of all: the tests of the kernels that are off by default (tests/test_sets_cuda.py) and, if they
+# pass, their benchmark (bench/gpu_sets.py -> sets.md / sets.json).
 # Results go to $OUT (default bench/results/gpu): pipeline.md / pipeline.json,
 # gpu_bench.md / gpu_bench.json, logs.tgz (env, build, tests, CLI logs), report.tgz.
 # Wheels the image lacks (diffusers and its two small needs, torch-quickfps-cu130) are
@@ -47,10 +49,22 @@ if nm -C fastsel/_C*.so 2>/dev/null | grep -q " [TtWw] std::ostream& std::ostrea
 fi
 "$PY" -c "import fastsel._backend as B; assert B.has_kernel('greedy', 'cuda'), B.why_unavailable(); print('CUDA kernels loaded:', B.build_info())" || exit 1
 pack() {  # the logs and the report in two archives: what comes back from $OUT is limited to 8 files
-  (cd "$OUT" && tar czf logs.tgz --ignore-failed-read env.txt build.log tests.log bench.log pipeline_cli.log 2>/dev/null \
-     && rm -f build.log tests.log bench.log pipeline_cli.log)
+  (cd "$OUT" && tar czf logs.tgz --ignore-failed-read env.txt build.log tests.log bench.log pipeline_cli.log sets_tests.log 2>/dev/null \
+     && rm -f build.log tests.log bench.log pipeline_cli.log sets_tests.log)
   [ -d /tmp/fastsel_pipeline_work/report ] && tar czf "$OUT/report.tgz" -C /tmp/fastsel_pipeline_work report
 }
+# first: the kernels that are off until a device run passes their tests (fastsel/_backend.py, CUDA_NEW_KERNELS):
+# their tests, then -- if they passed -- their benchmark on the point-cloud grid (sets.md / sets.json)
+src=0
+FASTSEL_CUDA_NEW_KERNELS=1 timeout "${SETS_TIMEOUT:-120}" "$PY" -m pytest -q -p no:cacheprovider tests/test_sets_cuda.py \
+  > "$OUT/sets_tests.log" 2>&1
+src=$?
+tail -5 "$OUT/sets_tests.log"
+echo "sets kernel tests: exit $src"
+if [ "$src" -eq 0 ]; then
+  FASTSEL_CUDA_NEW_KERNELS=1 timeout "${SETS_BENCH_TIMEOUT:-120}" "$PY" bench/gpu_sets.py "$OUT" >> "$OUT/sets_tests.log" 2>&1
+  echo "sets kernel bench: exit $?"; cat "$OUT/sets.md" 2>/dev/null
+fi
 prc=0
 if [ -z "${SKIP_PIPELINE:-}" ]; then
   timeout "${PIPELINE_TIMEOUT:-330}" "$PY" bench/gpu_pipeline.py "$OUT" ${PIPELINE_ARGS:-}
@@ -65,11 +79,11 @@ trc=$?
 tail -25 "$OUT/tests.log"
 echo "tests: exit $trc"
 }
-[ -z "${KERNEL_BENCH:-}" ] && { pack; exit $(( trc != 0 || prc != 0 )); }
+[ -z "${KERNEL_BENCH:-}" ] && { pack; exit $(( trc != 0 || prc != 0 || src != 0 )); }
 timeout "${BENCH_TIMEOUT:-200}" "$PY" -m fastsel bench gpu --out "$OUT" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 brc=$?
 tail -3 "$OUT/bench.log"
 echo "bench: exit $brc"
 cat "$OUT/gpu_bench.md" 2>/dev/null
 pack
-exit $(( trc != 0 || brc != 0 || prc != 0 ))
+exit $(( trc != 0 || brc != 0 || prc != 0 || src != 0 ))

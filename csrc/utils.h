@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fastsel {
 
@@ -165,6 +166,35 @@ inline double gemm_kappa(int64_t d, double u) { return 4.0 * (static_cast<double
 // "auto" resolves to: multi-pick passes from this pool size and this many picks.
 constexpr int64_t kMultiMinRows = 8192;
 constexpr int64_t kMultiMinPicks = 64;
+// greedy_sets' arguments, one rule for every device: ptr (B + 1 offsets from 0 to R), n (B counts,
+// 0 <= n_b <= size_b), start (B set-local first picks), total = sum n. ptr, n and start are read on
+// the host (CPU int64 tensors). Returns the output offsets (B + 1).
+inline std::vector<int64_t> check_sets_args(const at::Tensor& x, const at::Tensor& ptr, const at::Tensor& n,
+                                            const at::Tensor& start, int64_t total) {
+  TORCH_CHECK(ptr.dim() == 1 && ptr.size(0) >= 2 && ptr.scalar_type() == at::kLong && ptr.device().is_cpu(),
+              "ptr must be a 1-D int64 CPU tensor of B + 1 offsets");
+  const int64_t B = ptr.size(0) - 1;
+  TORCH_CHECK(n.dim() == 1 && n.size(0) == B && n.scalar_type() == at::kLong && n.device().is_cpu(),
+              "n must be a 1-D int64 CPU tensor of B counts");
+  TORCH_CHECK(start.dim() == 1 && start.size(0) == B && start.scalar_type() == at::kLong && start.device().is_cpu(),
+              "start must be a 1-D int64 CPU tensor of B local indices");
+  at::Tensor pc = ptr.contiguous(), nc = n.contiguous(), sc = start.contiguous();
+  const int64_t* P = pc.data_ptr<int64_t>();
+  const int64_t* nv = nc.data_ptr<int64_t>();
+  const int64_t* sv = sc.data_ptr<int64_t>();
+  TORCH_CHECK(P[0] == 0 && P[B] == x.size(0), "ptr must start at 0 and end at the number of rows");
+  std::vector<int64_t> off(B + 1, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t Nb = P[b + 1] - P[b];
+    TORCH_CHECK(Nb >= 0, "ptr must be non-decreasing");
+    TORCH_CHECK(nv[b] >= 0 && nv[b] <= Nb, "set ", b, ": n = ", nv[b], " is not in [0, ", Nb, "]");
+    TORCH_CHECK(nv[b] == 0 || (sv[b] >= 0 && sv[b] < Nb), "set ", b, ": start ", sv[b], " is out of range");
+    off[b + 1] = off[b] + nv[b];
+  }
+  TORCH_CHECK(off[B] == total, "total must equal the sum of n");
+  return off;
+}
+
 inline void check_greedy_mode(const std::string& mode, bool has_noprune) {
   const bool ok = mode == "auto" || mode == "single" || mode == "multi" || (has_noprune && mode == "multi-noprune");
   TORCH_CHECK(ok, "mode must be auto, single, multi", has_noprune ? " or multi-noprune" : " or ... (no multi-noprune here)",

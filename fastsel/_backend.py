@@ -45,6 +45,27 @@ def why_unavailable() -> str | None:
     return _load_error
 
 
+# CUDA kernels written and compiled without a GPU (issue #43): each is off until a device run has
+# passed its tests; this is the one switch per kernel, with the record of the run that turned it on
+# ({"commit", "gpu", "tests"}). FASTSEL_CUDA_NEW_KERNELS=1 turns every one on (bench/gpu_check.sh
+# runs their tests that way), =0 every one off.
+CUDA_NEW_KERNELS = {
+    # csrc/cuda/greedy_sets_cuda.cu: every set of a batch in one launch, one block per set (off: greedy's
+    # CUDA kernel set after set)
+    "greedy_sets": {"enabled": False, "verified": None},
+    # csrc/cuda/threshold_decay_cuda.cu reading row order[p] at scan position p (off: the pool is
+    # gathered into scan order once, in Python)
+    "threshold_scan_order": {"enabled": False, "verified": None},
+}
+
+
+def cuda_kernel_enabled(name: str) -> bool:
+    """Whether the new CUDA kernel ``name`` (CUDA_NEW_KERNELS) is used."""
+    on = CUDA_NEW_KERNELS[name]["enabled"]  # an unknown name: KeyError, whatever the environment says
+    env = os.environ.get("FASTSEL_CUDA_NEW_KERNELS")
+    return on if env is None else env == "1"
+
+
 def has_kernel(op: str, device_type: str) -> bool:
     """True when ``fastsel::op`` has a compiled kernel for ``device_type`` ('cpu', 'cuda')."""
     if _C is None:

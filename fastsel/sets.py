@@ -16,7 +16,6 @@ unless given.
 from __future__ import annotations
 
 import functools
-import os
 import math
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -44,19 +43,6 @@ def _per_set(v: IntOrInts, B: int, name: str) -> list:
     return [ops.check_int(a, f"{name}[{k}]") for k, a in enumerate(v)]
 
 
-# The CUDA batched-sets kernel (every set in one launch, one block per set:
-# csrc/cuda/greedy_sets_cuda.cu) -- the one switch, and the record of the device run that passed its
-# tests (commit, GPU, test counts). Off until such a run: CUDA sets then run one after another
-# through greedy's kernel. FASTSEL_CUDA_SETS=1 turns it on for that run (bench/gpu_check.sh).
-CUDA_SETS = {"enabled": False, "verified": None}
-
-
-def cuda_sets_enabled() -> bool:
-    """Whether CUDA batched sets take the one-launch kernel (CUDA_SETS, or FASTSEL_CUDA_SETS=1/0)."""
-    env = os.environ.get("FASTSEL_CUDA_SETS")
-    return CUDA_SETS["enabled"] if env is None else env == "1"
-
-
 def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode: str):
     """(global indices, distances) of every set's picks, set after set."""
     B = len(n)
@@ -71,7 +57,7 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
     rows = ops.ldexp(rows, e)
     total = sum(n)
     dev = rows.device.type
-    use_kernel = (backend != "torch" and (dev == "cpu" or (dev == "cuda" and cuda_sets_enabled()))
+    use_kernel = (backend != "torch" and (dev == "cpu" or (dev == "cuda" and _backend.cuda_kernel_enabled("greedy_sets")))
                   and _backend.has_kernel("greedy_sets", dev))
     if backend == "cpp" and not use_kernel:
         ops._impl("greedy", rows, "cpp")  # raises the one-line reason

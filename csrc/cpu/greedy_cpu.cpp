@@ -355,26 +355,13 @@ std::tuple<at::Tensor, at::Tensor> greedy_sets_cpu(const at::Tensor& x_, const a
                                                    c10::string_view mode_) {
   check_pool(x_, "x");
   TORCH_CHECK(x_.device().is_cpu(), "x must be a CPU tensor");
-  TORCH_CHECK(ptr_.dim() == 1 && ptr_.size(0) >= 2 && ptr_.scalar_type() == at::kLong, "ptr must be a 1-D int64 tensor of B + 1 offsets");
+  const std::vector<int64_t> off = check_sets_args(x_, ptr_, n_, start_, total);
   const int64_t B = ptr_.size(0) - 1;
-  TORCH_CHECK(n_.dim() == 1 && n_.size(0) == B && n_.scalar_type() == at::kLong, "n must be a 1-D int64 tensor of B counts");
-  TORCH_CHECK(start_.dim() == 1 && start_.size(0) == B && start_.scalar_type() == at::kLong,
-              "start must be a 1-D int64 tensor of B local indices");
   const std::string mode(mode_);
   at::Tensor x = x_.contiguous(), ptr = ptr_.contiguous(), nn = n_.contiguous(), st = start_.contiguous();
   const int64_t* P = ptr.data_ptr<int64_t>();
   const int64_t* nv = nn.data_ptr<int64_t>();
   const int64_t* sv = st.data_ptr<int64_t>();
-  TORCH_CHECK(P[0] == 0 && P[B] == x.size(0), "ptr must start at 0 and end at the number of rows");
-  std::vector<int64_t> off(B + 1, 0);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t Nb = P[b + 1] - P[b];
-    TORCH_CHECK(Nb >= 0, "ptr must be non-decreasing");
-    TORCH_CHECK(nv[b] >= 0 && nv[b] <= Nb, "set ", b, ": n = ", nv[b], " is not in [0, ", Nb, "]");
-    TORCH_CHECK(nv[b] == 0 || (sv[b] >= 0 && sv[b] < Nb), "set ", b, ": start ", sv[b], " is out of range");
-    off[b + 1] = off[b] + nv[b];
-  }
-  TORCH_CHECK(off[B] == total, "total must equal the sum of n");
   auto idx = at::empty({total}, x.options().dtype(at::kLong));
   auto d2 = at::empty({total}, x.options().dtype(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
   auto one = [&](int64_t b, CentredStore* store) {

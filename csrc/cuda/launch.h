@@ -21,14 +21,19 @@ namespace cuda {
 // md: (N,) state in the accumulation dtype (cloned by the caller); first >= 0: the first pick.
 void greedy_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t first, bool multi, int64_t remaining,
                 at::Tensor& idx, at::Tensor& d2);
-// K: candidates per chunk (1 = one accept per pool update).
+// K: candidates per chunk (1 = one accept per pool update). order: the scan order (position -> row)
+// or an undefined tensor (index order); md, start and idx are in scan positions.
 void threshold_run(const at::Tensor& x, at::Tensor& md, int64_t n, int64_t start, double alpha, bool every_pass,
-                   ThresholdState& s, int64_t K, at::Tensor& idx, at::Tensor& d2, at::Tensor& tau_at);
+                   ThresholdState& s, int64_t K, at::Tensor& idx, at::Tensor& d2, at::Tensor& tau_at,
+                   const at::Tensor& order);
 std::tuple<at::Tensor, at::Tensor> nn_run(const at::Tensor& query, const at::Tensor& ref, int64_t k,
                                           bool exclude_self);
 void update_run(const at::Tensor& x, at::Tensor& md, const at::Tensor& centres, double thr, int64_t from,
                 at::Tensor& out);
 at::Tensor fps_one_block_run(const at::Tensor& x, int64_t n, int64_t start);
+// greedy_sets: every set in one launch, one block per set; ptr/n/start/optr on the device, md (R,) +inf.
+void greedy_sets_run(const at::Tensor& x, const at::Tensor& ptr, const at::Tensor& n, const at::Tensor& start,
+                     const at::Tensor& optr, at::Tensor& md, at::Tensor& idx, at::Tensor& d2);
 
 }  // namespace cuda
 }  // namespace fastsel

@@ -50,15 +50,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> threshold
   TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
   c10::cuda::CUDAGuard guard(x_.device());
   at::Tensor x = x_.contiguous();
-  if (order.has_value()) {  // the CUDA kernel scans a gathered copy (the CPU lazy mode reads through the order)
+  at::Tensor ord;  // the kernels read row order[p] at scan position p: no permuted copy of the pool
+  if (order.has_value()) {
     check_scan_order(*order, x);
-    x = x.index_select(0, *order);
+    ord = order->contiguous();
   }
   ThresholdStart ts = threshold_start(x, n, start, tau, min_d2, state);
   ThresholdState s = ts.s;
   at::Tensor md = ts.md, idx = ts.idx, d2 = ts.d2, tau_at = ts.tau_at;
   start = ts.start;
-  threshold_run(x, md, n, start, alpha, every_pass, s, mode == "single" ? 1 : kChunk, idx, d2, tau_at);
+  threshold_run(x, md, n, start, alpha, every_pass, s, mode == "single" ? 1 : kChunk, idx, d2, tau_at, ord);
   return {idx, d2, tau_at, md, threshold_state_tensor(s, x.device())};
 }
 
@@ -99,10 +100,34 @@ at::Tensor fps_one_block_cuda(const at::Tensor& x_, int64_t n, int64_t start) {
   return fps_one_block_run(x_.contiguous(), n, start);
 }
 
+// greedy_sets on the GPU: one launch, one block per set (csrc/cuda/greedy_sets_cuda.cu); the picks
+// and distances of greedy's CUDA kernel run on each set alone. Python calls it only when switched on
+// (fastsel/_backend.py, CUDA_NEW_KERNELS): until a device run has passed its tests, sets run one after another.
+std::tuple<at::Tensor, at::Tensor> greedy_sets_cuda(const at::Tensor& x_, const at::Tensor& ptr,
+                                                    const at::Tensor& n, const at::Tensor& start, int64_t total,
+                                                    c10::string_view mode_) {
+  check_pool(x_, "x");
+  TORCH_CHECK(x_.is_cuda(), "x must be a CUDA tensor");
+  check_greedy_mode(std::string(mode_), false);
+  const std::vector<int64_t> off = check_sets_args(x_, ptr, n, start, total);
+  c10::cuda::CUDAGuard guard(x_.device());
+  at::Tensor x = x_.contiguous();
+  const auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor md = at::full({x.size(0)}, std::numeric_limits<double>::infinity(), x.options().dtype(acc));
+  auto idx = at::empty({total}, x.options().dtype(at::kLong));
+  auto d2 = at::empty({total}, x.options().dtype(acc));
+  const auto dev = [&](const at::Tensor& t) { return t.contiguous().to(x.device()); };
+  at::Tensor optr = at::tensor(off, at::TensorOptions().dtype(at::kLong)).to(x.device());
+  at::Tensor p = dev(ptr), nn = dev(n), st = dev(start);
+  greedy_sets_run(x, p, nn, st, optr, md, idx, d2);
+  return {idx, d2};
+}
+
 }  // namespace cuda
 }  // namespace fastsel
 
 TORCH_LIBRARY_IMPL(fastsel, CUDA, m) {
+  m.impl("greedy_sets", &fastsel::cuda::greedy_sets_cuda);
   m.impl("greedy", &fastsel::cuda::greedy_cuda);
   m.impl("threshold_decay", &fastsel::cuda::threshold_decay_cuda);
   m.impl("nn", &fastsel::cuda::nn_cuda);

@@ -6,6 +6,7 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 
+from .. import _backend
 from ..errors import FastselError
 from ._dispatch import _impl, _mixed_scales, _resolved, _resumable, _underflowed, _watched
 from ._inputs import (
@@ -185,9 +186,9 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     if perm is not None:  # scan in a permuted order; the kernel works in scan positions, mapped back below
         perm = perm.to(x.device)
         start = int(torch.argsort(perm)[start])
-        if be == "cpp":
-            scan = perm  # the C++ op reads row perm[p] at position p (CPU lazy: no permuted copy of the pool)
-        else:
+        if be == "cpp" and (x.device.type != "cuda" or _backend.cuda_kernel_enabled("threshold_scan_order")):
+            scan = perm  # the C++ op reads row perm[p] at position p (no permuted copy of the pool)
+        else:  # the pool gathered into scan order once (the CUDA reading-through kernel is off until verified)
             xs = x[perm]
 
     def call(k, prev):

@@ -1,0 +1,77 @@
+"""The CUDA batched-sets kernel on the point-cloud grid, run by bench/gpu_check.sh after its tests
+passed (FASTSEL_CUDA_NEW_KERNELS=1): fastsel.greedy on (B, N, d) in one launch (one block per set) beside
+the same call with the kernel off (greedy's CUDA kernel set after set), torch-quickfps's CUDA build
+(when installed) and fastsel's one-block FPS launched once per set (the torch_cluster / pytorch3d
+scheme, fastsel/_fps_one_block). Writes OUT/sets.md and OUT/sets.json.
+
+    FASTSEL_CUDA_NEW_KERNELS=1 python bench/gpu_sets.py OUT
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+
+import fastsel
+from fastsel.benchmarks.common import commit, try_import
+
+GRID = [(32, 4096, 3, 1024, "gauss"), (8, 10000, 1024, 2500, "blobs")]
+
+
+def pool(B, N, d, kind):
+    g = torch.Generator().manual_seed(0)
+    if kind == "gauss":
+        return torch.randn(B, N, d, generator=g)
+    c = torch.randn(B, 8, d, generator=g)
+    w = torch.randint(8, (B, N), generator=g)
+    return torch.gather(c, 1, w[..., None].expand(B, N, d)) + 0.1 * torch.randn(B, N, d, generator=g)
+
+
+def timed(fn, reps=5):
+    fn()
+    torch.cuda.synchronize()
+    best, out = float("inf"), None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main(out_dir):
+    rows = []
+    qf = try_import("torch_quickfps")
+    for B, N, d, k, kind in GRID:
+        x = pool(B, N, d, kind).cuda()
+        os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "1"
+        t_on, on = timed(lambda: fastsel.greedy(x, k, 0).indices)
+        os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "0"
+        t_off, off = timed(lambda: fastsel.greedy(x, k, 0).indices)
+        os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "1"
+        r = {"shape": f"{B} x {N} x {d}, K = {k} ({kind})", "one launch s": t_on, "set after set s": t_off,
+             "same picks": bool(torch.equal(on, off))}
+        t_ob, _ = timed(lambda: [torch.ops.fastsel._fps_one_block(x[b], k, 0) for b in range(B)], 3)
+        r["one block per set, B launches s"] = t_ob
+        if qf is not None:
+            t_q, _ = timed(lambda: qf.sample_idx(x, k, start_idx=0), 3)
+            r["torch-quickfps s"] = t_q
+        rows.append(r)
+        print(r, flush=True)
+    meta = {"commit": os.environ.get("FASTSEL_COMMIT") or commit(), "gpu": torch.cuda.get_device_name(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    md = [f"# CUDA batched sets ({meta['gpu']}, commit {meta['commit']}, {meta['date']})", "",
+          "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        md.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys) + " |")
+    with open(os.path.join(out_dir, "sets.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(os.path.join(out_dir, "sets.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    return 0 if all(r["same picks"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/gpu"))
