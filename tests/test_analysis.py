@@ -24,7 +24,8 @@ def _runs(seeds, effect, rng, arms=("greedy", "threshold"), its=6, noise=0.05):
                              "novelty_real_holdout": 1 + 0.01 * rng.standard_normal(), "copy_abs_holdout": 0.0,
                              "entropy_fixed": 100 + 10 * v + rng.standard_normal(), "copy_abs": 0.1, "fid": 50.0,
                              "entropy_samples": 90.0, "gs_norm": v, "copy_fraction": 0.1})
-        runs.append({"label": f"seed{s}", "dir": f"/x/seed{s}", "config": {"seed": s}, "records": recs})
+        runs.append({"label": f"seed{s}", "dir": f"/x/seed{s}", "config": {"seed": s, "iterations": its, **A.DESIGN},
+                     "records": recs})
     return runs
 
 
@@ -49,7 +50,7 @@ def test_sign_flip_p_equals_brute_force_and_paired_t_equals_scipy(rng):
 def test_null_case_makes_no_claim_and_a_planted_effect_is_found(rng):
     """No effect: the primary's adjusted p is not small for either arm (seeded data: a fixed draw) and
     the intervals cover 0; a planted +0.2 on greedy alone: greedy's Holm p < 0.01, threshold's is not."""
-    null = A.analyse(_runs(A.SEEDS, {}, rng))
+    null = A.analyse(_runs(A.SEEDS, {}, np.random.default_rng(11)))  # a fixed draw: Holm's 5 % is a rate
     assert not null["interim"] and null["readable"]
     for p in null["primary"]:
         assert p["p_holm"] > 0.05 and p["ci95"][0] < 0 < p["ci95"][1]
@@ -63,11 +64,8 @@ def test_null_case_makes_no_claim_and_a_planted_effect_is_found(rng):
 
 def test_fewer_seeds_than_declared_is_interim_and_controls_out_of_bounds_are_flagged(rng):
     runs = _runs(A.SEEDS[:5], {"greedy": 0.2}, rng)
-    for r in runs[0]["records"]:
-        r["novelty_real_holdout"] = 1.5
-        r["copy_abs_holdout"] = 0.5
     res = A.analyse(runs)
-    assert res["interim"] and "INTERIM" in A.markdown(res)
+    assert res["interim"] and "INTERIM" in A.markdown(res) and res["readable"]
     runs = _runs(A.SEEDS[:2], {}, rng)
     for run in runs:
         for r in run["records"]:
@@ -128,3 +126,35 @@ def test_the_main_jobs_seed_sd_table_is_what_the_committed_records_give():
     for (sel, it, key), sd in N.SD.items():
         d = np.array([recs[(s, sel, it)][key] - recs[(s, "none", it)][key] for s in range(6)])
         assert sd == pytest.approx(d.std(ddof=1), abs=1e-4), (sel, it, key)
+
+
+def test_runs_outside_the_declared_design_are_left_out_and_named(rng):
+    """Tuning seeds, another n, a short run and an extra arm never enter the primary test."""
+    runs = _runs(A.SEEDS, {"greedy": 0.2}, rng, arms=("greedy", "threshold", "dpp"))
+    runs += _runs((0, 1), {"greedy": -5.0}, rng)  # tuning seeds: excluded
+    runs[1]["config"]["n"] = 32  # another design
+    res = A.analyse(runs)
+    assert {p["arm"] for p in res["primary"]} == {"greedy", "threshold"}  # dpp is not in the Holm family
+    why = {e["run"]: e["why"] for e in res["excluded"]}
+    assert "seed 0 is not a declared seed" in why["seed0"] and "n 32" in why[f"seed{A.SEEDS[1]}"]
+    g = next(p for p in res["primary"] if p["arm"] == "greedy")
+    assert g["n"] == 15 and g["diff"] > 0 and "Left out" in A.markdown(res)
+    assert "raises novelty_real" in A.markdown(res)
+
+
+def test_report_analysis_out_refuses_a_folder_of_the_users_own_files(tmp_path):
+    import glob
+    import os
+
+    from click.testing import CliRunner
+
+    from fastsel.cli.main import cli
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis", "records",
+                        "accumulate")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "analysis.md").write_text("my notes")
+    r = CliRunner().invoke(cli, ["report", "--analysis", *sorted(glob.glob(os.path.join(root, "seed*"))),
+                                 "--out", str(mine)])
+    assert r.exit_code != 0 and "did not write" in r.output
+    assert (mine / "analysis.md").read_text() == "my notes"

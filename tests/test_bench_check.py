@@ -95,3 +95,12 @@ def test_the_baseline_file_is_json_with_machine_commit_and_date():
     with open(BASELINE) as f:
         b = json.load(f)
     assert len(b["meta"]["commit"]) >= 7 and "T" in b["meta"]["date"]
+
+
+def test_docs_carry_the_baselines_table_exactly():
+    """docs/benchmarks.md, "Regression check", is the committed baseline's table (one source: a figure
+    there that the check does not reproduce cannot drift in)."""
+    b = C.load_baseline(BASELINE)
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), encoding="utf-8") as f:
+        docs = f.read()
+    assert C.baseline_markdown(b) in docs

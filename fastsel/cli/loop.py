@@ -426,13 +426,18 @@ def _analysis(run_dirs, out, iteration):
 
     from ..io import save_json, save_text
     from ..loop import analysis as A
-    from ..loop.report import load_runs
-    res = A.analyse(load_runs(list(run_dirs)), iteration=A.ITERATION if iteration is None else iteration)
+    from ..loop.report import REPORT_MARK, _check_no_input_in, _check_out_ours, load_runs
+    runs = load_runs(list(run_dirs))
+    res = A.analyse(runs, iteration=A.ITERATION if iteration is None else iteration)
     md = A.markdown(res)
-    if out is not None:
+    if out is not None:  # the report's rules: new, empty or the report's own folder; never a run's input
         if os.path.exists(out) and not os.path.isdir(out):
             raise click.UsageError(f"--out {out} is a file: give a folder")
+        if os.path.isdir(out):
+            _check_no_input_in(out, runs)
+            _check_out_ours(out, run_dirs, runs)
         os.makedirs(out, exist_ok=True)
+        open(os.path.join(out, REPORT_MARK), "a").close()
         save_text(os.path.join(out, "analysis.md"), md)
         save_json(os.path.join(out, "analysis.json"), res)
     click.echo(md, nl=False)

@@ -23,6 +23,8 @@ ITERATION = 5
 SEEDS = tuple(range(1001, 1017))
 ALPHA = 0.05
 BOOT = 10_000
+ARMS = ("greedy", "threshold")  # the family the Holm correction is over
+DESIGN = {"preset": "cpu", "paradigm": "accumulate", "n": 16, "train_steps": 1250, "features": "lenet"}
 SECONDARY = ("entropy_samples", "copy_abs", "fid", "gs_norm", "copy_fraction", "share_real")
 MANIPULATION = "entropy_fixed"
 CONTROLS = {"novelty_real_holdout": (0.9, 1.1), "copy_abs_holdout": (0.0, 0.05)}
@@ -31,6 +33,16 @@ CONTROLS = {"novelty_real_holdout": (0.9, 1.1), "copy_abs_holdout": (0.0, 0.05)}
 def _value(rec: dict, key: str):
     v = rec["shares"][0] if key == "share_real" else rec.get(key)
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def _design_problem(cfg: dict, iteration: int) -> Optional[str]:
+    """Why a run is not one of the declared design's (None: it is)."""
+    for k, v in DESIGN.items():
+        if cfg.get(k) != v:
+            return f"{k} {cfg.get(k)!r}, the design's {v!r}"
+    if cfg.get("iterations", 0) <= iteration:
+        return f"{cfg.get('iterations')} iterations, iteration {iteration} needed"
+    return None
 
 
 def _by_seed(runs) -> dict:
@@ -132,20 +144,38 @@ def correlation(by_seed: dict, arms: list, it: int) -> Optional[dict]:
             "boot95": [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))] if rs else None}
 
 
-def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS) -> dict:
-    """The declared analysis over loop runs (one run per seed, arms none + selectors)."""
-    by_seed = _by_seed(runs)
-    arms = sorted({a for recs in by_seed.values() for (a, _) in recs} - {"none", "all", "shared"})
+def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS, check_design: bool = True) -> dict:
+    """The declared analysis over loop runs (one run per seed, arms none + selectors). Runs of other
+    seeds than the declared ones, or of another design, are left out and named (``excluded``); arms
+    outside the declared family are not tested."""
+    excluded = []
+    keep = []
+    for run in runs:
+        seed = run["config"].get("seed")
+        why = (None if not check_design else _design_problem(run["config"], iteration))
+        if seed not in declared_seeds:
+            why = f"seed {seed} is not a declared seed"
+        if why:
+            excluded.append({"run": run.get("label", run.get("dir")), "why": why})
+        else:
+            keep.append(run)
+    by_seed = _by_seed(keep)
+    present = {a for recs in by_seed.values() for (a, _) in recs}
+    arms = [a for a in ARMS if a in present]
     complete = sorted(s for s, recs in by_seed.items() if all((a, iteration) in recs for a in arms + ["none"]))
     interim = not set(declared_seeds) <= set(complete)
     prim = []
     for a in arms:
         seeds, d = _diffs(by_seed, a, PRIMARY, iteration)
-        prim.append({"arm": a, "metric": PRIMARY, "iteration": iteration, "seeds": seeds, **paired(d)})
+        missing = sorted(set(by_seed) - set(seeds))  # a seed without a finite value is named, never dropped silently
+        prim.append({"arm": a, "metric": PRIMARY, "iteration": iteration, "seeds": seeds, "missing": missing,
+                     **paired(d)})
     ps = [p["p"] for p in prim]
     if all(p is not None for p in ps) and ps:
         for p, adj in zip(prim, holm(ps)):
             p["p_holm"] = adj
+            p["perm_disagrees"] = p["p_perm"] is not None and ((p["p_perm"] < ALPHA) != (p["p"] < ALPHA))
+            p["power_assumed"] = _power(p)
     sec = []
     for a in arms:
         for it in range(1, iteration):
@@ -162,10 +192,37 @@ def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS) -> dict:
         m = float(np.mean(vals)) if vals else None
         controls[key] = {"mean": m, "records": len(vals), "bounds": [lo, hi],
                          "ok": m is not None and lo <= m <= hi}
-    return {"iteration": iteration, "arms": arms, "seeds_complete": complete, "declared_seeds": list(declared_seeds),
+    return {"iteration": iteration, "declared_iteration": iteration == ITERATION, "excluded": excluded,
+            "arms": arms, "seeds_complete": complete, "declared_seeds": list(declared_seeds),
             "interim": interim, "primary": prim, "secondary": sec, "controls": controls,
             "correlation": correlation(by_seed, arms + ["none"], iteration),
             "readable": all(c["ok"] for c in controls.values())}
+
+
+ASSUMED_DZ = {"greedy": 0.86, "threshold": 1.13}  # docs/analysis.md's power calculation (half the tuning seeds')
+
+
+def _power(p: dict) -> Optional[float]:
+    """The design's power for the effect docs/analysis.md assumed, at Holm's first step (alpha / arms)."""
+    from scipy import stats
+    dz, n = ASSUMED_DZ.get(p["arm"]), p["n"]
+    if dz is None or n < 2:
+        return None
+    df, a = n - 1, ALPHA / len(ASSUMED_DZ)
+    crit, nc = stats.t.ppf(1 - a / 2, df), dz * math.sqrt(n)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def _verdict(p: dict) -> str:
+    """The result sentence docs/analysis.md fixed in advance."""
+    if p.get("p_holm") is None:
+        return f"{p['arm']}: not enough seeds for a test"
+    if p["p_holm"] < ALPHA:
+        word = "raises" if p["diff"] > 0 else "lowers"
+        return (f"{p['arm']} {word} {PRIMARY} at iteration {p['iteration']} by {_f(p['diff'])} "
+                f"{_ci(p['ci95'])} (Holm-adjusted p = {_f(p['p_holm'])})")
+    return (f"{p['arm']}: no significant effect at iteration {p['iteration']} (Holm-adjusted p = {_f(p['p_holm'])}), "
+            f"with power {_f(p.get('power_assumed'))} for the assumed effect")
 
 
 def _f(v, digits=3):
@@ -184,6 +241,10 @@ def markdown(res: dict) -> str:
     head = ("**INTERIM** — " + f"{len(res['seeds_complete'])} of {len(res['declared_seeds'])} declared seeds "
             "complete: no test decides anything yet (docs/analysis.md)." if res["interim"] else
             f"All {len(res['declared_seeds'])} declared seeds complete.")
+    if not res.get("declared_iteration", True):
+        head += f" **Iteration {it} is not the declared one ({ITERATION}): exploratory, not the declared analysis.**"
+    if res.get("excluded"):
+        head += " Left out: " + "; ".join(f"{e['run']} ({e['why']})" for e in res["excluded"]) + "."
     lines = ["# Declared analysis (docs/analysis.md)", "", head, "",
              f"## Primary: {PRIMARY} at iteration {it}, arm − none, paired t over seeds (two-sided), Holm over "
              f"{len(res['arms'])} arms", "",
@@ -192,6 +253,14 @@ def markdown(res: dict) -> str:
     for p in res["primary"]:
         lines.append(f"| {p['arm']} | {p['n']} | {_f(p['diff'])} | {_ci(p['ci95'])} | {_ci(p['boot95'])} | "
                      f"{_f(p['p'])} | {_f(p.get('p_holm'))} | {_f(p['p_perm'])} |")
+    lines += [""] + [f"- {_verdict(p)}" + (" (interim: decides nothing)" if res["interim"] else "")
+                     for p in res["primary"]]
+    for p in res["primary"]:
+        if p.get("perm_disagrees"):
+            lines.append(f"- {p['arm']}: the sign-flip permutation p ({_f(p['p_perm'])}) and the t-test p "
+                         f"({_f(p['p'])}) fall on different sides of {ALPHA}")
+        if p.get("missing"):
+            lines.append(f"- {p['arm']}: no finite value for seeds {p['missing']} (named, not dropped silently)")
     lines += ["", "## Null controls", "", "| control | mean | records | bounds | ok |", "|---|---|---|---|---|"]
     for k, c in res["controls"].items():
         lines.append(f"| {k} | {_f(c['mean'])} | {c['records']} | {c['bounds']} | {'yes' if c['ok'] else 'NO'} |")
