@@ -6,7 +6,6 @@ scheme, fastsel/_fps_one_block). Writes OUT/sets.md and OUT/sets.json.
 
     FASTSEL_CUDA_NEW_KERNELS=1 python bench/gpu_sets.py OUT
 """
-import json
 import os
 import sys
 import time
@@ -40,37 +39,63 @@ def timed(fn, reps=5):
     return best, out
 
 
-def main(out_dir):
-    rows = []
-    qf = try_import("torch_quickfps")
-    for B, N, d, k, kind in GRID:
-        x = pool(B, N, d, kind).cuda()
-        os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "1"
-        t_on, on = timed(lambda: fastsel.greedy(x, k, 0).indices)
-        os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "0"
-        t_off, off = timed(lambda: fastsel.greedy(x, k, 0).indices)
-        os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "1"
-        r = {"shape": f"{B} x {N} x {d}, K = {k} ({kind})", "one launch s": t_on, "set after set s": t_off,
-             "same picks": bool(torch.equal(on, off))}
-        t_ob, _ = timed(lambda: [torch.ops.fastsel._fps_one_block(x[b], k, 0) for b in range(B)], 3)
-        r["one block per set, B launches s"] = t_ob
-        if qf is not None:
-            t_q, _ = timed(lambda: qf.sample_idx(x, k, start_idx=0), 3)
-            r["torch-quickfps s"] = t_q
-        rows.append(r)
-        print(r, flush=True)
-    meta = {"commit": os.environ.get("FASTSEL_COMMIT") or commit(), "gpu": torch.cuda.get_device_name(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+def one_launch(x, k):
+    """The batched kernel itself (whatever shape rule fastsel.greedy applies): one launch, one block per set."""
+    B, N, d = x.shape
+    t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
+    return torch.ops.fastsel.greedy_sets(x.reshape(B * N, d), t([b * N for b in range(B + 1)]), t([k] * B),
+                                         t([0] * B), B * k, "auto")[0].view(B, k) - torch.arange(B, device=x.device)[:, None] * N
+
+
+def write(out_dir, rows, meta):
+    """sets.md / sets.json, atomically, after every row (a time limit keeps what was measured)."""
+    from fastsel.io import save_json, save_text
     keys = list(dict.fromkeys(k for r in rows for k in r))
     md = [f"# CUDA batched sets ({meta['gpu']}, commit {meta['commit']}, {meta['date']})", "",
           "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
-        md.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys) + " |")
-    with open(os.path.join(out_dir, "sets.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    with open(os.path.join(out_dir, "sets.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    return 0 if all(r["same picks"] for r in rows) else 1
+        md.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys)
+                  + " |")
+    save_text(os.path.join(out_dir, "sets.md"), "\n".join(md) + "\n")
+    save_json(os.path.join(out_dir, "sets.json"), {"meta": meta, "rows": rows})
+
+
+def main(out_dir):
+    rows = []
+    meta = {"commit": os.environ.get("FASTSEL_COMMIT") or commit(), "gpu": torch.cuda.get_device_name(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    qf = try_import("torch_quickfps")
+    ok = True
+    for B, N, d, k, kind in GRID:
+        x = pool(B, N, d, kind).cuda()
+        r = {"shape": f"{B} x {N} x {d}, K = {k} ({kind})"}
+        rows.append(r)
+        try:
+            t_on, on = timed(lambda: one_launch(x, k))
+            os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "0"
+            t_off, off = timed(lambda: fastsel.greedy(x, k, 0).indices)
+            os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "1"
+            r.update({"one launch s": t_on, "set after set s": t_off, "same picks": bool(torch.equal(on, off))})
+            ok = ok and r["same picks"]
+        except Exception as e:  # noqa: BLE001 -- recorded, the other rows still run
+            r["error"], ok = f"{type(e).__name__}: {e}", False
+        write(out_dir, rows, meta)
+        try:  # one read of the set per pick: timed on a few picks, extrapolated linearly to k
+            kb = min(k, 128)
+            t_ob, _ = timed(lambda: [torch.ops.fastsel._fps_one_block(x[b], kb, 0) for b in range(B)], 2)
+            r[f"one block per set, B launches s (timed at {kb} picks, x k/{kb})"] = t_ob * k / kb
+        except Exception as e:  # noqa: BLE001
+            r["one-block error"] = f"{type(e).__name__}: {e}"
+        write(out_dir, rows, meta)
+        if qf is not None:
+            try:
+                t_q, _ = timed(lambda: qf.sample_idx(x, k, start_idx=0), 3)
+                r["torch-quickfps s"] = t_q
+            except Exception as e:  # noqa: BLE001
+                r["torch-quickfps error"] = f"{type(e).__name__}: {e}"
+        write(out_dir, rows, meta)
+        print(r, flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

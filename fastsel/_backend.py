@@ -48,7 +48,7 @@ def why_unavailable() -> str | None:
 # CUDA kernels written and compiled without a GPU (issue #43): each is off until a device run has
 # passed its tests; this is the one switch per kernel, with the record of the run that turned it on
 # ({"commit", "gpu", "tests"}). FASTSEL_CUDA_NEW_KERNELS=1 turns every one on (bench/gpu_check.sh
-# runs their tests that way), =0 every one off.
+# runs their tests that way), =0 every one off (other values are ignored).
 CUDA_NEW_KERNELS = {
     # csrc/cuda/greedy_sets_cuda.cu: every set of a batch in one launch, one block per set (off: greedy's
     # CUDA kernel set after set)
@@ -63,7 +63,7 @@ def cuda_kernel_enabled(name: str) -> bool:
     """Whether the new CUDA kernel ``name`` (CUDA_NEW_KERNELS) is used."""
     on = CUDA_NEW_KERNELS[name]["enabled"]  # an unknown name: KeyError, whatever the environment says
     env = os.environ.get("FASTSEL_CUDA_NEW_KERNELS")
-    return on if env is None else env == "1"
+    return env == "1" if env in ("0", "1") else on  # any other value: the switch as recorded
 
 
 def has_kernel(op: str, device_type: str) -> bool:

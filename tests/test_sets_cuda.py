@@ -29,6 +29,9 @@ def test_new_cuda_kernels_are_off_by_default_and_the_environment_overrides_them(
     monkeypatch.setenv("FASTSEL_CUDA_NEW_KERNELS", "0")
     monkeypatch.setitem(B.CUDA_NEW_KERNELS["greedy_sets"], "enabled", True)
     assert not B.cuda_kernel_enabled("greedy_sets")
+    for other in ("true", "", "yes"):  # only 0 and 1 are read; anything else leaves the recorded switch
+        monkeypatch.setenv("FASTSEL_CUDA_NEW_KERNELS", other)
+        assert B.cuda_kernel_enabled("greedy_sets") and not B.cuda_kernel_enabled("threshold_scan_order")
     with pytest.raises(KeyError):
         B.cuda_kernel_enabled("no-such-kernel")
 

@@ -457,11 +457,12 @@ class Loop:
             if len(held) >= 4:
                 hh = len(held) // 2
                 tau = M.copy_threshold(px(held[:hh]), px(self.real_im))
-                gen_im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:m]
-                tr = px(train_im)
-                out["copy_abs"] = M.copy_fraction_abs(px(gen_im), tr, tau)
-                out["copy_abs_holdout"] = M.copy_fraction_abs(px(held[hh:]), tr, tau)
                 out["copy_tau"] = tau
+                if tau > 0:  # 0: held-out digits that copy real ones (a damaged split): no threshold to apply
+                    gen_im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:m]
+                    tr = px(train_im)
+                    out["copy_abs"] = M.copy_fraction_abs(px(gen_im), tr, tau)
+                    out["copy_abs_holdout"] = M.copy_fraction_abs(px(held[hh:]), tr, tau)
         return out
 
     def class_stats(self, d: str) -> dict:
