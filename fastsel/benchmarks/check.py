@@ -8,7 +8,7 @@ baseline (bench/baseline.json: case, shape, ratio, commit, machine, date); the c
 ratio falls by more than the tolerance, when pruning is slower than the unpruned kernel by more than
 5 %, or when fastsel's picks differ from the unpruned kernel's.
 
-    fastsel bench check [--quick] [--dry-run] [--tolerance 0.25] [--update --why TEXT]
+    fastsel bench check [--quick] [--dry-run] [--tolerance 0.40] [--update --why TEXT]
 
 --quick: a subset of the cases (<= 5 min on 2 cores); the full set: <= 20 min. --dry-run: every case
 of the chosen set at tiny shapes and the baseline's format checked, no timing compared (CI).
@@ -32,7 +32,11 @@ from ..io import save_json
 from .common import authors_threshold, commit, cpu_name, try_import
 
 BASELINE = os.path.join("bench", "baseline.json")
-TOLERANCE = 0.25      # a ratio may fall this much (share of the baseline) before the check fails
+# a ratio may fall this much (share of the baseline) before the check fails: two runs of one commit on
+# this project's shared 2-core machine (2026-12-07, bench/README.md "Noise") differed by up to 33 % (the
+# millisecond-scale ragged fps case), 26 % (65,536 x 384, 96 clusters) and 42 % (the authors'
+# threshold loop, extrapolated from a time budget); the regression this check exists for was -75 %
+TOLERANCE = 0.40
 PRUNE_FLOOR = 0.95    # pruned greedy must be at least this fast relative to the unpruned kernel
 DRY_DIV = 32          # --dry-run: row counts divided by this (picks too), the harness only
 
