@@ -46,7 +46,7 @@ import torch
 
 from .data.folder import image_extensions
 from .errors import DataError, FastselError, UsageProblem
-from .io import atomic_path, save_json, save_npy, save_text
+from .io import atomic_path, folder_lock, save_json, save_npy, save_text
 
 SUBSET_MARK = ".fastsel-subset"
 OUT_MARK = ".fastsel-curate"  # in --out: a folder this command made (or took over while empty)
@@ -634,26 +634,9 @@ def owned_out(out_dir: str, src: Source):
 
 
 def _lock(out_dir: str):
-    """An exclusive lock on ``out_dir/LOCK`` (flock: released when the file is closed or the process
-    ends): a second run on one folder gets one line naming the holder's PID, never a mixed output."""
-    try:
-        import fcntl
-    except ImportError:  # not on Windows
-        return None
-    f = open(os.path.join(out_dir, LOCK), "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        pid = f.read().strip() or "?"
-        f.close()
-        raise DataError(f"--out {out_dir} is in use by another fastsel process (PID {pid}); wait for it or choose "
-                        "another --out") from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
+    """curate's lock on ``out_dir/LOCK`` (fastsel.io.folder_lock: the loop takes the same kind)."""
+    return folder_lock(os.path.join(out_dir, LOCK), f"--out {out_dir} is in use by another fastsel process (PID {{pid}}); "
+                       "wait for it or choose another --out")
 
 
 _TEMP = re.compile(r"\.fs-[a-z0-9_]+\.tmp")  # io.atomic_path's temporary files

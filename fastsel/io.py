@@ -26,7 +26,7 @@ from .errors import DataError, FastselError, UsageProblem
 
 __all__ = ["DataError", "FastselError", "UsageProblem", "load_features", "check_features", "atomic_path", "save_npy",
            "save_json", "save_text", "check_distinct", "same_file", "file_kind", "check_input_file", "read_arrays",
-           "npz_names", "reading", "kind_checked"]
+           "npz_names", "reading", "kind_checked", "folder_lock"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK"
@@ -335,3 +335,27 @@ def save_text(path: str, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
+
+
+def folder_lock(path: str, busy: str):
+    """An exclusive, non-blocking lock on the file ``path`` (flock: released when the returned file is
+    closed or the process ends), holding the holder's PID. Taken by every command that writes a folder
+    (the loop's run folder, curate's --out); a second process gets one line, ``busy`` with the PID
+    filled in ({pid}), never a mixed output. None where flock does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise DataError(busy.format(pid=pid)) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f

@@ -54,13 +54,10 @@ class Case:
 
 def _best(fn: Callable, reps: int) -> tuple:
     """(the last result, the best of ``reps`` wall times) after one untimed warm-up call when reps > 1."""
-    out = fn() if reps > 1 else None
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
+    from .selectors import timed
+    if reps > 1:
+        fn()
+    return timed(fn, reps)
 
 
 def _pair(fast: Callable, anchor: Callable, reps: int = 3, anchor_reps: int = 1) -> tuple:

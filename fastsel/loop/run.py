@@ -125,22 +125,10 @@ class Loop:
         (the second process gets one line naming the holder's PID)."""
         if self.rank != 0:
             return
-        import fcntl
+        from ..io import folder_lock
         os.makedirs(self.dir, exist_ok=True)
-        f = open(self.p(".lock"), "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            pid = f.read().strip() or "?"
-            f.close()
-            raise DataError(f"{self.dir} is in use by another fastsel loop (PID {pid}); wait for it or use "
-                            "another --run-dir") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._lock = f  # released by unlock(), or when the process exits
+        self._lock = folder_lock(self.p(".lock"), f"{self.dir} is in use by another fastsel loop (PID {{pid}}); wait "
+                                 "for it or use another --run-dir")  # released by unlock(), or at exit
 
     def check_config(self) -> None:
         path = self.p("config.json")
