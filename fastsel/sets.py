@@ -19,6 +19,7 @@ import functools
 import math
 from typing import NamedTuple, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from . import _backend, ops
@@ -182,10 +183,15 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
 def _whole(values, name: str) -> torch.Tensor:
     """``values`` as a flat int64 CPU tensor, refusing what would be truncated silently: fractional,
     non-finite or boolean entries (set ids and offsets are integers)."""
+    flat = values if isinstance(values, (list, tuple)) else ([values] if not hasattr(values, "__len__") else [])
+    if not isinstance(values, torch.Tensor) and any(isinstance(v, (bool, np.bool_)) for v in flat):
+        raise FastselError(f"{name} must be integers, got a bool among them")
     try:
         t = values.detach() if isinstance(values, torch.Tensor) else torch.as_tensor(values)
     except (TypeError, ValueError, RuntimeError) as e:
         raise FastselError(f"{name} must be integers, got {type(values).__name__} ({e})") from None
+    if t.dim() > 1:
+        raise FastselError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
     t = t.reshape(-1).cpu()
     if t.dtype == torch.bool or t.is_complex():
         raise FastselError(f"{name} must be integers, got {t.dtype}")
@@ -228,6 +234,8 @@ def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Opt
     ratio = ops.check_real(ratio, "ratio")  # a string or a bool: TypeError
     if not 0 < ratio <= 1:
         raise FastselError(f"ratio must be in (0, 1], got {ratio!r}")
+    if not isinstance(random_start, (bool, np.bool_)):
+        raise FastselError(f"random_start must be True or False, got {random_start!r}")
     if ptr is not None and batch is not None:
         raise FastselError("give batch or ptr, not both")
     if ptr is not None:

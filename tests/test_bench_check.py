@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import fastsel
 from fastsel.benchmarks import check as C
-from fastsel.cli import main
+from fastsel.cli.main import cli as main
 from fastsel.errors import FastselError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -125,6 +125,8 @@ def test_clustered_sets_pruned_multi_pick_equal_each_set_alone(rng):
     (dict(ptr=[0, 2.7, 4]), "ptr must be integers: entry 1 is 2.7"),
     (dict(ptr=torch.tensor([0., float("nan"), 4.])), "ptr must be integers"),
     (dict(ptr=[]), "ptr is empty"),
+    (dict(ptr=[False, True, 4]), "ptr must be integers, got a bool"),
+    (dict(batch=torch.zeros(4, 1, dtype=torch.long)), "batch must be one-dimensional"),
 ])
 def test_fractional_set_ids_and_offsets_are_refused_not_truncated(kw, match):
     x = torch.randn(4, 3)
@@ -138,3 +140,8 @@ def test_whole_valued_float_ids_and_offsets_still_work():
     b = fastsel.fps(x, ptr=[0., 3., 6.], ratio=0.5, random_start=False)
     c = fastsel.fps(x, torch.tensor([0, 0, 0, 1, 1, 1]), ratio=0.5, random_start=False)
     assert torch.equal(a, c) and torch.equal(b, c)
+
+
+def test_random_start_must_be_a_bool():
+    with pytest.raises(FastselError, match="random_start must be True or False"):
+        fastsel.fps(torch.randn(6, 3), ratio=0.5, random_start="no")

@@ -358,6 +358,8 @@ def run(quick: bool = False, dry_run: bool = False, baseline: str = BASELINE, to
     mode = "quick" if quick else "full"
     empty = {"meta": {}, "quick": {}, "full": {}}
     base = load_baseline(baseline) if (os.path.exists(baseline) or not (update or dry_run)) else empty
+    if only is not None and not only.strip():
+        raise FastselError("--only '': give part of a case's name")
     chosen = [c for c in cases() if (c.quick or not quick) and (only is None or only in c.name)]
     if not chosen:
         raise FastselError(f"no case matches {only!r}: " + ", ".join(c.name for c in cases()))
