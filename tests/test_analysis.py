@@ -158,3 +158,23 @@ def test_report_analysis_out_refuses_a_folder_of_the_users_own_files(tmp_path):
                                  "--out", str(mine)])
     assert r.exit_code != 0 and "did not write" in r.output
     assert (mine / "analysis.md").read_text() == "my notes"
+
+
+def test_report_analysis_names_a_run_without_iterations(tmp_path):
+    import glob
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from fastsel.cli.main import cli
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis", "records",
+                        "accumulate")
+    runs = sorted(glob.glob(os.path.join(root, "seed*")))
+    m = json.load(open(os.path.join(runs[0], "metrics.json")))
+    m["iterations"] = []
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metrics.json").write_text(json.dumps(m))
+    r = CliRunner().invoke(cli, ["report", "--analysis", str(tmp_path / "empty"), *runs[1:]])
+    assert r.exit_code == 0, r.output
+    assert "Left out" in r.output and "no finished iteration" in r.output

@@ -429,6 +429,9 @@ def _analysis(run_dirs, out, iteration):
     from ..loop.report import REPORT_MARK, _check_no_input_in, _check_out_ours, load_runs
     runs = load_runs(list(run_dirs))
     res = A.analyse(runs, iteration=A.ITERATION if iteration is None else iteration)
+    loaded = {os.path.realpath(r["dir"]) for r in runs}
+    res["excluded"] += [{"run": d, "why": "no finished iteration"} for d in run_dirs  # never left out silently
+                        if os.path.realpath(d) not in loaded and not os.path.exists(os.path.join(d, "sweep.json"))]
     md = A.markdown(res)
     if out is not None:  # the report's rules: new, empty or the report's own folder; never a run's input
         if os.path.exists(out) and not os.path.isdir(out):
