@@ -659,11 +659,29 @@ def _drop_temps(out: str) -> None:
                 shutil.rmtree(p)
 
 
+def _subset_files(folder: str) -> list:
+    """Every file (or link) under ``folder``, relative, sorted; the mark itself left out."""
+    out = []
+    for dirpath, _, names in os.walk(folder):
+        out += [os.path.relpath(os.path.join(dirpath, n), folder) for n in names]
+    return sorted(f for f in out if f != SUBSET_MARK)
+
+
 def _check_subset_ours(out_dir: str) -> None:
-    """Refuse an ``out_dir/subset`` that fastsel curate did not write (it is never replaced)."""
+    """Refuse an ``out_dir/subset`` that fastsel curate did not write, or one a user has added files to
+    since (its mark lists what curate wrote): it is never replaced then."""
     dest = os.path.join(out_dir, "subset")
-    if os.path.lexists(dest) and not os.path.exists(os.path.join(dest, SUBSET_MARK)):
+    mark = os.path.join(dest, SUBSET_MARK)
+    if os.path.lexists(dest) and not os.path.exists(mark):
         raise DataError(f"{dest} exists and was not written by fastsel curate: move it away first")
+    if os.path.isdir(dest):
+        with open(mark, encoding="utf-8", errors="surrogateescape") as f:
+            listed = set(f.read().splitlines())
+        extra = [p for p in _subset_files(dest) if p not in listed] if listed else []
+        if extra:
+            shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+            raise DataError(f"{dest} holds files fastsel curate did not write ({shown}): move them away first "
+                            "(the subset is replaced whole on a rerun)")
 
 
 def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
@@ -675,7 +693,8 @@ def _replace_subset(out_dir: str, build: Callable[[str], str]) -> str:
     os.makedirs(tmp)
     try:
         what = build(tmp)
-        open(os.path.join(tmp, SUBSET_MARK), "w").close()
+        with open(os.path.join(tmp, SUBSET_MARK), "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write("".join(p + "\n" for p in _subset_files(tmp)))  # what curate wrote: checked on a rerun
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -339,3 +339,29 @@ def test_pgm_ppm_and_tiff_are_read_like_png(tmp_path, rng):
     emb = np.load(tmp_path / "out" / "embeddings.npy")
     assert np.array_equal(emb[0], emb[4])  # the PGM reads as the PNG of the same pixels
     assert {".pgm", ".ppm", ".tif", ".tiff", ".png", ".jpg", ".webp", ".bmp", ".gif"} <= set(C.image_extensions())
+
+
+def test_a_users_file_added_to_subset_is_never_deleted_by_a_rerun(tmp_path):
+    """Held-out sweep: a rerun on the same --out replaced subset/ whole, deleting a file the user had put
+    there. Now the rerun refuses (one line) and the file stays."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from fastsel.cli.main import cli
+    src = tmp_path / "imgs"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    out = tmp_path / "out"
+    args = ["curate", str(src), "--features", "pixels", "--device", "cpu", "-q", "--copy", "--out", str(out)]
+    r = CliRunner().invoke(cli, args + ["-n", "3"])
+    assert r.exit_code == 0, r.output
+    (out / "subset" / "mynotes.txt").write_text("my notes")
+    r = CliRunner().invoke(cli, args + ["-n", "4"])
+    assert r.exit_code != 0 and "did not write" in r.output and "mynotes.txt" in r.output
+    assert (out / "subset" / "mynotes.txt").read_text() == "my notes"
+    (out / "subset" / "mynotes.txt").unlink()
+    r = CliRunner().invoke(cli, args + ["-n", "4"])  # without the stranger, the rerun replaces its own subset
+    assert r.exit_code == 0, r.output
