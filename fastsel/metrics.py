@@ -227,6 +227,7 @@ def copy_threshold(holdout, reference, quantile: float = COPY_QUANTILE, factor: 
         reference: (R, d) real rows the threshold is calibrated against.
         quantile: the quantile of the held-out 1-NN distances, in (0, 1).
         factor: the margin below that quantile, in (0, 1].
+        backend: "auto", "cpp" or "torch".
 
     Returns:
         float: the distance under which a row counts as a copy (same units as the rows).
@@ -248,6 +249,7 @@ def copy_fraction_abs(generated, train, tau: float, *, backend: str = "auto") ->
         generated: (G, d) generated rows.
         train: (T, d) training rows.
         tau: the copy distance, > 0.
+        backend: "auto", "cpp" or "torch".
 
     Returns:
         float: the share of copies, in [0, 1].
