@@ -271,8 +271,8 @@ def preset(name: str, dataset: str) -> dict:
     """
     key = dataset.lower()
     if name == "smoke":
-        # a minute on 2 cores: 64 digits at 16x16, 150 steps per model (the loop end to end, not a result)
-        return dict(preset="smoke", unet="tiny", n=64, image_size=16, iterations=2, train_steps=150, epochs=None,
+        # minutes on 2 cores: 64 digits, 150 steps per model (the loop end to end, not a result)
+        return dict(preset="smoke", unet="tiny", n=64, iterations=2, train_steps=150, epochs=None,
                     batch_size=32, lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
                     selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
     src = data.source(key)  # what the dataset's registration says (None: a folder or an array file)
