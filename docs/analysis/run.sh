@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The runs of docs/analysis.md: accumulate, n = 16, arms none / greedy / threshold, iterations 0-5,
 # seeds 1001-1016, one after another on one core at the lowest priority. Resumable: rerun it and every
-# finished stage (checkpoint, sample batch, iteration) and every finished seed is kept.
+# finished stage (checkpoint, sample batch, iteration) and every finished seed is kept; a seed whose
+# records are committed (docs/analysis/collect.sh) is skipped on a machine that lost the runs folder.
 # The package code is a snapshot (CODE below) so later edits to the work tree never reach a run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+REPO=$(pwd)
 RUNS=${RUNS:-/work/analysis-runs}
 CODE=${CODE:-$RUNS/code}
 SEEDS=${SEEDS:-$(seq 1001 1016)}
@@ -18,6 +20,8 @@ export OMP_NUM_THREADS=1 PYTHONPATH="$CODE"
 cd "$RUNS"  # not the work tree: python -m puts the working folder first on the path
 python -c 'import fastsel, sys; assert fastsel.__file__.startswith(sys.argv[1]), fastsel.__file__' "$CODE"
 for s in $SEEDS; do
+    # a seed whose records are committed is done, whether or not this machine kept its run folder
+    [ -f "$REPO/docs/analysis/records/accumulate/seed$s/metrics.json" ] && [ ! -d "$RUNS/accumulate/seed$s" ] && continue
     nice -n 19 python -m fastsel loop mnist --preset cpu --paradigm accumulate --selector none,greedy,threshold \
         -n 16 --train-steps 1250 --iterations 6 --seeds "$s" --run-dir "$RUNS/accumulate/seed$s" \
         >> "$RUNS/accumulate-seed$s.log" 2>&1
