@@ -13,8 +13,15 @@ SEEDS=${SEEDS:-$(seq 1001 1016)}
 mkdir -p "$RUNS"
 if [ ! -d "$CODE/fastsel" ]; then
     mkdir -p "$CODE"
-    cp -r fastsel "$CODE/"
-    git rev-parse HEAD > "$CODE/COMMIT"
+    PINNED=docs/analysis/records/accumulate/CODE  # the commit the first seeds ran with: every seed runs it
+    if [ -f "$PINNED" ]; then
+        git archive "$(cat "$PINNED")" fastsel | tar -x -C "$CODE"
+        cp fastsel/_C*.so "$CODE/fastsel/"  # the built kernels (exact: the same picks whatever the build)
+        cp "$PINNED" "$CODE/COMMIT"
+    else
+        cp -r fastsel "$CODE/"
+        git rev-parse HEAD > "$CODE/COMMIT"
+    fi
 fi
 export OMP_NUM_THREADS=1 PYTHONPATH="$CODE"
 cd "$RUNS"  # not the work tree: python -m puts the working folder first on the path
