@@ -39,8 +39,10 @@ def test_kl_entropy_formula(backend, k, rng):
 
 def test_kl_entropy_of_gaussian_is_near_truth(rng):
     # H(N(0, I_d)) = d/2 log(2 pi e); the estimator is consistent
+    # sd of the estimate over fresh draws ~0.024 with a heavy low tail (a few very close pairs: seed
+    # 670981123 gives 2.746, 3.9 sd low, and failed CI at 0.08); 0.15 still catches any wrong constant
     x = rng.standard_normal((4000, 2))
-    assert M.kl_entropy(x) == pytest.approx(math.log(2 * math.pi * math.e), abs=0.08)
+    assert M.kl_entropy(x) == pytest.approx(math.log(2 * math.pi * math.e), abs=0.15)
 
 
 def test_duplicates_make_entropy_minus_inf():

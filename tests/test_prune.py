@@ -139,8 +139,8 @@ def test_wide_blobs_in_high_dimension_are_pruned():
     (every pair examined, 4-5x slower). Blocks now skip most pairs; the picks stay the unpruned ones."""
     from fastsel.benchmarks.select import _sets_pool
     x = _sets_pool(1, 6000, 1024, "blobs-wide")[0].contiguous()
-    (p, _), stats = _run(x, 600, "multi", start=0)
-    (q, _), base = _run(x, 600, "multi-noprune", start=0)
+    (p, _, _), stats = _run(x, 600, "multi", start=0)
+    (q, _, _), base = _run(x, 600, "multi-noprune", start=0)
     assert torch.equal(p, q)
     assert base[2] == base[3]  # unpruned: every (row, pick) pair
     assert stats[2] < 0.3 * stats[3], stats  # 8 blobs: about one pair in 8 (1.00 before the fix)
