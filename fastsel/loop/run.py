@@ -37,6 +37,11 @@ def _barrier():
     _dist.barrier()
 
 
+def _pixels(a, dev) -> torch.Tensor:
+    """Images (uint8, any layout) as flat rows in [0, 1] on ``dev``: the copy tests' space."""
+    return torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)
+
+
 def _finite(v):
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
@@ -372,17 +377,17 @@ class Loop:
         gf = torch.from_numpy(gen_f).to(dev)
         ent = M.kl_entropy(tf) if len(tf) > 1 else None
         hf = getattr(self, "holdout_f", None)
-        copy = copy_ho = None
+        copy = copy_ho = pix = None
         if train_im is not None and len(train_im) > 1:  # the ratio test on pixels in [0, 1], as in the literature
             gen_im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:m]
-            px = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)  # noqa: E731
-            copy = M.copy_fraction(px(gen_im), px(train_im))
             hp = self.p("real", "holdout_images.npy")
             held = load_array(self.dir, hp, 4, "u") if os.path.exists(hp) else np.zeros((0,))
+            pix = (_pixels(gen_im, dev), _pixels(train_im, dev), _pixels(held, dev))
+            copy = M.copy_fraction(pix[0], pix[1])
             # the control: fresh real images scored by the same test (the test's false-positive rate)
-            copy_ho = M.copy_fraction(px(held), px(train_im)) if len(held) else None
+            copy_ho = M.copy_fraction(pix[2], pix[1]) if len(held) else None
         em = self.cfg.entropy_m
-        fixed = self.fixed_reference(gf, train_im if copy is not None else None, d, m, t)
+        fixed = self.fixed_reference(gf, pix, t)
         rec = {
             "arm": arm, "iteration": t, "n_train": int(len(src)), "n_measured": int(len(gen_f)),
             "gs": _finite(M.generalization_score(gf, tf)),
@@ -412,7 +417,7 @@ class Loop:
             rec["selection"] = read_json(self.dir, sel)
         return rec
 
-    def fixed_reference(self, gf, train_im, d: str, m: int, t: int) -> dict:
+    def fixed_reference(self, gf, pix, t: int) -> dict:
         """The measures whose reference does not change with the arm (docs/analysis.md): the held-out
         real rows are split in two halves, A calibrates and B is the null control.
 
@@ -438,19 +443,14 @@ class Loop:
         rft, cal, ctl = (torch.from_numpy(np.asarray(a)).to(dev) for a in (rf, hf[:half], hf[half:]))
         out["novelty_real"] = _finite(M.gs_normalized(gf, rft, cal))
         out["novelty_real_holdout"] = _finite(M.gs_normalized(ctl, rft, cal))
-        if train_im is not None:
-            px = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(len(a), -1) / 255.0).to(dev)  # noqa: E731
-            hp = self.p("real", "holdout_images.npy")
-            held = load_array(self.dir, hp, 4, "u") if os.path.exists(hp) else np.zeros((0,))
-            if len(held) >= 4:
-                hh = len(held) // 2
-                tau = M.copy_threshold(px(held[:hh]), px(self.real_im))
-                out["copy_tau"] = tau
-                if tau > 0:  # 0: held-out digits that copy real ones (a damaged split): no threshold to apply
-                    gen_im = load_array(self.dir, os.path.join(d, "samples.npy"), 4, "u", mmap=True)[:m]
-                    tr = px(train_im)
-                    out["copy_abs"] = M.copy_fraction_abs(px(gen_im), tr, tau)
-                    out["copy_abs_holdout"] = M.copy_fraction_abs(px(held[hh:]), tr, tau)
+        if pix is not None and len(pix[2]) >= 4:  # pix: the samples, the training set, held-out (measure's)
+            gen, tr, held = pix
+            hh = len(held) // 2
+            tau = M.copy_threshold(held[:hh], _pixels(self.real_im, dev))
+            out["copy_tau"] = tau
+            if tau > 0:  # 0: held-out digits that copy real ones (a damaged split): no threshold to apply
+                out["copy_abs"] = M.copy_fraction_abs(gen, tr, tau)
+                out["copy_abs_holdout"] = M.copy_fraction_abs(held[hh:], tr, tau)
         return out
 
     def class_stats(self, d: str) -> dict:
