@@ -31,7 +31,7 @@ def nn(query, ref=None, k: int = 1, exclude_self: bool = False, *, backend: str 
 
     Returns:
         NNResult: ``distances`` (Q, k) ascending Euclidean distances and ``indices`` (Q, k) int64
-        rows of ``ref``.
+        rows of ``ref``. Distances are returned detached; selection is not differentiable.
 
     Raises:
         FastselError: NaN or infinite values, a dimension mismatch, k out of range.
