@@ -75,6 +75,13 @@ class Source:
     def write_subset(self, rows: np.ndarray, dest: str, copy: bool = False) -> str:
         raise NotImplementedError
 
+    def columns(self) -> list:
+        """Extra columns of ``selected.csv`` that locate a row (WebDataset: shard and key)."""
+        return []
+
+    def column_values(self, i: int) -> list:
+        return []
+
 
 def _sha_file(path: str) -> str:
     from .data._files import file_digest
@@ -340,6 +347,59 @@ class ParquetSource(Source):
         return f"{path} ({len(rows)} rows in pick order)"
 
 
+class WebDatasetSource(Source):
+    """WebDataset tar shards (img2dataset's layout: ``key.jpg`` beside ``key.json`` / ``key.txt``): a
+    brace pattern, one .tar, or a folder of .tar files. A row is a sample; its image is the member
+    whose extension Pillow reads (jpg, png, webp ... in that preference); ``selected.csv`` names the
+    shard and the key; the subset is new tar shards holding the picked samples with all their files."""
+    kind = "webdataset"
+    PREFER = ("jpg", "jpeg", "png", "webp")
+
+    def __init__(self, spec: str):
+        super().__init__(spec)
+        from . import wds
+        self.paths = wds.shard_paths(spec)
+        self.samples = wds.index_shards(self.paths)
+        if not self.samples:
+            raise DataError(f"{spec}: its {len(self.paths)} shard(s) hold no samples")
+        self.reader = wds.ShardReader(self.paths)
+        exts = {e.lstrip(".") for e in image_extensions()}
+        self._image_ext = []
+        for smp in self.samples:
+            have = [e for e in self.PREFER if e in smp.members]
+            have += [e for e in smp.members if e not in have and e.rpartition(".")[2].lower() in exts]
+            self._image_ext.append(have[0] if have else None)
+        base = os.path.commonpath([os.path.abspath(p) for p in self.paths]) if len(self.paths) > 1 else None
+        self.shard_names = [os.path.relpath(p, base) if base else os.path.basename(p) for p in self.paths]
+        self.ids = [f"{self.shard_names[smp.shard]}:{smp.key}" for smp in self.samples]
+
+    def load(self, i):
+        from PIL import Image
+        smp, ext = self.samples[int(i)], self._image_ext[int(i)]
+        if ext is None:
+            raise DataError(f"sample {smp.key} has no image member (members: {', '.join(sorted(smp.members)) or 'none'})")
+        with Image.open(_io.BytesIO(self.reader.read(smp.shard, *smp.members[ext]))) as im:
+            im.load()
+            return _upright(im)
+
+    def columns(self) -> list:
+        return ["shard", "key"]
+
+    def column_values(self, i) -> list:
+        smp = self.samples[int(i)]
+        return [self.shard_names[smp.shard], smp.key]
+
+    def fingerprint(self):
+        from . import wds
+        return wds.fingerprint(self.paths)
+
+    def write_subset(self, rows, dest, copy=False):
+        from . import wds
+        picked = [self.samples[int(r)] for r in rows]
+        paths = wds.write_shards(picked, self.reader, dest)
+        return f"{len(paths)} tar shard(s) under {dest} ({len(rows)} samples in pick order, every member kept)"
+
+
 def _data_files(path: str) -> Optional[list]:
     """The data files a save_to_disk folder's state.json lists (None: no such state.json)."""
     try:
@@ -380,9 +440,21 @@ def _hub_name(spec: str) -> bool:
     return not os.path.isdir(spec.split("/")[0])
 
 
+def _tar_folder(path: str) -> bool:
+    """A folder of WebDataset shards: .tar files in it (or below it) and no image files."""
+    from .data.folder import walk_images
+    has_tar = any(f.lower().endswith(".tar") for _, _, names in os.walk(path) for f in names)
+    return has_tar and not walk_images(path, image_extensions())[0]
+
+
 def open_source(spec: str, column: Optional[str] = None, split: str = "train") -> Source:
+    from . import wds
+    if wds.is_spec(spec):
+        return WebDatasetSource(spec)
     if os.path.isdir(spec):
-        return HFSource(spec, column, split) if _hf_folder(spec) else FolderSource(spec)
+        if _hf_folder(spec):
+            return HFSource(spec, column, split)
+        return WebDatasetSource(spec) if _tar_folder(spec) else FolderSource(spec)
     if os.path.isfile(spec):
         low = spec.lower()
         if low.endswith((".npy", ".npz")):
@@ -390,7 +462,7 @@ def open_source(spec: str, column: Optional[str] = None, split: str = "train") -
         if low.endswith(".parquet"):
             return ParquetSource(spec, column)
         raise DataError(f"{spec}: not a source fastsel curate reads (a folder of images, .npy/.npz, .parquet, "
-                        "a datasets folder, or a hub dataset name)")
+                        "WebDataset .tar shards, a datasets folder, or a hub dataset name)")
     if _hub_name(spec):
         return HFSource(spec, column, split)  # owner/name on the hub
     raise DataError(f"{spec}: no such file or folder")
@@ -800,11 +872,14 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         return res
 
 
+_KIND_WORDS = {"folder": "a folder of images", "array": "an array of images", "webdataset": "WebDataset tar shards"}
+
+
 def _check_applies(src: Source, n: int, start: Optional[int], column: Optional[str], copy: bool) -> None:
     """Before any work: an option that does not apply to this source, and n or start beyond its rows."""
     if column is not None and not isinstance(src, (ParquetSource, HFSource)):
         raise UsageProblem(f"--column applies to a parquet file or a Hugging Face dataset, not to {src.spec} "
-                           f"({'a folder of images' if src.kind == 'folder' else 'an array of images'})")
+                           f"({_KIND_WORDS.get(src.kind, src.kind)})")
     if copy and src.kind != "folder":
         raise UsageProblem(f"--copy applies to a folder of images (whose files are linked or copied); the subset of "
                            f"{src.spec} is written as a new file")
@@ -898,9 +973,9 @@ def _write_selected(out_dir: str, src: Source, rows: np.ndarray, idx: torch.Tens
     with atomic_path(os.path.join(out_dir, "selected.csv")) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:  # names as on disk
             w = csv.writer(f)
-            w.writerow(["rank", "row", "source_index", "id", "distance_at_pick"])
+            w.writerow(["rank", "row", "source_index", "id", "distance_at_pick", *src.columns()])
             for r, (e, dd) in enumerate(zip(idx.tolist(), dist)):
-                w.writerow([r, e, int(rows[e]), src.ids[int(rows[e])], f"{dd:.6g}"])
+                w.writerow([r, e, int(rows[e]), src.ids[int(rows[e])], f"{dd:.6g}", *src.column_values(int(rows[e]))])
 
 
 def _entropies(x, idx, ridx, dedup, log) -> tuple:
