@@ -57,10 +57,10 @@ DPP_EPS = 1e-10  # a log-det gain factor d^2 <= this is "nothing left": the kern
 DPP_NOISE = 1e-13  # gains under this are rounding (a duplicate's): after the rank is spent, ties in index order
 
 
-def tie_tol(best: float, N: int) -> float:
+def tie_tol(best: float, N: int, scale: float = 1.0) -> float:
     """Values >= best - tie_tol(best, N) tie with the best: 1e-10 relative, plus 1e-13 per summed term
-    (the rounding of N kernel values in [0, 1])."""
-    return 1e-10 * abs(best) + 1e-13 * N
+    (the rounding of N kernel values in [0, scale]; 1 for the RBF kernel)."""
+    return 1e-10 * abs(best) + 1e-13 * N * scale
 
 
 def _first_tied(values: torch.Tensor, N: int) -> int:
@@ -148,52 +148,157 @@ def _unpicked(picks: list, N: int, n: int) -> list:
     return [i for i in range(N) if i not in chosen][: n - len(picks)]
 
 
-def _take_lowest_tied(seen: list, best: float, N: int, heap: list) -> int:
-    """Lazy greedy's pick: the lowest index among the evaluated (gain, j) that tie with the best; the
-    other evaluated gains go back on the heap as fresh bounds."""
-    j = min((t for t in seen if t[0] >= best - tie_tol(best, N)), key=lambda t: t[1])[1]
+def _take_lowest_tied(seen: list, best: float, N: int, heap: list, scale: float = 1.0) -> tuple:
+    """Lazy greedy's pick: the lowest index among the evaluated (gain, j) that tie with the best, as
+    (j, its gain); the other evaluated gains go back on the heap as fresh bounds."""
+    g, j = min((t for t in seen if t[0] >= best - tie_tol(best, N, scale)), key=lambda t: t[1])
     for g2, j2 in seen:
         if j2 != j:
             heapq.heappush(heap, (-g2, j2))
-    return j
+    return j, g
 
 
-def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int] = None,
-             progress: Optional[Callable] = None):
-    """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(i, j) (how well S
+class _Matrix:
+    """The interface of :class:`_Kernel` over a given N x N similarity matrix S, row j holding how
+    well row j covers every row (``rows``: S[js, :]; ``column(j)``: S[j, :]; ``column_sums``: the
+    row sums, the first facility gains)."""
+
+    def __init__(self, S: torch.Tensor):
+        self.dense = self.x = S
+
+    def rows(self, js: list, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        out = (torch.empty((len(js), self.dense.shape[1]), dtype=torch.float64, device=self.dense.device)
+               if out is None else out[:len(js)])
+        return torch.index_select(self.dense, 0, torch.tensor(js, device=self.dense.device), out=out)
+
+    def column(self, j: int) -> torch.Tensor:
+        return self.dense[j].clone()
+
+    def column_sums(self) -> torch.Tensor:
+        return self.dense.sum(1)
+
+
+def _similarity(x, kernel) -> torch.Tensor:
+    """The N x N float64 similarity matrix of ``kernel="precomputed"`` (x itself) or of a callable
+    kernel (evaluated on row blocks of x against all of x). Nonnegative and finite, or an error."""
+    if kernel == "precomputed":
+        S = ops.as_tensor(x, "kernel matrix").to(torch.float64)
+        if S.shape[0] != S.shape[1]:
+            raise FastselError(f"kernel='precomputed' needs a square N x N similarity matrix, got {tuple(S.shape)}")
+    elif callable(kernel):
+        x = ops.as_tensor(x).to(torch.float64)
+        N = x.shape[0]
+        if N * N * 8 > kernel_bytes():
+            raise FastselError(f"a callable kernel builds the {N} x {N} similarity matrix, which does not fit in "
+                               f"FASTSEL_KERNEL_BYTES={kernel_bytes()}")
+        S = torch.empty((N, N), dtype=torch.float64, device=x.device)
+        for a in range(0, N, BLOCK):
+            blk = torch.as_tensor(kernel(x[a:a + BLOCK], x))
+            if tuple(blk.shape) != (min(BLOCK, N - a), N):
+                raise FastselError(f"the kernel callable returned shape {tuple(blk.shape)} for "
+                                   f"{min(BLOCK, N - a)} x {N} rows")
+            S[a:a + BLOCK] = blk.to(device=x.device, dtype=torch.float64)
+    else:
+        raise FastselError(f"kernel must be None / 'rbf', 'precomputed' or a callable, got {kernel!r}")
+    if not bool(torch.isfinite(S).all()):
+        raise FastselError("the similarity matrix holds NaN or infinite values")
+    if bool((S < 0).any()):
+        raise FastselError("the similarity matrix holds negative values (facility location needs similarities >= 0)")
+    return S.contiguous()
+
+
+def _initial(initial_subset, N: int, n) -> tuple:
+    """(the initial rows as a sorted list, n checked against the rows left)."""
+    if initial_subset is None:
+        return [], ops._check_n(n, N)
+    a = np.asarray(initial_subset.cpu() if isinstance(initial_subset, torch.Tensor) else initial_subset)
+    if a.dtype == bool:
+        if a.shape != (N,):
+            raise FastselError(f"initial_subset as a mask needs {N} values, got shape {a.shape}")
+        a = np.nonzero(a)[0]
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise FastselError("initial_subset must be a 1-D sequence of row indices (or a boolean mask)")
+    init = sorted(set(int(i) for i in a))
+    if init and not (0 <= init[0] and init[-1] < N):
+        raise FastselError(f"initial_subset holds an index outside [0, {N})")
+    n = ops.check_int(n, "n")
+    if not 1 <= n <= N - len(init):
+        raise FastselError(f"n must be in [1, {N - len(init)}] (N={N} rows less the {len(init)} of "
+                           f"initial_subset), got {n}")
+    return init, n
+
+
+def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int] = None, kernel=None,
+             initial_subset=None, progress: Optional[Callable] = None):
+    """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(j, i) (how well S
     covers every row of the pool), by lazy greedy (Minoux) -- the same picks as plain greedy, ties
     to the lowest index. Time O(N^2 d) for the first gains plus O(N d) per re-evaluated gain (lazy:
     a few per pick, evaluated in batches of columns); memory: the kernel if it fits (see the module),
-    else O(N * block) plus one batch of columns (<= 256 MiB). Returns (indices, info) with F(S).
+    else O(N * block) plus one batch of columns (<= 256 MiB). Returns (indices, info) with F(S) and
+    the gain of every pick.
+
+    ``kernel``: None (or "rbf") is the RBF kernel of the module on the rows of x. "precomputed": x
+    is the N x N similarity matrix itself, S[j, i] >= 0 how well row j covers row i (a symmetric
+    matrix needs no thought about the order; an asymmetric one is read by rows, as apricot does). A
+    callable ``kernel(a, b)`` gets float64 row blocks a (m, d) and all rows b (N, d) and returns the
+    (m, N) similarities; the N x N matrix it builds must fit in ``FASTSEL_KERNEL_BYTES``.
+
+    ``initial_subset``: rows already chosen (indices, or a boolean mask of N values). They cover
+    from the start and count in the objective, but are neither picked again nor returned: n *new*
+    rows are picked (n <= N - len(initial_subset)), as apricot's ``initial_subset``.
 
     ``knn=k``: the similarity is kept on the exact k-nearest-neighbour graph only (k(i, j) when j is
     one of row i's k nearest rows, itself included, ties to the lower index; 0 otherwise) -- the
     sparse facility location of apricot and submodlib for pools whose kernel does not fit. The graph
     comes from ``fastsel.ops.nn`` (exact, O(N^2 d) time in blocks, O(N k) memory); the greedy then
     takes O(N k) memory and O(in-degree) per re-evaluated gain. A different objective from the dense
-    one (rows farther than the k-th neighbour do not cover each other).
+    one (rows farther than the k-th neighbour do not cover each other). RBF kernel only.
 
     Args:
-        x: (N, d) pool, tensor or array (computed in float64).
-        n: rows to pick, 1 <= n <= N.
-        bandwidth: the kernel's h (None: 2 tr Cov of the pool).
+        x: (N, d) pool, tensor or array (computed in float64); with ``kernel="precomputed"`` the
+            (N, N) similarity matrix.
+        n: rows to pick, 1 <= n <= N - len(initial_subset).
+        bandwidth: the RBF kernel's h (None: 2 tr Cov of the pool).
         knn: keep the kernel on the exact k-NN graph with this k (None: dense).
+        kernel: None / "rbf", "precomputed" or a callable (see above).
+        initial_subset: rows already chosen (see above), or None.
         progress: called with the number of picks made.
 
     Returns:
-        tuple: (indices (n,) int64 in pick order, info dict with objective, bandwidth,
-        gain_evaluations and, with knn, knn).
+        tuple: (indices (n,) int64 in pick order, info dict with objective (F of the picks and the
+        initial subset), gains (each pick's gain F(S + j) - F(S) when picked, a list of n floats),
+        gain_evaluations, and bandwidth (RBF) or knn where they apply).
+
+    Raises:
+        FastselError: n out of range, a bad kernel, matrix, bandwidth or initial subset.
     """
+    rbf = kernel is None or (isinstance(kernel, str) and kernel == "rbf")
+    if not rbf and (bandwidth is not None or knn is not None):
+        raise FastselError("bandwidth and knn apply to the RBF kernel, not to a precomputed or callable kernel")
     if knn is not None:
-        return _facility_knn(x, n, ops.check_int(knn, "knn", 1), bandwidth, progress)
-    x, n, h = _prepare(x, n, bandwidth)
-    K = _Kernel(x, h)
-    gains = K.column_sums()
-    heap = [(-float(g), j) for j, g in enumerate(gains.tolist())]
-    heapq.heapify(heap)
-    cover = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    picks, evals = [], 0
+        return _facility_knn(x, n, ops.check_int(knn, "knn", 1), bandwidth, progress, initial_subset)
+    if rbf:
+        x, _, h = _prepare(x, 1, bandwidth)
+        K, scale = _Kernel(x, h), 1.0
+    else:
+        x = _similarity(x, kernel)
+        h, K = None, _Matrix(x)
+        scale = max(float(x.max()), 1e-300)
     N = x.shape[0]
+    init, n = _initial(initial_subset, N, n)
+    cover = torch.zeros(N, dtype=torch.float64, device=x.device)
+    for a in range(0, len(init), 256):
+        torch.maximum(cover, K.rows(init[a:a + 256]).max(0).values, out=cover)
+    if init:
+        gains = torch.cat([K.rows(list(range(a, min(a + 256, N)))).sub_(cover).clamp_min_(0.0).sum(1)
+                           for a in range(0, N, 256)])
+    else:
+        gains = K.column_sums()
+    chosen = set(init)
+    heap = [(-float(g), j) for j, g in enumerate(gains.tolist()) if j not in chosen]
+    heapq.heapify(heap)
+    picks, picked_gains, evals = [], [], 0
+    tol = lambda b: b - tie_tol(b, N, scale)  # noqa: E731
     # a batch of rows takes <= BATCH_BYTES when computed from the features (a GEMM: the larger the
     # better), <= CACHE_BYTES when gathered from the dense kernel (evaluated while still in cache)
     batch, cap = 1, max(1, min(512, (CACHE_BYTES if K.dense is not None else BATCH_BYTES) // (8 * N)))
@@ -203,7 +308,7 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         # in batches (one matrix product each) sized by the last pick's count: evaluating a bound that
         # the rule would have skipped only refreshes it, so the picks are those of one-at-a-time
         seen, bounds, best, size = [], [], -math.inf, batch
-        while heap and not (seen and -heap[0][0] < best - tie_tol(best, N)):
+        while heap and not (seen and -heap[0][0] < tol(best)):
             popped = [heapq.heappop(heap) for _ in range(min(size, cap, len(heap)))]
             js = [j for _, j in popped]
             gains = K.rows(js, buf).sub_(cover).clamp_min_(0.0).sum(1).tolist()
@@ -213,24 +318,30 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
             evals += len(js)
             size = min(2 * size, cap)
         # next batch: how many bounds the one-at-a-time rule had to evaluate for this pick
-        batch = max(1, min(cap, sum(b >= best - tie_tol(best, N) for b in bounds)))
-        if best - tie_tol(best, N) <= 0.0:
+        batch = max(1, min(cap, sum(b >= tol(best) for b in bounds)))
+        if tol(best) <= 0.0:
             # every remaining gain is 0 within the tolerance (the pool's distinct rows are covered:
             # duplicates) and gains only fall: plain greedy takes the rest in index order
-            rest = _unpicked(picks, N, n)
+            rest = _unpicked(picks + init, N, n + len(init))
             for a in range(0, len(rest), cap):
-                torch.maximum(cover, K.rows(rest[a:a + cap], buf).max(0).values, out=cover)
+                blk = K.rows(rest[a:a + cap], buf)
+                for r in range(blk.shape[0]):  # each one's (rounding-level) gain, then its cover
+                    picked_gains.append(float((blk[r] - cover).clamp_min_(0.0).sum()))
+                    torch.maximum(cover, blk[r], out=cover)
             picks += rest
             if progress is not None:
                 progress(len(picks))
             break
-        j = _take_lowest_tied(seen, best, N, heap)
+        j, g = _take_lowest_tied(seen, best, N, heap, scale)
         picks.append(j)
+        picked_gains.append(float(g))
         torch.maximum(cover, K.column(j), out=cover)
         if progress is not None:
             progress(len(picks))
-    return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
-                                                     "gain_evaluations": evals}
+    info = {"objective": float(cover.sum()), "gains": picked_gains, "gain_evaluations": evals}
+    if h is not None:
+        info["bandwidth"] = h
+    return torch.tensor(picks, dtype=torch.int64), info
 
 
 def knn_graph(x: torch.Tensor, k: int, h: float, raw: Optional[torch.Tensor] = None, chunk: int = 2048):
@@ -255,23 +366,35 @@ def knn_graph(x: torch.Tensor, k: int, h: float, raw: Optional[torch.Tensor] = N
     return ptr, rows, vals.reshape(-1)[order]
 
 
-def _facility_knn(x, n: int, k: int, bandwidth, progress):
+def _facility_knn(x, n: int, k: int, bandwidth, progress, initial_subset=None):
     raw = ops.as_tensor(x)
-    x, n, h = _prepare(raw, n, bandwidth)
+    x, _, h = _prepare(raw, 1, bandwidth)
     N = x.shape[0]
+    init, n = _initial(initial_subset, N, n)
     ptr, rows, vals = knn_graph(x, k, h, raw=raw if raw.is_floating_point() else None)
     ptr_l = ptr.tolist()
     rows_n, vals_n = rows.numpy(), vals.numpy()
     cover = np.zeros(N)
-    gains = np.zeros(N)
-    np.add.at(gains, np.repeat(np.arange(N), np.diff(np.asarray(ptr_l))), vals_n)
-    heap = [(-float(g), j) for j, g in enumerate(gains.tolist())]
-    heapq.heapify(heap)
-    picks, evals, tol = [], 0, lambda b: b - tie_tol(b, N)
+
+    def take(j):
+        a, b = ptr_l[j], ptr_l[j + 1]
+        cover[rows_n[a:b]] = np.maximum(cover[rows_n[a:b]], vals_n[a:b])
 
     def gain(j):
         a, b = ptr_l[j], ptr_l[j + 1]
         return float(np.maximum(vals_n[a:b] - cover[rows_n[a:b]], 0.0).sum())
+    for j in init:
+        take(j)
+    chosen = set(init)
+    if init:
+        gains = [gain(j) for j in range(N)]
+    else:
+        gains = np.zeros(N)
+        np.add.at(gains, np.repeat(np.arange(N), np.diff(np.asarray(ptr_l))), vals_n)
+        gains = gains.tolist()
+    heap = [(-float(g), j) for j, g in enumerate(gains) if j not in chosen]
+    heapq.heapify(heap)
+    picks, picked_gains, evals, tol = [], [], 0, lambda b: b - tie_tol(b, N)
     while len(picks) < n:
         seen, best = [], -math.inf
         while heap and not (seen and -heap[0][0] < tol(best)):
@@ -281,33 +404,39 @@ def _facility_knn(x, n: int, k: int, bandwidth, progress):
             seen.append((g, j))
             best = max(best, g)
         if tol(best) <= 0.0:  # nothing left to cover: plain greedy takes the rest in index order
-            rest = _unpicked(picks, N, n)
+            rest = _unpicked(picks + init, N, n + len(init))
             for j in rest:  # their (tiny) gains still count in the objective, as in the dense version
-                a, b = ptr_l[j], ptr_l[j + 1]
-                cover[rows_n[a:b]] = np.maximum(cover[rows_n[a:b]], vals_n[a:b])
+                picked_gains.append(gain(j))
+                take(j)
             picks += rest
             if progress is not None:
                 progress(len(picks))
             break
-        j = _take_lowest_tied(seen, best, N, heap)
+        j, g = _take_lowest_tied(seen, best, N, heap)
         picks.append(j)
-        a, b = ptr_l[j], ptr_l[j + 1]
-        r = rows_n[a:b]
-        cover[r] = np.maximum(cover[r], vals_n[a:b])
+        picked_gains.append(float(g))
+        take(j)
         if progress is not None:
             progress(len(picks))
-    return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "bandwidth": h,
-                                                     "gain_evaluations": evals, "knn": min(k, N)}
+    return torch.tensor(picks, dtype=torch.int64), {"objective": float(cover.sum()), "gains": picked_gains,
+                                                     "bandwidth": h, "gain_evaluations": evals, "knn": min(k, N)}
 
 
 def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED, bandwidth: Optional[float] = None,
-        progress: Optional[Callable] = None, panel: Optional[int] = None):
-    """Greedy MAP of a DPP with the kernel L = k (quality 1): each pick maximises log det L_S, by the
-    incremental Cholesky update of Chen, Zhang & Zhou (NeurIPS 2018). Every diagonal is 1, so the
-    first pick is ``start`` (drawn from ``seed`` when None, as greedy's). Once no row adds
-    anything (gain factor d^2 <= 1e-10: duplicates, or the kernel's numerical rank spent) the rest
-    are taken by the gain they had left, largest first (a distinct row before a duplicate), ties in
-    index order; ``info["rank_spent_at"]`` says after how many picks, and the CLI says it too. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
+        progress: Optional[Callable] = None, panel: Optional[int] = None, kernel=None, quality=None,
+        epsilon: float = DPP_EPS):
+    """Greedy MAP of a DPP: each pick maximises log det L_S, by the incremental Cholesky update of
+    Chen, Zhang & Zhou (NeurIPS 2018). The kernel is L = diag(q) S diag(q), q the ``quality`` scores
+    (1 when None) and S the similarity: the RBF kernel of the features (default), a precomputed
+    matrix (``kernel="precomputed"``: ``x`` is S, (N, N)) or a function (``kernel=f``: f(a, b) returns
+    the (len(a), len(b)) block S(a_i, b_j) for float64 rows of ``x``, called on row panels, so S is never
+    formed). The first pick is ``start``; when None, the row with the largest L_jj (the greedy step,
+    ties to the lowest index), except with the RBF kernel and no quality, where every L_jj is 1 and
+    it is drawn from ``seed``, as greedy's. Once no row adds anything (gain factor d^2 <= ``epsilon``:
+    duplicates, or the kernel's numerical rank spent) the rest are taken by the gain they had left,
+    largest first (a distinct row before a duplicate), ties in index order; ``info["rank_spent_at"]``
+    says after how many picks (0: the first pick's L_jj was already <= ``epsilon``), and the CLI says
+    it too. Time O(n N (d + n)); memory O(r N) for the r Cholesky rows made before
     the rank is spent (r < n; reserved, taken as written) plus two N x ``panel`` blocks; the kernel is
     kept as facility's only when n >= N / 2.
 
@@ -321,41 +450,91 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
     those of the one-at-a-time algorithm (up to rounding in the last bits).
 
     Args:
-        x: (N, d) pool, tensor or array (computed in float64).
+        x: (N, d) pool, tensor or array (computed in float64); with ``kernel="precomputed"`` the
+            (N, N) symmetric similarity matrix S.
         n: rows to pick, 1 <= n <= N.
-        start: the first pick (None: drawn from ``seed``).
+        start: the first pick (None: see above).
         seed: the seed of that draw.
-        bandwidth: the kernel's h (None: 2 tr Cov of the pool).
+        bandwidth: the RBF kernel's h (None: 2 tr Cov of the pool); only with the RBF kernel.
         progress: called with the number of picks made.
         panel: rows per panel (default 64; 1 is the plain pick-by-pick update).
+        kernel: None or "rbf" (the RBF kernel of ``x``), "precomputed", or a function f(a, b).
+        quality: (N,) scores q >= 0 (None: all 1); L = diag(q) S diag(q).
+        epsilon: the gain factor d^2 at or below which the rank counts as spent (default 1e-10).
 
     Returns:
-        tuple: (indices (n,) int64 in pick order, info dict with log_det, bandwidth and
-        rank_spent_at, the pick count at which the kernel's rank was spent, or None).
+        tuple: (indices (n,) int64 in pick order, info dict with log_det, bandwidth (None unless
+        the RBF kernel) and rank_spent_at, the pick count at which the kernel's rank was spent, or None).
+
+    Raises:
+        FastselError: NaN or infinite values, n outside [1, N], a precomputed kernel that is not
+            square, symmetric or has a negative diagonal, quality of the wrong shape or negative,
+            a bandwidth with a kernel that is not the RBF, an epsilon that is negative or not finite.
     """
-    x, n, h = _prepare(x, n, bandwidth)
-    N = x.shape[0]
-    j = ops._check_start(start, N, seed)
+    epsilon = ops.check_real(epsilon, "epsilon")
+    if not (math.isfinite(epsilon) and epsilon >= 0):
+        raise FastselError(f"epsilon must be finite and >= 0, got {epsilon!r}")
+    rbf = kernel is None or (isinstance(kernel, str) and kernel == "rbf")
+    if rbf:
+        x, n, h = _prepare(x, n, bandwidth)
+        N = x.shape[0]
+    else:
+        if bandwidth is not None:
+            raise FastselError("bandwidth is the RBF kernel's: it cannot go with kernel="
+                               f"{kernel if isinstance(kernel, str) else 'a function'!r}")
+        if isinstance(kernel, str) and kernel == "precomputed":
+            x = _check_gram(x)
+        elif callable(kernel):
+            x = ops.as_tensor(x).to(torch.float64)
+        else:
+            raise FastselError(f"kernel must be None, 'rbf', 'precomputed' or a function f(a, b), got {kernel!r}")
+        N, h = x.shape[0], None
+        n = ops._check_n(n, N)
+    q = None if quality is None else _check_quality(quality, N, x.device)
     m = min(N, PANEL if panel is None else ops.check_int(panel, "panel", 1))
-    # the kernel is kept (when it fits) only if n is a large share of N: building it costs N^2 d, the
-    # rows the panels use (a few n, N d each, in matrix products) cost less below n = N / 2 (measured)
-    K = _Kernel(x, h, dense=2 * n >= N)
+    if rbf:
+        # the kernel is kept (when it fits) only if n is a large share of N: building it costs N^2 d, the
+        # rows the panels use (a few n, N d each, in matrix products) cost less below n = N / 2 (measured)
+        K = _Kernel(x, h, dense=2 * n >= N)
+        d2 = torch.ones(N, dtype=torch.float64, device=x.device)
+    else:
+        K = _Gram(x) if isinstance(kernel, str) else _Called(kernel, x)
+        d2 = K.diag()
+        if bool((d2 < 0).any()):
+            raise FastselError("the kernel function gave a negative k(a, a): not a positive semi-definite kernel")
+    if q is not None:
+        K = _Quality(K, q)
+        d2 = d2 * q * q
+    if start is None and (q is not None or not rbf):
+        ops.check_seed(seed)
+        j = _first_tied(d2, 1)
+    else:
+        j = ops._check_start(start, N, seed)
     # the Cholesky rows, reserved whole but never zeroed: pages are only taken as rows are written (a
     # run whose rank is spent early uses no more), and no growing copy ever holds two of them at once
     c = torch.empty((max(n - 1, 1), N), dtype=torch.float64, device=x.device)
-    d2 = torch.ones(N, dtype=torch.float64, device=x.device)
     taken = torch.zeros(N, dtype=torch.bool, device=x.device)
     rows = torch.empty((m, N), dtype=torch.float64, device=x.device)  # k(J, .) for the panel's rows J
     old = torch.empty((m, N), dtype=torch.float64, device=x.device)   # (C_t0^T C_t0[:, J])^T
     slot, t0 = {}, 0
     picks, logdet, spent_at = [], 0.0, None
+
+    def rest():
+        # the rows with the largest gain left (a distinct row before a duplicate whose gain is 0),
+        # ties in index order
+        left = d2.masked_fill(d2 <= DPP_NOISE, 0.0)  # rounding-level gains count as none
+        return iter(sorted((~taken).nonzero()[:, 0].tolist(), key=lambda i: (-float(left[i]), i)))
+
     for t in range(n):
         picks.append(j)
         taken[j] = True
         if progress is not None:
             progress(t + 1)
         if spent_at is None:
-            logdet += math.log(float(d2[j]))
+            if t == 0 and float(d2[j]) <= epsilon:  # even the first pick adds nothing (a zero kernel)
+                spent_at, fill = 0, rest()
+            else:
+                logdet += math.log(float(d2[j]))
         if t == n - 1:
             break
         if spent_at is None:
@@ -377,13 +556,8 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
             d2.addcmul_(e, e, value=-1.0)
             d2[taken] = -math.inf
             j = _first_tied(d2, 1)
-            if float(d2[j]) <= DPP_EPS:
-                spent_at = t + 1
-                # the rest: the rows with the largest gain left (a distinct row before a duplicate
-                # whose gain is 0), ties in index order
-                left = d2.masked_fill(d2 <= DPP_NOISE, 0.0)  # rounding-level gains count as none
-                order = sorted((~taken).nonzero()[:, 0].tolist(), key=lambda i: (-float(left[i]), i))
-                fill = iter(order)
+            if float(d2[j]) <= epsilon:
+                spent_at, fill = t + 1, rest()
         if spent_at is not None:
             j = next(fill)
     return torch.tensor(picks, dtype=torch.int64), {"log_det": logdet if spent_at is None else -math.inf,
@@ -424,8 +598,8 @@ def herding(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[
     return torch.tensor(picks, dtype=torch.int64), {"bandwidth": h}
 
 
-def _facility_sel(x, n, *, progress=None, knn=None, **_):
-    return facility(x, n, knn=knn, progress=progress)
+def _facility_sel(x, n, *, progress=None, knn=None, bandwidth=None, **_):
+    return facility(x, n, knn=knn, bandwidth=bandwidth, progress=progress)
 
 
 def _dpp_sel(x, n, *, start=None, seed=ops.DEFAULT_SEED, progress=None, **_):

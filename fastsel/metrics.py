@@ -6,8 +6,10 @@ All sums are taken in float64; nearest-neighbour distances come from
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
+import numpy as np
 import torch
 
 from . import ops
@@ -303,39 +305,136 @@ def kl_entropy_fixed(x, m: int = ENTROPY_M, draws: int = ENTROPY_DRAWS, seed: in
     return float(sum(vals) / len(vals))
 
 
-def vendi_score(x, q: float = 1.0) -> float:
-    """Vendi score (Friedman & Dieng 2023) with the cosine kernel on L2-normalised rows, order q = 1:
-    exp of the Shannon entropy of the eigenvalues of K / n, K = X^ X^T (the ``vendi-score`` package's
-    choice for embeddings). Exact in O(n d^2) time and O(d^2) memory: the nonzero eigenvalues of
-    X^ X^T / n equal those of X^T X^ / n (d x d), accumulated in float64 in row blocks -- no n x n
-    kernel. Between 1 (all rows parallel) and min(n, d) (orthogonal rows, evenly spread).
+def vendi_order(q) -> float:
+    """Check a Vendi / Hill-number order: a real number q >= 0, ``math.inf`` or the string "inf".
 
     Args:
-        x: (n, d) rows (a zero row is refused: it has no direction).
-        q: the order; only 1 is implemented.
+        q: the order.
 
     Returns:
-        float: the Vendi score, in [1, min(n, d)].
+        float: q as a float (``math.inf`` for "inf").
+
+    Raises:
+        FastselError: q negative, NaN, a bool or not a number.
     """
+    if isinstance(q, str) and q.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    if isinstance(q, bool) or not isinstance(q, numbers.Real) or not float(q) >= 0:
+        raise FastselError(f"the Vendi order q must be a number >= 0 or 'inf', got {q!r}")
+    return float(q)
+
+
+def hill_number(p, q) -> float:
+    """The Hill number (effective number) of order q of a probability vector: q = 0 the count of
+    nonzero entries, q = 1 exp of the Shannon entropy, q = inf 1 / max p, else
+    (sum p^q)^(1 / (1 - q)). Zero entries are left out (0 log 0 = 0); ``p`` is used as given (not
+    renormalised).
+
+    Args:
+        p: 1-D nonnegative values (float64 tensor or array).
+        q: the order (see :func:`vendi_order`).
+
+    Returns:
+        float: the Hill number.
+    """
+    q = vendi_order(q)
+    p = torch.as_tensor(p, dtype=torch.float64).flatten()
+    p = p[p > 0]
+    if p.numel() == 0:
+        raise FastselError("hill_number needs at least one positive value")
+    if q == 0:
+        return float(p.numel())
+    if q == 1:
+        return float(torch.exp(-(p * torch.log(p)).sum()))
+    if math.isinf(q):
+        return float(1.0 / p.max())
+    return float(torch.exp(torch.log((p ** q).sum()) / (1.0 - q)))
+
+
+def _vendi_weights(weights, n: int, device) -> torch.Tensor:
+    if weights is None:
+        return torch.full((n,), 1.0 / n, dtype=torch.float64, device=device)
+    if isinstance(weights, torch.Tensor):
+        w = weights.detach().to(device=device, dtype=torch.float64).flatten()
+    else:
+        try:
+            w = torch.as_tensor(np.asarray(weights, dtype=np.float64), device=device).flatten()
+        except (TypeError, ValueError):
+            raise FastselError("vendi_score: weights must be a sequence of numbers") from None
+    if w.numel() != n:
+        raise FastselError(f"vendi_score: weights has {w.numel()} values for {n} rows")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:
+        raise FastselError("vendi_score: weights must be finite, >= 0 and not all 0")
+    return w / w.sum()
+
+
+def vendi_score(x, q: float = 1.0, *, weights=None, kernel: str = "cosine") -> float:
+    """Vendi score (Friedman & Dieng 2023) of order q: the Hill number of order q of the eigenvalues
+    of the weighted kernel diag(sqrt p) K diag(sqrt p) (p = 1/n each unless ``weights``), scaled to sum
+    to 1. q = 1 (default) is exp of their Shannon entropy (the von Neumann entropy of K / n), q = 0
+    the count of nonzero eigenvalues (the numerical rank: eigenvalues <= n * eps * the largest count
+    as 0, as ``numpy.linalg.matrix_rank``), q = inf 1 / the largest (Pasarkar & Dieng 2023).
+
+    ``kernel="cosine"`` (default): x holds (n, d) embeddings and K = X^ X^T with X^ the
+    L2-normalised rows (the ``vendi-score`` package's choice for embeddings). Exact in O(n d^2) time
+    and O(d^2) memory: the nonzero eigenvalues of diag(sqrt p) K diag(sqrt p) equal those of
+    sum_i p_i x^_i x^_i^T (d x d), accumulated in float64 in row blocks -- no n x n kernel. Between 1
+    (all rows parallel) and min(n, d) (orthogonal rows, evenly weighted).
+
+    ``kernel="precomputed"``: x is the (n, n) symmetric positive semi-definite similarity matrix
+    itself (k(a, a) = 1 in the definition; a matrix with another diagonal is scaled to unit trace).
+    O(n^3) time, one float64 eigendecomposition.
+
+    Args:
+        x: (n, d) rows (``kernel="cosine"``; a zero row is refused: it has no direction), or the
+            (n, n) kernel (``kernel="precomputed"``).
+        q: the order, a number >= 0 or ``math.inf`` / "inf".
+        weights: (n,) nonnegative sample weights (scaled to sum to 1), None for uniform.
+        kernel: "cosine" or "precomputed".
+
+    Returns:
+        float: the Vendi score, in [1, rank].
+
+    Raises:
+        FastselError: a bad order, weights, kernel name or matrix, a zero row, no rows.
+    """
+    q = vendi_order(q)
     x = ops.as_tensor(x)
+    if x.dim() != 2:
+        raise FastselError(f"vendi_score needs a 2-D input, got shape {tuple(x.shape)}")
     n = x.shape[0]
     if n < 1:
         raise FastselError("vendi_score needs at least 1 row")
-    if q != 1.0:
-        raise FastselError("vendi_score: only order q = 1 is implemented")
-    g = torch.zeros((x.shape[1], x.shape[1]), dtype=torch.float64, device=x.device)
-    for a in range(0, n, 8192):
-        b = x[a:a + 8192].double()
-        norms = b.norm(dim=1, keepdim=True)
-        if bool((norms == 0).any()):
-            raise FastselError(f"vendi_score: row {a + int((norms[:, 0] == 0).nonzero()[0])} is all zeros "
-                               "(the cosine kernel needs nonzero rows)")
-        b = b / norms
-        g += b.T @ b
-    lam = torch.linalg.eigvalsh(g / n).clamp_min(0)
-    lam = lam[lam > 0]
-    lam = lam / lam.sum()  # sums to 1 up to rounding (trace of K / n = 1)
-    return float(torch.exp(-(lam * torch.log(lam)).sum()))
+    w = _vendi_weights(weights, n, x.device)
+    if kernel == "cosine":
+        g = torch.zeros((x.shape[1], x.shape[1]), dtype=torch.float64, device=x.device)
+        for a in range(0, n, 8192):
+            b = x[a:a + 8192].double()
+            norms = b.norm(dim=1, keepdim=True)
+            if bool((norms == 0).any()):
+                raise FastselError(f"vendi_score: row {a + int((norms[:, 0] == 0).nonzero()[0])} is all zeros "
+                                   "(the cosine kernel needs nonzero rows)")
+            b = b / norms
+            g += b.T @ (b * w[a:a + 8192, None])
+    elif kernel == "precomputed":
+        K = x.double()
+        if K.shape[0] != K.shape[1]:
+            raise FastselError(f"vendi_score: a precomputed kernel must be square, got {tuple(K.shape)}")
+        if not bool(torch.isfinite(K).all()):
+            raise FastselError("vendi_score: the kernel holds NaN or infinite values")
+        scale = float(K.abs().max())
+        if float((K - K.T).abs().max()) > 1e-10 * scale:
+            raise FastselError("vendi_score: a precomputed kernel must be symmetric")
+        s = torch.sqrt(w)
+        g = K * s[:, None] * s[None, :]
+        if not float(torch.diagonal(g).sum()) > 0:
+            raise FastselError("vendi_score: the kernel's weighted trace is not positive")
+    else:
+        raise FastselError(f"vendi_score: kernel must be 'cosine' or 'precomputed', got {kernel!r}")
+    lam = torch.linalg.eigvalsh(g)
+    tol = float(lam.max()) * lam.numel() * torch.finfo(torch.float64).eps
+    lam = torch.where(lam > tol, lam, torch.zeros_like(lam))
+    return hill_number(lam / lam.sum(), q)
 
 
 def cov_trace(x) -> float:

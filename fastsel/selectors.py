@@ -136,7 +136,7 @@ METHODS = selector_names()  # the built-in names (a registry read at import; sel
 def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
            tau: Optional[float] = None, alpha: float = ops.DEFAULT_ALPHA, decay: str = "empty-pass",
            order: str = "random", backend: str = "auto", progress: Optional[Callable[[int], None]] = None,
-           return_info: bool = False, knn: Optional[int] = None):
+           return_info: bool = False, knn: Optional[int] = None, bandwidth: Optional[float] = None):
     """Indices (int64, in pick order) of an ``n``-row subset chosen by the registered selector
     ``method`` (``fastsel.selectors.SELECTORS``).
 
@@ -144,6 +144,7 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
     ``return_info=True`` returns ``(indices, info)``; for the threshold filter ``info`` holds
     ``tau0``, ``tau_end``, ``passes``, ``decays``, ``n_filled`` and ``order`` (else it is empty).
     ``knn=k`` (``facility`` only): facility location on the exact k-NN graph (O(N k) memory).
+    ``bandwidth=h`` (``facility`` only): the RBF kernel's h instead of 2 tr Cov of the pool.
 
     Args:
         x: the pool, (N, d) tensor or array.
@@ -159,23 +160,27 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
         progress: called with the number of picks made.
         return_info: also return the selector's info dict.
         knn: facility location on the exact k-NN graph with this k.
+        bandwidth: facility location's RBF bandwidth h (None: 2 tr Cov of the pool).
 
     Returns:
         torch.Tensor: (n,) int64 indices in pick order; with ``return_info``, (indices, info).
 
     Raises:
-        FastselError: an unknown method, ``knn`` with another method, n out of range.
+        FastselError: an unknown method, ``knn`` or ``bandwidth`` with another method, n out of range.
         TypeError: unknown keyword arguments; a fractional, bool or string ``n``.
     """
     sel = get_selector(method)
     if knn is not None and method != "facility":
         raise FastselError(f"knn applies to the facility selector, not {method!r}")
+    if bandwidth is not None and method != "facility":
+        raise FastselError(f"bandwidth applies to the facility selector, not {method!r}")
     n = ops.check_int(n, "n", 1)  # before any selector (a user's too) sees it: 2.5, True, "3" refused
     seed = ops.check_seed(seed)
     if start is not None:
         start = ops.check_int(start, "start", 0)
     out = sel.run(x, n, start=start, seed=seed, backend=backend, progress=progress, tau=tau,
-                                   alpha=alpha, decay=decay, order=order, **({} if knn is None else {"knn": knn}))
+                                   alpha=alpha, decay=decay, order=order, **({} if knn is None else {"knn": knn}),
+                                   **({} if bandwidth is None else {"bandwidth": bandwidth}))
     idx, info = out if isinstance(out, tuple) else (out, {})
     idx = torch.as_tensor(idx).to(torch.int64)
     if idx.dim() != 1 or idx.numel() != n:
