@@ -564,6 +564,94 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
                                                      "bandwidth": h, "rank_spent_at": spent_at}
 
 
+class _Gram:
+    """dpp's rows of a precomputed (N, N) kernel matrix (``kernel="precomputed"``)."""
+
+    def __init__(self, L: torch.Tensor):
+        self.L = L
+
+    def diag(self) -> torch.Tensor:
+        return self.L.diagonal().clone()
+
+    def rows(self, js: list, out: torch.Tensor) -> torch.Tensor:
+        return torch.index_select(self.L, 0, torch.tensor(js, device=self.L.device), out=out[:len(js)])
+
+
+class _Called:
+    """dpp's rows of a kernel given as a function ``f(a, b)`` -> the (len(a), len(b)) block k(a_i, b_j)."""
+
+    def __init__(self, f: Callable, x: torch.Tensor):
+        self.f, self.x = f, x
+
+    def _block(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        try:
+            v = torch.as_tensor(self.f(a, b), dtype=torch.float64, device=self.x.device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise FastselError(f"the kernel function failed on a ({a.shape[0]}, {b.shape[0]}) block: {e}") from None
+        if tuple(v.shape) != (a.shape[0], b.shape[0]):
+            raise FastselError(f"the kernel function must return a ({a.shape[0]}, {b.shape[0]}) block for "
+                               f"({a.shape[0]}, d) and ({b.shape[0]}, d) rows, got shape {tuple(v.shape)}")
+        if not bool(torch.isfinite(v).all()):
+            raise FastselError("the kernel function returned NaN or infinite values")
+        return v
+
+    def diag(self) -> torch.Tensor:
+        N = self.x.shape[0]
+        return torch.cat([self._block(self.x[a:a + BLOCK], self.x[a:a + BLOCK]).diagonal()
+                          for a in range(0, N, BLOCK)])
+
+    def rows(self, js: list, out: torch.Tensor) -> torch.Tensor:
+        out = out[:len(js)]
+        out.copy_(self._block(self.x[js], self.x))
+        return out
+
+
+class _Quality:
+    """dpp's rows of L = diag(q) S diag(q) from the rows of S: quality scores q times similarity S."""
+
+    def __init__(self, base, q: torch.Tensor):
+        self.base, self.q = base, q
+
+    def rows(self, js: list, out: torch.Tensor) -> torch.Tensor:
+        r = self.base.rows(js, out)
+        return r.mul_(self.q[js][:, None]).mul_(self.q[None, :])
+
+
+def _check_gram(L) -> torch.Tensor:
+    """dpp's precomputed kernel matrix as a float64 (N, N) tensor: square, finite, symmetric (to the
+    rounding of its own dtype), a non-negative diagonal."""
+    L = ops.as_tensor(L, "kernel matrix")
+    tol = 1e3 * torch.finfo(L.dtype).eps
+    L = L.to(torch.float64)
+    if L.shape[0] != L.shape[1]:
+        raise FastselError(f"a precomputed kernel must be a square (N, N) matrix, got shape {tuple(L.shape)}")
+    big = float(L.abs().max())
+    asym = float((L - L.T).abs().max())
+    if asym > tol * big:
+        raise FastselError(f"the precomputed kernel is not symmetric (max |L - L^T| = {asym:.3g}, "
+                           f"max |L| = {big:.3g})")
+    dg = L.diagonal()
+    if bool((dg < 0).any()):
+        i = int(torch.nonzero(dg < 0)[0])
+        raise FastselError(f"the precomputed kernel has a negative diagonal entry L[{i}, {i}] = {float(dg[i])!r}:"
+                           " not a positive semi-definite kernel")
+    return L
+
+
+def _check_quality(quality, N: int, device) -> torch.Tensor:
+    """dpp's quality scores as a float64 (N,) tensor, finite and >= 0."""
+    q = quality.detach() if isinstance(quality, torch.Tensor) else torch.as_tensor(np.asarray(quality))
+    if q.is_complex() or q.dtype == torch.bool or not (q.is_floating_point() or q.dtype in (
+            torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise FastselError(f"quality must hold real numbers, got {q.dtype}")
+    q = q.to(device=device, dtype=torch.float64)
+    if q.dim() != 1 or q.shape[0] != N:
+        raise FastselError(f"quality must be one score per row, shape ({N},), got {tuple(q.shape)}")
+    if not bool(torch.isfinite(q).all()) or bool((q < 0).any()):
+        raise FastselError("quality scores must be finite and >= 0")
+    return q
+
+
 def herding(x, n: int, *, bandwidth: Optional[float] = None, progress: Optional[Callable] = None):
     """Kernel herding (Chen, Welling & Smola 2010) without replacement: pick t+1 maximises
     mu(j) - (1 / (t + 1)) sum_{s in S} k(j, s), with mu(j) = mean_i k(i, j) the pool's mean
