@@ -528,11 +528,15 @@ def target_shape(src: Source, image_size: Optional[int]) -> tuple:
 
 def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: Optional[int] = None,
                  batch_size: int = 64, shard_rows: int = 4096, device=None, quiet: bool = False,
-                 log: Callable = print, stop_after_shards: Optional[int] = None):
+                 log: Callable = print, stop_after_shards: Optional[int] = None, part: Optional[tuple] = None,
+                 note_resume: bool = True):
     """Features of the source's readable rows, in shards under ``out_dir/embeddings``; returns
     (features float32 (M, d), rows int64 (M,) source indices, unreadable [(index, id, reason)], info:
     this run's embedded rows, their seconds -- reading and decoding included, loading the network not
-    (``load_seconds``) -- and rate)."""
+    (``load_seconds``) -- and rate).
+
+    ``part`` = (rank, world): embed and return only that rank's contiguous block of shards (shard
+    files are numbered by source rows, so a run with another world size reuses every shard written)."""
     from . import features as Fe
     from tqdm import tqdm
     shape = target_shape(src, image_size)
@@ -557,9 +561,13 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
     ext = None
     N = len(src)
     shards = list(range(0, N, shard_rows))
+    if part is not None:
+        a, b = _block(len(shards), *part)
+        shards = shards[a:b]
+    die = _test_death(part)
     done = sum(os.path.exists(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz")) for s in shards)
-    if done:
-        log(f"resuming: {done} of {len(shards)} embedding shards already written")
+    if done and note_resume:
+        log(f"resuming: {done} of {len(shards)} embedding shards{' of this rank' if part else ''} already written")
     t0, made, imgs, t_load = time.perf_counter(), 0, 0, 0.0
     with tqdm(total=N, desc=f"embed[{extractor_name}]", unit="img", file=sys.stderr, disable=quiet, delay=1.0) as bar:
         for s in shards:
@@ -592,29 +600,65 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
                              bad_why=np.asarray([b[1] for b in bad], dtype=np.str_))
             made += 1
             imgs += len(rows)  # the shard's readable rows (not the last batch's)
+            if die is not None and made >= die:  # tests: a rank killed mid-run
+                os.kill(os.getpid(), 9)
             bar.update(min(shard_rows, N - s))
     secs = time.perf_counter() - t0 - t_load
     feats, rows, bad = [], [], []
     for s in shards:
-        with np.load(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"), allow_pickle=False) as z:
-            if len(z["rows"]):
-                feats.append(z["features"])
-                rows.append(z["rows"])
-            bad += [(int(i), src.ids[int(i)], str(w)) for i, w in zip(z["bad_rows"], z["bad_why"])]
+        z = _read_shard(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"))
+        if len(z["rows"]):
+            feats.append(z["features"])
+            rows.append(z["rows"])
+        bad += [(int(i), src.ids[int(i)], str(w)) for i, w in zip(z["bad_rows"], z["bad_why"])]
+    info = {"seconds": secs, "load_seconds": t_load, "embedded": imgs,
+            "img_per_s": imgs / secs if imgs and secs > 0 else None, "shape": shape}
     if not feats:
+        if part is not None:  # this rank's block holds no readable row: the others may
+            return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), bad, info
         raise DataError(f"{src.spec}: no image could be read")
-    return (np.concatenate(feats).astype(np.float32, copy=False), np.concatenate(rows), bad,
-            {"seconds": secs, "load_seconds": t_load, "embedded": imgs,
-             "img_per_s": imgs / secs if imgs and secs > 0 else None, "shape": shape})
+    return np.concatenate(feats).astype(np.float32, copy=False), np.concatenate(rows), bad, info
+
+
+def _read_shard(path: str) -> dict:
+    """One embedding shard's arrays; a damaged one is one line naming it (delete it to embed those rows again)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in ("features", "rows", "bad_rows", "bad_why")}
+    except Exception as e:  # truncated, not a zip (numpy then suspects a pickle), a member missing
+        raise DataError(f"{path} is unreadable ({type(e).__name__}: {_first_line(e)[:80]}): delete it and rerun to "
+                        "embed its rows again") from None
+
+
+def _block(count: int, rank: int, world: int) -> tuple:
+    """[a, b): rank's contiguous share of ``count`` items (sizes differ by at most one)."""
+    base, extra = divmod(count, world)
+    a = rank * base + min(rank, extra)
+    return a, a + base + (1 if rank < extra else 0)
+
+
+def _test_death(part) -> Optional[int]:
+    """FASTSEL_TEST_KILL_RANK=R:K (tests only): rank R kills itself after embedding K shards."""
+    spec = os.environ.get("FASTSEL_TEST_KILL_RANK")
+    if not spec or part is None:
+        return None
+    r, k = (int(v) for v in spec.split(":"))
+    return k if r == part[0] else None
 
 
 # ----------------------------------------------------------------------------------------------- curate
 def pick_distances(x: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
-    """Distance of each pick to the picks before it (inf for the first), float64, O(n^2 d). Rows of
-    extreme magnitude (1e300) are scaled by a power of two first, exactly, as the selectors do, and
-    centred, so that rows far from the origin (1e8 + 3k) keep their distances' digits."""
+    """Distance of each pick to the picks before it (inf for the first), float64, O(n^2 d)."""
+    return _pick_distances(x[idx])
+
+
+def _pick_distances(sub: torch.Tensor) -> np.ndarray:
+    """Distance of each row of ``sub`` (the picks, in pick order) to the rows before it (inf for the
+    first), float64, O(n^2 d). Rows of extreme magnitude (1e300) are scaled by a power of two first,
+    exactly, as the selectors do, and centred, so that rows far from the origin (1e8 + 3k) keep their
+    distances' digits."""
     from . import ops
-    s = x[idx].to(torch.float64)
+    s = sub.to(torch.float64)
     e = ops.pow2_scale(s)
     s = ops.ldexp(s, e)
     s = s - s.mean(0)
@@ -632,11 +676,9 @@ def pick_distances(x: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
     return out
 
 
-def coverage(x: torch.Tensor, idx: torch.Tensor) -> dict:
-    """Distance from every row to its nearest subset row: max and mean (exact k-NN)."""
-    from . import ops
-    d = ops.nn(x, x[idx], k=1).distances[:, 0].to(torch.float64)
-    return {"max": float(d.max()), "mean": float(d.mean())}, d
+def coverage(x: torch.Tensor, idx: torch.Tensor) -> tuple:
+    """Distance from every row to its nearest subset row: ({max, mean}, the distances) (exact k-NN)."""
+    return coverage_of(x, x[idx])
 
 
 def _grid(images: list, titles: list, path: str, cols: int, suptitle: str):
@@ -828,7 +870,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         fastsel.errors.FastselError: n larger than the source's rows (before any work) or the readable
             ones, a start row not available, a start with a method that has no first pick, or dedup <= 0.
     """
-    from .selectors import check_start_applies, select
+    from .selectors import check_start_applies
+    from . import _dist
     t_all = time.perf_counter()
     check_start_applies(method, start)
     if dedup is not None and not dedup > 0:
@@ -836,40 +879,314 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
                            "row of their cluster go; for exact duplicates use a small EPS such as 1e-6")
     if key is not None and embeddings is None:
         raise UsageProblem("--key names an array of the --embeddings .npz file, and no --embeddings was given")
+    kw = dict(features=features, embeddings=embeddings, key=key, method=method, seed=seed, start=start,
+              image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size, shard_rows=shard_rows,
+              device=device, quiet=quiet, log=log, grid=grid, t_all=t_all)
+    if _dist.launched():
+        return _curate_ranks(source, n, out_dir, column=column, split=split, **kw)
     with contextlib.ExitStack() as held:
         held.enter_context(_quiet_datasets(quiet))
         src = open_source(source, column, split)
         _check_applies(src, n, start, column, copy)
         _check_inputs_kept(out_dir, embeddings)
         held.enter_context(owned_out(out_dir, src))  # one run per folder, from here to the end
-        feats, x, rows, bad, emb_info = _features_of(src, out_dir, embeddings, key, features, image_size, log,
-                                                     batch_size=batch_size, shard_rows=shard_rows, device=device,
-                                                     quiet=quiet)
-        save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
-        save_npy(os.path.join(out_dir, "rows.npy"), rows)
-        _write_unreadable(out_dir, bad, log)
-        cand, start, dedup_info = _candidates(x, rows, len(src), n, start, dedup, seed, log)
-        t0 = time.perf_counter()
-        idx = cand[select(x[cand], n, method, seed=seed, start=start)]
-        t_sel = time.perf_counter() - t0
-        _write_selected(out_dir, src, rows, idx, pick_distances(x, idx))
-        what = _replace_subset(out_dir, lambda d: src.write_subset(rows[idx.numpy()], d, copy=copy))
-        # the report: coverage and entropy of the selection against a seeded random subset of the same size
-        cov, dsub = coverage(x, idx)
-        g = torch.Generator().manual_seed(int(seed) + 7)
-        ridx = cand[torch.randperm(len(cand), generator=g)[:n]]
-        rcov, _ = coverage(x, ridx)
-        ent, rent, dup_note = _entropies(x, idx, ridx, dedup, log)
-        res = {"source": source, "kind": src.kind, "rows": len(src), "readable": len(x), "unreadable": len(bad),
-               "features": features if embeddings is None else f"from {embeddings}", "dim": int(feats.shape[1]),
-               "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
-               "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
-               "entropy_random": rent, "entropy_note": dup_note, "subset": what}
-        pngs = _report_pngs(src, rows, idx, dsub, x, emb_info["shape"], out_dir, grid, log)
-        res["seconds"] = time.perf_counter() - t_all
-        save_json(os.path.join(out_dir, "curate.json"), res)
-        save_text(os.path.join(out_dir, "report.md"), _report_md(res, pngs))
-        return res
+        return _curate_one(src, n, out_dir, **kw)
+
+
+def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, start, image_size, copy, dedup,
+                batch_size, shard_rows, device, quiet, log, grid, t_all, emb_info=None, ranks=1, note_resume=True):
+    """One process holds the pool: embed (or read) it, select, write (the caller holds the folder's lock)."""
+    from .selectors import select
+    feats, x, rows, bad, info = _features_of(src, out_dir, embeddings, key, features, image_size, log,
+                                             batch_size=batch_size, shard_rows=shard_rows, device=device,
+                                             quiet=quiet, note_resume=note_resume)
+    save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
+    save_npy(os.path.join(out_dir, "rows.npy"), rows)
+    _write_unreadable(out_dir, bad, log)
+    cand, start, dedup_info = _candidates(x, rows, len(src), n, start, dedup, seed, log)
+    t0 = time.perf_counter()
+    idx = cand[select(x[cand], n, method, seed=seed, start=start)]
+    t_sel = time.perf_counter() - t0
+    return _finish(src, _LocalPool(x, rows), len(cand), lambda p: cand[p], idx, out_dir, n=n, method=method,
+                   seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
+                   dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
+                   grid=grid, log=log, t_all=t_all, ranks=ranks)
+
+
+def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, features, embeddings, dim, unreadable,
+            dedup, dedup_info, emb_info, t_sel, copy, grid, log, t_all, ranks) -> dict:
+    """selected.csv, the subset, the report: the same for one process and for sharded ranks (every
+    rank calls it; only rank 0 writes). ``cand_at(positions)``: pool rows of candidate positions."""
+    # every collective first (all ranks), then rank 0's writing: a write that fails there leaves no rank
+    # waiting in a collective (the caller's step tells the others)
+    sub = pool.take(idx)
+    src_idx = pool.source_index(idx)
+    # the report: coverage and entropy of the selection against a seeded random subset of the same size
+    cov, dsub = pool.coverage(sub)
+    g = torch.Generator().manual_seed(int(seed) + 7)
+    ridx = cand_at(torch.randperm(n_cand, generator=g)[:n])
+    rsub = pool.take(ridx)
+    rcov, _ = pool.coverage(rsub)
+    order, dord = pool.nearest_rejected(idx, dsub, 12)
+    near = ops_nn_first(pool.take(order), sub) if len(order) else torch.zeros(0, dtype=torch.int64)
+    rej_src = pool.source_index(order)
+    if not pool.main:
+        return {}
+    _write_selected(out_dir, src, idx, src_idx, _pick_distances(sub))
+    what = _replace_subset(out_dir, lambda d: src.write_subset(src_idx, d, copy=copy))
+    ent, rent, dup_note = _entropies(sub, rsub, dedup, log)
+    k = min(grid, len(idx))
+    res = {"source": src.spec, "kind": src.kind, "rows": len(src), "readable": pool.M, "unreadable": unreadable,
+           "features": features if embeddings is None else f"from {embeddings}", "dim": dim,
+           "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
+           "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
+           "entropy_random": rent, "entropy_note": dup_note, "subset": what, "ranks": ranks}
+    pairs = [(int(r), float(dd), int(src_idx[j]), int(j)) for r, dd, j in zip(rej_src.tolist(), dord.tolist(),
+                                                                          near.tolist())]
+    pngs = _report_pngs(src, src_idx[:k], pairs, emb_info["shape"], out_dir, log)
+    res["seconds"] = time.perf_counter() - t_all
+    save_json(os.path.join(out_dir, "curate.json"), res)
+    save_text(os.path.join(out_dir, "report.md"), _report_md(res, pngs))
+    return res
+
+
+def ops_nn_first(q: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Each query row's nearest reference row (exact k-NN, k = 1)."""
+    from . import ops
+    return ops.nn(q, ref, k=1).indices[:, 0]
+
+
+class _LocalPool:
+    """The whole pool in this process (what the sharded pool's collectives reduce to)."""
+    main = True
+
+    def __init__(self, x: torch.Tensor, rows: np.ndarray):
+        self.x, self.rows, self.M = x, rows, len(x)
+
+    def take(self, gi) -> torch.Tensor:
+        return self.x[torch.as_tensor(gi, dtype=torch.int64)]
+
+    def source_index(self, gi) -> np.ndarray:
+        return self.rows[np.asarray(gi, dtype=np.int64)]
+
+    def coverage(self, sub: torch.Tensor) -> tuple:
+        c, d = coverage_of(self.x, sub)
+        return c, d
+
+    def nearest_rejected(self, idx, d: torch.Tensor, k: int) -> tuple:
+        chosen = torch.zeros(self.M, dtype=torch.bool)
+        chosen[idx] = True
+        rest = torch.nonzero(~chosen)[:, 0]
+        order = rest[torch.argsort(d[rest], stable=True)][:k]
+        return order, d[order]
+
+
+class _Ranks:
+    """The ranks of a torchrun launch, and the one rule that keeps them together: every step ends with
+    all ranks saying whether it failed, so a failure anywhere stops every rank with one line naming the
+    rank and its cause -- no rank is left waiting in a collective."""
+
+    def __init__(self):
+        import torch.distributed as dist
+        self.dist = dist
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def gather(self, obj) -> list:
+        out = [None] * self.world
+        self.dist.all_gather_object(out, obj)
+        return out
+
+    def step(self, fn: Callable, *a, **kw):
+        err, out = None, None
+        try:
+            out = fn(*a, **kw)
+        except Exception as e:  # noqa: BLE001 -- told to every rank below, then raised
+            err = e
+        said = self.gather(None if err is None else (_first_line(err) or type(err).__name__))
+        failed = [(r, m) for r, m in enumerate(said) if m is not None]
+        if not failed:
+            return out
+        if err is not None and not isinstance(err, FastselError):
+            raise err  # not an input a user can fix: its traceback (the other ranks stop with one line)
+        r, m = (self.rank, said[self.rank]) if err is not None else failed[0]
+        cls = type(err) if err is not None else DataError
+        raise cls(f"rank {r} of {self.world}: {m}" + ("" if err is not None else " (every rank stops)")) from None
+
+
+class _ShardedPool:
+    """The pool as the ranks hold it: rank r keeps the rows it embedded, a contiguous block of the
+    readable rows in source order; what the report needs crosses the group as n rows, never the pool."""
+    main = False
+
+    def __init__(self, x: torch.Tensor, rows: np.ndarray, R: _Ranks):
+        self.R, self.x, self.rows = R, x, rows
+        counts = R.gather(len(rows))
+        self.lo = sum(counts[:R.rank])
+        self.hi = self.lo + len(rows)
+        self.M = sum(counts)
+        self.main = R.rank == 0
+
+    def _mine(self, gi):
+        gi = torch.as_tensor(gi, dtype=torch.int64).reshape(-1)
+        return gi, (gi >= self.lo) & (gi < self.hi)
+
+    def take(self, gi) -> torch.Tensor:
+        gi, m = self._mine(gi)
+        out = torch.zeros((len(gi), self.x.shape[1]), dtype=self.x.dtype)
+        out[m] = self.x[gi[m] - self.lo]
+        self.R.dist.all_reduce(out)  # one rank holds each row, the others add zeros: exact
+        return out
+
+    def source_index(self, gi) -> np.ndarray:
+        gi, m = self._mine(gi)
+        out = torch.zeros(len(gi), dtype=torch.int64)
+        out[m] = torch.from_numpy(self.rows[(gi[m] - self.lo).numpy()])
+        self.R.dist.all_reduce(out)
+        return out.numpy()
+
+    def coverage(self, sub: torch.Tensor) -> tuple:
+        if len(self.x):
+            c, d = coverage_of(self.x, sub)
+            mx, total = c["max"], float(d.sum())
+        else:
+            d, mx, total = torch.zeros(0, dtype=torch.float64), -math.inf, 0.0
+        t = torch.tensor([mx], dtype=torch.float64)
+        self.R.dist.all_reduce(t, op=self.R.dist.ReduceOp.MAX)
+        sums = torch.tensor([total], dtype=torch.float64)
+        self.R.dist.all_reduce(sums)
+        return {"max": float(t), "mean": float(sums) / self.M}, d
+
+    def nearest_rejected(self, idx, d: torch.Tensor, k: int) -> tuple:
+        gi, m = self._mine(idx)
+        chosen = torch.zeros(len(self.x), dtype=torch.bool)
+        chosen[gi[m] - self.lo] = True
+        rest = torch.nonzero(~chosen)[:, 0]
+        order = rest[torch.argsort(d[rest], stable=True)][:k]
+        mine = [(float(d[o]), int(o) + self.lo) for o in order]
+        best = sorted(c for part in self.R.gather(mine) for c in part)[:k]  # ties: the lower row, as stable argsort
+        return (torch.tensor([g for _, g in best], dtype=torch.int64),
+                torch.tensor([v for v, _ in best], dtype=torch.float64))
+
+
+def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, key, method, seed, start, image_size,
+                  copy, dedup, batch_size, shard_rows, device, quiet, log, grid, t_all) -> dict:
+    """``torchrun ... -m fastsel -- curate``: each rank embeds its contiguous block of the embedding
+    shards; a selector with a sharded form (greedy, threshold) runs across the ranks on the rows each
+    embedded (fastsel.distributed: no rank holds the pool); any other selector, --dedup and
+    --embeddings run on rank 0 over the whole pool read from the shards. Rank 0 writes every output;
+    they equal one process's (selected.csv, the subset, the report's figures)."""
+    from . import _dist, ops
+    from .selectors import get_selector
+    with _dist.group("cpu"):
+        R = _Ranks()
+        main = R.rank == 0
+        say = log if main else (lambda *a, **k: None)
+        with contextlib.ExitStack() as held:
+            held.enter_context(_quiet_datasets(quiet or not main))
+
+            def opened():
+                src_ = open_source(source, column, split)
+                _check_applies(src_, n, start, column, copy)
+                _check_inputs_kept(out_dir, embeddings)
+                return src_
+            src = R.step(opened)
+            seen = R.gather((len(src), src.fingerprint()))
+            R.step(lambda: None if len(set(seen)) == 1 else _raise(DataError(
+                f"the ranks read different sources ({source}: rank 0 sees {seen[0][0]} rows, rank "
+                f"{next(r for r, v in enumerate(seen) if v != seen[0])} sees another set): every rank must read "
+                "the same files")))
+            R.step(lambda: held.enter_context(owned_out(out_dir, src)) if main else None)  # rank 0 holds the lock
+            sel = get_selector(method)
+            sharded = sel.sharded is not None and dedup is None and embeddings is None
+            dev = device
+            if dev is None and torch.cuda.is_available():
+                dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            info = None
+            if embeddings is None:
+                part = R.step(embed_source, src, features, out_dir, image_size=image_size, batch_size=batch_size,
+                              shard_rows=shard_rows, device=dev, quiet=quiet or not main, log=say,
+                              part=(R.rank, R.world))
+                infos = R.gather(part[3])
+                secs = max(i["seconds"] for i in infos)
+                done = sum(i["embedded"] for i in infos)
+                info = {"seconds": secs, "load_seconds": max(i["load_seconds"] for i in infos), "embedded": done,
+                        "img_per_s": done / secs if done and secs > 0 else None, "shape": infos[0]["shape"],
+                        "ranks": R.world}
+            kw = dict(features=features, embeddings=embeddings, key=key, method=method, seed=seed, start=start,
+                      image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size, shard_rows=shard_rows,
+                      device=dev, quiet=quiet, log=say, grid=grid, t_all=t_all)
+            if not sharded:
+                why = ("--embeddings" if embeddings is not None else "--dedup" if dedup is not None
+                       else f"{method} has no sharded form")
+                say(f"note: {why}: rank 0 selects over the whole pool (read from disk); the other ranks wait")
+                res = R.step(lambda: _curate_one(src, n, out_dir, **kw, emb_info=info, ranks=R.world,
+                                                 note_resume=False) if main else None)
+                return R.gather(res)[0]
+            feats, rows, bad, _ = part
+            d = max(v for v in R.gather(int(feats.shape[1]) if len(rows) else 0))
+            x = (ops.as_tensor(feats, "features") if len(rows) else torch.zeros((0, d), dtype=torch.float32))
+            pool = _ShardedPool(x, rows, R)
+            bad_all = [b for part_ in R.gather(bad) for b in part_]
+            R.step(lambda: _write_pool_files(out_dir, src, shard_rows, pool.M, d, bad_all, say) if main else None)
+
+            def checked_start():
+                if n > pool.M:
+                    raise FastselError(f"--n {n} is more than the {pool.M} readable rows")
+                return None if start is None else _start_position(rows, start, pool.lo)
+            pos = R.step(checked_start)
+            if start is not None:
+                got = [p for p in R.gather(pos) if p is not None]
+                R.step(lambda: None if got else _raise(FastselError(
+                    f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}")))
+                pos = got[0]
+            t0 = time.perf_counter()
+            out_ = R.step(sel.sharded, x, n, start=pos, seed=seed)
+            idx = (out_[0] if isinstance(out_, tuple) else out_).cpu()
+            t_sel = time.perf_counter() - t0
+            res = R.step(_finish, src, pool, pool.M, lambda p: p, idx, out_dir, n=n, method=method, seed=seed,
+                         features=features, embeddings=None, dim=d, unreadable=len(bad_all), dedup=None,
+                         dedup_info=None, emb_info=info, t_sel=t_sel, copy=copy, grid=grid, log=say, t_all=t_all,
+                         ranks=R.world)
+            return R.gather(res)[0]  # rank 0's summary on every rank
+
+
+def _raise(e: BaseException):
+    raise e
+
+
+def _start_position(rows: np.ndarray, start: int, lo: int) -> Optional[int]:
+    """The readable-row position of source index ``start`` when this rank holds it, else None."""
+    e = int(np.searchsorted(rows, start))
+    return lo + e if e < len(rows) and int(rows[e]) == start else None
+
+
+def _write_pool_files(out_dir: str, src: Source, shard_rows: int, M: int, d: int, bad: list, log: Callable) -> None:
+    """Rank 0: embeddings.npy and rows.npy streamed from the embedding shards one shard at a time (the
+    files one process writes, byte for byte, never the pool in memory), and unreadable.txt."""
+    sdir = os.path.join(out_dir, "embeddings")
+    with atomic_path(os.path.join(out_dir, "embeddings.npy")) as tmp_e, \
+            atomic_path(os.path.join(out_dir, "rows.npy")) as tmp_r:
+        fe = np.lib.format.open_memmap(tmp_e, mode="w+", dtype=np.float32, shape=(M, d))
+        fr = np.lib.format.open_memmap(tmp_r, mode="w+", dtype=np.int64, shape=(M,))
+        at = 0
+        for s in range(0, len(src), shard_rows):
+            z = _read_shard(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"))
+            m = len(z["rows"])
+            if m:
+                fe[at:at + m] = z["features"]
+                fr[at:at + m] = z["rows"]
+            at += m
+        fe.flush()
+        fr.flush()
+        del fe, fr
+    _write_unreadable(out_dir, sorted(bad), log)
+
+
+def coverage_of(x: torch.Tensor, sub: torch.Tensor) -> tuple:
+    """({max, mean} distance from every row of ``x`` to its nearest row of ``sub``, the distances float64)."""
+    from . import ops
+    d = ops.nn(x, sub, k=1).distances[:, 0].to(torch.float64)
+    return {"max": float(d.max()), "mean": float(d.mean())}, d
 
 
 _KIND_WORDS = {"folder": "a folder of images", "array": "an array of images", "webdataset": "WebDataset tar shards"}
@@ -969,24 +1286,24 @@ def _candidates(x, rows, n_src, n, start, dedup, seed, log) -> tuple:
     return cand, start, info
 
 
-def _write_selected(out_dir: str, src: Source, rows: np.ndarray, idx: torch.Tensor, dist: np.ndarray) -> None:
+def _write_selected(out_dir: str, src: Source, idx: torch.Tensor, src_idx: np.ndarray, dist: np.ndarray) -> None:
     with atomic_path(os.path.join(out_dir, "selected.csv")) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:  # names as on disk
             w = csv.writer(f)
             w.writerow(["rank", "row", "source_index", "id", "distance_at_pick", *src.columns()])
-            for r, (e, dd) in enumerate(zip(idx.tolist(), dist)):
-                w.writerow([r, e, int(rows[e]), src.ids[int(rows[e])], f"{dd:.6g}", *src.column_values(int(rows[e]))])
+            for r, (e, si, dd) in enumerate(zip(idx.tolist(), src_idx.tolist(), dist)):
+                w.writerow([r, e, int(si), src.ids[int(si)], f"{dd:.6g}", *src.column_values(int(si))])
 
 
-def _entropies(x, idx, ridx, dedup, log) -> tuple:
+def _entropies(sub, rsub, dedup, log) -> tuple:
     """KL entropy of the subset and of the random one (None where exact duplicates make it -inf: JSON
     has no -inf), and a note saying why one is missing."""
     from . import metrics as M
-    if len(idx) < 2:
+    if len(sub) < 2:
         return None, None, "a subset of one row has no KL entropy (it needs two)"
     with warnings.catch_warnings():  # exact duplicates: -inf, said once below
         warnings.simplefilter("ignore")
-        ent, rent = M.kl_entropy(x[idx]), M.kl_entropy(x[ridx])
+        ent, rent = M.kl_entropy(sub), M.kl_entropy(rsub)
     inf = [w for v, w in ((ent, "this subset"), (rent, "the random subset")) if not math.isfinite(v)]
     note = None
     if inf:
@@ -997,36 +1314,30 @@ def _entropies(x, idx, ridx, dedup, log) -> tuple:
     return (*(v if math.isfinite(v) else None for v in (ent, rent)), note)
 
 
-def _report_pngs(src, rows, idx, dsub, x, shape, out_dir, grid, log) -> list:
+def _report_pngs(src, first: np.ndarray, pairs: list, shape, out_dir, log) -> list:
+    """The report's grids: the first picks (source indices ``first``) and the rejected images nearest
+    to the subset, ``pairs`` = [(source index, distance, source index of its nearest pick, pick rank)]."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         log("note: matplotlib is not installed: report.md without its image grids")
         _drop_stale(out_dir, "first_picks.png", "redundant.png")  # an earlier run's grids, not this one's
         return []
-    from . import ops
 
-    def img(r):  # an image the report cannot read (features given by --embeddings) is a grey tile
+    def img(si):  # an image the report cannot read (features given by --embeddings) is a grey tile
         try:
-            return _to_array(src.load(int(rows[int(r)])), shape)
+            return _to_array(src.load(int(si)), shape)
         except Exception:
             return np.full(shape, 128, np.uint8)
-    k = min(grid, len(idx))
-    ims = [img(i) for i in idx[:k]]
-    _grid(ims, [f"#{r}" for r in range(k)], os.path.join(out_dir, "first_picks.png"), 8,
+    k = len(first)
+    _grid([img(i) for i in first], [f"#{r}" for r in range(k)], os.path.join(out_dir, "first_picks.png"), 8,
           f"the first {k} picks, in pick order")
-    # the most redundant rejected images: the non-selected rows nearest to the subset, beside their nearest pick
-    chosen = torch.zeros(len(x), dtype=torch.bool)
-    chosen[idx] = True
-    rest = torch.nonzero(~chosen)[:, 0]
     pngs = ["first_picks.png"]
-    if len(rest):
-        order = rest[torch.argsort(dsub[rest], stable=True)][:12]
-        nn = ops.nn(x[order], x[idx], k=1).indices[:, 0]
+    if pairs:
         pair_ims, titles = [], []
-        for r, j in zip(order.tolist(), nn.tolist()):
-            pair_ims += [img(r), img(idx[j])]
-            titles += [f"rejected, d={float(dsub[r]):.3g}", f"kept, pick #{j}"]
+        for si, dd, sj, j in pairs:
+            pair_ims += [img(si), img(sj)]
+            titles += [f"rejected, d={dd:.3g}", f"kept, pick #{j}"]
         _grid(pair_ims, titles, os.path.join(out_dir, "redundant.png"), 6,
               "the rejected images nearest to the subset (left of each pair) and the kept image they are nearest to")
         pngs.append("redundant.png")

@@ -1,6 +1,8 @@
 """``fastsel curate``: a diverse subset of an image collection, written in the collection's own form."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from .. import features, ops
@@ -59,6 +61,8 @@ def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, spl
     r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, key=key, method=method, seed=seed,
                  start=start, column=column, split=split, image_size=image_size, copy=copy, dedup=dedup,
                  batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 speaks for all
+        return
     if as_json:
         emit_json(r)
         return
