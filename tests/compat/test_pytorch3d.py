@@ -179,7 +179,8 @@ def test_knn_ragged_against_oracle_with_grads(norm, K, rng):
     nb = torch.stack([b2[n][ii[n]] for n in range(N)])
     diff = a2[:, :, None] - nb
     d = (diff * diff).sum(-1) if norm == 2 else diff.abs().sum(-1)
-    valid = torch.from_numpy((np.arange(K)[None, None] < l2[:, None, None]) & (np.arange(P1)[None, :, None] < l1[:, None, None]))
+    valid = torch.from_numpy((np.arange(K)[None, None] < l2[:, None, None])
+                             & (np.arange(P1)[None, :, None] < l1[:, None, None]))
     (d * valid).sum().backward()
     out.dists.sum().backward()
     torch.testing.assert_close(a.grad, a2.grad, atol=5e-6, rtol=1e-5)

@@ -118,7 +118,8 @@ def test_fps_against_float64_oracle(rng):
     x = rng.standard_normal((ptr[-1], 4)).astype(np.float64)
     batch = torch.repeat_interleave(torch.arange(5), torch.tensor(sizes))
     ratio = float(rng.uniform(0.05, 1.0))
-    counts = (torch.tensor(sizes, dtype=torch.float32) * torch.tensor(ratio, dtype=torch.float64)).ceil().long().tolist()
+    r64 = torch.tensor(ratio, dtype=torch.float64)  # the float64 input's ratio tensor
+    counts = (torch.tensor(sizes, dtype=torch.float32) * r64).ceil().long().tolist()
     want = oracle_fps(x, ptr, counts, [0] * 5)
     got = fps(torch.from_numpy(x), batch, ratio, False)
     assert got.tolist() == want
