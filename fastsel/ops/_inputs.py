@@ -28,7 +28,9 @@ _EXACT_INT = 2 ** 53  # integers up to this magnitude are exact in float64
 
 def as_tensor(x, name: str = "x") -> torch.Tensor:
     """A 2-D float tensor from a tensor or array; integers become float64, exactly (|value| <= 2^53,
-    else an error: float64 would round them)."""
+    else an error: float64 would round them). A tensor is detached from autograd: selection is not
+    differentiable, so every distance an op returns is detached (``requires_grad`` False) rather than
+    a tensor that looks differentiable but carries no gradient."""
     if isinstance(x, np.ndarray):
         if not x.dtype.isnative:
             x = x.astype(x.dtype.newbyteorder("="))
@@ -46,6 +48,8 @@ def as_tensor(x, name: str = "x") -> torch.Tensor:
         raise FastselError(f"{name} is a meta tensor (a shape without data): pass a tensor with values")
     elif x.layout != torch.strided:
         raise FastselError(f"{name} is a {x.layout} tensor: pass a dense one ({name}.to_dense())")
+    else:
+        x = x.detach()
     if x.is_complex():
         raise ArgumentTypeError(f"{name} must hold real numbers, got {x.dtype}")
     if not x.is_floating_point():
@@ -153,7 +157,7 @@ def check_int(v, name: str, lo: Optional[int] = None, hi: Optional[int] = None) 
     """``v`` as a Python int: an int, a numpy/torch integer or a whole float; a bool, a string, a
     fractional or non-finite number is refused (ArgumentTypeError / FastselError naming ``name``)."""
     if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dim() == 0 and v.device.type != "meta":
-        v = v.item()
+        v = v.detach().item()
     if isinstance(v, (bool, np.bool_)):
         raise ArgumentTypeError(f"{name} must be an integer, got the bool {v!r}")
     if isinstance(v, (int, np.integer)):
@@ -173,7 +177,7 @@ def check_int(v, name: str, lo: Optional[int] = None, hi: Optional[int] = None) 
 def check_real(v, name: str) -> float:
     """``v`` as a float: a Python/numpy/torch real number; a bool or a string is refused."""
     if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dim() == 0 and v.device.type != "meta":
-        v = v.item()
+        v = v.detach().item()
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ArgumentTypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
     return float(v)

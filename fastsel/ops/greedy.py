@@ -42,7 +42,8 @@ def greedy(x, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED, 
 
     Returns:
         GreedyResult: ``indices`` (n,) int64 in pick order; ``distances`` (n,) each pick's min
-        distance to the earlier picks when picked (inf for the first), in x's float dtype.
+        distance to the earlier picks when picked (inf for the first), in x's float dtype. Distances are
+        returned detached; selection is not differentiable.
 
     Raises:
         FastselError: NaN or infinite values, n outside [1, N], an unknown mode or backend.

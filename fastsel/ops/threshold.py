@@ -163,7 +163,8 @@ def threshold_decay(x, n: int, start: Optional[int] = None, tau: Optional[float]
     Returns:
         ThresholdResult: ``indices`` (n,) int64 in acceptance order, ``distances`` (n,) min
         distance at acceptance, ``tau_at`` (n,) float64 the threshold in force, and the run's
-        facts (``tau``, ``tau0``, ``passes``, ``decays``, ``n_filled``, ``order``).
+        facts (``tau``, ``tau0``, ``passes``, ``decays``, ``n_filled``, ``order``). Distances are
+        returned detached; selection is not differentiable.
 
     Raises:
         FastselError: NaN or infinite values, n outside [1, N], tau <= 0, alpha outside (0, 1).
