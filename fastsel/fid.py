@@ -148,7 +148,9 @@ def save_stats(path: str, s: Stats) -> None:
 
 
 def load_stats(path: str) -> Stats:
-    """Statistics written by :func:`save_stats` (or pytorch-fid), checked.
+    """Statistics written by :func:`save_stats` (or pytorch-fid), checked. Unlike pytorch-fid, which
+    reads any ``sigma`` as it is, a sigma that is not symmetric (within 1e-6 of its largest entry) is
+    refused: it is not a covariance matrix, and a FID computed from it means nothing.
 
     Args:
         path: an ``.npz`` with ``mu`` and ``sigma`` (and ``n``); read with ``allow_pickle=False``.
