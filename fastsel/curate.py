@@ -39,6 +39,7 @@ import shutil
 import sys
 import time
 import warnings
+import zipfile
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -529,7 +530,7 @@ def target_shape(src: Source, image_size: Optional[int]) -> tuple:
 def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: Optional[int] = None,
                  batch_size: int = 64, shard_rows: int = 4096, device=None, quiet: bool = False,
                  log: Callable = print, stop_after_shards: Optional[int] = None, part: Optional[tuple] = None,
-                 note_resume: bool = True):
+                 note_resume: bool = True, collect: bool = True):
     """Features of the source's readable rows, in shards under ``out_dir/embeddings``; returns
     (features float32 (M, d), rows int64 (M,) source indices, unreadable [(index, id, reason)], info:
     this run's embedded rows, their seconds -- reading and decoding included, loading the network not
@@ -604,15 +605,19 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
                 os.kill(os.getpid(), 9)
             bar.update(min(shard_rows, N - s))
     secs = time.perf_counter() - t0 - t_load
-    feats, rows, bad = [], [], []
+    feats, rows, bad, dim = [], [], [], 0
     for s in shards:
-        z = _read_shard(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"))
+        z = _read_shard(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz"), features=collect)
         if len(z["rows"]):
-            feats.append(z["features"])
+            if collect:
+                feats.append(z["features"])
             rows.append(z["rows"])
+            dim = z["dim"]
         bad += [(int(i), src.ids[int(i)], str(w)) for i, w in zip(z["bad_rows"], z["bad_why"])]
     info = {"seconds": secs, "load_seconds": t_load, "embedded": imgs,
-            "img_per_s": imgs / secs if imgs and secs > 0 else None, "shape": shape}
+            "img_per_s": imgs / secs if imgs and secs > 0 else None, "shape": shape, "dim": int(dim)}
+    if not collect and rows:
+        return None, np.concatenate(rows), bad, info
     if not feats:
         if part is not None:  # this rank's block holds no readable row: the others may
             return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), bad, info
@@ -620,12 +625,24 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
     return np.concatenate(feats).astype(np.float32, copy=False), np.concatenate(rows), bad, info
 
 
-def _read_shard(path: str) -> dict:
-    """One embedding shard's arrays; a damaged one is one line naming it (delete it to embed those rows again)."""
+def _read_shard(path: str, features: bool = True) -> dict:
+    """One embedding shard's arrays (``features=False``: all but the features, which are not read;
+    ``dim`` either way); a damaged one is one line naming it (delete it to embed those rows again)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in ("features", "rows", "bad_rows", "bad_why")}
-    except Exception as e:  # truncated, not a zip (numpy then suspects a pickle), a member missing
+            out = {k: z[k] for k in (("features",) if features else ()) + ("rows", "bad_rows", "bad_why")}
+            if features:
+                out["dim"] = out["features"].shape[1]
+            else:  # the header of the features member only
+                with z.zip.open("features.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape = read(f)[0]
+                out["dim"] = shape[1] if len(shape) == 2 else 0
+            return out
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # truncated, not a zip (numpy
+        # then suspects a pickle), a member missing
         raise DataError(f"{path} is unreadable ({type(e).__name__}: {_first_line(e)[:80]}): delete it and rerun to "
                         "embed its rows again") from None
 
@@ -897,9 +914,19 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
                 batch_size, shard_rows, device, quiet, log, grid, t_all, emb_info=None, ranks=1, note_resume=True):
     """One process holds the pool: embed (or read) it, select, write (the caller holds the folder's lock)."""
     from .selectors import select
+    if embeddings is None:
+        _, rows, bad, info = embed_source(src, features, out_dir, image_size=image_size, log=log,
+                                          batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet,
+                                          note_resume=note_resume, collect=False)
+        need, limit = len(rows) * info["dim"] * 4, memory_limit()
+        if need > limit:
+            return _curate_mapped(src, n, out_dir, rows, bad, emb_info or info, need, limit, method=method,
+                                  seed=seed, start=start, dedup=dedup, shard_rows=shard_rows, features=features,
+                                  copy=copy, grid=grid, log=log, t_all=t_all, ranks=ranks)
+        emb_info = emb_info or info  # this run's embedding (the second pass below only reads the shards)
     feats, x, rows, bad, info = _features_of(src, out_dir, embeddings, key, features, image_size, log,
                                              batch_size=batch_size, shard_rows=shard_rows, device=device,
-                                             quiet=quiet, note_resume=note_resume)
+                                             quiet=True, note_resume=False)
     save_npy(os.path.join(out_dir, "embeddings.npy"), feats)
     save_npy(os.path.join(out_dir, "rows.npy"), rows)
     _write_unreadable(out_dir, bad, log)
@@ -911,6 +938,78 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
                    seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
                    dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
                    grid=grid, log=log, t_all=t_all, ranks=ranks)
+
+
+def memory_limit() -> int:
+    """Bytes of features curate holds in memory: FASTSEL_CURATE_MEMORY (bytes) when set, else half of
+    the memory available now (MemAvailable; 8 GiB where /proc/meminfo is missing). A larger pool is
+    streamed from a memory-mapped embeddings.npy."""
+    env = os.environ.get("FASTSEL_CURATE_MEMORY")
+    if env:
+        return int(float(env))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, seed, start, dedup, shard_rows, features,
+                   copy, grid, log, t_all, ranks) -> dict:
+    """A pool larger than the memory share: embeddings.npy written shard by shard, then memory-mapped;
+    greedy streams it (fastsel.streaming.greedy: the same picks as in memory) and the report reads it
+    in chunks. Other selectors and --dedup need the pool in memory: refused, saying what to do."""
+    from . import streaming
+    gib = f"{_size(need)} of features > the {_size(limit)} curate holds in memory (FASTSEL_CURATE_MEMORY)"
+    if method != "greedy" or dedup is not None:
+        what = "--dedup" if dedup is not None else f"--method {method}"
+        raise FastselError(f"{gib}: {what} needs the pool in memory; use --method greedy (streams from disk), run "
+                           "under torchrun on more machines, or raise FASTSEL_CURATE_MEMORY (bytes)")
+    log(f"note: {gib}: greedy streams a memory-mapped {os.path.join(out_dir, 'embeddings.npy')}")
+    M = len(rows)
+    _write_pool_files(out_dir, src, shard_rows, M, info["dim"], bad, log)
+    mm = np.load(os.path.join(out_dir, "embeddings.npy"), mmap_mode="r")
+    if n > M:
+        raise FastselError(f"--n {n} is more than the {M} readable rows")
+    pos = None if start is None else _start_position(rows, start, 0)
+    if start is not None and pos is None:
+        raise FastselError(f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}")
+    t0 = time.perf_counter()
+    idx = streaming.greedy(mm, n, pos, seed=seed).indices.cpu()
+    t_sel = time.perf_counter() - t0
+    return _finish(src, _MappedPool(mm, rows), M, lambda p: p, idx, out_dir, n=n, method=method, seed=seed,
+                   features=features, embeddings=None, dim=info["dim"], unreadable=len(bad), dedup=None,
+                   dedup_info=None, emb_info={**info, "mapped": True}, t_sel=t_sel, copy=copy, grid=grid, log=log,
+                   t_all=t_all, ranks=ranks)
+
+
+class _MappedPool:
+    """The pool as a memory-mapped (M, d) float32 array: rows are read when asked for, distances to
+    the subset a chunk at a time."""
+    main = True
+    CHUNK = 65536
+
+    def __init__(self, mm: np.ndarray, rows: np.ndarray):
+        self.mm, self.rows, self.M = mm, rows, len(mm)
+
+    def take(self, gi) -> torch.Tensor:
+        gi = np.asarray(gi, dtype=np.int64).reshape(-1)
+        return torch.from_numpy(np.array(self.mm[gi]))
+
+    def source_index(self, gi) -> np.ndarray:
+        return self.rows[np.asarray(gi, dtype=np.int64)]
+
+    def coverage(self, sub: torch.Tensor) -> tuple:
+        from . import ops
+        d = torch.cat([ops.nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
+                       .to(torch.float64) for a in range(0, self.M, self.CHUNK)])
+        return {"max": float(d.max()), "mean": float(d.mean())}, d
+
+    def nearest_rejected(self, idx, d: torch.Tensor, k: int) -> tuple:
+        return _LocalPool.nearest_rejected(self, idx, d, k)
 
 
 def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, features, embeddings, dim, unreadable,
@@ -1075,7 +1174,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
     embedded (fastsel.distributed: no rank holds the pool); any other selector, --dedup and
     --embeddings run on rank 0 over the whole pool read from the shards. Rank 0 writes every output;
     they equal one process's (selected.csv, the subset, the report's figures)."""
-    from . import _dist, ops
+    from . import _dist
     from .selectors import get_selector
     with _dist.group("cpu"):
         R = _Ranks()
@@ -1105,7 +1204,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
             if embeddings is None:
                 part = R.step(embed_source, src, features, out_dir, image_size=image_size, batch_size=batch_size,
                               shard_rows=shard_rows, device=dev, quiet=quiet or not main, log=say,
-                              part=(R.rank, R.world))
+                              part=(R.rank, R.world), collect=False)
                 infos = R.gather(part[3])
                 secs = max(i["seconds"] for i in infos)
                 done = sum(i["embedded"] for i in infos)
@@ -1122,12 +1221,14 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                 res = R.step(lambda: _curate_one(src, n, out_dir, **kw, emb_info=info, ranks=R.world,
                                                  note_resume=False) if main else None)
                 return R.gather(res)[0]
-            feats, rows, bad, _ = part
-            d = max(v for v in R.gather(int(feats.shape[1]) if len(rows) else 0))
-            x = (ops.as_tensor(feats, "features") if len(rows) else torch.zeros((0, d), dtype=torch.float32))
-            pool = _ShardedPool(x, rows, R)
+            _, rows, bad, einfo = part
+            d = max(R.gather(einfo["dim"]))
+            counts = R.gather(len(rows))
+            lo, M = sum(counts[:R.rank]), sum(counts)
             bad_all = [b for part_ in R.gather(bad) for b in part_]
-            R.step(lambda: _write_pool_files(out_dir, src, shard_rows, pool.M, d, bad_all, say) if main else None)
+            R.step(lambda: _write_pool_files(out_dir, src, shard_rows, M, d, bad_all, say) if main else None)
+            x = R.step(_rank_rows, out_dir, lo, len(rows), d, say)  # from rank 0's embeddings.npy (shared --out)
+            pool = _ShardedPool(x, rows, R)
 
             def checked_start():
                 if n > pool.M:
@@ -1148,6 +1249,25 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                          dedup_info=None, emb_info=info, t_sel=t_sel, copy=copy, grid=grid, log=say, t_all=t_all,
                          ranks=R.world)
             return R.gather(res)[0]  # rank 0's summary on every rank
+
+
+def _rank_rows(out_dir: str, lo: int, m: int, d: int, log: Callable) -> torch.Tensor:
+    """This rank's rows [lo, lo + m) of embeddings.npy: read into memory when they fit the memory share
+    (:func:`memory_limit`), else left memory-mapped (the kernels read them through the page cache)."""
+    from . import ops
+    if m == 0:
+        return torch.zeros((0, d), dtype=torch.float32)
+    mm = np.load(os.path.join(out_dir, "embeddings.npy"), mmap_mode="r")[lo:lo + m]
+    if m * d * 4 <= memory_limit():
+        return ops.as_tensor(np.array(mm), "features")
+    log(f"note: this rank's {_size(m * d * 4)} of features exceed the memory share: read memory-mapped")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a read-only mapping: no op writes to its input
+        return ops.as_tensor(torch.from_numpy(mm), "features")
+
+
+def _size(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB" if b >= 2**20 else f"{b / 1024:.0f} KiB"
 
 
 def _raise(e: BaseException):

@@ -125,3 +125,22 @@ def test_rank_that_cannot_read_its_shard_stops_every_rank(sources, tmp_path):
     assert sum("every rank stops" in e for e in errors) == 1
     assert "an unexpected error" not in p.stderr and "/fastsel/" not in p.stderr  # no traceback of ours
     assert not (tmp_path / "run" / "selected.csv").exists()
+
+
+def test_pool_beyond_the_memory_share_is_read_memory_mapped(sources, tmp_path):
+    """FASTSEL_CURATE_MEMORY below the pool's bytes: one process streams greedy over a memory-mapped
+    embeddings.npy, each rank maps its rows of it; the outputs equal the in-memory run's."""
+    small = {"FASTSEL_CURATE_MEMORY": "1000"}
+    assert _curate(sources["shards"], tmp_path / "mem").returncode == 0
+    want = _outputs(tmp_path / "mem")
+    p = _curate(sources["shards"], tmp_path / "one", env=small)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "greedy streams a memory-mapped" in p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1])["embedding"]["mapped"] is True
+    p2 = _curate(sources["shards"], tmp_path / "two", ranks=2, env=small)
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    assert "read memory-mapped" in p2.stderr
+    assert _outputs(tmp_path / "one") == want and _outputs(tmp_path / "two") == want
+    p = _curate(sources["shards"], tmp_path / "one", "--method", "facility", env=small)
+    assert p.returncode == 1 and "--method facility needs the pool in memory" in p.stderr
+    assert p.stderr.count("Error:") == 1 and "Traceback" not in p.stderr
