@@ -907,7 +907,16 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         _check_applies(src, n, start, column, copy)
         _check_inputs_kept(out_dir, embeddings)
         held.enter_context(owned_out(out_dir, src))  # one run per folder, from here to the end
-        return _curate_one(src, n, out_dir, **kw)
+        res = _curate_one(src, n, out_dir, **kw)
+        res["peak_rss_mib"] = [_peak_rss_mib()]
+        return res
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far (MiB; Linux reports KiB, macOS bytes)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(r / (2**20 if sys.platform == "darwin" else 1024), 1)
 
 
 def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, start, image_size, copy, dedup,
@@ -1220,7 +1229,10 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                 say(f"note: {why}: rank 0 selects over the whole pool (read from disk); the other ranks wait")
                 res = R.step(lambda: _curate_one(src, n, out_dir, **kw, emb_info=info, ranks=R.world,
                                                  note_resume=False) if main else None)
-                return R.gather(res)[0]
+                rss = R.gather(_peak_rss_mib())
+                res = R.gather(res)[0]
+                res["peak_rss_mib"] = rss
+                return res
             _, rows, bad, einfo = part
             d = max(R.gather(einfo["dim"]))
             counts = R.gather(len(rows))
@@ -1248,7 +1260,11 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                          features=features, embeddings=None, dim=d, unreadable=len(bad_all), dedup=None,
                          dedup_info=None, emb_info=info, t_sel=t_sel, copy=copy, grid=grid, log=say, t_all=t_all,
                          ranks=R.world)
-            return R.gather(res)[0]  # rank 0's summary on every rank
+            rss = R.gather(_peak_rss_mib())
+            res = R.gather(res)[0]  # rank 0's summary on every rank
+            if res:
+                res["peak_rss_mib"] = rss
+            return res
 
 
 def _rank_rows(out_dir: str, lo: int, m: int, d: int, log: Callable) -> torch.Tensor:

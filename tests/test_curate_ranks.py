@@ -69,7 +69,8 @@ def _outputs(out) -> dict:
             p = os.path.join(dirpath, n_)
             subset[os.path.relpath(p, out)] = open(p, "rb").read() if not os.path.islink(p) else os.readlink(p)
     r = json.load(open(os.path.join(out, "curate.json")))
-    keep = {k: v for k, v in r.items() if k not in ("seconds", "select_seconds", "embedding", "ranks", "subset")}
+    keep = {k: v for k, v in r.items() if k not in ("seconds", "select_seconds", "embedding", "ranks", "subset",
+                                                         "peak_rss_mib")}
     return {"selected": sel, "subset": subset, "summary": keep,
             "emb": np.load(os.path.join(out, "embeddings.npy")).tobytes(),
             "rows": np.load(os.path.join(out, "rows.npy")).tolist(),

@@ -1,4 +1,4 @@
-"""``fastsel bench [select|nn|threshold|sets|gpu|loop|embed|distributed|contention|prune|scaling|tau|frontier]``:
+"""``fastsel bench [select|nn|threshold|sets|gpu|loop|embed|distributed|curate|contention|prune|scaling|tau|frontier]``:
 every benchmark, one entry point (the code: fastsel/benchmarks/, one module each; bench/README.md
 shows what each prints). ``fastsel bench`` alone is ``fastsel bench select``."""
 from __future__ import annotations
@@ -144,6 +144,24 @@ def embed_cmd(**kw):
 def distributed_cmd():
     """Sharded selection scaling (gloo processes), bytes per pick, chunk skipping."""
     _run("distributed")
+
+
+@bench.command("curate")
+@click.option("--images", type=COUNT, default=200_000, show_default=True, help="Synthetic PNGs in WebDataset shards.")
+@click.option("--side", type=ImageSide(min=4), default=16, show_default=True, help="Their side in pixels.")
+@click.option("-n", "--n", "n", type=COUNT, default=5000, show_default=True, help="Subset size.")
+@click.option("--ranks", type=CommaList(COUNT), default="1,2", show_default=True,
+              help="World sizes to run (1: one process; more: torchrun on this machine).")
+@click.option("--shard-rows", type=COUNT, default=4096, show_default=True)
+@click.option("--work", default="bench/results/curate-scale", show_default=True, type=click.Path(file_okay=False),
+              help="Where the collection (kept and reused) and the outputs go.")
+@_outdir
+@handle_errors
+def curate_cmd(images, side, n, ranks, shard_rows, work, out_dir):
+    """`fastsel curate` at scale: one process beside torchrun ranks (img/s, selection s, peak RSS per
+    rank, identical outputs)."""
+    _run("curate_scale", images=images, side=side, n=n, ranks=list(ranks), shard_rows=shard_rows, work=work,
+         out_dir=out_dir)
 
 
 @bench.command("contention")
