@@ -1,4 +1,4 @@
-"""``fastsel bench [select|nn|threshold|sets|gpu|loop|embed|distributed|curate|contention|prune|scaling|tau|frontier]``:
+"""``fastsel bench [select|nn|threshold|sets|gpu|loop|embed|distributed|curate|compat|contention|prune|scaling|tau|frontier]``:
 every benchmark, one entry point (the code: fastsel/benchmarks/, one module each; bench/README.md
 shows what each prints). ``fastsel bench`` alone is ``fastsel bench select``."""
 from __future__ import annotations
@@ -162,6 +162,17 @@ def curate_cmd(images, side, n, ranks, shard_rows, work, out_dir):
     rank, identical outputs)."""
     _run("curate_scale", images=images, side=side, n=n, ranks=list(ranks), shard_rows=shard_rows, work=work,
          out_dir=out_dir)
+
+
+@bench.command("compat")
+@click.option("--quick", is_flag=True, help="Smaller shapes (seconds); default: the peers' benchmark shapes.")
+@click.option("--repeats", type=COUNT, default=3, show_default=True, help="Runs of each case; the best of them.")
+@_outdir
+@handle_errors
+def compat_cmd(quick, repeats, out_dir):
+    """fastsel.compat beside each peer it replaces (apricot, vendi-score; torch_cluster and pytorch3d
+    against the native op, their packages not being installable here), outputs compared."""
+    _run("compat", quick=quick, repeats=repeats, out_dir=out_dir)
 
 
 @bench.command("contention")
