@@ -135,7 +135,10 @@ setup(
                     # the documentation site (mkdocs.yml), built by tests/test_docs_site.py
                     "docs": ["mkdocs==1.6.1", "mkdocstrings==1.0.8", "mkdocstrings-python==2.0.11"],
                     "bench": ["faiss-cpu", "fpsample", "torch-quickfps==2.1.0", "torch-fps==0.6.0",
-                              "apricot-select==0.6.1", "scikit-learn", "vendi-score", "submodlib-py==0.0.3"]},
+                              "apricot-select==0.6.1", "scikit-learn", "vendi-score", "submodlib-py==0.0.3"],
+                    # the peers that serve as live oracles in tests/compat (the others: their facts only)
+                    "compat": ["apricot-select==0.6.1", "scikit-learn", "vendi-score", "fpsample",
+                               "torch-quickfps==2.1.0", "webdataset"]},
     # apricot imports sklearn undeclared
     entry_points={"console_scripts": ["fastsel=fastsel.cli:main"]},
     ext_modules=ext_modules,
