@@ -74,6 +74,7 @@ def _digest(out: str) -> dict:
 
 
 def run(a) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     spec = make_collection(os.path.join(a.work, "collection"), a.images, a.side)
     rows = []
     for w in a.ranks:
@@ -100,7 +101,6 @@ def run(a) -> dict:
                      "peak_rss_mib": r["peak_rss_mib"], "readable": r["readable"], "digest": _digest(out)})
         print(f"{w} rank(s): {wall:.1f} s", file=sys.stderr)
     same = all(r["digest"] == rows[0]["digest"] for r in rows)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     res = {"meta": {"date": datetime.date.today().isoformat(), "commit": commit or None, "machine": platform.processor()
                     or platform.machine(), "cpu_count": os.cpu_count(), "images": a.images, "side": a.side, "n": a.n,
                     "shard_rows": a.shard_rows}, "runs": rows, "identical": same}
