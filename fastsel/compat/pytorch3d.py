@@ -37,7 +37,7 @@ import torch
 
 from .. import ops
 from ..errors import FastselError
-from ..sets import greedy_sets
+from ..sets import _run
 
 __all__ = ["sample_farthest_points", "knn_points", "knn_gather", "masked_gather"]
 
@@ -133,32 +133,44 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
 
 
 def _farthest(points: torch.Tensor, lengths: torch.Tensor, K: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-    N, P, _ = points.shape
-    max_k = int(K.max())
+    # the clouds' valid rows are prefixes: packed set after set, they go to greedy_sets' kernel (``_run``)
+    # directly, with the index glue in Python / NumPy (small torch ops cost milliseconds on a busy machine)
+    N, P, D = points.shape
+    Kl = K.tolist()
+    max_k = max(Kl)
     if max_k < 0:
-        raise FastselError(f"K must not be negative, got {K.tolist()}")
-    out = torch.full((N, max_k), -1, dtype=torch.int64)
+        raise FastselError(f"K must not be negative, got {Kl}")
+    out = np.full((N, max_k), -1, dtype=np.int64)
     if max_k == 0:
-        return out
-    lens = lengths.clamp(min=0)
-    starts = torch.minimum(starts, (lens - 1).clamp(min=0)).clamp(min=0)
-    out[:, 0] = starts  # pytorch3d writes every cloud's start, even an empty one's
-    n = torch.minimum(lens, K).clamp(min=0)
-    if int(n.max()) == 0:
-        return out
-    sel = torch.nonzero(n > 0).reshape(-1)  # clouds with picks (an empty cloud has no valid start)
-    mask = torch.arange(P)[None, :] < lens[sel, None]
-    res = greedy_sets(points[sel.to(points.device)], n[sel].tolist(), starts[sel].tolist(),
-                      mask=mask.to(points.device))
-    picks = res.indices[:, :max_k]
-    # a pick at distance 0: only copies of picked points remain, and pytorch3d's max_element
-    # takes point 0
-    picks = torch.where(res.distances[:, :max_k] == 0, torch.zeros_like(picks), picks)
-    w = picks.shape[1]
-    filled = torch.arange(w)[None, :] < n[sel, None]
-    out[sel, :w] = torch.where(filled, picks, out[sel, :w])
-    out[:, 0] = starts  # again for clouds with no picks of their own (n = 0)
-    return out
+        return torch.from_numpy(out)
+    lens = [max(0, v) for v in lengths.tolist()]
+    st = [max(0, min(s, max(0, ln - 1))) for s, ln in zip(starts.tolist(), lens)]
+    out[:, 0] = st  # pytorch3d writes every cloud's start, even an empty one's
+    n = [max(0, min(ln, k)) for ln, k in zip(lens, Kl)]
+    sel = [b for b in range(N) if n[b] > 0]  # clouds with picks (an empty cloud has no valid start)
+    if not sel:
+        return torch.from_numpy(out)
+    x = points if len(sel) == N else points[torch.tensor(sel, device=points.device)]
+    flat = ops.as_tensor(x.reshape(len(sel) * P, D), "x")  # every row of the clouds checked, as greedy_sets
+    if all(lens[b] == P for b in sel):
+        rows = flat
+    else:
+        keep = torch.arange(P)[None, :] < torch.tensor([lens[b] for b in sel])[:, None]
+        rows = flat[keep.reshape(-1).to(flat.device)]
+    ptr = [0]
+    for b in sel:
+        ptr.append(ptr[-1] + lens[b])
+    ns = [n[b] for b in sel]
+    idx, dist = _run(rows, ptr, ns, [st[b] for b in sel], "auto", "auto")
+    idx = idx.cpu().numpy() - np.repeat(np.asarray(ptr[:-1], dtype=np.int64), ns)
+    # a pick at distance 0: only copies of picked points remain, and pytorch3d's max_element takes point 0
+    idx[(dist == 0).cpu().numpy()] = 0
+    o = 0
+    for b, k in zip(sel, ns):
+        out[b, :k] = idx[o:o + k]
+        o += k
+    out[:, 0] = st  # again for clouds with no picks of their own (n = 0)
+    return torch.from_numpy(out)
 
 
 def knn_points(p1: torch.Tensor, p2: torch.Tensor, lengths1: Optional[torch.Tensor] = None,
