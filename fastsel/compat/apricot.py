@@ -44,6 +44,7 @@ __all__ = ["FacilityLocationSelection"]
 
 _OPTIMIZERS = ("lazy", "naive", "two-stage")
 _BLOCK_BYTES = 2 ** 26
+_TILE_BYTES = 2 ** 20
 
 
 def _as_matrix(X, name="X") -> np.ndarray:
@@ -67,16 +68,27 @@ def _as_matrix(X, name="X") -> np.ndarray:
     return X
 
 
-def _sq_euclidean(X: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances from coordinate differences in float64 (exact on integer data,
-    no cancellation from large offsets), in row blocks."""
+def _pairwise_tiles(X: np.ndarray, reduce) -> np.ndarray:
+    """A symmetric (N, N) matrix of ``reduce(X[i] - X[j])`` over the last axis, in square tiles of
+    about 1 MB of differences (cache-resident; the per-entry arithmetic, hence every value, is that of
+    one (rows, N, d) block). Each off-diagonal tile is computed once and mirrored: X[i] - X[j] is
+    exactly -(X[j] - X[i]), so both reductions (of squares or absolute values) are bitwise equal."""
     N, d = X.shape
     D = np.empty((N, N))
-    step = max(1, _BLOCK_BYTES // (8 * max(1, N * d)))
-    for a in range(0, N, step):
-        diff = X[a:a + step, None, :] - X[None, :, :]
-        np.einsum("ijk,ijk->ij", diff, diff, out=D[a:a + step])
+    t = max(1, int(math.sqrt(_TILE_BYTES / (8 * max(1, d)))))
+    for a in range(0, N, t):
+        xa = X[a:a + t, None, :]
+        for b in range(a, N, t):
+            reduce(xa - X[None, b:b + t, :], D[a:a + t, b:b + t])
+            if b != a:
+                D[b:b + t, a:a + t] = D[a:a + t, b:b + t].T
     return D
+
+
+def _sq_euclidean(X: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances from coordinate differences in float64 (exact on integer data,
+    no cancellation from large offsets), tile by tile."""
+    return _pairwise_tiles(X, lambda diff, out: np.einsum("ijk,ijk->ij", diff, diff, out=out))
 
 
 def _cos(X: np.ndarray, centre: bool) -> np.ndarray:
@@ -98,11 +110,7 @@ def _distances(X: np.ndarray, metric: str) -> np.ndarray:
             np.fill_diagonal(D, 0.0)
         return D
     if metric in ("manhattan", "cityblock", "l1"):
-        D = np.empty((X.shape[0], X.shape[0]))
-        step = max(1, _BLOCK_BYTES // (8 * max(1, X.size)))
-        for a in range(0, X.shape[0], step):
-            D[a:a + step] = np.abs(X[a:a + step, None, :] - X[None, :, :]).sum(-1)
-        return D
+        return _pairwise_tiles(X, lambda diff, out: np.abs(diff, out=diff).sum(-1, out=out))
     try:
         from sklearn.metrics import pairwise_distances
     except ImportError:
