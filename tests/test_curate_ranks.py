@@ -43,7 +43,16 @@ def sources(tmp_path_factory):
                     tf.addfile(ti, io.BytesIO(data))
     for i, a in enumerate(imgs):
         PIL.fromarray(a).save(root / "folder" / f"{i:03d}.png")
-    return {"shards": str(root / "shards" / "{00000..00002}.tar"), "folder": str(root / "folder")}
+    out = {"shards": str(root / "shards" / "{00000..00002}.tar"), "folder": str(root / "folder")}
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        pq.write_table(pa.table({"image": [{"bytes": _png(a), "path": None} for a in imgs]}),
+                       root / "imgs.parquet")
+        out["parquet"] = str(root / "imgs.parquet")
+    except ImportError:
+        pass
+    return out
 
 
 def _curate(source, out, *args, ranks=None, env=None, timeout=240):
@@ -79,10 +88,13 @@ def _outputs(out) -> dict:
 
 @pytest.mark.parametrize("kind, args, worlds", [
     ("shards", [], (2, 4)),
-    ("folder", ["--start", "40"], (2,)),
+    ("folder", ["--start", "40"], (2, 4)),
+    ("parquet", ["--column", "image"], (2,)),
     ("shards", ["--method", "facility"], (2,)),  # no sharded form: rank 0 selects over the whole pool
 ])
 def test_ranks_equal_one_process(sources, tmp_path, kind, args, worlds):
+    if kind not in sources:
+        pytest.skip("pyarrow is not installed: no parquet source")
     one = _curate(sources[kind], tmp_path / "one", *args)
     assert one.returncode == 0, one.stderr[-2000:]
     want = _outputs(tmp_path / "one")
