@@ -26,7 +26,7 @@ from .errors import DataError, FastselError, UsageProblem
 
 __all__ = ["DataError", "FastselError", "UsageProblem", "load_features", "check_features", "atomic_path", "save_npy",
            "save_json", "save_text", "check_distinct", "same_file", "file_kind", "check_input_file", "read_arrays",
-           "npz_names", "reading", "kind_checked", "folder_lock"]
+           "npz_names", "reading", "kind_checked", "folder_lock", "npy_header", "check_replaceable"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK"
@@ -254,6 +254,35 @@ def check_outputs(outputs, inputs=()) -> None:
         if not os.access(d, os.W_OK):
             raise DataError(f"cannot write {o}: folder {d} is not writable")
     check_distinct(outputs, inputs)
+
+
+def npy_header(path: str):
+    """(shape, dtype) of a .npy file, from its header only (recognised by content); None for a file that
+    is not a readable .npy (a missing one, a .npz, text, a truncated header)."""
+    try:
+        with open(path, "rb") as f:
+            if not f.read(6).startswith(_NPY_MAGIC):
+                return None
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        return tuple(shape), dtype
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def check_replaceable(path: str, ours, what: str) -> None:
+    """Before any work: an existing output ``path`` is replaced only when ``ours(path)`` says it is what
+    this command writes (``what``, e.g. "a selection fastsel select wrote (a 1-D int64 .npy)"); any other
+    file -- the user's own data -- is refused in one line and nothing is written. A path that does not
+    exist, or is not a regular file (check_output_path refuses those), passes."""
+    if not os.path.isfile(path) or ours(path):
+        return
+    raise DataError(f"{path} exists and is not {what}: nothing was written -- move it away or choose "
+                    "another output path")
 
 
 def _umask() -> int:

@@ -85,7 +85,7 @@ def test_select_refuses_threshold_options_with_other_methods_and_embed_checks_it
     for opt in (["--tau", "2"], ["--alpha", "0.5"], ["--decay", "every-pass"], ["--order", "index"]):
         r = CliRunner().invoke(cli, ["select", "--in", str(tmp_path / "f.npy"), "-n", "5", "--method", "greedy",
                                      "--out", str(tmp_path / "i.npy"), *opt])
-        assert r.exit_code == 2 and "apply to --method threshold" in r.output, opt
+        assert r.exit_code == 2 and f"{opt[0]} applies to --method threshold" in r.output, opt
     r = CliRunner().invoke(cli, ["select", "--in", str(tmp_path / "f.npy"), "-n", "5", "--method", "threshold",
                                  "--tau", "2", "--order", "index", "--out", str(tmp_path / "i.npy"), "--no-metrics"])
     assert r.exit_code == 0, r.output

@@ -1,23 +1,60 @@
 """``fastsel embed``: features of a dataset, written as .npy for ``fastsel select``."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import click
 import numpy as np
 
-from ..io import atomic_path, check_outputs, save_json, save_npy
+from ..io import DataError, atomic_path, check_outputs, npy_header, save_json, save_npy
 from .. import features
 from ._common import (DEVICE, SEED, SEED_HELP, ImageSide, RegistryChoice, color_channels, emit_json, handle_errors,
                       one_line)
+
+
+PROVENANCE = ("extractor", "source", "data", "count", "dim")  # keys of the OUT.json embed writes (written last)
+
+
+def _provenance(path: str):
+    """The provenance record an earlier ``fastsel embed`` wrote at ``path`` (OUT.json), else None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) and all(k in d for k in PROVENANCE) else None
+
+
+def check_ours(out: str, labels: str, sidecar: str) -> None:
+    """Before any work: OUT, its labels and OUT.json are replaced only as the set an earlier embed wrote
+    (OUT.json, written last, holds its provenance record, and the labels are its (count,) integer
+    array); an existing file of any other origin -- the user's own labels or notes -- is refused in one
+    line and nothing is written."""
+    rec = _provenance(sidecar)
+    if rec is None:
+        there = [p for p in (out, labels, sidecar) if os.path.lexists(p)]
+        why = f"no provenance record of fastsel embed in {one_line(sidecar)}"
+    else:
+        h = npy_header(labels) if os.path.lexists(labels) else None
+        ok = not os.path.lexists(labels) or (h is not None and h[0] == (rec["count"],) and h[1].kind in "iu")
+        there = [] if ok else [labels]
+        why = f"not the ({rec['count']},) integer labels {one_line(sidecar)} records"
+    if there:
+        raise DataError(f"{', '.join(map(one_line, there))}: already there and not an embedding fastsel embed "
+                        f"wrote ({why}): nothing was written -- move {'it' if len(there) == 1 else 'them'} away "
+                        "or choose another --out")
 
 
 @click.command("embed")
 @click.argument("data")
 @click.option("--features", "feat", default="dinov2-s", show_default=True,
               type=RegistryChoice(features.names))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npy (float32, N x d).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output .npy (float32, N x d); OUT's labels and OUT.json are written beside it. Existing files "
+                   "there are replaced only as an earlier embedding (OUT.json its provenance); any other file is "
+                   "refused, never overwritten.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="A seeded uniform subset of this many images (paper: cifar10 32768, mnist 12000, ffhq32 8192).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
@@ -42,6 +79,7 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
     from .. import features as Fe
     stem = out[:-4] if out.endswith(".npy") else out
     check_outputs([out, stem + ".labels.npy", out + ".json"], [data])
+    check_ours(out, stem + ".labels.npy", out + ".json")
     ds = D.load(data, split=split, n=n, seed=seed, download=download, size=size)
     images = color_channels(ds.images, data, quiet or as_json)
     ext = Fe.get(feat, device)

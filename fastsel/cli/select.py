@@ -11,7 +11,7 @@ import torch
 from .. import _dist
 from .. import metrics as M
 from .. import ops
-from ..io import DataError, check_outputs, load_features, save_npy
+from ..io import DataError, check_outputs, check_replaceable, load_features, npy_header, save_npy
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
 from ._common import (DEVICE, SEED, SEED_HELP, FiniteFloatRange, RegistryChoice, clean_warnings, emit_json, fmt,
                       handle_errors, one_line, progress_bar)
@@ -23,6 +23,15 @@ POOL_METRIC_ROWS = 16384
 def default_out(path: str, method: str, n: int) -> str:
     stem = path[:-4] if path.endswith((".npy", ".npz")) else path
     return f"{stem}.{method}-{n}.npy"
+
+
+OURS = "a selection fastsel select wrote (a 1-D int64 .npy of indices)"
+
+
+def is_selection(path: str) -> bool:
+    """Whether ``path`` is what select writes -- a 1-D int64 .npy -- and so may be replaced by a rerun."""
+    h = npy_header(path)
+    return h is not None and len(h[0]) == 1 and h[1] == np.dtype(np.int64)
 
 
 def pool_rows(N: int, seed: int) -> torch.Tensor | None:
@@ -67,7 +76,9 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output .npy of int64 indices in pick order (default: beside the input).")
+              help="Output .npy of int64 indices in pick order (default: beside the input). An existing file "
+                   "is replaced only when it is an earlier selection (a 1-D int64 .npy); any other file is "
+                   "refused, never overwritten.")
 @click.option("--no-metrics", is_flag=True, help="Skip the entropy/MNND summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -87,11 +98,13 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
     given = [f"--{p}" for p in ("tau", "alpha", "decay", "order")
              if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
     if given and method != "threshold" and sel.run.__module__.startswith("fastsel."):  # fastsel's own methods
-        raise click.UsageError(f"{', '.join(given)} apply to --method threshold, not {method}")
+        raise click.UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --method "
+                               f"threshold, not {method}")
     sharded = _dist.launched() and sel.sharded is not None
     dev = torch.device(device)
     out = out or default_out(inp, method, n)
     check_outputs([out], [inp])
+    check_replaceable(out, is_selection, OURS)
     arr = load_features(inp, key)
     N, d = arr.shape
     if n > N:

@@ -169,8 +169,8 @@ def check_int(v, name: str, lo: Optional[int] = None, hi: Optional[int] = None) 
     else:
         raise ArgumentTypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise FastselError(f"{name} must be in {rng}, got {v}")
+        rng = f"in [{lo}, {hi}]" if hi is not None and lo is not None else f"<= {hi}" if lo is None else f">= {lo}"
+        raise FastselError(f"{name} must be {rng}, got {v}")
     return v
 
 
