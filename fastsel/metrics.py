@@ -494,18 +494,43 @@ def summary(x, ref=None, k: int = 1, *, holdout=None, backend: str = "auto") -> 
         backend: "auto", "cpp" or "torch".
 
     Returns:
-        dict: float values keyed entropy, mnnd, cov_trace, vendi (and gs, copy_fraction, gs_norm).
+        dict: float values keyed entropy, mnnd, cov_trace, vendi (and gs, copy_fraction, gs_norm); a
+        metric the data does not allow is None, with the reason in ``notes`` (a list of lines, present
+        only then): vendi with an all-zero row (its cosine kernel), copy_fraction with a 1-row ref.
     """
+    notes = []
     out = {
         "entropy": kl_entropy(x, k=k, backend=backend),
         "mnnd": mnnd(x, backend=backend),
         "cov_trace": cov_trace(x),
-        "vendi": vendi_score(x),
+        "vendi": None,
     }
+    zero = _zero_row(x)
+    if zero is None:
+        out["vendi"] = vendi_score(x)
+    else:
+        notes.append(f"vendi left out: row {zero} is all zeros (the Vendi score's cosine kernel needs nonzero rows)")
     if ref is not None:
         out["gs"] = generalization_score(x, ref, backend=backend)
-        if ops.as_tensor(ref).shape[0] >= 2:
+        t = ops.as_tensor(ref).shape[0]
+        if t >= 2:
             out["copy_fraction"] = copy_fraction(x, ref, backend=backend)
+        else:
+            out["copy_fraction"] = None
+            notes.append(f"copy_fraction left out: the reference has {t} row; its ratio test compares the nearest "
+                         "reference row with the second nearest (at least 2 rows)")
         if holdout is not None:
             out["gs_norm"] = gs_normalized(x, ref, holdout, backend=backend)
+    if notes:
+        out["notes"] = notes
     return out
+
+
+def _zero_row(x):
+    """The index of the first all-zero row of ``x`` (None when there is none)."""
+    x = ops.as_tensor(x)
+    for a in range(0, x.shape[0], 8192):
+        z = (x[a:a + 8192] == 0).all(dim=1)
+        if bool(z.any()):
+            return a + int(z.nonzero()[0])
+    return None

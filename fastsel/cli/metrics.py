@@ -26,7 +26,9 @@ from ..errors import FastselError
 @click.option("--k", "k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Neighbour order of the KL entropy estimator.")
 @click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: entropy, mnnd, cov_trace[, gs].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: entropy, mnnd, cov_trace, vendi[, gs, copy_fraction, gs_norm]; a metric "
+                   "the data does not allow is null, with the reason in notes.")
 @handle_errors
 def metrics(inp, ref, holdout, entropy_m, key, k, backend, as_json):
     """KL entropy, MNND and covariance trace of a feature set (and GS against --ref).
@@ -62,5 +64,8 @@ def metrics(inp, ref, holdout, entropy_m, key, k, backend, as_json):
     if as_json:
         emit_json(out)
         return
+    notes = out.pop("notes", [])
     for name, v in out.items():
         click.echo(f"{name:10s} {fmt(v, 6)}")
+    for line in notes:  # a metric the data does not allow: "-" above, and why
+        click.echo(f"note: {line}", err=True)
