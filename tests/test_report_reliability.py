@@ -34,7 +34,12 @@ def run_copy(dst, seed, config=None, records=None, edit=None):
     os.makedirs(dst)
     with open(os.path.join(RECORDS, f"seed{seed}", "metrics.json")) as f:
         m = json.load(f)
-    m["config"].update(config or {})
+    if config:  # another condition's run, with the config_sha256 the loop records for its settings
+        from fastsel.loop.config import settings_hash
+        m["config"].update(config)
+        m["config_sha256"] = settings_hash(m["config"])
+        for r in m["iterations"]:
+            r["config_sha256"] = m["config_sha256"]
     if records is not None:
         m["iterations"] = records
     for r in m["iterations"]:

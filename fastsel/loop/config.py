@@ -231,9 +231,33 @@ def result_settings(cfg: LoopConfig) -> dict:
 
 def config_hash(cfg: LoopConfig) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of result_settings(cfg)."""
+    return settings_hash(result_settings(cfg))
+
+
+def saved_settings(d: dict) -> dict:
+    """result_settings of a configuration as saved (a dict), without building a LoopConfig (a report
+    reads runs whose extractors or devices this machine may lack): settings added since it was written
+    take their defaults, as load_config gives them."""
+    import dataclasses
+    import json
+    full = {}
+    for f in dataclasses.fields(LoopConfig):
+        if f.default is not dataclasses.MISSING:
+            full[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            full[f.name] = f.default_factory()
+    full.update(d)
+    return {k: v for k, v in json.loads(json.dumps(full)).items() if k not in FREE_SETTINGS}
+
+
+def settings_hash(d: dict) -> str:
+    """config_hash of a configuration as saved (config.json, metrics.json's "config"): its settings but
+    FREE_SETTINGS, hashed as written, without building a LoopConfig (a report reads runs whose
+    extractors or devices this machine may lack)."""
     import hashlib
     import json
-    text = json.dumps(result_settings(cfg), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    d = {k: v for k, v in d.items() if k not in FREE_SETTINGS}
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..io import DataError, UsageProblem, atomic_path, save_text
 from .columns import COLUMNS, figures, shown
-from .rundir import check_metrics, gather_rows, iter_path, load_array, read_json
+from .rundir import check_metrics, damaged, gather_rows, iter_path, load_array, read_json
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
                  "dinov2-l": "DINOv2-L", "lenet": "LeNet", "lenet-fashion": "LeNet"}
@@ -73,6 +73,7 @@ def load_runs(paths) -> list:
                     continue
                 raise DataError(f"{d}: no metrics.json (not a fastsel loop run, or no iteration finished yet)")
             m = check_metrics(d, mpath, read_json(d, mpath))
+            check_unedited(d, mpath, m)
             label = name if len(paths) == 1 else (f"{base}/{name}" if name else base)
             runs.append({"label": label, "dir": d, "config": m["config"], "records": m["iterations"]})
     runs = [r for r in runs if r["records"]]  # a run whose iteration list is empty adds nothing
@@ -86,6 +87,41 @@ def load_runs(paths) -> list:
             if labels.count(r["label"]) > 1 and rel != ".":
                 r["label"] = rel
     return runs
+
+
+def check_unedited(run_dir: str, mpath: str, m: dict) -> None:
+    """The run's settings are the ones its results were computed with: metrics.json's config hashes to the
+    config_sha256 written with it, and the run's config.json (where there is one) holds the same settings
+    (FREE_SETTINGS aside; settings added since take their defaults) -- a file edited after the run (to pool
+    it with other runs, or by mistake) is refused in one line naming what differs. Runs recorded before
+    config_sha256 existed are read as they are."""
+    from .config import FREE_SETTINGS, saved_settings, settings_hash
+    h = m.get("config_sha256")
+    if h is None:
+        return
+    if not isinstance(h, str):
+        raise damaged(run_dir, mpath, f"config_sha256 {h!r}")
+    try:
+        now = settings_hash(m["config"])
+    except (TypeError, ValueError):
+        raise damaged(run_dir, mpath, "its config is not plain JSON") from None
+    if now != h:
+        raise DataError(f"{mpath}: its config was edited after the run (config_sha256 {h[:12]}... recorded, "
+                        f"{now[:12]}... for the config it holds now): put it back -- the report pools runs by the "
+                        "settings they ran with")
+    cpath = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(cpath):
+        return
+    try:
+        c, ran = saved_settings(read_json(run_dir, cpath)), saved_settings(m["config"])
+    except (TypeError, ValueError):
+        raise damaged(run_dir, cpath, "not plain JSON settings") from None
+    diff = sorted(k for k in set(c) | set(ran) if c.get(k) != ran.get(k))
+    if diff:
+        shown = ", ".join(f"{k} {ran.get(k)!r} -> {c.get(k)!r}" for k in diff[:4])
+        raise DataError(f"{cpath}: edited after the run: {', '.join(diff)} differ from the settings its results were "
+                        f"computed with (metrics.json, config_sha256 {h[:12]}...: {shown}); put it back -- only "
+                        f"{', '.join(FREE_SETTINGS)} may change")
 
 
 ARM_COLOURS = {"none": "tab:gray", "greedy": "tab:blue", "threshold": "tab:orange", "all": "tab:green",
