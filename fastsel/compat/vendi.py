@@ -38,8 +38,8 @@ def _matrix(K, name="K") -> np.ndarray:
             K = np.asarray(K)
     if K.ndim != 2 or K.dtype.kind not in "iufb":
         raise FastselError(f"{name} must be a 2-D numeric array, got shape {np.shape(K)} dtype {K.dtype}")
-    K = K.astype(np.float64)
-    if not np.isfinite(K).all():
+    K = np.asarray(K, dtype=np.float64)  # no copy of float64 input: nothing here writes into K
+    if not np.isfinite(K.sum()) and not np.isfinite(K).all():  # one pass unless the sum is non-finite
         raise FastselError(f"{name} holds NaN or infinite values")
     return K
 
@@ -156,10 +156,14 @@ def score(samples, k, q=1, p=None, normalize=False) -> float:
     n = len(samples)
     if n == 0:
         raise FastselError("score needs at least 1 sample")
-    K = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            K[i, j] = K[j, i] = k(samples[i], samples[j])
+    rows = [samples[i] for i in range(n)]
+    # k called in vendi's order (i, then j >= i), its values stored as float64 as item assignment stores them
+    vals = np.fromiter((k(a, b) for i, a in enumerate(rows) for b in rows[i:]), dtype=np.float64,
+                       count=n * (n + 1) // 2)
+    K = np.empty((n, n))
+    iu = np.triu_indices(n)
+    K[iu] = vals
+    K.T[iu] = vals
     return score_K(K, q=q, p=p, normalize=normalize)
 
 

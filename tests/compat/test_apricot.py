@@ -199,3 +199,16 @@ def test_native_rbf_callable_kernel_and_bandwidth(rng):
         D.facility(x, 49, initial_subset=[0, 1])
     _, ik = D.facility(x, 5, knn=8, initial_subset=[0, 1])
     assert len(ik["gains"]) == 5 and all(g >= 0 for g in ik["gains"])
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+def test_tiled_distances_equal_the_one_block_formula_bitwise(rng, monkeypatch, metric):
+    """The distances come tile by tile, each off-diagonal tile mirrored: every value must be the one
+    a single (N, N, d) block of coordinate differences gives (tiles of 9 rows, N not a multiple)."""
+    from fastsel.compat import apricot as A
+    monkeypatch.setattr(A, "_TILE_BYTES", 8 * 7 * 9 * 9)
+    X = rng.standard_normal((41, 7)) * 10.0 ** rng.uniform(-3, 3, size=(41, 1))
+    diff = X[:, None, :] - X[None, :, :]
+    want = np.einsum("ijk,ijk->ij", diff, diff) if metric == "euclidean" else np.abs(diff).sum(-1)
+    got = A._distances(X, metric)
+    assert np.array_equal(got, want) and np.array_equal(got, got.T)
