@@ -41,10 +41,10 @@ def _cases(quick: bool):
         X = rng.standard_normal((N, 64))
         n = 100
 
-        def peer():
+        def peer(X=X, n=n):  # bound now: X and n are reassigned below for the other cases
             return apricot.FacilityLocationSelection(n, metric="euclidean", optimizer="lazy").fit(X).ranking
 
-        def ours():
+        def ours(X=X, n=n):
             from ..compat.apricot import FacilityLocationSelection
             return FacilityLocationSelection(n, metric="euclidean", optimizer="lazy").fit(X).ranking
         cases.append(("apricot FacilityLocationSelection (lazy, euclidean)", f"{N} x 64, n = {n}", peer, ours,
@@ -58,8 +58,8 @@ def _cases(quick: bool):
         n, d = (2000, 256) if quick else (20000, 512)
         X = rng.standard_normal((n, d))
         cmp = (lambda a, b: f"|diff| {abs(a - b):.1e}")
-        cases.append(("vendi score_dual (cosine, q = 1)", f"{n} x {d}", lambda: V.score_dual(X),
-                      lambda: FV.score_dual(X), cmp))
+        cases.append(("vendi score_dual (cosine, q = 1)", f"{n} x {d}", lambda X=X: V.score_dual(X),
+                      lambda X=X: FV.score_dual(X), cmp))
         m = 1000 if quick else 3000
         K = np.exp(-((X[:m, None, :8] - X[None, :m, :8]) ** 2).sum(-1))
         cases.append(("vendi score_K (q = 1)", f"K {m} x {m}", lambda: V.score_K(K), lambda: FV.score_K(K), cmp))

@@ -160,6 +160,22 @@ def distributed_cmd():
 def curate_cmd(images, side, n, ranks, shard_rows, work, out_dir):
     """`fastsel curate` at scale: one process beside torchrun ranks (img/s, selection s, peak RSS per
     rank, identical outputs)."""
+    import os
+    import shutil
+    if n > images:
+        raise click.BadParameter(f"{n} is more than the {images} images", param_hint="--n")
+    most = 4 * (os.cpu_count() or 1)
+    if max(ranks) > most:
+        raise click.BadParameter(f"{max(ranks)} processes on this machine's {os.cpu_count()} cores (at most {most})",
+                                 param_hint="--ranks")
+    probe = os.path.abspath(work)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    need = images * (side * side * 3 + 1536) * 3  # the PNG shards (at most raw size + headers), two outputs
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise click.BadParameter(f"{images} images of {side} x {side} need about {need / 2**30:.1f} GiB under {work}; "
+                                 f"{free / 2**30:.1f} GiB are free", param_hint="--images")
     _run("curate_scale", images=images, side=side, n=n, ranks=list(ranks), shard_rows=shard_rows, work=work,
          out_dir=out_dir)
 
