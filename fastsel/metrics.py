@@ -410,6 +410,7 @@ def vendi_score(x, q: float = 1.0, *, weights=None, kernel: str = "cosine") -> f
         g = torch.zeros((x.shape[1], x.shape[1]), dtype=torch.float64, device=x.device)
         for a in range(0, n, 8192):
             b = x[a:a + 8192].double()
+            b = b / b.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)  # no over/underflow
             norms = b.norm(dim=1, keepdim=True)
             if bool((norms == 0).any()):
                 raise FastselError(f"vendi_score: row {a + int((norms[:, 0] == 0).nonzero()[0])} is all zeros "

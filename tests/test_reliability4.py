@@ -229,3 +229,26 @@ def test_item8_embed_never_writes_over_an_input_and_keeps_an_earlier_embedding_o
     one_line(run("embed", tmp_path / "bad.npy", "--features", "pixels", "--out", out, "-q"), 1)
     assert {p: p.read_bytes() for p in before} == before
     assert imgs.stat().st_size > 0 and not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ found by this round's sweep
+
+def test_sweep_metrics_on_rows_of_huge_magnitude_reports_vendi(tmp_path):
+    """Rows near the float64 limit (1e300): the cosine kernel's row norms overflowed to inf and the
+    whole command failed with 'hill_number needs at least one positive value'."""
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    np.save(tmp_path / "big.npy", x * 1e300)
+    np.save(tmp_path / "x.npy", x)
+    r = run("metrics", "--in", tmp_path / "big.npy", "--json")
+    assert r.exit_code == 0, r.output
+    want = json.loads(run("metrics", "--in", tmp_path / "x.npy", "--json").stdout)["vendi"]
+    assert json.loads(r.stdout)["vendi"] == pytest.approx(want, rel=1e-9)
+
+
+def test_sweep_embed_refuses_size_and_split_it_would_ignore(imgs, tmp_path):
+    """--size on an array of images and --split on a path were silently ignored (the embedding was of
+    the unresized images, of every row)."""
+    out = tmp_path / "o.npy"
+    assert "--size" in one_line(run("embed", imgs, "--features", "pixels", "--out", out, "--size", 4), 2)
+    assert "--split" in one_line(run("embed", imgs, "--features", "pixels", "--out", out, "--split", "test"), 2)
+    assert not out.exists()

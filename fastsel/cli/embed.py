@@ -57,11 +57,12 @@ def check_ours(out: str, labels: str, sidecar: str) -> None:
                    "refused, never overwritten.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="A seeded uniform subset of this many images (paper: cifar10 32768, mnist 12000, ffhq32 8192).")
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="A named dataset's split (a path refuses it).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--device", type=DEVICE, default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-@click.option("--size", type=ImageSide(min=1), default=None, help="Resize folder images to SIZE x SIZE.")
+@click.option("--size", type=ImageSide(min=1), default=None, help="Resize folder images to SIZE x SIZE (an array of images refuses it).")
 @click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
@@ -77,6 +78,13 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
     """
     from .. import data as D
     from .. import features as Fe
+    given = click.get_current_context().get_parameter_source
+    if given("split") == click.core.ParameterSource.COMMANDLINE and D.source(data) is None and os.path.exists(data):
+        raise click.UsageError(f"--split chooses a named dataset's split (cifar10, mnist ...); {one_line(data)} is a "
+                               "path, whose images are all read")
+    if size is not None and os.path.isfile(data):
+        raise click.UsageError(f"--size resizes an image folder's files; {one_line(data)} is an array of images "
+                               "(resize them before saving it)")
     stem = out[:-4] if out.endswith(".npy") else out
     check_outputs([out, stem + ".labels.npy", out + ".json"], [data])
     check_ours(out, stem + ".labels.npy", out + ".json")
