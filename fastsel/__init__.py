@@ -33,9 +33,9 @@ from .selectors import register_selector, select
 # the other built-in selectors register themselves when imported (the registry imports none of them)
 from . import clusters as _clusters  # noqa: F401 -- semdedup, kmeans-balanced
 from . import diversity as _diversity  # noqa: F401 -- facility, dpp, herding
-from .sets import SetsResult, fps, greedy, greedy_sets  # greedy: ops.greedy, (B, N, d) -> greedy_sets
+from .sets import SetsResult, fps, greedy, greedy_from, greedy_sets  # greedy: ops.greedy, (B, N, d) -> greedy_sets
 from . import streaming  # noqa: F401 -- fastsel.streaming.greedy after `import fastsel`, as the README shows it
 
 from ._version import __version__
-__all__ = ["greedy", "greedy_sets", "fps", "threshold_decay", "nn", "select", "register_selector", "default_tau", "scan_order",
+__all__ = ["greedy", "greedy_from", "greedy_sets", "fps", "threshold_decay", "nn", "select", "register_selector", "default_tau", "scan_order",
            "GreedyResult", "SetsResult", "ThresholdResult", "NNResult", "__version__"]

@@ -107,6 +107,78 @@ def greedy(x, n, start=None, *, seed: int = ops.DEFAULT_SEED, backend: str = "au
     return ops.greedy(x, n, start, seed=seed, backend=backend, mode=mode, progress=progress)
 
 
+def greedy_from(x, n: int, initial, *, backend: str = "auto") -> ops.GreedyResult:
+    """Greedy selection (Algorithm 1) that extends a selection already made: the ``initial`` rows
+    count as picked from the start (every row's distance is to its nearest initial row), are never
+    picked again and are not returned; each of the ``n`` new picks is the row farthest from all rows
+    chosen so far (ties: the lowest index). The same picks as :func:`fastsel.greedy` continued after
+    its first ``len(initial)`` picks, when ``initial`` were those picks. One pass over the pool per
+    pick (the single-pick kernel, no pruning).
+
+    Args:
+        x: (N, d) rows, float dtypes as for :func:`fastsel.greedy`.
+        n: new picks, 1 <= n <= N - len(initial).
+        initial: row indices already chosen (a sequence of distinct ints, or a bool mask of N values);
+            at least one.
+        backend: "auto", "cpp" or "torch".
+
+    Returns:
+        GreedyResult: ``indices`` (n,) the new picks in order, ``distances`` (n,) each one's distance
+        to the nearest row chosen before it (initial rows included).
+
+    Raises:
+        FastselError: no initial row, an index out of range or repeated, n out of range.
+    """
+    from . import reference
+    x0 = x = ops.as_tensor(x, "x")
+    N = x.shape[0]
+    init = _initial_rows(initial, N)
+    if not 1 <= int(n) <= N - len(init):
+        raise FastselError(f"n must be in 1..{N - len(init)} (the rows not in initial), got {n}")
+    n = int(n)
+    e = ops.scale_exponent(ops.magnitude(x), x.dtype) if x.dtype != torch.float16 else 0
+    xs = ops.ldexp(x, e)
+    acc = reference.acc_dtype(xs.dtype)
+    update, _ = ops._impl("update_min_d2", xs, backend)
+    md = torch.full((N,), math.inf, dtype=acc, device=xs.device)
+    sel = torch.as_tensor(init, dtype=torch.int64, device=xs.device)
+    md[sel] = -1
+    md, s = update(xs, md, xs[sel], math.inf, N)
+    idx = torch.empty(n, dtype=torch.int64)
+    d2 = torch.empty(n, dtype=acc)
+    for t in range(n):
+        d2[t], idx[t] = float(s[0]), int(s[1])
+        md[int(idx[t])] = -1
+        md, s = update(xs, md, xs[int(idx[t])][None], math.inf, N)
+    if xs.dtype != torch.float16 and ops._underflowed(xs, torch.cat([sel.cpu(), idx]),
+                                                      torch.cat([torch.full((len(init),), math.inf, dtype=acc),
+                                                                 d2])):
+        if x.dtype == torch.float64:
+            raise ops._mixed_scales("x")
+        return greedy_from(x0.double(), n, init, backend=backend)
+    return ops.GreedyResult(idx, ops.unscale(d2.sqrt(), e))
+
+
+def _initial_rows(initial, N: int) -> list:
+    """``initial`` as a list of distinct row indices in 0..N-1 (a bool mask of N values taken too)."""
+    t = initial if isinstance(initial, torch.Tensor) else torch.as_tensor(np.asarray(initial))
+    t = t.detach().cpu()
+    if t.dtype == torch.bool:
+        if t.shape != (N,):
+            raise FastselError(f"initial as a mask needs {N} values, got shape {tuple(t.shape)}")
+        t = torch.nonzero(t)[:, 0]
+    t = _whole(t, "initial")
+    rows = t.tolist()
+    if not rows:
+        raise FastselError("initial holds no row (use fastsel.greedy to start from nothing)")
+    bad = [r for r in rows if not 0 <= r < N]
+    if bad:
+        raise FastselError(f"initial row {bad[0]} is out of range for {N} rows")
+    if len(set(rows)) != len(rows):
+        raise FastselError("initial repeats a row")
+    return rows
+
+
 def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Optional[torch.Tensor] = None,
                 seed: int = ops.DEFAULT_SEED, backend: str = "auto", mode: str = "auto") -> SetsResult:
     """Greedy selection (Algorithm 1) on each of B sets: ``x`` (B, N, d); ``mask`` (B, N) bool marks
