@@ -187,8 +187,11 @@ def test_item7_report_refuses_a_run_whose_config_json_was_edited(tmp_path):
     a, b = _run_copy(tmp_path / "a" / "seed0", 0), _run_copy(tmp_path / "b" / "seed1", 1)
     _edit(a / "config.json", n=32)
     err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
-    assert "config.json: edited after the run" in err and "n 16 -> 32" in err, err
+    assert "config.json: edited after the run: n differs" in err and "n 16 -> 32" in err, err
     assert not (tmp_path / "o").exists()
+    (a / "config.json").write_text('{"dataset": "mn')  # truncated: the report cannot check it
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "config.json: not readable JSON settings" in err and "restore it from metrics.json" in err, err
 
 
 def test_item7_report_refuses_a_metrics_config_edited_to_pool_runs(tmp_path):

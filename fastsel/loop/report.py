@@ -40,6 +40,14 @@ def _plt():
     return plt
 
 
+def _suptitle(fig, text: str, fontsize: float = 8) -> None:
+    """The figure's title, each line wrapped to the figure's width (a one-panel figure's long title would
+    otherwise run over its legend)."""
+    import textwrap
+    width = max(40, int(fig.get_figwidth() * 72 / (0.5 * fontsize)))  # characters of about half an em
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")), fontsize=fontsize)
+
+
 def _save(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
@@ -112,16 +120,21 @@ def check_unedited(run_dir: str, mpath: str, m: dict) -> None:
     cpath = os.path.join(run_dir, "config.json")
     if not os.path.isfile(cpath):
         return
+    restore = ("restore it from metrics.json's \"config\", the settings the run used (only "
+               f"{', '.join(FREE_SETTINGS)} may differ)")
     try:
-        c, ran = saved_settings(read_json(run_dir, cpath)), saved_settings(m["config"])
-    except (TypeError, ValueError):
-        raise damaged(run_dir, cpath, "not plain JSON settings") from None
+        with open(cpath, encoding="utf-8") as f:
+            c = json.load(f)
+        if not isinstance(c, dict):
+            raise ValueError(f"a JSON {type(c).__name__}")
+        c, ran = saved_settings(c), saved_settings(m["config"])
+    except (OSError, TypeError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise DataError(f"{cpath}: not readable JSON settings ({str(e).splitlines()[0][:80]}): {restore}") from None
     diff = sorted(k for k in set(c) | set(ran) if c.get(k) != ran.get(k))
     if diff:
         shown = ", ".join(f"{k} {ran.get(k)!r} -> {c.get(k)!r}" for k in diff[:4])
-        raise DataError(f"{cpath}: edited after the run: {', '.join(diff)} differ from the settings its results were "
-                        f"computed with (metrics.json, config_sha256 {h[:12]}...: {shown}); put it back -- only "
-                        f"{', '.join(FREE_SETTINGS)} may change")
+        raise DataError(f"{cpath}: edited after the run: {', '.join(diff)} differ{'s' if len(diff) == 1 else ''} from the settings its results were "
+                        f"computed with (metrics.json, config_sha256 {h[:12]}...: {shown}); {restore}")
 
 
 ARM_COLOURS = {"none": "tab:gray", "greedy": "tab:blue", "threshold": "tab:orange", "all": "tab:green",
@@ -209,20 +222,23 @@ def _series(conds) -> dict:
     return {name: c["seeds"][min(c["seeds"])] for name, c in conds.items()}
 
 
-def _settings(runs, conds) -> str:
+def _settings(runs, conds, pooled_as: str = "mean ± sd") -> str:
+    """One line of the runs' settings; ``pooled_as`` says what the numbers over seeds are (the figures: the
+    mean with a 95 % t-interval of the mean)."""
     c = {k: ",".join(sorted({r["config"][k] for r in runs})) for k in ("dataset", "paradigm", "unet")}
     ns = sorted({r["config"]["n"] for r in runs})
     alphas = sorted({r["config"]["alpha"] for r in runs})
     seeds = sorted({r["config"]["seed"] for r in runs})
     pooled = any(len(c_["seeds"]) > 1 for c_ in conds.values())  # replicates averaged somewhere
     return (f"{c['dataset']}, {c['paradigm']}, n={','.join(map(str, ns))}, UNet {c['unet']}, "
-            + (f"seeds {','.join(map(str, seeds))}" + (" (mean ± sd)" if pooled else " (not pooled: one run each)")
+            + (f"seeds {','.join(map(str, seeds))}" + (f" ({pooled_as})" if pooled else " (not pooled: one run each)")
                if len(seeds) > 1 else f"seed {seeds[0]}")
             + (f", alpha={','.join(f'{a:g}' for a in alphas)}" if any("threshold" in r["config"]["selectors"]
                                                                        for r in runs) else ""))
 
 
-DODGE = 0.035  # iterations between neighbouring arms' points, so arms with equal values stay visible
+DODGE = 0.06  # iterations between neighbouring arms' points, so arms with equal values stay visible
+CI_NOTE = "mean over seeds, bars: 95 % t-interval of the mean"  # what the figures draw over seeds
 
 
 def _style(conds) -> dict:
@@ -249,15 +265,27 @@ def _style(conds) -> dict:
 
 
 def _dodges(conds) -> dict:
-    """name -> x offset: arms side by side around each iteration (0 with one arm). Arms whose curves
-    coincide (e.g. two selectors reaching the same entropy) would otherwise hide one another."""
-    arms = sorted({_selector(c["arm"]) for c in conds.values()})
-    return {name: (arms.index(_selector(c["arm"])) - (len(arms) - 1) / 2) * DODGE if len(arms) > 1 else 0.0
-            for name, c in conds.items()}
+    """name -> x offset: the lines (arms, and sizes) side by side around each iteration (0 with one line).
+    Lines that coincide (two selectors reaching the same entropy, two sizes that both copy nothing) would
+    otherwise hide one another."""
+    keys = sorted({(_selector(c["arm"]), c["n"]) for c in conds.values()})
+    step = min(DODGE, 0.4 / max(1, len(keys) - 1))  # many lines stay within +-0.2 of their iteration
+    return {name: (keys.index((_selector(c["arm"]), c["n"])) - (len(keys) - 1) / 2) * step if len(keys) > 1
+            else 0.0 for name, c in conds.items()}
+
+
+def _t_half(values) -> float:
+    """Half-width of the 95 % t-interval of the mean of ``values`` (0 with fewer than two)."""
+    k = len(values)
+    if k < 2:
+        return 0.0
+    from scipy import stats
+    return float(stats.t.ppf(0.975, k - 1) * np.std(values, ddof=1) / math.sqrt(k))
 
 
 def _band(rs_by_seed, key):
-    """(iterations, mean, sd, seeds) of a metric over the replicates (iterations every seed reached)."""
+    """(iterations, mean, half-width of the 95 % t-interval of the mean, seeds) of a metric over the
+    replicates (iterations every seed reached)."""
     per = {}
     for _, rs in rs_by_seed.values():
         for r in rs:
@@ -267,39 +295,60 @@ def _band(rs_by_seed, key):
     k = len(rs_by_seed)
     its = sorted(t for t, v in per.items() if len(v) == k)
     mean = np.array([np.mean(per[t]) for t in its])
-    sd = np.array([np.std(per[t], ddof=1) if k > 1 else 0.0 for t in its])
-    return its, mean, sd, k
+    half = np.array([_t_half(per[t]) for t in its])
+    return its, mean, half, k
 
 
-def _curves(conds, keys, path, title, settings):
+def _constant_panel(conds, key):
+    """The one value a metric takes in every condition, seed and iteration (at least two records), else None:
+    such a panel (copy fraction 0 everywhere) is a flat line that hides nothing but says one number."""
+    vals = {_value(r, key) for c in conds.values() for _, rs in c["seeds"].values() for r in rs} - {None}
+    count = sum(1 for c in conds.values() for _, rs in c["seeds"].values() for r in rs if _value(r, key) is not None)
+    return next(iter(vals)) if len(vals) == 1 and count > 1 else None
+
+
+def _curves(conds, keys, path, title, settings, dropped=None):
+    """One panel per metric, one line per condition (mean over seeds, with the 95 % t-interval of the mean
+    as a bar at each point); panels without data are left out, and so are constant ones (said in the title
+    and appended to ``dropped``)."""
     plt = _plt()
     styles = _style(conds)
     dodge = _dodges(conds)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
-    drawn = False
+    have = [(key, label) for key, label in keys
+            if any(_band(c["seeds"], key)[0] for c in conds.values())]
+    flat = [(key, label, _constant_panel(conds, key)) for key, label in have]
+    said = [f"{label}: {v:.4g} in every run, arm and iteration (panel dropped)" for _, label, v in flat if v is not None]
+    keep = [(key, label) for key, label, v in flat if v is None]
+    if dropped is not None:
+        dropped += [f"{os.path.basename(path)}: {s}" for s in said]
+    if not keep:
+        return False
+    fig, axes = plt.subplots(1, len(keep), figsize=(4.4 * len(keep), 3.4), squeeze=False)
     handles = {}
-    for ax, (key, label) in zip(axes[0], keys):
+    pooled = False
+    for ax, (key, label) in zip(axes[0], keep):
         for name, c in conds.items():
-            its, mean, sd, k = _band(c["seeds"], key)
+            its, mean, half, k = _band(c["seeds"], key)
             if not its:
                 continue
             st = styles[name]
             x = np.asarray(its, dtype=float) + dodge[name]
-            (h,) = ax.plot(x, mean, ms=4, lw=1.3, label=name + (f" ({k} seeds)" if k > 1 else ""), **st)
+            (h,) = ax.plot(x, mean, ms=4, lw=1.1, label=name + (f" ({k} seeds)" if k > 1 else ""), **st)
             if k > 1:
-                ax.fill_between(x, mean - sd, mean + sd, color=st["color"], alpha=0.15, lw=0)
+                pooled = True
+                ax.vlines(x, mean - half, mean + half, color=st["color"], lw=1.2, alpha=0.7)
             handles.setdefault(h.get_label(), h)
-            drawn = True
-        ax.set_xlabel("iteration" + (" (arms side by side)" if any(dodge.values()) else ""))
+        ax.set_xlabel("iteration" + (" (lines side by side)" if any(dodge.values()) else ""))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    if not drawn:
-        plt.close(fig)
-        return False
+    if pooled:
+        from matplotlib.lines import Line2D
+        handles["95 % t-interval of the mean over seeds"] = Line2D([], [], color="k", lw=1.2, alpha=0.7,
+                                                                 marker="|", ms=8, ls="")
     fig.legend(list(handles.values()), list(handles), fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.95),
                frameon=False)
-    fig.suptitle(f"{title}\n{settings}", fontsize=8)
+    _suptitle(fig, f"{title}\n{settings}" + "".join(f"\n{s}" for s in said))
     fig.tight_layout()
     _save(fig, path)
     return True
@@ -313,7 +362,7 @@ def distinct_points(runs) -> list:
             key = (run["dir"], "shared" if r["iteration"] == 0 else r["arm"], r["iteration"])
             if key not in seen:
                 seen.add(key)
-                out.append(r | {"_n": run["config"]["n"]})
+                out.append(r | {"_n": run["config"]["n"], "_run": run["dir"]})
     return out
 
 
@@ -332,6 +381,69 @@ def correlation(records, xkey, ykey="gs", log_y=True):
     return float(r), float(p), len(pts)
 
 
+def run_correlation(records, xkey, ykey="gs", log_y=True, how="mean", n_boot=10000, seed=0):
+    """Pearson r with one point per run and arm, and its 95 % bootstrap interval over runs.
+
+    ``records``: distinct_points' records (each knows its run, ``_run``). Each (run, arm) is one point:
+    the mean of x and of (log) y over its iterations (``how="mean"``; the shared iteration 0 counts in each
+    arm of its run) or its last iteration's values (``how="last"``). The interval resamples whole runs
+    with replacement (``n_boot`` times, percentile interval; resamples whose points have no spread are
+    skipped), so the arms of one run -- which share its iteration 0 and seed -- move together.
+
+    Returns {"r", "ci95", "points", "runs", "boot"} ("r"/"ci95" None with fewer than 3 points or no spread)."""
+    def ok(r):
+        return r.get(xkey) is not None and r.get(ykey) is not None and math.isfinite(r[xkey]) and (
+            r[ykey] > 0 or not log_y) and math.isfinite(r[ykey])
+    by_run = {}
+    for r in records:
+        by_run.setdefault(r.get("_run", r.get("_n")), []).append(r)
+    units = {}  # run -> [(x, y), ...] one per arm
+    for run, rs in by_run.items():
+        shared = [r for r in rs if r["iteration"] == 0]
+        arms = sorted({r["arm"] for r in rs if r["iteration"] > 0}) or [None]
+        for arm in arms:
+            pts = sorted((r for r in shared + [r for r in rs if r["iteration"] > 0 and r["arm"] == arm] if ok(r)),
+                         key=lambda r: r["iteration"])
+            if not pts:
+                continue
+            if how == "last":
+                pts = pts[-1:]
+            ys = [math.log(r[ykey]) if log_y else r[ykey] for r in pts]
+            units.setdefault(run, []).append((float(np.mean([r[xkey] for r in pts])), float(np.mean(ys))))
+    runs = list(units)
+    out = {"r": None, "ci95": None, "points": sum(len(u) for u in units.values()), "runs": len(runs), "boot": 0}
+
+    def pearson(pairs):
+        if len(pairs) < 3:
+            return None
+        a = np.array(pairs)
+        if np.ptp(a[:, 0]) == 0 or np.ptp(a[:, 1]) == 0:
+            return None
+        return float(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
+    out["r"] = pearson([p for u in units.values() for p in u])
+    if out["r"] is None or len(runs) < 2:
+        return out
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(runs), len(runs))
+        b = pearson([p for i in pick for p in units[runs[i]]])
+        if b is not None:
+            boot.append(b)
+    if boot:
+        out["ci95"] = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+    out["boot"] = len(boot)
+    return out
+
+
+def _run_r_text(rc) -> str:
+    if rc["r"] is None:
+        return f"run means: too few for r ({rc['points']})"
+    ci = f", 95 % CI [{rc['ci95'][0]:.2f}, {rc['ci95'][1]:.2f}]" if rc["ci95"] else ""
+    unit = f"{rc['points']} runs" if rc["points"] == rc["runs"] else f"{rc['points']} run-arms, {rc['runs']} runs"
+    return f"run means: r = {rc['r']:.3f}{ci} ({unit})"
+
+
 def _quietly(where: str, fn, *args, **kwargs):
     """fn(*args, **kwargs), each warning it raises (scipy's on constant or nearly identical values) raised
     again as one line saying where (write_report prints them as "warning: ..." lines)."""
@@ -342,42 +454,88 @@ def _quietly(where: str, fn, *args, **kwargs):
     return out
 
 
-def _scatter(records, panels, path, title):
-    """Panels of y = log GS (or another key) against x: points coloured by training-set size, marker by
-    iteration; Pearson r, its two-sided p-value and the number of points in each panel's title."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+def _arm_colour(sel: str, arms) -> str:
+    return ARM_COLOURS.get(sel) or f"C{arms.index(sel) % 10}"
+
+
+def _scatter_style(records):
+    """(colour(record), marker(record), legend handles): with several arms, colour by arm (iteration 0,
+    whose model every arm shares, in black) and marker by iteration -- by size instead when sizes vary
+    too; with one arm, colour by training-set size and marker by iteration."""
+    from matplotlib.lines import Line2D
+    cmap = _plt().get_cmap("viridis")
     ns = sorted({r["_n"] for r in records})
     its = sorted({r["iteration"] for r in records})
-    cmap = plt.get_cmap("viridis")
+    arms = sorted({_selector(r["arm"]) for r in records if r["iteration"] > 0})
+    by_n = lambda n: cmap(0.1 + 0.8 * ns.index(n) / max(1, len(ns) - 1))  # noqa: E731
+    hs = []
+    if len(arms) > 1:
+        def colour(r):
+            return "black" if r["iteration"] == 0 else _arm_colour(_selector(r["arm"]), arms)
+        hs += [Line2D([], [], ls="", marker="o", color=_arm_colour(a, arms), label=a) for a in arms]
+        if 0 in its:
+            hs.append(Line2D([], [], ls="", marker="o", color="black", label="any arm, iteration 0 (shared model)"))
+        if len(ns) > 1:
+            def marker(r):
+                return MARKERS[ns.index(r["_n"]) % len(MARKERS)]
+            hs += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], mfc="none", mec="black", label=f"n = {n}")
+                   for i, n in enumerate(ns)]
+            return colour, marker, hs
+    else:
+        def colour(r):
+            return by_n(r["_n"])
+        hs += [Line2D([], [], ls="", marker="o", color=by_n(n), label=f"n = {n}") for n in ns]
+
+    def marker(r):
+        return MARKERS[its.index(r["iteration"]) % len(MARKERS)]
+    hs += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], mfc="none", mec="black", label=f"iteration {t}")
+           for i, t in enumerate(its)]
+    return colour, marker, hs
+
+
+def _scatter(records, panels, path, title):
+    """Panels of y = log GS (or another key) against x, one point per run, arm and iteration (colours and
+    markers: _scatter_style). Each panel's title: Pearson r over the points with its two-sided p-value and
+    their number, and r over the runs' means with its bootstrap interval over runs (run_correlation)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.7), squeeze=False)
+    colour, marker, hs = _scatter_style(records)
     stats_out = []
     for ax, (xkey, xlabel, ykey, ylabel) in zip(axes[0], panels):
         r, p, k = correlation(records, xkey, ykey)
         for r_ in records:
             if r_.get(xkey) is None or not r_.get(ykey) or not math.isfinite(r_[xkey]) or r_[ykey] <= 0:
                 continue
-            ax.scatter(r_[xkey], math.log(r_[ykey]), s=18, marker=MARKERS[its.index(r_["iteration"]) % len(MARKERS)],
-                       color=cmap(0.1 + 0.8 * ns.index(r_["_n"]) / max(1, len(ns) - 1)), edgecolors="none", alpha=0.85)
+            ax.scatter(r_[xkey], math.log(r_[ykey]), s=22, marker=marker(r_), color=colour(r_),
+                       edgecolors="white", linewidths=0.4, alpha=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.set_title(f"r = {r:.3f}, p = {p:.2g}, {k} points" if r is not None else f"too few points for r ({k})",
-                     fontsize=7)
-        stats_out.append((r, p, k))
-    from matplotlib.lines import Line2D
-    hs = [Line2D([], [], ls="", marker="o", color=cmap(0.1 + 0.8 * i / max(1, len(ns) - 1)), label=f"n = {n}")
-          for i, n in enumerate(ns)]
-    hs += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="k", label=f"iteration {t}")
-           for i, t in enumerate(its)]
+        rc = run_correlation(records, xkey, ykey)
+        ax.set_title((f"points: r = {r:.3f}, p = {p:.2g} ({k})" if r is not None else f"too few points for r ({k})")
+                     + "\n" + _run_r_text(rc), fontsize=7)
+        stats_out.append((r, p, k, rc))
     fig.legend(handles=hs, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
-    fig.suptitle(title, fontsize=8)
+    _suptitle(fig, title)
     fig.tight_layout()
     _save(fig, path)
     return stats_out
 
 
-def _shares(conds, path, settings):
+def _one_source(c) -> bool:
+    """Every training set of the condition is drawn from one source (replace: the newest generation)."""
+    return all(sum(1 for s in r["shares"] if s > 0) <= 1 for _, rs in c["seeds"].values() for r in rs)
+
+
+def _shares(conds, path, settings, dropped=None):
+    """Fig. 11: one panel per condition whose training sets mix sources (a panel of one-source sets -- the
+    replace paradigm's -- is one full bar per iteration and is left out, said in ``dropped``)."""
     multi = {k: c for k, c in conds.items() if max(len(r["shares"]) for _, rs in c["seeds"].values() for r in rs) > 1}
+    flat = [k for k, c in multi.items() if _one_source(c)]
+    if flat and dropped is not None:
+        dropped.append(f"{os.path.basename(path)}: {', '.join(flat)}: every training set is one source (the newest "
+                       "generation), the same in every seed (panel dropped)")
+    multi = {k: c for k, c in multi.items() if k not in flat}
     if not multi:
         return False
     plt = _plt()
@@ -400,9 +558,9 @@ def _shares(conds, path, settings):
             ax.bar(its, v, bottom=bottom, label="real" if s == 0 else f"generation {s}",
                    color="tab:blue" if s == 0 else cmap(min(0.95, 0.45 + 0.2 * (s - 1))), edgecolor="white",
                    lw=0.5)
-            if s == 0 and k > 1:  # the real share's spread over seeds
-                ax.errorbar(its, v, yerr=[np.std(p, ddof=1) if len(p) > 1 else 0.0 for p in per], fmt="none",
-                            ecolor="black", elinewidth=0.8, capsize=2, label="real share ± sd over seeds")
+            if s == 0 and k > 1:  # the uncertainty of the mean real share over seeds
+                ax.errorbar(its, v, yerr=[_t_half(p) for p in per], fmt="none", ecolor="black", elinewidth=0.8,
+                            capsize=2, label="real share: 95 % t-interval of the mean over seeds")
             bottom += v
         if c["paradigm"] == "accumulate":
             ax.hlines([1.0 / (i + 1) for i in its], [i - 0.4 for i in its], [i + 0.4 for i in its], color="red",
@@ -415,7 +573,7 @@ def _shares(conds, path, settings):
         row[0].set_ylabel("share of the training set")
     h, lab = axes.flat[len(multi) - 1].get_legend_handles_labels()
     fig.legend(h, lab, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
-    fig.suptitle(f"Fig. 11: source shares of each training set\n{settings}", fontsize=8)
+    _suptitle(fig, f"Fig. 11: source shares of each training set\n{settings}")
     fig.tight_layout()
     _save(fig, path)
     return True
@@ -442,15 +600,18 @@ def _svd(run, rs, path, fs):
         except OSError:
             continue
         gp = (g.astype(np.float64) - mu) @ vt[:2].T
-        ax.scatter(rp[:, 0], rp[:, 1], s=3, alpha=0.4, label="real")
-        ax.scatter(gp[:, 0], gp[:, 1], s=3, alpha=0.5, color="tab:orange", label="generated")
+        # generated first, real on top in a marker of its own: the (usually fewer) real points stay visible
+        ax.scatter(gp[:, 0], gp[:, 1], s=4, alpha=0.45, color="tab:orange", edgecolors="none", label="generated",
+                   zorder=2)
+        ax.scatter(rp[:, 0], rp[:, 1], s=14, marker="x", linewidths=0.9, color="tab:blue",
+                   label=f"real ({len(rp)})", zorder=3)
         ax.set_title(f"generated at iteration {t}", fontsize=7)
         ax.set_xlabel(f"singular direction 1 ({fs})", fontsize=7)
     axes[0][0].set_ylabel(f"singular direction 2 ({fs})", fontsize=7)
     h, lab = axes[0][0].get_legend_handles_labels()
     fig.legend(h, lab, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, markerscale=3)
-    fig.suptitle(f"Fig. 6: real and generated {fs} features on the real data's first two singular directions, "
-                 f"{run['label']} {arm}".strip(), fontsize=8)
+    _suptitle(fig, f"Fig. 6: real and generated {fs} features on the real data's first two singular directions, "
+                   f"{run['label']} {arm}".strip())
     fig.tight_layout()
     _save(fig, path)
     return True
@@ -609,8 +770,8 @@ def _fmt(v) -> str:
 
 def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
     """Every figure the runs' data allows, into ``out``. Returns (figures as (file, paper figure, what it
-    shows), the Fig. 2b and 2c correlations, which points they pooled)."""
-    figs = []
+    shows), the Fig. 2b and 2c correlations, which points they pooled, [panels left out and why])."""
+    figs, dropped = [], []
 
     def add(ok, file, paper, what):
         if ok:
@@ -618,7 +779,7 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
 
     for stem, cols, (title, paper, what) in figures():  # the columns say which figure draws them
         keys = [(c.key, (c.axis or c.report or c.key).format(fs=fs, ffs=ffs)) for c in cols]
-        add(_curves(conds, keys, os.path.join(out, f"{stem}.png"), title.format(fs=fs, ffs=ffs), settings),
+        add(_curves(conds, keys, os.path.join(out, f"{stem}.png"), title.format(fs=fs, ffs=ffs), settings, dropped),
             f"{stem}.png", paper, what.format(fs=fs, ffs=ffs))
     pts = distinct_points(runs)
     none_replace = [r for r in pts if r["arm"].startswith("replace-") and
@@ -636,7 +797,7 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
                    os.path.join(out, "variance_vs_gs.png"),
                    f"Fig. 2c: training-set variance (covariance trace) vs log GS ({fs}; {which})")
     add(True, "variance_vs_gs.png", "2c", f"variance vs log GS over {which}")
-    add(_shares(conds, os.path.join(out, "shares.png"), settings), "shares.png", "11",
+    add(_shares(conds, os.path.join(out, "shares.png"), settings, dropped), "shares.png", "11",
         "share of real and of each generation in each training set (accumulate: with the 1/(t+1) line)")
     name0, (run0, rs0) = next(iter(series.items()))
     add(_svd(run0, rs0, os.path.join(out, "svd.png"), fs), "svd.png", "6",
@@ -647,10 +808,10 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
     add(_neighbours(series, os.path.join(out, "neighbours.png"), iteration), "neighbours.png", "1-left, 12",
         "generated images above their nearest training images (pixels), iteration "
         + ("newest" if iteration is None else str(iteration)) + "; d1/d2 < 1/3 marks a copy")
-    return figs, list(s2b) + list(s2c), which
+    return figs, list(s2b) + list(s2c), which, dropped
 
 
-def _head_lines(runs, settings, fs, ffs, figs, notes=()) -> list:
+def _head_lines(runs, settings, fs, ffs, figs, notes=(), dropped=()) -> list:
     """The title, what the features are, the runs (and which were not pooled), and the table of figures."""
     cfg = runs[0]["config"]
     seeds = sorted({r["config"]["seed"] for r in runs})
@@ -666,18 +827,30 @@ def _head_lines(runs, settings, fs, ffs, figs, notes=()) -> list:
              + (f", threshold: decay {cfg.get('decay', 'empty-pass')}, order {cfg.get('order', 'index')}"
                 if any("threshold" in r["config"]["selectors"] for r in runs) else "") + ".", ""]
     lines += [x for note in notes for x in (f"**Not pooled:** {note}.", "")]
-    lines += ["## Figures", "", "| file | paper figure | what it shows |", "|---|---|---|"]
-    return lines + [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
+    lines += ["## Figures", "", f"Figures over seeds: {CI_NOTE}.", "",
+              "| file | paper figure | what it shows |", "|---|---|---|"]
+    lines += [f"| [{fn}]({fn}) | Fig. {paper} | {what} |" for fn, paper, what in figs]
+    return lines + (["", "Left out of the figures: " + "; ".join(dropped) + "."] if dropped else [])
+
+
+CORR_PAIRS = [("raw KL entropy", "log GS"), ("KL entropy at m", "log GS"), ("KL entropy at m", "log GS/held-out"),
+              ("covariance trace", "log GS"), ("covariance trace", "log GS/held-out")]
 
 
 def _correlation_lines(corr, which) -> list:
     lines = ["", "## Correlations (Fig. 2b, 2c)", "",
              f"Pearson r over {which}, one point per run, arm and iteration (iteration 0 once per run); "
-             "two-sided p (scipy).", "", "| x | y | r | p | points |", "|---|---|---|---|---|"]
-    for (xl, yl), (r_, p_, k_) in zip([("raw KL entropy", "log GS"), ("KL entropy at m", "log GS"),
-                                       ("KL entropy at m", "log GS/held-out"), ("covariance trace", "log GS"),
-                                       ("covariance trace", "log GS/held-out")], corr):
+             "two-sided p (scipy). These points are not independent (a run's iterations follow one another).",
+             "", "| x | y | r | p | points |", "|---|---|---|---|---|"]
+    for (xl, yl), (r_, p_, k_, _) in zip(CORR_PAIRS, corr):
         lines.append(f"| {xl} | {yl} | {_fmt(r_)} | {_fmt(p_)} | {k_} |")
+    lines += ["", "One point per run and arm -- the mean of x and of log y over its iterations (the shared "
+              "iteration 0 counted in each arm) -- with a 95 % percentile bootstrap interval over runs "
+              "(10,000 resamples of whole runs, seed 0):", "",
+              "| x | y | r of run means | 95 % bootstrap CI | points | runs |", "|---|---|---|---|---|---|"]
+    for (xl, yl), (_, _, _, rc) in zip(CORR_PAIRS, corr):
+        ci = f"[{rc['ci95'][0]:.3g}, {rc['ci95'][1]:.3g}]" if rc["ci95"] else ""
+        lines.append(f"| {xl} | {yl} | {_fmt(rc['r'])} | {ci} | {rc['points']} | {rc['runs']} |")
     return lines
 
 
@@ -870,8 +1043,9 @@ def _write_report(run_dirs, out, iteration) -> str:
     settings = _settings(runs, conds)
     series = _series(conds)
     records = [r for run in runs for r in run["records"]]
-    figs, corr, which = _draw(runs, out, conds, series, settings, fs, ffs, iteration)
-    lines = (_head_lines(runs, settings, fs, ffs, figs, notes) + _correlation_lines(corr, which)
+    fig_settings = _settings(runs, conds, pooled_as=CI_NOTE)
+    figs, corr, which, dropped = _draw(runs, out, conds, series, fig_settings, fs, ffs, iteration)
+    lines = (_head_lines(runs, settings, fs, ffs, figs, notes, dropped) + _correlation_lines(corr, which)
              + _arm_test_lines(conds, out) + _metric_lines(conds, records, fs, ffs) + _pool_lines(conds)
              + _threshold_lines(series))
     lines += [""] + [f"![Fig. {paper}]({fn})" for fn, paper, _ in figs] + [""]
