@@ -201,7 +201,22 @@ def test_native_rbf_callable_kernel_and_bandwidth(rng):
     assert len(ik["gains"]) == 5 and all(g >= 0 for g in ik["gains"])
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+def test_euclidean_distances_one_gemm_exact_on_integers_close_otherwise(rng):
+    """Squared Euclidean distances come from one GEMM on centred rows: within 1e-12 of the row scale
+    of the coordinate-difference values with a large shared offset, bitwise exact on integer data."""
+    from fastsel.compat import apricot as A
+    X = rng.standard_normal((300, 9)) + 1e6
+    diff = X[:, None, :] - X[None, :, :]
+    want = np.einsum("ijk,ijk->ij", diff, diff)
+    got = A._distances(X, "euclidean")
+    assert np.array_equal(got, got.T) and np.all(np.diag(got) == 0)
+    assert np.abs(got - want).max() <= 1e-12 * want.max()
+    Z = rng.integers(-1000, 1000, size=(200, 13)).astype(np.float64)
+    dz = Z[:, None, :] - Z[None, :, :]
+    assert np.array_equal(A._distances(Z, "euclidean"), np.einsum("ijk,ijk->ij", dz, dz))
+
+
+@pytest.mark.parametrize("metric", ["manhattan"])
 def test_tiled_distances_equal_the_one_block_formula_bitwise(rng, monkeypatch, metric):
     """The distances come tile by tile, each off-diagonal tile mirrored: every value must be the one
     a single (N, N, d) block of coordinate differences gives (tiles of 9 rows, N not a multiple)."""
