@@ -119,8 +119,11 @@ def test_loop_end_to_end_replace_three_arms(tiny_data, tmp_path):
     assert np.load(os.path.join(d1, "samples.npy")).shape == (32, 8, 8, 1)
     assert np.load(os.path.join(run, "replace-none", "iter_001", "samples.npy")).shape == (16, 8, 8, 1)
     assert sorted(np.load(os.path.join(d1, "train_src.npy")).tolist()) == [1] * 16
-    for f in ("gs.png", "fid.png", "entropy.png", "shares.png", "entropy_vs_gs.png", "neighbours.png", "report.md"):
+    for f in ("gs.png", "fid.png", "entropy.png", "entropy_vs_gs.png", "neighbours.png", "report.md"):
         assert os.path.getsize(os.path.join(run, "report", f)) > 0, f
+    # replace trains on the newest generation alone: the source-share panels are constant, left out and said
+    assert not os.path.exists(os.path.join(run, "report", "shares.png"))
+    assert "shares.png: replace-" in open(os.path.join(run, "report", "report.md")).read()
     csv = open(os.path.join(run, "metrics.csv")).read().splitlines()
     head = csv[0].split(",")
     assert head[:2] == ["arm", "iteration"] and len(csv) == 7
