@@ -96,8 +96,7 @@ def _sq_euclidean(X: np.ndarray) -> np.ndarray:
     sq = np.einsum("ij,ij->i", Y, Y)
     D = Y @ Y.T
     D *= -2.0
-    D += sq[:, None]
-    D += sq[None, :]
+    D += np.add.outer(sq, sq)  # sq_i + sq_j: the same sum both ways round, so D stays symmetric
     np.maximum(D, 0.0, out=D)
     np.fill_diagonal(D, 0.0)
     return D  # symmetric: numpy computes Y @ Y.T as one symmetric product (syrk; the tests check it)
