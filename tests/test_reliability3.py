@@ -51,7 +51,7 @@ def test_item1_dev_null_stays_a_character_device(feats, tmp_path):
 
 def test_item1_symlinked_output_is_written_through(feats, tmp_path):
     real = tmp_path / "real.npy"
-    real.write_bytes(b"old")
+    np.save(real, np.arange(3, dtype=np.int64))  # an earlier selection (select replaces nothing else)
     os.symlink(real, tmp_path / "link.npy")
     assert run("select", "--in", feats, "-n", 5, "--out", tmp_path / "link.npy").exit_code == 0
     assert os.path.islink(tmp_path / "link.npy") and np.load(real).shape == (5,)
@@ -94,13 +94,14 @@ def test_item16_file_size_limit_is_named(tmp_path, rng):
     np.save(big, rng.standard_normal((20000, 8)).astype(np.float32))
     for earlier in (True, False):
         out = tmp_path / ("o.npy" if earlier else "new.npy")
-        if earlier:
-            out.write_bytes(b"earlier output")
+        if earlier:  # an earlier selection (select replaces nothing else)
+            np.save(out, np.arange(3, dtype=np.int64))
+            kept = out.read_bytes()
         p = select_under_file_size_limit(big, out)
         assert p.returncode == 1 and p.stderr.strip().count("\n") == 0, p.stderr
         assert "file-size limit" in p.stderr and "requested" not in p.stderr, p.stderr
         if earlier:
-            assert "earlier" in p.stderr and "intact" in p.stderr and out.read_bytes() == b"earlier output"
+            assert "earlier" in p.stderr and "intact" in p.stderr and out.read_bytes() == kept
         else:
             assert "no " in p.stderr and not out.exists()
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
