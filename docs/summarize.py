@@ -4,7 +4,9 @@
     python docs/summarize.py [docs/reproduction/records]
 
 mean ± sd over seeds per (size, arm, iteration); each arm against none at the last iteration (95 %
-Welch interval, Welch's p); Pearson r of entropy / variance vs log GS over distinct points."""
+Welch interval, Welch's p); Pearson r of entropy / variance vs log GS over distinct points, and over one
+point per run (and arm) -- its mean over iterations, or its last iteration -- with a 95 % bootstrap
+interval over runs (fastsel.loop.report.run_correlation)."""
 import json
 import math
 import os
@@ -12,7 +14,7 @@ import sys
 
 import numpy as np
 
-from fastsel.loop.report import arm_tests, correlation, distinct_points
+from fastsel.loop.report import arm_tests, correlation, distinct_points, run_correlation
 
 KEYS = [("copy_fraction", "copies"), ("copy_fraction_holdout", "held-out copies"), ("gs_norm", "GS/held-out"),
         ("gs", "GS"), ("entropy", "entropy (raw)"), ("entropy_fixed", "entropy at m=16"), ("cov_trace", "cov trace"),
@@ -82,6 +84,16 @@ def correlations(runs):
                  ("cov_trace", "gs_norm")):
         r, p, k = correlation(pts, x, y)
         print(f"| {x} | log {y} | " + (f"{r:.3f} | {p:.2g}" if r is not None else "- | -") + f" | {k} |")
+    print("\n| x | y | r, run means [95 % bootstrap CI] | r, last iteration [95 % bootstrap CI] | points | runs |")
+    print("|---|---|---|---|---|---|")
+    for x, y in (("entropy", "gs"), ("entropy_fixed", "gs"), ("entropy_fixed", "gs_norm"), ("cov_trace", "gs"),
+                 ("cov_trace", "gs_norm")):
+        cells = []
+        for how in ("mean", "last"):
+            rc = run_correlation(pts, x, y, how=how)
+            cells.append("-" if rc["r"] is None else f"{rc['r']:.3f}" + (
+                f" [{rc['ci95'][0]:.2f}, {rc['ci95'][1]:.2f}]" if rc["ci95"] else ""))
+        print(f"| {x} | log {y} | {cells[0]} | {cells[1]} | {rc['points']} | {rc['runs']} |")
 
 
 def pools(runs):

@@ -410,7 +410,7 @@ def run_correlation(records, xkey, ykey="gs", log_y=True, how="mean", n_boot=100
                 pts = pts[-1:]
             ys = [math.log(r[ykey]) if log_y else r[ykey] for r in pts]
             units.setdefault(run, []).append((float(np.mean([r[xkey] for r in pts])), float(np.mean(ys))))
-    runs = list(units)
+    runs = sorted(units, key=lambda k: units[k])  # by value: the same resamples whatever order the runs came in
     out = {"r": None, "ci95": None, "points": sum(len(u) for u in units.values()), "runs": len(runs), "boot": 0}
 
     def pearson(pairs):
