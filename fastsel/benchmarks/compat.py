@@ -57,7 +57,7 @@ def _cases(quick: bool):
         from ..compat import vendi as FV
         n, d = (2000, 256) if quick else (20000, 512)
         X = rng.standard_normal((n, d))
-        cmp = (lambda a, b: f"|diff| {abs(a - b):.1e}")
+        cmp = (lambda a, b: f"abs. diff {abs(a - b):.1e}")
         cases.append(("vendi score_dual (cosine, q = 1)", f"{n} x {d}", lambda X=X: V.score_dual(X),
                       lambda X=X: FV.score_dual(X), cmp))
         m = 1000 if quick else 3000
