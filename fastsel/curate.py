@@ -909,6 +909,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         held.enter_context(owned_out(out_dir, src))  # one run per folder, from here to the end
         res = _curate_one(src, n, out_dir, **kw)
         res["peak_rss_mib"] = [_peak_rss_mib()]
+        save_json(os.path.join(out_dir, "curate.json"), res)
         return res
 
 
@@ -1232,6 +1233,8 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                 rss = R.gather(_peak_rss_mib())
                 res = R.gather(res)[0]
                 res["peak_rss_mib"] = rss
+                if main:
+                    save_json(os.path.join(out_dir, "curate.json"), res)
                 return res
             _, rows, bad, einfo = part
             d = max(R.gather(einfo["dim"]))
@@ -1262,8 +1265,9 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                          ranks=R.world)
             rss = R.gather(_peak_rss_mib())
             res = R.gather(res)[0]  # rank 0's summary on every rank
-            if res:
-                res["peak_rss_mib"] = rss
+            res["peak_rss_mib"] = rss
+            if main:
+                save_json(os.path.join(out_dir, "curate.json"), res)
             return res
 
 
