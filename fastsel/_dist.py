@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Optional
 
 
 def launched() -> bool:
@@ -39,27 +40,36 @@ def barrier() -> None:
         dist.barrier()
 
 
-def init(device: str = "cpu") -> tuple:
+def init(device: str = "cpu", timeout_s: Optional[float] = None) -> tuple:
     """Under a launcher, start the default group if none is up: nccl for cuda devices (each process
     on its LOCAL_RANK device; the device string it should use is returned), gloo otherwise.
-    Returns (created, device)."""
+    ``timeout_s``: how long a collective may wait for the slowest rank (torch's default, 30 min, when
+    None). Returns (created, device)."""
     if not launched() or initialized():
         return False, device
+    import datetime
     import torch
     import torch.distributed as dist
+    kw = {} if timeout_s is None else {"timeout": datetime.timedelta(seconds=timeout_s)}
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", **kw)
         return True, f"cuda:{local}"
-    dist.init_process_group("nccl" if device == "auto" and torch.cuda.is_available() else "gloo")
+    dist.init_process_group("nccl" if device == "auto" and torch.cuda.is_available() else "gloo", **kw)
     return True, device
 
 
+def wait_limit(default_s: float) -> float:
+    """Seconds a collective may wait: FASTSEL_DIST_TIMEOUT when set, else ``default_s``."""
+    v = os.environ.get("FASTSEL_DIST_TIMEOUT")
+    return float(v) if v else default_s
+
+
 @contextlib.contextmanager
-def group(device: str = "cpu"):
+def group(device: str = "cpu", timeout_s: Optional[float] = None):
     """init() for the length of a block; a group this started is destroyed after it."""
-    created, dev = init(device)
+    created, dev = init(device, timeout_s)
     try:
         yield dev
     finally:

@@ -2,8 +2,10 @@
 
 Sources (:func:`open_source`): a folder of images (recursive; every format Pillow reads: PNG, JPEG,
 WebP, BMP, GIF, TIFF, PGM/PPM ...; EXIF orientation applied), a uint8 ``.npy`` / ``.npz``, a Hugging
-Face dataset saved with ``save_to_disk``, a parquet file with an image column, or a hub dataset name
+Face dataset saved with ``save_to_disk``, a parquet file with an image column, WebDataset tar shards
+(a brace pattern, one .tar, a folder of .tar files; :mod:`fastsel.wds`), or a hub dataset name
 (``datasets.load_dataset``; online, Hugging Face's conventions: the hub cache, ``HF_HUB_OFFLINE``).
+Under torchrun the ranks embed and select together (:func:`curate`, docs/curating.md).
 Images are brought to one shape: ``image_size`` when given, else the first image's size; grayscale
 when the first image is grayscale, else RGB.
 
@@ -725,6 +727,9 @@ def prepare_out(out_dir: str, src: Source):
     """Check ``out_dir`` is ours (or new or empty), create it and lock it; returns the open lock file
     (the lock lasts until it is closed; None where there is no fcntl) -- :func:`owned_out` closes it."""
     out = os.path.realpath(out_dir)
+    if isinstance(src, WebDatasetSource) and os.path.isdir(src.spec) and _inside(out, os.path.realpath(src.spec)):
+        raise DataError(f"--out {out_dir} is inside the folder of shards {src.spec}: its subset shards would be read as "
+                        "source shards on the next run; choose a folder outside it")
     if isinstance(src, FolderSource) and any(_inside(out, d) for d in [os.path.realpath(src.root), *src.real_dirs]):
         raise DataError(f"--out {out_dir} is inside the source folder {src.spec} (or a folder linked from it): its "
                         "files would be read as images on the next run; choose a folder outside it")
@@ -928,7 +933,9 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
         _, rows, bad, info = embed_source(src, features, out_dir, image_size=image_size, log=log,
                                           batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet,
                                           note_resume=note_resume, collect=False)
-        need, limit = len(rows) * info["dim"] * 4, memory_limit()
+        # the in-memory path holds the features about 3 times at its peak (the shards' list and their
+        # concatenation, the tensor the selector takes): compare 3 copies with the share
+        need, limit = 3 * len(rows) * info["dim"] * 4, memory_limit()
         if need > limit:
             return _curate_mapped(src, n, out_dir, rows, bad, emb_info or info, need, limit, method=method,
                                   seed=seed, start=start, dedup=dedup, shard_rows=shard_rows, features=features,
@@ -957,14 +964,15 @@ def memory_limit() -> int:
     env = os.environ.get("FASTSEL_CURATE_MEMORY")
     if env:
         return int(float(env))
+    per_node = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # ranks sharing this machine's memory
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
+                    return int(line.split()[1]) * 1024 // 2 // per_node
     except OSError:
         pass
-    return 8 << 30
+    return (8 << 30) // per_node
 
 
 def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, seed, start, dedup, shard_rows, features,
@@ -973,17 +981,18 @@ def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, see
     greedy streams it (fastsel.streaming.greedy: the same picks as in memory) and the report reads it
     in chunks. Other selectors and --dedup need the pool in memory: refused, saying what to do."""
     from . import streaming
-    gib = f"{_size(need)} of features > the {_size(limit)} curate holds in memory (FASTSEL_CURATE_MEMORY)"
+    gib = (f"{_size(need)} (the features, about 3 copies at the peak) > the {_size(limit)} curate holds in memory "
+           "(FASTSEL_CURATE_MEMORY)")
     if method != "greedy" or dedup is not None:
         what = "--dedup" if dedup is not None else f"--method {method}"
         raise FastselError(f"{gib}: {what} needs the pool in memory; use --method greedy (streams from disk), run "
                            "under torchrun on more machines, or raise FASTSEL_CURATE_MEMORY (bytes)")
-    log(f"note: {gib}: greedy streams a memory-mapped {os.path.join(out_dir, 'embeddings.npy')}")
     M = len(rows)
-    _write_pool_files(out_dir, src, shard_rows, M, info["dim"], bad, log)
-    mm = np.load(os.path.join(out_dir, "embeddings.npy"), mmap_mode="r")
     if n > M:
         raise FastselError(f"--n {n} is more than the {M} readable rows")
+    log(f"note: {gib}: greedy streams a memory-mapped {os.path.join(out_dir, 'embeddings.npy')}")
+    _write_pool_files(out_dir, src, shard_rows, M, info["dim"], bad, log)
+    mm = np.load(os.path.join(out_dir, "embeddings.npy"), mmap_mode="r")
     pos = None if start is None else _start_position(rows, start, 0)
     if start is not None and pos is None:
         raise FastselError(f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}")
@@ -1186,7 +1195,9 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
     they equal one process's (selected.csv, the subset, the report's figures)."""
     from . import _dist
     from .selectors import get_selector
-    with _dist.group("cpu"):
+    # a rank may wait long for the others (an uneven resume, rank 0 writing embeddings.npy or selecting
+    # alone): collectives wait up to FASTSEL_DIST_TIMEOUT seconds, 12 h by default, not torch's 30 min
+    with _dist.group("cpu", _dist.wait_limit(12 * 3600)):
         R = _Ranks()
         main = R.rank == 0
         say = log if main else (lambda *a, **k: None)
@@ -1207,8 +1218,8 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
             R.step(lambda: held.enter_context(owned_out(out_dir, src)) if main else None)  # rank 0 holds the lock
             sel = get_selector(method)
             sharded = sel.sharded is not None and dedup is None and embeddings is None
-            dev = device
-            if dev is None and torch.cuda.is_available():
+            dev = device  # each rank on its LOCAL_RANK GPU: no --device, or a bare --device cuda
+            if (dev is None and torch.cuda.is_available()) or dev == "cuda":
                 dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
             info = None
             if embeddings is None:

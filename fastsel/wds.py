@@ -38,7 +38,8 @@ def expand_braces(spec: str) -> List[str]:
     if rng:
         a, b = rng.group(1), rng.group(2)
         lo, hi = int(a), int(b)
-        width = len(a) if a.startswith("0") and len(a) > 1 else 0
+        # zero-padded to the wider bound when either bound has a leading zero (braceexpand's rule)
+        width = max(len(a), len(b)) if any(v.startswith("0") and len(v) > 1 for v in (a, b)) else 0
         step = 1 if hi >= lo else -1
         items = [str(v).zfill(width) for v in range(lo, hi + step, step)]
     elif "," in body:
@@ -62,7 +63,8 @@ def is_spec(spec: str) -> bool:
 def shard_paths(spec: str) -> List[str]:
     """The shard files a spec names, in order; a missing one is an error (one line naming it)."""
     if os.path.isdir(spec):
-        paths = sorted(glob.glob(os.path.join(glob.escape(spec), "**", "*.tar"), recursive=True))
+        paths = sorted(p for p in glob.glob(os.path.join(glob.escape(spec), "**", "*"), recursive=True)
+                       if p.lower().endswith(".tar") and os.path.isfile(p))
         if not paths:
             raise DataError(f"{spec}: no .tar shards in the folder")
         return paths
@@ -101,19 +103,26 @@ def _iter_members(path: str) -> Iterator[tarfile.TarInfo]:
 
 
 def index_shards(paths: Sequence[str]) -> List[Sample]:
-    """Every sample of every shard, in shard order then member order; members whose name starts
-    with a dot (``.DS_Store``, ``__MACOSX``-style metadata) are skipped, as webdataset does."""
+    """Every sample of every shard, in shard order then member order, as webdataset groups them:
+    members whose file name starts with a dot (``.DS_Store``) or that lie under ``__MACOSX/``, and
+    names without an extension, are skipped; a sample naming one extension twice is an error (one
+    line), as in webdataset. A sample split across two shards is two samples (webdataset's reading
+    too): the half without an image is listed unreadable."""
     samples: List[Sample] = []
     for si, p in enumerate(paths):
         cur: Optional[Sample] = None
         for ti in _iter_members(p):
             base = ti.name.rpartition("/")[2]
-            if base.startswith(".") or "__MACOSX" in ti.name:
+            if base.startswith(".") or ti.name.startswith("__MACOSX/") or "/__MACOSX/" in ti.name:
                 continue
             key, ext = split_key(ti.name)
+            if not ext:
+                continue
             if cur is None or key != cur.key:
                 cur = Sample(si, key)
                 samples.append(cur)
+            if ext in cur.members:
+                raise DataError(f"{p}: sample {key} holds {key}.{ext} twice (a duplicate file name)")
             cur.members[ext] = (ti.offset_data, ti.size)
     return samples
 
@@ -159,16 +168,19 @@ class ShardReader:
 def write_shards(samples: Sequence[Sample], reader: ShardReader, dest: str, per_shard: int = 10000,
                  prefix: str = "subset") -> List[str]:
     """Write ``samples`` (in the given order, every member they had, bytes unchanged) into
-    ``dest/{prefix}-000000.tar`` ...; a key met twice (two source shards reusing a key) is written as
-    ``<source shard name>/<key>`` the second time, so that no two samples merge. Returns the paths."""
+    ``dest/{prefix}-000000.tar`` ...; a key met again (two source shards reusing a key) is written as
+    ``<shard number>-<shard name>/<key>`` (a counter added if that too was written), so that no two
+    samples merge. Returns the paths."""
     out, seen = [], set()
     for s0 in range(0, len(samples), per_shard):
         path = os.path.join(dest, f"{prefix}-{s0 // per_shard:06d}.tar")
         with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
             for s in samples[s0:s0 + per_shard]:
-                key = s.key
-                if key in seen:
-                    key = os.path.splitext(os.path.basename(reader.paths[s.shard]))[0] + "/" + s.key
+                key, extra = s.key, 0
+                while key in seen:  # the shard's position and name first, then a counter: never a key seen
+                    stem = os.path.splitext(os.path.basename(reader.paths[s.shard]))[0]
+                    key = f"{s.shard:05d}-{stem}/{s.key}" + (f"-{extra}" if extra else "")
+                    extra += 1
                 seen.add(key)
                 for ext, (off, size) in s.members.items():
                     ti = tarfile.TarInfo(f"{key}.{ext}" if ext else key)

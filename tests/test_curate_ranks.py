@@ -83,7 +83,7 @@ def _outputs(out) -> dict:
     return {"selected": sel, "subset": subset, "summary": keep,
             "emb": np.load(os.path.join(out, "embeddings.npy")).tobytes(),
             "rows": np.load(os.path.join(out, "rows.npy")).tolist(),
-            "pngs": sorted(f for f in os.listdir(out) if f.endswith(".png"))}
+            "pngs": {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out)) if f.endswith(".png")}}
 
 
 @pytest.mark.parametrize("kind, args, worlds", [

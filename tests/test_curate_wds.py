@@ -118,3 +118,47 @@ def test_missing_shard_is_one_line(tmp_path, rng):
     (tmp_path / "bad.tar").write_bytes(b"not a tar" * 100)
     with pytest.raises(DataError, match="not a readable tar shard"):
         C.open_source(str(tmp_path / "bad.tar"))
+
+
+def test_webdataset_grouping_rules(tmp_path):
+    """Keys as webdataset forms them: no-extension names and hidden files skipped; a repeated
+    extension in one sample is one error line; braces padded when either bound has a leading zero."""
+    def tar(path, names):
+        with tarfile.open(path, "w") as tf:
+            for nm in names:
+                ti = tarfile.TarInfo(nm)
+                ti.size = 1
+                tf.addfile(ti, io.BytesIO(b"x"))
+    tar(tmp_path / "a.tar", ["README", "k1.txt", ".DS_Store", "__MACOSX/k9.txt", "k2.txt"])
+    assert [s.key for s in wds.index_shards([str(tmp_path / "a.tar")])] == ["k1", "k2"]
+    tar(tmp_path / "b.tar", ["k1.jpg", "k1.jpg"])
+    with pytest.raises(DataError, match="holds k1.jpg twice"):
+        wds.index_shards([str(tmp_path / "b.tar")])
+    assert wds.expand_braces("{1..010}.tar")[:2] == ["001.tar", "002.tar"]
+
+
+def test_a_key_met_three_times_never_merges(tmp_path, rng):
+    """Three samples with key ``a`` in one shard (not consecutive), picked next to each other: three
+    samples in the subset, none merged."""
+    webdataset = pytest.importorskip("webdataset")
+    path = tmp_path / "s.tar"
+    with tarfile.open(path, "w") as tf:
+        for key in ("a", "b", "a", "c", "a"):
+            data = _png((rng.random((4, 4, 3)) * 255).astype(np.uint8))
+            ti = tarfile.TarInfo(f"{key}.png")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    smp = wds.index_shards([str(path)])
+    reader = wds.ShardReader([str(path)])
+    out = tmp_path / "out"
+    out.mkdir()
+    wds.write_shards([smp[0], smp[2], smp[4]], reader, str(out))
+    got = list(webdataset.WebDataset(str(out / "subset-000000.tar"), shardshuffle=False))
+    assert len(got) == 3 and len({g["__key__"] for g in got}) == 3
+
+
+def test_out_inside_the_folder_of_shards_is_refused(tmp_path, rng):
+    _write_shards(tmp_path / "shards", rng, shards=1, per=4)
+    with pytest.raises(DataError, match="inside the folder of shards"):
+        C.curate(str(tmp_path / "shards"), 2, str(tmp_path / "shards" / "picked"), features="pixels", quiet=True,
+                 log=lambda *_: None)

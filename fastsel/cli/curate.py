@@ -46,8 +46,9 @@ from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, check_device, e
 def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, split, image_size, copy, start, seed,
            batch_size, shard_rows, device, as_json, quiet):
     """Pick a diverse N-image subset of SOURCE: a folder of images (recursive), a uint8 .npy/.npz,
-    a Hugging Face dataset folder (save_to_disk), a .parquet with an image column, or a hub dataset
-    name (owner/name, online). Writes OUT/selected.csv, OUT/subset/ (in the source's form),
+    a Hugging Face dataset folder (save_to_disk), a .parquet with an image column, WebDataset tar
+    shards ('shards/{00000..00127}.tar', a .tar, a folder of .tar), or a hub dataset name (owner/name,
+    online). Under torchrun (torchrun ... -m fastsel -- curate ...) the ranks embed and select together. Writes OUT/selected.csv, OUT/subset/ (in the source's form),
     OUT/embeddings.npy (+ rows.npy, embeddings/manifest.json) and OUT/report.md.
 
     \b
