@@ -255,3 +255,25 @@ def test_sweep_embed_refuses_size_and_split_it_would_ignore(imgs, tmp_path):
     assert "--size" in one_line(run("embed", imgs, "--features", "pixels", "--out", out, "--size", 4), 2)
     assert "--split" in one_line(run("embed", imgs, "--features", "pixels", "--out", out, "--split", "test"), 2)
     assert not out.exists()
+
+
+def test_embed_second_writer_of_one_out_is_refused(tmp_path):
+    """Two embeds to one OUT: the second gets one line while the first holds OUT.lock (never a set of
+    files from two runs); the lock file is gone after a run."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from fastsel.cli.main import cli
+    from fastsel.io import folder_lock
+    np.save(tmp_path / "imgs.npy", (np.random.default_rng(0).random((6, 8, 8)) * 255).astype(np.uint8))
+    out = str(tmp_path / "e.npy")
+    held = folder_lock(out + ".lock", "busy {pid}")
+    try:
+        r = CliRunner().invoke(cli, ["embed", str(tmp_path / "imgs.npy"), "--features", "pixels", "--out", out])
+    finally:
+        held.close()
+    assert r.exit_code != 0 and "is being written by another fastsel embed" in r.output
+    assert not os.path.exists(out)
+    r = CliRunner().invoke(cli, ["embed", str(tmp_path / "imgs.npy"), "--features", "pixels", "--out", out])
+    assert r.exit_code == 0, r.output
+    assert os.path.exists(out) and not os.path.exists(out + ".lock")

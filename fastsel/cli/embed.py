@@ -1,6 +1,7 @@
 """``fastsel embed``: features of a dataset, written as .npy for ``fastsel select``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -8,7 +9,7 @@ import time
 import click
 import numpy as np
 
-from ..io import DataError, atomic_path, check_outputs, npy_header, save_json, save_npy
+from ..io import DataError, atomic_path, check_outputs, folder_lock, npy_header, save_json, save_npy
 from .. import features
 from ._common import (DEVICE, SEED, SEED_HELP, ImageSide, RegistryChoice, color_channels, emit_json, handle_errors,
                       one_line)
@@ -77,7 +78,6 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
       fastsel select --in mnist.npy --n 4096
     """
     from .. import data as D
-    from .. import features as Fe
     given = click.get_current_context().get_parameter_source
     if given("split") == click.core.ParameterSource.COMMANDLINE and D.source(data) is None and os.path.exists(data):
         raise click.UsageError(f"--split chooses a named dataset's split (cifar10, mnist ...); {one_line(data)} is a "
@@ -87,7 +87,22 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
                                "(resize them before saving it)")
     stem = out[:-4] if out.endswith(".npy") else out
     check_outputs([out, stem + ".labels.npy", out + ".json"], [data])
-    check_ours(out, stem + ".labels.npy", out + ".json")
+    # one embed at a time writes OUT's set (OUT, its labels, OUT.json): a second gets one line, never a mix
+    lock = folder_lock(out + ".lock", f"--out {one_line(out)} is being written by another fastsel embed (PID {{pid}}); "
+                       "wait for it or choose another --out")
+    try:
+        _embed_locked(data, feat, out, stem, n, split, seed, batch_size, device, size, download, as_json, quiet)
+    finally:
+        if lock is not None:
+            lock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(out + ".lock")
+
+
+def _embed_locked(data, feat, out, stem, n, split, seed, batch_size, device, size, download, as_json, quiet):
+    from .. import data as D
+    from .. import features as Fe
+    check_ours(out, stem + ".labels.npy", out + ".json")  # under the lock: what the last writer left
     ds = D.load(data, split=split, n=n, seed=seed, download=download, size=size)
     images = color_channels(ds.images, data, quiet or as_json)
     ext = Fe.get(feat, device)
