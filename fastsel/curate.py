@@ -565,7 +565,8 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
     N = len(src)
     shards = list(range(0, N, shard_rows))
     if part is not None:
-        a, b = _block(len(shards), *part)
+        from .distributed import shard_rows as share  # the ranks' contiguous split, as for pool rows
+        a, b = share(len(shards), *part)
         shards = shards[a:b]
     die = _test_death(part)
     done = sum(os.path.exists(os.path.join(sdir, f"shard_{s // shard_rows:06d}.npz")) for s in shards)
@@ -647,13 +648,6 @@ def _read_shard(path: str, features: bool = True) -> dict:
         # then suspects a pickle), a member missing
         raise DataError(f"{path} is unreadable ({type(e).__name__}: {_first_line(e)[:80]}): delete it and rerun to "
                         "embed its rows again") from None
-
-
-def _block(count: int, rank: int, world: int) -> tuple:
-    """[a, b): rank's contiguous share of ``count`` items (sizes differ by at most one)."""
-    base, extra = divmod(count, world)
-    a = rank * base + min(rank, extra)
-    return a, a + base + (1 if rank < extra else 0)
 
 
 def _test_death(part) -> Optional[int]:
@@ -1005,32 +999,6 @@ def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, see
                    t_all=t_all, ranks=ranks)
 
 
-class _MappedPool:
-    """The pool as a memory-mapped (M, d) float32 array: rows are read when asked for, distances to
-    the subset a chunk at a time."""
-    main = True
-    CHUNK = 65536
-
-    def __init__(self, mm: np.ndarray, rows: np.ndarray):
-        self.mm, self.rows, self.M = mm, rows, len(mm)
-
-    def take(self, gi) -> torch.Tensor:
-        gi = np.asarray(gi, dtype=np.int64).reshape(-1)
-        return torch.from_numpy(np.array(self.mm[gi]))
-
-    def source_index(self, gi) -> np.ndarray:
-        return self.rows[np.asarray(gi, dtype=np.int64)]
-
-    def coverage(self, sub: torch.Tensor) -> tuple:
-        from . import ops
-        d = torch.cat([ops.nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
-                       .to(torch.float64) for a in range(0, self.M, self.CHUNK)])
-        return {"max": float(d.max()), "mean": float(d.mean())}, d
-
-    def nearest_rejected(self, idx, d: torch.Tensor, k: int) -> tuple:
-        return _LocalPool.nearest_rejected(self, idx, d, k)
-
-
 def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, features, embeddings, dim, unreadable,
             dedup, dedup_info, emb_info, t_sel, copy, grid, log, t_all, ranks) -> dict:
     """selected.csv, the subset, the report: the same for one process and for sharded ranks (every
@@ -1088,8 +1056,7 @@ class _LocalPool:
         return self.rows[np.asarray(gi, dtype=np.int64)]
 
     def coverage(self, sub: torch.Tensor) -> tuple:
-        c, d = coverage_of(self.x, sub)
-        return c, d
+        return coverage_of(self.x, sub)
 
     def nearest_rejected(self, idx, d: torch.Tensor, k: int) -> tuple:
         chosen = torch.zeros(self.M, dtype=torch.bool)
@@ -1097,6 +1064,25 @@ class _LocalPool:
         rest = torch.nonzero(~chosen)[:, 0]
         order = rest[torch.argsort(d[rest], stable=True)][:k]
         return order, d[order]
+
+
+class _MappedPool(_LocalPool):
+    """The pool as a memory-mapped (M, d) float32 array: rows are read when asked for, distances to
+    the subset a chunk at a time."""
+    CHUNK = 65536
+
+    def __init__(self, mm: np.ndarray, rows: np.ndarray):
+        self.mm, self.rows, self.M = mm, rows, len(mm)
+
+    def take(self, gi) -> torch.Tensor:
+        gi = np.asarray(gi, dtype=np.int64).reshape(-1)
+        return torch.from_numpy(np.array(self.mm[gi]))
+
+    def coverage(self, sub: torch.Tensor) -> tuple:
+        from . import ops
+        d = torch.cat([ops.nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
+                       .to(torch.float64) for a in range(0, self.M, self.CHUNK)])
+        return {"max": float(d.max()), "mean": float(d.mean())}, d
 
 
 class _Ranks:
