@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The runs of docs/analysis.md: accumulate, n = 16, arms none / greedy / threshold, iterations 0-5,
-# seeds 1001-1016, one after another on one core at the lowest priority. Resumable: rerun it and every
+# The runs of docs/analysis.md: n = 16, arms none / greedy / threshold, iterations 0-5, seeds 1001-1016,
+# one after another on one core at the lowest priority. PARADIGM=accumulate (the primary family, the
+# default) or PARADIGM=replace (the second family: replace with selection, --pool-factor 2). Resumable: rerun it and every
 # finished stage (checkpoint, sample batch, iteration) and every finished seed is kept; a seed whose
 # records are committed (docs/analysis/collect.sh) is skipped on a machine that lost the runs folder.
 # The package code is a snapshot (CODE below) so later edits to the work tree never reach a run.
@@ -10,6 +11,12 @@ REPO=$(pwd)
 RUNS=${RUNS:-/work/analysis-runs}
 CODE=${CODE:-$RUNS/code}
 SEEDS=${SEEDS:-$(seq 1001 1016)}
+PARADIGM=${PARADIGM:-accumulate}
+case "$PARADIGM" in
+    accumulate) EXTRA=(); PROGRESS=progress.txt ;;
+    replace) EXTRA=(--pool-factor 2); PROGRESS=progress-replace.txt ;;
+    *) echo "PARADIGM must be accumulate or replace, got $PARADIGM" >&2; exit 2 ;;
+esac
 mkdir -p "$RUNS"
 if [ ! -d "$CODE/fastsel" ]; then
     mkdir -p "$CODE"
@@ -28,9 +35,9 @@ cd "$RUNS"  # not the work tree: python -m puts the working folder first on the 
 python -c 'import fastsel, sys; assert fastsel.__file__.startswith(sys.argv[1]), fastsel.__file__' "$CODE"
 for s in $SEEDS; do
     # a seed whose records are committed is done, whether or not this machine kept its run folder
-    [ -f "$REPO/docs/analysis/records/accumulate/seed$s/metrics.json" ] && [ ! -d "$RUNS/accumulate/seed$s" ] && continue
-    nice -n 19 python -m fastsel loop mnist --preset cpu --paradigm accumulate --selector none,greedy,threshold \
-        -n 16 --train-steps 1250 --iterations 6 --seeds "$s" --run-dir "$RUNS/accumulate/seed$s" \
-        >> "$RUNS/accumulate-seed$s.log" 2>&1
-    echo "seed $s done $(date -u +%FT%TZ)" >> "$RUNS/progress.txt"
+    [ -f "$REPO/docs/analysis/records/$PARADIGM/seed$s/metrics.json" ] && [ ! -d "$RUNS/$PARADIGM/seed$s" ] && continue
+    nice -n 19 python -m fastsel loop mnist --preset cpu --paradigm "$PARADIGM" --selector none,greedy,threshold \
+        -n 16 --train-steps 1250 --iterations 6 --seeds "$s" --run-dir "$RUNS/$PARADIGM/seed$s" ${EXTRA[@]+"${EXTRA[@]}"} \
+        >> "$RUNS/$PARADIGM-seed$s.log" 2>&1
+    echo "seed $s done $(date -u +%FT%TZ)" >> "$RUNS/$PROGRESS"
 done
