@@ -178,3 +178,26 @@ def test_report_analysis_names_a_run_without_iterations(tmp_path):
     r = CliRunner().invoke(cli, ["report", "--analysis", str(tmp_path / "empty"), *runs[1:]])
     assert r.exit_code == 0, r.output
     assert "Left out" in r.output and "no finished iteration" in r.output
+
+
+def test_the_replace_family_is_analysed_on_its_own_and_never_pooled_with_accumulate(rng):
+    """docs/analysis.md's second family: replace runs (pool factor 2) get their own test; given beside
+    accumulate runs, the other family's runs are left out and named, not pooled."""
+    acc = _runs(A.SEEDS, {"greedy": 0.3}, rng)
+    rep = _runs(A.SEEDS, {}, rng)
+    for r in rep:
+        r["config"].update(paradigm="replace", pool_factor=2)
+        r["label"] = "r" + r["label"]
+    res = A.analyse(rep)
+    assert res["family"] == "replace" and not res["excluded"] and not res["interim"]
+    assert "replace" in A.markdown(res) and "raises" not in A.markdown(res)  # the null: no claim
+    mixed = A.analyse(rep + acc)  # the first run's family; accumulate's runs left out and named
+    assert mixed["family"] == "replace" and len(mixed["excluded"]) == len(acc)
+    assert all("paradigm 'accumulate'" in e["why"] for e in mixed["excluded"])
+    acc_only = A.analyse(acc + rep, family="accumulate")
+    g = next(p for p in acc_only["primary"] if p["arm"] == "greedy")
+    assert acc_only["family"] == "accumulate" and g["n"] == len(A.SEEDS) and g["p_holm"] < 0.05
+    rep[0]["config"]["pool_factor"] = 3  # another design inside the family
+    assert any("pool_factor 3" in e["why"] for e in A.analyse(rep)["excluded"])
+    with pytest.raises(Exception, match="family must be one of"):
+        A.analyse(rep, family="mix")

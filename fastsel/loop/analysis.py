@@ -25,6 +25,9 @@ ALPHA = 0.05
 BOOT = 10_000
 ARMS = ("greedy", "threshold")  # the family the Holm correction is over
 DESIGN = {"preset": "cpu", "paradigm": "accumulate", "n": 16, "train_steps": 1250, "features": "lenet"}
+# The two declared families, each with its own Holm correction: accumulate (the primary one) and then
+# replace with selection (docs/analysis.md, "Then: the replace paradigm": same seeds, arms and test).
+DESIGNS = {"accumulate": DESIGN, "replace": {**DESIGN, "paradigm": "replace", "pool_factor": 2}}
 SECONDARY = ("entropy_samples", "copy_abs", "fid", "gs_norm", "copy_fraction", "share_real")
 MANIPULATION = "entropy_fixed"
 CONTROLS = {"novelty_real_holdout": (0.9, 1.1), "copy_abs_holdout": (0.0, 0.05)}
@@ -35,9 +38,9 @@ def _value(rec: dict, key: str):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
 
 
-def _design_problem(cfg: dict, iteration: int) -> Optional[str]:
+def _design_problem(cfg: dict, iteration: int, design: dict = DESIGN) -> Optional[str]:
     """Why a run is not one of the declared design's (None: it is)."""
-    for k, v in DESIGN.items():
+    for k, v in design.items():
         if cfg.get(k) != v:
             return f"{k} {cfg.get(k)!r}, the design's {v!r}"
     if cfg.get("iterations", 0) <= iteration:
@@ -144,15 +147,29 @@ def correlation(by_seed: dict, arms: list, it: int) -> Optional[dict]:
             "boot95": [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))] if rs else None}
 
 
-def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS, check_design: bool = True) -> dict:
-    """The declared analysis over loop runs (one run per seed, arms none + selectors). Runs of other
-    seeds than the declared ones, or of another design, are left out and named (``excluded``); arms
-    outside the declared family are not tested."""
+def family_of(runs) -> str:
+    """The declared family the runs are analysed as: the paradigm of the first run that has a declared
+    one (accumulate when none has); runs of the other family are left out and named, never pooled."""
+    for run in runs:
+        if run["config"].get("paradigm") in DESIGNS:
+            return run["config"]["paradigm"]
+    return "accumulate"
+
+
+def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS, check_design: bool = True,
+            family: Optional[str] = None) -> dict:
+    """The declared analysis over loop runs (one run per seed, arms none + selectors) of one family
+    (``DESIGNS``: accumulate or replace; None: :func:`family_of` the runs). Runs of other seeds than the
+    declared ones, or of another design or family, are left out and named (``excluded``); arms outside
+    the declared family are not tested."""
+    family = family_of(runs) if family is None else family
+    if family not in DESIGNS:
+        raise DataError(f"family must be one of {', '.join(DESIGNS)}, got {family!r}")
     excluded = []
     keep = []
     for run in runs:
         seed = run["config"].get("seed")
-        why = (None if not check_design else _design_problem(run["config"], iteration))
+        why = (None if not check_design else _design_problem(run["config"], iteration, DESIGNS[family]))
         if seed not in declared_seeds:
             why = f"seed {seed} is not a declared seed"
         if why:
@@ -192,7 +209,8 @@ def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS, check_design
         m = float(np.mean(vals)) if vals else None
         controls[key] = {"mean": m, "records": len(vals), "bounds": [lo, hi],
                          "ok": m is not None and lo <= m <= hi}
-    return {"iteration": iteration, "declared_iteration": iteration == ITERATION, "excluded": excluded,
+    return {"family": family, "iteration": iteration, "declared_iteration": iteration == ITERATION,
+            "excluded": excluded,
             "arms": arms, "seeds_complete": complete, "declared_seeds": list(declared_seeds),
             "interim": interim, "primary": prim, "secondary": sec, "controls": controls,
             "correlation": correlation(by_seed, arms + ["none"], iteration),
@@ -245,6 +263,9 @@ def markdown(res: dict) -> str:
         head += f" **Iteration {it} is not the declared one ({ITERATION}): exploratory, not the declared analysis.**"
     if res.get("excluded"):
         head += " Left out: " + "; ".join(f"{e['run']} ({e['why']})" for e in res["excluded"]) + "."
+    fam = res.get("family", "accumulate")
+    head = (f"Family: **{fam}** ({'the primary family' if fam == 'accumulate' else 'the second family'}, "
+            f"its own Holm correction). " + head)
     lines = ["# Declared analysis (docs/analysis.md)", "", head, "",
              f"## Primary: {PRIMARY} at iteration {it}, arm − none, paired t over seeds (two-sided), Holm over "
              f"{len(res['arms'])} arms", "",
