@@ -20,6 +20,7 @@ import sys
 import warnings
 
 from ...io import DataError, UsageProblem, save_text
+from ..columns import CORRELATIONS
 from .figures import CI_NOTE, _draw, space
 from .load import _apart, _conditions, _series, load_runs
 from .markdown import (_arm_test_lines, _correlation_lines, _head_lines, _metric_lines, _pool_lines, _settings,
@@ -69,7 +70,7 @@ def _check_out_ours(out: str, run_dirs, runs) -> None:
 def _earlier_report(names) -> bool:
     """A report's folder written before REPORT_MARK: report.md with the figures every report draws, and
     only files a report writes."""
-    return {"report.md", "entropy_vs_gs.png", "variance_vs_gs.png"} <= set(names) and all(
+    return {"report.md", *(f"{stem}.png" for stem in CORRELATIONS)} <= set(names) and all(
         n in ("report.md", "arm_tests.json") or n.endswith(".png") for n in names)
 
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from ...io import atomic_path
-from ..columns import figures
+from ..columns import CORRELATIONS, column, figures
 from ..rundir import gather_rows, iter_path, load_array
 from .load import _selector
 from .stats import _band, _t_half, _value, correlation, distinct_points, run_correlation
@@ -427,17 +427,11 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
                     (r["iteration"] == 0 or r["arm"].endswith("-none"))]
     pool = none_replace if len(none_replace) > 2 else pts
     which = "replace paradigm, no selection" if pool is none_replace else "all runs and arms"
-    s2b = _scatter(pool, [("entropy", f"KL entropy, raw ({fs})", "gs", f"log GS ({fs})"),
-                          ("entropy_fixed", f"KL entropy at m rows ({fs})", "gs", f"log GS ({fs})"),
-                          ("entropy_fixed", f"KL entropy at m rows ({fs})", "gs_norm", "log GS / held-out GS")],
-                   os.path.join(out, "entropy_vs_gs.png"),
-                   f"Fig. 2b: training-set entropy vs log GS ({fs}; {which}; one point per run, arm and iteration)")
-    add(True, "entropy_vs_gs.png", "2b", f"entropy vs log GS over {which}")
-    s2c = _scatter(pool, [("cov_trace", f"covariance trace ({fs})", "gs", f"log GS ({fs})"),
-                          ("cov_trace", f"covariance trace ({fs})", "gs_norm", "log GS / held-out GS")],
-                   os.path.join(out, "variance_vs_gs.png"),
-                   f"Fig. 2c: training-set variance (covariance trace) vs log GS ({fs}; {which})")
-    add(True, "variance_vs_gs.png", "2c", f"variance vs log GS over {which}")
+    corr = []
+    for stem, (paper, title, what, panels) in CORRELATIONS.items():  # Figs. 2b, 2c
+        corr += _scatter(pool, [(p.x, column(p.x).axis.format(fs=fs), p.y, p.y_axis.format(fs=fs)) for p in panels],
+                         os.path.join(out, f"{stem}.png"), title.format(fs=fs, which=which))
+        add(True, f"{stem}.png", paper, what.format(which=which))
     add(_shares(conds, os.path.join(out, "shares.png"), settings, dropped), "shares.png", "11",
         "share of real and of each generation in each training set (accumulate: with the 1/(t+1) line)")
     name0, (run0, rs0) = next(iter(series.items()))
@@ -449,4 +443,4 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
     add(_neighbours(series, os.path.join(out, "neighbours.png"), iteration), "neighbours.png", "1-left, 12",
         "generated images above their nearest training images (pixels), iteration "
         + ("newest" if iteration is None else str(iteration)) + "; d1/d2 < 1/3 marks a copy")
-    return figs, list(s2b) + list(s2c), which, dropped
+    return figs, corr, which, dropped

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from ...io import save_text
-from ..columns import shown
+from ..columns import CORRELATIONS, shown
 from .figures import CI_NOTE
 from .stats import arm_tests
 
@@ -55,8 +55,8 @@ def _head_lines(runs, settings, fs, ffs, figs, notes=(), dropped=()) -> list:
     return lines + (["", "Left out of the figures: " + "; ".join(dropped) + "."] if dropped else [])
 
 
-CORR_PAIRS = [("raw KL entropy", "log GS"), ("KL entropy at m", "log GS"), ("KL entropy at m", "log GS/held-out"),
-              ("covariance trace", "log GS"), ("covariance trace", "log GS/held-out")]
+# the correlation table's rows: (x, y) as named there, one per panel of CORRELATIONS
+CORR_PAIRS = [(p.x_name, p.y_name) for _, _, _, panels in CORRELATIONS.values() for p in panels]
 
 
 def _correlation_lines(corr, which) -> list:
