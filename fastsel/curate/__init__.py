@@ -4,7 +4,9 @@ Sources (:func:`open_source`): a folder of images (recursive; every format Pillo
 WebP, BMP, GIF, TIFF, PGM/PPM ...; EXIF orientation applied), a uint8 ``.npy`` / ``.npz``, a Hugging
 Face dataset saved with ``save_to_disk``, a parquet file with an image column, WebDataset tar shards
 (a brace pattern, one .tar, a folder of .tar files; :mod:`fastsel.wds`), or a hub dataset name
-(``datasets.load_dataset``; online, Hugging Face's conventions: the hub cache, ``HF_HUB_OFFLINE``).
+(``datasets.load_dataset``; online, Hugging Face's conventions: the hub cache, ``HF_HUB_OFFLINE``),
+or a dataset registered with :mod:`fastsel.data` (by name, or a file kind of its own; what ``fastsel
+loop`` reads).
 Under torchrun the ranks embed and select together (:func:`curate`, docs/curating.md).
 Images are brought to one shape: ``image_size`` when given, else the first image's size; grayscale
 when the first image is grayscale, else RGB.
@@ -53,7 +55,7 @@ from .embed import GRAY_MODES, MAX_SIDE, embed_source, target_shape  # noqa: E40
 from .output import LOCK, OUT_MARK, OUTPUTS, SUBSET_MARK, prepare_out  # noqa: E402,F401
 from .pool import coverage, coverage_of, memory_limit, ops_nn_first, pick_distances  # noqa: E402,F401
 from .report import _g  # noqa: E402,F401 -- the CLI's summary line formats with it
-from .sources import (ArraySource, FolderSource, HFSource, ParquetSource, Source,  # noqa: E402,F401
+from .sources import (ArraySource, DatasetSource, FolderSource, HFSource, ParquetSource, Source,  # noqa: E402,F401
                       WebDatasetSource)
 
 
@@ -67,7 +69,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
 
     Args:
         source: a folder of images, a uint8 .npy/.npz, a Hugging Face dataset folder, a .parquet with an
-            image column, or a hub dataset name (online).
+            image column, WebDataset shards, a hub dataset name (online), or a dataset registered with
+            :mod:`fastsel.data`.
         n: the subset's size.
         out_dir: the output folder (created; a rerun resumes the embedding in it; never the source; one
             run at a time).

@@ -125,7 +125,8 @@ def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, featur
     return res
 
 
-_KIND_WORDS = {"folder": "a folder of images", "array": "an array of images", "webdataset": "WebDataset tar shards"}
+_KIND_WORDS = {"folder": "a folder of images", "array": "an array of images", "webdataset": "WebDataset tar shards",
+               "dataset": "a dataset registered with fastsel.data"}
 
 
 def _check_applies(src: Source, n: int, start: Optional[int], column: Optional[str], copy: bool) -> None:

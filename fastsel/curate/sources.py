@@ -260,6 +260,28 @@ class HFSource(Source):
         return f"a datasets.Dataset of {len(rows)} rows in pick order under {dest} (datasets.load_from_disk)"
 
 
+class DatasetSource(ArraySource):
+    """A dataset registered with :mod:`fastsel.data` (``register_dataset``: cifar10, mnist ..., or one of the
+    user's own), by name or by a path kind of its own, read with :func:`fastsel.data.load` as ``fastsel
+    loop`` reads it (nothing is downloaded: a dataset not cached is refused with the registry's own line).
+    The subset is ``images.npy`` (N, H, W, C) and ``labels.npy``, in pick order."""
+    kind = "dataset"
+
+    def __init__(self, spec: str, split: str = "train"):
+        Source.__init__(self, spec)
+        from .. import data
+        ds = data.load(spec, split=split)
+        self.images, self.labels = ds.images, ds.labels
+        self.raw_shape = tuple(self.images.shape)  # written as read: (N, H, W, C)
+        self.ids = [str(i) for i in range(len(self.images))]
+
+    def fingerprint(self):
+        h = hashlib.sha256(f"{self.images.shape}\0{self.images.dtype}\0".encode())
+        for a in (self.images, self.labels):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+
 def _hf_image_column(meta) -> Optional[str]:
     """The Image column a parquet file written by datasets names in its metadata (None: none, or unreadable)."""
     try:
@@ -411,7 +433,11 @@ def _tar_folder(path: str) -> bool:
 
 
 def open_source(spec: str, column: Optional[str] = None, split: str = "train") -> Source:
-    from .. import wds
+    """The source ``spec`` names. An existing path is read by its form, in this order: WebDataset shards (a
+    brace pattern or .tar), a folder (a datasets folder, a folder of .tar shards, else images), a .npy/.npz,
+    a .parquet, a file of a kind registered with :mod:`fastsel.data`. Else a dataset registered there by name
+    (:func:`fastsel.data.find`, as ``fastsel loop`` resolves it), else owner/name on the Hugging Face hub."""
+    from .. import data, wds
     if wds.is_spec(spec):
         return WebDatasetSource(spec)
     if os.path.isdir(spec):
@@ -424,8 +450,13 @@ def open_source(spec: str, column: Optional[str] = None, split: str = "train") -
             return ArraySource(spec)
         if low.endswith(".parquet"):
             return ParquetSource(spec, column)
+        reg = data.find(spec)
+        if reg is not None and reg.matches is not None:  # a file kind registered with fastsel.data
+            return DatasetSource(spec, split)
         raise DataError(f"{spec}: not a source fastsel curate reads (a folder of images, .npy/.npz, .parquet, "
                         "WebDataset .tar shards, a datasets folder, or a hub dataset name)")
+    if data.find(spec) is not None:  # a dataset registered with fastsel.data (a local path above comes first)
+        return DatasetSource(spec, split)
     if _hub_name(spec):
         return HFSource(spec, column, split)  # owner/name on the hub
     raise DataError(f"{spec}: no such file or folder")
