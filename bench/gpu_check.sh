@@ -7,7 +7,7 @@
 # report on the GPU -- measured once on 2026-12-04, so the pipeline's time limit cuts it first);
 # the op tests parametrised over devices (their cpu and cuda cases); the kernel benchmark.
 # First of all: the tests of the kernels that are off by default (tests/test_sets_cuda.py) and, if they
-# pass, their benchmark (bench/gpu_sets.py -> sets.md / sets.json).
+# pass, their benchmark (fastsel/benchmarks/gpu_sets.py -> sets.md / sets.json).
 # Results go to $OUT (default bench/results/gpu): pipeline.md / pipeline.json,
 # gpu_bench.md / gpu_bench.json, logs.tgz (env, build, tests, CLI logs), report.tgz.
 # Wheels the image lacks (diffusers and its two small needs, torch-quickfps-cu130) are
@@ -62,7 +62,7 @@ src=$?
 tail -5 "$OUT/sets_tests.log"
 echo "sets kernel tests: exit $src"
 if [ "$src" -eq 0 ]; then
-  FASTSEL_CUDA_NEW_KERNELS=1 timeout "${SETS_BENCH_TIMEOUT:-120}" "$PY" bench/gpu_sets.py "$OUT" >> "$OUT/sets_tests.log" 2>&1
+  FASTSEL_CUDA_NEW_KERNELS=1 timeout "${SETS_BENCH_TIMEOUT:-120}" "$PY" -m fastsel.benchmarks.gpu_sets "$OUT" >> "$OUT/sets_tests.log" 2>&1
   echo "sets kernel bench: exit $?"; cat "$OUT/sets.md" 2>/dev/null
 fi
 prc=0

@@ -59,7 +59,8 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
     total = sum(n)
     dev = rows.device.type
     # CUDA: one block per set pays where the sets are many or their rows short (point clouds); a few wide
-    # sets keep greedy's grid-wide kernel set after set (provisional until bench/gpu_sets.py has measured both)
+    # sets keep greedy's grid-wide kernel set after set (provisional until fastsel/benchmarks/gpu_sets.py has
+    # measured both)
     one_launch = dev == "cuda" and _backend.cuda_kernel_enabled("greedy_sets") and (rows.shape[1] <= 32 or len(n) >= 32)
     use_kernel = (backend != "torch" and (dev == "cpu" or one_launch) and _backend.has_kernel("greedy_sets", dev))
     if backend == "cpp" and not use_kernel:

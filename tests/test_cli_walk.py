@@ -44,7 +44,7 @@ WORK = [
     ("fastsel.cli.select", "run_select"), ("fastsel.cli.select", "_select_sharded"),
     ("fastsel.features", "get"), ("fastsel.fid", "load_stats"),
     ("fastsel.metrics", "summary"), ("fastsel.metrics", "kl_entropy_fixed"),
-    ("fastsel.curate", "embed_source"),
+    ("fastsel.curate.run", "embed_source"),  # looked up there (one process: the walk runs no torchrun)
     ("fastsel.cli.demo", "make_pool"),
     ("fastsel.loop.train", "train"), ("fastsel.loop.sample", "sample"), ("fastsel.loop.train", "describe"),
     ("fastsel.cli.loop", "_sweep"), ("fastsel.cli.loop", "_resume_sweep"),

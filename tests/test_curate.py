@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from fastsel import curate as C
+from fastsel.curate.embed import _to_array
 from fastsel.cli.main import cli
 from fastsel.errors import DataError, FastselError
 
@@ -201,7 +202,7 @@ def test_sixteen_bit_and_large_images_and_start_as_a_source_index(tmp_path, rng)
         Image.fromarray(a).save(root / f"{i}.png")  # 16-bit grayscale PNGs
     src = C.open_source(str(root))
     assert C.target_shape(src, None) == (8, 8, 1)
-    got = C._to_array(src.load(0), (8, 8, 1))[..., 0]
+    got = _to_array(src.load(0), (8, 8, 1))[..., 0]
     assert np.abs(got.astype(int) - np.round(a16[0] / 257.0).astype(int)).max() <= 1  # scaled, not clipped at 255
     big = tmp_path / "big"
     big.mkdir()

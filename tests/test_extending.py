@@ -127,6 +127,7 @@ def test_a_registered_dataset_carries_every_fact_the_loop_reads():
 def test_a_column_declares_its_figure_and_how_it_is_read(monkeypatch):
     from fastsel.loop import columns as C
     from fastsel.loop import report as R
+    from fastsel.loop.report import stats as S
     toy = C.Column("toy_metric", "toy ({fs})", figure="toy", read=lambda r: 2 * r["raw"], test=True)
     monkeypatch.setattr(C, "COLUMNS", C.COLUMNS + (toy,))
     figs = {stem: (cols, meta) for stem, cols, meta in C.figures()}
@@ -134,7 +135,7 @@ def test_a_column_declares_its_figure_and_how_it_is_read(monkeypatch):
     assert [c.key for c in figs["memorization"][0]] == ["copy_fraction", "gs_norm"]
     assert toy.value({"raw": 3}) == 6 and C.COLUMNS[0].value({"copy_fraction": 0.5}) == 0.5
     share = next(c for c in C.COLUMNS if c.key == "share_real")
-    assert share.value({"shares": [0.25, 0.75]}) == 0.25 and R._value({"shares": [0.25, 0.75]}, "share_real") == 0.25
+    assert share.value({"shares": [0.25, 0.75]}) == 0.25 and S._value({"shares": [0.25, 0.75]}, "share_real") == 0.25
     assert "share_real" in R.STAT_KEYS and "mnnd" not in R.STAT_KEYS
 
 
@@ -142,20 +143,20 @@ def test_arms_with_equal_curves_are_drawn_side_by_side_not_on_top(monkeypatch, t
     """Two selectors that reach the same values (dpp and greedy's entropy did) once hid one another:
     several arms are drawn at small x offsets around each iteration, each with its own marker; one
     arm is drawn at the iterations themselves."""
-    from fastsel.loop import report as R
+    from fastsel.loop.report import figures as F
     figs = []
-    monkeypatch.setattr(R, "_save", lambda fig, path: figs.append(fig))
+    monkeypatch.setattr(F, "_save", lambda fig, path: figs.append(fig))
     recs = [{"iteration": t, "gs": 1.0 + t} for t in range(3)]
 
     def cond(arm):
         return {"arm": arm, "n": 16, "paradigm": "accumulate", "seeds": {0: (None, recs), 1: (None, recs)}}
     conds = {f"accumulate-{a}": cond(a) for a in ("dpp", "greedy", "none")}
-    assert R._curves(conds, [("gs", "GS")], str(tmp_path / "gs.png"), "t", "s")
+    assert F._curves(conds, [("gs", "GS")], str(tmp_path / "gs.png"), "t", "s")
     lines = figs[0].axes[0].get_lines()
     xs = [tuple(ln.get_xdata()) for ln in lines]
     assert len(set(xs)) == 3 and len({ln.get_marker() for ln in lines}) == 3
     assert all(abs(x[t] - t) < 0.2 for x in xs for t in range(3))
     assert [tuple(ln.get_ydata()) for ln in lines] == [(1.0, 2.0, 3.0)] * 3  # values untouched
     figs.clear()
-    assert R._curves({"accumulate-dpp": cond("dpp")}, [("gs", "GS")], str(tmp_path / "one.png"), "t", "s")
+    assert F._curves({"accumulate-dpp": cond("dpp")}, [("gs", "GS")], str(tmp_path / "one.png"), "t", "s")
     assert tuple(figs[0].axes[0].get_lines()[0].get_xdata()) == (0.0, 1.0, 2.0)

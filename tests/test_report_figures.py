@@ -14,6 +14,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("scipy")
 
 from fastsel.loop import report as R  # noqa: E402
+from fastsel.loop.report import figures as F, stats as S  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPRO = os.path.join(ROOT, "docs", "reproduction", "records")
@@ -26,14 +27,14 @@ def _runs(exp, subs):
 @pytest.fixture
 def figs(monkeypatch):
     out = []
-    monkeypatch.setattr(R, "_save", lambda fig, path: out.append(fig))
+    monkeypatch.setattr(F, "_save", lambda fig, path: out.append(fig))
     return out
 
 
 def test_entropy_scatter_colours_the_arms_apart(figs, tmp_path):
     """The accumulate runs have one size (n = 16): colouring by size drew every arm alike."""
     pts = R.distinct_points(_runs("repro-accumulate", ["seed0", "seed1", "seed2"]))
-    R._scatter(pts, [("entropy_fixed", "entropy", "gs", "log GS")], str(tmp_path / "e.png"), "t")
+    F._scatter(pts, [("entropy_fixed", "entropy", "gs", "log GS")], str(tmp_path / "e.png"), "t")
     by_arm = {}
     for coll in figs[0].axes[0].collections:
         offsets = coll.get_offsets()
@@ -74,7 +75,7 @@ def _cond(arm, n, values, paradigm="accumulate"):
 
 def test_band_is_the_t_interval_of_the_mean_not_the_sd():
     rs = {s: (None, [{"iteration": 0, "gs": v}]) for s, v in enumerate([1.0, 2.0, 3.0])}
-    its, mean, half, k = R._band(rs, "gs")
+    its, mean, half, k = S._band(rs, "gs")
     from scipy import stats
     assert its == [0] and k == 3 and mean[0] == 2.0
     assert half[0] == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))  # sd is 1.0
@@ -85,13 +86,13 @@ def test_constant_panels_are_dropped_and_said(figs, tmp_path):
                                                               "gs": [[1.0, 2.0 + i], [1.5, 2.5]]})
              for i, a in enumerate(("none", "greedy"))}
     dropped = []
-    assert R._curves(conds, [("copy_fraction", "copies"), ("gs", "GS")], str(tmp_path / "m.png"), "t", "s", dropped)
+    assert F._curves(conds, [("copy_fraction", "copies"), ("gs", "GS")], str(tmp_path / "m.png"), "t", "s", dropped)
     assert len(figs[0].axes) == 1 and figs[0].axes[0].get_ylabel() == "GS"
     assert dropped == ["m.png: copies: 0 in every run, arm and iteration (panel dropped)"]
     assert "panel dropped" in figs[0].get_suptitle()
     # every panel constant: no figure, and it is said
     dropped.clear()
-    assert not R._curves(conds, [("copy_fraction", "copies")], str(tmp_path / "c.png"), "t", "s", dropped)
+    assert not F._curves(conds, [("copy_fraction", "copies")], str(tmp_path / "c.png"), "t", "s", dropped)
     assert len(dropped) == 1
 
 
@@ -100,7 +101,7 @@ def test_sizes_with_equal_curves_are_drawn_side_by_side(figs, tmp_path):
     zero = {"copy_fraction": [[0.0, 0.0], [0.0, 0.0]]}
     conds = {f"n{n} replace-none": _cond("replace-none", n, zero, "replace") for n in (128, 512)}
     conds["n8 replace-none"] = _cond("replace-none", 8, {"copy_fraction": [[0.7, 0.4], [0.6, 0.3]]}, "replace")
-    assert R._curves(conds, [("copy_fraction", "copies")], str(tmp_path / "m.png"), "t", "s")
+    assert F._curves(conds, [("copy_fraction", "copies")], str(tmp_path / "m.png"), "t", "s")
     xs = {tuple(ln.get_xdata()) for ln in figs[0].axes[0].get_lines() if ln.get_xdata().size}
     assert len(xs) == 3
 
@@ -110,11 +111,11 @@ def test_one_source_share_panels_are_dropped(figs, tmp_path):
     rep = {"shares": [[[1.0], [0.0, 1.0]], [[1.0], [0.0, 1.0]]]}
     acc = {"shares": [[[1.0], [0.5, 0.5]], [[1.0], [0.6, 0.4]]]}
     dropped = []
-    assert not R._shares({"replace-none": _cond("replace-none", 8, rep, "replace")}, str(tmp_path / "s.png"), "s",
+    assert not F._shares({"replace-none": _cond("replace-none", 8, rep, "replace")}, str(tmp_path / "s.png"), "s",
                          dropped)
     assert len(dropped) == 1 and "replace-none" in dropped[0]
     dropped.clear()
-    assert R._shares({"replace-none": _cond("replace-none", 8, rep, "replace"),
+    assert F._shares({"replace-none": _cond("replace-none", 8, rep, "replace"),
                       "accumulate-none": _cond("accumulate-none", 8, acc)}, str(tmp_path / "s.png"), "s", dropped)
     assert len(figs[-1].axes[0].patches) > 0 and "accumulate-none" in figs[-1].axes[0].get_title()
 
@@ -130,7 +131,7 @@ def test_svd_draws_the_real_points_over_the_generated(figs, tmp_path):
         np.save(p / "feats.npy", rng.normal(size=(200, 5)).astype(np.float32))
     run = {"dir": str(d), "label": "", "config": {}}
     rs = [{"arm": "accumulate-none", "iteration": t} for t in range(2)]
-    assert R._svd(run, rs, str(tmp_path / "svd.png"), "pixels")
+    assert F._svd(run, rs, str(tmp_path / "svd.png"), "pixels")
     for ax in figs[0].axes:
         real, gen = (next(c for c in ax.collections if c.get_label().startswith(w)) for w in ("real", "generated"))
         assert real.get_zorder() > gen.get_zorder() and len(real.get_offsets()) == 16

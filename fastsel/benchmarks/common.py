@@ -22,19 +22,27 @@ def sync(device=None) -> None:
         torch.cuda.synchronize(dev)
 
 
-def timed(fn: Callable, reps: int = 3, warmup: int = 1, stat: str = "min", device=None) -> float:
+def timed(fn: Callable, reps: int = 3, warmup: int = 1, stat: str = "min", device=None, result: bool = False):
     """Seconds of ``fn()``: ``warmup`` untimed calls, then ``reps`` timed ones (device work waited
-    for), reduced by ``stat`` ("min": the best, the machine's noise only adds; "median")."""
+    for), reduced by ``stat`` ("min": the best, the machine's noise only adds; "median").
+    ``result=True``: (the last call's result, the seconds). Every benchmark times with this one routine."""
     for _ in range(warmup):
         fn()
-    ts = []
+    ts, out = [], None
     for _ in range(reps):
         sync(device)
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         sync(device)
         ts.append(time.perf_counter() - t0)
-    return min(ts) if stat == "min" else statistics.median(ts)
+    t = min(ts) if stat == "min" else statistics.median(ts)
+    return (out, t) if result else t
+
+
+def timed_result(fn: Callable, reps: int = 1, warmup: int = 0, device=None) -> tuple:
+    """(the last call's result, the best of ``reps`` timed calls, in seconds): :func:`timed` keeping what
+    ``fn`` returned; by default one call, no warm-up."""
+    return timed(fn, reps=reps, warmup=warmup, device=device, result=True)
 
 
 def best_time(fn: Callable, repeats: int = 3) -> float:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fastsel.benchmarks import select as B
-from fastsel.benchmarks.common import commit, cpu_name, first_divergence, try_import
+from fastsel.benchmarks.common import commit, cpu_name, first_divergence, timed_result, try_import
 
 SWEEP = ["gauss"] + [f"{kind}:{k}" for kind in ("equal", "varied") for k in (16, 64, 256, 1024, 4096)] \
     + ["nested:16", "nested:64", "mnist", "mnist-lenet"]
@@ -59,12 +59,6 @@ def sweep_pool(spec, N, d, seed=0):
     return (centres[lab] + spread[lab, None] * g.standard_normal((N, d))).astype(np.float32)
 
 
-def _timed(f):
-    t0 = time.perf_counter()
-    out = f()
-    return time.perf_counter() - t0, out
-
-
 def run_sweep(a):
     qf = try_import("torch_quickfps")
     head = f"{cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__} · commit {commit()}"
@@ -77,12 +71,12 @@ def run_sweep(a):
     torch.ops.fastsel.greedy(torch.randn(4096, a.d), 64, 0, None, "multi")  # warm-up
     for spec in SWEEP:
         x = torch.from_numpy(sweep_pool(spec, a.N, a.d))
-        tu, u = _timed(lambda: torch.ops.fastsel.greedy(x, a.n, 0, None, "multi-noprune"))
-        tp, p = _timed(lambda: torch.ops.fastsel.greedy(x, a.n, 0, None, "multi"))
+        u, tu = timed_result(lambda: torch.ops.fastsel.greedy(x, a.n, 0, None, "multi-noprune"))
+        p, tp = timed_result(lambda: torch.ops.fastsel.greedy(x, a.n, 0, None, "multi"))
         st = torch.ops.fastsel._greedy_stats().tolist()
         tq = qi = None
         if qf is not None:
-            tq, qi = _timed(lambda: qf.sample_idx(x, a.n, start_idx=0))
+            qi, tq = timed_result(lambda: qf.sample_idx(x, a.n, start_idx=0))
         same = torch.equal(u[0], p[0]) and torch.equal(u[2], p[2])  # pruned = unpruned, picks and state
         agree = None if qi is None else first_divergence(qi, p[0])
         r = {"pool": spec, "N": x.shape[0], "d": x.shape[1], "n": a.n, "unpruned_s": tu, "pruned_s": tp,

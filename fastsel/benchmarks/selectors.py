@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import resource
-import time
 
 import numpy as np
 import torch
@@ -34,18 +33,8 @@ from fastsel import clusters as C
 from fastsel import diversity as D
 from fastsel import metrics as M
 from fastsel import reference as R
-from fastsel.benchmarks.common import try_import
+from fastsel.benchmarks.common import timed_result, try_import
 from fastsel.io import save_json, save_text
-
-
-def timed(fn, reps: int = 1):
-    """(result, the best of ``reps`` wall times)."""
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        r = fn()
-        best = min(best, time.perf_counter() - t0)
-    return r, best
 
 
 def rbf(x64: np.ndarray, h: float, block: int = 2048) -> np.ndarray:
@@ -126,11 +115,11 @@ def _facility_rows(x, x64, n, apricot_cls, submodlib_cls) -> list:
     """Facility location against apricot and submodlib on the same RBF kernel (its build time counted
     in theirs)."""
     N, d = x.shape
-    (fi, info), t = timed(lambda: D.facility(x, n))
+    (fi, info), t = timed_result(lambda: D.facility(x, n))
     if apricot_cls is None and submodlib_cls is None:
         return [row("facility", N, d, n, t, None, "apricot not installed", ""),
                 row("facility", N, d, n, t, None, "submodlib not installed", "")]
-    K, tk = timed(lambda: rbf(x64, info["bandwidth"]))  # the anchors' kernel: its build time counts
+    K, tk = timed_result(lambda: rbf(x64, info["bandwidth"]))  # the anchors' kernel: its build time counts
     obj = lambda S: float(K[:, S].max(1).sum())  # noqa: E731
     floor = f"the kernel build alone (in their time) {tk:.2f} s"
     out = []
@@ -139,7 +128,7 @@ def _facility_rows(x, x64, n, apricot_cls, submodlib_cls) -> list:
             sel = apricot_cls(n, metric="precomputed", optimizer="lazy", verbose=False).fit(K)
             return np.asarray(sel.ranking)
         apricot_cls(2, metric="precomputed", optimizer="lazy", verbose=False).fit(K[:50, :50])
-        ai, ta = timed(apr)  # numba compiled above, on a small kernel: not timed
+        ai, ta = timed_result(apr)  # numba compiled above, on a small kernel: not timed
         same = bool(np.array_equal(fi.numpy(), ai))
         rel = abs(obj(fi.numpy()) - obj(ai)) / obj(ai)
         out.append(row("facility", N, d, n, t, ta + tk, "apricot 0.6.1 (precomputed kernel, lazy)",
@@ -152,7 +141,7 @@ def _facility_rows(x, x64, n, apricot_cls, submodlib_cls) -> list:
             got = f.maximize(budget=n, optimizer="LazyGreedy", stopIfZeroGain=False, stopIfNegativeGain=False,
                              verbose=False, show_progress=False)
             return np.asarray([i for i, _ in got])
-        si, ts = timed(sub)
+        si, ts = timed_result(sub)
         rel = abs(obj(fi.numpy()) - obj(si)) / obj(si)
         out.append(row("facility", N, d, n, t, ts + tk, "submodlib (dense kernel, LazyGreedy)",
                        f"same picks: {bool(np.array_equal(fi.numpy(), si))}; objective rel. diff {rel:.1e}",
@@ -165,9 +154,9 @@ def _facility_rows(x, x64, n, apricot_cls, submodlib_cls) -> list:
 def _dpp_row(x, x64, n) -> dict:
     """DPP greedy MAP against Chen et al.'s fast greedy MAP in numpy on the N x N kernel."""
     N, d = x.shape
-    (pi, pinfo), t = timed(lambda: D.dpp(x, n, start=0))  # both start at row 0
-    L, tk = timed(lambda: rbf(x64, pinfo["bandwidth"]))
-    ri, tr = timed(lambda: fast_map_numpy(L, n, start=0))
+    (pi, pinfo), t = timed_result(lambda: D.dpp(x, n, start=0))  # both start at row 0
+    L, tk = timed_result(lambda: rbf(x64, pinfo["bandwidth"]))
+    ri, tr = timed_result(lambda: fast_map_numpy(L, n, start=0))
     return row("dpp", N, d, n, t, tr + tk, "Chen et al. fast greedy MAP, numpy, N x N kernel",
                f"same picks: {list(pi.numpy()) == ri}", f"the kernel build alone (in its time) {tk:.2f} s")
 
@@ -176,7 +165,7 @@ def _semdedup_row(x, n) -> dict:
     """SemDeDup's blockwise scores against the published full-matrix rule on the same clustering."""
     N, d = x.shape
     k = min(C._default_k(N), n)
-    (keep, sinfo), t = timed(lambda: C.semdedup(x, n, k=k, seed=0))
+    (keep, sinfo), t = timed_result(lambda: C.semdedup(x, n, k=k, seed=0))
 
     def literal():
         xn = C._normalise(C._rows(x))
@@ -184,7 +173,7 @@ def _semdedup_row(x, n) -> dict:
         m = R.semdedup_m(xn, a, c)
         t = float(torch.sort(m).values[n - 1])  # the largest kept score: the n smallest scores kept
         return set(torch.nonzero(m <= t)[:, 0].tolist())
-    lit, tl = timed(literal)
+    lit, tl = timed_result(literal)
     same = lit == set(keep.tolist()) if sinfo["n_tie_fill"] == 0 else "tie at the threshold"
     return row("semdedup", N, d, n, t, tl, "the published rule, full per-cluster matrices (same k-means)",
                f"same kept set: {same} (eps {sinfo['eps']:.3g}, k {sinfo['k']})")
@@ -193,7 +182,7 @@ def _semdedup_row(x, n) -> dict:
 def _vendi_rows(x, x64, vendi) -> list:
     """The Vendi score against vendi-score's score_K (n x n) and score_dual (d x d)."""
     N, d = x.shape
-    v, t = timed(lambda: M.vendi_score(x), 3)
+    v, t = timed_result(lambda: M.vendi_score(x), 3)
     if vendi is None:
         return [row("vendi", N, d, None, t, None, "vendi-score not installed", "")]
     out = []
@@ -202,13 +191,13 @@ def _vendi_rows(x, x64, vendi) -> list:
         xn = torch.nn.functional.normalize(torch.from_numpy(x64), dim=1)
         return float(vendi.score_K((xn @ xn.T).numpy()))
     if N <= 5000:
-        vp, tp = timed(pkg, 3 if N <= 2000 else 1)
+        vp, tp = timed_result(pkg, 3 if N <= 2000 else 1)
         out.append(row("vendi", N, d, None, t, tp, "vendi-score score_K (n x n cosine kernel)",
                        f"rel. diff {abs(v - vp) / vp:.1e}"))
     else:
         out.append(row("vendi", N, d, None, t, None, "vendi-score score_K", "",
                        "skipped above 5,000 rows: an n x n eigendecomposition, O(n^3)"))
-    vd, td = timed(lambda: float(vendi.score_dual(x64)), 3)
+    vd, td = timed_result(lambda: float(vendi.score_dual(x64)), 3)
     out.append(row("vendi", N, d, None, t, td, "vendi-score score_dual (d x d)", f"rel. diff {abs(v - vd) / vd:.1e}"))
     return out
 
@@ -245,7 +234,7 @@ def run(args) -> list:
         rows += _facility_rows(x, x64, n, apricot_cls, submodlib_cls)
         rows.append(_dpp_row(x, x64, n))
         rows.append(_semdedup_row(x, n))
-        _, t = timed(lambda: D.herding(x, n))
+        _, t = timed_result(lambda: D.herding(x, n))
         rows.append(row("herding", N, d, n, t, None, "-", "", "no library anchor installs here"))
         rows += _vendi_rows(x, x64, vendi)
         for r in rows[first:]:  # this size's rows

@@ -16,13 +16,13 @@ import datetime
 import json
 import os
 import platform
-import time
 
 import numpy as np
 import torch
 
 import fastsel
 from fastsel import metrics as M
+from fastsel.benchmarks.common import timed_result
 from fastsel.io import save_json, save_text
 
 
@@ -55,24 +55,18 @@ def spread(x: torch.Tensor, idx: torch.Tensor) -> tuple:
     return float(d.min()), float(M.kl_entropy(s))
 
 
-def timed(fn):
-    t0 = time.perf_counter()
-    r = fn()
-    return r, time.perf_counter() - t0
-
-
 def quality(n: int = 1000) -> list:
     rows = []
     for name, x in pools().items():
         start = fastsel.ops.draw_start(len(x), 0)
-        g, t = timed(lambda: fastsel.greedy(x, n, start))
+        g, t = timed_result(lambda: fastsel.greedy(x, n, start))
         rows.append(dict(pool=name, selector="greedy", seconds=t, **dict(zip(("min_dist", "entropy"), spread(x, g.indices)))))
         for a in (0.8, 0.9, 0.95):
-            r, t = timed(lambda: fastsel.threshold_decay(x, n, start, alpha=a))
+            r, t = timed_result(lambda: fastsel.threshold_decay(x, n, start, alpha=a))
             rows.append(dict(pool=name, selector=f"threshold a={a}", seconds=t,
                              **dict(zip(("min_dist", "entropy"), spread(x, r.indices))), **r.info()))
         tau = old_default_tau(x, n)
-        r, t = timed(lambda: fastsel.threshold_decay(x, n, start, tau, 0.9, order="index"))
+        r, t = timed_result(lambda: fastsel.threshold_decay(x, n, start, tau, 0.9, order="index"))
         rows.append(dict(pool=name, selector="threshold, previous default", seconds=t,
                          **dict(zip(("min_dist", "entropy"), spread(x, r.indices))), **r.info()))
         idx = fastsel.select(x, n, "random", seed=0)
@@ -86,8 +80,8 @@ def cost(N=65536, d=384, n=2048, repeats=3) -> dict:
     x = torch.from_numpy(np.random.default_rng(1).standard_normal((N, d)).astype(np.float32))
     tg, tt, info = [], [], None
     for _ in range(repeats):  # alternate, best of each
-        tg.append(timed(lambda: fastsel.greedy(x, n, 0))[1])
-        r, t = timed(lambda: fastsel.threshold_decay(x, n, 0))
+        tg.append(timed_result(lambda: fastsel.greedy(x, n, 0))[1])
+        r, t = timed_result(lambda: fastsel.threshold_decay(x, n, 0))
         tt.append(t)
         info = r.info()
     return dict(N=N, d=d, n=n, greedy_s=min(tg), threshold_s=min(tt), ratio=min(tt) / min(tg), **info)

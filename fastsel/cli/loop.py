@@ -209,11 +209,10 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
 def _summary(records, cfg, label=""):
     from ..loop.report import space
     fs, ffs = space(cfg.features), space(cfg.fid_features)
-    from ..loop.columns import shown
+    from ..loop.columns import COLUMNS, shown
     cols = shown(records, "cli")
-    cls = any(c.key == "class_confidence" for c in cols)
     click.echo(f"{label}GS, entropy, MNND on {fs} features; FID on {ffs} features"
-               + ("; conf = mean LeNet confidence of the samples" if cls else ""))
+               + "".join(f"; {c.cli_note}" for c in cols if c.cli_note))
     click.echo(f"{'arm':24s} {'it':>3s} " + " ".join(f"{c.cli:>{c.width}s}" for c in cols))
 
     def f(v, w, p=4):
@@ -223,7 +222,7 @@ def _summary(records, cfg, label=""):
     last = max((r["iteration"] for r in records), default=0)
     base = next((r for r in records if r["iteration"] == last and r["arm"].endswith("-none")), None)
     if base is not None and last > 0:
-        keys = [("copy_fraction", "copies"), ("gs_norm", "GS/held-out"), ("entropy_fixed", "entropy@m")]
+        keys = [(c.key, c.cli_vs) for c in COLUMNS if c.cli_vs]
         for r in sorted(records, key=lambda r: r["arm"]):
             if r["iteration"] != last or r is base:
                 continue

@@ -4,8 +4,8 @@ A name resolves through the cache folder ``$FASTSEL_DATA`` (default ``~/.cache/f
 files present there are used; absent and online, they are downloaded from the official
 source with checksum verification and a progress bar (``download=True``); absent and offline,
 one clear error says where to put them. One module per source (cifar10, mnist, folder, arrays);
-``SOURCES`` is the registry that ``load``, this table, its error text and ``fastsel loop`` read,
-and ``register_dataset`` adds to it:
+``SOURCES`` is the registry that ``load``, this table, its error text, ``fastsel loop`` and
+``fastsel curate`` read, and ``register_dataset`` adds to it:
 
 {table}
 """
@@ -72,6 +72,16 @@ def source(name: str) -> Optional[Source]:
     """The registered named source for a dataset name (any case), else None (a path, or unknown)."""
     s = SOURCES.get(str(name).lower())
     return s if s is not None and s.matches is None else None
+
+
+def find(name: str) -> Optional[Source]:
+    """The registered source ``name`` resolves to, as :func:`load` resolves it: a named source (any case),
+    else the first path kind whose ``matches`` takes it (registration order); None when none does.
+    ``fastsel curate`` asks the same registry (:func:`fastsel.curate.open_source`)."""
+    src = SOURCES.get(str(name).lower())
+    if src is None or src.matches is not None:
+        src = next((s for s in SOURCES.values() if s.matches is not None and s.matches(name)), None)
+    return src
 
 
 def names() -> tuple:
@@ -152,9 +162,7 @@ def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0
     Raises:
         fastsel.io.DataError: an unknown name, an unreadable path, no images, or n out of range.
     """
-    src = SOURCES.get(name.lower())
-    if src is None or src.matches is not None:
-        src = next((s for s in SOURCES.values() if s.matches is not None and s.matches(name)), None)
+    src = find(name)
     if src is None and os.path.exists(name):  # a path no source takes: say what is wrong with it
         from ..io import check_input_file, kind_checked
         check_input_file(name)
@@ -178,7 +186,7 @@ def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0
     return ds
 
 
-__all__ = ["Dataset", "Source", "nested_rows", "SOURCES", "register_dataset", "names", "load", "cache_dir", "download", "md5",
+__all__ = ["Dataset", "Source", "nested_rows", "SOURCES", "register_dataset", "find", "names", "load", "cache_dir", "download", "md5",
            "read_idx", "read_cifar_binary", "read_cifar_python", "load_cifar10", "load_mnist", "load_mnist_csv",
            "load_folder", "load_array", "IMAGE_EXT", "CIFAR_URLS", "CIFAR_PY_MD5", "MNIST_FILES", "FASHION_FILES",
            "DEBIAN_FASHION"]

@@ -1,6 +1,7 @@
 """The per-iteration metric columns, in one list: the loop's metrics.csv (run.py), the report's
 metrics table, its per-iteration figures and its arm tests (report.py) and the ``fastsel loop``
-summary (cli/loop.py) all read ``COLUMNS``. A new metric is one entry here (plus the line in
+summary and its arm-vs-none line (cli/loop.py) all read ``COLUMNS``; the report's correlation figures
+(Figs. 2b, 2c) and their table read ``CORRELATIONS``. A new metric is one entry here (plus the line in
 ``Loop.measure`` that computes it): it declares where it is shown, how it is read from a record
 and in which figure it is drawn (``FIGURES``; a figure it names that is not there gets a plain one)."""
 from __future__ import annotations
@@ -20,6 +21,8 @@ class Column(NamedTuple):
     figure: Optional[str] = None     # the report figure (file stem) it is drawn in, in COLUMNS order
     axis: Optional[str] = None       # that figure's axis label (default: the report header)
     test: bool = False               # compared arm against none in the report's tests
+    cli_vs: Optional[str] = None     # the CLI's "arm vs none" line at the last iteration: its name there
+    cli_note: Optional[str] = None   # a note the CLI summary's first line adds when the column is shown
 
     def value(self, record: dict):
         return self.read(record) if self.read is not None else record.get(self.key)
@@ -31,10 +34,10 @@ def _real_share(record: dict):
 
 COLUMNS = (
     Column("copy_fraction", "copy fraction (pixels)", cli="copies", width=7, digits=3, figure="memorization",
-           axis="copy fraction (pixels; d1 < d2/3)", test=True),
+           axis="copy fraction (pixels; d1 < d2/3)", test=True, cli_vs="copies"),
     Column("copy_fraction_holdout", "held-out real copy fraction (control)", cli="ho-cp", width=6, digits=2),
     Column("gs_norm", "GS / held-out GS ({fs})", cli="GS/ho", width=7, digits=3, figure="memorization",
-           axis="GS / held-out real GS ({fs})", test=True),
+           axis="GS / held-out real GS ({fs})", test=True, cli_vs="GS/held-out"),
     Column("novelty_real", "novelty vs real: GS to the real images / held-out ({fs})", cli="nov", width=6, digits=3,
            optional=True, figure="novelty", axis="GS to the real images / held-out ({fs})", test=True),
     Column("novelty_real_holdout", "held-out real novelty (control)", cli="ho-nov", width=6, digits=3,
@@ -49,14 +52,14 @@ COLUMNS = (
     Column("entropy", "entropy ({fs})", cli="entropy", width=10, figure="entropy", axis="KL entropy, raw ({fs})",
            test=True),
     Column("entropy_fixed", "entropy at m ({fs})", cli="ent@m", width=9, figure="entropy",
-           axis="KL entropy at m rows ({fs})", test=True),
+           axis="KL entropy at m rows ({fs})", test=True, cli_vs="entropy@m"),
     Column("mnnd", "MNND ({fs})", cli="MNND", width=8, figure="mnnd_cov"),
     Column("cov_trace", "cov trace ({fs})", figure="mnnd_cov", axis="covariance trace ({fs})"),
     Column("vendi", "Vendi score ({fs}, cosine)", figure="vendi"),
     Column("n_train", None),
     Column("share_real", "real share", cli="real", width=6, digits=3, read=_real_share, test=True),
     Column("class_confidence", "LeNet confidence", cli="conf", width=6, digits=3, optional=True, figure="class",
-           axis="mean LeNet confidence"),
+           axis="mean LeNet confidence", cli_note="conf = mean LeNet confidence of the samples"),
     Column("class_entropy", "label entropy", optional=True, figure="class", axis="entropy of labels"),
 )
 
@@ -85,6 +88,39 @@ FIGURES = {
               "mode collapse lowers it)", "(MNIST; not in the paper)",
               "mean max-softmax and predicted-label entropy of the samples"),
 }
+
+
+class Panel(NamedTuple):
+    """One panel of a correlation figure: column ``y`` (drawn as log y) against column ``x``, whose axis label
+    is that column's ``axis``."""
+    x: str        # the x column's key
+    y: str        # the y column's key
+    y_axis: str   # the y axis label ({fs})
+    x_name: str   # how report.md's correlation table names x ...
+    y_name: str   # ... and y
+
+
+# the report's correlation figures: file stem -> (paper figure, title, what it shows ({fs}/{which} filled), panels);
+# report.md's correlation table has one row per panel, in this order
+CORRELATIONS = {
+    "entropy_vs_gs": ("2b", "Fig. 2b: training-set entropy vs log GS ({fs}; {which}; one point per run, arm and "
+                            "iteration)", "entropy vs log GS over {which}",
+                      (Panel("entropy", "gs", "log GS ({fs})", "raw KL entropy", "log GS"),
+                       Panel("entropy_fixed", "gs", "log GS ({fs})", "KL entropy at m", "log GS"),
+                       Panel("entropy_fixed", "gs_norm", "log GS / held-out GS", "KL entropy at m", "log GS/held-out"))),
+    "variance_vs_gs": ("2c", "Fig. 2c: training-set variance (covariance trace) vs log GS ({fs}; {which})",
+                       "variance vs log GS over {which}",
+                       (Panel("cov_trace", "gs", "log GS ({fs})", "covariance trace", "log GS"),
+                        Panel("cov_trace", "gs_norm", "log GS / held-out GS", "covariance trace", "log GS/held-out"))),
+}
+
+
+def column(key: str) -> Column:
+    """The column of a record key."""
+    for c in COLUMNS:
+        if c.key == key:
+            return c
+    raise KeyError(f"no metric column {key!r}")
 
 
 def figures() -> list:

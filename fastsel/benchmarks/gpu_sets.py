@@ -4,7 +4,7 @@ the same call with the kernel off (greedy's CUDA kernel set after set), torch-qu
 (when installed) and fastsel's one-block FPS launched once per set (the torch_cluster / pytorch3d
 scheme, fastsel/_fps_one_block). Writes OUT/sets.md and OUT/sets.json.
 
-    FASTSEL_CUDA_NEW_KERNELS=1 python bench/gpu_sets.py OUT
+    FASTSEL_CUDA_NEW_KERNELS=1 python -m fastsel.benchmarks.gpu_sets OUT
 """
 import os
 import sys
@@ -13,7 +13,7 @@ import time
 import torch
 
 import fastsel
-from fastsel.benchmarks.common import commit, try_import
+from fastsel.benchmarks.common import commit, timed_result, try_import
 
 GRID = [(32, 4096, 3, 1024, "gauss"), (8, 10000, 1024, 2500, "blobs")]
 
@@ -25,18 +25,6 @@ def pool(B, N, d, kind):
     c = torch.randn(B, 8, d, generator=g)
     w = torch.randint(8, (B, N), generator=g)
     return torch.gather(c, 1, w[..., None].expand(B, N, d)) + 0.1 * torch.randn(B, N, d, generator=g)
-
-
-def timed(fn, reps=5):
-    fn()
-    torch.cuda.synchronize()
-    best, out = float("inf"), None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def one_launch(x, k):
@@ -71,9 +59,9 @@ def main(out_dir):
         r = {"shape": f"{B} x {N} x {d}, K = {k} ({kind})"}
         rows.append(r)
         try:
-            t_on, on = timed(lambda: one_launch(x, k))
+            on, t_on = timed_result(lambda: one_launch(x, k), 5, 1, "cuda")
             os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "0"
-            t_off, off = timed(lambda: fastsel.greedy(x, k, 0).indices)
+            off, t_off = timed_result(lambda: fastsel.greedy(x, k, 0).indices, 5, 1, "cuda")
             os.environ["FASTSEL_CUDA_NEW_KERNELS"] = "1"
             r.update({"one launch s": t_on, "set after set s": t_off, "same picks": bool(torch.equal(on, off))})
             ok = ok and r["same picks"]
@@ -82,14 +70,14 @@ def main(out_dir):
         write(out_dir, rows, meta)
         try:  # one read of the set per pick: timed on a few picks, extrapolated linearly to k
             kb = min(k, 128)
-            t_ob, _ = timed(lambda: [torch.ops.fastsel._fps_one_block(x[b], kb, 0) for b in range(B)], 2)
+            _, t_ob = timed_result(lambda: [torch.ops.fastsel._fps_one_block(x[b], kb, 0) for b in range(B)], 2, 1, "cuda")
             r[f"one block per set, B launches s (timed at {kb} picks, x k/{kb})"] = t_ob * k / kb
         except Exception as e:  # noqa: BLE001
             r["one-block error"] = f"{type(e).__name__}: {e}"
         write(out_dir, rows, meta)
         if qf is not None:
             try:
-                t_q, _ = timed(lambda: qf.sample_idx(x, k, start_idx=0), 3)
+                _, t_q = timed_result(lambda: qf.sample_idx(x, k, start_idx=0), 3, 1, "cuda")
                 r["torch-quickfps s"] = t_q
             except Exception as e:  # noqa: BLE001
                 r["torch-quickfps error"] = f"{type(e).__name__}: {e}"

@@ -2,7 +2,7 @@
 in float16 and float32 (multi-pick, exact), its first 2,048 picks checked against the single-pick
 mode; the KL entropy of a 1,048,576 x 384 pool (its exact 1-NN over itself) timed.
 
-    python bench/gpu_million.py OUT_DIR
+    python -m fastsel.benchmarks.gpu_million OUT_DIR
 """
 import json
 import sys
@@ -12,14 +12,7 @@ import torch
 
 import fastsel
 from fastsel import metrics as M
-
-
-def timed(fn):
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    r = fn()
-    torch.cuda.synchronize()
-    return r, time.perf_counter() - t
+from fastsel.benchmarks.common import timed_result
 
 
 def main(out):
@@ -29,8 +22,8 @@ def main(out):
     for dt in (torch.float16, torch.float32):
         x = torch.randn((N, d), generator=g, device="cuda", dtype=torch.float32).to(dt)
         fastsel.greedy(x[:4096], 64, 0)  # warm-up
-        r, t = timed(lambda: fastsel.greedy(x, n, 0, mode="multi"))
-        s, ts = timed(lambda: fastsel.greedy(x, 2048, 0, mode="single"))
+        r, t = timed_result(lambda: fastsel.greedy(x, n, 0, mode="multi"), device="cuda")
+        s, ts = timed_result(lambda: fastsel.greedy(x, 2048, 0, mode="single"), device="cuda")
         same = bool(torch.equal(r.indices[:2048].cpu(), s.indices.cpu()))
         rows.append({"op": "greedy multi", "dtype": str(dt).split(".")[-1], "N": N, "d": d, "n": n, "seconds": t,
                      "first_2048_equal_single_mode": same, "single_2048_seconds": ts})
@@ -38,7 +31,7 @@ def main(out):
         del x
         torch.cuda.empty_cache()
     x = torch.randn((N, 384), generator=g, device="cuda")
-    h, t = timed(lambda: M.kl_entropy(x))
+    h, t = timed_result(lambda: M.kl_entropy(x), device="cuda")
     rows.append({"op": "kl_entropy (exact 1-NN over itself)", "dtype": "float32", "N": N, "d": 384, "seconds": t,
                  "value": h})
     print(rows[-1], flush=True)
