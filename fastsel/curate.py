@@ -16,7 +16,7 @@ and skipped -- the rows of ``DIR/embeddings.npy`` are the readable ones, in sour
 ``DIR/rows.npy`` maps them back to the source's indices.
 
 Precomputed features (``embeddings``) are read as ``fastsel select`` reads them (:func:`fastsel.io.load_features`,
-:func:`fastsel.ops.as_tensor`): float64 and integer rows are kept exact, never cast to float32.
+:func:`fastsel.ops._inputs.as_tensor`): float64 and integer rows are kept exact, never cast to float32.
 
 One run per output folder: an exclusive lock on ``DIR/.fastsel-curate.lock`` (a second run is refused),
 under which an earlier killed run's temporary files are removed.
@@ -670,10 +670,10 @@ def _pick_distances(sub: torch.Tensor) -> np.ndarray:
     first), float64, O(n^2 d). Rows of extreme magnitude (1e300) are scaled by a power of two first,
     exactly, as the selectors do, and centred, so that rows far from the origin (1e8 + 3k) keep their
     distances' digits."""
-    from . import ops
+    from .ops._inputs import ldexp, pow2_scale, unscale
     s = sub.to(torch.float64)
-    e = ops.pow2_scale(s)
-    s = ops.ldexp(s, e)
+    e = pow2_scale(s)
+    s = ldexp(s, e)
     s = s - s.mean(0)
     n = s.shape[0]
     out = np.full(n, np.inf)
@@ -685,7 +685,7 @@ def _pick_distances(sub: torch.Tensor) -> np.ndarray:
         i = torch.arange(a, min(a + B, n))[:, None]
         d2 = d2.masked_fill(torch.arange(n)[None, :] >= i, float("inf"))
         best[a:a + B] = d2.min(1).values
-    out[:] = ops.unscale(best.sqrt(), e).numpy()
+    out[:] = unscale(best.sqrt(), e).numpy()
     return out
 
 
@@ -1038,8 +1038,8 @@ def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, featur
 
 def ops_nn_first(q: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Each query row's nearest reference row (exact k-NN, k = 1)."""
-    from . import ops
-    return ops.nn(q, ref, k=1).indices[:, 0]
+    from .ops.nn import nn
+    return nn(q, ref, k=1).indices[:, 0]
 
 
 class _LocalPool:
@@ -1079,8 +1079,8 @@ class _MappedPool(_LocalPool):
         return torch.from_numpy(np.array(self.mm[gi]))
 
     def coverage(self, sub: torch.Tensor) -> tuple:
-        from . import ops
-        d = torch.cat([ops.nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
+        from .ops.nn import nn
+        d = torch.cat([nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
                        .to(torch.float64) for a in range(0, self.M, self.CHUNK)])
         return {"max": float(d.max()), "mean": float(d.mean())}, d
 
@@ -1271,16 +1271,16 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
 def _rank_rows(out_dir: str, lo: int, m: int, d: int, log: Callable) -> torch.Tensor:
     """This rank's rows [lo, lo + m) of embeddings.npy: read into memory when they fit the memory share
     (:func:`memory_limit`), else left memory-mapped (the kernels read them through the page cache)."""
-    from . import ops
+    from .ops._inputs import as_tensor
     if m == 0:
         return torch.zeros((0, d), dtype=torch.float32)
     mm = np.load(os.path.join(out_dir, "embeddings.npy"), mmap_mode="r")[lo:lo + m]
     if m * d * 4 <= memory_limit():
-        return ops.as_tensor(np.array(mm), "features")
+        return as_tensor(np.array(mm), "features")
     log(f"note: this rank's {_size(m * d * 4)} of features exceed the memory share: read memory-mapped")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a read-only mapping: no op writes to its input
-        return ops.as_tensor(torch.from_numpy(mm), "features")
+        return as_tensor(torch.from_numpy(mm), "features")
 
 
 def _size(b: float) -> str:
@@ -1321,8 +1321,8 @@ def _write_pool_files(out_dir: str, src: Source, shard_rows: int, M: int, d: int
 
 def coverage_of(x: torch.Tensor, sub: torch.Tensor) -> tuple:
     """({max, mean} distance from every row of ``x`` to its nearest row of ``sub``, the distances float64)."""
-    from . import ops
-    d = ops.nn(x, sub, k=1).distances[:, 0].to(torch.float64)
+    from .ops.nn import nn
+    d = nn(x, sub, k=1).distances[:, 0].to(torch.float64)
     return {"max": float(d.max()), "mean": float(d.mean())}, d
 
 
@@ -1378,9 +1378,9 @@ def _read_embeddings(path: str, key: Optional[str], src: Source) -> np.ndarray:
 
 
 def _features_of(src, out_dir, embeddings, key, features, image_size, log, **embed_kw) -> tuple:
-    """(features as given or embedded, the same as the selectors take them -- ops.as_tensor, as
+    """(features as given or embedded, the same as the selectors take them -- as_tensor, as
     ``fastsel select`` does --, their source rows, the unreadable rows, the embedding's info)."""
-    from . import ops
+    from .ops._inputs import as_tensor
     if embeddings is not None:
         feats = _read_embeddings(embeddings, key, src)
         rows, bad = np.arange(len(src), dtype=np.int64), []
@@ -1388,7 +1388,7 @@ def _features_of(src, out_dir, embeddings, key, features, image_size, log, **emb
                 "shape": target_shape(src, image_size), "from": embeddings}
     else:
         feats, rows, bad, info = embed_source(src, features, out_dir, image_size=image_size, log=log, **embed_kw)
-    return feats, ops.as_tensor(feats, f"--embeddings {embeddings}" if embeddings else "features"), rows, bad, info
+    return feats, as_tensor(feats, f"--embeddings {embeddings}" if embeddings else "features"), rows, bad, info
 
 
 def _write_unreadable(out_dir: str, bad: list, log: Callable) -> None:

@@ -647,8 +647,8 @@ def _samples(run, rs, path, per=10):
 def _neighbours(series, path, iteration=None, per=6):
     """Generated images of a chosen iteration beside their nearest training image in pixel space (the
     space of the copy fraction), each pair marked with d1/d2 (a copy: d1/d2 < 1/3)."""
-    from .. import ops
     from ..metrics import COPY_RATIO
+    from ..ops.nn import nn
     rows = []
     for name, (run, rs) in series.items():
         pick = [r for r in rs if iteration is None or r["iteration"] == iteration]
@@ -671,7 +671,7 @@ def _neighbours(series, path, iteration=None, per=6):
         if len(tim) < 2:
             continue
         px = lambda a: np.asarray(a, np.float32).reshape(len(a), -1) / 255.0  # noqa: E731
-        res = ops.nn(px(gen), px(tim), k=2)
+        res = nn(px(gen), px(tim), k=2)
         dist = res.distances.double().numpy()
         seed = (run.get("config") or {}).get("seed")
         named = seed is not None and re.search(rf"seed{seed}(?!\d)", name)
