@@ -132,8 +132,6 @@ register_selector("threshold", _threshold, help="threshold-decay filter (Algorit
                   sharded=_threshold_sharded, sharded_op="threshold_decay")
 register_selector("random", _random, help="seeded uniform subsample", takes_start=False)
 
-METHODS = selector_names()  # the built-in names (a registry read at import; selector_names() is live)
-
 
 def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, seed: int = DEFAULT_SEED,
            tau: Optional[float] = None, alpha: float = DEFAULT_ALPHA, decay: str = "empty-pass",
