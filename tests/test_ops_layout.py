@@ -1,7 +1,7 @@
 """``fastsel.ops`` is a package of modules: ``import fastsel.ops.greedy`` is the module (the package
 rebinds no submodule name to a function), its ``__init__`` re-exports nothing, every helper is
 imported from the module where it lives, each public op says honestly where it lives (``help()`` and
-the API reference)."""
+the API reference), and the seed range and the device check are written once."""
 import ast
 import importlib
 import inspect
@@ -109,3 +109,82 @@ def test_the_api_reference_names_each_op_where_it_lives():
             ops.append(obj)
     for name in ("greedy", "greedy_from", "threshold_decay", "nn", "default_tau", "greedy_sets", "fps"):
         assert getattr(fastsel, name) in ops, name
+
+
+def _definitions(name: str) -> list:
+    """Where fastsel's sources define ``name`` (a def, a class or a module-level assignment)."""
+    found = []
+    for p in sorted(PKG.rglob("*.py")):
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                found.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AnnAssign) else []
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                found.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_seed_range_and_device_check_are_written_once():
+    for name in ("SEED_MAX", "check_seed", "check_device"):
+        assert len(_definitions(name)) == 1, (name, _definitions(name))
+    # and the range's number is computed nowhere else (``2 ** 32`` in code, not in messages or help)
+    pows = [f"{p.relative_to(ROOT)}:{node.lineno}" for p in sorted(PKG.rglob("*.py"))
+            for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow)
+            and [getattr(node.left, "value", None), getattr(node.right, "value", None)] == [2, 32]]
+    assert pows == _definitions("SEED_MAX"), pows
+
+
+def test_the_definition_scan_finds_a_repeat(tmp_path, monkeypatch):
+    """The scan above can fail: two modules defining the same name are both found."""
+    for k in ("a", "b"):
+        (tmp_path / f"{k}.py").write_text("SEED_MAX = 1\n\ndef check_seed():\n    pass\n")
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert len(_definitions("SEED_MAX")) == 2 and len(_definitions("check_seed")) == 2
+
+
+def test_the_one_device_rule_takes_what_torch_takes_for_cpu_and_cuda():
+    """``fastsel select --device`` parsed with torch.device and the loop with its own pattern; the
+    one rule accepts exactly the cpu/cuda spellings torch.device accepts (what select took), and
+    the CLI's one usage line is the one it printed."""
+    import click
+    import pytest
+    import torch
+
+    from fastsel.cli._common import require_device
+    from fastsel.errors import DataError
+    from fastsel.loop.config import check_device
+    for s in ["cpu", "cuda", "cpu:0", "cpu:3", "cuda:1", "cuda:10", "CPU", "Cuda", " cpu", "cuda:00", "cuda:-1",
+              "cuda 1", "cuda:", "cpu:00", "cuda:1:2", "mps", "meta", "tpu", "", 0, None]:
+        try:
+            torch_ok = torch.device(s).type in ("cpu", "cuda")
+        except (RuntimeError, TypeError, ValueError):
+            torch_ok = False
+        try:
+            check_device(s)
+            ok = True
+        except DataError:
+            ok = False
+        assert ok == torch_ok, s
+    with pytest.raises(click.UsageError, match=r"^--device must be cpu or cuda\[:K\], got 'tpu'$"):
+        require_device("tpu")
+
+
+def test_the_config_seed_rule_is_the_ops_rule_on_a_plain_integer():
+    import pytest
+
+    from fastsel.errors import DataError
+    from fastsel.loop.config import LoopConfig, preset
+    from fastsel.ops._inputs import SEED_MAX
+    cfg = LoopConfig(dataset="mnist", **preset("smoke", "mnist"))
+    for seed in (0, 7, SEED_MAX):
+        cfg.seed = seed
+        cfg.validate()
+    for seed in (-1, SEED_MAX + 1, 3.0, True, "3", None):
+        cfg.seed = seed
+        with pytest.raises(DataError, match=r"seed must be an integer in \[0, 2\*\*32-1\]"):
+            cfg.validate()

@@ -8,7 +8,7 @@ import click
 from .. import features
 from ..ops._inputs import DEFAULT_SEED
 from ..selectors import selector_names
-from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, check_device, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, emit_json, handle_errors, require_device
 
 
 @click.command("curate")
@@ -63,7 +63,7 @@ def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, spl
                                    == click.core.ParameterSource.COMMANDLINE):
         raise click.UsageError(f"--features {feat} and --embeddings are alternatives: --embeddings are the "
                                "features (computed beforehand); give one of them")
-    check_device(device)  # before any work: a GPU that is not there never reaches the extractor
+    require_device(device)  # before any work: a GPU that is not there never reaches the extractor
     say = (lambda *a, **k: None) if quiet else (lambda m: click.echo(m, err=True))
     r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, key=key, method=method, seed=seed,
                  start=start, column=column, split=split, image_size=image_size, copy=copy, dedup=dedup,
