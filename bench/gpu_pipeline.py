@@ -276,7 +276,7 @@ def main():
             return
         from fastsel.benchmarks.common import first_divergence
         from fastsel.benchmarks.select import _sets_pool
-        from fastsel.sets import greedy_sets
+        from fastsel.ops.sets import greedy_sets
         import fastsel
         B, N, d, k = (2, 500, 32, 50) if q else (8, 10000, 1024, 2500)
         rows = [f"## torch-quickfps's grid on the device: {B} x {N:,} x {d:,}, K = {k:,} (8 blobs per set)", "",

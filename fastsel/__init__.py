@@ -24,8 +24,11 @@ _SET_WAIT_POLICY = ("OMP_WAIT_POLICY" not in _os.environ
 if _SET_WAIT_POLICY:
     _os.environ["OMP_WAIT_POLICY"] = _os.environ.get("FASTSEL_OMP_WAIT_POLICY", "passive").upper()
 
-try:
-    from .ops import GreedyResult, NNResult, ThresholdResult, default_tau, nn, scan_order, threshold_decay
+try:  # the ops, each from the module where it lives (fastsel.ops re-exports nothing)
+    from .ops.greedy import GreedyResult, greedy, greedy_from  # greedy: (N, d), and (B, N, d) -> greedy_sets
+    from .ops.nn import NNResult, nn
+    from .ops.sets import SetsResult, fps, greedy_sets
+    from .ops.threshold import ThresholdResult, default_tau, scan_order, threshold_decay
 finally:  # fastsel._C is loaded now (fastsel.ops imports it), and with it any runtime of its own
     if _SET_WAIT_POLICY:
         _os.environ.pop("OMP_WAIT_POLICY", None)
@@ -33,7 +36,6 @@ from .selectors import register_selector, select
 # the other built-in selectors register themselves when imported (the registry imports none of them)
 from . import clusters as _clusters  # noqa: F401 -- semdedup, kmeans-balanced
 from . import diversity as _diversity  # noqa: F401 -- facility, dpp, herding
-from .sets import SetsResult, fps, greedy, greedy_from, greedy_sets  # greedy: ops.greedy, (B, N, d) -> greedy_sets
 from . import streaming  # noqa: F401 -- fastsel.streaming.greedy after `import fastsel`, as the README shows it
 
 from ._version import __version__

@@ -10,7 +10,6 @@ nothing.
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 
@@ -76,13 +75,3 @@ class CoreGovernor:
     def close(self) -> None:
         if self.enabled and self.threads != self.max_threads:
             torch.set_num_threads(self.max_threads)
-
-
-def busy_cores(window: float = 0.2) -> float:
-    """Cores other processes keep busy, measured over ``window`` seconds (0.0 without /proc)."""
-    a = _read()
-    time.sleep(window)
-    b = _read()
-    if a is None or b is None:
-        return 0.0
-    return CoreGovernor(enabled=False).others(a, b)

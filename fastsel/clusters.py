@@ -33,8 +33,8 @@ from typing import Optional
 
 import torch
 
-from . import ops
 from .errors import FastselError
+from .ops._inputs import DEFAULT_SEED, _check_n, as_tensor, check_seed
 from .selectors import register_selector
 
 BLOCK = 1024
@@ -42,7 +42,7 @@ TRAIN_PER_CENTRE = 256  # semdedup trains its k-means on at most this many rows 
 
 
 def _rows(x) -> torch.Tensor:
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1:
         raise FastselError(f"expected a non-empty (N, d) pool, got shape {tuple(x.shape)}")
     return x.detach().cpu().double()
@@ -114,7 +114,7 @@ def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100, sample: Optional[int] = None):
+def kmeans(x, k: int, *, seed: int = DEFAULT_SEED, iters: int = 100, sample: Optional[int] = None):
     """Returns (assignment (N,) int64, centres (k', d) float64, rounds run); k' < k only when the
     pool has fewer than k distinct rows. ``sample=s`` with N > s: the centres are trained (seeding
     and Lloyd) on s rows drawn without replacement from ``seed`` -- faiss's rule of at most 256
@@ -135,11 +135,11 @@ def kmeans(x, k: int, *, seed: int = ops.DEFAULT_SEED, iters: int = 100, sample:
     N = x.shape[0]
     k = _check_k(k, N)
     if sample is not None and N > sample:
-        g = torch.Generator().manual_seed(ops.check_seed(seed) + 2)
+        g = torch.Generator().manual_seed(check_seed(seed) + 2)
         rows = torch.sort(torch.randperm(N, generator=g)[:max(sample, k)]).values
         _, c, rounds = kmeans(x[rows], k, seed=seed, iters=iters)
         return _Nearest(x)(c), c, rounds
-    g = torch.Generator().manual_seed(ops.check_seed(seed))
+    g = torch.Generator().manual_seed(check_seed(seed))
     first = int(torch.randint(N, (1,), generator=g))
     centres = [x[first]]
     xsq = (x * x).sum(1)
@@ -185,7 +185,7 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 DUP_TOL = 1e-10  # cosine similarities within this of 1 count as 1 (exact duplicates, float64 rounding)
 
 
-def semdedup_scores(x, k: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED):
+def semdedup_scores(x, k: Optional[int] = None, *, seed: int = DEFAULT_SEED):
     """For every row: its cluster, its position in the cluster's farthest-first order and m, its
     largest cosine similarity to the rows before it in that order (-inf for the first row of each
     cluster). Returns (m, cluster, order) with ``order`` the rows cluster by cluster."""
@@ -221,7 +221,7 @@ def semdedup_scores(x, k: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED)
 
 
 def semdedup(x, n: Optional[int] = None, *, eps: Optional[float] = None, k: Optional[int] = None,
-             seed: int = ops.DEFAULT_SEED):
+             seed: int = DEFAULT_SEED):
     """SemDeDup (see the module). Give ``eps`` (keep every row whose m <= 1 - eps) or ``n`` (the
     largest kept set of at most n rows, filled to n at a tie). Returns (kept rows in cluster order,
     info: eps, k, n_tie_fill).
@@ -251,7 +251,7 @@ def semdedup(x, n: Optional[int] = None, *, eps: Optional[float] = None, k: Opti
             raise FastselError(f"eps must be a number in [0, 2], got {eps!r}")
         keep = order[mo <= 1.0 - float(eps)]
         return keep, {"eps": float(eps), "k": kk, "n_tie_fill": 0}
-    n = ops._check_n(n, N)
+    n = _check_n(n, N)
     firsts = int(torch.isinf(mo).sum())
     if n < firsts:
         raise FastselError(f"semdedup keeps the first row of every cluster ({firsts} clusters): n = {n} is too "
@@ -268,7 +268,7 @@ def semdedup(x, n: Optional[int] = None, *, eps: Optional[float] = None, k: Opti
     return keep, {"eps": eps_, "k": kk, "n_tie_fill": int(fill)}
 
 
-def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = ops.DEFAULT_SEED):
+def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = DEFAULT_SEED):
     """k-means balanced sampling (see the module). Returns (rows, info: k, quota per cluster).
 
     Args:
@@ -282,10 +282,10 @@ def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = ops.DEFAU
     """
     xr = _rows(x)
     N = xr.shape[0]
-    n = ops._check_n(n, N)
+    n = _check_n(n, N)
     k = _default_k(N) if k is None else _check_k(k, N)
     assign, _, _ = kmeans(xr, k, seed=seed)
-    g = torch.Generator().manual_seed(ops.check_seed(seed) + 1)
+    g = torch.Generator().manual_seed(check_seed(seed) + 1)
     members = [torch.nonzero(assign == c)[:, 0] for c in range(int(assign.max()) + 1)]
     members = [r[torch.randperm(len(r), generator=g)] for r in members if len(r)]
     take = [0] * len(members)
@@ -308,12 +308,12 @@ def kmeans_balanced(x, n: int, *, k: Optional[int] = None, seed: int = ops.DEFAU
     return rows, {"k": len(members), "per_cluster_max": max(take), "per_cluster_min": min(take)}
 
 
-def _semdedup_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):
+def _semdedup_sel(x, n, *, seed=DEFAULT_SEED, **_):
     # every cluster keeps its first row: at most n clusters, so that any n can be reached
     return semdedup(x, n, k=min(_default_k(len(x)), int(n)), seed=seed)
 
 
-def _kmeans_balanced_sel(x, n, *, seed=ops.DEFAULT_SEED, **_):
+def _kmeans_balanced_sel(x, n, *, seed=DEFAULT_SEED, **_):
     return kmeans_balanced(x, n, seed=seed)
 
 

@@ -20,9 +20,30 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import ops, reference
-from .ops import GreedyResult, NNResult, ThresholdResult
+from . import reference
 from .errors import FastselError
+from .ops._dispatch import _impl, _mixed_scales, _row_keys, _underflow_triage
+from .ops._inputs import (
+    DEFAULT_ALPHA,
+    DEFAULT_SEED,
+    _check_n,
+    _check_start,
+    as_tensor,
+    ldexp,
+    magnitude,
+    scale_exponent,
+    unscale,
+)
+from .ops.greedy import GreedyResult
+from .ops.nn import NNResult, nn as local_nn
+from .ops.threshold import (
+    ThresholdResult,
+    _tau_from_d2,
+    check_threshold_args,
+    max_d2_from,
+    scan_order,
+    threshold_counts,
+)
 
 _BIG = 2**62
 
@@ -128,7 +149,7 @@ def _local(x_local: torch.Tensor, backend: str):
         def empty_update(x, md, centres, thr, frm):
             return md, torch.tensor([-1.0, -1.0, -1.0], dtype=torch.float64)
         return empty_update
-    fn, _ = ops._impl("update_min_d2", x_local, backend)
+    fn, _ = _impl("update_min_d2", x_local, backend)
     return fn
 
 
@@ -136,11 +157,11 @@ def _prepare(x_local, backend, G: _Group):
     """Validate this rank's shard and agree on the outcome: a rank with bad rows raises its own
     error, every other rank raises too (rather than waiting forever in the next collective).
     Returns the shard (scaled by 2**e when the pool's magnitudes need it, the same e on every
-    rank: see :func:`fastsel.ops.pow2_scale`), its min-distance state, the update step and e."""
+    rank: see :func:`fastsel.ops._inputs.pow2_scale`), its min-distance state, the update step and e."""
     problem = None
     if x_local.shape[0]:
         try:
-            x_local = ops.as_tensor(x_local, f"rows {G.off}:{G.off + G.n_local} of the sharded pool")
+            x_local = as_tensor(x_local, f"rows {G.off}:{G.off + G.n_local} of the sharded pool")
         except FastselError as e:
             problem = str(e)
     ok = torch.tensor([0 if problem else 1], device=G.dev)
@@ -149,9 +170,9 @@ def _prepare(x_local, backend, G: _Group):
         raise FastselError(problem)
     if not int(ok):
         raise FastselError("another rank's shard holds invalid rows (NaN/Inf or a non-float dtype)")
-    m = G.max_value(ops.magnitude(x_local) if x_local.dtype != torch.float16 else 0.0)
-    e = ops.scale_exponent(m, x_local.dtype)
-    x_local = ops.ldexp(x_local, e)
+    m = G.max_value(magnitude(x_local) if x_local.dtype != torch.float16 else 0.0)
+    e = scale_exponent(m, x_local.dtype)
+    x_local = ldexp(x_local, e)
     acc = reference.acc_dtype(x_local.dtype)
     md = torch.full((x_local.shape[0],), math.inf, dtype=acc, device=x_local.device)
     return x_local, md, _local(x_local, backend), e
@@ -159,19 +180,19 @@ def _prepare(x_local, backend, G: _Group):
 
 def _underflowed(G: "_Group", x_local: torch.Tensor, idx: torch.Tensor, d2: torch.Tensor,
                  tau_at: Optional[torch.Tensor] = None) -> bool:
-    """The sharded form of :func:`fastsel.ops._underflowed` (mixed scales): True on every rank when
-    a pick's squared distance (or a threshold in force) is positive but below float32's safe range,
-    or a pick lands at distance 0 while some unpicked row, on any rank, is no exact duplicate of the
-    rows picked before it. ``idx``, ``d2``, ``tau_at`` are the same on every rank, so every rank
+    """The sharded form of :func:`fastsel.ops._dispatch._underflowed` (mixed scales): True on every
+    rank when a pick's squared distance (or a threshold in force) is positive but below float32's safe
+    range, or a pick lands at distance 0 while some unpicked row, on any rank, is no exact duplicate
+    of the rows picked before it. ``idx``, ``d2``, ``tau_at`` are the same on every rank, so every rank
     takes the same branches; the rare zero case broadcasts the picked rows and reduces one flag."""
     if x_local.dtype == torch.float16:
         return False
-    first_zero = ops._underflow_triage(d2, tau_at)
+    first_zero = _underflow_triage(d2, tau_at)
     if isinstance(first_zero, bool):
         return first_zero
-    keys = ops._row_keys(torch.stack([G.row(x_local, int(i))[0] for i in idx[:first_zero]]))
+    keys = _row_keys(torch.stack([G.row(x_local, int(i))[0] for i in idx[:first_zero]]))
     try:  # in chunks; a failure on one rank still reaches the reduce below (no rank left waiting)
-        ok = all(bool(np.isin(ops._row_keys(x_local[a:a + 65536]), keys).all())
+        ok = all(bool(np.isin(_row_keys(x_local[a:a + 65536]), keys).all())
                  for a in range(0, G.n_local, 65536))
         code = 1 if ok else 0
     except MemoryError:
@@ -183,7 +204,7 @@ def _underflowed(G: "_Group", x_local: torch.Tensor, idx: torch.Tensor, d2: torc
     return int(flag) == 0
 
 
-def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: int = ops.DEFAULT_SEED,
+def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: int = DEFAULT_SEED,
            backend: str = "auto", group=None, stats: Optional[dict] = None) -> GreedyResult:
     """Greedy selection (Algorithm 1) over a row-sharded pool; every rank gets the same result.
 
@@ -206,8 +227,8 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
     G = _Group(x_local, group)
     x0 = x_local
     x_local, md, update, e = _prepare(x_local, backend, G)
-    n = ops._check_n(n, G.N)
-    start = ops._check_start(start, G.N, seed)
+    n = _check_n(n, G.N)
+    start = _check_start(start, G.N, seed)
     idx = torch.empty(n, dtype=torch.int64)
     d2 = torch.empty(n, dtype=md.dtype)
     pick, val = start, math.inf
@@ -227,15 +248,15 @@ def greedy(x_local: torch.Tensor, n: int, start: Optional[int] = None, *, seed: 
         stats.update(bytes_per_pick=float(total) / n, N=G.N, world=G.world)
     if _underflowed(G, x_local, idx, d2):  # mixed scales: rerun in float64 on the same values (exact)
         if x_local.dtype == torch.float64:
-            raise ops._mixed_scales("x_local")
+            raise _mixed_scales("x_local")
         return greedy(torch.as_tensor(x0).double(), n, start, seed=seed, backend=backend, group=group,
                       stats=stats)
-    return GreedyResult(idx, ops.unscale(d2.sqrt(), e))
+    return GreedyResult(idx, unscale(d2.sqrt(), e))
 
 
 def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, tau: Optional[float] = None,
-                    alpha: float = ops.DEFAULT_ALPHA, *, decay: str = "empty-pass", order: str = "random",
-                    seed: int = ops.DEFAULT_SEED, backend: str = "auto", group=None) -> ThresholdResult:
+                    alpha: float = DEFAULT_ALPHA, *, decay: str = "empty-pass", order: str = "random",
+                    seed: int = DEFAULT_SEED, backend: str = "auto", group=None) -> ThresholdResult:
     """Threshold Decay Filter (Algorithm 2) over a row-sharded pool; same result as the
     single-process op, in the same scan order (``order``, ``seed``) and with the same default tau
     (the largest distance from the first pick, :func:`fastsel.default_tau`).
@@ -258,14 +279,14 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     G = _Group(x_local, group)
     x0, tau_in = x_local, tau
     x_local, md, update, e = _prepare(x_local, backend, G)
-    n = ops._check_n(n, G.N)
-    start = ops._check_start(start, G.N, seed)
-    alpha, every_pass = ops.check_threshold_args(decay, order, alpha)
+    n = _check_n(n, G.N)
+    start = _check_start(start, G.N, seed)
+    alpha, every_pass = check_threshold_args(decay, order, alpha)
     if tau is not None and not (math.isfinite(float(tau)) and float(tau) > 0):
         raise FastselError(f"tau must be finite and > 0, got {tau}")
     # scan position of each local row: its place in the global scan order
     if order == "random":
-        perm = ops.scan_order(G.N, seed)
+        perm = scan_order(G.N, seed)
         spos = torch.argsort(perm)[G.off:G.off + G.n_local].to(G.dev)
     else:
         perm = None
@@ -292,8 +313,8 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
     q0 = start if perm is None else int(torch.argsort(perm)[start])
     if tau is None:  # the largest distance from the first pick, in float64 (the single-process value)
         row, _ = G.row(x_local, start)
-        tau = ops._tau_from_d2(G.max_value(ops.max_d2_from(x_local, row) if G.n_local else -1.0),
-                               row.shape[-1], x_local.dtype)
+        tau = _tau_from_d2(G.max_value(max_d2_from(x_local, row) if G.n_local else -1.0),
+                           row.shape[-1], x_local.dtype)
     else:
         tau = math.ldexp(float(tau), e)  # the shard is scaled by 2**e
     tau, tau0 = float(tau), float(tau)
@@ -323,11 +344,11 @@ def threshold_decay(x_local: torch.Tensor, n: int, start: Optional[int] = None, 
         pos, added = 0, False
     if _underflowed(G, x_local, idx, d2, tau_at):  # mixed scales (see greedy)
         if x_local.dtype == torch.float64:
-            raise ops._mixed_scales("x_local")
+            raise _mixed_scales("x_local")
         return threshold_decay(torch.as_tensor(x0).double(), n, start, tau_in, alpha, decay=decay,
                                order=order, seed=seed, backend=backend, group=group)
-    passes, decays = ops.threshold_counts(pos_at, tau_at, tau0, tau, alpha, every_pass, filled)
-    return ThresholdResult(idx, ops.unscale(d2.sqrt(), e), ops.unscale(tau_at, e), math.ldexp(tau, -e), filled,
+    passes, decays = threshold_counts(pos_at, tau_at, tau0, tau, alpha, every_pass, filled)
+    return ThresholdResult(idx, unscale(d2.sqrt(), e), unscale(tau_at, e), math.ldexp(tau, -e), filled,
                            math.ldexp(tau0, -e), passes, decays, order)
 
 
@@ -349,7 +370,7 @@ def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self
         NNResult: (Q, k) distances and global indices, the same on every rank.
     """
     G = _Group(ref_local, group)
-    query = ops.as_tensor(query, "query")
+    query = as_tensor(query, "query")
     avail = G.N - int(exclude_self)
     if not 1 <= k <= avail:
         raise FastselError(f"k must be in [1, {avail}], got {k}")
@@ -362,7 +383,7 @@ def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self
     cand_e = torch.full((Q, k + 1), math.inf, dtype=torch.float64)
     cand_i = torch.full((Q, k + 1), _BIG, dtype=torch.int64)
     if kk > 0:
-        r = ops.nn(query, ref_local, k=kk, backend=backend)
+        r = local_nn(query, ref_local, k=kk, backend=backend)
         gi = r.indices + G.off
         e = ((query.double()[:, None, :] - ref_local.double()[r.indices]) ** 2).sum(-1)  # float64 order key
         if exclude_self:

@@ -28,8 +28,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import ops
 from .errors import FastselError
+from .ops._inputs import DEFAULT_SEED, _check_n, _check_start, as_tensor, check_int, check_real, check_seed
+from .ops.nn import nn
 from .selectors import register_selector
 
 BLOCK = 2048
@@ -69,9 +70,9 @@ def _first_tied(values: torch.Tensor, N: int) -> int:
 
 
 def _prepare(x, n, bandwidth):
-    x = ops.as_tensor(x).to(torch.float64)
+    x = as_tensor(x).to(torch.float64)
     N = x.shape[0]
-    n = ops._check_n(n, N)
+    n = _check_n(n, N)
     if not torch.isfinite(x).all():
         raise FastselError("x holds NaN or infinite values")
     if bandwidth is None:
@@ -182,11 +183,11 @@ def _similarity(x, kernel) -> torch.Tensor:
     """The N x N float64 similarity matrix of ``kernel="precomputed"`` (x itself) or of a callable
     kernel (evaluated on row blocks of x against all of x). Nonnegative and finite, or an error."""
     if kernel == "precomputed":
-        S = ops.as_tensor(x, "kernel matrix").to(torch.float64)
+        S = as_tensor(x, "kernel matrix").to(torch.float64)
         if S.shape[0] != S.shape[1]:
             raise FastselError(f"kernel='precomputed' needs a square N x N similarity matrix, got {tuple(S.shape)}")
     elif callable(kernel):
-        x = ops.as_tensor(x).to(torch.float64)
+        x = as_tensor(x).to(torch.float64)
         N = x.shape[0]
         if N * N * 8 > kernel_bytes():
             raise FastselError(f"a callable kernel builds the {N} x {N} similarity matrix, which does not fit in "
@@ -210,7 +211,7 @@ def _similarity(x, kernel) -> torch.Tensor:
 def _initial(initial_subset, N: int, n) -> tuple:
     """(the initial rows as a sorted list, n checked against the rows left)."""
     if initial_subset is None:
-        return [], ops._check_n(n, N)
+        return [], _check_n(n, N)
     a = np.asarray(initial_subset.cpu() if isinstance(initial_subset, torch.Tensor) else initial_subset)
     if a.dtype == bool:
         if a.shape != (N,):
@@ -221,7 +222,7 @@ def _initial(initial_subset, N: int, n) -> tuple:
     init = sorted(set(int(i) for i in a))
     if init and not (0 <= init[0] and init[-1] < N):
         raise FastselError(f"initial_subset holds an index outside [0, {N})")
-    n = ops.check_int(n, "n")
+    n = check_int(n, "n")
     if not 1 <= n <= N - len(init):
         raise FastselError(f"n must be in [1, {N - len(init)}] (N={N} rows less the {len(init)} of "
                            f"initial_subset), got {n}")
@@ -276,7 +277,7 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
     if not rbf and (bandwidth is not None or knn is not None):
         raise FastselError("bandwidth and knn apply to the RBF kernel, not to a precomputed or callable kernel")
     if knn is not None:
-        return _facility_knn(x, n, ops.check_int(knn, "knn", 1), bandwidth, progress, initial_subset)
+        return _facility_knn(x, n, check_int(knn, "knn", 1), bandwidth, progress, initial_subset)
     if rbf:
         x, _, h = _prepare(x, 1, bandwidth)
         K, scale = _Kernel(x, h), 1.0
@@ -347,12 +348,12 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
 def knn_graph(x: torch.Tensor, k: int, h: float, raw: Optional[torch.Tensor] = None, chunk: int = 2048):
     """The k-NN similarity graph by column: (ptr, rows, vals) with rows[ptr[j]:ptr[j+1]] the rows i
     that have j among their k nearest (self included) and vals their k(i, j) in float64. Neighbours
-    from ``ops.nn`` on ``raw`` (the rows as given, in their own dtype; default ``x``) -- exact, ties
+    from :func:`fastsel.nn` on ``raw`` (the rows as given, in their own dtype; default ``x``) -- exact, ties
     to the lower index; each pair's squared distance recomputed in float64 from the coordinate
     differences of ``x``."""
     N = x.shape[0]
     k = min(k, N)
-    nbr = ops.nn(x if raw is None else raw, k=k).indices
+    nbr = nn(x if raw is None else raw, k=k).indices
     vals = torch.empty((N, k), dtype=torch.float64)
     chunk = max(1, min(chunk, 2 ** 28 // (8 * k * max(1, x.shape[1]))))  # the differences take <= 256 MiB
     for a in range(0, N, chunk):
@@ -367,7 +368,7 @@ def knn_graph(x: torch.Tensor, k: int, h: float, raw: Optional[torch.Tensor] = N
 
 
 def _facility_knn(x, n: int, k: int, bandwidth, progress, initial_subset=None):
-    raw = ops.as_tensor(x)
+    raw = as_tensor(x)
     x, _, h = _prepare(raw, 1, bandwidth)
     N = x.shape[0]
     init, n = _initial(initial_subset, N, n)
@@ -422,7 +423,7 @@ def _facility_knn(x, n: int, k: int, bandwidth, progress, initial_subset=None):
                                                      "bandwidth": h, "gain_evaluations": evals, "knn": min(k, N)}
 
 
-def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED, bandwidth: Optional[float] = None,
+def dpp(x, n: int, *, start: Optional[int] = None, seed: int = DEFAULT_SEED, bandwidth: Optional[float] = None,
         progress: Optional[Callable] = None, panel: Optional[int] = None, kernel=None, quality=None,
         epsilon: float = DPP_EPS):
     """Greedy MAP of a DPP: each pick maximises log det L_S, by the incremental Cholesky update of
@@ -471,7 +472,7 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
             square, symmetric or has a negative diagonal, quality of the wrong shape or negative,
             a bandwidth with a kernel that is not the RBF, an epsilon that is negative or not finite.
     """
-    epsilon = ops.check_real(epsilon, "epsilon")
+    epsilon = check_real(epsilon, "epsilon")
     if not (math.isfinite(epsilon) and epsilon >= 0):
         raise FastselError(f"epsilon must be finite and >= 0, got {epsilon!r}")
     rbf = kernel is None or (isinstance(kernel, str) and kernel == "rbf")
@@ -485,13 +486,13 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
         if isinstance(kernel, str) and kernel == "precomputed":
             x = _check_gram(x)
         elif callable(kernel):
-            x = ops.as_tensor(x).to(torch.float64)
+            x = as_tensor(x).to(torch.float64)
         else:
             raise FastselError(f"kernel must be None, 'rbf', 'precomputed' or a function f(a, b), got {kernel!r}")
         N, h = x.shape[0], None
-        n = ops._check_n(n, N)
+        n = _check_n(n, N)
     q = None if quality is None else _check_quality(quality, N, x.device)
-    m = min(N, PANEL if panel is None else ops.check_int(panel, "panel", 1))
+    m = min(N, PANEL if panel is None else check_int(panel, "panel", 1))
     if rbf:
         # the kernel is kept (when it fits) only if n is a large share of N: building it costs N^2 d, the
         # rows the panels use (a few n, N d each, in matrix products) cost less below n = N / 2 (measured)
@@ -506,10 +507,10 @@ def dpp(x, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
         K = _Quality(K, q)
         d2 = d2 * q * q
     if start is None and (q is not None or not rbf):
-        ops.check_seed(seed)
+        check_seed(seed)
         j = _first_tied(d2, 1)
     else:
-        j = ops._check_start(start, N, seed)
+        j = _check_start(start, N, seed)
     # the Cholesky rows, reserved whole but never zeroed: pages are only taken as rows are written (a
     # run whose rank is spent early uses no more), and no growing copy ever holds two of them at once
     c = torch.empty((max(n - 1, 1), N), dtype=torch.float64, device=x.device)
@@ -620,7 +621,7 @@ class _Quality:
 def _check_gram(L) -> torch.Tensor:
     """dpp's precomputed kernel matrix as a float64 (N, N) tensor: square, finite, symmetric (to the
     rounding of its own dtype), a non-negative diagonal."""
-    L = ops.as_tensor(L, "kernel matrix")
+    L = as_tensor(L, "kernel matrix")
     tol = 1e3 * torch.finfo(L.dtype).eps
     L = L.to(torch.float64)
     if L.shape[0] != L.shape[1]:
@@ -690,7 +691,7 @@ def _facility_sel(x, n, *, progress=None, knn=None, bandwidth=None, **_):
     return facility(x, n, knn=knn, bandwidth=bandwidth, progress=progress)
 
 
-def _dpp_sel(x, n, *, start=None, seed=ops.DEFAULT_SEED, progress=None, **_):
+def _dpp_sel(x, n, *, start=None, seed=DEFAULT_SEED, progress=None, **_):
     return dpp(x, n, start=start, seed=seed, progress=progress)
 
 

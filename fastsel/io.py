@@ -132,7 +132,7 @@ def load_features(path: str, key: str | None = None, mmap: bool = True) -> np.nd
     """Load a 2-D feature array from ``.npy`` (memory-mapped) or ``.npz`` (``key``, or its only array),
     recognised by content, whatever the file is named.
 
-    Checks shape and dtype here; NaN/Inf are caught by :func:`fastsel.ops.as_tensor` when the
+    Checks shape and dtype here; NaN/Inf are caught by :func:`fastsel.ops._inputs.as_tensor` when the
     rows are used (one streaming pass, and a sharded run reads only its own rows).
     """
     kind = kind_checked(path)

@@ -12,8 +12,9 @@ import warnings
 import numpy as np
 import torch
 
-from . import ops
 from .errors import FastselError
+from .ops._inputs import as_tensor
+from .ops.nn import nn
 
 _EULER = 0.57721566490153286060651209008240243
 
@@ -69,11 +70,11 @@ def kl_entropy(x, k: int = 1, *, backend: str = "auto") -> float:
     Raises:
         FastselError: k outside [1, N), NaN or infinite values.
     """
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     N, d = x.shape
     if not 1 <= k < N:
         raise FastselError(f"kl_entropy needs 1 <= k < N={N}, got k={k}")
-    eps = ops.nn(x, k=k, exclude_self=True, backend=backend).distances[:, k - 1].double()
+    eps = nn(x, k=k, exclude_self=True, backend=backend).distances[:, k - 1].double()
     zeros = int((eps == 0).sum())
     if zeros:
         warnings.warn(f"{zeros} of {N} rows have a duplicate at distance 0: the KL entropy is -inf", stacklevel=2)
@@ -91,10 +92,10 @@ def mnnd(x, *, backend: str = "auto") -> float:
     Returns:
         float: the mean distance from each row to its nearest other row.
     """
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     if x.shape[0] < 2:
         raise FastselError("mnnd needs at least 2 rows")
-    return float(ops.nn(x, k=1, exclude_self=True, backend=backend).distances[:, 0].double().mean())
+    return float(nn(x, k=1, exclude_self=True, backend=backend).distances[:, 0].double().mean())
 
 
 def generalization_score(generated, train, *, backend: str = "auto") -> float:
@@ -108,7 +109,7 @@ def generalization_score(generated, train, *, backend: str = "auto") -> float:
     Returns:
         float: the mean nearest-training-row distance (0: every row is a copy).
     """
-    return float(ops.nn(generated, train, k=1, backend=backend).distances[:, 0].double().mean())
+    return float(nn(generated, train, k=1, backend=backend).distances[:, 0].double().mean())
 
 
 COPY_RATIO = 1.0 / 3.0
@@ -128,11 +129,11 @@ def distinct_rows(train, ratio: float = COPY_RATIO, k: int = 16, *, backend: str
     Returns:
         torch.Tensor: int64 indices of the kept rows, ascending.
     """
-    t = ops.as_tensor(train)
+    t = as_tensor(train)
     N = t.shape[0]
     if N < 3:
         return torch.arange(N)
-    res = ops.nn(t, k=min(k, N - 1), exclude_self=True, backend=backend)
+    res = nn(t, k=min(k, N - 1), exclude_self=True, backend=backend)
     d, idx = res.distances.double().cpu(), res.indices.cpu()
     radius = ratio * float(d[:, 0].median())
     parent = list(range(N))
@@ -172,8 +173,8 @@ def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, dedup: bool = 
     Returns:
         float: the share of generated rows that are copies, in [0, 1].
     """
-    g = ops.as_tensor(generated)
-    t = ops.as_tensor(train)
+    g = as_tensor(generated)
+    t = as_tensor(train)
     if t.shape[0] < 2:
         raise FastselError("copy_fraction needs at least 2 training rows")
     if g.shape[0] < 1:
@@ -184,7 +185,7 @@ def copy_fraction(generated, train, ratio: float = COPY_RATIO, *, dedup: bool = 
         keep = distinct_rows(t, ratio, backend=backend)
         if len(keep) >= 2:
             t = t[keep.to(t.device)]
-    d = ops.nn(g, t, k=2, backend=backend).distances.double()
+    d = nn(g, t, k=2, backend=backend).distances.double()
     return float((d[:, 0] < ratio * d[:, 1]).double().mean())
 
 
@@ -234,12 +235,12 @@ def copy_threshold(holdout, reference, quantile: float = COPY_QUANTILE, factor: 
     Returns:
         float: the distance under which a row counts as a copy (same units as the rows).
     """
-    h, r = ops.as_tensor(holdout), ops.as_tensor(reference)
+    h, r = as_tensor(holdout), as_tensor(reference)
     if h.shape[0] < 1 or r.shape[0] < 1:
         raise FastselError("copy_threshold needs at least 1 held-out and 1 reference row")
     if not (0 < quantile < 1 and 0 < factor <= 1):
         raise FastselError(f"copy_threshold: quantile in (0, 1) and factor in (0, 1], got {quantile}, {factor}")
-    d = ops.nn(h, r, k=1, backend=backend).distances.double()[:, 0]
+    d = nn(h, r, k=1, backend=backend).distances.double()[:, 0]
     return float(factor * torch.quantile(d, quantile))
 
 
@@ -256,12 +257,12 @@ def copy_fraction_abs(generated, train, tau: float, *, backend: str = "auto") ->
     Returns:
         float: the share of copies, in [0, 1].
     """
-    g, t = ops.as_tensor(generated), ops.as_tensor(train)
+    g, t = as_tensor(generated), as_tensor(train)
     if g.shape[0] < 1 or t.shape[0] < 1:
         raise FastselError("copy_fraction_abs needs at least 1 generated and 1 training row")
     if not (tau > 0 and math.isfinite(tau)):
         raise FastselError(f"copy_fraction_abs: tau must be a finite distance > 0, got {tau}")
-    d = ops.nn(g, t, k=1, backend=backend).distances.double()[:, 0]
+    d = nn(g, t, k=1, backend=backend).distances.double()[:, 0]
     return float((d < tau).double().mean())
 
 
@@ -289,7 +290,7 @@ def kl_entropy_fixed(x, m: int = ENTROPY_M, draws: int = ENTROPY_DRAWS, seed: in
     Returns:
         float: the mean estimate in nats.
     """
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     N = x.shape[0]
     if not k < m <= N:
         raise FastselError(f"kl_entropy_fixed needs k < m <= N (rows), got m={m}, N={N}")
@@ -399,7 +400,7 @@ def vendi_score(x, q: float = 1.0, *, weights=None, kernel: str = "cosine") -> f
         FastselError: a bad order, weights, kernel name or matrix, a zero row, no rows.
     """
     q = vendi_order(q)
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     if x.dim() != 2:
         raise FastselError(f"vendi_score needs a 2-D input, got shape {tuple(x.shape)}")
     n = x.shape[0]
@@ -447,7 +448,7 @@ def cov_trace(x) -> float:
     Returns:
         float: the trace, in float64.
     """
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     if x.shape[0] < 2:
         raise FastselError("cov_trace needs at least 2 rows")
     total = 0.0
@@ -513,7 +514,7 @@ def summary(x, ref=None, k: int = 1, *, holdout=None, backend: str = "auto") -> 
         notes.append(f"vendi left out: row {zero} is all zeros (the Vendi score's cosine kernel needs nonzero rows)")
     if ref is not None:
         out["gs"] = generalization_score(x, ref, backend=backend)
-        t = ops.as_tensor(ref).shape[0]
+        t = as_tensor(ref).shape[0]
         if t >= 2:
             out["copy_fraction"] = copy_fraction(x, ref, backend=backend)
         else:
@@ -529,7 +530,7 @@ def summary(x, ref=None, k: int = 1, *, holdout=None, backend: str = "auto") -> 
 
 def _zero_row(x):
     """The index of the first all-zero row of ``x`` (None when there is none)."""
-    x = ops.as_tensor(x)
+    x = as_tensor(x)
     for a in range(0, x.shape[0], 8192):
         z = (x[a:a + 8192] == 0).all(dim=1)
         if bool(z.any()):

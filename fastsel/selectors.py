@@ -20,8 +20,10 @@ from typing import Callable, Optional
 import torch
 
 from . import distributed as D
-from . import ops
 from .errors import FastselError
+from .ops._inputs import DEFAULT_ALPHA, DEFAULT_SEED, _check_n, as_tensor, check_int, check_seed
+from .ops.greedy import greedy
+from .ops.threshold import threshold_decay
 
 
 @dataclass(frozen=True)
@@ -93,31 +95,31 @@ def get_selector(name: str) -> Selector:
     return SELECTORS[name]
 
 
-def _greedy(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", progress=None, **_):
-    return ops.greedy(x, n, start, seed=seed, backend=backend, progress=progress).indices
+def _greedy(x, n, *, start=None, seed=DEFAULT_SEED, backend="auto", progress=None, **_):
+    return greedy(x, n, start, seed=seed, backend=backend, progress=progress).indices
 
 
-def _greedy_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", **_):
+def _greedy_sharded(x, n, *, start=None, seed=DEFAULT_SEED, backend="auto", **_):
     return D.greedy(x, n, start, seed=seed, backend=backend).indices
 
 
-def _threshold(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", progress=None, tau=None,
-               alpha=ops.DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
-    r = ops.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend,
-                            progress=progress)
+def _threshold(x, n, *, start=None, seed=DEFAULT_SEED, backend="auto", progress=None, tau=None,
+               alpha=DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
+    r = threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend,
+                        progress=progress)
     return r.indices, r.info()
 
 
-def _threshold_sharded(x, n, *, start=None, seed=ops.DEFAULT_SEED, backend="auto", tau=None,
-                       alpha=ops.DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
+def _threshold_sharded(x, n, *, start=None, seed=DEFAULT_SEED, backend="auto", tau=None,
+                       alpha=DEFAULT_ALPHA, decay="empty-pass", order="random", **_):
     r = D.threshold_decay(x, n, start, tau, alpha, decay=decay, order=order, seed=seed, backend=backend)
     return r.indices, r.info()
 
 
-def _random(x, n, *, seed=ops.DEFAULT_SEED, progress=None, **_):
-    x = ops.as_tensor(x)
-    n = ops._check_n(n, x.shape[0])
-    g = torch.Generator().manual_seed(ops.check_seed(seed))
+def _random(x, n, *, seed=DEFAULT_SEED, progress=None, **_):
+    x = as_tensor(x)
+    n = _check_n(n, x.shape[0])
+    g = torch.Generator().manual_seed(check_seed(seed))
     idx = torch.randperm(x.shape[0], generator=g)[:n]
     if progress is not None:
         progress(n)
@@ -130,11 +132,9 @@ register_selector("threshold", _threshold, help="threshold-decay filter (Algorit
                   sharded=_threshold_sharded, sharded_op="threshold_decay")
 register_selector("random", _random, help="seeded uniform subsample", takes_start=False)
 
-METHODS = selector_names()  # the built-in names (a registry read at import; selector_names() is live)
 
-
-def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
-           tau: Optional[float] = None, alpha: float = ops.DEFAULT_ALPHA, decay: str = "empty-pass",
+def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, seed: int = DEFAULT_SEED,
+           tau: Optional[float] = None, alpha: float = DEFAULT_ALPHA, decay: str = "empty-pass",
            order: str = "random", backend: str = "auto", progress: Optional[Callable[[int], None]] = None,
            return_info: bool = False, knn: Optional[int] = None, bandwidth: Optional[float] = None):
     """Indices (int64, in pick order) of an ``n``-row subset chosen by the registered selector
@@ -174,10 +174,10 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
         raise FastselError(f"knn applies to the facility selector, not {method!r}")
     if bandwidth is not None and method != "facility":
         raise FastselError(f"bandwidth applies to the facility selector, not {method!r}")
-    n = ops.check_int(n, "n", 1)  # before any selector (a user's too) sees it: 2.5, True, "3" refused
-    seed = ops.check_seed(seed)
+    n = check_int(n, "n", 1)  # before any selector (a user's too) sees it: 2.5, True, "3" refused
+    seed = check_seed(seed)
     if start is not None:
-        start = ops.check_int(start, "start", 0)
+        start = check_int(start, "start", 0)
     out = sel.run(x, n, start=start, seed=seed, backend=backend, progress=progress, tau=tau,
                                    alpha=alpha, decay=decay, order=order, **({} if knn is None else {"knn": knn}),
                                    **({} if bandwidth is None else {"bandwidth": bandwidth}))

@@ -18,12 +18,24 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import ops, reference
-from .ops import GreedyResult
+from . import reference
 from .errors import FastselError
+from .ops._dispatch import _impl, _mixed_scales, _underflowed
+from .ops._inputs import (
+    DEFAULT_SEED,
+    _check_n,
+    _check_start,
+    as_tensor,
+    check_int,
+    ldexp,
+    magnitude,
+    scale_exponent,
+    unscale,
+)
+from .ops.greedy import GreedyResult
 
 
-def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536, seed: int = ops.DEFAULT_SEED,
+def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536, seed: int = DEFAULT_SEED,
            backend: str = "auto", stats: Optional[dict] = None,
            progress: Optional[Callable[[int], None]] = None, _f64: bool = False) -> GreedyResult:
     """Greedy selection (Algorithm 1) streaming ``pool`` (an (N, d) numpy array or memmap) by chunks.
@@ -46,30 +58,30 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
     if not isinstance(pool, np.ndarray) or pool.ndim != 2 or pool.shape[0] == 0:
         raise FastselError("pool must be a non-empty 2-D numpy array or memmap")
     N, d = pool.shape
-    n = ops._check_n(n, N)
-    start = ops._check_start(start, N, seed)
-    chunk_rows = ops.check_int(chunk_rows, "chunk_rows", 1)
+    n = _check_n(n, N)
+    start = _check_start(start, N, seed)
+    chunk_rows = check_int(chunk_rows, "chunk_rows", 1)
     chunks = [(a, min(N, a + chunk_rows)) for a in range(0, N, chunk_rows)]
-    e = 0  # the pow2 scale of extreme magnitudes (ops.pow2_scale), known after the first pass
+    e = 0  # the pow2 scale of extreme magnitudes (fastsel.ops._inputs.pow2_scale), known after the first pass
 
     def rows(a, b, name="x"):
-        t = ops.as_tensor(np.asarray(pool[a:b]), name)
-        return ops.ldexp(t.double() if _f64 else t, e)
+        t = as_tensor(np.asarray(pool[a:b]), name)
+        return ldexp(t.double() if _f64 else t, e)
     first = rows(0, 1)
     acc = reference.acc_dtype(first.dtype)
-    update, _ = ops._impl("update_min_d2", first, backend)
+    update, _ = _impl("update_min_d2", first, backend)
     eps = 4.0 * (d + 8) * (2.0 ** -53 if acc == torch.float64 else 2.0 ** -24)
     centres, radii, md, best = [], [], [], []
     mag = 0.0
     for a, b in chunks:  # one pass: bounding balls (float64), finiteness checks, the largest magnitude
-        blk = ops.as_tensor(np.asarray(pool[a:b]), "pool").double()
-        mag = max(mag, ops.magnitude(blk))
+        blk = as_tensor(np.asarray(pool[a:b]), "pool").double()
+        mag = max(mag, magnitude(blk))
         c = blk.mean(0)
         centres.append(c)
         radii.append(float(((blk - c) ** 2).sum(1).max().sqrt()))
         md.append(torch.full((b - a,), math.inf, dtype=acc))
         best.append((math.inf, 0))  # (largest min-distance, local index of the lowest holding it)
-    e = ops.scale_exponent(mag, first.dtype)  # exact: a power of two; the balls scale with the rows
+    e = scale_exponent(mag, first.dtype)  # exact: a power of two; the balls scale with the rows
     centres_t = torch.stack(centres) * math.ldexp(1.0, e)
     radii_t = torch.tensor(radii, dtype=torch.float64) * math.ldexp(1.0, e)
     reads = skips = 0
@@ -98,9 +110,9 @@ def greedy(pool, n: int, start: Optional[int] = None, *, chunk_rows: int = 65536
             progress(1)
     if stats is not None:
         stats.update(chunk_reads=reads, chunk_skips=skips, skip_rate=skips / max(1, reads + skips))
-    if first.dtype != torch.float16:  # mixed scales: float32 distances underflow (ops.greedy): redo in float64
-        if ops._underflowed(pool, idx, d2):
+    if first.dtype != torch.float16:  # mixed scales: float32 distances underflow (fastsel.ops.greedy): redo in float64
+        if _underflowed(pool, idx, d2):
             if first.dtype == torch.float64:
-                raise ops._mixed_scales("pool")
+                raise _mixed_scales("pool")
             return greedy(pool, n, start, chunk_rows=chunk_rows, seed=seed, backend=backend, stats=stats, _f64=True)
-    return GreedyResult(idx, ops.unscale(d2.sqrt(), e))
+    return GreedyResult(idx, unscale(d2.sqrt(), e))

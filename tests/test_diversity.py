@@ -233,7 +233,7 @@ def test_a_large_offset_does_not_change_the_picks(method, rng):
 @pytest.mark.parametrize("N,d,n,k", [(60, 3, 15, 5), (120, 8, 40, 10), (40, 1, 10, 4), (30, 5, 30, 6),
                                      (25, 4, 1, 3), (35, 2, 35, 35), (50, 6, 20, 1)])
 def test_knn_facility_equals_its_literal_definition(N, d, n, k, rng):
-    """Facility location on the exact k-NN graph (fastsel.ops.nn, the graph by column, lazy greedy)
+    """Facility location on the exact k-NN graph (fastsel.nn, the graph by column, lazy greedy)
     against plain greedy on the N x N kernel masked to each row's k nearest (stable sort)."""
     x = (rng.standard_normal((N, d)) * rng.uniform(0.1, 10)).astype(np.float32)
     idx, info = D.facility(x, n, knn=k)

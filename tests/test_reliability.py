@@ -263,7 +263,7 @@ def test_tampered_and_truncated_checkpoints(loop_run):
 def test_unexpected_errors_print_a_traceback_and_the_version(feats, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("an internal bug")
-    monkeypatch.setattr(fastsel.ops, "greedy", boom)
+    monkeypatch.setattr(fastsel.selectors, "greedy", boom)
     r = run("select", "--in", feats, "-n", 5)
     assert r.exit_code == 1
     assert "Traceback" in r.stderr and "an internal bug" in r.stderr and "fastsel 0." in r.stderr

@@ -360,7 +360,7 @@ def test_item3_mixed_scales_in_sets_and_streaming(backend, rng):
 
 @pytest.mark.parametrize("exp", [70, -80, -140])
 def test_sweep_streaming_extreme_magnitudes_as_unscaled(exp, rng):
-    """Found in the sweep: fastsel.streaming.greedy did not scale extreme magnitudes (ops.pow2_scale)."""
+    """Found in the sweep: fastsel.streaming.greedy did not scale extreme magnitudes (pow2_scale)."""
     from fastsel import streaming
     y = rng.standard_normal((300, 5)).astype(np.float32)
     x = y * np.float32(2.0 ** exp)

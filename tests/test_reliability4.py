@@ -158,13 +158,13 @@ def test_item6_one_threshold_option_applies_two_apply(pool):
 
 
 def test_item6_a_lower_bound_reads_must_be_at_least():
-    import fastsel
     from fastsel.errors import FastselError
+    from fastsel.ops._inputs import check_int
     with pytest.raises(FastselError) as e:
-        fastsel.ops.check_int(0, "chunk_rows", 1)
+        check_int(0, "chunk_rows", 1)
     assert str(e.value) == "chunk_rows must be >= 1, got 0"
     with pytest.raises(FastselError, match=r"k must be in \[1, 4\], got 5"):
-        fastsel.ops.check_int(5, "k", 1, 4)
+        check_int(5, "k", 1, 4)
 
 
 # ------------------------------------------------------------------ 7. report: settings edited after the run

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import fastsel
-from fastsel import diversity as _diversity, sets
+from fastsel import diversity as _diversity
+from fastsel.ops import sets
 
 from _helpers import BACKENDS
 

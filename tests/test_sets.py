@@ -1,4 +1,4 @@
-"""Greedy on many sets at once (fastsel.sets): each set's picks equal fastsel.greedy on it alone."""
+"""Greedy on many sets at once (fastsel.ops.sets): each set's picks equal fastsel.greedy on it alone."""
 import math
 
 import numpy as np

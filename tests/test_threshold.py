@@ -7,6 +7,7 @@ import torch
 import fastsel
 import fastsel._backend as B
 from fastsel import reference
+from fastsel.ops._inputs import DEFAULT_ALPHA, draw_start
 from _helpers import DTYPES, RTOL, as_t, cuda_only, int_pool, kernel_device, same, tf32
 
 
@@ -161,7 +162,7 @@ def test_default_tau_is_data_derived(backend, rng):
     assert fastsel.default_tau(3 * x, 100, backend=backend) == pytest.approx(3 * t)
     assert fastsel.default_tau(torch.zeros(10, 3), 5, backend=backend) == 1.0
     # the default start: drawn from the seed, as the filter's
-    s = fastsel.ops.draw_start(500, 7)
+    s = draw_start(500, 7)
     assert fastsel.default_tau(x, seed=7, backend=backend) == fastsel.default_tau(x, s, backend=backend)
     r = fastsel.threshold_decay(x, 50, seed=7, backend=backend)
     assert r.tau0 == fastsel.default_tau(x, s, backend=backend) and r.indices[0] == s
@@ -343,6 +344,6 @@ def test_random_order_result_is_unchanged_by_the_read_through(rng):
         perm = fastsel.scan_order(20000, 11)
         start = int(torch.argsort(perm)[5])
         t = r.tau0 if tau is None else tau
-        ref = torch.ops.fastsel.threshold_decay(x[perm], 300, start, t, fastsel.ops.DEFAULT_ALPHA, False,
+        ref = torch.ops.fastsel.threshold_decay(x[perm], 300, start, t, DEFAULT_ALPHA, False,
                                                 None, None, "lazy")
         assert torch.equal(r.indices, perm[ref[0]])

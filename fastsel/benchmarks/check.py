@@ -26,9 +26,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .. import ops
 from ..errors import FastselError
 from ..io import save_json
+from ..ops.greedy import greedy
+from ..ops.nn import nn
+from ..ops.threshold import default_tau, threshold_decay
 from .common import authors_threshold, commit, cpu_name, try_import
 
 BASELINE = os.path.join("bench", "baseline.json")
@@ -98,7 +100,7 @@ def _pool(spec: str, N: int, d: int) -> torch.Tensor:
 def _greedy_case(x: torch.Tensor, n: int) -> dict:
     """fastsel.greedy (pruned multi-pick) against the unpruned kernel and torch-quickfps."""
     box = {}
-    fast = lambda: ops.greedy(x, n, 0, backend="cpp").indices  # noqa: E731
+    fast = lambda: greedy(x, n, 0, backend="cpp").indices  # noqa: E731
     unpruned = lambda: torch.ops.fastsel.greedy(x, n, 0, None, "multi-noprune")[0]  # noqa: E731
     p, q, tf, tu = _pair(fast, unpruned, 5, 5)  # alternated, best of 5 each: the 5 % floor needs it
     out = {"ratios": {"unpruned": tu / tf}, "seconds": {"fastsel": tf, "unpruned": tu},
@@ -140,7 +142,7 @@ def _sets(kind: str) -> Callable:
                                                                                random_start=False), 3, 2)
             out["ratios"]["torch-fps"], out["seconds"]["torch-fps"] = ta / tf2, ta
         if not out["ratios"]:  # no anchor installed: fastsel one set after another
-            _, _, tf, ta = _pair(fast, lambda: [ops.greedy(x[b], k, 0).indices for b in range(s["B"])], 3, 1)
+            _, _, tf, ta = _pair(fast, lambda: [greedy(x[b], k, 0).indices for b in range(s["B"])], 3, 1)
             out["ratios"]["one set at a time"], out["seconds"]["one set at a time"] = ta / tf, ta
         out["seconds"]["fastsel"] = tf if qf is not None or tfps is None or s["d"] != 3 else tf2
         return out
@@ -158,7 +160,7 @@ def _ptr(s: dict) -> dict:
     fast = lambda: fastsel.fps(x, ptr=ptr, ratio=ratio, random_start=False)  # noqa: E731
 
     def loop():
-        return [ops.greedy(x[int(ptr[b]):int(ptr[b + 1])], max(1, int(np.ceil(ratio * int(sizes[b])))), 0).indices
+        return [greedy(x[int(ptr[b]):int(ptr[b + 1])], max(1, int(np.ceil(ratio * int(sizes[b])))), 0).indices
                 for b in range(s["B"])]
     _, _, tf, ta = _pair(fast, loop, 3, 2)
     return {"ratios": {"greedy per set": ta / tf}, "seconds": {"fastsel": tf, "greedy per set": ta}, "checks": {}}
@@ -171,13 +173,13 @@ def _threshold(rule: str) -> Callable:
         g = torch.Generator().manual_seed(0)
         x = torch.randn(s["N"], s["d"], generator=g)
         n = s["n"]
-        tau0 = ops.default_tau(x, 0)
+        tau0 = default_tau(x, 0)
         if rule == "small":
             sub = x[torch.randperm(s["N"], generator=g)[:min(s["N"], 2048)]]
-            tau = float(ops.nn(sub, k=1, exclude_self=True).distances.mean())
+            tau = float(nn(sub, k=1, exclude_self=True).distances.mean())
         else:
             tau = tau0
-        _, tf = _best(lambda: ops.threshold_decay(x, n, 0, tau, 0.9, backend="cpp"), 3)
+        _, tf = _best(lambda: threshold_decay(x, n, 0, tau, 0.9, backend="cpp"), 3)
         got, secs = authors_threshold(x, n, tau, 0.9, s["budget"])
         ta = secs / max(got - 1, 1) * n
         return {"ratios": {"authors' loop": ta / tf}, "seconds": {"fastsel": tf, "authors' loop (extrapolated)": ta},
@@ -188,7 +190,7 @@ def _threshold(rule: str) -> Callable:
 def _knn(s: dict) -> dict:
     g = torch.Generator().manual_seed(0)
     q, r = torch.randn(s["Q"], s["d"], generator=g), torch.randn(s["R"], s["d"], generator=g)
-    fast = lambda: ops.nn(q, r, k=1, backend="cpp")  # noqa: E731
+    fast = lambda: nn(q, r, k=1, backend="cpp")  # noqa: E731
     _, _, tf, tg = _pair(fast, lambda: q @ r.T, 3, 3)
     out = {"ratios": {"torch GEMM (floor)": tg / tf}, "seconds": {"fastsel": tf, "torch GEMM": tg}, "checks": {}}
     faiss = try_import("faiss")

@@ -8,7 +8,7 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
@@ -158,7 +158,3 @@ def clean(o):
     if isinstance(o, float) and not math.isfinite(o):
         return None
     return o
-
-
-def optional_float(v) -> Optional[float]:
-    return None if v is None else float(v)

@@ -24,8 +24,9 @@ import sys
 
 import torch
 
-from .. import ops
 from ..io import save_json, save_text
+from ..ops.nn import nn
+from ..ops.threshold import default_tau
 from .common import authors_greedy, plain_torch_greedy
 from .common import median_time as _median, wall as _wall
 
@@ -119,7 +120,7 @@ def bench_threshold(N, d, n, dtype, rows, out, meta, t_greedy):
     dt = getattr(torch, dtype)
     g = torch.Generator(device="cuda").manual_seed(1)
     x = torch.randn(N, d, device="cuda", generator=g).to(dt)
-    tau = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
+    tau = default_tau(x, 0)  # the default rule, from the first pick (row 0)
     torch.ops.fastsel.threshold_decay(x, min(n, 512), 0, tau, 0.9, False, None, None, "chunked")
     holder = {}
     t = wall(lambda: holder.setdefault("r", torch.ops.fastsel.threshold_decay(x, n, 0, tau, 0.9, False, None, None,
@@ -138,8 +139,8 @@ def bench_nn(Q, R, d, k, rows, out, meta):
     t_mm = matmul_seconds(Q, R, d)
     t_mm_tf32 = matmul_seconds(Q, R, d, tf32=True)
     holder = {}
-    ops.nn(q[:1024], r, k=k)
-    t = median_time(lambda: holder.__setitem__("r", ops.nn(q, r, k=k, backend="cpp")), reps=3)
+    nn(q[:1024], r, k=k)
+    t = median_time(lambda: holder.__setitem__("r", nn(q, r, k=k, backend="cpp")), reps=3)
     dist, idx = holder["r"]
     # exactness on 256 queries: float64 brute force on the device
     qs = q[:256].double()

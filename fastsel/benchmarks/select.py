@@ -23,8 +23,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .. import _backend, ops
+from .. import _backend
 from ..io import save_json, save_text
+from ..ops.greedy import greedy
+from ..ops.nn import nn
+from ..ops.sets import greedy_sets
+from ..ops.threshold import default_tau, threshold_decay
 from .common import (authors_greedy, authors_threshold, best_time, clean, commit, cpu_name, first_divergence,
                      plain_torch_greedy, plain_torch_nn, try_import)
 
@@ -124,7 +128,7 @@ def anchors(x: torch.Tensor, n: int, nb: int) -> list:
 
 def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> list[Row]:
     x = _pool(N, d, DTYPES[dtype_name], kind=kind)
-    ref = ops.greedy(x.double(), n, 0, backend="cpp" if "cpp" in backends else "torch").indices  # float64 picks
+    ref = greedy(x.double(), n, 0, backend="cpp" if "cpp" in backends else "torch").indices  # float64 picks
     bw, probe = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
     nb = min(n, SLOW_PICKS)
@@ -149,7 +153,7 @@ def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> lis
             rows.append(Row("greedy", f"{label} (c)", dtype_name, N, d, n, t, extra=ex))
     if "cpp" in backends:
         ns = min(n, SINGLE_PICKS)
-        t = best_time(lambda: ops.greedy(x, ns, 0, backend="cpp", mode="single"), 2) / ns
+        t = best_time(lambda: greedy(x, ns, 0, backend="cpp", mode="single"), 2) / ns
         rows.append(Row("greedy", "fastsel-cpp single", dtype_name, N, d, n, t * n, picks_per_pass=1.0,
                         extra={"picks_timed": ns}))
         box = {}
@@ -157,14 +161,14 @@ def bench_greedy(N, d, n, dtype_name, backends, log, kind: str = "gauss") -> lis
         passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
         rows.append(Row("greedy", "fastsel-cpp multi, unpruned", dtype_name, N, d, n, t0,
                         picks_per_pass=(picks + 1) / passes, extra={"agree_f64": first_divergence(box["p"][0], ref)}))
-        t = best_time(lambda: box.__setitem__("q", ops.greedy(x, n, 0, backend="cpp", mode="multi")), 1)
+        t = best_time(lambda: box.__setitem__("q", greedy(x, n, 0, backend="cpp", mode="multi")), 1)
         passes, picks = torch.ops.fastsel._greedy_stats().tolist()[:2]
         same = bool(torch.equal(box["q"].indices, box["p"][0]))
         rows.append(Row("greedy", "fastsel-cpp multi", dtype_name, N, d, n, t, picks_per_pass=(picks + 1) / passes,
                         extra={"agree_f64": first_divergence(box["q"].indices, ref), "vs_unpruned": t0 / t,
                                "same_as_unpruned": same}))
     if "torch" in backends:
-        t = best_time(lambda: ops.greedy(x, nb, 0, backend="torch"), 1) / nb
+        t = best_time(lambda: greedy(x, nb, 0, backend="torch"), 1) / nb
         rows.append(Row("greedy", "fastsel-torch", dtype_name, N, d, n, t * n, picks_per_pass=1.0,
                         extra={"picks_timed": nb}))
     for r in rows:
@@ -182,10 +186,10 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
     """At the default tau0 (the largest distance from the first pick) and at 2 x tau0 (seven more
     decays before the first accept with alpha = 0.9)."""
     x = _pool(N, d, DTYPES[dtype_name])
-    tau0 = ops.default_tau(x, 0)  # the default rule, from the first pick (row 0)
+    tau0 = default_tau(x, 0)  # the default rule, from the first pick (row 0)
     bw, _ = read_bandwidth(x)
     floor_pick = N * d * x.element_size() / bw
-    t_greedy = best_time(lambda: ops.greedy(x, n, 0), 1)
+    t_greedy = best_time(lambda: greedy(x, n, 0), 1)
     out = [Row("threshold", "fastsel greedy, same N and n", dtype_name, N, d, n, t_greedy)]
     out[0].vs_floor = t_greedy / (floor_pick * n)
     out[0].extra["vs_greedy"] = 1.0
@@ -193,7 +197,7 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
     g = torch.Generator().manual_seed(1)
     sub = x[torch.randperm(N, generator=g)[:min(N, 2048)]].float()
     # a small tau, as the released code's fixed one: the set fills in its first pass
-    tau_small = float(ops.nn(sub, k=1, exclude_self=True).distances.mean())
+    tau_small = float(nn(sub, k=1, exclude_self=True).distances.mean())
     for rule, tau in (("default tau0", tau0), ("2 x tau0", 2 * tau0), ("small: mean 1-NN spacing of 2,048 rows", tau_small)):
         got, secs = authors_threshold(x, n, tau, 0.9, AUTHORS_BUDGET_S)
         t_auth = secs / max(got - 1, 1) * n
@@ -202,12 +206,12 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
         if "cpp" in backends:
             if rule == "default tau0":
                 ns = min(n, SINGLE_PICKS)
-                t = best_time(lambda: ops.threshold_decay(x, ns, 0, tau, 0.9, backend="cpp", mode="single"), 1) / ns
+                t = best_time(lambda: threshold_decay(x, ns, 0, tau, 0.9, backend="cpp", mode="single"), 1) / ns
                 rows.append(Row("threshold", "fastsel-cpp single", dtype_name, N, d, n, t * n, extra={"picks_timed": ns}))
             box = {}
             for mode in ("chunked", "lazy"):
-                t = best_time(lambda: box.__setitem__(mode, ops.threshold_decay(x, n, 0, tau, 0.9, backend="cpp",
-                                                                             mode=mode)), 1)
+                t = best_time(lambda: box.__setitem__(mode, threshold_decay(x, n, 0, tau, 0.9, backend="cpp",
+                                                                         mode=mode)), 1)
                 r = box[mode]
                 rows.append(Row("threshold", f"fastsel-cpp {mode}", dtype_name, N, d, n, t,
                                 extra={"decays": r.decays, "passes": r.passes}))
@@ -215,7 +219,7 @@ def bench_threshold(N, d, n, dtype_name, backends, log) -> list[Row]:
                                                      and box["lazy"].tau == box["chunked"].tau)
         if "torch" in backends and rule == "default tau0":
             nb = min(n, SLOW_PICKS)
-            t = best_time(lambda: ops.threshold_decay(x, nb, 0, tau, 0.9, backend="torch"), 1) / nb
+            t = best_time(lambda: threshold_decay(x, nb, 0, tau, 0.9, backend="torch"), 1) / nb
             rows.append(Row("threshold", "fastsel-torch", dtype_name, N, d, n, t * n, extra={"picks_timed": nb}))
         for r in rows:
             r.vs_authors, r.vs_floor = t_auth / r.seconds, r.seconds / (floor_pick * n)
@@ -241,7 +245,6 @@ def _sets_pool(B: int, N: int, d: int, kind: str, seed: int = 0) -> torch.Tensor
 
 def bench_sets(B, N, d, k, kind, backends, log) -> list[Row]:
     """B independent sets: fastsel.greedy_sets vs fastsel one set at a time vs the batched anchors."""
-    from ..sets import greedy_sets
     x = _sets_pool(B, N, d, kind)
     ref = greedy_sets(x.double(), k, 0).indices  # float64 picks, per set
 
@@ -252,7 +255,7 @@ def bench_sets(B, N, d, k, kind, backends, log) -> list[Row]:
     if "cpp" in backends:
         t = best_time(lambda: box.__setitem__("p", greedy_sets(x, k, 0, backend="cpp").indices), 1)
         rows.append(Row("sets", "fastsel.greedy_sets", "float32", N, d, k, t, extra={"B": B, "agree_f64": agree(box["p"])}))
-        t = best_time(lambda: box.__setitem__("p", torch.stack([ops.greedy(x[b], k, 0, backend="cpp").indices
+        t = best_time(lambda: box.__setitem__("p", torch.stack([greedy(x[b], k, 0, backend="cpp").indices
                                                            for b in range(B)])), 1)
         rows.append(Row("sets", "fastsel.greedy, one set after another", "float32", N, d, k, t,
                         extra={"B": B, "agree_f64": agree(box["p"])}))
@@ -286,7 +289,7 @@ def nn_exactness(n_query=512, d=384, spread=0.05, offset=100.0, seed=0) -> dict:
     q = (ref[:n_query].double() + spread * torch.randn(n_query, d, generator=g, dtype=torch.float64)).float()
     truth = torch.cdist(q.double(), ref.double()).argmin(1)
     out = {"queries": n_query, "plain-torch": int((plain_torch_nn(q, ref) != truth).sum()),
-           "fastsel": int((ops.nn(q, ref, k=1).indices[:, 0] != truth).sum())}
+           "fastsel": int((nn(q, ref, k=1).indices[:, 0] != truth).sum())}
     faiss = try_import("faiss")
     if faiss is not None:
         index = faiss.IndexFlatL2(d)
@@ -312,7 +315,7 @@ def bench_nn(Q, R, d, dtype_name, backends, log) -> list[Row]:
         t_faiss = best_time(run_faiss, 1)
         rows.append(Row("nn", "faiss IndexFlatL2 (c)", dtype_name, Q, d, 1, t_faiss, extra={"R": R}))
     for be in backends:
-        t = best_time(lambda: ops.nn(q, r, k=1, backend=be), 1)
+        t = best_time(lambda: nn(q, r, k=1, backend=be), 1)
         rows.append(Row("nn", f"fastsel-{be}", dtype_name, Q, d, 1, t, extra={"R": R}))
     wrong = nn_exactness()
     for row in rows:

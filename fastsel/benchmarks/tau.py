@@ -24,6 +24,7 @@ import fastsel
 from fastsel import metrics as M
 from fastsel.benchmarks.common import timed_result
 from fastsel.io import save_json, save_text
+from fastsel.ops._inputs import draw_start
 
 
 def old_default_tau(x: torch.Tensor, n: int) -> float:
@@ -58,7 +59,7 @@ def spread(x: torch.Tensor, idx: torch.Tensor) -> tuple:
 def quality(n: int = 1000) -> list:
     rows = []
     for name, x in pools().items():
-        start = fastsel.ops.draw_start(len(x), 0)
+        start = draw_start(len(x), 0)
         g, t = timed_result(lambda: fastsel.greedy(x, n, start))
         rows.append(dict(pool=name, selector="greedy", seconds=t, **dict(zip(("min_dist", "entropy"), spread(x, g.indices)))))
         for a in (0.8, 0.9, 0.95):

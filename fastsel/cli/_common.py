@@ -13,6 +13,8 @@ import warnings
 import click
 
 from ..errors import DataError, FastselError, UsageProblem
+from ..loop.config import check_device, device_problem
+from ..ops._inputs import SEED_MAX
 
 
 class RegistryChoice(click.Choice):
@@ -32,7 +34,7 @@ class RegistryChoice(click.Choice):
         pass
 
 
-SEED = click.IntRange(0, 2 ** 32 - 1)  # torch's CPU generator keeps 32 bits: larger seeds would collide
+SEED = click.IntRange(0, SEED_MAX)  # torch's CPU generator keeps 32 bits: larger seeds would collide
 SEED_HELP = "Random seed, in [0, 2^32 - 1]."
 
 
@@ -56,33 +58,29 @@ _CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)] if c != 9}
 _CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})  # what str.splitlines also breaks at
 
 
-def check_device(device) -> None:
-    """A usage error for a --device that is not cpu or cuda[:K], or cuda without a visible GPU (before
-    any data is read; None means the command's default)."""
+def require_device(device) -> None:
+    """A usage error for a --device that :func:`fastsel.loop.config.check_device` refuses (not cpu or
+    cuda[:K]), or cuda without a visible GPU of that index (before any data is read; None means the
+    command's default)."""
     if device is None:
         return
-    import torch
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise click.UsageError(f"--device must be cpu or cuda[:K], got {device!r}")
-    if dev.type == "cuda":
-        from ..loop.config import device_problem  # the loop's rule: a visible GPU of that index
-        why = device_problem(str(dev))
-        if why:
-            raise click.UsageError(f"--{why}")
+        check_device(device, "--device")
+    except DataError as e:
+        raise click.UsageError("--" + str(e).split(": ", 1)[1]) from None
+    why = device_problem(device)
+    if why:
+        raise click.UsageError(f"--{why}")
 
 
 class DeviceType(click.ParamType):
-    """--device: cpu, cuda or cuda:K with that GPU visible (:func:`check_device`), checked when the
+    """--device: cpu, cuda or cuda:K with that GPU visible (:func:`require_device`), checked when the
     command line is parsed, before any work; every --device option shares this one rule."""
 
     name = "device"
 
     def convert(self, value, param, ctx):
-        check_device(value)
+        require_device(value)
         return value
 
 

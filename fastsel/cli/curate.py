@@ -5,9 +5,10 @@ import os
 
 import click
 
-from .. import features, ops
+from .. import features
+from ..ops._inputs import DEFAULT_SEED
 from ..selectors import selector_names
-from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, check_device, emit_json, handle_errors
+from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, emit_json, handle_errors, require_device
 
 
 @click.command("curate")
@@ -35,7 +36,7 @@ from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, check_device, e
               help="Folder sources: copy the selected files (default: symbolic links); other sources refuse it.")
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick, a source index (default: drawn from --seed).")
-@click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
+@click.option("--seed", type=SEED, default=DEFAULT_SEED, show_default=True, help=SEED_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--shard-rows", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Rows per embedding shard (the unit a killed run resumes from).")
@@ -62,7 +63,7 @@ def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, spl
                                    == click.core.ParameterSource.COMMANDLINE):
         raise click.UsageError(f"--features {feat} and --embeddings are alternatives: --embeddings are the "
                                "features (computed beforehand); give one of them")
-    check_device(device)  # before any work: a GPU that is not there never reaches the extractor
+    require_device(device)  # before any work: a GPU that is not there never reaches the extractor
     say = (lambda *a, **k: None) if quiet else (lambda m: click.echo(m, err=True))
     r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, key=key, method=method, seed=seed,
                  start=start, column=column, split=split, image_size=image_size, copy=copy, dedup=dedup,

@@ -8,9 +8,9 @@ import click
 import torch
 
 from .. import metrics as M
-from .. import ops
 from ..demo import make_pool
 from ..io import save_npy
+from ..ops._inputs import BACKENDS
 from ..selectors import select, selector_names
 from ._common import SEED, SEED_HELP, CommaList, RegistryChoice, check_memory, emit_json, fmt, handle_errors, one_line
 
@@ -26,7 +26,7 @@ from ._common import SEED, SEED_HELP, CommaList, RegistryChoice, check_memory, e
               default="greedy,threshold,random", show_default=True,
               help="Comma list of registered selectors to compare, or 'all' (every registered one; the kernel "
                    "selectors take seconds to minutes on the default pool).")
-@click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def demo(out, pool_n, dim, n, seed, methods, backend, as_json):

@@ -11,7 +11,8 @@ from ._common import emit_json, handle_errors
 
 from .. import features  # noqa: E402
 from ._common import ImageSide, RegistryChoice  # noqa: E402
-from ..loop.config import PARADIGMS, SEED_MAX  # noqa: E402
+from ..loop.config import PARADIGMS  # noqa: E402
+from ..ops._inputs import SEED_MAX  # noqa: E402
 from ..selectors import selector_names  # noqa: E402
 
 UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]

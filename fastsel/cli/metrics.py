@@ -5,8 +5,8 @@ import click
 import numpy as np
 
 from .. import metrics as M
-from .. import ops
 from ..io import load_features
+from ..ops._inputs import BACKENDS, as_tensor
 from ._common import clean_warnings, emit_json, fmt, handle_errors
 from ..errors import FastselError
 
@@ -25,7 +25,7 @@ from ..errors import FastselError
 @click.option("--key", default=None, help="Array name inside .npz files.")
 @click.option("--k", "k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Neighbour order of the KL entropy estimator.")
-@click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: entropy, mnnd, cov_trace, vendi[, gs, copy_fraction, gs_norm]; a metric "
                    "the data does not allow is null, with the reason in notes.")
@@ -40,17 +40,17 @@ def metrics(inp, ref, holdout, entropy_m, key, k, backend, as_json):
     Example:
       fastsel metrics --in generated.npy --ref train.npy --json
     """
-    x = ops.as_tensor(np.asarray(load_features(inp, key)), inp)
+    x = as_tensor(np.asarray(load_features(inp, key)), inp)
     r = None
     if ref is not None:
-        r = ops.as_tensor(np.asarray(load_features(ref, key)), ref)
+        r = as_tensor(np.asarray(load_features(ref, key)), ref)
         if r.shape[1] != x.shape[1]:
             raise FastselError(f"dimension mismatch: --in has d={x.shape[1]}, --ref has d={r.shape[1]}")
     h = None
     if holdout is not None:
         if r is None:
             raise FastselError("--holdout needs --ref (gs_norm compares both to the same training set)")
-        h = ops.as_tensor(np.asarray(load_features(holdout, key)), holdout)
+        h = as_tensor(np.asarray(load_features(holdout, key)), holdout)
         if h.shape[1] != x.shape[1]:
             raise FastselError(f"dimension mismatch: --in has d={x.shape[1]}, --holdout has d={h.shape[1]}")
     if entropy_m is not None and not k < entropy_m <= x.shape[0]:

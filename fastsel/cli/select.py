@@ -10,8 +10,9 @@ import torch
 
 from .. import _dist
 from .. import metrics as M
-from .. import ops
 from ..io import DataError, check_outputs, check_replaceable, load_features, npy_header, save_npy
+from ..ops._dispatch import resolve_backend
+from ..ops._inputs import BACKENDS, DEFAULT_ALPHA, DEFAULT_SEED, ORDERS, as_tensor
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
 from ._common import (DEVICE, SEED, SEED_HELP, FiniteFloatRange, RegistryChoice, clean_warnings, emit_json, fmt,
                       handle_errors, one_line, progress_bar)
@@ -57,22 +58,22 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--method", type=RegistryChoice(selector_names), default="greedy", show_default=True)
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick (default: drawn from --seed).")
-@click.option("--seed", type=SEED, default=ops.DEFAULT_SEED, show_default=True, help=SEED_HELP)
+@click.option("--seed", type=SEED, default=DEFAULT_SEED, show_default=True, help=SEED_HELP)
 @click.option("--tau", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Initial threshold (threshold method; default: the largest distance from the first pick, "
                    "see fastsel.default_tau).")
-@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=ops.DEFAULT_ALPHA,
+@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=DEFAULT_ALPHA,
               show_default=True, help="Threshold decay factor, in (0, 1).")
 @click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default="empty-pass", show_default=True,
               help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
                    "(the authors' code). The same selection either way (a pass at a fixed tau leaves nothing "
                    "for a second pass at that tau); only the pass count in the facts differs.")
-@click.option("--order", type=click.Choice(ops.ORDERS), default="random", show_default=True,
+@click.option("--order", type=click.Choice(ORDERS), default="random", show_default=True,
               help="Threshold scan order: a permutation drawn from --seed, or the file's row order.")
 @click.option("--knn", type=click.IntRange(min=1), default=None,
               help="facility: keep the similarity on the exact K-nearest-neighbour graph only (O(N K) memory, "
                    "never N x N: for pools whose kernel does not fit). Other methods refuse it.")
-@click.option("--backend", type=click.Choice(ops.BACKENDS), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
@@ -115,8 +116,8 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
     if sharded:
         return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out,
                                no_metrics, as_json)
-    x = ops.as_tensor(np.asarray(arr), inp).to(dev)
-    used_backend = "torch" if sel.op is None else ops.resolve_backend(sel.op, dev.type, backend)
+    x = as_tensor(np.asarray(arr), inp).to(dev)
+    used_backend = "torch" if sel.op is None else resolve_backend(sel.op, dev.type, backend)
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
         idx, info = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
@@ -204,7 +205,7 @@ def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, 
             return
         save_npy(out, idx.numpy().astype(np.int64))
         summary = {"N": N, "d": d, "n": n, "method": method,
-                   "backend": ops.resolve_backend(sel.sharded_op or sel.op, "cpu", backend),
+                   "backend": resolve_backend(sel.sharded_op or sel.op, "cpu", backend),
                    "seconds": seconds, "out": out, "world_size": world, **info}
-        x = ops.as_tensor(np.asarray(arr)) if not no_metrics else None
+        x = as_tensor(np.asarray(arr)) if not no_metrics else None
         _report(summary, x, idx, N, seed, backend, no_metrics, as_json)

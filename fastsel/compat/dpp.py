@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from .. import diversity as _div
-from .. import ops as _ops
 from ..errors import FastselError
+from ..ops._inputs import check_int, check_real
 
 __all__ = ["dpp", "dpp_sw"]
 
 
 def _check_eps(epsilon) -> float:
-    eps = _ops.check_real(epsilon, "epsilon")
+    eps = check_real(epsilon, "epsilon")
     if not (math.isfinite(eps) and eps > 0):
         raise FastselError(f"epsilon must be a positive finite number, got {epsilon!r}")
     return eps
@@ -62,7 +62,7 @@ def dpp(kernel_matrix, max_length, epsilon=1E-10):
     """
     eps = _check_eps(epsilon)
     L = _div._check_gram(kernel_matrix)
-    n = min(_ops.check_int(max_length, "max_length", 1), L.shape[0])
+    n = min(check_int(max_length, "max_length", 1), L.shape[0])
     idx, info = _div.dpp(L, n, kernel="precomputed", epsilon=_below(eps))
     spent = info["rank_spent_at"]
     return idx.tolist() if spent is None else idx[:max(spent, 1)].tolist()
@@ -92,9 +92,9 @@ def dpp_sw(kernel_matrix, window_size, max_length, epsilon=1E-10):
     """
     eps = _check_eps(epsilon)
     L = _div._check_gram(kernel_matrix)
-    w = _ops.check_int(window_size, "window_size", 1)
+    w = check_int(window_size, "window_size", 1)
     N = L.shape[0]
-    n = min(_ops.check_int(max_length, "max_length", 1), N)
+    n = min(check_int(max_length, "max_length", 1), N)
     d2 = L.diagonal().clone()
     taken = torch.zeros(N, dtype=torch.bool)
     C = L.new_zeros((0, N))

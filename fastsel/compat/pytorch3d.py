@@ -35,9 +35,10 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .. import ops
 from ..errors import FastselError
-from ..sets import _run
+from ..ops._inputs import as_tensor, check_int
+from ..ops.nn import nn
+from ..ops.sets import _run
 
 __all__ = ["sample_farthest_points", "knn_points", "knn_gather", "masked_gather"]
 
@@ -151,7 +152,7 @@ def _farthest(points: torch.Tensor, lengths: torch.Tensor, K: torch.Tensor, star
     if not sel:
         return torch.from_numpy(out)
     x = points if len(sel) == N else points[torch.tensor(sel, device=points.device)]
-    flat = ops.as_tensor(x.reshape(len(sel) * P, D), "x")  # every row of the clouds checked, as greedy_sets
+    flat = as_tensor(x.reshape(len(sel) * P, D), "x")  # every row of the clouds checked, as greedy_sets
     if all(lens[b] == P for b in sel):
         rows = flat
     else:
@@ -205,7 +206,7 @@ def knn_points(p1: torch.Tensor, p2: torch.Tensor, lengths1: Optional[torch.Tens
         raise FastselError("pts1 and pts2 must have the same point dimension.")
     if not (norm == 1 or norm == 2):
         raise FastselError("Support for 1 or 2 norm.")
-    K = ops.check_int(K, "K")
+    K = check_int(K, "K")
     if K < 0:
         raise FastselError(f"K must not be negative, got {K}")
     p1, p2 = p1.contiguous(), p2.contiguous()
@@ -270,7 +271,7 @@ def _knn_idx(p1, p2, l1, l2, norm, K):
         for n in range(N):
             a, b = int(l1[n]), int(l2[n])
             if a and b:
-                q, r = ops.as_tensor(p1[n, :a], "p1"), ops.as_tensor(p2[n, :b], "p2")
+                q, r = as_tensor(p1[n, :a], "p1"), as_tensor(p2[n, :b], "p2")
                 d = torch.cdist(q.double(), r.double(), p=1)
                 kb = min(K, b)
                 idx[n, :a, :kb] = torch.sort(d, dim=1, stable=True).indices[:, :kb].cpu()
@@ -281,7 +282,7 @@ def _knn_idx(p1, p2, l1, l2, norm, K):
         return idx
     qp = [0] + torch.cumsum(l1, 0).tolist()
     rp = [0] + torch.cumsum(l2, 0).tolist()
-    res = ops.nn(q, r, k_eff, ptr=qp, ref_ptr=rp)
+    res = nn(q, r, k_eff, ptr=qp, ref_ptr=rp)
     got = res.indices.cpu()
     local = got - torch.repeat_interleave(torch.tensor(rp[:-1]), l1)[:, None]
     local = torch.where(got >= 0, local, torch.zeros_like(local))

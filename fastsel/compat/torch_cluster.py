@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import ops
 from ..errors import FastselError
-from ..sets import _run
+from ..ops._inputs import as_tensor, check_int
+from ..ops.nn import nn
+from ..ops.sets import _run
 
 __all__ = ["fps", "knn"]
 
@@ -197,7 +198,7 @@ def _fps(src: Tensor, ptr: Tensor, r: Tensor, random_start: bool) -> Tensor:
     cl, nl = counts.tolist(), n.tolist()
     first = np.asarray(p[:-1], dtype=np.int64)
     if int(sum(nl)):
-        rows = ops.as_tensor(src.reshape(src.size(0), -1), "src")
+        rows = as_tensor(src.reshape(src.size(0), -1), "src")
         idx, dist = _run(rows, p, nl, starts.tolist(), "auto", "auto")
         idx = idx.cpu().numpy()
         # a pick at distance 0: only copies of picked rows remain, and torch_cluster's argmax takes
@@ -222,7 +223,7 @@ def _fps(src: Tensor, ptr: Tensor, r: Tensor, random_start: bool) -> Tensor:
 def _knn(x: Tensor, y: Tensor, ptr_x: Optional[Tensor], ptr_y: Optional[Tensor], k: int,
          cosine: bool) -> Tensor:
     dev = x.device
-    k = ops.check_int(k, "k")
+    k = check_int(k, "k")
     if k < 0:
         raise FastselError(f"k must be >= 0, got {k}")
     if x.dim() != 2 or y.dim() != 2 or x.size(1) != y.size(1):
@@ -240,7 +241,7 @@ def _knn(x: Tensor, y: Tensor, ptr_x: Optional[Tensor], ptr_y: Optional[Tensor],
     xs, ys = x[px[0]:px[-1]], y[py[0]:py[-1]]
     if xs.size(0) == 0 or ys.size(0) == 0:
         return torch.empty(2, 0, dtype=torch.long, device=dev)
-    res = ops.nn(ys, xs, k, ptr=[v - py[0] for v in py], ref_ptr=[v - px[0] for v in px], cosine=cosine)
+    res = nn(ys, xs, k, ptr=[v - py[0] for v in py], ref_ptr=[v - px[0] for v in px], cosine=cosine)
     idx = res.indices.cpu()
     keep = idx >= 0
     rows = (torch.arange(ys.size(0))[:, None] + py[0]).expand(-1, k)[keep]

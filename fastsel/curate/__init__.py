@@ -18,7 +18,7 @@ and skipped -- the rows of ``DIR/embeddings.npy`` are the readable ones, in sour
 ``DIR/rows.npy`` maps them back to the source's indices.
 
 Precomputed features (``embeddings``) are read as ``fastsel select`` reads them (:func:`fastsel.io.load_features`,
-:func:`fastsel.ops.as_tensor`): float64 and integer rows are kept exact, never cast to float32.
+:func:`fastsel.ops._inputs.as_tensor`): float64 and integer rows are kept exact, never cast to float32.
 
 One run per output folder: an exclusive lock on ``DIR/.fastsel-curate.lock`` (a second run is refused),
 under which an earlier killed run's temporary files are removed.

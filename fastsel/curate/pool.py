@@ -8,6 +8,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from ..ops._inputs import as_tensor, ldexp, pow2_scale, unscale
+from ..ops.nn import nn
 
 
 def pick_distances(x: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
@@ -20,10 +22,9 @@ def _pick_distances(sub: torch.Tensor) -> np.ndarray:
     first), float64, O(n^2 d). Rows of extreme magnitude (1e300) are scaled by a power of two first,
     exactly, as the selectors do, and centred, so that rows far from the origin (1e8 + 3k) keep their
     distances' digits."""
-    from .. import ops
     s = sub.to(torch.float64)
-    e = ops.pow2_scale(s)
-    s = ops.ldexp(s, e)
+    e = pow2_scale(s)
+    s = ldexp(s, e)
     s = s - s.mean(0)
     n = s.shape[0]
     out = np.full(n, np.inf)
@@ -35,7 +36,7 @@ def _pick_distances(sub: torch.Tensor) -> np.ndarray:
         i = torch.arange(a, min(a + B, n))[:, None]
         d2 = d2.masked_fill(torch.arange(n)[None, :] >= i, float("inf"))
         best[a:a + B] = d2.min(1).values
-    out[:] = ops.unscale(best.sqrt(), e).numpy()
+    out[:] = unscale(best.sqrt(), e).numpy()
     return out
 
 
@@ -64,8 +65,7 @@ def memory_limit() -> int:
 
 def ops_nn_first(q: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Each query row's nearest reference row (exact k-NN, k = 1)."""
-    from .. import ops
-    return ops.nn(q, ref, k=1).indices[:, 0]
+    return nn(q, ref, k=1).indices[:, 0]
 
 
 class _LocalPool:
@@ -105,8 +105,7 @@ class _MappedPool(_LocalPool):
         return torch.from_numpy(np.array(self.mm[gi]))
 
     def coverage(self, sub: torch.Tensor) -> tuple:
-        from .. import ops
-        d = torch.cat([ops.nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
+        d = torch.cat([nn(torch.from_numpy(np.array(self.mm[a:a + self.CHUNK])), sub, k=1).distances[:, 0]
                        .to(torch.float64) for a in range(0, self.M, self.CHUNK)])
         return {"max": float(d.max()), "mean": float(d.mean())}, d
 
@@ -114,16 +113,15 @@ class _MappedPool(_LocalPool):
 def _rank_rows(out_dir: str, lo: int, m: int, d: int, log: Callable) -> torch.Tensor:
     """This rank's rows [lo, lo + m) of embeddings.npy: read into memory when they fit the memory share
     (:func:`memory_limit`), else left memory-mapped (the kernels read them through the page cache)."""
-    from .. import ops
     if m == 0:
         return torch.zeros((0, d), dtype=torch.float32)
     mm = np.load(os.path.join(out_dir, "embeddings.npy"), mmap_mode="r")[lo:lo + m]
     if m * d * 4 <= memory_limit():
-        return ops.as_tensor(np.array(mm), "features")
+        return as_tensor(np.array(mm), "features")
     log(f"note: this rank's {_size(m * d * 4)} of features exceed the memory share: read memory-mapped")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a read-only mapping: no op writes to its input
-        return ops.as_tensor(torch.from_numpy(mm), "features")
+        return as_tensor(torch.from_numpy(mm), "features")
 
 
 def _size(b: float) -> str:
@@ -138,6 +136,5 @@ def _start_position(rows: np.ndarray, start: int, lo: int) -> Optional[int]:
 
 def coverage_of(x: torch.Tensor, sub: torch.Tensor) -> tuple:
     """({max, mean} distance from every row of ``x`` to its nearest row of ``sub``, the distances float64)."""
-    from .. import ops
-    d = ops.nn(x, sub, k=1).distances[:, 0].to(torch.float64)
+    d = nn(x, sub, k=1).distances[:, 0].to(torch.float64)
     return {"max": float(d.max()), "mean": float(d.mean())}, d

@@ -17,6 +17,7 @@ from .output import _replace_subset, _write_pool_files, _write_selected, _write_
 from .pool import _LocalPool, _MappedPool, _pick_distances, _size, _start_position, memory_limit, ops_nn_first
 from .report import _entropies, _report_md, _report_pngs
 from .sources import HFSource, ParquetSource, Source
+from ..ops._inputs import as_tensor
 
 
 def _peak_rss_mib() -> float:
@@ -161,9 +162,8 @@ def _read_embeddings(path: str, key: Optional[str], src: Source) -> np.ndarray:
 
 
 def _features_of(src, out_dir, embeddings, key, features, image_size, log, **embed_kw) -> tuple:
-    """(features as given or embedded, the same as the selectors take them -- ops.as_tensor, as
+    """(features as given or embedded, the same as the selectors take them -- as_tensor, as
     ``fastsel select`` does --, their source rows, the unreadable rows, the embedding's info)."""
-    from .. import ops
     if embeddings is not None:
         feats = _read_embeddings(embeddings, key, src)
         rows, bad = np.arange(len(src), dtype=np.int64), []
@@ -171,7 +171,7 @@ def _features_of(src, out_dir, embeddings, key, features, image_size, log, **emb
                 "shape": target_shape(src, image_size), "from": embeddings}
     else:
         feats, rows, bad, info = embed_source(src, features, out_dir, image_size=image_size, log=log, **embed_kw)
-    return feats, ops.as_tensor(feats, f"--embeddings {embeddings}" if embeddings else "features"), rows, bad, info
+    return feats, as_tensor(feats, f"--embeddings {embeddings}" if embeddings else "features"), rows, bad, info
 
 
 def _candidates(x, rows, n_src, n, start, dedup, seed, log) -> tuple:

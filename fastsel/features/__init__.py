@@ -165,7 +165,6 @@ for _name in DINOV2_HUB:
     register_extractor(_name, _dinov2)
 register_extractor("lenet", _lenet)
 register_extractor("lenet-fashion", _lenet)
-NAMES = names()  # the built-in names, read at import (names() is live)
 
 
 def get(name: str, device=None, model=None) -> Extractor:

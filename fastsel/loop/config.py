@@ -7,6 +7,7 @@ from typing import Optional
 
 from .. import data
 from ..errors import DataError, FastselError
+from ..ops._inputs import check_seed
 
 # UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
 # 2 layers per block, 16 groups) in the diffusers train_unconditional.py layout, whose attention
@@ -158,7 +159,13 @@ class LoopConfig:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise DataError(f"{where}: {k} must be an integer >= {lo}, got {v!r}")
-        check_seed(self.seed, where)
+        try:  # the one seed rule (an integer in [0, SEED_MAX]); a config's seed is a plain (JSON) integer too
+            check_seed(self.seed)
+            seed_ok = isinstance(self.seed, int)
+        except FastselError:
+            seed_ok = False
+        if not seed_ok:
+            raise DataError(f"{where}: seed must be an integer in [0, 2**32-1], got {self.seed!r}")
         for k in ("epochs", "train_steps", "data_n"):
             v = getattr(self, k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -181,25 +188,19 @@ class LoopConfig:
             raise DataError(f"{where}: adam_betas must be two numbers in [0, 1), got {list(self.adam_betas)}")
 
 
-SEED_MAX = 2 ** 32 - 1  # seeds in [0, 2**32 - 1], the range `fastsel select --seed` takes too
-
-
 def _number(v) -> bool:
     """A finite int or float (not a bool, not NaN or Inf)."""
     import math
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def check_seed(seed, where: str = "config") -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise DataError(f"{where}: seed must be an integer in [0, 2**32-1], got {seed!r}")
-
-
 def check_device(device, where: str = "config") -> None:
-    """The device's form (cpu, cuda, cuda:K), checked without touching a GPU (--dry-run works anywhere)."""
+    """The device's form (cpu or cuda, with an optional index K, spelled as ``torch.device`` takes it),
+    checked without touching a GPU (--dry-run works anywhere): the one rule of every --device and of
+    the loop's config; whether that GPU is there is :func:`device_problem`."""
     import re
-    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
-        raise DataError(f"{where}: device must be cpu, cuda or cuda:K, got {device!r}")
+    if not isinstance(device, str) or not re.fullmatch(r"(cpu|cuda)(:(0|[1-9][0-9]*))?", device):
+        raise DataError(f"{where}: device must be cpu or cuda[:K], got {device!r}")
 
 
 def device_problem(device: str):

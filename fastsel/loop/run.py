@@ -91,7 +91,6 @@ def pool_sources(cand, rows, device: str = "cpu") -> list:
     within the source), its distance to the rest (mean 1-NN distance from its rows to the other sources'
     rows) and how many of its rows the selection kept -- why a max-min selector keeps more or fewer
     real images (docs/reproduction.md)."""
-    from .. import ops
     out = []
     kept = np.bincount(cand.src[rows].astype(np.int64), minlength=int(cand.src.max()) + 1)
     for s in np.unique(cand.src):

@@ -1,5 +1,6 @@
-"""Argument checks shared by every op: the pool as a contiguous float tensor, integers, seeds,
-the first pick, and the exact power-of-two scaling of extreme magnitudes."""
+"""Argument checks shared by every op: the pool as a contiguous float tensor, integers, seeds (the
+one seed range, SEED_MAX, and its check), the first pick, index lists, the choice lists of the
+ops' options, and the exact power-of-two scaling of extreme magnitudes."""
 from __future__ import annotations
 
 import math
@@ -15,6 +16,9 @@ BACKENDS = ("auto", "cpp", "torch")
 
 
 ORDERS = ("random", "index")
+
+
+GREEDY_MODES = ("auto", "single", "multi")  # the greedy kernels' modes (greedy, greedy_sets, fps): same picks
 
 
 DEFAULT_ALPHA = 0.9
@@ -229,3 +233,26 @@ def _check_call(x, n, start, seed, mode: str, modes: tuple):
     x = as_tensor(x)
     N = x.shape[0]
     return x, N, _check_n(n, N), _check_start(start, N, seed)
+
+
+def _whole(values, name: str) -> torch.Tensor:
+    """``values`` as a flat int64 CPU tensor, refusing what would be truncated silently: fractional,
+    non-finite or boolean entries (set ids and offsets are integers)."""
+    flat = values if isinstance(values, (list, tuple)) else ([values] if not hasattr(values, "__len__") else [])
+    if not isinstance(values, torch.Tensor) and any(isinstance(v, (bool, np.bool_)) for v in flat):
+        raise FastselError(f"{name} must be integers, got a bool among them")
+    try:
+        t = values.detach() if isinstance(values, torch.Tensor) else torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise FastselError(f"{name} must be integers, got {type(values).__name__} ({e})") from None
+    if t.dim() > 1:
+        raise FastselError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
+    t = t.reshape(-1).cpu()
+    if t.dtype == torch.bool or t.is_complex():
+        raise FastselError(f"{name} must be integers, got {t.dtype}")
+    if t.is_floating_point():
+        bad = ~torch.isfinite(t) | (t != torch.round(t))
+        if bool(bad.any()):
+            raise FastselError(f"{name} must be integers: entry {int(bad.nonzero()[0, 0])} is "
+                               f"{float(t[bad][0])!r} (a fraction would be truncated)")
+    return t.long()

@@ -23,8 +23,6 @@ from ._inputs import (
     unscale,
 )
 
-_TAU_SAMPLE = 4096
-
 
 class ThresholdResult(NamedTuple):
     indices: torch.Tensor    # (n,) int64, acceptance order

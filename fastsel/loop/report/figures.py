@@ -12,6 +12,7 @@ from ..columns import CORRELATIONS, column, figures
 from ..rundir import gather_rows, iter_path, load_array
 from .load import _selector
 from .stats import _band, _t_half, _value, correlation, distinct_points, run_correlation
+from ...ops.nn import nn
 
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
@@ -343,7 +344,6 @@ def _samples(run, rs, path, per=10):
 def _neighbours(series, path, iteration=None, per=6):
     """Generated images of a chosen iteration beside their nearest training image in pixel space (the
     space of the copy fraction), each pair marked with d1/d2 (a copy: d1/d2 < 1/3)."""
-    from ... import ops
     from ...metrics import COPY_RATIO
     rows = []
     for name, (run, rs) in series.items():
@@ -367,7 +367,7 @@ def _neighbours(series, path, iteration=None, per=6):
         if len(tim) < 2:
             continue
         px = lambda a: np.asarray(a, np.float32).reshape(len(a), -1) / 255.0  # noqa: E731
-        res = ops.nn(px(gen), px(tim), k=2)
+        res = nn(px(gen), px(tim), k=2)
         dist = res.distances.double().numpy()
         seed = (run.get("config") or {}).get("seed")
         named = seed is not None and re.search(rf"seed{seed}(?!\d)", name)

@@ -15,15 +15,28 @@ unless given.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from . import _backend, ops
-from .errors import FastselError
+from .. import _backend
+from ..errors import FastselError
+from ._dispatch import _impl, _mixed_scales, _underflowed
+from ._inputs import (
+    DEFAULT_SEED,
+    GREEDY_MODES,
+    _draw_start,
+    _whole,
+    as_tensor,
+    check_int,
+    check_real,
+    check_seed,
+    ldexp,
+    pow2_scale,
+    unscale,
+)
 
 IntOrInts = Union[int, Sequence[int], torch.Tensor]
 
@@ -37,11 +50,11 @@ def _per_set(v: IntOrInts, B: int, name: str) -> list:
     if isinstance(v, torch.Tensor):
         v = v.tolist()
     if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
-        return [ops.check_int(v, name)] * B
+        return [check_int(v, name)] * B
     v = list(v)
     if len(v) != B:
         raise FastselError(f"{name} must be an int or {B} ints (one per set), got {v!r}")
-    return [ops.check_int(a, f"{name}[{k}]") for k, a in enumerate(v)]
+    return [check_int(a, f"{name}[{k}]") for k, a in enumerate(v)]
 
 
 def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode: str):
@@ -54,8 +67,8 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
         if n[b] and not 0 <= start[b] < sizes[b]:
             raise FastselError(f"set {b}: start = {start[b]} is not in [0, {sizes[b]})")
     rows0 = rows
-    e = ops.pow2_scale(rows)
-    rows = ops.ldexp(rows, e)
+    e = pow2_scale(rows)
+    rows = ldexp(rows, e)
     total = sum(n)
     dev = rows.device.type
     # CUDA: one block per set pays where the sets are many or their rows short (point clouds); a few wide
@@ -64,12 +77,12 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
     one_launch = dev == "cuda" and _backend.cuda_kernel_enabled("greedy_sets") and (rows.shape[1] <= 32 or len(n) >= 32)
     use_kernel = (backend != "torch" and (dev == "cpu" or one_launch) and _backend.has_kernel("greedy_sets", dev))
     if backend == "cpp" and not use_kernel:
-        ops._impl("greedy", rows, "cpp")  # raises the one-line reason
+        _impl("greedy", rows, "cpp")  # raises the one-line reason
     if use_kernel:
         t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
         idx, d2 = torch.ops.fastsel.greedy_sets(rows, t(ptr), t(n), t(start), total, mode)
     else:  # one set after another through greedy's kernel (rows already checked and scaled above)
-        fn, _ = ops._impl("greedy", rows, backend)
+        fn, _ = _impl("greedy", rows, backend)
         parts_i, parts_d = [], []
         for b in range(B):
             if n[b]:
@@ -79,109 +92,27 @@ def _run(rows: torch.Tensor, ptr: list, n: list, start: list, backend: str, mode
         if not parts_i:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
         idx, d2 = torch.cat(parts_i), torch.cat(parts_d)
-    if rows.dtype != torch.float16:  # mixed scales within a set: float32 distances underflow (ops.greedy)
+    if rows.dtype != torch.float16:  # mixed scales within a set: float32 distances underflow (see greedy)
         offs = [0]
         for k in n:
             offs.append(offs[-1] + k)
-        if any(n[b] and ops._underflowed(rows[ptr[b]:ptr[b + 1]], idx[offs[b]:offs[b + 1]] - ptr[b],
-                                         d2[offs[b]:offs[b + 1]]) for b in range(B)):
+        if any(n[b] and _underflowed(rows[ptr[b]:ptr[b + 1]], idx[offs[b]:offs[b + 1]] - ptr[b],
+                                     d2[offs[b]:offs[b + 1]]) for b in range(B)):
             if rows.dtype == torch.float64:
-                raise ops._mixed_scales("x")
+                raise _mixed_scales("x")
             return _run(rows0.double(), ptr, n, start, backend, mode)
-    return idx, ops.unscale(d2.sqrt(), e)
+    return idx, unscale(d2.sqrt(), e)
 
 
 def _starts(start: Optional[IntOrInts], sizes: list, seed: int) -> list:
     if start is None:
-        seed = ops.check_seed(seed)
-        return [ops._draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
+        seed = check_seed(seed)
+        return [_draw_start(s, seed + b) if s else 0 for b, s in enumerate(sizes)]
     return _per_set(start, len(sizes), "start")
 
 
-@functools.wraps(ops.greedy)
-def greedy(x, n, start=None, *, seed: int = ops.DEFAULT_SEED, backend: str = "auto", mode: str = "auto",
-           progress=None):
-    # ``fastsel.greedy``: (N, d) runs the op, (B, N, d) the sets version -- the dispatch lives here,
-    # above both, so that ops never imports sets
-    if getattr(x, "ndim", 2) == 3:
-        return greedy_sets(x, n, start, seed=seed, backend=backend, mode=mode)
-    return ops.greedy(x, n, start, seed=seed, backend=backend, mode=mode, progress=progress)
-
-
-def greedy_from(x, n: int, initial, *, backend: str = "auto") -> ops.GreedyResult:
-    """Greedy selection (Algorithm 1) that extends a selection already made: the ``initial`` rows
-    count as picked from the start (every row's distance is to its nearest initial row), are never
-    picked again and are not returned; each of the ``n`` new picks is the row farthest from all rows
-    chosen so far (ties: the lowest index). The same picks as :func:`fastsel.greedy` continued after
-    its first ``len(initial)`` picks, when ``initial`` were those picks. One pass over the pool per
-    pick (the single-pick kernel, no pruning).
-
-    Args:
-        x: (N, d) rows, float dtypes as for :func:`fastsel.greedy`.
-        n: new picks, 1 <= n <= N - len(initial).
-        initial: row indices already chosen (a sequence of distinct ints, or a bool mask of N values);
-            at least one.
-        backend: "auto", "cpp" or "torch".
-
-    Returns:
-        GreedyResult: ``indices`` (n,) the new picks in order, ``distances`` (n,) each one's distance
-        to the nearest row chosen before it (initial rows included).
-
-    Raises:
-        FastselError: no initial row, an index out of range or repeated, n out of range.
-    """
-    from . import reference
-    x0 = x = ops.as_tensor(x, "x")
-    N = x.shape[0]
-    init = _initial_rows(initial, N)
-    if not 1 <= int(n) <= N - len(init):
-        raise FastselError(f"n must be in 1..{N - len(init)} (the rows not in initial), got {n}")
-    n = int(n)
-    e = ops.scale_exponent(ops.magnitude(x), x.dtype) if x.dtype != torch.float16 else 0
-    xs = ops.ldexp(x, e)
-    acc = reference.acc_dtype(xs.dtype)
-    update, _ = ops._impl("update_min_d2", xs, backend)
-    md = torch.full((N,), math.inf, dtype=acc, device=xs.device)
-    sel = torch.as_tensor(init, dtype=torch.int64, device=xs.device)
-    md[sel] = -1
-    md, s = update(xs, md, xs[sel], math.inf, N)
-    idx = torch.empty(n, dtype=torch.int64)
-    d2 = torch.empty(n, dtype=acc)
-    for t in range(n):
-        d2[t], idx[t] = float(s[0]), int(s[1])
-        md[int(idx[t])] = -1
-        md, s = update(xs, md, xs[int(idx[t])][None], math.inf, N)
-    if xs.dtype != torch.float16 and ops._underflowed(xs, torch.cat([sel.cpu(), idx]),
-                                                      torch.cat([torch.full((len(init),), math.inf, dtype=acc),
-                                                                 d2])):
-        if x.dtype == torch.float64:
-            raise ops._mixed_scales("x")
-        return greedy_from(x0.double(), n, init, backend=backend)
-    return ops.GreedyResult(idx, ops.unscale(d2.sqrt(), e))
-
-
-def _initial_rows(initial, N: int) -> list:
-    """``initial`` as a list of distinct row indices in 0..N-1 (a bool mask of N values taken too)."""
-    t = initial if isinstance(initial, torch.Tensor) else torch.as_tensor(np.asarray(initial))
-    t = t.detach().cpu()
-    if t.dtype == torch.bool:
-        if t.shape != (N,):
-            raise FastselError(f"initial as a mask needs {N} values, got shape {tuple(t.shape)}")
-        t = torch.nonzero(t)[:, 0]
-    t = _whole(t, "initial")
-    rows = t.tolist()
-    if not rows:
-        raise FastselError("initial holds no row (use fastsel.greedy to start from nothing)")
-    bad = [r for r in rows if not 0 <= r < N]
-    if bad:
-        raise FastselError(f"initial row {bad[0]} is out of range for {N} rows")
-    if len(set(rows)) != len(rows):
-        raise FastselError("initial repeats a row")
-    return rows
-
-
 def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Optional[torch.Tensor] = None,
-                seed: int = ops.DEFAULT_SEED, backend: str = "auto", mode: str = "auto") -> SetsResult:
+                seed: int = DEFAULT_SEED, backend: str = "auto", mode: str = "auto") -> SetsResult:
     """Greedy selection (Algorithm 1) on each of B sets: ``x`` (B, N, d); ``mask`` (B, N) bool marks
     valid rows (default: all). ``n``: picks, an int or one per set. ``start``: each set's first pick,
     a row number in 0..N-1 (a valid row under ``mask``), an int or one per set; None draws set b's
@@ -203,8 +134,8 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
     Raises:
         FastselError: x not 3-D, no sets, n larger than a set's valid rows, a start on a masked row.
     """
-    if mode not in ops.GREEDY_MODES:
-        raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
+    if mode not in GREEDY_MODES:
+        raise FastselError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x)
     if x.dim() != 3:
@@ -212,7 +143,7 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
     B, N, d = x.shape
     if B == 0:
         raise FastselError("x holds no sets (B = 0)")
-    flat = ops.as_tensor(x.reshape(B * N, d), "x")
+    flat = as_tensor(x.reshape(B * N, d), "x")
     if mask is None:
         keep = None
         sizes = [N] * B
@@ -253,31 +184,8 @@ def greedy_sets(x, n: IntOrInts, start: Optional[IntOrInts] = None, *, mask: Opt
     return SetsResult(out_i, out_d)
 
 
-def _whole(values, name: str) -> torch.Tensor:
-    """``values`` as a flat int64 CPU tensor, refusing what would be truncated silently: fractional,
-    non-finite or boolean entries (set ids and offsets are integers)."""
-    flat = values if isinstance(values, (list, tuple)) else ([values] if not hasattr(values, "__len__") else [])
-    if not isinstance(values, torch.Tensor) and any(isinstance(v, (bool, np.bool_)) for v in flat):
-        raise FastselError(f"{name} must be integers, got a bool among them")
-    try:
-        t = values.detach() if isinstance(values, torch.Tensor) else torch.as_tensor(values)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise FastselError(f"{name} must be integers, got {type(values).__name__} ({e})") from None
-    if t.dim() > 1:
-        raise FastselError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
-    t = t.reshape(-1).cpu()
-    if t.dtype == torch.bool or t.is_complex():
-        raise FastselError(f"{name} must be integers, got {t.dtype}")
-    if t.is_floating_point():
-        bad = ~torch.isfinite(t) | (t != torch.round(t))
-        if bool(bad.any()):
-            raise FastselError(f"{name} must be integers: entry {int(bad.nonzero()[0, 0])} is "
-                               f"{float(t[bad][0])!r} (a fraction would be truncated)")
-    return t.long()
-
-
 def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Optional[Sequence[int]] = None,
-        random_start: bool = True, seed: int = ops.DEFAULT_SEED, backend: str = "auto",
+        random_start: bool = True, seed: int = DEFAULT_SEED, backend: str = "auto",
         mode: str = "auto") -> torch.Tensor:
     """torch_cluster-style farthest-point sampling on packed sets: ``x`` (R, d), ``batch`` (R,) sorted
     set ids (or ``ptr`` offsets); ceil(ratio * size) picks per set; returns global row numbers, set
@@ -300,11 +208,11 @@ def fps(x, batch: Optional[torch.Tensor] = None, ratio: float = 0.5, *, ptr: Opt
         FastselError: ratio outside (0, 1], both batch and ptr, an unsorted batch.
         TypeError: a string or bool ratio.
     """
-    if mode not in ops.GREEDY_MODES:
-        raise FastselError(f"mode must be one of {ops.GREEDY_MODES}, got {mode!r}")
-    rows = ops.as_tensor(x, "x")
+    if mode not in GREEDY_MODES:
+        raise FastselError(f"mode must be one of {GREEDY_MODES}, got {mode!r}")
+    rows = as_tensor(x, "x")
     R = rows.shape[0]
-    ratio = ops.check_real(ratio, "ratio")  # a string or a bool: TypeError
+    ratio = check_real(ratio, "ratio")  # a string or a bool: TypeError
     if not 0 < ratio <= 1:
         raise FastselError(f"ratio must be in (0, 1], got {ratio!r}")
     if not isinstance(random_start, (bool, np.bool_)):
