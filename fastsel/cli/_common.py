@@ -5,13 +5,13 @@ import contextlib
 import functools
 import json
 import math
-import os
 import sys
 import traceback
 import warnings
 
 import click
 
+from .._runtime import memory_problem
 from ..errors import DataError, FastselError, UsageProblem
 
 
@@ -144,22 +144,6 @@ def color_channels(images, name: str, quiet: bool = False):
         click.echo(f"note: {one_line(name)}: {'RGBA' if c == 4 else 'gray + alpha'} images, alpha channel dropped",
                    err=True)
     return images[..., :c - 1]
-
-
-def _memory_total():
-    """This machine's physical memory in bytes (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_problem(nbytes: float, what: str):
-    """Why ``what`` (needing ``nbytes``) cannot run here: more than this machine's physical memory."""
-    total = _memory_total()
-    if total is not None and nbytes > total:
-        return f"{what}: {nbytes / 2 ** 30:.3g} GiB needed; this machine has {total / 2 ** 30:.3g} GiB"
-    return None
 
 
 def check_memory(nbytes: float, what: str) -> None:
