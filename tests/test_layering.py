@@ -79,3 +79,39 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# ---------------------------------------------------------------- the CLI parses and calls
+
+# modules outside fastsel/cli/ that may import it: the ``python -m fastsel`` entry point only
+CLI_ENTRY_POINTS = {"fastsel.__main__"}
+
+
+def _cli_importers(mods: dict) -> list:
+    """Modules outside fastsel.cli that import it (at any depth: module level or in a function)."""
+    edges = _imports(mods)
+    return sorted(f"{m} -> {t}" for m, ts in edges.items() for t in ts
+                  if not (m == "fastsel.cli" or m.startswith("fastsel.cli.")) and m not in CLI_ENTRY_POINTS
+                  and (t == "fastsel.cli" or t.startswith("fastsel.cli.")))
+
+
+def test_nothing_outside_the_cli_imports_it():
+    """The CLI parses and calls the library: sweeps, sharded selection, memory rules live below it,
+    so a benchmark or a library module never reaches up into fastsel.cli."""
+    mods = _modules()
+    assert "fastsel.cli.loop" in mods and "fastsel.benchmarks.frontier" in mods
+    assert _cli_importers(mods) == []
+
+
+def test_the_cli_importer_scan_sees_an_import(tmp_path):
+    """The scan above can fail: a library module that imports fastsel.cli (either spelling) is listed."""
+    pkg = tmp_path / "fastsel"
+    (pkg / "cli").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli" / "__init__.py").write_text("")
+    (pkg / "cli" / "loop.py").write_text("X = 1\n")
+    (pkg / "bench.py").write_text("def f():\n    from fastsel.cli.loop import X\n")
+    (pkg / "lib.py").write_text("from .cli import loop\n")
+    mods = {".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in pkg.rglob("*.py")}
+    assert _cli_importers(mods) == ["fastsel.bench -> fastsel.cli.loop", "fastsel.lib -> fastsel.cli.loop"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .. import data
 from ..errors import DataError, FastselError
@@ -33,7 +33,17 @@ for _c in (32, 48, 64, 128):
                            down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
                            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
 
+# the names a UNet setting may take ("paper-mnist" is "paper" on single-channel data: unet_kwargs picks it)
+UNET_CHOICES = tuple(k for k in UNETS if k != "paper-mnist")
+
+# the choice lists of the loop's settings: LoopConfig.validate and the `fastsel loop` flags read these
 PARADIGMS = ("replace", "accumulate")
+VANILLAS = ("uniform", "equal")              # the none arm under accumulate
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+SAMPLERS = ("ddpm", "ddim")
+BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
 
 
 def selectors() -> tuple:
@@ -140,9 +150,9 @@ class LoopConfig:
             raise DataError(f"{where}: ema must be true or false, got {self.ema!r}")
         if not isinstance(self.extra, dict):
             raise DataError(f"{where}: extra must be an object, got {self.extra!r}")
-        choices = {"paradigm": PARADIGMS, "vanilla": ("uniform", "equal"), "optimizer": ("adam", "adamw"),
-                   "lr_schedule": ("constant", "cosine"), "mixed_precision": ("no", "bf16", "fp16"),
-                   "sampler": ("ddpm", "ddim"), "beta_schedule": ("linear", "squaredcos_cap_v2"),
+        choices = {"paradigm": PARADIGMS, "vanilla": VANILLAS, "optimizer": OPTIMIZERS,
+                   "lr_schedule": LR_SCHEDULES, "mixed_precision": MIXED_PRECISIONS,
+                   "sampler": SAMPLERS, "beta_schedule": BETA_SCHEDULES,
                    "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
                    "features": features.names(), "fid_features": features.names(), "unet": tuple(UNETS)}
         for k, allowed in choices.items():
@@ -276,7 +286,49 @@ def load_config(run_dir: str) -> LoopConfig:
     return LoopConfig.from_json(d, path)
 
 
-PRESETS = ("cpu", "cpu-n512", "smoke", "paper")
+class FromDataset(NamedTuple):
+    """A preset setting that the dataset's registration gives (``fastsel.data.register``: its
+    classifier, paper_n, paper_epochs), and the value when it says nothing or the dataset is a folder
+    or an array file."""
+    attr: str
+    default: object
+
+    def value(self, src):
+        return (getattr(src, self.attr) if src is not None else None) or self.default
+
+
+_ARMS = ("none", "greedy", "threshold")
+_CLASSIFIER = FromDataset("classifier", "pixels")  # LeNet features on the digit datasets
+
+# The run presets, before command-line overrides (``fastsel loop --preset``; the first is its default).
+# Each names its training length once, train_steps or epochs: preset() clears the other.
+PRESETS = {
+    # the CPU main job, in the memorization regime (docs/reproduction.md "Recipe"): 16 real digits at
+    # 16x16, the 0.16M UNet trained 1,250 steps of batch 16 at a constant lr 2e-3 with EMA (1,250
+    # epochs per image: the model copies part of its data), 50-step DDIM, 256 measured samples;
+    # LeNet features (selection, GS, entropy, FID), copies on pixels -- README "main job"
+    "cpu": dict(unet="cpu", image_size=16, n=16, iterations=2, train_steps=1250, batch_size=16, lr=2e-3,
+                lr_schedule="constant", warmup_steps=0, ema=True, sampler="ddim", sample_steps=50, eval_samples=256,
+                features=_CLASSIFIER, fid_features=_CLASSIFIER, selectors=_ARMS, pool_factor=2, ckpt_every=200),
+    # the previous main job: 512 digits, cosine lr, 800 steps of 32 -- the models generalize (no copies)
+    "cpu-n512": dict(unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, batch_size=32, lr=2e-3,
+                     lr_schedule="cosine", warmup_steps=50, ema=True, sampler="ddim", sample_steps=50,
+                     features=_CLASSIFIER, fid_features=_CLASSIFIER, selectors=_ARMS, pool_factor=2, ckpt_every=200),
+    # minutes on 2 cores: 64 digits, 150 steps per model (the loop end to end, not a result)
+    "smoke": dict(unet="tiny", n=64, iterations=2, train_steps=150, batch_size=32, lr=1e-3, sampler="ddim",
+                  sample_steps=10, features="pixels", fid_features="pixels", selectors=_ARMS, pool_factor=2,
+                  ckpt_every=100),
+    # Appendix D + the diffusers train_unconditional.py defaults (D.3: "other hyperparameters exactly
+    # the default values"): AdamW (0.95, 0.999), eps 1e-8, cosine schedule with 500 warm-up steps,
+    # gradient clipping at 1.0, fp16 mixed precision; EMA off (the current script's default; --ema
+    # turns on the older scripts' inv_gamma 1 / power 3/4 / 0.9999 EMA). DINOv2-small selection
+    # features (the authors' released code), Inception FID; n and epochs from the dataset's registration.
+    "paper": dict(unet="paper", n=FromDataset("paper_n", 8192), iterations=8, epochs=FromDataset("paper_epochs", 500),
+                  batch_size=128, lr=1e-4, weight_decay=1e-6, optimizer="adamw", adam_betas=(0.95, 0.999),
+                  adam_eps=1e-8, lr_schedule="cosine", warmup_steps=500, grad_clip=1.0, ema=False,
+                  mixed_precision="fp16", sampler="ddpm", sample_steps=1000, features="dinov2-s",
+                  fid_features="inception", selectors=_ARMS, pool_factor=2, ckpt_every=2000, device="cuda"),
+}
 
 
 def preset(name: str, dataset: str) -> dict:
@@ -293,42 +345,14 @@ def preset(name: str, dataset: str) -> dict:
     Raises:
         fastsel.errors.FastselError: an unknown preset name.
     """
-    key = dataset.lower()
-    if name == "smoke":
-        # minutes on 2 cores: 64 digits, 150 steps per model (the loop end to end, not a result)
-        return dict(preset="smoke", unet="tiny", n=64, iterations=2, train_steps=150, epochs=None,
-                    batch_size=32, lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
-    src = data.source(key)  # what the dataset's registration says (None: a folder or an array file)
-    feats = (src.classifier if src is not None else None) or "pixels"
-    if name == "cpu":
-        # the CPU main job, in the memorization regime (docs/reproduction.md "Recipe"): 16 real digits at
-        # 16x16, the 0.16M UNet trained 1,250 steps of batch 16 at a constant lr 2e-3 with EMA (1,250
-        # epochs per image: the model copies part of its data), 50-step DDIM, 256 measured samples;
-        # LeNet features (selection, GS, entropy, FID), copies on pixels -- README "main job"
-        return dict(preset="cpu", unet="cpu", image_size=16, n=16, iterations=2, train_steps=1250, epochs=None,
-                    batch_size=16, lr=2e-3, lr_schedule="constant", warmup_steps=0, ema=True, sampler="ddim",
-                    sample_steps=50, eval_samples=256, features=feats, fid_features=feats,
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=200)
-    if name == "cpu-n512":
-        # the previous main job: 512 digits, cosine lr, 800 steps of 32 -- the models generalize (no copies)
-        return dict(preset="cpu-n512", unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, epochs=None,
-                    batch_size=32, lr=2e-3, lr_schedule="cosine", warmup_steps=50, ema=True, sampler="ddim",
-                    sample_steps=50, features=feats, fid_features=feats, selectors=("none", "greedy", "threshold"),
-                    pool_factor=2, ckpt_every=200)
-    if name == "paper":
-        # Appendix D + the diffusers train_unconditional.py defaults (D.3: "other hyperparameters exactly
-        # the default values"): AdamW (0.95, 0.999), eps 1e-8, cosine schedule with 500 warm-up steps,
-        # gradient clipping at 1.0, fp16 mixed precision; EMA off (the current script's default; --ema
-        # turns on the older scripts' inv_gamma 1 / power 3/4 / 0.9999 EMA). DINOv2-small selection
-        # features (the authors' released code), Inception FID.
-        return dict(preset="paper", unet="paper", n=(src and src.paper_n) or 8192, iterations=8,
-                    train_steps=None, epochs=(src and src.paper_epochs) or 500, batch_size=128, lr=1e-4, weight_decay=1e-6,
-                    optimizer="adamw", adam_betas=(0.95, 0.999), adam_eps=1e-8, lr_schedule="cosine",
-                    warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
-                    sample_steps=1000, features="dinov2-s", fid_features="inception",
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
-    raise FastselError(f"unknown preset {name!r}: {', '.join(PRESETS)}")
+    if name not in PRESETS:
+        raise FastselError(f"unknown preset {name!r}: {', '.join(PRESETS)}")
+    table = PRESETS[name]
+    # what the dataset's registration says (None: a folder or an array file)
+    src = data.source(dataset.lower()) if any(isinstance(v, FromDataset) for v in table.values()) else None
+    out = {"preset": name, "train_steps": None, "epochs": None}  # the training length: the one the preset names
+    out.update({k: v.value(src) if isinstance(v, FromDataset) else v for k, v in table.items()})
+    return out
 
 
 def unet_kwargs(name: str, channels: int) -> dict:
