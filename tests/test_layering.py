@@ -115,3 +115,44 @@ def test_the_cli_importer_scan_sees_an_import(tmp_path):
     mods = {".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__"): p
             for p in pkg.rglob("*.py")}
     assert _cli_importers(mods) == ["fastsel.bench -> fastsel.cli.loop", "fastsel.lib -> fastsel.cli.loop"]
+
+
+# ---------------------------------------------------------------- function-level imports say why
+
+# where a function-level import is allowed, each with a "# reason" comment on its line: an optional
+# dependency, or start-up time (``fastsel --help`` must not load it)
+LAZY_DIRS = ("cli", "loop")
+
+
+def _function_imports(path: Path) -> list:
+    """(line, text) of every import statement inside a function of ``path`` without a comment on its
+    (first) line."""
+    src = path.read_text()
+    lines = src.splitlines()
+    seen, bare = set(), []
+    for fn in ast.walk(ast.parse(src)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node.lineno not in seen:
+                seen.add(node.lineno)
+                here = lines[node.lineno - 1]
+                if "#" not in here:
+                    bare.append((node.lineno, here.strip()))
+    return bare
+
+
+def test_function_level_imports_in_the_cli_and_the_loop_say_why():
+    """An import inside a function hides a dependency and its cost; in fastsel/cli/ and fastsel/loop/
+    each one names its reason (an optional package, start-up time) in a comment, else it moves to the
+    top of its module."""
+    bare = [f"{p.relative_to(PKG.parent)}:{ln}: {text}" for d in LAZY_DIRS for p in sorted((PKG / d).rglob("*.py"))
+            for ln, text in _function_imports(p)]
+    assert bare == []
+
+
+def test_the_function_import_scan_sees_a_bare_import(tmp_path):
+    p = tmp_path / "m.py"
+    p.write_text("import os\n\n\ndef f():\n    import json\n    # optional\n    import matplotlib\n"
+                 "    import scipy  # optional (the data extra)\n\n    def g():\n        import csv\n")
+    assert _function_imports(p) == [(5, "import json"), (7, "import matplotlib"), (11, "import csv")]

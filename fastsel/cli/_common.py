@@ -10,7 +10,10 @@ import traceback
 import warnings
 
 import click
+import torch
+from tqdm import tqdm
 
+from .. import __version__, _backend
 from .._runtime import memory_problem
 from ..errors import DataError, FastselError, UsageProblem
 
@@ -45,9 +48,6 @@ class DataProblem(click.ClickException):
 def _version() -> str:
     """The version line: what runs (torch, whether the extension is loaded in this process, and
     why not), not only what was built."""
-    import torch
-
-    from .. import __version__, _backend
     ext = "extension loaded" if _backend.loaded() else f"extension not loaded: {_backend.why_unavailable()}"
     return f"fastsel {__version__} (torch {torch.__version__}, {ext})"
 
@@ -61,7 +61,6 @@ def check_device(device) -> None:
     any data is read; None means the command's default)."""
     if device is None:
         return
-    import torch
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
@@ -213,7 +212,6 @@ def clean_warnings():
 
 def progress_bar(total: int, desc: str, quiet: bool = False):
     """A tqdm bar on stderr that appears only for work lasting over a second."""
-    from tqdm import tqdm
     return tqdm(total=total, desc=desc, file=sys.stderr, delay=1.0, disable=quiet, leave=False,
                 unit="pick", dynamic_ncols=True)
 

@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
-from .. import data
+import torch
+
+from .. import data, features
 from ..errors import DataError, FastselError
+from ..selectors import selector_names
 
 # UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
 # 2 layers per block, 16 groups) in the diffusers train_unconditional.py layout, whose attention
@@ -48,7 +56,6 @@ BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
 
 def selectors() -> tuple:
     """Names a loop arm may use: the loop's own plus every registered selector (fastsel.select)."""
-    from ..selectors import selector_names
     return ("none",) + selector_names() + ("all",)
 
 
@@ -140,7 +147,6 @@ class LoopConfig:
 
     def validate(self, where: str = "config") -> None:
         """Every setting checked before any work starts; one line naming the first bad one."""
-        from .. import features
         if not isinstance(self.dataset, str) or not self.dataset:
             raise DataError(f"{where}: dataset must be a name or a path, got {self.dataset!r}")
         if not isinstance(self.preset, str):
@@ -196,7 +202,6 @@ SEED_MAX = 2 ** 32 - 1  # seeds in [0, 2**32 - 1], the range `fastsel select --s
 
 def _number(v) -> bool:
     """A finite int or float (not a bool, not NaN or Inf)."""
-    import math
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -207,7 +212,6 @@ def check_seed(seed, where: str = "config") -> None:
 
 def check_device(device, where: str = "config") -> None:
     """The device's form (cpu, cuda, cuda:K), checked without touching a GPU (--dry-run works anywhere)."""
-    import re
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
         raise DataError(f"{where}: device must be cpu, cuda or cuda:K, got {device!r}")
 
@@ -216,7 +220,6 @@ def device_problem(device: str):
     """Why this machine cannot run on ``device`` (None: it can)."""
     if not device.startswith("cuda"):
         return None
-    import torch
     if not torch.cuda.is_available():
         return f"device {device}: no CUDA device is visible"
     k = int(device.split(":")[1]) if ":" in device else 0
@@ -234,7 +237,6 @@ FREE_SETTINGS = ("device", "iterations", "ckpt_every")
 
 def result_settings(cfg: LoopConfig) -> dict:
     """The settings that shape a run's results (all but FREE_SETTINGS), as plain JSON."""
-    import json
     d = {k: v for k, v in cfg.to_json().items() if k not in FREE_SETTINGS}
     return json.loads(json.dumps(d))
 
@@ -248,8 +250,6 @@ def saved_settings(d: dict) -> dict:
     """result_settings of a configuration as saved (a dict), without building a LoopConfig (a report
     reads runs whose extractors or devices this machine may lack): settings added since it was written
     take their defaults, as load_config gives them."""
-    import dataclasses
-    import json
     full = {}
     for f in dataclasses.fields(LoopConfig):
         if f.default is not dataclasses.MISSING:
@@ -264,8 +264,6 @@ def settings_hash(d: dict) -> str:
     """config_hash of a configuration as saved (config.json, metrics.json's "config"): its settings but
     FREE_SETTINGS, hashed as written, without building a LoopConfig (a report reads runs whose
     extractors or devices this machine may lack)."""
-    import hashlib
-    import json
     d = {k: v for k, v in d.items() if k not in FREE_SETTINGS}
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -273,8 +271,6 @@ def settings_hash(d: dict) -> str:
 
 def load_config(run_dir: str) -> LoopConfig:
     """The configuration saved in a run directory, checked whole (one line naming config.json)."""
-    import json
-    import os
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise DataError(f"{run_dir}: no config.json -- not a fastsel loop run directory")

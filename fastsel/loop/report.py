@@ -16,12 +16,16 @@ import math
 import os
 import re
 import sys
+import textwrap
 import warnings
 
 import numpy as np
 
-from ..io import DataError, UsageProblem, atomic_path, save_text
+from .. import ops
+from ..io import DataError, UsageProblem, atomic_path, check_distinct, save_text
+from ..metrics import COPY_RATIO
 from .columns import COLUMNS, figures, shown
+from .config import FREE_SETTINGS, saved_settings, settings_hash
 from .rundir import check_metrics, damaged, gather_rows, iter_path, load_array, read_json
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
@@ -34,16 +38,15 @@ def space(name: str) -> str:
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # optional: the loop extra (and start-up time)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: the loop extra (and start-up time)
     return plt
 
 
 def _suptitle(fig, text: str, fontsize: float = 8) -> None:
     """The figure's title, each line wrapped to the figure's width (a one-panel figure's long title would
     otherwise run over its legend)."""
-    import textwrap
     width = max(40, int(fig.get_figwidth() * 72 / (0.5 * fontsize)))  # characters of about half an em
     fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")), fontsize=fontsize)
 
@@ -103,7 +106,6 @@ def check_unedited(run_dir: str, mpath: str, m: dict) -> None:
     (FREE_SETTINGS aside; settings added since take their defaults) -- a file edited after the run (to pool
     it with other runs, or by mistake) is refused in one line naming what differs. Runs recorded before
     config_sha256 existed are read as they are."""
-    from .config import FREE_SETTINGS, saved_settings, settings_hash
     h = m.get("config_sha256")
     if h is None:
         return
@@ -279,7 +281,7 @@ def _t_half(values) -> float:
     k = len(values)
     if k < 2:
         return 0.0
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     return float(stats.t.ppf(0.975, k - 1) * np.std(values, ddof=1) / math.sqrt(k))
 
 
@@ -343,7 +345,7 @@ def _curves(conds, keys, path, title, settings, dropped=None):
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     if pooled:
-        from matplotlib.lines import Line2D
+        from matplotlib.lines import Line2D  # optional: the loop extra (and start-up time)
         handles["95 % t-interval of the mean over seeds"] = Line2D([], [], color="k", lw=1.2, alpha=0.7,
                                                                  marker="|", ms=8, ls="")
     fig.legend(list(handles.values()), list(handles), fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.95),
@@ -376,7 +378,7 @@ def correlation(records, xkey, ykey="gs", log_y=True):
     y = np.array([math.log(b) if log_y else b for _, b in pts])
     if np.std(x) == 0 or np.std(y) == 0:
         return None, None, len(pts)
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     r, p = _quietly(f"Pearson r of {xkey} and {'log ' if log_y else ''}{ykey}", stats.pearsonr, x, y)
     return float(r), float(p), len(pts)
 
@@ -462,7 +464,7 @@ def _scatter_style(records):
     """(colour(record), marker(record), legend handles): with several arms, colour by arm (iteration 0,
     whose model every arm shares, in black) and marker by iteration -- by size instead when sizes vary
     too; with one arm, colour by training-set size and marker by iteration."""
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # optional: the loop extra (and start-up time)
     cmap = _plt().get_cmap("viridis")
     ns = sorted({r["_n"] for r in records})
     its = sorted({r["iteration"] for r in records})
@@ -647,8 +649,6 @@ def _samples(run, rs, path, per=10):
 def _neighbours(series, path, iteration=None, per=6):
     """Generated images of a chosen iteration beside their nearest training image in pixel space (the
     space of the copy fraction), each pair marked with d1/d2 (a copy: d1/d2 < 1/3)."""
-    from .. import ops
-    from ..metrics import COPY_RATIO
     rows = []
     for name, (run, rs) in series.items():
         pick = [r for r in rs if iteration is None or r["iteration"] == iteration]
@@ -724,7 +724,7 @@ def arm_tests(conds, keys=STAT_KEYS) -> list:
     """Each selector arm against `none` of the same run (size, alpha) at the last iteration every seed
     reached: per metric the means, sds, the difference (arm - none) with a 95 % Welch interval and
     Welch's two-sided p-value (scipy; None with fewer than 2 seeds a side or no spread)."""
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     out = []
     for name, c in conds.items():
         if _selector(c["arm"]) == "none":
@@ -937,7 +937,6 @@ def _threshold_lines(series) -> list:
 def _check_no_input_in(out: str, runs) -> None:
     """Refuse an ``out`` holding a link (or hard link) to a file the report reads: writing the report
     would replace the run's data. Inputs are the files under each run folder, ``out``'s own excepted."""
-    from ..io import check_distinct
     real_out = os.path.realpath(out)
     existing = [os.path.join(out, f) for f in os.listdir(out)]
     if not existing:
