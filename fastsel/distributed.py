@@ -397,7 +397,15 @@ class ShardedSelection(NamedTuple):
 
 
 def pool_fingerprint(path: str, arr) -> list:
-    """[N, d, dtype, file size, hash of the first and last 64 KiB]: what every rank must agree on."""
+    """What every rank must agree on before a sharded selection of a pool file.
+
+    Args:
+        path: the pool file.
+        arr: the (N, d) array read from it (a memory map: only its shape and dtype are read).
+
+    Returns:
+        [N, d, dtype, file size, hash of the first and last 64 KiB], as integers.
+    """
     size = os.path.getsize(path)
     h = hashlib.blake2b(digest_size=7)
     with open(path, "rb") as f:
@@ -411,7 +419,19 @@ def pool_fingerprint(path: str, arr) -> list:
 
 def agree_on_pool(path: str, arr) -> None:
     """Every rank must read the same pool (N, d, dtype, size and a hash of the file's ends), else
-    all ranks stop with one line (no rank waits in a collective, no output is written)."""
+    all ranks stop with one line (no rank waits in a collective, no output is written). A collective:
+    every rank of the default group calls it.
+
+    Args:
+        path: the pool file this rank read.
+        arr: the (N, d) array read from it.
+
+    Returns:
+        None, on every rank, when they agree.
+
+    Raises:
+        fastsel.errors.DataError: the ranks read different pools (on every rank).
+    """
     mine = torch.tensor(pool_fingerprint(path, arr), dtype=torch.int64)
     if torch.cuda.is_available() and dist.get_backend() == "nccl":
         mine = mine.cuda()
@@ -424,7 +444,7 @@ def agree_on_pool(path: str, arr) -> None:
 
 
 def select_sharded(selector, arr, path: str, n: int, *, start: Optional[int] = None, seed: int = ops.DEFAULT_SEED,
-                   backend: str = "auto", **options) -> ShardedSelection:
+                   backend: str = "auto", options: Optional[dict] = None) -> ShardedSelection:
     """Under torchrun (``fastsel select``): the ranks agree they read the same pool file, each takes
     only its row slice of the (memory-mapped) ``arr`` read from ``path``, and ``selector.sharded``
     (a registered :class:`fastsel.selectors.Selector` that has one) picks ``n`` rows over the group.
@@ -437,7 +457,7 @@ def select_sharded(selector, arr, path: str, n: int, *, start: Optional[int] = N
         start: the first pick (None: drawn from ``seed``), as for the single-process selector.
         seed: the selector's seed.
         backend: "auto", "cpp" or "torch".
-        **options: the selector's own options, passed on as given.
+        options: the selector's own options (a dict, None: none), passed to it as keywords.
 
     Returns:
         ShardedSelection, on every rank (the same picks; rank 0 is the one that writes them).
@@ -451,6 +471,6 @@ def select_sharded(selector, arr, path: str, n: int, *, start: Optional[int] = N
         lo, hi = shard_rows(arr.shape[0], rank, world)
         x_local = torch.from_numpy(np.array(arr[lo:hi]))  # the ops check it; all ranks fail together
         t0 = time.perf_counter()
-        out = selector.sharded(x_local, n, start=start, seed=seed, backend=backend, **options)
+        out = selector.sharded(x_local, n, start=start, seed=seed, backend=backend, **(options or {}))
         idx, info = out if isinstance(out, tuple) else (out, {})
         return ShardedSelection(idx, info, time.perf_counter() - t0, rank, world)

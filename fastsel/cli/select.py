@@ -114,7 +114,7 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
     check_start_applies(method, start)
     if sharded:
         return _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json,
-                               tau=tau, alpha=alpha, decay=decay, order=order)
+                               dict(tau=tau, alpha=alpha, decay=decay, order=order))
     x = ops.as_tensor(np.asarray(arr), inp).to(dev)
     used_backend = "torch" if sel.op is None else ops.resolve_backend(sel.op, dev.type, backend)
     t0 = time.perf_counter()
@@ -154,9 +154,9 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")
 
 
-def _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json, **options):
+def _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json, options):
     """Under torchrun: fastsel.distributed.select_sharded picks on every rank; rank 0 writes the one output."""
-    r = D.select_sharded(sel, arr, inp, n, start=start, seed=seed, backend=backend, **options)
+    r = D.select_sharded(sel, arr, inp, n, start=start, seed=seed, backend=backend, options=options)
     if r.rank != 0:
         return
     N, d = arr.shape
