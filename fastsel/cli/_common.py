@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .. import __version__, _backend
 from .._runtime import memory_problem
 from ..errors import DataError, FastselError, UsageProblem
+from ..loop.config import device_problem
 
 
 class RegistryChoice(click.Choice):
@@ -68,8 +69,7 @@ def check_device(device) -> None:
     if dev is None or dev.type not in ("cpu", "cuda"):
         raise click.UsageError(f"--device must be cpu or cuda[:K], got {device!r}")
     if dev.type == "cuda":
-        from ..loop.config import device_problem  # the loop's rule: a visible GPU of that index
-        why = device_problem(str(dev))
+        why = device_problem(str(dev))  # the loop's rule: a visible GPU of that index
         if why:
             raise click.UsageError(f"--{why}")
 
