@@ -13,15 +13,18 @@ on the rank's device).
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import Optional
+import os
+import time
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import reference
-from .errors import FastselError
+from . import _dist, reference
+from .errors import DataError, FastselError
 from .ops._dispatch import _impl, _mixed_scales, _row_keys, _underflow_triage
 from .ops._inputs import (
     DEFAULT_ALPHA,
@@ -400,3 +403,95 @@ def nn(query: torch.Tensor, ref_local: torch.Tensor, k: int = 1, *, exclude_self
     E, D = torch.gather(E, 1, o1), torch.gather(D, 1, o1)
     o2 = torch.sort(E, dim=1, stable=True).indices[:, :k]
     return NNResult(torch.gather(D, 1, o2), torch.gather(I_sorted, 1, o2))
+
+
+# ------------------------------------------------------------------ a pool file selected under torchrun
+
+class ShardedSelection(NamedTuple):
+    """What :func:`select_sharded` gives every rank: the picks (rank 0 writes them), the selector's
+    facts, the selection's seconds, this rank and the world size."""
+    indices: torch.Tensor
+    info: dict
+    seconds: float
+    rank: int
+    world: int
+
+
+def pool_fingerprint(path: str, arr) -> list:
+    """What every rank must agree on before a sharded selection of a pool file.
+
+    Args:
+        path: the pool file.
+        arr: the (N, d) array read from it (a memory map: only its shape and dtype are read).
+
+    Returns:
+        [N, d, dtype, file size, hash of the first and last 64 KiB], as integers.
+    """
+    size = os.path.getsize(path)
+    h = hashlib.blake2b(digest_size=7)
+    with open(path, "rb") as f:
+        h.update(f.read(65536))
+        if size > 65536:
+            f.seek(max(65536, size - 65536))
+            h.update(f.read(65536))
+    dt = int.from_bytes(hashlib.blake2b(str(arr.dtype).encode(), digest_size=6).digest(), "little")
+    return [int(arr.shape[0]), int(arr.shape[1]), dt, int(size), int.from_bytes(h.digest(), "little")]
+
+
+def agree_on_pool(path: str, arr) -> None:
+    """Every rank must read the same pool (N, d, dtype, size and a hash of the file's ends), else
+    all ranks stop with one line (no rank waits in a collective, no output is written). A collective:
+    every rank of the default group calls it.
+
+    Args:
+        path: the pool file this rank read.
+        arr: the (N, d) array read from it.
+
+    Returns:
+        None, on every rank, when they agree.
+
+    Raises:
+        fastsel.errors.DataError: the ranks read different pools (on every rank).
+    """
+    mine = torch.tensor(pool_fingerprint(path, arr), dtype=torch.int64)
+    if torch.cuda.is_available() and dist.get_backend() == "nccl":
+        mine = mine.cuda()
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    rows = [e.cpu().tolist() for e in every]
+    if any(r != rows[0] for r in rows):
+        desc = "; ".join(f"rank {k}: N={r[0]} d={r[1]} {r[3]} bytes" for k, r in enumerate(rows))
+        raise DataError(f"ranks disagree on the pool {path} ({desc}): every rank must read the same file")
+
+
+def select_sharded(selector, arr, path: str, n: int, *, start: Optional[int] = None, seed: int = DEFAULT_SEED,
+                   backend: str = "auto", options: Optional[dict] = None) -> ShardedSelection:
+    """Under torchrun (``fastsel select``): the ranks agree they read the same pool file, each takes
+    only its row slice of the (memory-mapped) ``arr`` read from ``path``, and ``selector.sharded``
+    (a registered :class:`fastsel.selectors.Selector` that has one) picks ``n`` rows over the group.
+
+    Args:
+        selector: the registered selector (``fastsel.selectors.get_selector(method)``).
+        arr: the (N, d) pool as read from ``path`` (a memory map: only this rank's rows are read).
+        path: the pool file (its fingerprint is what the ranks compare).
+        n: rows to pick.
+        start: the first pick (None: drawn from ``seed``), as for the single-process selector.
+        seed: the selector's seed.
+        backend: "auto", "cpp" or "torch".
+        options: the selector's own options (a dict, None: none), passed to it as keywords.
+
+    Returns:
+        ShardedSelection, on every rank (the same picks; rank 0 is the one that writes them).
+
+    Raises:
+        fastsel.errors.DataError: the ranks read different pools.
+    """
+    with _dist.group("auto"):
+        rank, world = dist.get_rank(), dist.get_world_size()
+        agree_on_pool(path, arr)
+        lo, hi = shard_rows(arr.shape[0], rank, world)
+        x_local = torch.from_numpy(np.array(arr[lo:hi]))  # the ops check it; all ranks fail together
+        t0 = time.perf_counter()
+        out = selector.sharded(x_local, n, start=start, seed=seed, backend=backend, **(options or {}))
+        idx, info = out if isinstance(out, tuple) else (out, {})
+        return ShardedSelection(idx, info, time.perf_counter() - t0, rank, world)

@@ -79,3 +79,80 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# ---------------------------------------------------------------- the CLI parses and calls
+
+# modules outside fastsel/cli/ that may import it: the ``python -m fastsel`` entry point only
+CLI_ENTRY_POINTS = {"fastsel.__main__"}
+
+
+def _cli_importers(mods: dict) -> list:
+    """Modules outside fastsel.cli that import it (at any depth: module level or in a function)."""
+    edges = _imports(mods)
+    return sorted(f"{m} -> {t}" for m, ts in edges.items() for t in ts
+                  if not (m == "fastsel.cli" or m.startswith("fastsel.cli.")) and m not in CLI_ENTRY_POINTS
+                  and (t == "fastsel.cli" or t.startswith("fastsel.cli.")))
+
+
+def test_nothing_outside_the_cli_imports_it():
+    """The CLI parses and calls the library: sweeps, sharded selection, memory rules live below it,
+    so a benchmark or a library module never reaches up into fastsel.cli."""
+    mods = _modules()
+    assert "fastsel.cli.loop" in mods and "fastsel.benchmarks.frontier" in mods
+    assert _cli_importers(mods) == []
+
+
+def test_the_cli_importer_scan_sees_an_import(tmp_path):
+    """The scan above can fail: a library module that imports fastsel.cli (either spelling) is listed."""
+    pkg = tmp_path / "fastsel"
+    (pkg / "cli").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli" / "__init__.py").write_text("")
+    (pkg / "cli" / "loop.py").write_text("X = 1\n")
+    (pkg / "bench.py").write_text("def f():\n    from fastsel.cli.loop import X\n")
+    (pkg / "lib.py").write_text("from .cli import loop\n")
+    mods = {".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in pkg.rglob("*.py")}
+    assert _cli_importers(mods) == ["fastsel.bench -> fastsel.cli.loop", "fastsel.lib -> fastsel.cli.loop"]
+
+
+# ---------------------------------------------------------------- function-level imports say why
+
+# where a function-level import is allowed, each with a "# reason" comment on its line: an optional
+# dependency, or start-up time (``fastsel --help`` must not load it)
+LAZY_DIRS = ("cli", "loop")
+
+
+def _function_imports(path: Path) -> list:
+    """(line, text) of every import statement inside a function of ``path`` without a comment on its
+    (first) line."""
+    src = path.read_text()
+    lines = src.splitlines()
+    seen, bare = set(), []
+    for fn in ast.walk(ast.parse(src)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node.lineno not in seen:
+                seen.add(node.lineno)
+                here = lines[node.lineno - 1]
+                if "#" not in here:
+                    bare.append((node.lineno, here.strip()))
+    return bare
+
+
+def test_function_level_imports_in_the_cli_and_the_loop_say_why():
+    """An import inside a function hides a dependency and its cost; in fastsel/cli/ and fastsel/loop/
+    each one names its reason (an optional package, start-up time) in a comment, else it moves to the
+    top of its module."""
+    bare = [f"{p.relative_to(PKG.parent)}:{ln}: {text}" for d in LAZY_DIRS for p in sorted((PKG / d).rglob("*.py"))
+            for ln, text in _function_imports(p)]
+    assert bare == []
+
+
+def test_the_function_import_scan_sees_a_bare_import(tmp_path):
+    p = tmp_path / "m.py"
+    p.write_text("import os\n\n\ndef f():\n    import json\n    # optional\n    import matplotlib\n"
+                 "    import scipy  # optional (the data extra)\n\n    def g():\n        import csv\n")
+    assert _function_imports(p) == [(5, "import json"), (7, "import matplotlib"), (11, "import csv")]

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from fastsel import data
-from fastsel.cli.loop import _glibc_keep_memory
+from fastsel._runtime import keep_freed_memory
 from fastsel.features import lenet
 from fastsel.loop import sample as SM
 from fastsel.loop import train as MD
@@ -33,7 +33,7 @@ from fastsel.loop.run import resize_images
 
 def run(a):
     args = json.loads(a.config)
-    _glibc_keep_memory()
+    keep_freed_memory()
     ch, size = tuple(args.pop("ch")), args.pop("size")
     UNETS["frontier"] = dict(block_out_channels=ch, layers_per_block=args.pop("lpb", 1), norm_num_groups=8,
                              down_block_types=("DownBlock2D",) * len(ch), up_block_types=("UpBlock2D",) * len(ch))

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from fastsel._runtime import keep_freed_memory  # noqa: E402
 from fastsel.io import save_json, save_text  # noqa: E402
 from fastsel.loop import sample as SM  # noqa: E402
 from fastsel.loop import train as MD  # noqa: E402
@@ -165,8 +166,7 @@ def run(a):
     cfg = LoopConfig(dataset="bench", unet=a.unet, batch_size=a.batch_size, device=a.device, sampler="ddpm",
                      sample_steps=a.sample_steps, sample_batch=a.sample_count, mixed_precision=a.mixed_precision,
                      ckpt_every=10 ** 9, lr=1e-4)
-    from fastsel.cli.loop import _glibc_keep_memory
-    _glibc_keep_memory()  # as `fastsel loop` runs (both loops profit alike)
+    keep_freed_memory()  # as `fastsel loop` runs (both loops profit alike)
     rng = np.random.default_rng(0)
     images = (rng.random((max(256, a.batch_size), a.size, a.size, a.channels)) * 255).astype(np.uint8)
     tb, to, tw = [], [], []

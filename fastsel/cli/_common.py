@@ -5,13 +5,16 @@ import contextlib
 import functools
 import json
 import math
-import os
 import sys
 import traceback
 import warnings
 
 import click
+import torch
+from tqdm import tqdm
 
+from .. import __version__, _backend
+from .._runtime import memory_problem
 from ..errors import DataError, FastselError, UsageProblem
 from ..loop.config import check_device, device_problem
 from ..ops._inputs import SEED_MAX
@@ -47,9 +50,6 @@ class DataProblem(click.ClickException):
 def _version() -> str:
     """The version line: what runs (torch, whether the extension is loaded in this process, and
     why not), not only what was built."""
-    import torch
-
-    from .. import __version__, _backend
     ext = "extension loaded" if _backend.loaded() else f"extension not loaded: {_backend.why_unavailable()}"
     return f"fastsel {__version__} (torch {torch.__version__}, {ext})"
 
@@ -144,22 +144,6 @@ def color_channels(images, name: str, quiet: bool = False):
     return images[..., :c - 1]
 
 
-def _memory_total():
-    """This machine's physical memory in bytes (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_problem(nbytes: float, what: str):
-    """Why ``what`` (needing ``nbytes``) cannot run here: more than this machine's physical memory."""
-    total = _memory_total()
-    if total is not None and nbytes > total:
-        return f"{what}: {nbytes / 2 ** 30:.3g} GiB needed; this machine has {total / 2 ** 30:.3g} GiB"
-    return None
-
-
 def check_memory(nbytes: float, what: str) -> None:
     """A usage error (before any work) when ``what`` needs more than this machine's physical memory."""
     why = memory_problem(nbytes, what)
@@ -227,7 +211,6 @@ def clean_warnings():
 
 def progress_bar(total: int, desc: str, quiet: bool = False):
     """A tqdm bar on stderr that appears only for work lasting over a second."""
-    from tqdm import tqdm
     return tqdm(total=total, desc=desc, file=sys.stderr, delay=1.0, disable=quiet, leave=False,
                 unit="pick", dynamic_ncols=True)
 

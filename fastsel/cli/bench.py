@@ -3,13 +3,20 @@ every benchmark, one entry point (the code: fastsel/benchmarks/, one module each
 shows what each prints). ``fastsel bench`` alone is ``fastsel bench select``."""
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import json
+import os
+import shutil
 from types import SimpleNamespace
 
 import click
+import torch
 
 from .. import features
+from ..errors import FastselError
+from ..loop.config import UNET_CHOICES, LoopConfig
 from ._common import DEVICE, CommaList, FiniteFloatRange, ImageSide, RegistryChoice, check_memory, handle_errors
-from .loop import UNET_CHOICES
 
 _OUT = "bench/results"
 COUNT = click.IntRange(min=1)  # sizes, dimensions, picks, repeats: at least one
@@ -17,7 +24,7 @@ POOLS = ("gauss", "clustered")
 
 
 def _select(full, backends, out_dir, only=None):
-    from ..benchmarks import select as B
+    from ..benchmarks import select as B  # start-up: fastsel --help need not load the benchmarks
 
     def log(r):
         click.echo(f"{r.op:9s} {r.impl:30s} {r.dtype:8s} N={r.N:<7d} d={r.d:<4d} n={r.n:<5d} "
@@ -30,10 +37,9 @@ def _select(full, backends, out_dir, only=None):
 
 
 def _gpu(out, quick):
-    import torch
     if not torch.cuda.is_available():
         raise click.UsageError("the GPU benchmark needs a CUDA device; none is visible")
-    from ..benchmarks import gpu
+    from ..benchmarks import gpu  # start-up: fastsel --help need not load the benchmarks
     raise SystemExit(gpu.run(SimpleNamespace(out=out, quick=quick)))
 
 
@@ -87,7 +93,6 @@ def gpu_cmd(out, quick):
 
 
 def _run(module, **kw):
-    import importlib
     mod = importlib.import_module(f"fastsel.benchmarks.{module}")
     return mod.run(SimpleNamespace(**kw))
 
@@ -160,8 +165,6 @@ def distributed_cmd():
 def curate_cmd(images, side, n, ranks, shard_rows, work, out_dir):
     """`fastsel curate` at scale: one process beside torchrun ranks (img/s, selection s, peak RSS per
     rank, identical outputs)."""
-    import os
-    import shutil
     if n > images:
         raise click.BadParameter(f"{n} is more than the {images} images", param_hint="--n")
     most = 4 * (os.cpu_count() or 1)
@@ -270,11 +273,6 @@ def selectors_cmd(**kw):
 def _frontier_config(ctx, param, value):
     """CONFIG: a JSON object of ch (the UNet's channel counts), size (>= 4), n_real (>= 1), lpb (layers
     per block, optional) and LoopConfig settings, checked before MNIST is read or anything trains."""
-    import dataclasses
-    import json
-
-    from ..errors import FastselError
-    from ..loop.config import LoopConfig
     try:
         cfg = json.loads(value)
     except ValueError as e:
@@ -326,6 +324,6 @@ def frontier_cmd(config):
 def check_cmd(quick, dry_run, baseline, tolerance, only, update, why):
     """No benchmark goes backwards: every case timed against its anchor in this run, each ratio
     compared with bench/baseline.json; exits 1 when a ratio fell past the tolerance."""
-    from ..benchmarks import check
+    from ..benchmarks import check  # start-up: fastsel --help need not load the benchmarks
     raise SystemExit(check.run(quick=quick, dry_run=dry_run, baseline=baseline, tolerance=tolerance, update=update,
                                why=why, only=only, log=click.echo))

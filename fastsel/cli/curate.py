@@ -58,7 +58,7 @@ def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, spl
       fastsel curate digits/ -n 1000 --features lenet --out picked/ --copy
       fastsel curate data.parquet --column image -n 500 --out picked/ --method facility
     """
-    from .. import curate as C
+    from .. import curate as C  # start-up: fastsel --help need not load curate's sources and writers
     if embeddings is not None and (click.get_current_context().get_parameter_source("feat")
                                    == click.core.ParameterSource.COMMANDLINE):
         raise click.UsageError(f"--features {feat} and --embeddings are alternatives: --embeddings are the "

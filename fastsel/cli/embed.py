@@ -9,8 +9,10 @@ import time
 import click
 import numpy as np
 
-from ..io import DataError, atomic_path, check_outputs, folder_lock, npy_header, save_json, save_npy
+from .. import data as D
 from .. import features
+from .. import features as Fe
+from ..io import DataError, atomic_path, check_outputs, folder_lock, npy_header, save_json, save_npy
 from ._common import (DEVICE, SEED, SEED_HELP, ImageSide, RegistryChoice, color_channels, emit_json, handle_errors,
                       one_line)
 
@@ -77,7 +79,6 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
       fastsel embed mnist --features inception --n 12000 --out mnist.npy
       fastsel select --in mnist.npy --n 4096
     """
-    from .. import data as D
     given = click.get_current_context().get_parameter_source
     if given("split") == click.core.ParameterSource.COMMANDLINE and D.source(data) is None and os.path.exists(data):
         raise click.UsageError(f"--split chooses a named dataset's split (cifar10, mnist ...); {one_line(data)} is a "
@@ -100,8 +101,6 @@ def embed(data, feat, out, n, split, seed, batch_size, device, size, download, a
 
 
 def _embed_locked(data, feat, out, stem, n, split, seed, batch_size, device, size, download, as_json, quiet):
-    from .. import data as D
-    from .. import features as Fe
     check_ours(out, stem + ".labels.npy", out + ".json")  # under the lock: what the last writer left
     ds = D.load(data, split=split, n=n, seed=seed, download=download, size=size)
     images = color_channels(ds.images, data, quiet or as_json)

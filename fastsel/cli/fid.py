@@ -5,14 +5,14 @@ import os
 
 import click
 
+from .. import data as D
+from .. import features as Fe
+from .. import fid as FID
+from ..io import check_outputs, npz_names
 from ._common import DEVICE, SEED, SEED_HELP, clean_warnings, color_channels, emit_json, handle_errors
 
 
 def _stats(src, n, seed, batch_size, device, quiet, save, download=False):
-    from .. import data as D
-    from .. import features as Fe
-    from .. import fid as FID
-    from ..io import npz_names
     if os.path.isfile(src) and src.endswith((".npy", ".npz")):
         names = npz_names(src)  # by content: one line for a truncated, pickled or torch.save file
         if "mu" in names and "sigma" in names:
@@ -47,8 +47,6 @@ def fid(a, b, n, seed, batch_size, device, save_stats, download, as_json, quiet)
     Example:
       fastsel fid mnist generated/ --n 10000
     """
-    from .. import fid as FID
-    from ..io import check_outputs
     if save_stats:
         check_outputs(list(save_stats), [a, b])
     sa = _stats(a, n, seed, batch_size, device, quiet, save_stats[0] if save_stats else None, download)

@@ -6,20 +6,28 @@ import os
 
 import click
 
+from .. import _dist, data, features
+from .._runtime import keep_freed_memory
 from ..errors import DataError
-from ._common import emit_json, handle_errors
-
-from .. import features  # noqa: E402
-from ._common import ImageSide, RegistryChoice  # noqa: E402
-from ..loop.config import PARADIGMS  # noqa: E402
-from ..ops._inputs import SEED_MAX  # noqa: E402
-from ..selectors import selector_names  # noqa: E402
-
-UNET_CHOICES = ["paper", "cpu", "tiny", "c32", "c48", "c64", "c128"]
+from ..io import save_json, save_text
+from ..loop import analysis as A
+from ..loop import sweep
+from ..loop import train as TR
+from ..loop import columns
+from ..loop.columns import shown
+from ..loop.config import (BETA_SCHEDULES, LR_SCHEDULES, MIXED_PRECISIONS, OPTIMIZERS, PARADIGMS, PRESETS, SAMPLERS,
+                           UNET_CHOICES, VANILLAS, LoopConfig, check_device, check_selectors,
+                           device_problem, load_config, preset)
+from ..loop.logger import LOGGERS
+from ..loop.report import REPORT_MARK, _check_no_input_in, _check_out_ours, load_runs, space, write_report
+from ..loop.run import run_loop
+from ..loop.seed_noise import seed_sd
+from ..ops._inputs import SEED_MAX
+from ..selectors import selector_names
+from ._common import ImageSide, RegistryChoice, emit_json, handle_errors
 
 
 def _selectors(s):
-    from ..loop.config import check_selectors
     try:
         return check_selectors((x.strip() for x in s.split(",") if x.strip()), "--selector")
     except DataError as e:
@@ -27,7 +35,6 @@ def _selectors(s):
 
 
 def _device_option(ctx, param, value):
-    from ..loop.config import check_device
     if value is not None:
         try:
             check_device(value, "--device")
@@ -42,7 +49,7 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 
 @click.command("loop")
 @click.argument("dataset", required=False)
-@click.option("--preset", type=click.Choice(["cpu", "cpu-n512", "smoke", "paper"]), default="cpu", show_default=True,
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="cpu", show_default=True,
               help="cpu: the CPU main job (16 digits at 16x16 in the memorization regime, LeNet features, 2 "
                    "iterations, < 10 min); cpu-n512: the previous main job (512 digits, no memorization); smoke: "
                    "a tiny pixel-space check; paper: Appendix D (GPU).")
@@ -52,7 +59,7 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 @click.option("--selector", "selectors", default=None,
               help="Comma list of arms: none (vanilla), all (replace: train on every generated image, the paper's "
                    "Fig. 13 ablation) or registered selectors: " + ", ".join(selector_names()) + ".")
-@click.option("--vanilla", type=click.Choice(["uniform", "equal"]), default=None,
+@click.option("--vanilla", type=click.Choice(VANILLAS), default=None,
               help="The none arm under accumulate: uniform subsample, or an equal share of every source.")
 @click.option("-n", "--n", "n", default=None,
               help="Training-set size; a comma list (500,1000,2000) runs one sub-run per size.")
@@ -94,13 +101,13 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 @click.option("--train-steps", type=click.IntRange(min=1), default=None, help="Fixed step count (overrides --epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=float, default=None)
-@click.option("--optimizer", type=click.Choice(["adam", "adamw"]), default=None)
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None)
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=None)
 @click.option("--ema/--no-ema", default=None)
-@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None)
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
-@click.option("--beta-schedule", type=click.Choice(["linear", "squaredcos_cap_v2"]), default=None,
+@click.option("--mixed-precision", type=click.Choice(MIXED_PRECISIONS), default=None)
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None)
+@click.option("--beta-schedule", type=click.Choice(BETA_SCHEDULES), default=None,
               help="Noise schedule of training and sampling (default linear, the DDPM paper's).")
 @click.option("--sample-steps", type=click.IntRange(1, 1000), default=None)
 @click.option("--sample-batch", type=click.IntRange(min=1), default=None)
@@ -115,7 +122,7 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
 @click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue the run in this directory with its saved configuration.")
 @click.option("--download", is_flag=True, help="Fetch a missing dataset from its official source (checksummed).")
-@click.option("--logger", type=click.Choice(["none", "tensorboard", "wandb"]), default="none", show_default=True,
+@click.option("--logger", type=click.Choice(LOGGERS), default="none", show_default=True,
               help="Also log losses, metrics and sample grids to TensorBoard (RUN_DIR/tensorboard) or W&B.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Sweeps (--seeds, several -n or --alpha): run up to this many sub-runs at once, each in its own "
@@ -134,19 +141,15 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
       fastsel loop mnist --resume runs/mnist-cpu-accumulate-seed0
       fastsel loop cifar10 --preset paper --dry-run --json
     """
-    from ..loop.config import LoopConfig, preset
-    from ..loop.run import run_loop
-    _glibc_keep_memory()
-    from ..loop.config import device_problem
+    keep_freed_memory()
     if resume:
-        from ..loop.config import load_config
         ctx = click.get_current_context()
         given = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_OPTIONS
                  and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--resume continues with the run's saved configuration; {', '.join(given)} "
                                    f"would be ignored (drop {'them' if len(given) > 1 else 'it'})")
-        if os.path.exists(os.path.join(resume, "sweep.json")):
+        if sweep.is_sweep(resume):
             return _resume_sweep(resume, download, opts.get("device"), dry_run, logger, jobs)
         cfg = load_config(resume)
         run_dir = resume
@@ -157,7 +160,6 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
                             "--device cpu")
     else:
         if not dataset:
-            from .. import data
             raise click.UsageError(f"give a DATASET ({', '.join(data.names())}, a folder, a .npy/.npz) or --resume")
         base = preset(opts.pop("preset"), dataset)
         ns = _num_list(opts.pop("n"), int, "-n", lambda v: v >= 2, ">= 2")
@@ -188,8 +190,7 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
         if alphas:
             cfg.alpha = alphas[0]
     if dry_run:
-        from ..loop.train import describe
-        desc = describe(cfg)
+        desc = TR.describe(cfg)
         desc["run_dir"] = run_dir
         if as_json:
             emit_json(desc)
@@ -199,8 +200,6 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
         return
     _maybe_init_distributed(cfg)
     records = run_loop(cfg, run_dir, download=download, logger=logger)
-    from ..loop.report import write_report
-    from .. import _dist
     if _dist.is_main():
         path = write_report([run_dir], quiet=True)
         click.echo(f"report: {path}")
@@ -208,9 +207,7 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
 
 
 def _summary(records, cfg, label=""):
-    from ..loop.report import space
     fs, ffs = space(cfg.features), space(cfg.fid_features)
-    from ..loop.columns import COLUMNS, shown
     cols = shown(records, "cli")
     click.echo(f"{label}GS, entropy, MNND on {fs} features; FID on {ffs} features"
                + "".join(f"; {c.cli_note}" for c in cols if c.cli_note))
@@ -223,7 +220,7 @@ def _summary(records, cfg, label=""):
     last = max((r["iteration"] for r in records), default=0)
     base = next((r for r in records if r["iteration"] == last and r["arm"].endswith("-none")), None)
     if base is not None and last > 0:
-        keys = [(c.key, c.cli_vs) for c in COLUMNS if c.cli_vs]
+        keys = [(c.key, c.cli_vs) for c in columns.COLUMNS if c.cli_vs]  # read live: a registered column
         for r in sorted(records, key=lambda r: r["arm"]):
             if r["iteration"] != last or r is base:
                 continue
@@ -238,7 +235,6 @@ def _summary(records, cfg, label=""):
 
 def _noise(cfg, selector, iteration, key, diff):
     """' (+0.21; seed sd 0.08)': the difference beside how much it varies from seed to seed."""
-    from ..loop.seed_noise import seed_sd
     sd = seed_sd(cfg, selector, iteration, key)
     return f" ({diff:+.3g}" + (f"; seed sd {sd:.2g})" if sd is not None else "; seed sd not recorded for this recipe)")
 
@@ -257,22 +253,10 @@ def _num_list(text, kind, opt, ok, what):
 
 
 def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, logger="none", jobs=1):
-    """One sub-run per (n, alpha, seed) under run_dir (n{N}[-alpha{A}][-seed{S}]), listed in
-    run_dir/sweep.json; each sub-run resumes like any run. The report merges them (seeds as
-    replicates). Sizes are nested: for one seed, a smaller n's real images lie inside a larger n's."""
-    import dataclasses
-    from ..io import save_json
-    seeds = seeds or [cfg.seed]
-    subs = []
-    for s in seeds:  # seed-major: a partial sweep has every size of the first seeds
-        for n in ns:
-            for a in alphas:
-                name = "-".join(([f"n{n}"] if len(ns) > 1 else []) + ([f"alpha{a:g}"] if len(alphas) > 1 else [])
-                                + ([f"seed{s}"] if len(seeds) > 1 else []))
-                subs.append((name, dataclasses.replace(cfg, n=n, alpha=a, seed=s)))
+    """One sub-run per (n, alpha, seed) under run_dir (fastsel.loop.sweep); --dry-run prints them."""
+    subs = sweep.plan(cfg, ns, alphas, seeds)
     if dry_run:
-        from ..loop.train import describe
-        out = {name: dict(describe(c), run_dir=os.path.join(run_dir, name)) for name, c in subs}
+        out = {name: dict(TR.describe(c), run_dir=os.path.join(run_dir, name)) for name, c in subs}
         if as_json:
             emit_json({"sweep": out})
         else:
@@ -280,116 +264,34 @@ def _sweep(cfg, run_dir, ns, alphas, download, dry_run, as_json, seeds=None, log
                 click.echo(f"{name}: n={d['n']} alpha={d['alpha']} seed={d['seed']} steps/iteration={d['steps_per_iteration']} "
                            f"-> {d['run_dir']}")
         return
-    from ..loop.rundir import check_sweep_folder
-    check_sweep_folder(run_dir)  # a folder of the user's own files: refused before anything is written
-    os.makedirs(run_dir, exist_ok=True)
-    sweep = os.path.join(run_dir, "sweep.json")
-    mine = {"runs": [name for name, _ in subs], "configs": {name: c.to_json() for name, c in subs}}
-    if os.path.exists(sweep):
-        with open(sweep) as f:
-            if json.load(f) != json.loads(json.dumps(mine)):
-                raise DataError(f"{run_dir} holds another sweep; use --resume {run_dir} or a new --run-dir")
-    save_json(sweep, mine)
+    sweep.start(run_dir, subs)
     _run_subs(run_dir, subs, download, logger, jobs)
 
 
 def _resume_sweep(run_dir, download, device=None, dry_run=False, logger="none", jobs=1):
-    from ..loop.config import LoopConfig, device_problem
-    path = os.path.join(run_dir, "sweep.json")
-    try:
-        with open(path) as f:
-            d = json.load(f)
-        subs = [(name, LoopConfig.from_json(d["configs"][name], f"{path} ({name})")) for name in d["runs"]]
-    except DataError:
-        raise
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a fastsel sweep ({str(e).splitlines()[0][:80]})") from None
+    path = os.path.join(run_dir, sweep.SWEEP_FILE)
+    subs = sweep.load(run_dir)
     for name, c in subs:
         if device:
             c.device = device
         elif not dry_run and device_problem(c.device):
             raise DataError(f"{path} ({name}): {device_problem(c.device)}; resume with --device cpu")
     if dry_run:
-        from ..loop.train import describe
         for name, c in subs:
-            click.echo(f"{name}: {json.dumps(dict(describe(c), run_dir=os.path.join(run_dir, name)))}")
+            click.echo(f"{name}: {json.dumps(dict(TR.describe(c), run_dir=os.path.join(run_dir, name)))}")
         return
     _run_subs(run_dir, subs, download, logger, jobs)
 
 
 def _run_subs(run_dir, subs, download, logger="none", jobs=1):
-    from ..loop.report import write_report
-    from ..loop.run import run_loop
-    if jobs > 1 and len(subs) > 1:
-        _run_subs_parallel(run_dir, subs, download, logger, jobs)
-    else:
-        for name, c in subs:
-            click.echo(f"sub-run {name}", err=True)
-            recs = run_loop(c, os.path.join(run_dir, name), download=download, report=False, logger=logger)
-            _summary(recs, c, label=f"{name}: ")
+    sweep.run(run_dir, subs, download=download, logger=logger, jobs=jobs,
+              done=lambda name, c, recs: _summary(recs, c, label=f"{name}: "),
+              note=lambda line: click.echo(line, err=True))
     click.echo(f"report: {write_report([run_dir], quiet=True)}")
-
-
-def _sub_init(threads: int):
-    """A worker process of ``--jobs``: a fixed thread count (the core governor never raises it)."""
-    import torch
-    torch.set_num_threads(threads)
-    _glibc_keep_memory()
-
-
-def _sub_run(cfg_json: dict, path: str, download: bool, logger: str):
-    """One sub-run in a worker process; its progress bars and lines go to PATH/progress.log."""
-    import sys
-    from ..loop.config import LoopConfig
-    from ..loop.run import run_loop
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "progress.log"), "a", buffering=1) as log:
-        sys.stderr = log
-        try:
-            return run_loop(LoopConfig.from_json(cfg_json, path), path, download=download, report=False, logger=logger)
-        finally:
-            sys.stderr = sys.__stderr__
-
-
-def _run_subs_parallel(run_dir, subs, download, logger, jobs):
-    """Up to ``jobs`` sub-runs at once, one spawned process each with cores // jobs threads; the
-    summaries print in sub-run order as each finishes (a failure stops the sweep with its error)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from .._threads import _cpus
-    threads = max(1, _cpus() // jobs)
-    click.echo(f"{len(subs)} sub-runs, {jobs} at a time, {threads} thread{'s' if threads > 1 else ''} each "
-               f"(progress in {os.path.join(run_dir, '<sub-run>', 'progress.log')})", err=True)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_sub_init, initargs=(threads,)) as ex:
-        futs = [ex.submit(_sub_run, c.to_json(), os.path.join(run_dir, name), download, logger) for name, c in subs]
-        try:
-            for (name, c), f in zip(subs, futs):
-                recs = f.result()
-                click.echo(f"sub-run {name}: done", err=True)
-                _summary(recs, c, label=f"{name}: ")
-        except BaseException:
-            for f in futs:  # the sub-runs not started yet are dropped; a running one finishes (resumable)
-                f.cancel()
-            raise
-
-
-def _glibc_keep_memory():
-    """glibc hands large freed blocks back to the kernel, so every training step page-faults its
-    activations in again (2-2.5x slower forwards on CPU). Keep them: the same as running with
-    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>. No-op off glibc."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-4, 0)            # M_MMAP_MAX
-        libc.mallopt(-1, 2 ** 30)      # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def _maybe_init_distributed(cfg):
     """Under torchrun / accelerate launch (WORLD_SIZE > 1): one process group; training runs DDP."""
-    from .. import _dist
     cfg.device = _dist.init(cfg.device)[1]
 
 
@@ -416,17 +318,11 @@ def report(run_dirs, out, iteration, analysis):
     if analysis:
         _analysis(run_dirs, out, iteration)
         return
-    from ..loop.report import write_report
     click.echo(write_report(list(run_dirs), out=out, iteration=iteration, quiet=True))  # makes --out once checked
 
 
 def _analysis(run_dirs, out, iteration):
     """The declared analysis over the runs (fastsel.loop.analysis): markdown on stdout, files with --out."""
-    import os
-
-    from ..io import save_json, save_text
-    from ..loop import analysis as A
-    from ..loop.report import REPORT_MARK, _check_no_input_in, _check_out_ours, load_runs
     runs = load_runs(list(run_dirs))
     res = A.analyse(runs, iteration=A.ITERATION if iteration is None else iteration)
     loaded = {os.path.realpath(r["dir"]) for r in runs}

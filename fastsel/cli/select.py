@@ -1,7 +1,6 @@
 """``fastsel select``: choose a training subset from a feature file."""
 from __future__ import annotations
 
-import os
 import time
 
 import click
@@ -9,8 +8,9 @@ import numpy as np
 import torch
 
 from .. import _dist
+from .. import distributed as D
 from .. import metrics as M
-from ..io import DataError, check_outputs, check_replaceable, load_features, npy_header, save_npy
+from ..io import check_outputs, check_replaceable, load_features, npy_header, save_npy
 from ..ops._dispatch import resolve_backend
 from ..ops._inputs import BACKENDS, DEFAULT_ALPHA, DEFAULT_SEED, ORDERS, as_tensor
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
@@ -114,8 +114,8 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
         raise FastselError(f"--start {start} is out of range for a pool of {N} rows")
     check_start_applies(method, start)
     if sharded:
-        return _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out,
-                               no_metrics, as_json)
+        return _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json,
+                               dict(tau=tau, alpha=alpha, decay=decay, order=order))
     x = as_tensor(np.asarray(arr), inp).to(dev)
     used_backend = "torch" if sel.op is None else resolve_backend(sel.op, dev.type, backend)
     t0 = time.perf_counter()
@@ -155,57 +155,15 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")
 
 
-def pool_fingerprint(path: str, arr) -> list:
-    """[N, d, dtype, file size, hash of the first and last 64 KiB]: what every rank must agree on."""
-    import hashlib
-    size = os.path.getsize(path)
-    h = hashlib.blake2b(digest_size=7)
-    with open(path, "rb") as f:
-        h.update(f.read(65536))
-        if size > 65536:
-            f.seek(max(65536, size - 65536))
-            h.update(f.read(65536))
-    dt = int.from_bytes(hashlib.blake2b(str(arr.dtype).encode(), digest_size=6).digest(), "little")
-    return [int(arr.shape[0]), int(arr.shape[1]), dt, int(size), int.from_bytes(h.digest(), "little")]
-
-
-def _agree_on_pool(path: str, arr, dist) -> None:
-    """Every rank must read the same pool (N, d, dtype, size and a hash of the file's ends), else
-    all ranks stop with one line (no rank waits in a collective, no output is written)."""
-    mine = torch.tensor(pool_fingerprint(path, arr), dtype=torch.int64)
-    if torch.cuda.is_available() and dist.get_backend() == "nccl":
-        mine = mine.cuda()
-    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
-    dist.all_gather(every, mine)
-    rows = [e.cpu().tolist() for e in every]
-    if any(r != rows[0] for r in rows):
-        desc = "; ".join(f"rank {k}: N={r[0]} d={r[1]} {r[3]} bytes" for k, r in enumerate(rows))
-        raise DataError(f"ranks disagree on the pool {path} ({desc}): every rank must read the same file")
-
-
-def _select_sharded(arr, inp, n, method, start, seed, tau, alpha, decay, order, backend, out, no_metrics, as_json):
-    """Under torchrun: each rank memory-maps only its row slice; rank 0 writes the one output."""
-    import torch.distributed as dist
-
-    from .. import distributed as D
-
-    with _dist.group("auto"):
-        rank, world = dist.get_rank(), dist.get_world_size()
-        _agree_on_pool(inp, arr, dist)
-        N, d = arr.shape
-        lo, hi = D.shard_rows(N, rank, world)
-        x_local = torch.from_numpy(np.array(arr[lo:hi]))  # the ops check it; all ranks fail together
-        t0 = time.perf_counter()
-        sel = get_selector(method)
-        out_ = sel.sharded(x_local, n, start=start, seed=seed, backend=backend, tau=tau, alpha=alpha, decay=decay,
-                           order=order)
-        idx, info = out_ if isinstance(out_, tuple) else (out_, {})
-        seconds = time.perf_counter() - t0
-        if rank != 0:
-            return
-        save_npy(out, idx.numpy().astype(np.int64))
-        summary = {"N": N, "d": d, "n": n, "method": method,
-                   "backend": resolve_backend(sel.sharded_op or sel.op, "cpu", backend),
-                   "seconds": seconds, "out": out, "world_size": world, **info}
-        x = as_tensor(np.asarray(arr)) if not no_metrics else None
-        _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
+def _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json, options):
+    """Under torchrun: fastsel.distributed.select_sharded picks on every rank; rank 0 writes the one output."""
+    r = D.select_sharded(sel, arr, inp, n, start=start, seed=seed, backend=backend, options=options)
+    if r.rank != 0:
+        return
+    N, d = arr.shape
+    save_npy(out, r.indices.numpy().astype(np.int64))
+    summary = {"N": N, "d": d, "n": n, "method": sel.name,
+               "backend": resolve_backend(sel.sharded_op or sel.op, "cpu", backend),
+               "seconds": r.seconds, "out": out, "world_size": r.world, **r.info}
+    x = as_tensor(np.asarray(arr)) if not no_metrics else None
+    _report(summary, x, r.indices, N, seed, backend, no_metrics, as_json)

@@ -89,7 +89,7 @@ def sign_flip_p(d: np.ndarray) -> float:
 def paired(d: np.ndarray, rng_seed: int = 0) -> dict:
     """Mean of the paired differences d with its t interval, two-sided t p, bootstrap interval over
     seeds and the sign-flip permutation p."""
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     n = len(d)
     out = {"n": n, "diff": float(d.mean()) if n else None, "p": None, "ci95": None, "boot95": None,
            "p_perm": None, "sd": float(d.std(ddof=1)) if n > 1 else None}
@@ -222,7 +222,7 @@ ASSUMED_DZ = {"greedy": 0.86, "threshold": 1.13}  # docs/analysis.md's power cal
 
 def _power(p: dict) -> Optional[float]:
     """The design's power for the effect docs/analysis.md assumed, at Holm's first step (alpha / arms)."""
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     dz, n = ASSUMED_DZ.get(p["arm"]), p["n"]
     if dz is None or n < 2:
         return None

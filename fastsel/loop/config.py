@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
-from .. import data
+import torch
+
+from .. import data, features
 from ..errors import DataError, FastselError
 from ..ops._inputs import check_seed
+from ..selectors import selector_names
 
 # UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
 # 2 layers per block, 16 groups) in the diffusers train_unconditional.py layout, whose attention
@@ -34,12 +42,21 @@ for _c in (32, 48, 64, 128):
                            down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
                            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
 
+# the names a UNet setting may take ("paper-mnist" is "paper" on single-channel data: unet_kwargs picks it)
+UNET_CHOICES = tuple(k for k in UNETS if k != "paper-mnist")
+
+# the choice lists of the loop's settings: LoopConfig.validate and the `fastsel loop` flags read these
 PARADIGMS = ("replace", "accumulate")
+VANILLAS = ("uniform", "equal")              # the none arm under accumulate
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+SAMPLERS = ("ddpm", "ddim")
+BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
 
 
 def selectors() -> tuple:
     """Names a loop arm may use: the loop's own plus every registered selector (fastsel.select)."""
-    from ..selectors import selector_names
     return ("none",) + selector_names() + ("all",)
 
 
@@ -131,7 +148,6 @@ class LoopConfig:
 
     def validate(self, where: str = "config") -> None:
         """Every setting checked before any work starts; one line naming the first bad one."""
-        from .. import features
         if not isinstance(self.dataset, str) or not self.dataset:
             raise DataError(f"{where}: dataset must be a name or a path, got {self.dataset!r}")
         if not isinstance(self.preset, str):
@@ -141,9 +157,9 @@ class LoopConfig:
             raise DataError(f"{where}: ema must be true or false, got {self.ema!r}")
         if not isinstance(self.extra, dict):
             raise DataError(f"{where}: extra must be an object, got {self.extra!r}")
-        choices = {"paradigm": PARADIGMS, "vanilla": ("uniform", "equal"), "optimizer": ("adam", "adamw"),
-                   "lr_schedule": ("constant", "cosine"), "mixed_precision": ("no", "bf16", "fp16"),
-                   "sampler": ("ddpm", "ddim"), "beta_schedule": ("linear", "squaredcos_cap_v2"),
+        choices = {"paradigm": PARADIGMS, "vanilla": VANILLAS, "optimizer": OPTIMIZERS,
+                   "lr_schedule": LR_SCHEDULES, "mixed_precision": MIXED_PRECISIONS,
+                   "sampler": SAMPLERS, "beta_schedule": BETA_SCHEDULES,
                    "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
                    "features": features.names(), "fid_features": features.names(), "unet": tuple(UNETS)}
         for k, allowed in choices.items():
@@ -190,7 +206,6 @@ class LoopConfig:
 
 def _number(v) -> bool:
     """A finite int or float (not a bool, not NaN or Inf)."""
-    import math
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -198,7 +213,6 @@ def check_device(device, where: str = "config") -> None:
     """The device's form (cpu or cuda, with an optional index K, spelled as ``torch.device`` takes it),
     checked without touching a GPU (--dry-run works anywhere): the one rule of every --device and of
     the loop's config; whether that GPU is there is :func:`device_problem`."""
-    import re
     if not isinstance(device, str) or not re.fullmatch(r"(cpu|cuda)(:(0|[1-9][0-9]*))?", device):
         raise DataError(f"{where}: device must be cpu or cuda[:K], got {device!r}")
 
@@ -207,7 +221,6 @@ def device_problem(device: str):
     """Why this machine cannot run on ``device`` (None: it can)."""
     if not device.startswith("cuda"):
         return None
-    import torch
     if not torch.cuda.is_available():
         return f"device {device}: no CUDA device is visible"
     k = int(device.split(":")[1]) if ":" in device else 0
@@ -225,7 +238,6 @@ FREE_SETTINGS = ("device", "iterations", "ckpt_every")
 
 def result_settings(cfg: LoopConfig) -> dict:
     """The settings that shape a run's results (all but FREE_SETTINGS), as plain JSON."""
-    import json
     d = {k: v for k, v in cfg.to_json().items() if k not in FREE_SETTINGS}
     return json.loads(json.dumps(d))
 
@@ -239,8 +251,6 @@ def saved_settings(d: dict) -> dict:
     """result_settings of a configuration as saved (a dict), without building a LoopConfig (a report
     reads runs whose extractors or devices this machine may lack): settings added since it was written
     take their defaults, as load_config gives them."""
-    import dataclasses
-    import json
     full = {}
     for f in dataclasses.fields(LoopConfig):
         if f.default is not dataclasses.MISSING:
@@ -255,8 +265,6 @@ def settings_hash(d: dict) -> str:
     """config_hash of a configuration as saved (config.json, metrics.json's "config"): its settings but
     FREE_SETTINGS, hashed as written, without building a LoopConfig (a report reads runs whose
     extractors or devices this machine may lack)."""
-    import hashlib
-    import json
     d = {k: v for k, v in d.items() if k not in FREE_SETTINGS}
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -264,8 +272,6 @@ def settings_hash(d: dict) -> str:
 
 def load_config(run_dir: str) -> LoopConfig:
     """The configuration saved in a run directory, checked whole (one line naming config.json)."""
-    import json
-    import os
     path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise DataError(f"{run_dir}: no config.json -- not a fastsel loop run directory")
@@ -277,7 +283,49 @@ def load_config(run_dir: str) -> LoopConfig:
     return LoopConfig.from_json(d, path)
 
 
-PRESETS = ("cpu", "cpu-n512", "smoke", "paper")
+class FromDataset(NamedTuple):
+    """A preset setting that the dataset's registration gives (``fastsel.data.register``: its
+    classifier, paper_n, paper_epochs), and the value when it says nothing or the dataset is a folder
+    or an array file."""
+    attr: str
+    default: object
+
+    def value(self, src):
+        return (getattr(src, self.attr) if src is not None else None) or self.default
+
+
+_ARMS = ("none", "greedy", "threshold")
+_CLASSIFIER = FromDataset("classifier", "pixels")  # LeNet features on the digit datasets
+
+# The run presets, before command-line overrides (``fastsel loop --preset``; the first is its default).
+# Each names its training length once, train_steps or epochs: preset() clears the other.
+PRESETS = {
+    # the CPU main job, in the memorization regime (docs/reproduction.md "Recipe"): 16 real digits at
+    # 16x16, the 0.16M UNet trained 1,250 steps of batch 16 at a constant lr 2e-3 with EMA (1,250
+    # epochs per image: the model copies part of its data), 50-step DDIM, 256 measured samples;
+    # LeNet features (selection, GS, entropy, FID), copies on pixels -- README "main job"
+    "cpu": dict(unet="cpu", image_size=16, n=16, iterations=2, train_steps=1250, batch_size=16, lr=2e-3,
+                lr_schedule="constant", warmup_steps=0, ema=True, sampler="ddim", sample_steps=50, eval_samples=256,
+                features=_CLASSIFIER, fid_features=_CLASSIFIER, selectors=_ARMS, pool_factor=2, ckpt_every=200),
+    # the previous main job: 512 digits, cosine lr, 800 steps of 32 -- the models generalize (no copies)
+    "cpu-n512": dict(unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, batch_size=32, lr=2e-3,
+                     lr_schedule="cosine", warmup_steps=50, ema=True, sampler="ddim", sample_steps=50,
+                     features=_CLASSIFIER, fid_features=_CLASSIFIER, selectors=_ARMS, pool_factor=2, ckpt_every=200),
+    # minutes on 2 cores: 64 digits, 150 steps per model (the loop end to end, not a result)
+    "smoke": dict(unet="tiny", n=64, iterations=2, train_steps=150, batch_size=32, lr=1e-3, sampler="ddim",
+                  sample_steps=10, features="pixels", fid_features="pixels", selectors=_ARMS, pool_factor=2,
+                  ckpt_every=100),
+    # Appendix D + the diffusers train_unconditional.py defaults (D.3: "other hyperparameters exactly
+    # the default values"): AdamW (0.95, 0.999), eps 1e-8, cosine schedule with 500 warm-up steps,
+    # gradient clipping at 1.0, fp16 mixed precision; EMA off (the current script's default; --ema
+    # turns on the older scripts' inv_gamma 1 / power 3/4 / 0.9999 EMA). DINOv2-small selection
+    # features (the authors' released code), Inception FID; n and epochs from the dataset's registration.
+    "paper": dict(unet="paper", n=FromDataset("paper_n", 8192), iterations=8, epochs=FromDataset("paper_epochs", 500),
+                  batch_size=128, lr=1e-4, weight_decay=1e-6, optimizer="adamw", adam_betas=(0.95, 0.999),
+                  adam_eps=1e-8, lr_schedule="cosine", warmup_steps=500, grad_clip=1.0, ema=False,
+                  mixed_precision="fp16", sampler="ddpm", sample_steps=1000, features="dinov2-s",
+                  fid_features="inception", selectors=_ARMS, pool_factor=2, ckpt_every=2000, device="cuda"),
+}
 
 
 def preset(name: str, dataset: str) -> dict:
@@ -294,42 +342,14 @@ def preset(name: str, dataset: str) -> dict:
     Raises:
         fastsel.errors.FastselError: an unknown preset name.
     """
-    key = dataset.lower()
-    if name == "smoke":
-        # minutes on 2 cores: 64 digits, 150 steps per model (the loop end to end, not a result)
-        return dict(preset="smoke", unet="tiny", n=64, iterations=2, train_steps=150, epochs=None,
-                    batch_size=32, lr=1e-3, sampler="ddim", sample_steps=10, features="pixels", fid_features="pixels",
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=100)
-    src = data.source(key)  # what the dataset's registration says (None: a folder or an array file)
-    feats = (src.classifier if src is not None else None) or "pixels"
-    if name == "cpu":
-        # the CPU main job, in the memorization regime (docs/reproduction.md "Recipe"): 16 real digits at
-        # 16x16, the 0.16M UNet trained 1,250 steps of batch 16 at a constant lr 2e-3 with EMA (1,250
-        # epochs per image: the model copies part of its data), 50-step DDIM, 256 measured samples;
-        # LeNet features (selection, GS, entropy, FID), copies on pixels -- README "main job"
-        return dict(preset="cpu", unet="cpu", image_size=16, n=16, iterations=2, train_steps=1250, epochs=None,
-                    batch_size=16, lr=2e-3, lr_schedule="constant", warmup_steps=0, ema=True, sampler="ddim",
-                    sample_steps=50, eval_samples=256, features=feats, fid_features=feats,
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=200)
-    if name == "cpu-n512":
-        # the previous main job: 512 digits, cosine lr, 800 steps of 32 -- the models generalize (no copies)
-        return dict(preset="cpu-n512", unet="cpu", image_size=16, n=512, iterations=2, train_steps=800, epochs=None,
-                    batch_size=32, lr=2e-3, lr_schedule="cosine", warmup_steps=50, ema=True, sampler="ddim",
-                    sample_steps=50, features=feats, fid_features=feats, selectors=("none", "greedy", "threshold"),
-                    pool_factor=2, ckpt_every=200)
-    if name == "paper":
-        # Appendix D + the diffusers train_unconditional.py defaults (D.3: "other hyperparameters exactly
-        # the default values"): AdamW (0.95, 0.999), eps 1e-8, cosine schedule with 500 warm-up steps,
-        # gradient clipping at 1.0, fp16 mixed precision; EMA off (the current script's default; --ema
-        # turns on the older scripts' inv_gamma 1 / power 3/4 / 0.9999 EMA). DINOv2-small selection
-        # features (the authors' released code), Inception FID.
-        return dict(preset="paper", unet="paper", n=(src and src.paper_n) or 8192, iterations=8,
-                    train_steps=None, epochs=(src and src.paper_epochs) or 500, batch_size=128, lr=1e-4, weight_decay=1e-6,
-                    optimizer="adamw", adam_betas=(0.95, 0.999), adam_eps=1e-8, lr_schedule="cosine",
-                    warmup_steps=500, grad_clip=1.0, ema=False, mixed_precision="fp16", sampler="ddpm",
-                    sample_steps=1000, features="dinov2-s", fid_features="inception",
-                    selectors=("none", "greedy", "threshold"), pool_factor=2, ckpt_every=2000, device="cuda")
-    raise FastselError(f"unknown preset {name!r}: {', '.join(PRESETS)}")
+    if name not in PRESETS:
+        raise FastselError(f"unknown preset {name!r}: {', '.join(PRESETS)}")
+    table = PRESETS[name]
+    # what the dataset's registration says (None: a folder or an array file)
+    src = data.source(dataset.lower()) if any(isinstance(v, FromDataset) for v in table.values()) else None
+    out = {"preset": name, "train_steps": None, "epochs": None}  # the training length: the one the preset names
+    out.update({k: v.value(src) if isinstance(v, FromDataset) else v for k, v in table.items()})
+    return out
 
 
 def unet_kwargs(name: str, channels: int) -> dict:

@@ -9,6 +9,7 @@ Logging is not part of the run's configuration: a resumed run may log or not.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from typing import Optional
@@ -25,16 +26,15 @@ class Logger:
         self.kind, self.w = kind, None
         if kind == "tensorboard":
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional: the tensorboard package
             except ImportError:
                 raise DataError("--logger tensorboard needs the tensorboard package (pip install tensorboard)") from None
             self.w = SummaryWriter(log_dir=os.path.join(run_dir, "tensorboard"))
         elif kind == "wandb":
             try:
-                import wandb
+                import wandb  # optional: the wandb package
             except ImportError:
                 raise DataError("--logger wandb needs the wandb package (pip install wandb)") from None
-            import hashlib
             # one W&B run per run folder: a resumed loop continues it (the id is the folder's)
             rid = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:16]
             self.w = wandb.init(project=os.environ.get("WANDB_PROJECT", "fastsel"), dir=run_dir, id=rid,
@@ -65,7 +65,7 @@ class Logger:
         if self.kind == "tensorboard":
             self.w.add_image(tag, grid, int(step), dataformats="HWC")
         else:
-            import wandb
+            import wandb  # optional: the wandb package (present: __init__ imported it)
             self.w.log({tag: wandb.Image(grid[..., 0] if C == 1 else grid)})
 
     def close(self) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
+import torch
 
 from ..errors import FastselError
+from ..selectors import select
+from .config import check_selectors
 
 
 class Candidates(NamedTuple):
@@ -80,10 +83,6 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
         else:
             rows = np.sort(rng.choice(M, size=n, replace=False)).astype(np.int64)
     else:  # a registered selector (fastsel.selectors.SELECTORS) on the candidates' features
-        import torch
-
-        from ..selectors import select
-        from .config import check_selectors
         check_selectors((selector,), "selector")  # an unknown name: one line before any work
         x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)
         start = int(rng.integers(M))

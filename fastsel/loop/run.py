@@ -12,28 +12,35 @@ import os
 import sys
 import time
 
+import glob
+import shutil
+
 import numpy as np
 import torch
+import torch.nn.functional as TF
+from tqdm import tqdm
 
+from .. import _dist, data, features
 from .. import fid as F
 from .. import metrics as M
-from ..io import DataError, save_json, save_npy, save_text
+from ..features import lenet
+from ..io import DataError, folder_lock, save_json, save_npy, save_text
 from . import sample as SM
 from . import train as TR
 from .columns import shown
-from .config import FREE_SETTINGS, LoopConfig, config_hash, load_config, result_settings
+from .config import FREE_SETTINGS, LoopConfig, config_hash, load_config, needs_padding, result_settings
+from .logger import Logger
 from .pool import candidate_pool, select_from, source_shares
+from .report import write_report
 from .rundir import (check_record, check_run_folder, damaged, gather_rows, iter_path, load_array, read_json,
                      stale_temp_files)
 
 
 def _rank() -> tuple:
-    from .. import _dist
     return _dist.rank_world()
 
 
 def _barrier():
-    from .. import _dist
     _dist.barrier()
 
 
@@ -50,10 +57,9 @@ def resize_images(im: np.ndarray, size: int) -> np.ndarray:
     """uint8 NHWC images resized to size x size (area averaging when shrinking, bilinear otherwise)."""
     if im.shape[1] == size and im.shape[2] == size:
         return im
-    import torch.nn.functional as F
     x = torch.from_numpy(np.ascontiguousarray(im)).permute(0, 3, 1, 2).float()
     mode = "area" if size < im.shape[1] else "bilinear"
-    x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    x = TF.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
@@ -63,8 +69,6 @@ def load_real(cfg: LoopConfig, download: bool = False):
     set; else 28x28 (MNIST) padded to 32x32 when the UNet's levels need it. The training rows are the
     first data_n (default n) of one permutation per seed, so a smaller n's set lies inside a larger
     one's; the held-out rows are its last rows, the same for every n."""
-    from .. import data
-    from .config import needs_padding
     ds = data.load(cfg.dataset, download=download)
     want = cfg.data_n or cfg.n
     if not 1 <= want <= len(ds.images):
@@ -81,7 +85,6 @@ def load_real(cfg: LoopConfig, download: bool = False):
 
 
 def featurize(name: str, images: np.ndarray, device: str) -> np.ndarray:
-    from .. import features
     ex = features.get(name, device=device)
     return np.asarray(features.embed(images, ex, quiet=True), np.float32)
 
@@ -129,7 +132,6 @@ class Loop:
         (the second process gets one line naming the holder's PID)."""
         if self.rank != 0:
             return
-        from ..io import folder_lock
         os.makedirs(self.dir, exist_ok=True)
         self._lock = folder_lock(self.p(".lock"), f"{self.dir} is in use by another fastsel loop (PID {{pid}}); wait "
                                  "for it or use another --run-dir")  # released by unlock(), or at exit
@@ -165,7 +167,6 @@ class Loop:
         """Before any work: every stage folder (real/, shared/iter_000, <arm>/iter_NNN) and every
         iteration's metrics ran with the settings of config.json, except FREE_SETTINGS; else one line
         naming the keys that differ -- a hand-edited config.json of a run in progress."""
-        import glob
         mine = result_settings(self.cfg)
         folders = sorted(glob.glob(self.p("*", "iter_[0-9][0-9][0-9]")),
                          key=lambda d: (os.path.basename(d), d)) + [self.p("real")]
@@ -311,7 +312,6 @@ class Loop:
         N, H, W, C = images.shape
         if os.path.exists(path):
             return TR.load_model(self.cfg, path, H, C, self.num_classes)
-        from tqdm import tqdm
         total = TR.train_steps_for(self.cfg, N)
         t0 = time.perf_counter()
         with tqdm(total=total, desc=f"train {arm if t else 'shared'} it{t}", unit="step", file=sys.stderr,
@@ -344,7 +344,6 @@ class Loop:
         count = self.sample_total(arm, t)
         if not os.path.exists(out):
             labels = (np.arange(count) % max(1, self.num_classes)).astype(np.int64)
-            from tqdm import tqdm
             t0 = time.perf_counter()
             stage = 0 if t == 0 else 1000 * (self.arms.index(arm) + 1) + t
             with tqdm(total=count, desc=f"sample {arm if t else 'shared'} it{t}", unit="img", file=sys.stderr,
@@ -455,8 +454,6 @@ class Loop:
     def class_stats(self, d: str) -> dict:
         """MNIST-family runs: the LeNet classifier's mean confidence and the entropy of the
         predicted-label histogram of the generated samples (mode collapse lowers it)."""
-        from .. import data
-        from ..features import lenet
         src = data.source(self.cfg.dataset)
         name = src.classifier if src is not None else None
         if name not in lenet.DATASETS:  # no classifier, or one that is not a LeNet
@@ -502,7 +499,6 @@ class Loop:
         except BaseException:
             # a run that fails before its first step leaves nothing behind
             if fresh and self.rank == 0:
-                import shutil
                 if not existed:
                     shutil.rmtree(top, ignore_errors=True)
                 else:
@@ -514,7 +510,6 @@ class Loop:
         self.feat_dim, self.n_real = real_f.shape[1], len(real_f)
         self.real_f, self.real_im = real_f, real_im  # the fixed references of novelty_real and copy_abs
         if self.logger_kind != "none" and self.rank == 0:
-            from .logger import Logger
             self.tracker = Logger(self.logger_kind, self.dir, cfg.to_json())
         for t in range(cfg.iterations):  # what earlier runs wrote, checked before any work
             for arm in self.arms:
@@ -551,7 +546,6 @@ class Loop:
             if self.rank == 0:
                 self.write_tables(records)
                 if self.report:
-                    from .report import write_report
                     write_report([self.dir], quiet=True)
         if self.rank == 0:
             self.write_tables(records)

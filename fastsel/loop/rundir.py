@@ -19,6 +19,7 @@ resumes from its checkpoint, an interrupted sampler from its last finished batch
 """
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -27,6 +28,8 @@ import re
 import numpy as np
 
 from ..errors import DataError
+from . import columns
+from .config import load_config
 
 
 def iter_path(run_dir: str, arm: str, t: int) -> str:
@@ -73,7 +76,6 @@ def stale_temp_files(run_dir: str) -> list:
     """Temporary files that a killed process left in the run's own folders (run_dir, real/, report/,
     every iteration and its parts/): only names of fastsel's pattern, only plain files. Remove them
     only while holding the run directory's lock (no other writer)."""
-    import glob
     folders = [run_dir] + [os.path.join(run_dir, f) for f in ("real", "report")]
     folders += glob.glob(os.path.join(glob.escape(run_dir), "*", "iter_[0-9][0-9][0-9]"))
     folders += glob.glob(os.path.join(glob.escape(run_dir), "*", "iter_[0-9][0-9][0-9]", "parts"))
@@ -149,7 +151,6 @@ def _num(v) -> bool:
 
 def check_record(run_dir: str, path: str, rec, arm: str = None, t: int = None) -> dict:
     """An iteration's metrics record as the loop wrote it (the keys the tables and the report read)."""
-    from .columns import COLUMNS
     if not isinstance(rec, dict):
         raise damaged(run_dir, path, "a record is not a JSON object")
     if not isinstance(rec.get("arm"), str) or (arm is not None and rec["arm"] != arm):
@@ -160,7 +161,7 @@ def check_record(run_dir: str, path: str, rec, arm: str = None, t: int = None) -
     sh = rec.get("shares")
     if not isinstance(sh, list) or not sh or not all(_num(v) and v is not None and math.isfinite(v) for v in sh):
         raise damaged(run_dir, path, f"shares {sh!r}")
-    bad = [c.key for c in COLUMNS if c.key != "share_real" and not _num(rec.get(c.key))]
+    bad = [c.key for c in columns.COLUMNS if c.key != "share_real" and not _num(rec.get(c.key))]
     if bad:
         raise damaged(run_dir, path, f"{bad[0]} {rec.get(bad[0])!r} is not a number")
     ps = rec.get("pool_sources", [])
@@ -209,7 +210,6 @@ def check_run_folder(run_dir: str) -> None:
     if not os.path.isdir(run_dir):
         raise DataError(f"--run-dir {run_dir} exists and is not a folder: choose a new or empty folder")
     if os.path.lexists(os.path.join(run_dir, "config.json")):
-        from .config import load_config
         load_config(run_dir)  # a loop's configuration, or one line naming what is wrong with it
         return
     if os.path.isfile(os.path.join(run_dir, "sweep.json")):

@@ -17,7 +17,7 @@ from .train import _scheduler, maybe_kill, to_uint8
 
 
 def _sample_scheduler(cfg: LoopConfig):
-    from diffusers import DDIMScheduler, DDPMScheduler
+    from diffusers import DDIMScheduler, DDPMScheduler  # optional: the loop extra (and seconds of start-up)
     base = _scheduler(cfg)
     if cfg.sampler == "ddim":
         s = DDIMScheduler.from_config(base.config)
@@ -41,7 +41,7 @@ def _fast_ddpm(sch) -> bool:
     the sampling time on a GPU). For the configuration the loop uses (epsilon prediction, fixed_small
     variance, clipping, no thresholding) :func:`ddpm_step` does the same arithmetic with the noise
     drawn ahead, chunk by chunk, from the same generators: the same numbers (tests/test_loop_sample.py)."""
-    from diffusers import DDPMScheduler
+    from diffusers import DDPMScheduler  # optional: the loop extra (and seconds of start-up)
     c = getattr(sch, "config", None)
     return (FAST_DDPM and type(sch) is DDPMScheduler and c.variance_type == "fixed_small"
             and c.prediction_type == "epsilon" and not c.thresholding)

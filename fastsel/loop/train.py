@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import signal
 import sys
 from typing import Callable, Optional
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from .. import _dist, data
+from .._threads import CoreGovernor
 from ..io import DataError, atomic_path
-from .. import data
 from .config import LoopConfig, needs_padding, unet_kwargs
 from ..errors import FastselError
 
@@ -51,7 +54,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def build_unet(cfg: LoopConfig, size: int, channels: int, num_classes: int = 0):
-    from diffusers import UNet2DModel
+    from diffusers import UNet2DModel  # optional: the loop extra (and seconds of start-up)
     kw = unet_kwargs(cfg.unet, channels)
     levels = len(kw["block_out_channels"])
     if size % (2 ** (levels - 1)):
@@ -64,7 +67,7 @@ def build_unet(cfg: LoopConfig, size: int, channels: int, num_classes: int = 0):
 
 
 def _scheduler(cfg: LoopConfig):
-    from diffusers import DDPMScheduler
+    from diffusers import DDPMScheduler  # optional: the loop extra (and seconds of start-up)
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule=cfg.beta_schedule)
 
 
@@ -94,7 +97,6 @@ def _lr_lambda(cfg, total):
 
 
 def _ddp():
-    from .. import _dist
     return _dist.multi()
 
 
@@ -126,9 +128,6 @@ def _distributed(model, device):
     """Under torchrun: the model wrapped in DDP and (rank, world); otherwise (model, 0, 1)."""
     if not _ddp():
         return model, 0, 1
-    from torch.nn.parallel import DistributedDataParallel
-
-    from .. import _dist
     rank, world = _dist.rank_world()
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None), rank, world
 
@@ -182,7 +181,7 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
     ema = None
     if cfg.ema:
-        from diffusers.training_utils import EMAModel
+        from diffusers.training_utils import EMAModel  # optional: the loop extra (and seconds of start-up)
         # the diffusers script's EMA: warm-up decay 1 - (1 + step / inv_gamma) ** -power, capped at 0.9999
         ema = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
     amp = cfg.mixed_precision if device.type == "cuda" else "no"
@@ -198,7 +197,6 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
     lab = torch.from_numpy(labels.astype(np.int64))
     model.train()
     loss_v = float("nan")
-    from .._threads import CoreGovernor
     gov = CoreGovernor() if device.type == "cpu" else None  # follow the cores other processes leave free
     while step < total:
         idx, noise, t, drop, perm, pos = _draw(g, cfg, sched, (N, C, H, W), perm, pos)
@@ -236,7 +234,6 @@ def train(cfg: LoopConfig, images: np.ndarray, labels: np.ndarray, num_classes: 
 def safe_load(path: str):
     """torch.load(weights_only=True) with one line naming the file when it cannot be read.
     Raises _Truncated for a file cut short (a failing disk), DataError for one refused as unsafe."""
-    import pickle
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

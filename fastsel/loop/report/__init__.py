@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 
-from ...io import DataError, UsageProblem, save_text
+from ...io import DataError, UsageProblem, check_distinct, save_text
 from ..columns import CORRELATIONS
 from .figures import CI_NOTE, _draw, space
 from .load import _apart, _conditions, _series, load_runs
@@ -36,7 +36,6 @@ from .stats import STAT_KEYS, arm_tests, correlation, distinct_points, run_corre
 def _check_no_input_in(out: str, runs) -> None:
     """Refuse an ``out`` holding a link (or hard link) to a file the report reads: writing the report
     would replace the run's data. Inputs are the files under each run folder, ``out``'s own excepted."""
-    from ...io import check_distinct
     real_out = os.path.realpath(out)
     existing = [os.path.join(out, f) for f in os.listdir(out)]
     if not existing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ..rundir import gather_rows, iter_path, load_array
 from .load import _selector
 from .stats import _band, _t_half, _value, correlation, distinct_points, run_correlation
 from ...ops.nn import nn
+from ...metrics import COPY_RATIO
 
 
 FEATURE_NAMES = {"pixels": "pixels", "inception": "Inception", "dinov2-s": "DINOv2-S", "dinov2-b": "DINOv2-B",
@@ -25,16 +27,15 @@ def space(name: str) -> str:
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # optional: the loop extra (and start-up time)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: the loop extra (and start-up time)
     return plt
 
 
 def _suptitle(fig, text: str, fontsize: float = 8) -> None:
     """The figure's title, each line wrapped to the figure's width (a one-panel figure's long title would
     otherwise run over its legend)."""
-    import textwrap
     width = max(40, int(fig.get_figwidth() * 72 / (0.5 * fontsize)))  # characters of about half an em
     fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")), fontsize=fontsize)
 
@@ -132,7 +133,7 @@ def _curves(conds, keys, path, title, settings, dropped=None):
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     if pooled:
-        from matplotlib.lines import Line2D
+        from matplotlib.lines import Line2D  # optional: the loop extra (and start-up time)
         handles["95 % t-interval of the mean over seeds"] = Line2D([], [], color="k", lw=1.2, alpha=0.7,
                                                                  marker="|", ms=8, ls="")
     fig.legend(list(handles.values()), list(handles), fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 0.95),
@@ -159,7 +160,7 @@ def _scatter_style(records):
     """(colour(record), marker(record), legend handles): with several arms, colour by arm (iteration 0,
     whose model every arm shares, in black) and marker by iteration -- by size instead when sizes vary
     too; with one arm, colour by training-set size and marker by iteration."""
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # optional: the loop extra (and start-up time)
     cmap = _plt().get_cmap("viridis")
     ns = sorted({r["_n"] for r in records})
     its = sorted({r["iteration"] for r in records})
@@ -344,7 +345,6 @@ def _samples(run, rs, path, per=10):
 def _neighbours(series, path, iteration=None, per=6):
     """Generated images of a chosen iteration beside their nearest training image in pixel space (the
     space of the copy fraction), each pair marked with d1/d2 (a copy: d1/d2 < 1/3)."""
-    from ...metrics import COPY_RATIO
     rows = []
     for name, (run, rs) in series.items():
         pick = [r for r in rs if iteration is None or r["iteration"] == iteration]

@@ -8,6 +8,7 @@ import re
 
 from ...io import DataError
 from ..rundir import check_metrics, damaged, read_json
+from ..config import FREE_SETTINGS, saved_settings, settings_hash
 
 
 def load_sweep(run_dir: str) -> list:
@@ -57,7 +58,6 @@ def check_unedited(run_dir: str, mpath: str, m: dict) -> None:
     (FREE_SETTINGS aside; settings added since take their defaults) -- a file edited after the run (to pool
     it with other runs, or by mistake) is refused in one line naming what differs. Runs recorded before
     config_sha256 existed are read as they are."""
-    from ..config import FREE_SETTINGS, saved_settings, settings_hash
     h = m.get("config_sha256")
     if h is None:
         return

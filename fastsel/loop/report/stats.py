@@ -16,7 +16,7 @@ def _t_half(values) -> float:
     k = len(values)
     if k < 2:
         return 0.0
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     return float(stats.t.ppf(0.975, k - 1) * np.std(values, ddof=1) / math.sqrt(k))
 
 
@@ -58,7 +58,7 @@ def correlation(records, xkey, ykey="gs", log_y=True):
     y = np.array([math.log(b) if log_y else b for _, b in pts])
     if np.std(x) == 0 or np.std(y) == 0:
         return None, None, len(pts)
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     r, p = _quietly(f"Pearson r of {xkey} and {'log ' if log_y else ''}{ykey}", stats.pearsonr, x, y)
     return float(r), float(p), len(pts)
 
@@ -141,7 +141,7 @@ def arm_tests(conds, keys=STAT_KEYS) -> list:
     """Each selector arm against `none` of the same run (size, alpha) at the last iteration every seed
     reached: per metric the means, sds, the difference (arm - none) with a 95 % Welch interval and
     Welch's two-sided p-value (scipy; None with fewer than 2 seeds a side or no spread)."""
-    from scipy import stats
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     out = []
     for name, c in conds.items():
         if _selector(c["arm"]) == "none":
