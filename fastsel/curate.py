@@ -842,7 +842,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
            key: Optional[str] = None, method: str = "greedy", seed: int = 0, start: Optional[int] = None,
            column: Optional[str] = None, split: str = "train", image_size: Optional[int] = None, copy: bool = False,
            dedup: Optional[float] = None, batch_size: int = 64, shard_rows: int = 4096, device=None,
-           quiet: bool = False, log: Callable = print, grid: int = 64) -> dict:
+           quiet: bool = False, log: Callable = print, grid: int = 64, options: Optional[dict] = None) -> dict:
     """Pick a diverse n-image subset of a collection and write it in the collection's own form
     (what ``fastsel curate`` runs; the module docstring describes the sources and the files).
 
@@ -871,6 +871,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         quiet: no progress bars (datasets' own included).
         log: called with each note and warning line.
         grid: how many of the first picks the report's image grid shows.
+        options: the method's own options (:class:`fastsel.selectors.Option`, e.g. ``{"knn": 16}`` for
+            facility), passed to it as :func:`fastsel.select` does; recorded in curate.json when given.
 
     Returns:
         The summary written to ``out_dir/curate.json``: rows read and unreadable, the embedding's and
@@ -884,12 +886,15 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         fastsel.errors.UsageProblem: an option that does not apply to the source (``column``, ``copy``,
             ``key``), or an input that is one of the files this run writes.
         fastsel.errors.FastselError: n larger than the source's rows (before any work) or the readable
-            ones, a start row not available, a start with a method that has no first pick, or dedup <= 0.
+            ones, a start row not available, a start with a method that has no first pick, an option the
+            method does not declare, or dedup <= 0.
     """
-    from .selectors import check_start_applies
+    from .selectors import check_options, check_start_applies
     from . import _dist
     t_all = time.perf_counter()
     check_start_applies(method, start)
+    options = dict(options or {})
+    check_options(method, options)
     if dedup is not None and not dedup > 0:
         raise FastselError(f"--dedup {dedup} removes nothing: rows closer than EPS (cosine distance) to an earlier "
                            "row of their cluster go; for exact duplicates use a small EPS such as 1e-6")
@@ -897,7 +902,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         raise UsageProblem("--key names an array of the --embeddings .npz file, and no --embeddings was given")
     kw = dict(features=features, embeddings=embeddings, key=key, method=method, seed=seed, start=start,
               image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size, shard_rows=shard_rows,
-              device=device, quiet=quiet, log=log, grid=grid, t_all=t_all)
+              device=device, quiet=quiet, log=log, grid=grid, t_all=t_all, options=options)
     if _dist.launched():
         return _curate_ranks(source, n, out_dir, column=column, split=split, **kw)
     with contextlib.ExitStack() as held:
@@ -920,7 +925,8 @@ def _peak_rss_mib() -> float:
 
 
 def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, start, image_size, copy, dedup,
-                batch_size, shard_rows, device, quiet, log, grid, t_all, emb_info=None, ranks=1, note_resume=True):
+                batch_size, shard_rows, device, quiet, log, grid, t_all, options, emb_info=None, ranks=1,
+                note_resume=True):
     """One process holds the pool: embed (or read) it, select, write (the caller holds the folder's lock)."""
     from .selectors import select
     if embeddings is None:
@@ -943,12 +949,13 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
     _write_unreadable(out_dir, bad, log)
     cand, start, dedup_info = _candidates(x, rows, len(src), n, start, dedup, seed, log)
     t0 = time.perf_counter()
-    idx = cand[select(x[cand], n, method, seed=seed, start=start)]
+    idx = cand[select(x[cand], n, method, seed=seed, start=start, **options)]
     t_sel = time.perf_counter() - t0
-    return _finish(src, _LocalPool(x, rows), len(cand), lambda p: cand[p], idx, out_dir, n=n, method=method,
-                   seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
-                   dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
-                   grid=grid, log=log, t_all=t_all, ranks=ranks)
+    res = _finish(src, _LocalPool(x, rows), len(cand), lambda p: cand[p], idx, out_dir, n=n, method=method,
+                  seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
+                  dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
+                  grid=grid, log=log, t_all=t_all, ranks=ranks)
+    return dict(res, options=options) if options else res
 
 
 def memory_limit() -> int:
@@ -1173,14 +1180,14 @@ class _ShardedPool:
 
 
 def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, key, method, seed, start, image_size,
-                  copy, dedup, batch_size, shard_rows, device, quiet, log, grid, t_all) -> dict:
+                  copy, dedup, batch_size, shard_rows, device, quiet, log, grid, t_all, options) -> dict:
     """``torchrun ... -m fastsel -- curate``: each rank embeds its contiguous block of the embedding
     shards; a selector with a sharded form (greedy, threshold) runs across the ranks on the rows each
     embedded (fastsel.distributed: no rank holds the pool); any other selector, --dedup and
     --embeddings run on rank 0 over the whole pool read from the shards. Rank 0 writes every output;
     they equal one process's (selected.csv, the subset, the report's figures)."""
     from . import _dist
-    from .selectors import get_selector
+    from .selectors import check_options, get_selector
     # a rank may wait long for the others (an uneven resume, rank 0 writing embeddings.npy or selecting
     # alone): collectives wait up to FASTSEL_DIST_TIMEOUT seconds, 12 h by default, not torch's 30 min
     with _dist.group("cpu", _dist.wait_limit(12 * 3600)):
@@ -1204,6 +1211,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
             R.step(lambda: held.enter_context(owned_out(out_dir, src)) if main else None)  # rank 0 holds the lock
             sel = get_selector(method)
             sharded = sel.sharded is not None and dedup is None and embeddings is None
+            R.step(check_options, method, options, sharded=sharded)  # an option its sharded form lacks: one line
             dev = device  # each rank on its LOCAL_RANK GPU: no --device, or a bare --device cuda
             if (dev is None and torch.cuda.is_available()) or dev == "cuda":
                 dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
@@ -1220,7 +1228,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                         "ranks": R.world}
             kw = dict(features=features, embeddings=embeddings, key=key, method=method, seed=seed, start=start,
                       image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size, shard_rows=shard_rows,
-                      device=dev, quiet=quiet, log=say, grid=grid, t_all=t_all)
+                      device=dev, quiet=quiet, log=say, grid=grid, t_all=t_all, options=options)
             if not sharded:
                 why = ("--embeddings" if embeddings is not None else "--dedup" if dedup is not None
                        else f"{method} has no sharded form")
@@ -1253,7 +1261,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                     f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}")))
                 pos = got[0]
             t0 = time.perf_counter()
-            out_ = R.step(sel.sharded, x, n, start=pos, seed=seed)
+            out_ = R.step(sel.sharded, x, n, start=pos, seed=seed, **options)
             idx = (out_[0] if isinstance(out_, tuple) else out_).cpu()
             t_sel = time.perf_counter() - t0
             res = R.step(_finish, src, pool, pool.M, lambda p: p, idx, out_dir, n=n, method=method, seed=seed,
@@ -1263,6 +1271,8 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
             rss = R.gather(_peak_rss_mib())
             res = R.gather(res)[0]  # rank 0's summary on every rank
             res["peak_rss_mib"] = rss
+            if options:
+                res["options"] = options
             if main:
                 save_json(os.path.join(out_dir, "curate.json"), res)
             return res
