@@ -951,11 +951,10 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
     t0 = time.perf_counter()
     idx = cand[select(x[cand], n, method, seed=seed, start=start, **options)]
     t_sel = time.perf_counter() - t0
-    res = _finish(src, _LocalPool(x, rows), len(cand), lambda p: cand[p], idx, out_dir, n=n, method=method,
-                  seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
-                  dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
-                  grid=grid, log=log, t_all=t_all, ranks=ranks)
-    return dict(res, options=options) if options else res
+    return _finish(src, _LocalPool(x, rows), len(cand), lambda p: cand[p], idx, out_dir, n=n, method=method,
+                   seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
+                   dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
+                   grid=grid, log=log, t_all=t_all, ranks=ranks, options=options)
 
 
 def memory_limit() -> int:
@@ -1007,7 +1006,7 @@ def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, see
 
 
 def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, features, embeddings, dim, unreadable,
-            dedup, dedup_info, emb_info, t_sel, copy, grid, log, t_all, ranks) -> dict:
+            dedup, dedup_info, emb_info, t_sel, copy, grid, log, t_all, ranks, options=None) -> dict:
     """selected.csv, the subset, the report: the same for one process and for sharded ranks (every
     rank calls it; only rank 0 writes). ``cand_at(positions)``: pool rows of candidate positions."""
     # every collective first (all ranks), then rank 0's writing: a write that fails there leaves no rank
@@ -1031,7 +1030,8 @@ def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, featur
     k = min(grid, len(idx))
     res = {"source": src.spec, "kind": src.kind, "rows": len(src), "readable": pool.M, "unreadable": unreadable,
            "features": features if embeddings is None else f"from {embeddings}", "dim": dim,
-           "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
+           "method": method, **({"options": dict(options)} if options else {}), "n": n, "seed": seed,
+           "dedup": dedup_info, "embedding": emb_info,
            "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
            "entropy_random": rent, "entropy_note": dup_note, "subset": what, "ranks": ranks}
     pairs = [(int(r), float(dd), int(src_idx[j]), int(j)) for r, dd, j in zip(rej_src.tolist(), dord.tolist(),
@@ -1267,12 +1267,10 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
             res = R.step(_finish, src, pool, pool.M, lambda p: p, idx, out_dir, n=n, method=method, seed=seed,
                          features=features, embeddings=None, dim=d, unreadable=len(bad_all), dedup=None,
                          dedup_info=None, emb_info=info, t_sel=t_sel, copy=copy, grid=grid, log=say, t_all=t_all,
-                         ranks=R.world)
+                         ranks=R.world, options=options)
             rss = R.gather(_peak_rss_mib())
             res = R.gather(res)[0]  # rank 0's summary on every rank
             res["peak_rss_mib"] = rss
-            if options:
-                res["options"] = options
             if main:
                 save_json(os.path.join(out_dir, "curate.json"), res)
             return res
@@ -1509,7 +1507,8 @@ def _report_md(r: dict, pngs: list) -> str:
     e = r["embedding"]
     lines = [f"# fastsel curate: {r['n']} of {r['readable']} images", "",
              f"Source `{r['source']}` ({r['kind']}; {r['rows']} rows, {r['unreadable']} unreadable and skipped); "
-             f"features {r['features']} ({r['dim']}-d); method {r['method']}, seed {r['seed']}.", ""]
+             f"features {r['features']} ({r['dim']}-d); method {r['method']}"
+             + "".join(f", {k} {v}" for k, v in (r.get("options") or {}).items()) + f", seed {r['seed']}.", ""]
     if r["dedup"]:
         lines += [f"SemDeDup before selection: eps {r['dedup']['eps']}, {r['dedup']['k']} clusters, "
                   f"{r['dedup']['removed']} near-duplicates removed.", ""]

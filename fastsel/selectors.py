@@ -306,7 +306,7 @@ def select(x, n: int, method: str = "greedy", *, start: Optional[int] = None, se
         backend: "auto", "cpp" or "torch".
         progress: called with the number of picks made.
         return_info: also return the selector's info dict.
-        **options: options ``method`` declares, e.g. ``tau=``, ``alpha=``, ``decay=``, ``order=``
+        options: the options ``method`` declares, e.g. ``tau=``, ``alpha=``, ``decay=``, ``order=``
             (threshold), ``knn=``, ``bandwidth=`` (facility).
 
     Returns:

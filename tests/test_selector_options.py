@@ -102,6 +102,7 @@ def test_curate_knn_picks_what_select_picks(tmp_path, rng):
     assert r.exit_code == 0, r.output
     assert got == fastsel.select(torch.from_numpy(emb), 6, "facility", knn=3).tolist()
     assert json.loads((tmp_path / "cur0" / "curate.json").read_text())["options"] == {"knn": 3}
+    assert "method facility, knn 3, seed 0." in (tmp_path / "cur0" / "report.md").read_text()
     r, _, _ = _curate(tmp_path, rng, "--knn", 3)
     assert r.exit_code == 2 and "--knn applies to --method facility, not greedy" in r.output
     r, got, emb = _curate(tmp_path, rng, "--method", "threshold", "--tau", "0.5", "--order", "index")
