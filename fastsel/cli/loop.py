@@ -172,10 +172,11 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
         if not dry_run and device_problem(base.get("device", "cpu")):
             raise click.UsageError(device_problem(base.get("device", "cpu")) + " (use --device cpu)")
         cfg = LoopConfig(dataset=dataset, **base)
-        for k, v in given.items():
+        for k in [*given, *sweeps]:  # an option no arm of this run takes: one line, not ignored
             if not set(takers(k)) & set(cfg.selectors):
                 raise click.UsageError(f"{declared(k)[0].flag} applies to an arm of {' or '.join(takers(k))}; this "
                                        f"run's arms are {', '.join(cfg.selectors)}")
+        for k, v in given.items():
             cfg.set_option(k, v, arms=cfg.selectors)
         cfg.validate("the command line")
         seed_tag = f"seeds{'_'.join(map(str, seeds))}" if len(seeds or []) > 1 else f"seed{cfg.seed}"
