@@ -31,7 +31,7 @@ import torch
 from .errors import FastselError
 from .ops._inputs import DEFAULT_SEED, _check_n, _check_start, as_tensor, check_int, check_real, check_seed
 from .ops.nn import nn
-from .selectors import register_selector
+from .selectors import Option, register_selector
 
 BLOCK = 2048
 BATCH_BYTES = 2 ** 28
@@ -699,8 +699,14 @@ def _herding_sel(x, n, *, progress=None, **_):
     return herding(x, n, progress=progress)
 
 
+FACILITY_OPTIONS = (
+    Option("knn", int, None, "keep the similarity on the exact K-nearest-neighbour graph only (O(N K) memory, "
+           "never N x N: for pools whose kernel does not fit)", min=1),
+    Option("bandwidth", float, None, "the RBF kernel's h (default: 2 tr Cov of the pool)", min=0, min_open=True),
+)
+
 register_selector("facility", _facility_sel, help="facility location, lazy greedy (RBF kernel)",
-                  takes_start=False)
+                  takes_start=False, options=FACILITY_OPTIONS)
 register_selector("dpp", _dpp_sel, help="DPP greedy MAP, max log-det (RBF kernel)")
 register_selector("herding", _herding_sel, help="kernel herding: match the pool's kernel mean",
                   takes_start=False)

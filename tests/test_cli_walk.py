@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from fastsel.cli._common import CommaList, DeviceType
 from fastsel.cli.main import cli
+from fastsel.selectors import all_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUGE = str(2 ** 63)  # one past int64: no count, size or index a tensor can hold
@@ -73,16 +74,16 @@ ALLOWED = {
     ("bench curate", "--shard-rows", HUGE): "clamped: one shard of every row (as curate's)",
     ("loop", "--holdout", HUGE): "clamped to the rows the training set leaves (fastsel/loop/run.py load_real)",
     ("loop", "--jobs", HUGE): "at most one process per sub-run is started (spawned on demand)",
-    ("select", "--knn", HUGE): "clamped to the pool: every row is a neighbour (fastsel/diversity.py knn_graph)",
+    **{(c, "--knn", HUGE): "clamped to the pool: every row is a neighbour (fastsel/diversity.py knn_graph)"
+       for c in ("select", "curate", "loop")},
     ("loop", "--entropy-m", HUGE): "a subset larger than the measured set: entropy_fixed is recorded as None, "
                                    "by the loop's design (fastsel/loop/run.py)",
 }
 
 # Options that apply with another option only (else the command refuses them for that): given with it.
-CONTEXT = {
-    **{("select", o): ["--method", "threshold"] for o in ("--tau", "--alpha", "--decay", "--order")},
-    ("select", "--knn"): ["--method", "facility"],
-}
+# A selector's option applies with a --method that declares it (fastsel.selectors.Option).
+CONTEXT = {(c, o.flag): ["--method", takers[0]] for c in ("select", "curate")
+           for o, takers in all_options().values()}
 
 # Plain-string options that hold numbers or lists and are checked in the command's body (before any
 # work) rather than by a click type, with bad values for each.

@@ -69,7 +69,7 @@ def test_a_sweep_plan_names_what_varies_seed_major():
     cfg = C.LoopConfig(dataset="mnist", **C.preset("smoke", "mnist"))
     subs = sweep.plan(cfg, [16, 32], [0.9], [1, 2])
     assert [n for n, _ in subs] == ["n16-seed1", "n32-seed1", "n16-seed2", "n32-seed2"]
-    assert [(c.n, c.seed, c.alpha) for _, c in subs] == [(16, 1, 0.9), (32, 1, 0.9), (16, 2, 0.9), (32, 2, 0.9)]
+    assert [(c.n, c.seed, c.option("alpha")) for _, c in subs] == [(16, 1, 0.9), (32, 1, 0.9), (16, 2, 0.9), (32, 2, 0.9)]
     assert [n for n, _ in sweep.plan(cfg, [16], [0.8, 0.9])] == ["alpha0.8", "alpha0.9"]
 
 

@@ -12,6 +12,7 @@ bare ``DDPMPipeline`` call with the same scheduler and step count: images/s and 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -77,7 +78,7 @@ def ours_train(cfg: LoopConfig, images: np.ndarray, steps: int) -> tuple:
     here still draws and converts its batch, checks the core count and records the loss); the whole
     call, all ``steps + 2`` steps included, is timed too."""
     with tempfile.TemporaryDirectory() as d:
-        c = LoopConfig(**{**cfg.to_json(), "selectors": tuple(cfg.selectors), "train_steps": steps + 2})
+        c = dataclasses.replace(cfg, train_steps=steps + 2)
         stamps = []
 
         def at_step(step, total, _loss):

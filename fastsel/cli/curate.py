@@ -9,9 +9,10 @@ from .. import features
 from ..ops._inputs import DEFAULT_SEED
 from ..selectors import selector_names
 from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, emit_json, handle_errors, require_device
+from ._options import SelectorOptionsCommand, given_options, refuse_undeclared
 
 
-@click.command("curate")
+@click.command("curate", cls=SelectorOptionsCommand, after="seed")
 @click.argument("source")
 @click.option("-n", "--n", "n", required=True, type=click.IntRange(min=1), help="Size of the subset.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -45,7 +46,7 @@ from ._common import SEED, SEED_HELP, ImageSide, RegistryChoice, emit_json, hand
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars (datasets' own included), notes or summary.")
 @handle_errors
 def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, split, image_size, copy, start, seed,
-           batch_size, shard_rows, device, as_json, quiet):
+           batch_size, shard_rows, device, as_json, quiet, **options):
     """Pick a diverse N-image subset of SOURCE: a folder of images (recursive), a uint8 .npy/.npz,
     a Hugging Face dataset folder (save_to_disk), a .parquet with an image column, WebDataset tar
     shards ('shards/{00000..00127}.tar', a .tar, a folder of .tar), or a hub dataset name (owner/name,
@@ -63,11 +64,14 @@ def curate(source, n, out_dir, feat, embeddings, key, method, dedup, column, spl
                                    == click.core.ParameterSource.COMMANDLINE):
         raise click.UsageError(f"--features {feat} and --embeddings are alternatives: --embeddings are the "
                                "features (computed beforehand); give one of them")
+    options = given_options(options)  # the method's own options (its declarations' flags)
+    refuse_undeclared(method, options)
     require_device(device)  # before any work: a GPU that is not there never reaches the extractor
     say = (lambda *a, **k: None) if quiet else (lambda m: click.echo(m, err=True))
     r = C.curate(source, n, out_dir, features=feat, embeddings=embeddings, key=key, method=method, seed=seed,
                  start=start, column=column, split=split, image_size=image_size, copy=copy, dedup=dedup,
-                 batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say)
+                 batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet or as_json, log=say,
+                 options=options)
     if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 speaks for all
         return
     if as_json:

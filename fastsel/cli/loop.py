@@ -23,8 +23,9 @@ from ..loop.report import REPORT_MARK, _check_no_input_in, _check_out_ours, load
 from ..loop.run import run_loop
 from ..loop.seed_noise import seed_sd
 from ..ops._inputs import SEED_MAX
-from ..selectors import selector_names
+from ..selectors import declared, selector_names, takers
 from ._common import ImageSide, RegistryChoice, emit_json, handle_errors
+from ._options import SelectorOptionsCommand, given_options
 
 
 def _selectors(s):
@@ -47,7 +48,8 @@ def _device_option(ctx, param, value):
 RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_json", "device", "logger", "jobs"}
 
 
-@click.command("loop")
+@click.command("loop", cls=SelectorOptionsCommand, after="entropy_m", sweep=True,
+               refused_by="A run with no arm that takes it")
 @click.argument("dataset", required=False)
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="cpu", show_default=True,
               help="cpu: the CPU main job (16 digits at 16x16 in the memorization regime, LeNet features, 2 "
@@ -77,19 +79,6 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
               help="Held-out real images (never trained on), the reference of the normalised GS (default 256).")
 @click.option("--entropy-m", type=click.IntRange(min=2), default=None,
               help="Subset size of the size-comparable KL entropy (entropy_fixed; default 16).")
-@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Threshold arm: initial tau (default: the largest distance from the first pick).")
-@click.option("--alpha", default=None,
-              help="Threshold arm: decay factor in (0, 1) (default 0.9); a comma list (0.8,0.9,0.95) runs one "
-                   "sub-run per value.")
-@click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default=None,
-              help="Threshold arm: tau decays after a pass that accepts nothing (the paper, default) or after "
-                   "every pass (the authors' code). Both give the same selection: a pass at a fixed tau leaves "
-                   "every row within tau of an accepted one, so the next pass at that tau is always empty; only "
-                   "the pass count differs.")
-@click.option("--order", type=click.Choice(["random", "index"]), default=None,
-              help="Threshold arm: scan the pool in a seeded random order (default) or in pool order "
-                   "(real first, then generation 1, 2, ...).")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None,
               help="Seed of the run (real subset, training, sampling, selection), in [0, 2**32-1].")
 @click.option("--seeds", default=None,
@@ -163,7 +152,15 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
             raise click.UsageError(f"give a DATASET ({', '.join(data.names())}, a folder, a .npy/.npz) or --resume")
         base = preset(opts.pop("preset"), dataset)
         ns = _num_list(opts.pop("n"), int, "-n", lambda v: v >= 2, ">= 2")
-        alphas = _num_list(opts.pop("alpha"), float, "--alpha", lambda v: 0 < v < 1, "in (0, 1)")
+        # the selectors' options (their declarations' flags); a sweep option's flag is a comma list
+        given = given_options({p.name: opts.pop(p.name) for p in click.get_current_context().command.option_params()})
+        sweeps = {}
+        for k, v in list(given.items()):
+            o = declared(k)[0]
+            if o.sweep:
+                sweeps[k] = _num_list(given.pop(k), o.type, o.flag, lambda x, o=o: o.problem(x) is None,
+                                      o.describe())
+        alphas = sweeps.get("alpha")  # the loop's sweeps: n, the threshold's alpha, seeds
         seeds = _num_list(opts.pop("seeds"), int, "--seeds", lambda v: 0 <= v <= SEED_MAX, "in [0, 2**32-1]")
         if seeds and opts.get("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")
@@ -178,17 +175,23 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
         if not dry_run and device_problem(base.get("device", "cpu")):
             raise click.UsageError(device_problem(base.get("device", "cpu")) + " (use --device cpu)")
         cfg = LoopConfig(dataset=dataset, **base)
+        for k in [*given, *sweeps]:  # an option no arm of this run takes: one line, not ignored
+            if not set(takers(k)) & set(cfg.selectors):
+                raise click.UsageError(f"{declared(k)[0].flag} applies to an arm of {' or '.join(takers(k))}; this "
+                                       f"run's arms are {', '.join(cfg.selectors)}")
+        for k, v in given.items():
+            cfg.set_option(k, v, arms=cfg.selectors)
         cfg.validate("the command line")
         seed_tag = f"seeds{'_'.join(map(str, seeds))}" if len(seeds or []) > 1 else f"seed{cfg.seed}"
         run_dir = run_dir or os.path.join("runs", f"{os.path.basename(dataset.rstrip('/'))}-{cfg.preset}-"
                                                   f"{cfg.paradigm}-{seed_tag}")
         if len(ns or []) > 1 or len(alphas or []) > 1 or len(seeds or []) > 1:
-            return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.alpha], download, dry_run, as_json,
+            return _sweep(cfg, run_dir, ns or [cfg.n], alphas or [cfg.option("alpha")], download, dry_run, as_json,
                           seeds or [cfg.seed], logger=logger, jobs=jobs)
         if ns:
             cfg.n = ns[0]
         if alphas:
-            cfg.alpha = alphas[0]
+            cfg.set_option("alpha", alphas[0])
     if dry_run:
         desc = TR.describe(cfg)
         desc["run_dir"] = run_dir

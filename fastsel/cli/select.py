@@ -12,10 +12,11 @@ from .. import distributed as D
 from .. import metrics as M
 from ..io import check_outputs, check_replaceable, load_features, npy_header, save_npy
 from ..ops._dispatch import resolve_backend
-from ..ops._inputs import BACKENDS, DEFAULT_ALPHA, DEFAULT_SEED, ORDERS, as_tensor
+from ..ops._inputs import BACKENDS, DEFAULT_SEED, as_tensor
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
-from ._common import (DEVICE, SEED, SEED_HELP, FiniteFloatRange, RegistryChoice, clean_warnings, emit_json, fmt,
-                      handle_errors, one_line, progress_bar)
+from ._common import (DEVICE, SEED, SEED_HELP, RegistryChoice, clean_warnings, emit_json, fmt, handle_errors,
+                      one_line, progress_bar)
+from ._options import SelectorOptionsCommand, given_options, refuse_undeclared
 from ..errors import FastselError
 
 POOL_METRIC_ROWS = 16384
@@ -49,7 +50,7 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
     return {"entropy": M.kl_entropy(x, backend=backend), "mnnd": M.mnnd(x, backend=backend)}
 
 
-@click.command("select")
+@click.command("select", cls=SelectorOptionsCommand, after="seed")
 @click.option("--in", "inp", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Feature file: .npy (memory-mapped) or .npz (see --key), shape (N, d).")
 @click.option("--key", default=None, help="Array name inside a .npz file.")
@@ -59,20 +60,6 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="First pick (default: drawn from --seed).")
 @click.option("--seed", type=SEED, default=DEFAULT_SEED, show_default=True, help=SEED_HELP)
-@click.option("--tau", type=FiniteFloatRange(min=0, min_open=True), default=None,
-              help="Initial threshold (threshold method; default: the largest distance from the first pick, "
-                   "see fastsel.default_tau).")
-@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=DEFAULT_ALPHA,
-              show_default=True, help="Threshold decay factor, in (0, 1).")
-@click.option("--decay", type=click.Choice(["empty-pass", "every-pass"]), default="empty-pass", show_default=True,
-              help="When tau decays: after a pass that accepts nothing (the paper) or after every pass "
-                   "(the authors' code). The same selection either way (a pass at a fixed tau leaves nothing "
-                   "for a second pass at that tau); only the pass count in the facts differs.")
-@click.option("--order", type=click.Choice(ORDERS), default="random", show_default=True,
-              help="Threshold scan order: a permutation drawn from --seed, or the file's row order.")
-@click.option("--knn", type=click.IntRange(min=1), default=None,
-              help="facility: keep the similarity on the exact K-nearest-neighbour graph only (O(N K) memory, "
-                   "never N x N: for pools whose kernel does not fit). Other methods refuse it.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
@@ -84,8 +71,7 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, backend, device, out, no_metrics, as_json,
-           quiet):
+def select(inp, key, n, method, start, seed, backend, device, out, no_metrics, as_json, quiet, **options):
     """Select N rows of a feature pool (greedy FPS, threshold-decay filter or random).
 
     \b
@@ -93,15 +79,9 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
       fastsel select --in feats.npy --n 32768
     """
     sel = get_selector(method)
-    if knn is not None and method != "facility":
-        raise click.UsageError(f"--knn applies to --method facility, not {method}")
-    ctx = click.get_current_context()
-    given = [f"--{p}" for p in ("tau", "alpha", "decay", "order")
-             if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE]
-    if given and method != "threshold" and sel.run.__module__.startswith("fastsel."):  # fastsel's own methods
-        raise click.UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --method "
-                               f"threshold, not {method}")
+    options = given_options(options)  # the selector's own options (its declarations' flags)
     sharded = _dist.launched() and sel.sharded is not None
+    refuse_undeclared(method, options, sharded=sharded)
     dev = torch.device(device)
     out = out or default_out(inp, method, n)
     check_outputs([out], [inp])
@@ -114,15 +94,13 @@ def select(inp, key, n, method, start, seed, tau, alpha, decay, order, knn, back
         raise FastselError(f"--start {start} is out of range for a pool of {N} rows")
     check_start_applies(method, start)
     if sharded:
-        return _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json,
-                               dict(tau=tau, alpha=alpha, decay=decay, order=order))
+        return _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json, options)
     x = as_tensor(np.asarray(arr), inp).to(dev)
     used_backend = "torch" if sel.op is None else resolve_backend(sel.op, dev.type, backend)
     t0 = time.perf_counter()
     with progress_bar(n, f"{method}", quiet) as bar:
-        idx, info = run_select(x, n, method, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay,
-                               order=order, backend=backend, progress=bar.update, return_info=True,
-                               **({} if knn is None else {"knn": knn}))
+        idx, info = run_select(x, n, method, start=start, seed=seed, backend=backend, progress=bar.update,
+                               return_info=True, **options)
     seconds = time.perf_counter() - t0
     idx = idx.cpu()
     save_npy(out, idx.numpy().astype(np.int64))

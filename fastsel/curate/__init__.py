@@ -63,7 +63,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
            key: Optional[str] = None, method: str = "greedy", seed: int = 0, start: Optional[int] = None,
            column: Optional[str] = None, split: str = "train", image_size: Optional[int] = None, copy: bool = False,
            dedup: Optional[float] = None, batch_size: int = 64, shard_rows: int = 4096, device=None,
-           quiet: bool = False, log: Callable = print, grid: int = 64) -> dict:
+           quiet: bool = False, log: Callable = print, grid: int = 64, options: Optional[dict] = None) -> dict:
     """Pick a diverse n-image subset of a collection and write it in the collection's own form
     (what ``fastsel curate`` runs; the module docstring describes the sources and the files).
 
@@ -93,6 +93,8 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         quiet: no progress bars (datasets' own included).
         log: called with each note and warning line.
         grid: how many of the first picks the report's image grid shows.
+        options: the method's own options (:class:`fastsel.selectors.Option`, e.g. ``{"knn": 16}`` for
+            facility), passed to it as :func:`fastsel.select` does; recorded in curate.json when given.
 
     Returns:
         The summary written to ``out_dir/curate.json``: rows read and unreadable, the embedding's and
@@ -106,12 +108,15 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         fastsel.errors.UsageProblem: an option that does not apply to the source (``column``, ``copy``,
             ``key``), or an input that is one of the files this run writes.
         fastsel.errors.FastselError: n larger than the source's rows (before any work) or the readable
-            ones, a start row not available, a start with a method that has no first pick, or dedup <= 0.
+            ones, a start row not available, a start with a method that has no first pick, an option the
+            method does not declare, or dedup <= 0.
     """
-    from ..selectors import check_start_applies
+    from ..selectors import check_options, check_start_applies
     from .. import _dist
     t_all = time.perf_counter()
     check_start_applies(method, start)
+    options = dict(options or {})
+    check_options(method, options)
     if dedup is not None and not dedup > 0:
         raise FastselError(f"--dedup {dedup} removes nothing: rows closer than EPS (cosine distance) to an earlier "
                            "row of their cluster go; for exact duplicates use a small EPS such as 1e-6")
@@ -119,7 +124,7 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
         raise UsageProblem("--key names an array of the --embeddings .npz file, and no --embeddings was given")
     kw = dict(features=features, embeddings=embeddings, key=key, method=method, seed=seed, start=start,
               image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size, shard_rows=shard_rows,
-              device=device, quiet=quiet, log=log, grid=grid, t_all=t_all)
+              device=device, quiet=quiet, log=log, grid=grid, t_all=t_all, options=options)
     if _dist.launched():
         return _curate_ranks(source, n, out_dir, column=column, split=split, **kw)
     with contextlib.ExitStack() as held:

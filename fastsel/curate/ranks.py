@@ -107,14 +107,14 @@ class _ShardedPool:
 
 
 def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, key, method, seed, start, image_size,
-                  copy, dedup, batch_size, shard_rows, device, quiet, log, grid, t_all) -> dict:
+                  copy, dedup, batch_size, shard_rows, device, quiet, log, grid, t_all, options) -> dict:
     """``torchrun ... -m fastsel -- curate``: each rank embeds its contiguous block of the embedding
     shards; a selector with a sharded form (greedy, threshold) runs across the ranks on the rows each
     embedded (fastsel.distributed: no rank holds the pool); any other selector, --dedup and
     --embeddings run on rank 0 over the whole pool read from the shards. Rank 0 writes every output;
     they equal one process's (selected.csv, the subset, the report's figures)."""
     from .. import _dist
-    from ..selectors import get_selector
+    from ..selectors import check_options, get_selector
     # a rank may wait long for the others (an uneven resume, rank 0 writing embeddings.npy or selecting
     # alone): collectives wait up to FASTSEL_DIST_TIMEOUT seconds, 12 h by default, not torch's 30 min
     with _dist.group("cpu", _dist.wait_limit(12 * 3600)):
@@ -138,6 +138,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
             R.step(lambda: held.enter_context(owned_out(out_dir, src)) if main else None)  # rank 0 holds the lock
             sel = get_selector(method)
             sharded = sel.sharded is not None and dedup is None and embeddings is None
+            R.step(check_options, method, options, sharded=sharded)  # an option its sharded form lacks: one line
             dev = device  # each rank on its LOCAL_RANK GPU: no --device, or a bare --device cuda
             if (dev is None and torch.cuda.is_available()) or dev == "cuda":
                 dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
@@ -154,7 +155,7 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                         "ranks": R.world}
             kw = dict(features=features, embeddings=embeddings, key=key, method=method, seed=seed, start=start,
                       image_size=image_size, copy=copy, dedup=dedup, batch_size=batch_size, shard_rows=shard_rows,
-                      device=dev, quiet=quiet, log=say, grid=grid, t_all=t_all)
+                      device=dev, quiet=quiet, log=say, grid=grid, t_all=t_all, options=options)
             if not sharded:
                 why = ("--embeddings" if embeddings is not None else "--dedup" if dedup is not None
                        else f"{method} has no sharded form")
@@ -187,13 +188,13 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
                     f"--start {start}: that source row is {'not readable' if start < len(src) else 'out of range'}")))
                 pos = got[0]
             t0 = time.perf_counter()
-            out_ = R.step(sel.sharded, x, n, start=pos, seed=seed)
+            out_ = R.step(sel.sharded, x, n, start=pos, seed=seed, **options)
             idx = (out_[0] if isinstance(out_, tuple) else out_).cpu()
             t_sel = time.perf_counter() - t0
             res = R.step(_finish, src, pool, pool.M, lambda p: p, idx, out_dir, n=n, method=method, seed=seed,
                          features=features, embeddings=None, dim=d, unreadable=len(bad_all), dedup=None,
                          dedup_info=None, emb_info=info, t_sel=t_sel, copy=copy, grid=grid, log=say, t_all=t_all,
-                         ranks=R.world)
+                         ranks=R.world, options=options)
             rss = R.gather(_peak_rss_mib())
             res = R.gather(res)[0]  # rank 0's summary on every rank
             res["peak_rss_mib"] = rss

@@ -91,7 +91,8 @@ def _report_md(r: dict, pngs: list) -> str:
     e = r["embedding"]
     lines = [f"# fastsel curate: {r['n']} of {r['readable']} images", "",
              f"Source `{r['source']}` ({r['kind']}; {r['rows']} rows, {r['unreadable']} unreadable and skipped); "
-             f"features {r['features']} ({r['dim']}-d); method {r['method']}, seed {r['seed']}.", ""]
+             f"features {r['features']} ({r['dim']}-d); method {r['method']}"
+             + "".join(f", {k} {v}" for k, v in (r.get("options") or {}).items()) + f", seed {r['seed']}.", ""]
     if r["dedup"]:
         lines += [f"SemDeDup before selection: eps {r['dedup']['eps']}, {r['dedup']['k']} clusters, "
                   f"{r['dedup']['removed']} near-duplicates removed.", ""]

@@ -28,7 +28,8 @@ def _peak_rss_mib() -> float:
 
 
 def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, start, image_size, copy, dedup,
-                batch_size, shard_rows, device, quiet, log, grid, t_all, emb_info=None, ranks=1, note_resume=True):
+                batch_size, shard_rows, device, quiet, log, grid, t_all, options, emb_info=None, ranks=1,
+                note_resume=True):
     """One process holds the pool: embed (or read) it, select, write (the caller holds the folder's lock)."""
     from ..selectors import select
     if embeddings is None:
@@ -51,12 +52,12 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
     _write_unreadable(out_dir, bad, log)
     cand, start, dedup_info = _candidates(x, rows, len(src), n, start, dedup, seed, log)
     t0 = time.perf_counter()
-    idx = cand[select(x[cand], n, method, seed=seed, start=start)]
+    idx = cand[select(x[cand], n, method, seed=seed, start=start, **options)]
     t_sel = time.perf_counter() - t0
     return _finish(src, _LocalPool(x, rows), len(cand), lambda p: cand[p], idx, out_dir, n=n, method=method,
                    seed=seed, features=features, embeddings=embeddings, dim=int(feats.shape[1]), unreadable=len(bad),
                    dedup=dedup, dedup_info=dedup_info, emb_info=emb_info or info, t_sel=t_sel, copy=copy,
-                   grid=grid, log=log, t_all=t_all, ranks=ranks)
+                   grid=grid, log=log, t_all=t_all, ranks=ranks, options=options)
 
 
 def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, seed, start, dedup, shard_rows, features,
@@ -90,7 +91,7 @@ def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, see
 
 
 def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, features, embeddings, dim, unreadable,
-            dedup, dedup_info, emb_info, t_sel, copy, grid, log, t_all, ranks) -> dict:
+            dedup, dedup_info, emb_info, t_sel, copy, grid, log, t_all, ranks, options=None) -> dict:
     """selected.csv, the subset, the report: the same for one process and for sharded ranks (every
     rank calls it; only rank 0 writes). ``cand_at(positions)``: pool rows of candidate positions."""
     # every collective first (all ranks), then rank 0's writing: a write that fails there leaves no rank
@@ -114,7 +115,8 @@ def _finish(src, pool, n_cand, cand_at, idx, out_dir, *, n, method, seed, featur
     k = min(grid, len(idx))
     res = {"source": src.spec, "kind": src.kind, "rows": len(src), "readable": pool.M, "unreadable": unreadable,
            "features": features if embeddings is None else f"from {embeddings}", "dim": dim,
-           "method": method, "n": n, "seed": seed, "dedup": dedup_info, "embedding": emb_info,
+           "method": method, **({"options": dict(options)} if options else {}), "n": n, "seed": seed,
+           "dedup": dedup_info, "embedding": emb_info,
            "select_seconds": t_sel, "coverage": cov, "coverage_random": rcov, "entropy": ent,
            "entropy_random": rent, "entropy_note": dup_note, "subset": what, "ranks": ranks}
     pairs = [(int(r), float(dd), int(src_idx[j]), int(j)) for r, dd, j in zip(rej_src.tolist(), dord.tolist(),

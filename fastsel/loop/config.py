@@ -15,7 +15,7 @@ import torch
 from .. import data, features
 from ..errors import DataError, FastselError
 from ..ops._inputs import check_seed
-from ..selectors import selector_names
+from ..selectors import SELECTORS, declared, selector_names, takers
 
 # UNet2DModel layouts. "paper": the Appendix D listing (CIFAR-10 / FFHQ: channels 48-48-96-96-144-144,
 # 2 layers per block, 16 groups) in the diffusers train_unconditional.py layout, whose attention
@@ -83,10 +83,6 @@ class LoopConfig:
     iterations: int = 2
     features: str = "pixels"          # selection / GS / entropy features
     fid_features: str = "pixels"      # FID features ("inception" for the paper's FID)
-    tau: Optional[float] = None
-    alpha: float = 0.9
-    decay: str = "empty-pass"         # threshold: tau decays after an empty pass (paper) | every-pass (released code)
-    order: str = "random"             # threshold scan order: random (seeded permutation) | index (pool order)
     seed: int = 0
     unet: str = "tiny"
     epochs: Optional[int] = None      # training length: epochs over the training set ...
@@ -116,24 +112,60 @@ class LoopConfig:
     eval_samples: int = 0             # generate at least this many samples per model (measured, not trained on)
     entropy_m: int = 16               # entropy_fixed: the KL estimate on random subsets of this many rows
     extra: dict = field(default_factory=dict)
+    # each arm's selector options (fastsel.selectors.Option), {selector: {option: value}}: the values
+    # given; an option not given is the selector's default. Options with a config_key (the threshold
+    # filter's tau, alpha, decay, order) are written at that key of config.json, where they have always
+    # been (saved runs keep their settings and hashes); the others under "selector_options".
+    selector_options: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["selectors"] = list(self.selectors)
         d["adam_betas"] = list(self.adam_betas)
-        return d
+        opts = {s: dict(o) for s, o in d.pop("selector_options").items()}
+        out = {}
+        for k, v in d.items():
+            out[k] = v
+            if k == "fid_features":  # the flat keys' place in config.json since they were fields
+                for key, (sel, o) in flat_options().items():
+                    out[key] = opts.get(sel, {}).pop(o.name, o.default)
+        rest = {s: dict(sorted(o.items())) for s, o in sorted(opts.items()) if o}
+        if rest:
+            out["selector_options"] = rest
+        return out
+
+    def options_for(self, selector: str) -> dict:
+        """The options given for ``selector`` (what the loop's selection step passes to it)."""
+        return dict(self.selector_options.get(selector, {}))
+
+    def option(self, name: str):
+        """The value of option ``name`` (given, else its declared default) for the first selector
+        that declares it."""
+        o, sel = declared(name)
+        return self.selector_options.get(sel.name, {}).get(name, o.default)
+
+    def set_option(self, name: str, value, arms=None) -> None:
+        """Give option ``name`` this value for every selector that declares it (those among ``arms``
+        when given; a flat option always: config.json holds it whatever the arms). A new mapping:
+        a copy (dataclasses.replace) never shares it."""
+        flat = declared(name)[0].config_key is not None
+        d = {s: dict(o) for s, o in self.selector_options.items()}
+        for s in takers(name):
+            if flat or arms is None or s in arms:
+                d.setdefault(s, {})[name] = value
+        self.selector_options = d
 
     @classmethod
     def from_json(cls, d: dict, where: str = "config") -> "LoopConfig":
         if not isinstance(d, dict):
             raise DataError(f"{where}: not a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} | set(flat_options())
         unknown = sorted(set(d) - known)
         if unknown:
             raise DataError(f"{where}: unknown keys {', '.join(unknown)} (written by another fastsel version?)")
         if "dataset" not in d:
             raise DataError(f"{where}: no 'dataset'")
-        d = dict(d)
+        d = _unflatten(d, where)
         if "selectors" in d:
             if not isinstance(d["selectors"], (list, tuple)):
                 raise DataError(f"{where}: 'selectors' must be a list")
@@ -160,7 +192,6 @@ class LoopConfig:
         choices = {"paradigm": PARADIGMS, "vanilla": VANILLAS, "optimizer": OPTIMIZERS,
                    "lr_schedule": LR_SCHEDULES, "mixed_precision": MIXED_PRECISIONS,
                    "sampler": SAMPLERS, "beta_schedule": BETA_SCHEDULES,
-                   "decay": ("empty-pass", "every-pass"), "order": ("random", "index"),
                    "features": features.names(), "fid_features": features.names(), "unet": tuple(UNETS)}
         for k, allowed in choices.items():
             if not isinstance(getattr(self, k), str) or getattr(self, k) not in allowed:
@@ -188,10 +219,7 @@ class LoopConfig:
                 raise DataError(f"{where}: {k} must be a positive integer or null, got {v!r}")
         if not (self.epochs or self.train_steps):
             raise DataError(f"{where}: set epochs or train_steps")
-        if not (_number(self.alpha) and 0 < self.alpha < 1):
-            raise DataError(f"{where}: alpha must be in (0, 1), got {self.alpha!r}")
-        if self.tau is not None and not (_number(self.tau) and self.tau > 0):
-            raise DataError(f"{where}: tau must be a finite number > 0 or null, got {self.tau!r}")
+        check_selector_options(self.selector_options, where)
         for k in ("lr", "adam_eps"):
             if not (_number(getattr(self, k)) and getattr(self, k) > 0):
                 raise DataError(f"{where}: {k} must be a finite number > 0, got {getattr(self, k)!r}")
@@ -202,6 +230,51 @@ class LoopConfig:
             raise DataError(f"{where}: label_dropout must be in [0, 1), got {self.label_dropout!r}")
         if len(self.adam_betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in self.adam_betas):
             raise DataError(f"{where}: adam_betas must be two numbers in [0, 1), got {list(self.adam_betas)}")
+
+
+def flat_options() -> dict:
+    """The selector options config.json holds at a key of their own (Option.config_key): key ->
+    (selector name, Option), read from the selectors' declarations."""
+    return {o.config_key: (s.name, o) for s in SELECTORS.values() for o in s.options if o.config_key}
+
+
+def _unflatten(d: dict, where: str) -> dict:
+    """A saved configuration's keys as LoopConfig fields: the flat option keys (tau, alpha ... as every
+    config.json has held them) moved into selector_options."""
+    d = dict(d)
+    opts = d.get("selector_options", {})
+    if not isinstance(opts, dict) or not all(isinstance(v, dict) for v in opts.values()):
+        raise DataError(f"{where}: selector_options must be an object of objects ({{selector: {{option: "
+                        f"value}}}}), got {opts!r}")
+    opts = {s: dict(o) for s, o in opts.items()}
+    for key, (sel, o) in flat_options().items():
+        if key in d:
+            v = d.pop(key)
+            if o.name in opts.get(sel, {}) and opts[sel][o.name] != v:
+                raise DataError(f"{where}: {key} {v!r} and selector_options {sel} {o.name} "
+                                f"{opts[sel][o.name]!r} differ")
+            opts.setdefault(sel, {})[o.name] = v
+    d["selector_options"] = opts
+    return d
+
+
+def check_selector_options(opts, where: str = "config") -> None:
+    """Each selector registered, each option one it declares, each value valid (one line)."""
+    if not isinstance(opts, dict):
+        raise DataError(f"{where}: selector_options must be an object, got {opts!r}")
+    for sel, given in opts.items():
+        if sel not in SELECTORS or not isinstance(given, dict):
+            raise DataError(f"{where}: selector_options: {sel!r} is not a registered selector with an object of "
+                            f"options ({', '.join(s for s in SELECTORS if SELECTORS[s].options)} have options)")
+        for name, v in given.items():
+            o = SELECTORS[sel].option(name)
+            if o is None:
+                have = ", ".join(x.name for x in SELECTORS[sel].options) or "none"
+                raise DataError(f"{where}: selector_options: {sel} has no option {name!r} (its options: {have})")
+            why = o.problem(v)
+            if why:
+                label = o.config_key or f"selector_options {sel} {name}"
+                raise DataError(f"{where}: {label} {why}, got {v!r}")
 
 
 def _number(v) -> bool:
@@ -257,6 +330,8 @@ def saved_settings(d: dict) -> dict:
             full[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
             full[f.name] = f.default_factory()
+    full.pop("selector_options")  # written only when it holds an option without a key of its own
+    full.update({key: o.default for key, (_, o) in flat_options().items()})
     full.update(d)
     return {k: v for k, v in json.loads(json.dumps(full)).items() if k not in FREE_SETTINGS}
 

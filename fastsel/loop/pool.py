@@ -6,7 +6,7 @@ bookkeeping is tested on hand-made pools.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -56,11 +56,11 @@ def equal_share_counts(sizes: Sequence[int], n: int) -> list:
 
 
 def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform", seed: int = 0,
-                tau: Optional[float] = None, alpha: float = 0.9, decay: str = "empty-pass", order: str = "random",
-                device: str = "cpu", return_info: bool = False):
+                device: str = "cpu", return_info: bool = False, **options):
     """Rows of ``c`` (positions, int64) forming the next training set of size n; with
     ``return_info``, also the selector's facts (the threshold filter's tau0, tau_end, passes,
-    decays, n_filled, order)."""
+    decays, n_filled, order). ``options``: the selector's own (``LoopConfig.options_for``; an option
+    it does not declare is one line, as in :func:`fastsel.select`)."""
     M = len(c.src)
     info: dict = {}
     if selector == "all":  # every candidate (replace: all pool_factor * n generated images; Fig. 13)
@@ -86,8 +86,7 @@ def select_from(c: Candidates, n: int, selector: str, *, vanilla: str = "uniform
         check_selectors((selector,), "selector")  # an unknown name: one line before any work
         x = torch.from_numpy(np.ascontiguousarray(c.feats)).to(device)
         start = int(rng.integers(M))
-        idx, info = select(x, n, selector, start=start, seed=seed, tau=tau, alpha=alpha, decay=decay, order=order,
-                           return_info=True)
+        idx, info = select(x, n, selector, start=start, seed=seed, return_info=True, **options)
         rows = idx.cpu().numpy().astype(np.int64)
     return (rows, info) if return_info else rows
 

@@ -241,10 +241,9 @@ class Loop:
             gens = [self.gen_feats(arm, j) for j in range(1, t + 1)]
             cand = candidate_pool(self.cfg.paradigm, real_f, gens)
             t0 = time.perf_counter()
-            rows, info = select_from(cand, self.cfg.n, arm.split("-", 1)[1], vanilla=self.cfg.vanilla,
-                                     seed=self.cfg.seed + t, tau=self.cfg.tau, alpha=self.cfg.alpha,
-                                     decay=self.cfg.decay, order=self.cfg.order, device=self.cfg.device,
-                                     return_info=True)
+            sel = arm.split("-", 1)[1]
+            rows, info = select_from(cand, self.cfg.n, sel, vanilla=self.cfg.vanilla, seed=self.cfg.seed + t,
+                                     device=self.cfg.device, return_info=True, **self.cfg.options_for(sel))
             self.timing[f"{arm}/{t}/select_s"] = time.perf_counter() - t0
             save_json(os.path.join(d, "selection.json"), info)
             save_json(os.path.join(d, "pool.json"), pool_sources(cand, rows, self.cfg.device))

@@ -46,7 +46,9 @@ def plan(cfg: LoopConfig, ns, alphas, seeds=None) -> list:
             for a in alphas:
                 name = "-".join(([f"n{n}"] if len(ns) > 1 else []) + ([f"alpha{a:g}"] if len(alphas) > 1 else [])
                                 + ([f"seed{s}"] if len(seeds) > 1 else []))
-                subs.append((name, dataclasses.replace(cfg, n=n, alpha=a, seed=s)))
+                sub = dataclasses.replace(cfg, n=n, seed=s)
+                sub.set_option("alpha", a)  # a new mapping: the sub-runs share none
+                subs.append((name, sub))
     return subs
 
 
