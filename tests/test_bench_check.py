@@ -104,3 +104,18 @@ def test_docs_carry_the_baselines_table_exactly():
     with open(os.path.join(ROOT, "docs", "benchmarks.md"), encoding="utf-8") as f:
         docs = f.read()
     assert C.baseline_markdown(b) in docs
+
+
+def test_a_broken_fastsel_import_fails_and_a_missing_anchor_is_skipped(monkeypatch):
+    """A case whose own fastsel import breaks (a helper renamed) fails the check -- the dry run in CI
+    included -- instead of reading as 'anchor not installed'; a missing third-party anchor is skipped."""
+    def broken(shape):
+        from fastsel.benchmarks.selectors import no_such_helper  # noqa: F401
+    def anchorless(shape):
+        import not_an_installed_anchor  # noqa: F401
+    cases = [C.Case("broken", True, {"n": 1}, broken), C.Case("anchorless", True, {"n": 1}, anchorless)]
+    monkeypatch.setattr(C, "cases", lambda: cases)
+    r = CliRunner().invoke(main, ["bench", "check", "--quick", "--dry-run"])
+    assert r.exit_code != 0, r.output
+    assert "broken" in r.output and "ImportError" in r.output and "FAIL" in r.output
+    assert "anchorless" in r.output and "skipped" in r.output
