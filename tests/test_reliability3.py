@@ -51,7 +51,8 @@ def test_item1_dev_null_stays_a_character_device(feats, tmp_path):
 
 def test_item1_symlinked_output_is_written_through(feats, tmp_path):
     real = tmp_path / "real.npy"
-    np.save(real, np.arange(3, dtype=np.int64))  # an earlier selection (select replaces nothing else)
+    assert run("select", "--in", feats, "-n", 3, "--out", tmp_path / "link.npy").exit_code == 0  # an earlier
+    os.replace(tmp_path / "link.npy", real)  # selection (OUT.json its record), moved and linked by the user
     os.symlink(real, tmp_path / "link.npy")
     assert run("select", "--in", feats, "-n", 5, "--out", tmp_path / "link.npy").exit_code == 0
     assert os.path.islink(tmp_path / "link.npy") and np.load(real).shape == (5,)
@@ -75,7 +76,7 @@ def test_item2_two_outputs_that_are_one_file(tmp_path):
 
 def test_item15_longest_valid_output_name_works(feats, tmp_path):
     limit = os.pathconf(tmp_path, "PC_NAME_MAX")
-    out = tmp_path / ("a" * (limit - 4) + ".npy")
+    out = tmp_path / ("a" * (limit - 9) + ".npy")  # select writes OUT.json beside OUT: its name is the longest
     r = run("select", "--in", feats, "-n", 5, "--out", out, "--no-metrics")
     assert r.exit_code == 0, r.output
     assert np.load(out).shape == (5,)
@@ -94,8 +95,8 @@ def test_item16_file_size_limit_is_named(tmp_path, rng):
     np.save(big, rng.standard_normal((20000, 8)).astype(np.float32))
     for earlier in (True, False):
         out = tmp_path / ("o.npy" if earlier else "new.npy")
-        if earlier:  # an earlier selection (select replaces nothing else)
-            np.save(out, np.arange(3, dtype=np.int64))
+        if earlier:  # an earlier selection (select replaces nothing else: OUT.json is its record)
+            assert run("select", "--in", big, "-n", 3, "--out", out, "--no-metrics").exit_code == 0
             kept = out.read_bytes()
         p = select_under_file_size_limit(big, out)
         assert p.returncode == 1 and p.stderr.strip().count("\n") == 0, p.stderr

@@ -1,16 +1,19 @@
 """``fastsel select``: choose a training subset from a feature file."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 
 import click
 import numpy as np
 import torch
 
-from .. import _dist
+from .. import __version__, _dist
 from .. import distributed as D
 from .. import metrics as M
-from ..io import check_outputs, check_replaceable, load_features, npy_header, save_npy
+from ..io import DataError, check_outputs, load_features, save_json, save_npy
 from ..ops._dispatch import resolve_backend
 from ..ops._inputs import BACKENDS, DEFAULT_SEED, as_tensor
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
@@ -27,13 +30,54 @@ def default_out(path: str, method: str, n: int) -> str:
     return f"{stem}.{method}-{n}.npy"
 
 
-OURS = "a selection fastsel select wrote (a 1-D int64 .npy of indices)"
+WRITER = "fastsel select"  # the provenance record OUT.json names its writer
 
 
-def is_selection(path: str) -> bool:
-    """Whether ``path`` is what select writes -- a 1-D int64 .npy -- and so may be replaced by a rerun."""
-    h = npy_header(path)
-    return h is not None and len(h[0]) == 1 and h[1] == np.dtype(np.int64)
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _record(path: str):
+    """The provenance record an earlier ``fastsel select`` wrote at ``path`` (OUT.json), else None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) and d.get("written_by") == WRITER and isinstance(d.get("sha256"), str) else None
+
+
+def check_ours(out: str) -> None:
+    """Before any work: OUT and OUT.json are replaced only as the pair an earlier ``fastsel select`` wrote
+    (OUT.json, written last, names it and holds the SHA-256 of the OUT it wrote). Anything else there --
+    the user's own array (a 1-D int64 .npy included), notes, or a selection changed since -- is refused
+    in one line and nothing is written."""
+    sidecar = out + ".json"
+    there = [p for p in (out, sidecar) if os.path.lexists(p)]
+    if not there:
+        return
+    rec = _record(sidecar)
+    if rec is None:
+        why = (f"no provenance record of {WRITER} in {one_line(sidecar)}; a selection written before select "
+               "wrote OUT.json has none: move it away once")
+    elif os.path.lexists(out) and _sha256(out) != rec["sha256"]:
+        why, there = f"{one_line(out)} changed since {one_line(sidecar)} recorded it", [out]
+    else:
+        return
+    raise DataError(f"{', '.join(map(one_line, there))}: already there and not a selection {WRITER} wrote "
+                    f"({why}): nothing was written -- move {'it' if len(there) == 1 else 'them'} away or choose "
+                    "another --out")
+
+
+def _save(out: str, idx: torch.Tensor, record: dict) -> None:
+    """OUT (the picks, int64, in pick order), then OUT.json last: its provenance record (what made it,
+    the SHA-256 of OUT) -- what lets a rerun replace both, and nothing else."""
+    save_npy(out, idx.numpy().astype(np.int64))
+    save_json(out + ".json", {"written_by": WRITER, "version": __version__, **record, "sha256": _sha256(out)})
 
 
 def pool_rows(N: int, seed: int) -> torch.Tensor | None:
@@ -64,9 +108,9 @@ def set_metrics(x: torch.Tensor, backend: str) -> dict:
 @click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="Where the pool is selected: cpu, cuda or cuda:K (the CUDA kernels).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output .npy of int64 indices in pick order (default: beside the input). An existing file "
-                   "is replaced only when it is an earlier selection (a 1-D int64 .npy); any other file is "
-                   "refused, never overwritten.")
+              help="Output .npy of int64 indices in pick order (default: beside the input); OUT.json beside it "
+                   "records how it was made. Existing files there are replaced only as an earlier selection "
+                   "(OUT.json its provenance); any other file is refused, never overwritten.")
 @click.option("--no-metrics", is_flag=True, help="Skip the entropy/MNND summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -84,8 +128,8 @@ def select(inp, key, n, method, start, seed, backend, device, out, no_metrics, a
     refuse_undeclared(method, options, sharded=sharded)
     dev = torch.device(device)
     out = out or default_out(inp, method, n)
-    check_outputs([out], [inp])
-    check_replaceable(out, is_selection, OURS)
+    check_outputs([out, out + ".json"], [inp])
+    check_ours(out)
     arr = load_features(inp, key)
     N, d = arr.shape
     if n > N:
@@ -94,7 +138,7 @@ def select(inp, key, n, method, start, seed, backend, device, out, no_metrics, a
         raise FastselError(f"--start {start} is out of range for a pool of {N} rows")
     check_start_applies(method, start)
     if sharded:
-        return _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json, options)
+        return _select_sharded(sel, arr, inp, key, n, start, seed, backend, out, no_metrics, as_json, options)
     x = as_tensor(np.asarray(arr), inp).to(dev)
     used_backend = "torch" if sel.op is None else resolve_backend(sel.op, dev.type, backend)
     t0 = time.perf_counter()
@@ -103,10 +147,17 @@ def select(inp, key, n, method, start, seed, backend, device, out, no_metrics, a
                                return_info=True, **options)
     seconds = time.perf_counter() - t0
     idx = idx.cpu()
-    save_npy(out, idx.numpy().astype(np.int64))
     summary = {"N": N, "d": d, "n": n, "method": method, "backend": used_backend, "device": str(dev),
                "seconds": seconds, "out": out, **info}
+    _save(out, idx, _provenance(summary, inp, key, seed, start, options))
     _report(summary, x, idx, N, seed, backend, no_metrics, as_json)
+
+
+def _provenance(summary: dict, inp: str, key, seed: int, start, options: dict) -> dict:
+    """What OUT.json records: the input, the method with its seed, start and options, and the run's facts."""
+    rec = {"in": os.path.abspath(inp), "key": key, "seed": seed, "start": start, "options": dict(options)}
+    rec.update({k: v for k, v in summary.items() if k != "out"})
+    return json.loads(json.dumps(rec, default=str))  # plain JSON values (tensors' facts as numbers or strings)
 
 
 def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
@@ -133,15 +184,15 @@ def _report(summary, x, idx, N, seed, backend, no_metrics, as_json):
         click.echo(f"  {label:10s} {fmt(p['entropy'], 2):>12s} {fmt(p['mnnd']):>10s}")
 
 
-def _select_sharded(sel, arr, inp, n, start, seed, backend, out, no_metrics, as_json, options):
+def _select_sharded(sel, arr, inp, key, n, start, seed, backend, out, no_metrics, as_json, options):
     """Under torchrun: fastsel.distributed.select_sharded picks on every rank; rank 0 writes the one output."""
     r = D.select_sharded(sel, arr, inp, n, start=start, seed=seed, backend=backend, options=options)
     if r.rank != 0:
         return
     N, d = arr.shape
-    save_npy(out, r.indices.numpy().astype(np.int64))
     summary = {"N": N, "d": d, "n": n, "method": sel.name,
                "backend": resolve_backend(sel.sharded_op or sel.op, "cpu", backend),
                "seconds": r.seconds, "out": out, "world_size": r.world, **r.info}
+    _save(out, r.indices, _provenance(summary, inp, key, seed, start, options))
     x = as_tensor(np.asarray(arr)) if not no_metrics else None
     _report(summary, x, r.indices, N, seed, backend, no_metrics, as_json)
