@@ -1,6 +1,12 @@
 """Extending fastsel: a selector registered in one place runs through fastsel.select, the
-`fastsel select` command and the loop's selection step (docs/extending.md)."""
+`fastsel select` command and the loop's selection step (docs/extending.md).
+
+Every ```python block of docs/extending.md runs here as written (the ``test_doc_*`` tests): a page
+example that breaks fails a test."""
+import csv
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +166,151 @@ def test_arms_with_equal_curves_are_drawn_side_by_side_not_on_top(monkeypatch, t
     figs.clear()
     assert F._curves({"accumulate-dpp": cond("dpp")}, [("gs", "GS")], str(tmp_path / "one.png"), "t", "s")
     assert tuple(figs[0].axes[0].get_lines()[0].get_xdata()) == (0.0, 1.0, 2.0)
+
+
+# ---- the page's own examples, run as written ------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+
+
+def _blocks(section: str) -> list:
+    """The ```python blocks of the page's section ``## <section>``, in order."""
+    text = DOC.read_text()
+    start = text.index("\n## " + section + "\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```python\n(.*?)```", text[start: end if end > 0 else len(text)], re.S)
+
+
+def test_every_python_block_of_the_page_is_run_here():
+    """The sections below are the page's: a new python block in another section fails here until a test runs it."""
+    text = DOC.read_text()
+    counted = {s: len(_blocks(s)) for s in ("A selector with an option", "A curate source", "A loop metric",
+                                            "A new op")}
+    assert counted == {"A selector with an option": 1, "A curate source": 1, "A loop metric": 2, "A new op": 3}
+    assert text.count("```python") == sum(counted.values())
+
+
+def test_doc_selector_with_an_option(tmp_path):
+    (block,) = _blocks("A selector with an option")
+    ns: dict = {}
+    exec(compile(block, str(DOC), "exec"), ns)
+    try:
+        x, picked = ns["x"], ns["picked"]
+        want = torch.argsort((x - x.mean(0)).abs().sum(1), descending=True)[:100]
+        assert sorted(picked.tolist()) == sorted(want.tolist())
+        # the option on the command line: a flag of its type, the same rows; refused for a method without it
+        np.save(tmp_path / "f.npy", x.numpy())
+        out = tmp_path / "sel.npy"
+        args = ["select", "--in", str(tmp_path / "f.npy"), "--n", "100", "--out", str(out), "--no-metrics", "-q"]
+        r = CliRunner().invoke(cli, [*args, "--method", "farthest-from-mean", "--power", "1"])
+        assert r.exit_code == 0, r.output
+        assert sorted(np.load(out).tolist()) == sorted(want.tolist())
+        r = CliRunner().invoke(cli, [*args, "--method", "greedy", "--power", "1"])
+        assert r.exit_code != 0 and "--power applies to --method farthest-from-mean, not greedy" in r.output
+        # the loop's selection step passes it
+        c = Candidates(np.zeros(1000, np.int16), np.arange(1000), x.numpy())
+        rows = select_from(c, 100, "farthest-from-mean", seed=0, power=1.0)
+        assert sorted(rows.tolist()) == sorted(want.tolist())
+    finally:
+        del SELECTORS["farthest-from-mean"]
+
+
+def test_doc_curate_source(tmp_path, monkeypatch):
+    from fastsel import data
+    (block,) = _blocks("A curate source")
+    monkeypatch.chdir(tmp_path)
+    try:
+        exec(compile(block, str(DOC), "exec"), {})  # registers "tiles", curates it by name, asserts the subset
+        picks = _source_rows(tmp_path / "tiles-subset")
+        assert len(picks) == 8
+        images = data.load("tiles").images
+        np.testing.assert_array_equal(np.load(tmp_path / "tiles-subset" / "subset" / "images.npy"), images[picks])
+        # the command the page names: the same picks
+        r = CliRunner().invoke(cli, ["curate", "tiles", "-n", "8", "--out", "cli-subset", "--features", "pixels", "-q"])
+        assert r.exit_code == 0, r.output
+        assert _source_rows(tmp_path / "cli-subset") == picks
+    finally:
+        data.SOURCES.pop("tiles", None)
+
+
+def _source_rows(out):
+    with open(out / "selected.csv") as f:
+        return [int(r["source_index"]) for r in csv.DictReader(f)]
+
+
+def test_doc_loop_metric_reaches_csv_report_figure_and_summary(tmp_path, monkeypatch, capsys):
+    """The page's column and its Loop.measure line, added as the page says, through a whole (tiny) loop:
+    metrics.csv, report.md's table, its own figure, the CLI summary."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("matplotlib")
+    from fastsel.cli.loop import _summary
+    from fastsel.loop import LoopConfig, preset, run_loop
+    from fastsel.loop import columns as C
+    from fastsel.loop import run as R
+    from fastsel.loop.report import write_report
+    entry, line = _blocks("A loop metric")
+    col = eval(compile(entry.strip().rstrip(","), str(DOC), "eval"), {"Column": C.Column})
+    assert isinstance(col, C.Column) and col.key == "spread"
+    monkeypatch.setattr(C, "COLUMNS", C.COLUMNS + (col,))
+    measure = R.Loop.measure
+
+    def measured(self, arm, t, src, train_f, real_ff, train_im=None):
+        rec = measure(self, arm, t, src, train_f, real_ff, train_im)
+        exec(compile(line, str(DOC), "exec"), {"rec": rec, "tf": torch.from_numpy(train_f), "_finite": R._finite})
+        return rec
+    monkeypatch.setattr(R.Loop, "measure", measured)
+    rng = np.random.default_rng(0)
+    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
+    cfg = LoopConfig(dataset=str(tmp_path / "tiny.npz"), **dict(
+        preset("smoke", "tiny"), n=16, train_steps=4, batch_size=8, sample_steps=2, sample_batch=8, iterations=2,
+        ckpt_every=2, selectors=("none",), paradigm="replace"))
+    run = tmp_path / "run"
+    recs = run_loop(cfg, str(run), report=False)
+    assert all(isinstance(r["spread"], float) and r["spread"] > 0 for r in recs)
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["spread"]) for r in rows] == pytest.approx([r["spread"] for r in recs])
+    report = Path(write_report([str(run)], quiet=True))
+    assert "spread: mean distance to the mean" in report.read_text()
+    assert (report.parent / "spread.png").exists()
+    capsys.readouterr()
+    _summary(recs, cfg)
+    head = capsys.readouterr().out.splitlines()[1]
+    assert head.split()[-1] == "spread"
+    assert col.key in tuple(c.key for c in C.COLUMNS if c.test)  # what the report's STAT_KEYS is built from
+
+
+@pytest.fixture
+def row_norms_schema():
+    """The page's schema, defined from Python as csrc/ops.cpp defines it (m.def), for this test only."""
+    pytest.importorskip("fastsel._C", reason="installed without the extension")
+    lib = torch.library.Library("fastsel", "FRAGMENT")
+    lib.define("row_norms(Tensor x) -> Tensor")
+    yield lib
+    lib._destroy()
+
+
+def test_doc_new_op_python_side(row_norms_schema, monkeypatch):
+    """The page's reference, fake kernel and wrapper: the reference stands in for the compiled CPU kernel
+    (registered on the schema), the wrapper's backends agree, opcheck passes (schema, fake, dispatch)."""
+    from fastsel import _backend, reference
+    ref_block, fake_block, wrapper_block = _blocks("A new op")
+    ns = {"torch": torch, "acc_dtype": reference.acc_dtype}
+    exec(compile(ref_block, str(DOC), "exec"), ns)
+    monkeypatch.setattr(reference, "row_norms", ns["row_norms"], raising=False)
+    row_norms_schema.impl("row_norms", lambda x: ns["row_norms"](x.contiguous()), "CPU")  # the C++ kernel's stand-in
+    exec(compile(fake_block, str(DOC), "exec"), {"torch": torch, "_acc": lambda x: reference.acc_dtype(x.dtype)})
+    mod: dict = {}
+    exec(compile(wrapper_block, str(DOC), "exec"), mod)
+    x = torch.randn(30, 5, generator=torch.Generator().manual_seed(0))
+    assert _backend.has_kernel("row_norms", "cpu")
+    want = torch.linalg.vector_norm(x.double(), dim=1).float()
+    for backend in ("auto", "cpp", "torch"):
+        got = mod["row_norms"](x, backend=backend)
+        assert got.dtype == torch.float32 and torch.allclose(got, want)
+    assert mod["row_norms"](x.double()).dtype == torch.float64
+    assert mod["row_norms"](np.arange(6).reshape(3, 2)).dtype == torch.float64  # as_tensor: integers exact
+    torch.library.opcheck(torch.ops.fastsel.row_norms, (x,))
+    with pytest.raises(fastsel.errors.FastselError):
+        mod["row_norms"](x, backend="nope")
