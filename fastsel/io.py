@@ -345,6 +345,17 @@ def atomic_path(path: str):
             os.unlink(tmp)
 
 
+def read_json_object(path: str):
+    """The JSON object (dict) stored at ``path``, else None: missing, unreadable, not UTF-8, not JSON or
+    not an object -- how the commands read back the provenance records they write beside an output."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
 def save_npy(path: str, arr: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -19,6 +19,17 @@ from fastsel.loop.pool import Candidates, select_from
 from fastsel.selectors import SELECTORS
 
 
+def _tiny_loop(tmp_path, selector: str):
+    """A two-iteration replace loop on 40 random 8x8 images, one arm: a minute's run on 2 cores."""
+    from fastsel.loop import LoopConfig, preset
+    rng = np.random.default_rng(0)
+    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
+    return LoopConfig(dataset=str(tmp_path / "tiny.npz"), **dict(
+        preset("smoke", "tiny"), n=16, train_steps=4, batch_size=8, sample_steps=2, sample_batch=8, iterations=2,
+        ckpt_every=2, selectors=(selector,), paradigm="replace"))
+
+
 @pytest.fixture
 def toy():
     """'farthest-from-mean': the n rows farthest from the pool's mean (a toy: fixed answer)."""
@@ -87,13 +98,8 @@ def test_registered_selector_runs_a_whole_loop(toy, tmp_path):
     training set is exactly what the selector picks from the candidates."""
     pytest.importorskip("diffusers")
     pytest.importorskip("matplotlib")
-    from fastsel.loop import LoopConfig, preset, run_loop
-    rng = np.random.default_rng(0)
-    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
-    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
-    cfg = LoopConfig(dataset=str(tmp_path / "tiny.npz"), **dict(
-        preset("smoke", "tiny"), n=16, train_steps=4, batch_size=8, sample_steps=2, sample_batch=8, iterations=2,
-        ckpt_every=2, selectors=("farthest-from-mean",), paradigm="replace"))
+    from fastsel.loop import run_loop
+    cfg = _tiny_loop(tmp_path, "farthest-from-mean")
     recs = run_loop(cfg, str(tmp_path / "run"), report=False)
     assert sorted((r["arm"], r["iteration"]) for r in recs) == [("replace-farthest-from-mean", 0),
                                                                  ("replace-farthest-from-mean", 1)]
@@ -244,7 +250,7 @@ def test_doc_loop_metric_reaches_csv_report_figure_and_summary(tmp_path, monkeyp
     pytest.importorskip("diffusers")
     pytest.importorskip("matplotlib")
     from fastsel.cli.loop import _summary
-    from fastsel.loop import LoopConfig, preset, run_loop
+    from fastsel.loop import run_loop
     from fastsel.loop import columns as C
     from fastsel.loop import run as R
     from fastsel.loop.report import write_report
@@ -259,12 +265,7 @@ def test_doc_loop_metric_reaches_csv_report_figure_and_summary(tmp_path, monkeyp
         exec(compile(line, str(DOC), "exec"), {"rec": rec, "tf": torch.from_numpy(train_f), "_finite": R._finite})
         return rec
     monkeypatch.setattr(R.Loop, "measure", measured)
-    rng = np.random.default_rng(0)
-    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
-    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
-    cfg = LoopConfig(dataset=str(tmp_path / "tiny.npz"), **dict(
-        preset("smoke", "tiny"), n=16, train_steps=4, batch_size=8, sample_steps=2, sample_batch=8, iterations=2,
-        ckpt_every=2, selectors=("none",), paradigm="replace"))
+    cfg = _tiny_loop(tmp_path, "none")
     run = tmp_path / "run"
     recs = run_loop(cfg, str(run), report=False)
     assert all(isinstance(r["spread"], float) and r["spread"] > 0 for r in recs)

@@ -134,12 +134,18 @@ def _loop_picks(run_dir, arm):
     return idx, torch.from_numpy(feats)
 
 
-def test_loop_knn_picks_what_select_picks_and_is_checked_on_resume(tmp_path):
+def _tiny_loop_run(tmp_path, *args):
+    """``fastsel loop`` on the tiny pool with ``args`` into tmp_path/run: (its base arguments, the run folder)."""
     pytest.importorskip("diffusers")
     pytest.importorskip("matplotlib")
     base, rd = _tiny(tmp_path), str(tmp_path / "run")
-    r = CliRunner().invoke(cli, [*base, "--selector", "facility", "--knn", "3", "--run-dir", rd])
+    r = CliRunner().invoke(cli, [*base, *args, "--run-dir", rd])
     assert r.exit_code == 0, r.output
+    return base, rd
+
+
+def test_loop_knn_picks_what_select_picks_and_is_checked_on_resume(tmp_path):
+    base, rd = _tiny_loop_run(tmp_path, "--selector", "facility", "--knn", "3")
     idx, feats = _loop_picks(rd, "replace-facility")
     assert idx.tolist() == fastsel.select(feats, 16, "facility", knn=3).tolist()
     cfg = json.loads(open(os.path.join(rd, "config.json")).read())
@@ -157,11 +163,7 @@ def test_loop_knn_picks_what_select_picks_and_is_checked_on_resume(tmp_path):
 
 
 def test_loop_passes_a_user_selector_option(spread, tmp_path):
-    pytest.importorskip("diffusers")
-    pytest.importorskip("matplotlib")
-    base, rd = _tiny(tmp_path), str(tmp_path / "run")
-    r = CliRunner().invoke(cli, [*base, "--selector", "spread", "--gap", "2", "--run-dir", rd])
-    assert r.exit_code == 0, r.output
+    base, rd = _tiny_loop_run(tmp_path, "--selector", "spread", "--gap", "2")
     idx, _ = _loop_picks(rd, "replace-spread")
     assert idx.tolist() == list(range(0, 32, 2)) and spread[-1][0] == 2
     r = CliRunner().invoke(cli, [*base, "--selector", "greedy", "--gap", "2", "--run-dir", str(tmp_path / "g")])

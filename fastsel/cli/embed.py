@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 
@@ -12,7 +11,8 @@ import numpy as np
 from .. import data as D
 from .. import features
 from .. import features as Fe
-from ..io import DataError, atomic_path, check_outputs, folder_lock, npy_header, save_json, save_npy
+from ..io import (DataError, atomic_path, check_outputs, folder_lock, npy_header, read_json_object, save_json,
+                  save_npy)
 from ._common import (DEVICE, SEED, SEED_HELP, ImageSide, RegistryChoice, color_channels, emit_json, handle_errors,
                       one_line)
 
@@ -22,12 +22,8 @@ PROVENANCE = ("extractor", "source", "data", "count", "dim")  # keys of the OUT.
 
 def _provenance(path: str):
     """The provenance record an earlier ``fastsel embed`` wrote at ``path`` (OUT.json), else None."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return d if isinstance(d, dict) and all(k in d for k in PROVENANCE) else None
+    d = read_json_object(path)
+    return d if d is not None and all(k in d for k in PROVENANCE) else None
 
 
 def check_ours(out: str, labels: str, sidecar: str) -> None:

@@ -13,7 +13,7 @@ import torch
 from .. import __version__, _dist
 from .. import distributed as D
 from .. import metrics as M
-from ..io import DataError, check_outputs, load_features, save_json, save_npy
+from ..io import DataError, check_outputs, load_features, read_json_object, save_json, save_npy
 from ..ops._dispatch import resolve_backend
 from ..ops._inputs import BACKENDS, DEFAULT_SEED, as_tensor
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
@@ -43,12 +43,8 @@ def _sha256(path: str) -> str:
 
 def _record(path: str):
     """The provenance record an earlier ``fastsel select`` wrote at ``path`` (OUT.json), else None."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return d if isinstance(d, dict) and d.get("written_by") == WRITER and isinstance(d.get("sha256"), str) else None
+    d = read_json_object(path)
+    return d if d is not None and d.get("written_by") == WRITER and isinstance(d.get("sha256"), str) else None
 
 
 def check_ours(out: str) -> None:
