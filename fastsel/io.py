@@ -26,7 +26,7 @@ from .errors import DataError, FastselError, UsageProblem
 
 __all__ = ["DataError", "FastselError", "UsageProblem", "load_features", "check_features", "atomic_path", "save_npy",
            "save_json", "save_text", "check_distinct", "same_file", "file_kind", "check_input_file", "read_arrays",
-           "npz_names", "reading", "kind_checked", "folder_lock", "npy_header", "check_replaceable"]
+           "npz_names", "reading", "kind_checked", "folder_lock", "npy_header"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK"
@@ -274,17 +274,6 @@ def npy_header(path: str):
         return None
 
 
-def check_replaceable(path: str, ours, what: str) -> None:
-    """Before any work: an existing output ``path`` is replaced only when ``ours(path)`` says it is what
-    this command writes (``what``, e.g. "a selection fastsel select wrote (a 1-D int64 .npy)"); any other
-    file -- the user's own data -- is refused in one line and nothing is written. A path that does not
-    exist, or is not a regular file (check_output_path refuses those), passes."""
-    if not os.path.isfile(path) or ours(path):
-        return
-    raise DataError(f"{path} exists and is not {what}: nothing was written -- move it away or choose "
-                    "another output path")
-
-
 def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
@@ -354,6 +343,13 @@ def read_json_object(path: str):
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return d if isinstance(d, dict) else None
+
+
+def save_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
 
 
 def save_npy(path: str, arr: np.ndarray) -> None:

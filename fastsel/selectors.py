@@ -53,7 +53,8 @@ class Option:
         sharded: the selector's row-sharded form (torchrun) takes it too.
         config_key: the loop's config.json key that has held it since before per-arm options (written
             there, not under ``selector_options``, so that saved runs keep their settings and hashes).
-        sweep: ``fastsel loop`` takes a comma list of values, one sub-run per value.
+        sweep: ``fastsel loop``'s flag is a comma list; the loop sweeps the threshold's alpha (one sub-run
+            per value); any other sweep option takes one value per run (more is refused in one line).
     """
     name: str
     type: type = float

@@ -81,3 +81,23 @@ def test_the_record_path_may_not_be_the_input(feats, tmp_path):
     kept = pool.read_bytes()
     r = run("--in", pool, "-n", 2, "--out", tmp_path / "p.npy")
     assert r.exit_code != 0 and pool.read_bytes() == kept
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_run_stopped_between_its_two_writes_leaves_a_pair_a_rerun_replaces(feats, tmp_path, monkeypatch, first):
+    """OUT.json is written first (naming the new OUT and the one it replaces), then OUT: a run killed in
+    between -- on a first run or over an earlier selection -- leaves files the next run still owns."""
+    from fastsel.cli import select as S
+    out = tmp_path / "sel.npy"
+    if not first:
+        assert run("--in", feats, "-n", 4, "--out", out, "--no-metrics").exit_code == 0
+    real = S.save_bytes
+
+    def stopped(path, data):
+        raise KeyboardInterrupt  # the user's Ctrl-C after OUT.json, before OUT
+    monkeypatch.setattr(S, "save_bytes", stopped)
+    assert run("--in", feats, "-n", 5, "--out", out, "--no-metrics").exit_code != 0
+    monkeypatch.setattr(S, "save_bytes", real)
+    r = run("--in", feats, "-n", 6, "--out", out, "--no-metrics")
+    assert r.exit_code == 0, r.output
+    assert np.load(out).shape == (6,)

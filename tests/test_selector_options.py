@@ -199,3 +199,24 @@ def test_loop_config_maps_the_old_threshold_fields_and_keeps_every_saved_hash():
         LoopConfig.from_json(dict(d, alpha=1.5), "c")
     with pytest.raises(DataError, match="facility has no option 'gap'"):
         LoopConfig.from_json(dict(d, selector_options={"facility": {"gap": 1}}), "c")
+
+
+def test_a_sweep_option_other_than_alpha_is_set_or_refused_never_ignored(tmp_path):
+    """An option declared sweep=True other than alpha: one value reaches the arm's options, a list is
+    refused in one line (the loop sweeps -n, --alpha and --seeds only); it was dropped silently."""
+    got = []
+
+    def mine(x, n, *, seed=0, radius=1.0, **_):
+        got.append(radius)
+        return torch.arange(n)
+    fastsel.register_selector("mine", mine, options=(Option("radius", float, 1.0, "a radius", min=0, sweep=True),))
+    try:
+        r = CliRunner().invoke(cli, ["loop", "mnist", "--selector", "none,mine", "--radius", "0.5", "--dry-run",
+                                     "--json", "--run-dir", str(tmp_path / "r")])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["selector_options"] == {"mine": {"radius": 0.5}}
+        r = CliRunner().invoke(cli, ["loop", "mnist", "--selector", "none,mine", "--radius", "0.5,0.7", "--dry-run",
+                                     "--run-dir", str(tmp_path / "r2")])
+        assert r.exit_code == 2 and "--radius" in r.output and "one value" in r.output
+    finally:
+        del SELECTORS["mine"]

@@ -160,7 +160,12 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
             if o.sweep:
                 sweeps[k] = _num_list(given.pop(k), o.type, o.flag, lambda x, o=o: o.problem(x) is None,
                                       o.describe())
-        alphas = sweeps.get("alpha")  # the loop's sweeps: n, the threshold's alpha, seeds
+        for k in [k for k in sweeps if k != "alpha"]:  # the loop's sweeps: n, the threshold's alpha, seeds
+            if len(sweeps[k]) > 1:
+                raise click.UsageError(f"{declared(k)[0].flag}: the loop sweeps -n, --alpha and --seeds; give one "
+                                       "value of this option per run")
+            given[k] = sweeps.pop(k)[0]  # one value: an option like any other, never ignored
+        alphas = sweeps.get("alpha")
         seeds = _num_list(opts.pop("seeds"), int, "--seeds", lambda v: 0 <= v <= SEED_MAX, "in [0, 2**32-1]")
         if seeds and opts.get("seed") is not None:
             raise click.UsageError("give --seed or --seeds, not both")

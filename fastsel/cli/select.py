@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -13,7 +14,7 @@ import torch
 from .. import __version__, _dist
 from .. import distributed as D
 from .. import metrics as M
-from ..io import DataError, check_outputs, load_features, read_json_object, save_json, save_npy
+from ..io import DataError, check_outputs, load_features, read_json_object, save_bytes, save_json
 from ..ops._dispatch import resolve_backend
 from ..ops._inputs import BACKENDS, DEFAULT_SEED, as_tensor
 from ..selectors import check_start_applies, get_selector, selector_names, select as run_select
@@ -60,7 +61,7 @@ def check_ours(out: str) -> None:
     if rec is None:
         why = (f"no provenance record of {WRITER} in {one_line(sidecar)}; a selection written before select "
                "wrote OUT.json has none: move it away once")
-    elif os.path.lexists(out) and _sha256(out) != rec["sha256"]:
+    elif os.path.lexists(out) and _sha256(out) not in (rec["sha256"], rec.get("replaces")):
         why, there = f"{one_line(out)} changed since {one_line(sidecar)} recorded it", [out]
     else:
         return
@@ -70,10 +71,17 @@ def check_ours(out: str) -> None:
 
 
 def _save(out: str, idx: torch.Tensor, record: dict) -> None:
-    """OUT (the picks, int64, in pick order), then OUT.json last: its provenance record (what made it,
-    the SHA-256 of OUT) -- what lets a rerun replace both, and nothing else."""
-    save_npy(out, idx.numpy().astype(np.int64))
-    save_json(out + ".json", {"written_by": WRITER, "version": __version__, **record, "sha256": _sha256(out)})
+    """OUT.json first -- the provenance record (what made the selection, the SHA-256 of the new OUT and
+    of the OUT it replaces) -- then OUT (the picks, int64, in pick order), each atomically. A run stopped
+    between the two leaves a pair :func:`check_ours` still calls ours (OUT is the old or the new file
+    the record names), so a rerun replaces both; nothing else is ever replaced."""
+    buf = io.BytesIO()
+    np.save(buf, idx.numpy().astype(np.int64), allow_pickle=False)
+    data = buf.getvalue()
+    old = _sha256(out) if os.path.isfile(out) else None
+    save_json(out + ".json", {"written_by": WRITER, "version": __version__, **record,
+                              "sha256": hashlib.sha256(data).hexdigest(), "replaces": old})
+    save_bytes(out, data)
 
 
 def pool_rows(N: int, seed: int) -> torch.Tensor | None:
