@@ -154,3 +154,54 @@ def test_item5_identical_values_across_seeds_give_warning_lines_not_raw_warnings
     assert lines and all(ln.startswith("warning: ") for ln in lines), r.stderr
     assert len(lines) == len(set(lines)) and not any(".py:" in ln or "Warning:" in ln for ln in lines)
     assert any("Welch test of gs" in ln for ln in lines), r.stderr
+
+
+# ------------------------------------------------------------------ moved here from test_reliability4.py
+
+# ------------------------------------------------------------------ 7. report: settings edited after the run
+
+def _run_copy(dst, seed=0, config_json=True):
+    shutil.copytree(os.path.join(RECORDS, f"seed{seed}"), dst)
+    m = json.loads((dst / "metrics.json").read_text())
+    if config_json:  # what the loop writes beside metrics.json
+        (dst / "config.json").write_text(json.dumps(m["config"]))
+    return dst
+
+
+def _edit(path, **changes):
+    d = json.loads(path.read_text())
+    (d["config"] if "metrics" in path.name else d).update(changes)
+    path.write_text(json.dumps(d))
+
+
+def test_item7_report_refuses_a_run_whose_config_json_was_edited(tmp_path):
+    a, b = _run_copy(tmp_path / "a" / "seed0", 0), _run_copy(tmp_path / "b" / "seed1", 1)
+    _edit(a / "config.json", n=32)
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "config.json: edited after the run: n differs" in err and "n 16 -> 32" in err, err
+    assert not (tmp_path / "o").exists()
+    (a / "config.json").write_text('{"dataset": "mn')  # truncated: the report cannot check it
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "config.json: not readable JSON settings" in err and "restore it from metrics.json" in err, err
+
+
+def test_item7_report_refuses_a_metrics_config_edited_to_pool_runs(tmp_path):
+    a, b = _run_copy(tmp_path / "a" / "seed0", 0, False), _run_copy(tmp_path / "b" / "seed1", 1, False)
+    _edit(a / "metrics.json", n=32)
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "metrics.json: its config was edited after the run" in err and "config_sha256" in err, err
+
+
+def test_item7_free_settings_may_change_and_old_runs_without_a_hash_still_report(tmp_path):
+    a, b = _run_copy(tmp_path / "a" / "seed0", 0), _run_copy(tmp_path / "b" / "seed1", 1)
+    _edit(a / "config.json", iterations=9, device="cuda", ckpt_every=7)  # a run extended, resumed elsewhere
+    c = json.loads((b / "config.json").read_text())
+    del c["entropy_m"]  # a config.json from before a setting existed: its default
+    (b / "config.json").write_text(json.dumps(c))
+    r = run("report", a, b, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    m = json.loads((b / "metrics.json").read_text())
+    del m["config_sha256"]
+    (b / "metrics.json").write_text(json.dumps(m))
+    r = run("report", a, b, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output

@@ -1,0 +1,56 @@
+"""`fastsel select` through the CLI: outputs that are inputs, extreme magnitudes, seeds, what it prints
+and which files it replaces (moved here from the reliability files; their issue/item names kept)."""
+import numpy as np
+import pytest
+
+from _helpers import invoke as run, one_line, pool
+
+
+# ------------------------------------------------------------------ 2. select --out never replaces the user's data
+
+def test_item2_select_refuses_to_overwrite_a_file_that_is_not_a_selection(pool, tmp_path):
+    data = tmp_path / "mine.npy"
+    np.save(data, np.arange(6.0).reshape(2, 3))  # the user's own data
+    txt = tmp_path / "notes.txt"
+    txt.write_text("my notes\n")
+    for target in (data, txt):
+        before = target.read_bytes()
+        err = one_line(run("select", "--in", pool, "-n", 5, "--out", target, "--no-metrics"), 1)
+        assert "not a selection fastsel select wrote" in err and "nothing was written" in err, err
+        assert target.read_bytes() == before
+
+
+def test_item2_select_replaces_an_earlier_selection(pool, tmp_path):
+    out = tmp_path / "sel.npy"
+    assert run("select", "--in", pool, "-n", 5, "--out", out, "--no-metrics").exit_code == 0
+    r = run("select", "--in", pool, "-n", 7, "--out", out, "--no-metrics")
+    assert r.exit_code == 0, r.output
+    assert np.load(out).shape == (7,) and np.load(out).dtype == np.int64
+    # the default output beside the input follows the same rule
+    np.save(tmp_path / "pool.greedy-5.npy", np.ones((2, 2)))
+    one_line(run("select", "--in", pool, "-n", 5, "--no-metrics"), 1)
+    assert np.load(tmp_path / "pool.greedy-5.npy").shape == (2, 2)
+
+
+def test_item2_select_help_states_the_rule():
+    r = run("select", "--help")
+    assert "never overwritten" in " ".join(r.output.split())
+
+
+# ------------------------------------------------------------------ 6. grammar
+
+def test_item6_one_threshold_option_applies_two_apply(pool):
+    assert "--tau applies to --method threshold, not greedy" in one_line(
+        run("select", "--in", pool, "-n", 3, "--tau", "1"), 2)
+    assert "--tau, --alpha apply to --method threshold" in one_line(
+        run("select", "--in", pool, "-n", 3, "--tau", "1", "--alpha", "0.5"), 2)
+
+
+def test_item6_a_lower_bound_reads_must_be_at_least():
+    from fastsel.errors import FastselError
+    from fastsel.ops._inputs import check_int
+    with pytest.raises(FastselError) as e:
+        check_int(0, "chunk_rows", 1)
+    assert str(e.value) == "chunk_rows must be >= 1, got 0"
+    with pytest.raises(FastselError, match=r"k must be in \[1, 4\], got 5"):
+        check_int(5, "k", 1, 4)
