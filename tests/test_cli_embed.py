@@ -93,3 +93,11 @@ def test_embed_second_writer_of_one_out_is_refused(tmp_path):
     r = CliRunner().invoke(cli, ["embed", str(tmp_path / "imgs.npy"), "--features", "pixels", "--out", out])
     assert r.exit_code == 0, r.output
     assert os.path.exists(out) and not os.path.exists(out + ".lock")
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+def test_embed_labels_shorter_than_images(tmp_path):
+    np.savez(tmp_path / "d.npz", images=np.zeros((6, 8, 8, 1), np.uint8), labels=np.zeros(4, np.int64))
+    assert "labels" in one_line(run("embed", tmp_path / "d.npz", "--features", "pixels", "--out",
+                                    tmp_path / "o.npy"), 1)

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import fastsel
 from fastsel.cli.main import cli
 from fastsel.io import DataError
 from fastsel.loop.report import write_report
+
+from _helpers import invoke as run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDS = os.path.join(ROOT, "docs", "selectors", "records", "selectors")
@@ -94,3 +97,17 @@ def test_select_refuses_threshold_options_with_other_methods_and_embed_checks_it
         r = CliRunner().invoke(cli, ["embed", str(tmp_path / "im.npy"), "--features", "pixels", "--out",
                                      str(tmp_path / "e.npy"), "--device", dev])
         assert r.exit_code == 2 and "--device must be cpu or cuda" in r.output and not (tmp_path / "e.npy").exists()
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 8. real bugs keep their traceback
+
+def test_unexpected_errors_print_a_traceback_and_the_version(feats, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("an internal bug")
+    monkeypatch.setattr(fastsel.selectors, "greedy", boom)
+    r = run("select", "--in", feats, "-n", 5)
+    assert r.exit_code == 1
+    assert "Traceback" in r.stderr and "an internal bug" in r.stderr and "fastsel 0." in r.stderr
+    assert "report" in r.stderr

@@ -14,6 +14,8 @@ from fastsel import fid as FID
 from fastsel.cli.main import cli
 from fastsel.io import DataError
 
+from _helpers import invoke as run, one_line
+
 
 def test_pixels_and_batch_independence(rng):
     im = rng.integers(0, 256, (10, 6, 6, 3)).astype(np.uint8)
@@ -119,3 +121,16 @@ def test_fid_cli_on_saved_stats(tmp_path, rng):
     r = CliRunner().invoke(cli, ["fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["fid"] == pytest.approx(3.0 + 3.0)  # |1|^2*3 + (1-2)^2*3
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 5. FID of non-finite statistics
+
+def test_fid_refuses_nonfinite_statistics(tmp_path):
+    d = 3
+    np.savez(tmp_path / "a.npz", mu=np.zeros(d), sigma=np.eye(d), n=10)
+    np.savez(tmp_path / "b.npz", mu=np.array([np.nan, 0, 0]), sigma=np.eye(d), n=10)
+    assert "NaN" in one_line(run("fid", tmp_path / "a.npz", tmp_path / "b.npz"), 1)
+    np.savez(tmp_path / "c.npz", mu=np.zeros(d), sigma=np.eye(d), n=np.array([1, 2]))
+    assert "n" in one_line(run("fid", tmp_path / "a.npz", tmp_path / "c.npz"), 1)

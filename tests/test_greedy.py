@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import fastsel
+from fastsel import metrics as M
 from fastsel import reference
 from fastsel.ops._inputs import draw_start
 from _helpers import (DTYPES, RTOL, as_t, check_greedy_maximal, clustered_pool, cuda_only, int_pool, kernel_device,
@@ -430,3 +431,29 @@ def test_skinny_dots_within_the_gemm_bound(dtype, rng):
         assert np.array_equal(gi.numpy(), (ai @ pi.T).astype(gi.numpy().dtype))
     with pytest.raises(RuntimeError, match="share d"):
         torch.ops.fastsel._skinny_dots(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 2. extreme magnitudes
+
+@pytest.mark.parametrize("exp, dtype", [(70, torch.float32), (-80, torch.float32), (-140, torch.float32),
+                                        (90, torch.bfloat16), (-90, torch.bfloat16)], ids=str)
+def test_extreme_magnitudes_select_as_the_unscaled_pool(exp, dtype, backend, rng):
+    base = torch.from_numpy(rng.standard_normal((300, 6))).to(dtype)
+    x = base * 2.0 ** exp  # exact (a power of two), unless it leaves the dtype's range
+    assert torch.equal(x / 2.0 ** exp, base) or exp == -140
+    if exp == -140:  # subnormal float32 data: compare with the same stored values scaled back up
+        base = (x.double() * 2.0 ** 140).to(dtype)
+    g, g0 = fastsel.greedy(x, 50, 3, backend=backend), fastsel.greedy(base, 50, 3, backend=backend)
+    assert torch.equal(g.indices, g0.indices)
+    assert torch.allclose(g.distances[1:].double() / 2.0 ** exp, g0.distances[1:].double(), rtol=1e-6)
+    t = fastsel.threshold_decay(x, 50, 3, backend=backend)
+    t0 = fastsel.threshold_decay(base, 50, 3, backend=backend)
+    assert torch.equal(t.indices, t0.indices) and t.tau0 == pytest.approx(t0.tau0 * 2.0 ** exp, rel=1e-12)
+    k, k0 = fastsel.nn(x, k=2, exclude_self=True, backend=backend), fastsel.nn(base, k=2, exclude_self=True,
+                                                                             backend=backend)
+    assert torch.equal(k.indices, k0.indices)
+    e, e0 = M.kl_entropy(x, backend=backend), M.kl_entropy(base, backend=backend)
+    assert e == pytest.approx(e0 + 6 * exp * np.log(2), rel=1e-6, abs=1e-6)
+    assert M.mnnd(x, backend=backend) / 2.0 ** exp == pytest.approx(M.mnnd(base, backend=backend), rel=1e-6)
