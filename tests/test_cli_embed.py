@@ -101,3 +101,17 @@ def test_embed_labels_shorter_than_images(tmp_path):
     np.savez(tmp_path / "d.npz", images=np.zeros((6, 8, 8, 1), np.uint8), labels=np.zeros(4, np.int64))
     assert "labels" in one_line(run("embed", tmp_path / "d.npz", "--features", "pixels", "--out",
                                     tmp_path / "o.npy"), 1)
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+# ------------------------------------------------------------------ 5. images of zero size, no images
+
+def test_item5_embed_of_zero_size_or_no_images(tmp_path):
+    np.save(tmp_path / "z.npy", np.zeros((5, 0, 0), np.uint8))
+    assert "zero size" in one_line(run("embed", tmp_path / "z.npy", "--features", "pixels", "--out",
+                                       tmp_path / "o.npy"), 1)
+    np.save(tmp_path / "e.npy", np.zeros((0, 8, 8), np.uint8))
+    assert "no images" in one_line(run("embed", tmp_path / "e.npy", "--features", "pixels", "--out",
+                                       tmp_path / "o.npy"), 1)
+    assert not (tmp_path / "o.npy").exists()

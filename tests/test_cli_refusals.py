@@ -111,3 +111,19 @@ def test_unexpected_errors_print_a_traceback_and_the_version(feats, monkeypatch)
     assert r.exit_code == 1
     assert "Traceback" in r.stderr and "an internal bug" in r.stderr and "fastsel 0." in r.stderr
     assert "report" in r.stderr
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+# ------------------------------------------------------------------ 19. usage errors: what docs/errors.md promises
+
+def test_item19_usage_errors_are_clicks_form_as_the_readme_says(feats):
+    r = run("select", "--in", feats, "-n", 0)
+    lines = r.stderr.rstrip("\n").split("\n")
+    assert r.exit_code == 2 and len(lines) == 4, r.stderr
+    assert lines[0].startswith("Usage: ") and lines[1].startswith("Try ") and lines[2] == ""
+    assert lines[3].startswith("Error: ")
+    page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "errors.md")).read()
+    section = page[page.index("**Bad input and failures.**"):page.index("**Loop run directories**")]
+    assert "`Usage: …`" in section and "the `Error:` line is the last" in section
+    assert "ChildFailedError" in section

@@ -106,3 +106,19 @@ def test_duplicates_warning_is_one_clean_line(tmp_path):
 def test_selection_of_one_row_prints_no_none(feats, tmp_path):
     r = run("select", "--in", feats, "-n", 1, "--out", tmp_path / "o.npy")
     assert r.exit_code == 0 and "None" not in r.stdout
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+# ------------------------------------------------------------------ 8. seeds
+
+def test_item8_seed_range_in_the_cli(feats, tmp_path):
+    for method in ("greedy", "threshold", "random"):
+        for bad in (2 ** 64, 2 ** 32, -1):
+            assert "--seed" in one_line(run("select", "--in", feats, "-n", 5, "--method", method, "--seed", bad,
+                                            "--out", tmp_path / "o.npy"), 2)
+    r = run("select", "--in", feats, "-n", 5, "--seed", 2 ** 32 - 1, "--out", tmp_path / "o.npy")
+    assert r.exit_code == 0, r.output
+    assert "2^32" in run("select", "--help").output
+    for cmd in (("fid", "a", "b"), ("embed", "a", "--out", tmp_path / "e.npy")):
+        one_line(run(*cmd, "--seed", 2 ** 64), 2)
