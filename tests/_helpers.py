@@ -136,3 +136,49 @@ def select_under_file_size_limit(pool, out):
             f"sys.argv = ['fastsel', 'select', '--in', {str(pool)!r}, '-n', '5000', '--method', 'random', "
             f"'--out', {str(out)!r}, '--no-metrics']; main()")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+# ------------------------------------------------------------------ CLI cases (the files several test files share)
+
+def invoke(*args, **kw):
+    """`fastsel ARGS...` in process through click's runner (exceptions caught: a traceback shows in the output)."""
+    from click.testing import CliRunner
+
+    from fastsel.cli.main import cli
+    return CliRunner().invoke(cli, [str(a) for a in args], **kw)
+
+
+@pytest.fixture
+def imgs(tmp_path):
+    p = tmp_path / "imgs.npz"
+    rng = np.random.default_rng(0)
+    np.savez(p, images=rng.integers(0, 256, (12, 8, 8, 3)).astype(np.uint8), labels=np.arange(12) % 3)
+    return p
+
+
+@pytest.fixture
+def pool(tmp_path):
+    p = tmp_path / "pool.npy"
+    np.save(p, np.random.default_rng(1).standard_normal((30, 4)))
+    return p
+
+
+def user_folder(path):
+    """A user's project folder: their own metrics.csv, timing.json and report/report.md."""
+    files = {"metrics.csv": b"epoch,loss\n1,0.5\n", "timing.json": b'{"mine": 1}\n',
+             os.path.join("report", "report.md"): b"# my notes\n"}
+    for name, data in files.items():
+        os.makedirs(os.path.dirname(os.path.join(path, name)), exist_ok=True)
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+    return files
+
+
+def tree(path):
+    """Every file under ``path`` with its bytes."""
+    out = {}
+    for d, _, names in os.walk(path):
+        for n in names:
+            with open(os.path.join(d, n), "rb") as f:
+                out[os.path.relpath(os.path.join(d, n), path)] = f.read()
+    return out

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import fastsel
 from fastsel.cli.main import cli
 from fastsel.io import DataError
 from fastsel.loop.report import write_report
+
+from _helpers import invoke as run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDS = os.path.join(ROOT, "docs", "selectors", "records", "selectors")
@@ -94,3 +97,33 @@ def test_select_refuses_threshold_options_with_other_methods_and_embed_checks_it
         r = CliRunner().invoke(cli, ["embed", str(tmp_path / "im.npy"), "--features", "pixels", "--out",
                                      str(tmp_path / "e.npy"), "--device", dev])
         assert r.exit_code == 2 and "--device must be cpu or cuda" in r.output and not (tmp_path / "e.npy").exists()
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 8. real bugs keep their traceback
+
+def test_unexpected_errors_print_a_traceback_and_the_version(feats, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("an internal bug")
+    monkeypatch.setattr(fastsel.selectors, "greedy", boom)
+    r = run("select", "--in", feats, "-n", 5)
+    assert r.exit_code == 1
+    assert "Traceback" in r.stderr and "an internal bug" in r.stderr and "fastsel 0." in r.stderr
+    assert "report" in r.stderr
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+# ------------------------------------------------------------------ 19. usage errors: what docs/errors.md promises
+
+def test_item19_usage_errors_are_clicks_form_as_the_readme_says(feats):
+    r = run("select", "--in", feats, "-n", 0)
+    lines = r.stderr.rstrip("\n").split("\n")
+    assert r.exit_code == 2 and len(lines) == 4, r.stderr
+    assert lines[0].startswith("Usage: ") and lines[1].startswith("Try ") and lines[2] == ""
+    assert lines[3].startswith("Error: ")
+    page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "errors.md")).read()
+    section = page[page.index("**Bad input and failures.**"):page.index("**Loop run directories**")]
+    assert "`Usage: …`" in section and "the `Error:` line is the last" in section
+    assert "ChildFailedError" in section

@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from click.testing import CliRunner
 
 import fastsel
 from fastsel import distributed as D
+from fastsel.cli.main import cli
 
 from _helpers import BACKENDS, clustered_pool, free_port, int_pool
 
@@ -139,3 +141,36 @@ def test_one_rank_equals_single_process():
         assert torch.equal(D.greedy(x, 20, 1).indices, fastsel.greedy(x, 20, 1).indices)
     finally:
         dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 3. ranks that see different pools
+
+def _rank_worker(rank, world, port, paths, outdir, q):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    r = CliRunner().invoke(cli, ["select", "--in", paths[rank], "-n", "10", "--out", os.path.join(outdir, "o.npy")])
+    q.put((rank, r.exit_code, r.stderr))
+
+
+def test_torchrun_ranks_with_different_pools_fail_together(tmp_path, rng):
+    import torch.multiprocessing as mp
+    x = rng.standard_normal((100, 4)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    np.save(tmp_path / "b.npy", x[:90])  # another node's copy with fewer rows
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    port = free_port()
+    paths = [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    procs = [ctx.Process(target=_rank_worker, args=(r, 2, port, paths, str(tmp_path), q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    res = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    for rank, code, err in res:
+        assert code == 1, (rank, err)
+        assert "ranks disagree on the pool" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "o.npy").exists()

@@ -2,6 +2,8 @@
 and FID against closed forms and an independent float64 computation."""
 import importlib.util
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -13,6 +15,8 @@ from fastsel import features as Fe
 from fastsel import fid as FID
 from fastsel.cli.main import cli
 from fastsel.io import DataError
+
+from _helpers import invoke as run, one_line
 
 
 def test_pixels_and_batch_independence(rng):
@@ -119,3 +123,67 @@ def test_fid_cli_on_saved_stats(tmp_path, rng):
     r = CliRunner().invoke(cli, ["fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["fid"] == pytest.approx(3.0 + 3.0)  # |1|^2*3 + (1-2)^2*3
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 5. FID of non-finite statistics
+
+def test_fid_refuses_nonfinite_statistics(tmp_path):
+    d = 3
+    np.savez(tmp_path / "a.npz", mu=np.zeros(d), sigma=np.eye(d), n=10)
+    np.savez(tmp_path / "b.npz", mu=np.array([np.nan, 0, 0]), sigma=np.eye(d), n=10)
+    assert "NaN" in one_line(run("fid", tmp_path / "a.npz", tmp_path / "b.npz"), 1)
+    np.savez(tmp_path / "c.npz", mu=np.zeros(d), sigma=np.eye(d), n=np.array([1, 2]))
+    assert "n" in one_line(run("fid", tmp_path / "a.npz", tmp_path / "c.npz"), 1)
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+# ------------------------------------------------------------------ 4. statistics that are no covariances
+
+def test_item4_fid_refuses_statistics_that_are_not_covariances(tmp_path):
+    np.savez(tmp_path / "a.npz", mu=np.zeros(3), sigma=np.eye(3), n=10)
+    bad = {"neg": dict(mu=np.zeros(3), sigma=-np.eye(3), n=10),
+           "nonsym": dict(mu=np.zeros(3), sigma=np.array([[1, .5, 0], [0, 1, 0], [0, 0, 1.]]), n=10),
+           "empty": dict(mu=np.zeros(0), sigma=np.zeros((0, 0)), n=10),
+           "shape": dict(mu=np.zeros(3), sigma=np.eye(4), n=10),
+           "indef": dict(mu=np.zeros(3), sigma=np.diag([1.0, 1.0, -0.01]), n=10)}
+    words = {"neg": "positive semi-definite", "nonsym": "symmetric", "empty": "d >= 1", "shape": "(d, d)",
+             "indef": "positive semi-definite"}
+    for k, v in bad.items():
+        np.savez(tmp_path / f"{k}.npz", **v)
+        msg = one_line(run("fid", tmp_path / "a.npz", tmp_path / f"{k}.npz"), 1)
+        assert words[k] in msg and f"{k}.npz" in msg, msg
+    from fastsel import fid as F
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        F.frechet(F.Stats(np.zeros(3), np.eye(3), 10), F.Stats(np.zeros(3), -np.eye(3), 10))
+    # a computed covariance (rounding leaves it symmetric and PSD only within tolerance) passes
+    f = np.random.default_rng(0).standard_normal((50, 6)) * 1e3
+    s = F.stats(f)
+    assert F.frechet(s, s) == pytest.approx(0, abs=1e-6)
+
+
+def test_item4_item17_negative_fid_from_rounding_is_0_with_one_clean_warning(tmp_path):
+    from fastsel import fid as F
+    s = F.stats(np.random.default_rng(0).standard_normal((4, 256)))  # n = 4 <= d: singular covariance
+    F.save_stats(str(tmp_path / "s.npz"), s)
+    with pytest.warns(RuntimeWarning, match="reported as 0"):
+        assert F.frechet(s, s) == 0.0
+    p = subprocess.run([sys.executable, "-m", "fastsel", "fid", str(tmp_path / "s.npz"), str(tmp_path / "s.npz"),
+                        "--json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and '"fid": 0.0' in p.stdout, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "singular" in lines[0], p.stderr
+    assert "n <= d" in lines[0] and "LinAlgWarning" not in p.stderr and ".py:" not in p.stderr
+
+
+def test_item17_read_only_images_give_no_torch_warning():
+    # a fresh process: torch warns about a non-writable array only once per process
+    code = ("import warnings, numpy as np; warnings.simplefilter('error'); "
+            "from fastsel.features import get, lenet; a = np.zeros((3, 28, 28, 1), np.uint8); "
+            "a.flags.writeable = False; print(tuple(lenet.to_input(a).shape), tuple(get('pixels', 'cpu')(a).shape), "
+            "a.flags.writeable)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "(3, 1, 28, 28) (3, 784) False", p.stderr
+    assert "not writable" not in p.stderr

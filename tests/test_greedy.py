@@ -5,10 +5,11 @@ import pytest
 import torch
 
 import fastsel
+from fastsel import metrics as M
 from fastsel import reference
 from fastsel.ops._inputs import draw_start
-from _helpers import (DTYPES, RTOL, as_t, check_greedy_maximal, clustered_pool, cuda_only, int_pool, kernel_device,
-                      same, tf32)
+from _helpers import (DTYPES, RTOL, as_t, check_greedy_maximal, clustered_pool, cuda_only, int_pool, invoke as run,
+                      kernel_device, one_line, same, tf32)
 
 
 def test_hand_case_line(backend, device):
@@ -430,3 +431,120 @@ def test_skinny_dots_within_the_gemm_bound(dtype, rng):
         assert np.array_equal(gi.numpy(), (ai @ pi.T).astype(gi.numpy().dtype))
     with pytest.raises(RuntimeError, match="share d"):
         torch.ops.fastsel._skinny_dots(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+# ------------------------------------------------------------------ moved here from test_reliability.py
+
+# ------------------------------------------------------------------ 2. extreme magnitudes
+
+@pytest.mark.parametrize("exp, dtype", [(70, torch.float32), (-80, torch.float32), (-140, torch.float32),
+                                        (90, torch.bfloat16), (-90, torch.bfloat16)], ids=str)
+def test_extreme_magnitudes_select_as_the_unscaled_pool(exp, dtype, backend, rng):
+    base = torch.from_numpy(rng.standard_normal((300, 6))).to(dtype)
+    x = base * 2.0 ** exp  # exact (a power of two), unless it leaves the dtype's range
+    assert torch.equal(x / 2.0 ** exp, base) or exp == -140
+    if exp == -140:  # subnormal float32 data: compare with the same stored values scaled back up
+        base = (x.double() * 2.0 ** 140).to(dtype)
+    g, g0 = fastsel.greedy(x, 50, 3, backend=backend), fastsel.greedy(base, 50, 3, backend=backend)
+    assert torch.equal(g.indices, g0.indices)
+    assert torch.allclose(g.distances[1:].double() / 2.0 ** exp, g0.distances[1:].double(), rtol=1e-6)
+    t = fastsel.threshold_decay(x, 50, 3, backend=backend)
+    t0 = fastsel.threshold_decay(base, 50, 3, backend=backend)
+    assert torch.equal(t.indices, t0.indices) and t.tau0 == pytest.approx(t0.tau0 * 2.0 ** exp, rel=1e-12)
+    k, k0 = fastsel.nn(x, k=2, exclude_self=True, backend=backend), fastsel.nn(base, k=2, exclude_self=True,
+                                                                             backend=backend)
+    assert torch.equal(k.indices, k0.indices)
+    e, e0 = M.kl_entropy(x, backend=backend), M.kl_entropy(base, backend=backend)
+    assert e == pytest.approx(e0 + 6 * exp * np.log(2), rel=1e-6, abs=1e-6)
+    assert M.mnnd(x, backend=backend) / 2.0 ** exp == pytest.approx(M.mnnd(base, backend=backend), rel=1e-6)
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+# ------------------------------------------------------------------ 3. mixed scales in float32
+
+def _greedy64(x64, n, start):
+    """Farthest-point sampling in float64 numpy, ties to the lowest index."""
+    md = np.full(len(x64), np.inf)
+    out, p = [], start
+    for _ in range(n):
+        out.append(p)
+        md = np.minimum(md, ((x64 - x64[p]) ** 2).sum(1))
+        md[out] = -1
+        p = int(np.argmax(md))
+    return out
+
+
+def _mixed(rng, scale, N=200, d=4):
+    x = np.zeros((N, d), np.float32)
+    x[0] = [1, 0, 0, 0]
+    x[1:] = (rng.standard_normal((N - 1, d)) * scale).astype(np.float32)
+    return x
+
+
+@pytest.mark.parametrize("scale", [1e-18, 1e-20, 1e-22, 1e-25, 1e-30, 1e-41])
+def test_item3_mixed_scales_match_float64(scale, backend, rng):
+    x = _mixed(rng, scale)
+    x64 = x.astype(np.float64)
+    assert len(np.unique(x64, axis=0)) == len(x64) or scale == 1e-41
+    ref = _greedy64(x64, 10, 0)
+    assert fastsel.greedy(x, 10, 0, backend=backend).indices.tolist() == ref
+    for order in ("index", "random"):
+        t = fastsel.threshold_decay(x, 10, 0, order=order, backend=backend)
+        t64 = fastsel.threshold_decay(x64, 10, 0, order=order, backend=backend)
+        assert t.indices.tolist() == t64.indices.tolist() and t.n_filled == t64.n_filled
+    tb = fastsel.greedy(torch.from_numpy(x).to(torch.bfloat16), 10, 0, backend=backend)
+    xb = torch.from_numpy(x).to(torch.bfloat16).double().numpy()
+    assert tb.indices.tolist() == _greedy64(xb, 10, 0)
+
+
+def test_item3_mixed_scales_through_the_cli(tmp_path, rng):
+    x = _mixed(rng, 1e-25)
+    np.save(tmp_path / "m.npy", x)
+    ref = _greedy64(x.astype(np.float64), 10, 0)
+    assert ref[:2] == [0, 1] and ref != list(range(10))
+    for be in ("auto", "torch"):
+        r = run("select", "--in", tmp_path / "m.npy", "--n", 10, "--start", 0, "--backend", be, "--out",
+                tmp_path / "o.npy", "--json")
+        assert r.exit_code == 0, r.output
+        assert np.load(tmp_path / "o.npy").tolist() == ref
+    r = run("select", "--in", tmp_path / "m.npy", "--n", 10, "--start", 0, "--method", "threshold", "--order", "index",
+            "--out", tmp_path / "t.npy", "--json")
+    assert r.exit_code == 0 and '"n_filled": 0' in r.stdout, r.output
+    # float64 data whose differences underflow float64 itself: refused in one line, nothing written
+    x64 = x.astype(np.float64) * 1e-140
+    x64[0] = [1, 0, 0, 0]
+    np.save(tmp_path / "m64.npy", x64)
+    assert "underflow" in one_line(run("select", "--in", tmp_path / "m64.npy", "--n", 10, "--out",
+                                       tmp_path / "o64.npy"), 1)
+    assert not (tmp_path / "o64.npy").exists()
+
+
+def test_item3_real_duplicates_are_still_filled(backend):
+    x = np.zeros((12, 3), np.float32)
+    x[6:] = 1.0
+    g = fastsel.greedy(x, 4, 0, backend=backend)
+    assert g.indices.tolist() == [0, 6, 1, 2] and g.distances.dtype == torch.float32
+    t = fastsel.threshold_decay(x, 5, 0, order="index", backend=backend)
+    assert t.n_filled == 3 and t.distances.dtype == torch.float32
+
+
+def test_item3_mixed_scales_in_sets_and_streaming(backend, rng):
+    from fastsel import streaming
+    x = _mixed(rng, 1e-25)
+    ref = _greedy64(x.astype(np.float64), 10, 0)
+    s = fastsel.greedy_sets(torch.from_numpy(np.stack([x, x])), 10, 0, backend=backend)
+    assert s.indices[0].tolist() == ref and s.indices[1].tolist() == ref
+    for chunk in (37, 65536):
+        assert streaming.greedy(x, 10, 0, chunk_rows=chunk, backend=backend).indices.tolist() == ref
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_item3_a_distinct_row_among_duplicates(dtype, backend):
+    """The picks at distance 0 are true duplicates, but an unpicked row is not: it must come first."""
+    x = torch.zeros(10, 4, dtype=dtype)
+    x[0, 0] = 1.0
+    x[5, 1] = 1e-30
+    assert fastsel.greedy(x, 3, 0, backend=backend).indices.tolist() == [0, 1, 5]
+    t = fastsel.threshold_decay(x, 3, 0, order="index", backend=backend)
+    assert t.indices.tolist() == [0, 1, 5] and t.n_filled == 0

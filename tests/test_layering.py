@@ -156,3 +156,13 @@ def test_the_function_import_scan_sees_a_bare_import(tmp_path):
     p.write_text("import os\n\n\ndef f():\n    import json\n    # optional\n    import matplotlib\n"
                  "    import scipy  # optional (the data extra)\n\n    def g():\n        import csv\n")
     assert _function_imports(p) == [(5, "import json"), (7, "import matplotlib"), (11, "import csv")]
+
+
+def test_tests_live_next_to_the_module_they_guard():
+    """Issue 42: tests are organised by the module they guard, not by the round of past work that found
+    them; the reliability files (test_reliability*.py, test_*_reliability.py) were split up by module
+    (select's CLI cases in test_cli_select.py, io's rules in test_io.py, the ops' input checks in
+    test_ops_inputs.py, ...) and no such file comes back."""
+    tests = Path(__file__).resolve().parent
+    grouped_by_round = sorted(p.name for p in tests.glob("test_*.py") if "reliability" in p.stem)
+    assert grouped_by_round == []

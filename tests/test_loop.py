@@ -16,7 +16,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
 from fastsel.loop.pool import candidate_pool, equal_share_counts, select_from, source_shares  # noqa: E402
-from _helpers import free_port  # noqa: E402
+from _helpers import free_port, invoke as run, one_line, tree, user_folder  # noqa: E402
 
 ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
 
@@ -237,3 +237,41 @@ def test_bench_loop_times_steps_as_the_bare_loop(tmp_path):
     assert res["train_ratio"] == pytest.approx(ips["fastsel"] / ips["bare"])
     assert res["train_whole_call_ratio"] == pytest.approx(5 * 4 / res["train_whole_call_s"] / ips["bare"])
     assert res["sample_ratio"] > 0
+
+
+# ------------------------------------------------------------------ the loop's cases of issue 44 (from test_report_reliability.py)
+
+LOOP = ["--preset", "smoke", "-n", "8", "--train-steps", "2", "--batch-size", "4", "--sample-steps", "1",
+        "--sample-batch", "8", "--iterations", "1", "--selector", "none", "--holdout", "8", "--ckpt-every", "1"]
+
+
+# ------------------------------------------------------------------ 1. the user's files are never overwritten
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    np.savez(d / "tiny.npz", images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8),
+             labels=rng.integers(0, 3, 40))
+    return d / "tiny.npz"
+
+
+@pytest.mark.parametrize("sweep", [[], ["--seeds", "0,1"]], ids=["run", "sweep"])
+def test_item1_loop_refuses_a_run_dir_of_the_users_own_files(tiny, tmp_path, sweep):
+    proj = tmp_path / "userproj"
+    files = user_folder(proj)
+    before = tree(proj)
+    err = one_line(run("loop", tiny, *LOOP, *sweep, "--run-dir", proj), 1)
+    assert "did not write" in err and "metrics.csv" in err and "choose a new or empty folder" in err
+    assert tree(proj) == before and set(before) == set(files)  # byte for byte, and nothing added (no .lock)
+
+
+def test_item1_loop_runs_in_an_empty_folder_or_one_a_stopped_run_left(tiny, tmp_path):
+    left = tmp_path / "left"
+    left.mkdir()
+    (left / ".lock").write_text("123")  # what a run that failed before its first step leaves
+    r = run("loop", tiny, *LOOP, "--run-dir", left)
+    assert r.exit_code == 0, r.output
+    assert (left / "metrics.csv").exists() and (left / "config.json").exists()
+    r = run("loop", tiny, *LOOP, "--run-dir", left)  # the loop's own folder: resumed, not refused
+    assert r.exit_code == 0, r.output

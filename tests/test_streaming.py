@@ -54,3 +54,17 @@ def test_readme_form_works_after_import_fastsel_and_chunk_rows_is_checked(tmp_pa
     for bad in (0, -3, 2.5):
         with pytest.raises(FastselError, match="chunk_rows"):
             S.greedy(x, 5, 0, chunk_rows=bad)
+
+
+# ------------------------------------------------------------------ moved here from test_reliability3.py
+
+@pytest.mark.parametrize("exp", [70, -80, -140])
+def test_sweep_streaming_extreme_magnitudes_as_unscaled(exp, rng):
+    """Found in the sweep: fastsel.streaming.greedy did not scale extreme magnitudes (pow2_scale)."""
+    from fastsel import streaming
+    y = rng.standard_normal((300, 5)).astype(np.float32)
+    x = y * np.float32(2.0 ** exp)
+    g = fastsel.greedy(x, 20, 0)
+    s = streaming.greedy(x, 20, 0, chunk_rows=64)
+    assert s.indices.tolist() == g.indices.tolist()
+    assert torch.allclose(s.distances[1:].double(), g.distances[1:].double(), rtol=1e-6)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from fastsel import curate as C
 from fastsel.cli.main import cli
+from _helpers import imgs, invoke as run, one_line
 
 LOCK = ".fastsel-curate.lock"  # the lock file a run holds in its --out
 
@@ -365,3 +366,17 @@ def test_a_users_file_added_to_subset_is_never_deleted_by_a_rerun(tmp_path):
     (out / "subset" / "mynotes.txt").unlink()
     r = CliRunner().invoke(cli, args + ["-n", "4"])  # without the stranger, the rerun replaces its own subset
     assert r.exit_code == 0, r.output
+
+
+# ------------------------------------------------------------------ moved here from test_reliability4.py
+
+# ------------------------------------------------------------------ 4. curate: --features with --embeddings
+
+def test_item4_curate_refuses_features_given_with_embeddings(imgs, tmp_path):
+    np.save(tmp_path / "e.npy", np.random.default_rng(0).standard_normal((12, 4)))
+    err = one_line(run("curate", imgs, "-n", 3, "--out", tmp_path / "c", "--embeddings", tmp_path / "e.npy",
+                       "--features", "pixels", "-q"), 2)
+    assert "--features" in err and "--embeddings" in err
+    assert not (tmp_path / "c").exists()
+    r = run("curate", imgs, "-n", 3, "--out", tmp_path / "c", "--embeddings", tmp_path / "e.npy", "-q")
+    assert r.exit_code == 0, r.output  # --embeddings alone (the default --features unsaid) still works

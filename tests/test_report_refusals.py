@@ -16,12 +16,10 @@ pytest.importorskip("matplotlib")
 from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
-from _helpers import one_line  # noqa: E402
+from _helpers import one_line, tree, user_folder  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDS = os.path.join(ROOT, "docs", "selectors", "records", "selectors")
-LOOP = ["--preset", "smoke", "-n", "8", "--train-steps", "2", "--batch-size", "4", "--sample-steps", "1",
-        "--sample-batch", "8", "--iterations", "1", "--selector", "none", "--holdout", "8", "--ckpt-every", "1"]
 
 
 def run(*args):
@@ -47,59 +45,6 @@ def run_copy(dst, seed, config=None, records=None, edit=None):
     with open(os.path.join(dst, "metrics.json"), "w") as f:
         json.dump(m, f)
     return dst
-
-
-def user_folder(path):
-    """A user's project folder: their own metrics.csv, timing.json and report/report.md."""
-    files = {"metrics.csv": b"epoch,loss\n1,0.5\n", "timing.json": b'{"mine": 1}\n',
-             os.path.join("report", "report.md"): b"# my notes\n"}
-    for name, data in files.items():
-        os.makedirs(os.path.dirname(os.path.join(path, name)), exist_ok=True)
-        with open(os.path.join(path, name), "wb") as f:
-            f.write(data)
-    return files
-
-
-def tree(path):
-    """Every file under ``path`` with its bytes."""
-    out = {}
-    for d, _, names in os.walk(path):
-        for n in names:
-            with open(os.path.join(d, n), "rb") as f:
-                out[os.path.relpath(os.path.join(d, n), path)] = f.read()
-    return out
-
-
-# ------------------------------------------------------------------ 1. the user's files are never overwritten
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    np.savez(d / "tiny.npz", images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8),
-             labels=rng.integers(0, 3, 40))
-    return d / "tiny.npz"
-
-
-@pytest.mark.parametrize("sweep", [[], ["--seeds", "0,1"]], ids=["run", "sweep"])
-def test_item1_loop_refuses_a_run_dir_of_the_users_own_files(tiny, tmp_path, sweep):
-    proj = tmp_path / "userproj"
-    files = user_folder(proj)
-    before = tree(proj)
-    err = one_line(run("loop", tiny, *LOOP, *sweep, "--run-dir", proj), 1)
-    assert "did not write" in err and "metrics.csv" in err and "choose a new or empty folder" in err
-    assert tree(proj) == before and set(before) == set(files)  # byte for byte, and nothing added (no .lock)
-
-
-def test_item1_loop_runs_in_an_empty_folder_or_one_a_stopped_run_left(tiny, tmp_path):
-    left = tmp_path / "left"
-    left.mkdir()
-    (left / ".lock").write_text("123")  # what a run that failed before its first step leaves
-    r = run("loop", tiny, *LOOP, "--run-dir", left)
-    assert r.exit_code == 0, r.output
-    assert (left / "metrics.csv").exists() and (left / "config.json").exists()
-    r = run("loop", tiny, *LOOP, "--run-dir", left)  # the loop's own folder: resumed, not refused
-    assert r.exit_code == 0, r.output
 
 
 def test_item1_report_refuses_an_out_folder_of_the_users_own_files(tmp_path):
@@ -209,3 +154,54 @@ def test_item5_identical_values_across_seeds_give_warning_lines_not_raw_warnings
     assert lines and all(ln.startswith("warning: ") for ln in lines), r.stderr
     assert len(lines) == len(set(lines)) and not any(".py:" in ln or "Warning:" in ln for ln in lines)
     assert any("Welch test of gs" in ln for ln in lines), r.stderr
+
+
+# ------------------------------------------------------------------ moved here from test_reliability4.py
+
+# ------------------------------------------------------------------ 7. report: settings edited after the run
+
+def _run_copy(dst, seed=0, config_json=True):
+    shutil.copytree(os.path.join(RECORDS, f"seed{seed}"), dst)
+    m = json.loads((dst / "metrics.json").read_text())
+    if config_json:  # what the loop writes beside metrics.json
+        (dst / "config.json").write_text(json.dumps(m["config"]))
+    return dst
+
+
+def _edit(path, **changes):
+    d = json.loads(path.read_text())
+    (d["config"] if "metrics" in path.name else d).update(changes)
+    path.write_text(json.dumps(d))
+
+
+def test_item7_report_refuses_a_run_whose_config_json_was_edited(tmp_path):
+    a, b = _run_copy(tmp_path / "a" / "seed0", 0), _run_copy(tmp_path / "b" / "seed1", 1)
+    _edit(a / "config.json", n=32)
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "config.json: edited after the run: n differs" in err and "n 16 -> 32" in err, err
+    assert not (tmp_path / "o").exists()
+    (a / "config.json").write_text('{"dataset": "mn')  # truncated: the report cannot check it
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "config.json: not readable JSON settings" in err and "restore it from metrics.json" in err, err
+
+
+def test_item7_report_refuses_a_metrics_config_edited_to_pool_runs(tmp_path):
+    a, b = _run_copy(tmp_path / "a" / "seed0", 0, False), _run_copy(tmp_path / "b" / "seed1", 1, False)
+    _edit(a / "metrics.json", n=32)
+    err = one_line(run("report", a, b, "--out", tmp_path / "o"), 1)
+    assert "metrics.json: its config was edited after the run" in err and "config_sha256" in err, err
+
+
+def test_item7_free_settings_may_change_and_old_runs_without_a_hash_still_report(tmp_path):
+    a, b = _run_copy(tmp_path / "a" / "seed0", 0), _run_copy(tmp_path / "b" / "seed1", 1)
+    _edit(a / "config.json", iterations=9, device="cuda", ckpt_every=7)  # a run extended, resumed elsewhere
+    c = json.loads((b / "config.json").read_text())
+    del c["entropy_m"]  # a config.json from before a setting existed: its default
+    (b / "config.json").write_text(json.dumps(c))
+    r = run("report", a, b, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    m = json.loads((b / "metrics.json").read_text())
+    del m["config_sha256"]
+    (b / "metrics.json").write_text(json.dumps(m))
+    r = run("report", a, b, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
