@@ -148,6 +148,14 @@ def invoke(*args, **kw):
     return CliRunner().invoke(cli, [str(a) for a in args], **kw)
 
 
+def tiny_npz(folder) -> str:
+    """``folder/tiny.npz``: 40 random 8x8 grey images (seed 0) with labels 0-2 -- the loop tests' dataset."""
+    rng = np.random.default_rng(0)
+    path = os.path.join(str(folder), "tiny.npz")
+    np.savez(path, images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8), labels=rng.integers(0, 3, 40))
+    return path
+
+
 @pytest.fixture
 def imgs(tmp_path):
     p = tmp_path / "imgs.npz"

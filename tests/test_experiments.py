@@ -10,6 +10,7 @@ import pytest
 
 from fastsel.features import lenet
 from fastsel.loop.pool import Candidates, select_from
+from _helpers import tiny_npz
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -43,8 +44,7 @@ def _cli(*args):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep")
-    rng = np.random.default_rng(0)
-    np.savez(d / "tiny.npz", images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8), labels=rng.integers(0, 3, 40))
+    tiny_npz(d)
     common = ["--preset", "smoke", "--train-steps", "2", "--batch-size", "8", "--sample-steps", "1", "--sample-batch",
               "16", "--iterations", "2", "--paradigm", "replace"]
     r1 = _cli("loop", str(d / "tiny.npz"), *common, "-n", "12,16", "--selector", "none,all", "--run-dir", str(d / "sizes"))

@@ -17,15 +17,13 @@ import fastsel
 from fastsel.cli.main import cli
 from fastsel.loop.pool import Candidates, select_from
 from fastsel.selectors import SELECTORS
+from _helpers import tiny_npz
 
 
 def _tiny_loop(tmp_path, selector: str):
     """A two-iteration replace loop on 40 random 8x8 images, one arm: a minute's run on 2 cores."""
     from fastsel.loop import LoopConfig, preset
-    rng = np.random.default_rng(0)
-    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
-    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
-    return LoopConfig(dataset=str(tmp_path / "tiny.npz"), **dict(
+    return LoopConfig(dataset=tiny_npz(tmp_path), **dict(
         preset("smoke", "tiny"), n=16, train_steps=4, batch_size=8, sample_steps=2, sample_batch=8, iterations=2,
         ckpt_every=2, selectors=(selector,), paradigm="replace"))
 

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
 from fastsel.loop.pool import candidate_pool, equal_share_counts, select_from, source_shares  # noqa: E402
-from _helpers import free_port, invoke as run, one_line, tree, user_folder  # noqa: E402
+from _helpers import free_port, invoke as run, one_line, tiny_npz, tree, user_folder  # noqa: E402
 
 ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
 
@@ -79,12 +80,7 @@ def test_unet_presets_match_the_documented_sizes():
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    d = tmp_path_factory.mktemp("loopdata")
-    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
-    labels = rng.integers(0, 3, size=40)
-    np.savez(d / "tiny.npz", images=imgs, labels=labels)
-    return str(d / "tiny.npz")
+    return tiny_npz(tmp_path_factory.mktemp("loopdata"))
 
 
 TINY = ["--preset", "smoke", "-n", "16", "--train-steps", "6", "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8",
@@ -249,11 +245,7 @@ LOOP = ["--preset", "smoke", "-n", "8", "--train-steps", "2", "--batch-size", "4
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    np.savez(d / "tiny.npz", images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8),
-             labels=rng.integers(0, 3, 40))
-    return d / "tiny.npz"
+    return Path(tiny_npz(tmp_path_factory.mktemp("data")))
 
 
 @pytest.mark.parametrize("sweep", [[], ["--seeds", "0,1"]], ids=["run", "sweep"])

@@ -17,7 +17,7 @@ pytest.importorskip("matplotlib")
 from click.testing import CliRunner  # noqa: E402
 
 from fastsel.cli.main import cli  # noqa: E402
-from _helpers import one_line
+from _helpers import one_line, tiny_npz
 
 ENV = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="100000000000", OMP_NUM_THREADS="1")
 LOOP = ["--preset", "smoke", "-n", "8", "--train-steps", "2", "--batch-size", "4", "--sample-steps", "1",
@@ -48,9 +48,7 @@ def edit_config(run_dir, **changes):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    np.savez(d / "tiny.npz", images=(rng.random((40, 8, 8, 1)) * 255).astype(np.uint8),
-             labels=rng.integers(0, 3, 40))
+    tiny_npz(d)
     return d
 
 

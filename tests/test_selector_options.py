@@ -17,6 +17,7 @@ from fastsel.cli.main import cli
 from fastsel.errors import FastselError
 from fastsel.ops._inputs import DEFAULT_ALPHA, ORDERS
 from fastsel.selectors import SELECTORS, Option, all_options
+from _helpers import tiny_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -120,10 +121,7 @@ def test_curate_passes_a_user_selector_option(spread, tmp_path, rng):
 
 
 def _tiny(tmp_path):
-    rng = np.random.default_rng(0)
-    imgs = (rng.random((40, 8, 8, 1)) * 255).astype(np.uint8)
-    np.savez(tmp_path / "tiny.npz", images=imgs, labels=rng.integers(0, 3, size=40))
-    return ["loop", str(tmp_path / "tiny.npz"), "--preset", "smoke", "-n", "16", "--train-steps", "4",
+    return ["loop", tiny_npz(tmp_path), "--preset", "smoke", "-n", "16", "--train-steps", "4",
             "--batch-size", "8", "--sample-steps", "2", "--sample-batch", "8", "--iterations", "2",
             "--ckpt-every", "2", "--paradigm", "replace"]
 
