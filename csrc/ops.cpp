@@ -126,6 +126,18 @@ TORCH_LIBRARY(fastsel, m) {
   // for the whole set, as GPU FPS libraries run each set of a batch. Returns idx (n,).
   m.def("_fps_one_block(Tensor x, int n, int start) -> Tensor");
 
+  // _facility_gains: facility location's gain evaluations on a dense (N, N) float32/float64
+  // kernel K, each listed row read once in place (CPU only): for each j in rows,
+  // [sum_i max(0, K[j, i] - cover[i]), sum_i [K[j, i] >= thr[i]] K[j, i] (0 without thr)], (R, 2)
+  // float64. cover has K's dtype; thr (float32 K only) is the certificate's activity threshold
+  // (fastsel/diversity.py). float32 rows are summed in float32 lanes over blocks of 256 values and
+  // then in float64: at most 16 u of either sum.
+  m.def("_facility_gains(Tensor K, Tensor rows, Tensor cover, Tensor? thr=None) -> Tensor");
+
+  // _facility_mirror: K[b:, a:b] = K[a:b, b:]^T in place (a symmetric kernel built by blocks on and
+  // above the diagonal), in tiles (CPU only).
+  m.def("_facility_mirror(Tensor(a!) K, int a, int b) -> ()");
+
   // _stream_read: sum of all elements, read once with the same vector units
   // and threads as the kernels; the benchmark's read-bandwidth probe.
   m.def("_stream_read(Tensor x) -> Tensor");

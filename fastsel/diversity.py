@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from . import _backend
 from .errors import FastselError
 from .ops._inputs import DEFAULT_SEED, _check_n, _check_start, as_tensor, check_int, check_real, check_seed
 from .ops.nn import nn
@@ -106,7 +107,10 @@ class _Kernel:
             for a in range(0, N, BLOCK):
                 b = min(a + BLOCK, N)
                 upper = self._fill(self.dense[a:b, a:], self.x[a:b], self.sq[a:b], self.x[a:], self.sq[a:])
-                self.dense[b:, a:b] = upper[:, b - a:].T
+                if _fused(self.dense):
+                    torch.ops.fastsel._facility_mirror(self.dense, a, b)
+                else:
+                    self.dense[b:, a:b] = upper[:, b - a:].T
 
     def _fill(self, out, xa, sqa, xb, sqb):
         """out = exp(-((||a||^2 + ||b||^2) - 2 a.b)_+ / h) for the rows a of xa and b of xb, in place."""
@@ -140,6 +144,21 @@ class _Kernel:
             b = min(a + BLOCK, N)
             out += self._fill(buf[:b - a], self.x[a:b], self.sq[a:b], self.x, self.sq).sum(0)
         return out
+
+
+def _fused(t: torch.Tensor) -> bool:
+    """Whether the compiled one-pass gain evaluation (``fastsel::_facility_gains``) takes this dense kernel."""
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and _backend.has_kernel(
+        "_facility_gains", "cpu")
+
+
+def _gains(K, js: list, cover: torch.Tensor, buf: torch.Tensor) -> list:
+    """sum_i max(0, k(j, i) - cover[i]) for each j in js, as floats: one pass over each dense kernel row
+    where the compiled kernel is there, else rows gathered (or computed) into ``buf`` and reduced."""
+    if K.dense is not None and _fused(K.dense):
+        rows = torch.tensor(js, dtype=torch.int64)
+        return torch.ops.fastsel._facility_gains(K.dense, rows, cover)[:, 0].tolist()
+    return K.rows(js, buf).sub_(cover).clamp_min_(0.0).sum(1).tolist()
 
 
 def _unpicked(picks: list, N: int, n: int) -> list:
@@ -229,6 +248,240 @@ def _initial(initial_subset, N: int, n) -> tuple:
     return init, n
 
 
+# ---------------------------------------------------------------- the float32 kernel, certified
+
+U32 = 2.0 ** -24  # float32's unit roundoff
+TINY = 2.0 ** -125  # >= the error of a float32 kernel value that underflows (true value < 2^-126)
+F32_MIN_ROWS = 4096  # smaller pools: the float64 kernel is built in a moment; the certificate's bookkeeping is not free
+F32_MAX_RHO = 1e-3  # wider relative error bounds (rows far beyond the bandwidth): every gain would need its recheck
+F32_MAX_CANDIDATES = 256  # more gains undecided at one pick (near-zero gains: duplicates): the float64 path
+
+
+def _f32_gemm_is_ieee() -> bool:
+    """float32 matrix products in float32 (no TF32 / bf16 passes that the error bound below does not cover)."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    for ns in (torch.backends, getattr(torch.backends.mkldnn, "matmul", None)):
+        if getattr(ns, "fp32_precision", "none") not in ("none", "ieee"):
+            return False
+    return True
+
+
+class _Kernel32:
+    """The RBF kernel in float32 (half the memory of float64, float32 GEMMs), every entry within a
+    proven bound of the true value: |K~ - K| <= rho K~ + TINY. The bound: a float32 dot product of d
+    terms (any summation order) errs by at most gamma_d ||a|| ||b||, gamma_d = d u / (1 - d u); the
+    rows' rounding to float32 adds (2u + u^2) ||a|| ||b||; the norms, the sum ||a||^2 + ||b||^2 - 2 a.b,
+    the scaling by 1/h and exp add a few u more (taken generously); so the exponent errs by at most
+    Delta (below, nmax the largest centred row norm), K <= K~ e^Delta / (1 - 4u) and
+    |K~ - K| <= K (e^Delta (1 + 4u) - 1). Values under float32's normal range (< 2^-126) err by at most
+    TINY. Symmetric: blocks on and above the diagonal by GEMM, mirrored below."""
+
+    def __init__(self, x: torch.Tensor, h: float):
+        self.x, self.h = x, h  # x: float64, centred
+        N, d = x.shape
+        self.sq = (x * x).sum(1)
+        u = U32
+        nmax2 = float(self.sq.max())
+        eta = (d * u / (1.0 - d * u)) * (1.0 + u) ** 2 + 2.0 * u + u * u
+        E = 2.0 * eta * nmax2 + 40.0 * u * nmax2  # |D~ - D|: the dot product, the norms' and the sums' rounding
+        delta = (E + 4.0 * u * (4.0 * nmax2 + E)) / h  # ... and the exponent's scaling by 1/h
+        ed = math.exp(delta)
+        # relative bound, plus 16 u for the rounding of the bound's own arithmetic in the gain evaluation
+        self.rho = ed * (ed * (1.0 + 4.0 * u) - 1.0) / (1.0 - 4.0 * u) + 16.0 * u
+        self.dense = None
+        if self.rho > F32_MAX_RHO:
+            return
+        x32, sq32 = x.to(torch.float32), self.sq.to(torch.float32)
+        self.dense = torch.empty((N, N), dtype=torch.float32)
+        for a in range(0, N, BLOCK):
+            b = min(a + BLOCK, N)
+            up = self.dense[a:b, a:]
+            torch.add(sq32[a:b, None], sq32[None, a:], out=up)
+            up.addmm_(x32[a:b], x32[a:].T, alpha=-2.0)
+            up.clamp_min_(0.0).div_(-h).exp_()
+            torch.ops.fastsel._facility_mirror(self.dense, a, b)
+
+    def exact(self, js: torch.Tensor) -> torch.Tensor:
+        """k(j, .) in float64 from the features, (len(js), N): the float64 kernel's arithmetic."""
+        out = torch.add(self.sq[js][:, None], self.sq[None, :])
+        out.addmm_(self.x[js], self.x.T, alpha=-2.0)
+        return out.clamp_min_(0.0).div_(-self.h).exp_()
+
+    def exact_at(self, js: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """k(j, i) in float64 for j in js and i in cols, (len(js), len(cols))."""
+        out = torch.add(self.sq[js][:, None], self.sq[cols][None, :])
+        out.addmm_(self.x[js], self.x[cols].T, alpha=-2.0)
+        return out.clamp_min_(0.0).div_(-self.h).exp_()
+
+    def exact_pairs(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """k(a[t], b[t]) in float64 for each t."""
+        dot = (self.x[a] * self.x[b]).sum(1)
+        return (self.sq[a] + self.sq[b] - 2.0 * dot).clamp_min_(0.0).div_(-self.h).exp_()
+
+
+class _Cover32:
+    """The cover of the picks so far in the float32 kernel (c~[i] = max over picks of K~[p, i]), the pick
+    that set it (arg, -1 before any), the runner-up value (c2), from which the float64 cover is
+    recovered where a recheck needs it, and the activity threshold thr: a row i with K~[j, i] < thr[i]
+    cannot have k(j, i) > cover(i) (thr <= (c~ (1 - rho) - 2 TINY) / (1 + rho), rounded down)."""
+
+    def __init__(self, K: _Kernel32):
+        N = K.x.shape[0]
+        self.K = K
+        self.c = torch.zeros(N, dtype=torch.float32)
+        self.c2 = torch.zeros(N, dtype=torch.float32)
+        self.arg = torch.full((N,), -1, dtype=torch.int64)
+        self.picks: list = []
+        self._thr()
+
+    def _thr(self) -> None:
+        rho = self.K.rho
+        t = (self.c.double() * ((1.0 - rho) / (1.0 + rho)) - 2.0 * TINY / (1.0 + rho)) * (1.0 - 4.0 * U32) - TINY
+        self.thr = t.to(torch.float32)
+        self.thr -= self.thr.abs() * (2.0 * U32)  # the cast rounds to nearest: step below it
+
+    def add(self, j: int) -> None:
+        r = self.K.dense[j]
+        self.arg = torch.where(r > self.c, j, self.arg)
+        torch.maximum(self.c2, torch.minimum(self.c, r), out=self.c2)
+        torch.maximum(self.c, r, out=self.c)
+        self.picks.append(j)
+        self._thr()
+
+    def exact(self, rows: torch.Tensor) -> torch.Tensor:
+        """The float64 cover max_p k(p, i) at each of ``rows``: k(arg_i, i) where no other pick can reach
+        it within the bound, else the best of the picks that can (their float32 values and the bound say
+        which); 0 before any pick (or where every pick's value underflows float32: < 2^-126)."""
+        K, rho = self.K, self.K.rho
+        c, c2, arg = self.c[rows].double(), self.c2[rows].double(), self.arg[rows]
+        out = torch.zeros(len(rows), dtype=torch.float64)
+        has = arg >= 0
+        if bool(has.any()):
+            out[has] = K.exact_pairs(arg[has], rows[has])
+        # rows where another pick's value may reach the max: c2 (1 + rho) + TINY >= c (1 - rho) - TINY
+        amb = has & (c2 * (1.0 + rho) + 2.0 * TINY >= c * (1.0 - rho))
+        if bool(amb.any()):
+            ra = rows[amb]
+            picks = torch.tensor(self.picks, dtype=torch.int64)
+            v = K.dense[ra][:, picks].double()
+            lo = (v * (1.0 - rho) - TINY).max(1, keepdim=True).values
+            ii, pp = torch.nonzero(v * (1.0 + rho) + TINY >= lo, as_tuple=True)
+            val = K.exact_pairs(picks[pp], ra[ii])
+            out[amb] = torch.zeros(len(ra), dtype=torch.float64).scatter_reduce_(0, ii, val, "amax")
+        return out
+
+
+def _exact_gains(K: _Kernel32, cov: _Cover32, js: list) -> list:
+    """The float64 gains sum_i max(0, k(j, i) - cover(i)) of js, summed over the rows where the float32
+    value reaches the activity threshold (elsewhere the term is 0: proven)."""
+    idx = torch.tensor(js, dtype=torch.int64)
+    act = K.dense[idx] >= cov.thr
+    U = torch.nonzero(act.any(0)).flatten()
+    if len(U) == 0:
+        return [0.0] * len(js)
+    k = K.exact_at(idx, U)
+    return ((k - cov.exact(U)).clamp_min_(0.0) * act[:, U]).sum(1).tolist()
+
+
+def _intervals(K: _Kernel32, cov: _Cover32, js: list) -> list:
+    """(lo, hi, j) for each j in js: the float32 gain g and an interval around it that holds the true one.
+    On the active rows (K~ >= thr, a superset of the rows whose true term can be positive) each term's
+    error is at most rho (K~ + c~) + 2 TINY <= 2 rho / (1 - rho) K~ + 3 TINY (there c~ <= K~ (1 + rho) /
+    (1 - rho) + ...), so the kernel's and the cover's errors move g by at most 2 rho / (1 - rho) s + 3 N TINY,
+    s the sum of K~ over the active rows; the float32 lanes' and float64 sums' rounding adds 32 u + N 2^-52
+    of g + s."""
+    N, rho, u = K.x.shape[0], K.rho, U32
+    kw = 2.0 * rho / (1.0 - rho) * (1.0 + 64.0 * u) * (1.0 + 1e-6)
+    slack = 32.0 * u + (N + 64) * 2.0 ** -52
+    r = torch.ops.fastsel._facility_gains(K.dense, torch.tensor(js, dtype=torch.int64), cov.c, cov.thr)
+    out = []
+    for (g, s), j in zip(r.tolist(), js):
+        w = kw * s + 3.0 * N * TINY + slack * (g + s) + 1e-300
+        out.append((g - w, g + w, j))
+    return out
+
+
+class _Undecided(Exception):
+    """Too many gains within the bound of each other at one pick: the float64 path decides instead."""
+
+
+def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
+    """Facility location's lazy greedy on the float32 kernel with certified picks (see facility): the
+    same picks as the float64 kernel, or None where this path does not apply (the caller runs that).
+    Each evaluated gain is an interval [g - w, g + w] around the float32 one: w bounds what the kernel's
+    and the cover's errors (rho K~ + TINY each, on the rows where the term can be positive) and the
+    float32 and float64 summations can move it. A pick is certified when one interval lies above every
+    other (and every stale bound) by more than the tie tolerance; otherwise the gains still in reach are
+    recomputed in float64 (on their active rows) and the float64 rule picks. The gains and the objective
+    reported are float64, recomputed from the features for the picks in order."""
+    K = _Kernel32(x, h)
+    if K.dense is None:
+        return None
+    N = x.shape[0]
+    cov = _Cover32(K)
+    for j in init:
+        cov.add(j)
+
+    def evaluate(js):
+        return _intervals(K, cov, js)
+
+    first = []
+    for a in range(0, N, 4096):
+        first += evaluate(list(range(a, min(a + 4096, N))))
+    chosen = set(init)
+    heap = [(-hi, j) for lo, hi, j in first if j not in chosen]
+    heapq.heapify(heap)
+    picks, evals, rechecked = [], 0, 0
+    batch, cap = 1, 512
+    while len(picks) < n:
+        seen, best_lo, top_hi, size = [], -math.inf, -math.inf, batch
+        while heap and not (seen and -heap[0][0] < best_lo - tie_tol(top_hi, N)):
+            popped = [heapq.heappop(heap) for _ in range(min(size, cap, len(heap)))]
+            got = evaluate([j for _, j in popped])
+            seen += got
+            evals += len(got)
+            best_lo = max(best_lo, max(t[0] for t in got))
+            top_hi = max(top_hi, max(t[1] for t in got))
+            size = min(2 * size, cap)
+        T = tie_tol(top_hi, N)
+        cands = [t for t in seen if t[1] >= best_lo - T]
+        batch = max(1, min(cap, len(cands)))
+        exact = {}
+        if len(cands) == 1 and cands[0][0] > T:
+            j = cands[0][2]  # certified: every other gain is below its interval by more than the tie tolerance
+        else:
+            if len(cands) > F32_MAX_CANDIDATES:
+                raise _Undecided
+            js = sorted(t[2] for t in cands)
+            exact = dict(zip(js, _exact_gains(K, cov, js)))
+            rechecked += len(js)
+            best = max(exact.values())
+            if best - tie_tol(best, N) <= 0.0:
+                raise _Undecided  # every remaining gain is 0 within the tolerance: the float64 path's index order
+            j = min(k for k, g in exact.items() if g >= best - tie_tol(best, N))
+        for lo, hi, k in seen:
+            if k != j:
+                heapq.heappush(heap, (-min(hi, exact.get(k, hi)), k))
+        picks.append(j)
+        cov.add(j)
+        if progress is not None:
+            progress(len(picks))
+    # the float64 gains and objective, from the features: the picks' kernel rows in batches (GEMMs)
+    cover = torch.zeros(N, dtype=torch.float64)
+    for a in range(0, len(init), 256):
+        torch.maximum(cover, K.exact(torch.tensor(init[a:a + 256])).max(0).values, out=cover)
+    gains = []
+    step = max(1, min(256, BATCH_BYTES // (8 * N)))
+    for a in range(0, len(picks), step):
+        rows = K.exact(torch.tensor(picks[a:a + step]))
+        for r in rows:
+            gains.append(float((r - cover).clamp_min_(0.0).sum()))
+            torch.maximum(cover, r, out=cover)
+    return picks, {"objective": float(cover.sum()), "gains": gains, "gain_evaluations": evals,
+                   "rechecked": rechecked}
+
+
 def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int] = None, kernel=None,
              initial_subset=None, progress: Optional[Callable] = None):
     """Facility location: the n rows S that maximise F(S) = sum_i max_{j in S} k(j, i) (how well S
@@ -280,6 +533,17 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         return _facility_knn(x, n, check_int(knn, "knn", 1), bandwidth, progress, initial_subset)
     if rbf:
         x, _, h = _prepare(x, 1, bandwidth)
+        N = x.shape[0]
+        init, n = _initial(initial_subset, N, n)
+        if (N >= F32_MIN_ROWS and N * N * 4 <= kernel_bytes() and _fused(x) and _f32_gemm_is_ieee()):
+            try:
+                done = _facility_f32(x, h, init, n, progress)
+            except _Undecided:
+                done = None
+            if done is not None:
+                picks, info = done
+                info["bandwidth"] = h
+                return torch.tensor(picks, dtype=torch.int64), info
         K, scale = _Kernel(x, h), 1.0
     else:
         x = _similarity(x, kernel)
@@ -312,7 +576,7 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         while heap and not (seen and -heap[0][0] < tol(best)):
             popped = [heapq.heappop(heap) for _ in range(min(size, cap, len(heap)))]
             js = [j for _, j in popped]
-            gains = K.rows(js, buf).sub_(cover).clamp_min_(0.0).sum(1).tolist()
+            gains = _gains(K, js, cover, buf)
             seen += list(zip(gains, js))
             bounds += [-b for b, _ in popped]
             best = max(best, max(gains))

@@ -313,3 +313,125 @@ def test_dpp_spent_rank_fills_a_distinct_row_before_a_duplicate():
     assert info["rank_spent_at"] == 11 and info["log_det"] == -math.inf
     assert 8 in idx.tolist() and not ({1, 2} <= set(idx.tolist())), idx.tolist()
     assert idx.tolist() == R.dpp(x, 12, 0, bandwidth=info["bandwidth"])
+
+
+# ---------------------------------------------------------------- facility on the float32 kernel, certified
+
+def _f32(monkeypatch, on=True):
+    """The float32 path for every pool size (on) or never (off)."""
+    monkeypatch.setattr(D, "F32_MIN_ROWS", 0 if on else 10 ** 9)
+
+
+needs_kernel = pytest.mark.skipif(not D._fused(torch.zeros(1)), reason="the compiled facility kernels are not built")
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", ["gauss", "clusters", "one-dim", "tiny-bandwidth", "wide-bandwidth", "outlier",
+                                  "near-full", "initial"])
+def test_float32_facility_picks_what_the_literal_definition_picks(case, monkeypatch):
+    """The float32 kernel with certified picks and float64 rechecks gives the literal float64 greedy's picks,
+    objective and gains, on fresh random data of several shapes (the tie rule included)."""
+    g = np.random.default_rng(abs(hash(case)) % 2 ** 32)
+    N, n, kw = 400, 60, {}
+    if case == "gauss":
+        x = g.standard_normal((N, 24))
+    elif case == "clusters":
+        x = (g.standard_normal((8, 16)) * 5)[g.integers(0, 8, N)] + g.standard_normal((N, 16))
+    elif case == "one-dim":
+        x = g.standard_normal((N, 1))
+    elif case == "tiny-bandwidth":  # most kernel values underflow float32
+        x, kw = g.standard_normal((N, 8)), {"bandwidth": 0.05}
+    elif case == "wide-bandwidth":  # every value near 1: gains differ in the last digits
+        x, kw = g.standard_normal((N, 8)), {"bandwidth": 1e4}
+    elif case == "outlier":
+        x = g.standard_normal((N, 8))
+        x[7] *= 40
+    elif case == "near-full":
+        x, n = g.standard_normal((N, 4)), N - 3
+    else:
+        x = g.standard_normal((N, 10))
+    init = [3, 50, 51, 399] if case == "initial" else None
+    _f32(monkeypatch)
+    idx, info = D.facility(x, n, initial_subset=init, **kw)
+    _f32(monkeypatch, False)
+    idx64, info64 = D.facility(x, n, initial_subset=init, **kw)
+    assert torch.equal(idx, idx64)
+    if init is None:
+        ref, obj = R.facility(x, n, kw.get("bandwidth"))
+        assert idx.tolist() == ref and abs(info["objective"] - obj) <= 1e-9 * abs(obj)
+    assert info["objective"] == pytest.approx(info64["objective"], rel=1e-12)
+    assert np.allclose(info["gains"], info64["gains"], rtol=1e-10, atol=1e-12)
+
+
+@needs_kernel
+def test_the_float32_path_runs_where_it_applies_and_steps_aside_where_it_cannot_decide(monkeypatch):
+    """The certified path is the one taken (it reports its rechecks); a pool of duplicates, whose gains are
+    all 0 once each distinct row is covered, leaves the decision to the float64 path (same picks as the
+    literal definition); a float32 GEMM that may run in bf16/TF32 is not used at all."""
+    g = np.random.default_rng(3)
+    x = g.standard_normal((300, 6))
+    _f32(monkeypatch)
+    assert "rechecked" in D.facility(x, 20)[1]
+    dup = g.standard_normal((12, 5))[np.arange(240) % 12]
+    idx, info = D.facility(dup, 30)
+    assert "rechecked" not in info and idx.tolist() == R.facility(dup, 30)[0]
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "medium")
+    assert not D._f32_gemm_is_ieee()
+    assert "rechecked" not in D.facility(x, 20)[1]
+
+
+@needs_kernel
+def test_the_float32_kernels_bound_holds_and_the_gain_intervals_contain_the_float64_gains():
+    """Every float32 kernel value lies within rho K~ + TINY of the float64 value; every gain interval the
+    lazy greedy decides with contains the float64 gain, every recheck equals it, and the float64 cover is
+    recovered exactly, for covers of 0, 1, 7 and 120 picks."""
+    g = np.random.default_rng(11)
+    x = torch.as_tensor(g.standard_normal((500, 48)) * np.linspace(0.1, 3, 48))
+    xc, _, h = D._prepare(x, 1, None)
+    K = D._Kernel32(xc, h)
+    K64 = D._Kernel(xc, h).dense
+    err = (K.dense.double() - K64).abs()
+    assert bool((err <= K.rho * K.dense.double() + D.TINY).all())
+    assert 1e-7 < K.rho < 1e-3  # a real bound, not a vacuous one
+    lo_width = []
+    for picks in ([], [0], list(g.choice(500, 7, replace=False)), list(g.choice(500, 120, replace=False))):
+        cov = D._Cover32(K)
+        c64 = torch.zeros(500, dtype=torch.float64)
+        for p in picks:
+            cov.add(int(p))
+            c64 = torch.maximum(c64, K64[int(p)])
+        truth = (K64 - c64).clamp_min(0).sum(1)
+        js = list(range(500))
+        for (lo, hi, j), ex in zip(D._intervals(K, cov, js), D._exact_gains(K, cov, js)):
+            assert lo <= float(truth[j]) <= hi, (len(picks), j)
+            assert abs(ex - float(truth[j])) <= 1e-12 * max(1.0, float(truth[j]))
+            lo_width.append(hi - lo)
+        assert torch.allclose(cov.exact(torch.arange(500)), c64, rtol=1e-13, atol=0)
+    assert max(lo_width) > 0
+
+
+@needs_kernel
+def test_facility_kernels_against_float64_references(rng):
+    """fastsel::_facility_gains (both dtypes, with and without the threshold sum) and _facility_mirror
+    against torch in float64, on fresh random data and odd sizes."""
+    for N in (1, 7, 255, 257, 1000):
+        K = torch.as_tensor(rng.random((N, N)))
+        c = torch.as_tensor(rng.random(N)) * 0.7
+        rows = torch.as_tensor(rng.integers(0, N, 9))
+        ref = (K[rows] - c).clamp_min(0).sum(1)
+        got = torch.ops.fastsel._facility_gains(K, rows, c)
+        assert torch.allclose(got[:, 0], ref, rtol=1e-13) and bool((got[:, 1] == 0).all())
+        K32, c32, t32 = K.float(), c.float(), (c * 0.9).float()
+        got = torch.ops.fastsel._facility_gains(K32, rows, c32, t32)
+        K64 = K32.double()
+        assert torch.allclose(got[:, 0], (K64[rows] - c32.double()).clamp_min(0).sum(1), rtol=2e-6, atol=1e-6)
+        assert torch.allclose(got[:, 1], (K64[rows] * (K32[rows] >= t32)).sum(1), rtol=2e-6, atol=1e-6)
+        for dt in (torch.float32, torch.float64):
+            M = torch.as_tensor(rng.random((N, N))).to(dt)
+            want = M.clone()
+            a, b = N // 5, N // 2
+            want[b:, a:b] = want[a:b, b:].T
+            torch.ops.fastsel._facility_mirror(M, a, b)
+            assert torch.equal(M, want)
+    with pytest.raises(RuntimeError, match="out of range"):
+        torch.ops.fastsel._facility_gains(K, torch.tensor([N]), c)

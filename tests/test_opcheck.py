@@ -39,6 +39,14 @@ def test_opcheck_stream_read():
     torch.library.opcheck(torch.ops.fastsel._stream_read, (torch.randn(1000),))
 
 
+def test_opcheck_facility_kernels():
+    K = torch.rand(300, 300)
+    rows, c = torch.tensor([0, 5, 299]), torch.rand(300) * 0.5
+    torch.library.opcheck(torch.ops.fastsel._facility_gains, (K, rows, c, c * 0.9))
+    torch.library.opcheck(torch.ops.fastsel._facility_gains, (K.double(), rows, c.double()))
+    torch.library.opcheck(torch.ops.fastsel._facility_mirror, (torch.rand(300, 300), 10, 200))
+
+
 def test_stream_read_value():
     x = torch.arange(100000, dtype=torch.float32) % 7
     assert torch.ops.fastsel._stream_read(x).item() == pytest.approx(float(x.double().sum()), rel=1e-6)

@@ -38,3 +38,11 @@ if _backend.loaded():
     @torch.library.register_fake("fastsel::_stream_read")
     def _stream_fake(x):
         return x.new_empty((), dtype=torch.float64)
+
+    @torch.library.register_fake("fastsel::_facility_gains")
+    def _facility_gains_fake(K, rows, cover, thr=None):
+        return K.new_empty(rows.shape[0], 2, dtype=torch.float64)
+
+    @torch.library.register_fake("fastsel::_facility_mirror")
+    def _facility_mirror_fake(K, a, b):
+        return None
