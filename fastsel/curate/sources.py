@@ -148,7 +148,7 @@ def _datasets():
     """The datasets package (one line where it is missing), its progress bars off during a quiet run."""
     try:
         import datasets  # optional: datasets (the data extra)
-        from datasets.utils import are_progress_bars_disabled, disable_progress_bars  # optional: datasets (the data extra)
+        from datasets.utils import are_progress_bars_disabled, disable_progress_bars  # optional: the data extra
     except ImportError:
         raise DataError("Hugging Face datasets need the datasets package (pip install datasets)") from None
     if _BARS["quiet"] and not are_progress_bars_disabled():
