@@ -3,8 +3,12 @@ commands, the loop's driver and its training read the process group only through
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from typing import Optional
+
+import torch
+import torch.distributed as dist
 
 
 def launched() -> bool:
@@ -13,7 +17,6 @@ def launched() -> bool:
 
 
 def initialized() -> bool:
-    import torch.distributed as dist
     return dist.is_available() and dist.is_initialized()
 
 
@@ -21,7 +24,6 @@ def rank_world() -> tuple:
     """(rank, world size) of the default group; (0, 1) without one."""
     if not initialized():
         return 0, 1
-    import torch.distributed as dist
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -36,7 +38,6 @@ def is_main() -> bool:
 
 def barrier() -> None:
     if multi():
-        import torch.distributed as dist
         dist.barrier()
 
 
@@ -47,9 +48,6 @@ def init(device: str = "cpu", timeout_s: Optional[float] = None) -> tuple:
     None). Returns (created, device)."""
     if not launched() or initialized():
         return False, device
-    import datetime
-    import torch
-    import torch.distributed as dist
     kw = {} if timeout_s is None else {"timeout": datetime.timedelta(seconds=timeout_s)}
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -74,5 +72,4 @@ def group(device: str = "cpu", timeout_s: Optional[float] = None):
         yield dev
     finally:
         if created:
-            import torch.distributed as dist
             dist.destroy_process_group()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -43,7 +44,6 @@ PANEL = 64  # dpp: rows per panel (see dpp)
 def kernel_bytes() -> int:
     """The most memory the N x N kernel may take: ``FASTSEL_KERNEL_BYTES``, by default a quarter of
     the machine's memory, at most 4 GiB (N <= 23,170)."""
-    import os
     v = os.environ.get("FASTSEL_KERNEL_BYTES", "")
     try:
         if v.strip():

@@ -5,11 +5,12 @@ preprocessing (InceptionV3 pool3, inputs at 299x299 in [-1, 1]; see fastsel.feat
 """
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 
-from .io import DataError
+from .io import DataError, atomic_path, read_arrays
 
 
 class Stats(NamedTuple):
@@ -90,9 +91,7 @@ def frechet(a: Stats, b: Stats, eps: float = 1e-6, *, names: tuple = ("A", "B"))
     Raises:
         fastsel.io.DataError: invalid statistics, different dimensions, or a non-finite result.
     """
-    import warnings
-
-    from scipy import linalg
+    from scipy import linalg  # optional: scipy (the data extra), and start-up time
     for s_, nm in zip((a, b), names):
         check_stats(s_, nm)
     if a.mu.shape != b.mu.shape:
@@ -141,7 +140,6 @@ def save_stats(path: str, s: Stats) -> None:
     Returns:
         None.
     """
-    from .io import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, mu=s.mu, sigma=s.sigma, n=np.int64(s.n))
@@ -161,7 +159,6 @@ def load_stats(path: str) -> Stats:
     Raises:
         fastsel.io.DataError: an unreadable file or inconsistent statistics, one line per problem.
     """
-    from .io import read_arrays
     z = read_arrays(path, ("mu", "sigma", "n"))
     if "mu" not in z or "sigma" not in z:
         raise DataError(f"{path}: FID statistics need arrays 'mu' and 'sigma'")

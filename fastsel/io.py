@@ -379,7 +379,7 @@ def folder_lock(path: str, busy: str):
     (the loop's run folder, curate's --out); a second process gets one line, ``busy`` with the PID
     filled in ({pid}), never a mixed output. None where flock does not exist (Windows)."""
     try:
-        import fcntl
+        import fcntl  # optional: Unix only (Windows has no flock: no lock)
     except ImportError:
         return None
     f = open(path, "a+")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from .errors import FastselError
 
@@ -215,7 +216,6 @@ def state_summary(md: torch.Tensor, thr: float, frm: int) -> torch.Tensor:
 
 def rbf_kernel(x, bandwidth=None):
     """K[i, j] = exp(-sum_k (x_ik - x_jk)^2 / h), h = mean squared distance over all ordered pairs."""
-    import numpy as np
     x = np.asarray(x, dtype=np.float64)
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     h = float(d2.mean()) if bandwidth is None else float(bandwidth)
@@ -224,14 +224,12 @@ def rbf_kernel(x, bandwidth=None):
 
 def _first_tied(values, N):
     """The lowest index whose value is within fastsel.diversity.tie_tol of the largest."""
-    import numpy as np
     best = float(np.max(values))
     return int(np.flatnonzero(values >= best - (1e-10 * abs(best) + 1e-13 * N))[0])
 
 
 def facility(x, n, bandwidth=None):
     """Plain greedy on F(S) = sum_i max_{j in S} K[i, j]; every gain recomputed, ties to the lowest index."""
-    import numpy as np
     K = rbf_kernel(x, bandwidth)
     cover = np.zeros(len(K))
     picks = []
@@ -248,7 +246,6 @@ def facility_knn(x, n, k, bandwidth=None):
     """Plain greedy facility location on the k-NN graph: K[i, j] kept when j is among row i's k
     nearest rows (itself included; distances from explicit differences, a stable sort: ties to the
     lower index), 0 elsewhere; the bandwidth is the dense kernel's (over all pairs)."""
-    import numpy as np
     x = np.asarray(x, dtype=np.float64)
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     h = float(d2.mean()) if bandwidth is None else float(bandwidth)
@@ -271,7 +268,6 @@ def dpp(x, n, start, bandwidth=None, eps=1e-10):
     """Greedy log det K_S from ``start``, each candidate's determinant computed afresh (slogdet); once the
     best determinant ratio is <= eps the rest are taken by the ratio they had left, largest first
     (ratios under 1e-13, rounding, count as 0), ties in index order."""
-    import numpy as np
     K = rbf_kernel(x, bandwidth)
     picks, cur, spent = [start], 0.0, False
     while len(picks) < n:
@@ -297,7 +293,6 @@ def dpp(x, n, start, bandwidth=None, eps=1e-10):
 
 def herding(x, n, bandwidth=None):
     """Kernel herding without replacement: argmax_j mean_i K[i, j] - sum_{s in S} K[j, s] / (|S| + 1)."""
-    import numpy as np
     K = rbf_kernel(x, bandwidth)
     mu = K.mean(0)
     picks = []

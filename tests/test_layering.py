@@ -2,6 +2,7 @@
 import that closes a cycle only hides it). A package importing its own submodules is not a cycle;
 the compiled extension (``fastsel._C``) is not a Python module."""
 import ast
+import re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "fastsel"
@@ -119,14 +120,15 @@ def test_the_cli_importer_scan_sees_an_import(tmp_path):
 
 # ---------------------------------------------------------------- function-level imports say why
 
-# where a function-level import is allowed, each with a "# reason" comment on its line: an optional
-# dependency, or start-up time (``fastsel --help`` must not load it)
-LAZY_DIRS = ("cli", "loop")
+# where a function-level import is allowed, each with its reason in a comment on its line: an optional
+# dependency (``# optional: faiss (a bench anchor)``; a Unix-only module counts), start-up time (``# start-up:
+# fastsel --help must not load it``) or an import cycle a top-level import would close (``# cycle: ...``)
+REASON = re.compile(r"#.*\b(optional|start-up|cycle):")
 
 
 def _function_imports(path: Path) -> list:
-    """(line, text) of every import statement inside a function of ``path`` without a comment on its
-    (first) line."""
+    """(line, text) of every import statement inside a function of ``path`` whose (first) line does not
+    name its reason."""
     src = path.read_text()
     lines = src.splitlines()
     seen, bare = set(), []
@@ -137,25 +139,49 @@ def _function_imports(path: Path) -> list:
             if isinstance(node, (ast.Import, ast.ImportFrom)) and node.lineno not in seen:
                 seen.add(node.lineno)
                 here = lines[node.lineno - 1]
-                if "#" not in here:
+                if not REASON.search(here):
                     bare.append((node.lineno, here.strip()))
     return bare
 
 
-def test_function_level_imports_in_the_cli_and_the_loop_say_why():
-    """An import inside a function hides a dependency and its cost; in fastsel/cli/ and fastsel/loop/
-    each one names its reason (an optional package, start-up time) in a comment, else it moves to the
-    top of its module."""
-    bare = [f"{p.relative_to(PKG.parent)}:{ln}: {text}" for d in LAZY_DIRS for p in sorted((PKG / d).rglob("*.py"))
+def _bare_function_imports(pkg: Path) -> list:
+    """``path:line: text`` of each function-level import without its reason, in every module of ``pkg``."""
+    return [f"{p.relative_to(pkg.parent)}:{ln}: {text}" for p in sorted(pkg.rglob("*.py"))
             for ln, text in _function_imports(p)]
-    assert bare == []
+
+
+def test_function_level_imports_in_the_whole_package_say_why():
+    """An import inside a function hides a dependency and its cost; in every module of fastsel each one
+    names its reason (an optional package, start-up time, a cycle) in a comment, else it moves to the
+    top of its module."""
+    assert len(list(PKG.rglob("*.py"))) > 30  # the scan sees the package
+    assert _bare_function_imports(PKG) == []
 
 
 def test_the_function_import_scan_sees_a_bare_import(tmp_path):
     p = tmp_path / "m.py"
-    p.write_text("import os\n\n\ndef f():\n    import json\n    # optional\n    import matplotlib\n"
-                 "    import scipy  # optional (the data extra)\n\n    def g():\n        import csv\n")
-    assert _function_imports(p) == [(5, "import json"), (7, "import matplotlib"), (11, "import csv")]
+    p.write_text("import os\n\n\ndef f():\n    import json\n    # optional: a comment on another line\n"
+                 "    import matplotlib\n    import scipy  # optional: scipy (the data extra)\n"
+                 "    import csv  # the rows, a comment that names no reason\n"
+                 "    import fcntl  # noqa: F401 -- optional: Unix only\n    import x  # start-up: heavy\n\n"
+                 "    def g():\n        from . import y  # cycle: y imports m\n        import z\n")
+    assert _function_imports(p) == [(5, "import json"), (7, "import matplotlib"),
+                                    (9, "import csv  # the rows, a comment that names no reason"), (15, "import z")]
+
+
+def test_the_function_import_scan_covers_the_whole_package(tmp_path):
+    """Not only fastsel/cli and fastsel/loop: a bare function-level import in any sub-package or top
+    module is listed."""
+    pkg = tmp_path / "fastsel"
+    for d in ("cli", "curate", "benchmarks"):
+        (pkg / d).mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli" / "x.py").write_text("def f():\n    import json  # start-up: the reason\n")
+    (pkg / "curate" / "sources.py").write_text("def f():\n    from .. import data\n")
+    (pkg / "benchmarks" / "check.py").write_text("def f():\n    import apricot  # optional: a bench anchor\n")
+    (pkg / "fid.py").write_text("def f():\n    import warnings\n")
+    assert _bare_function_imports(pkg) == ["fastsel/curate/sources.py:2: from .. import data",
+                                           "fastsel/fid.py:2: import warnings"]
 
 
 def test_tests_live_next_to_the_module_they_guard():

@@ -26,13 +26,20 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+import fastsel
+from .. import _backend, data, features
+from .. import diversity as D
+from .. import reference as R
 from ..errors import FastselError
 from .common import timed_result
 from ..io import save_json
 from ..ops.greedy import greedy
 from ..ops.nn import nn
 from ..ops.threshold import default_tau, threshold_decay
+from . import selectors as S
 from .common import authors_threshold, commit, cpu_name, try_import
+from .prune import sweep_pool
+from .select import _sets_pool
 
 BASELINE = os.path.join("bench", "baseline.json")
 # a ratio may fall this much (share of the baseline) before the check fails: two runs of one commit on
@@ -82,12 +89,9 @@ def _pair(fast: Callable, anchor: Callable, reps: int = 3, anchor_reps: int = 1)
 def _pool(spec: str, N: int, d: int) -> torch.Tensor:
     """A pool of the prune sweep; the MNIST pools (whose size is the data's) cut to N rows when smaller
     (--dry-run)."""
-    from .prune import sweep_pool
     if spec.startswith("mnist") and N < 60000:
-        from .. import data
         im = data.load("mnist", n=N, seed=0).images
         if spec == "mnist-lenet":
-            from .. import features
             x = features.embed(im, features.get("lenet", "cpu"), quiet=True)
         else:
             x = im.reshape(len(im), -1) / np.float32(255)
@@ -116,17 +120,14 @@ def _pool_case(spec: str) -> Callable:
 
 
 def _large_set(s: dict) -> dict:
-    from .select import _sets_pool
     return _greedy_case(_sets_pool(1, s["N"], s["d"], "blobs-wide")[0].contiguous(), s["n"])
 
 
 def _sets(kind: str) -> Callable:
     """One (B, N, d) call of fastsel.greedy against torch-quickfps (and torch-fps) on the same batch."""
     def run(s):
-        from .select import _sets_pool
         x = _sets_pool(s["B"], s["N"], s["d"], kind)
         k = s["n"]
-        import fastsel
         fast = lambda: fastsel.greedy(x, k, 0).indices  # noqa: E731
         out = {"ratios": {}, "seconds": {}, "checks": {}}
         qf = try_import("torch_quickfps")
@@ -149,7 +150,6 @@ def _sets(kind: str) -> Callable:
 
 def _ptr(s: dict) -> dict:
     """fastsel.fps over ragged sets (ptr) against fastsel.greedy called once per set."""
-    import fastsel
     g = torch.Generator().manual_seed(0)
     sizes = torch.randint(s["N"] // 2, s["N"] * 3 // 2, (s["B"],), generator=g)
     ptr = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
@@ -209,9 +209,6 @@ def _diversity(op: str) -> Callable:
     facility, Chen et al.'s fast MAP for DPP, the published SemDeDup rule, vendi-score) or, for
     herding, the literal torch reference (fastsel.reference.herding)."""
     def run(s):
-        from . import selectors as S
-        from .. import reference as R
-        from .. import diversity as D
         g = np.random.default_rng(0)
         x64 = g.standard_normal((s["N"], s["d"]))
         x = torch.from_numpy(x64.astype(np.float32))
@@ -352,7 +349,6 @@ def run(quick: bool = False, dry_run: bool = False, baseline: str = BASELINE, to
         raise FastselError("--update needs --why: the baseline moves only with a stated reason")
     if update and dry_run:
         raise FastselError("--update and --dry-run together: a dry run's tiny shapes are no baseline")
-    from .. import _backend
     if not _backend.loaded():
         raise FastselError("bench check times the compiled kernels: fastsel._C is not loaded (fastsel info)")
     mode = "quick" if quick else "full"

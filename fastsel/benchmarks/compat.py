@@ -18,6 +18,9 @@ import time
 import numpy as np
 import torch
 
+from .. import fps as native_fps, greedy_sets
+from ..compat import pytorch3d as P3, torch_cluster as TC, vendi as FV
+from ..compat.apricot import FacilityLocationSelection
 from ..io import save_json, save_text
 
 
@@ -36,7 +39,7 @@ def _cases(quick: bool):
 
     # apricot: its README's facility location example shape (digits-like 64-d rows), euclidean similarity
     try:
-        import apricot
+        import apricot  # optional: apricot-select (a bench anchor)
         N = 2000 if quick else 10000
         X = rng.standard_normal((N, 64))
         n = 100
@@ -45,7 +48,6 @@ def _cases(quick: bool):
             return apricot.FacilityLocationSelection(n, metric="euclidean", optimizer="lazy").fit(X).ranking
 
         def ours(X=X, n=n):
-            from ..compat.apricot import FacilityLocationSelection
             return FacilityLocationSelection(n, metric="euclidean", optimizer="lazy").fit(X).ranking
         cases.append(("apricot FacilityLocationSelection (lazy, euclidean)", f"{N} x 64, n = {n}", peer, ours,
                       lambda a, b: "same ranking" if list(a) == list(b) else "rankings differ"))
@@ -53,8 +55,7 @@ def _cases(quick: bool):
         cases.append(("apricot FacilityLocationSelection", "-", None, None, "apricot-select not installed"))
 
     try:
-        from vendi_score import vendi as V
-        from ..compat import vendi as FV
+        from vendi_score import vendi as V  # optional: vendi-score (a bench anchor)
         n, d = (2000, 256) if quick else (20000, 512)
         X = rng.standard_normal((n, d))
         cmp = (lambda a, b: f"abs. diff {abs(a - b):.1e}")
@@ -74,8 +75,6 @@ def _cases(quick: bool):
         cases.append(("vendi-score", "-", None, None, "vendi-score not installed"))
 
     # torch_cluster / pytorch3d: not installable here; the drop-in against the native op it calls
-    from .. import fps as native_fps, greedy_sets
-    from ..compat import pytorch3d as P3, torch_cluster as TC
     B, N = (4, 2048) if quick else (32, 2048)
     pts = torch.from_numpy(rng.standard_normal((B * N, 3)).astype(np.float32))
     batch = torch.arange(B).repeat_interleave(N)

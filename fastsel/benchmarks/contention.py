@@ -22,6 +22,11 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
+from fastsel.io import save_json, save_text
+
+
 WORK = {
     "select greedy 65536x384 n=1024 (multi-pick)": (
         "import numpy as np, fastsel, time; x = np.load({pool!r}); t = time.perf_counter(); "
@@ -62,7 +67,6 @@ def competitor():
 
 
 def run(a):
-    import numpy as np
     tmp = tempfile.mkdtemp()
     pool = os.path.join(tmp, "pool.npy")
     np.save(pool, np.random.default_rng(0).standard_normal((65536, 384)).astype(np.float32))
@@ -101,7 +105,6 @@ def run(a):
                      f"{r['busy: default / 1 thread']:.2f} | {r['busy: before / 1 thread']:.2f} |")
     md = "\n".join(lines) + "\n"
     os.makedirs(a.out, exist_ok=True)
-    from fastsel.io import save_json, save_text
     save_json(os.path.join(a.out, "contention.json"), {"meta": meta, "rows": rows})
     save_text(os.path.join(a.out, "contention.md"), md)
     print(md)

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,7 +30,7 @@ PER_SHARD = 10000
 
 def make_collection(folder: str, images: int, side: int, seed: int = 0) -> str:
     """Write the shards (skipped when a complete set is there); returns the brace spec."""
-    from PIL import Image
+    from PIL import Image  # optional: Pillow (the data extra)
     shards = (images + PER_SHARD - 1) // PER_SHARD
     spec = os.path.join(folder, "{%05d..%05d}.tar" % (0, shards - 1))
     done = os.path.join(folder, f"complete-{images}-{side}-{seed}")
@@ -80,7 +81,6 @@ def run(a) -> dict:
     for w in a.ranks:
         out = os.path.join(a.work, f"out-{w}")
         if os.path.exists(out):
-            import shutil
             shutil.rmtree(out)
         cmd = ["curate", spec, "-n", str(a.n), "--features", "pixels", "--out", out, "--json", "--quiet",
                "--shard-rows", str(a.shard_rows)]

@@ -21,8 +21,10 @@ import tempfile
 import time
 
 import numpy as np
+import torch
 
 from fastsel import data
+from fastsel import metrics as M
 from fastsel._runtime import keep_freed_memory
 from fastsel.features import lenet
 from fastsel.loop import sample as SM
@@ -52,9 +54,6 @@ def run(a):
     labels = (np.arange(256) % 10).astype(np.int64)
     s = SM.sample(cfg, m, 256, size, 1, 0, d, labels, 10)
     t2 = time.time()
-    import torch
-
-    from fastsel import metrics as M
     px = lambda a: torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255)  # noqa: E731
     mem = dict(copy_fraction=M.copy_fraction(px(s), px(ims)), copy_fraction_holdout=M.copy_fraction(px(held_ims), px(ims)),
                gs_norm_pixels=M.gs_normalized(px(s), px(ims), px(held_ims)))

@@ -14,6 +14,7 @@ import torch
 
 import fastsel
 from fastsel.benchmarks.common import commit, timed_result, try_import
+from fastsel.io import save_json, save_text
 
 GRID = [(32, 4096, 3, 1024, "gauss"), (8, 10000, 1024, 2500, "blobs")]
 
@@ -37,7 +38,6 @@ def one_launch(x, k):
 
 def write(out_dir, rows, meta):
     """sets.md / sets.json, atomically, after every row (a time limit keeps what was measured)."""
-    from fastsel.io import save_json, save_text
     keys = list(dict.fromkeys(k for r in rows for k in r))
     md = [f"# CUDA batched sets ({meta['gpu']}, commit {meta['commit']}, {meta['date']})", "",
           "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

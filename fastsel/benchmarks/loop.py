@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +42,7 @@ def _sync(device):
 
 def bare_train(cfg: LoopConfig, images: np.ndarray, steps: int) -> float:
     """Seconds for ``steps`` steps of the bare diffusers loop."""
-    from diffusers import DDPMScheduler
+    from diffusers import DDPMScheduler  # optional: diffusers (the loop extra)
     dev = torch.device(cfg.device)
     N, H, W, C = images.shape
     model = MD.build_unet(cfg, H, C).to(dev).train()
@@ -92,7 +94,7 @@ def ours_train(cfg: LoopConfig, images: np.ndarray, steps: int) -> tuple:
 
 
 def bare_sample(cfg: LoopConfig, model, count: int, size: int, channels: int) -> float:
-    from diffusers import DDPMPipeline, DDPMScheduler
+    from diffusers import DDPMPipeline, DDPMScheduler  # optional: diffusers (the loop extra)
     pipe = DDPMPipeline(unet=model, scheduler=DDPMScheduler(num_train_timesteps=1000))
     pipe.set_progress_bar_config(disable=True)
     _sync(cfg.device)
@@ -123,8 +125,6 @@ def sweep(a) -> dict:
     gave the same metrics (they need not: ``--jobs 1`` trains with every thread, ``--jobs 2`` with
     cores // 2 each, and a thread count changes the last bits of a reduction; the loop's tests check
     that ``--jobs 2`` equals the same sweep one sub-run at a time at one thread count)."""
-    import json
-    import subprocess
     args = ["loop", "mnist", "--preset", "cpu", "--seeds", "0,1", "--selector", "none,greedy", "--iterations", "2",
             "--eval-samples", "64"]
 

@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from fastsel import data, features
 from fastsel.benchmarks import select as B
 from fastsel.benchmarks.common import commit, cpu_name, first_divergence, timed_result, try_import
 
@@ -38,10 +39,8 @@ def sweep_pool(spec, N, d, seed=0):
     if kind == "gauss":
         return g.standard_normal((N, d), dtype=np.float32)
     if kind in ("mnist", "mnist-lenet"):
-        from fastsel import data
         im = data.load("mnist").images
         if kind == "mnist-lenet":
-            from fastsel import features
             return np.ascontiguousarray(features.embed(im, features.get("lenet", "cpu"), quiet=True), np.float32)
         return (im.reshape(len(im), -1) / np.float32(255)).astype(np.float32)
     C = int(c)

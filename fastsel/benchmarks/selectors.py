@@ -25,6 +25,8 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -33,6 +35,7 @@ from fastsel import clusters as C
 from fastsel import diversity as D
 from fastsel import metrics as M
 from fastsel import reference as R
+from fastsel.benchmarks import selectors_scale
 from fastsel.benchmarks.common import timed_result, try_import
 from fastsel.io import save_json, save_text
 
@@ -84,11 +87,8 @@ def row(name, N, d, n, t_fs, t_anchor, anchor, agree, note=""):
 
 def scale_rows(d: int) -> list:
     """Each of selectors_scale.SCALE_ROWS in its own process: time, peak memory, what it found."""
-    import subprocess
-    import sys
-    from .selectors_scale import SCALE_ROWS
     rows = []
-    for op, N, n, knn in SCALE_ROWS:
+    for op, N, n, knn in selectors_scale.SCALE_ROWS:  # looked up here: a test shrinks it
         cmd = [sys.executable, "-m", "fastsel.benchmarks.selectors_scale", op, str(N), "-" if n is None else str(n),
                str(d)] + ([] if knn is None else [str(knn)])
         print("scale:", " ".join(cmd[2:]), flush=True)

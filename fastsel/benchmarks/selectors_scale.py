@@ -18,6 +18,10 @@ import time
 import numpy as np
 import torch
 
+from fastsel import clusters as C
+from fastsel import diversity as D
+from fastsel import metrics as M
+
 # the scale rows `fastsel bench selectors --scale` runs: (op, N, n, knn)
 SCALE_ROWS = (("facility-knn", 200_000, 5_000, 32), ("dpp", 1_000_000, 1_000, None),
               ("semdedup", 1_000_000, 100_000, None), ("vendi", 1_000_000, None, None))
@@ -29,9 +33,6 @@ def pool(N: int, d: int) -> torch.Tensor:
 
 
 def one(op: str, N: int, n, d: int, knn=None) -> dict:
-    from fastsel import clusters as C
-    from fastsel import diversity as D
-    from fastsel import metrics as M
     x = pool(N, d)
     t0 = time.perf_counter()
     if op == "facility-knn":

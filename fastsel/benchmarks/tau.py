@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import fastsel
+from fastsel import data
 from fastsel import metrics as M
 from fastsel.benchmarks.common import timed_result
 from fastsel.io import save_json, save_text
@@ -42,7 +43,6 @@ def pools(seed: int = 0) -> dict:
     out = {"gaussian 20000x64": rng.standard_normal((20000, 64)),
            "clustered 20000x64 (64 clusters)": c[rng.integers(64, size=20000)] + 0.3 * rng.standard_normal((20000, 64))}
     try:
-        from fastsel import data
         ds = data.load("mnist", n=10000, seed=seed)
         out["MNIST pixels 10000x784"] = ds.images.reshape(10000, -1) / 255.0
     except Exception as e:  # noqa: BLE001 -- the bench runs on without the offline MNIST

@@ -123,7 +123,7 @@ def _distances(X: np.ndarray, metric: str) -> np.ndarray:
     if metric in ("manhattan", "cityblock", "l1"):
         return _pairwise_tiles(X, lambda diff, out: np.abs(diff, out=diff).sum(-1, out=out))
     try:
-        from sklearn.metrics import pairwise_distances
+        from sklearn.metrics import pairwise_distances  # optional: scikit-learn (the bench and compat extras)
     except ImportError:
         raise FastselError(f"metric {metric!r} needs scikit-learn (built in: euclidean, cosine, correlation, "
                            "manhattan, precomputed)") from None

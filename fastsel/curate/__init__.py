@@ -42,8 +42,10 @@ import os
 import time
 from typing import Callable, Optional
 
+from .. import _dist
 from ..errors import FastselError, UsageProblem
 from ..io import save_json
+from ..selectors import check_options, check_start_applies
 from .output import _check_inputs_kept, owned_out
 from .ranks import _curate_ranks
 from .run import _check_applies, _curate_one, _peak_rss_mib
@@ -111,8 +113,6 @@ def curate(source: str, n: int, out_dir: str, *, features: str = "dinov2-s", emb
             ones, a start row not available, a start with a method that has no first pick, an option the
             method does not declare, or dedup <= 0.
     """
-    from ..selectors import check_options, check_start_applies
-    from .. import _dist
     t_all = time.perf_counter()
     check_start_applies(method, start)
     options = dict(options or {})

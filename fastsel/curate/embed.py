@@ -10,7 +10,10 @@ import zipfile
 from typing import Callable, Optional
 
 import numpy as np
+from tqdm import tqdm
 
+from .. import features as Fe
+from ..distributed import shard_rows as share  # the ranks' contiguous split, as for pool rows
 from ..errors import DataError
 from ..io import atomic_path, save_json
 from .sources import Source, _first_line
@@ -21,7 +24,7 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 def _to_8bit(im):
     """16-bit and float images scaled to 8 bits (PIL's convert("L") would clip them at 255)."""
-    from PIL import Image
+    from PIL import Image  # optional: Pillow (the data extra)
     if im.mode.startswith("I;16") or im.mode in ("I", "F"):
         a = np.asarray(im, dtype=np.float64)
         if im.mode == "F":
@@ -34,7 +37,7 @@ def _to_8bit(im):
 
 def _to_array(im, shape) -> np.ndarray:
     """PIL image -> uint8 (H, W, C) at ``shape`` = (H, W, C)."""
-    from PIL import Image
+    from PIL import Image  # optional: Pillow (the data extra)
     H, W, C = shape
     im = _to_8bit(im).convert("L" if C == 1 else "RGB")
     if im.size != (W, H):
@@ -84,8 +87,6 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
 
     ``part`` = (rank, world): embed and return only that rank's contiguous block of shards (shard
     files are numbered by source rows, so a run with another world size reuses every shard written)."""
-    from .. import features as Fe
-    from tqdm import tqdm
     shape = target_shape(src, image_size)
     manifest = {"source": os.path.abspath(src.spec) if os.path.exists(src.spec) else src.spec, "kind": src.kind,
                 "fingerprint": src.fingerprint(), "rows": len(src), "features": extractor_name,
@@ -109,7 +110,6 @@ def embed_source(src: Source, extractor_name: str, out_dir: str, *, image_size: 
     N = len(src)
     shards = list(range(0, N, shard_rows))
     if part is not None:
-        from ..distributed import shard_rows as share  # the ranks' contiguous split, as for pool rows
         a, b = share(len(shards), *part)
         shards = shards[a:b]
     die = _test_death(part)

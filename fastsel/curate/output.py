@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, UsageProblem
-from ..io import atomic_path, folder_lock, save_text
+from ..io import atomic_path, folder_lock, same_file, save_text
 from .embed import _read_shard
 from .sources import FolderSource, Source, WebDatasetSource
 
@@ -179,7 +179,6 @@ def _check_inputs_kept(out_dir: str, embeddings: Optional[str]) -> None:
     earlier run's output, would be replaced by this run's copy of it)."""
     if embeddings is None:
         return
-    from ..io import same_file
     mine = [os.path.join(out_dir, f) for f in OUTPUTS]
     hit = next((p for p in mine if same_file(embeddings, p)), None)
     if hit is None and _inside(os.path.realpath(embeddings), os.path.realpath(os.path.join(out_dir, "subset"))):

@@ -9,9 +9,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
+from .. import _dist
 from ..errors import DataError, FastselError
 from ..io import save_json
+from ..selectors import check_options, get_selector
 from .embed import embed_source
 from .output import _check_inputs_kept, _write_pool_files, owned_out
 from .pool import _rank_rows, _start_position, coverage_of
@@ -25,7 +28,6 @@ class _Ranks:
     rank and its cause -- no rank is left waiting in a collective."""
 
     def __init__(self):
-        import torch.distributed as dist
         self.dist = dist
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
@@ -113,8 +115,6 @@ def _curate_ranks(source, n, out_dir, *, column, split, features, embeddings, ke
     embedded (fastsel.distributed: no rank holds the pool); any other selector, --dedup and
     --embeddings run on rank 0 over the whole pool read from the shards. Rank 0 writes every output;
     they equal one process's (selected.csv, the subset, the report's figures)."""
-    from .. import _dist
-    from ..selectors import check_options, get_selector
     # a rank may wait long for the others (an uneven resume, rank 0 writing embeddings.npy or selecting
     # alone): collectives wait up to FASTSEL_DIST_TIMEOUT seconds, 12 h by default, not torch's 30 min
     with _dist.group("cpu", _dist.wait_limit(12 * 3600)):

@@ -7,15 +7,16 @@ import warnings
 
 import numpy as np
 
+from .. import metrics as M
 from ..io import atomic_path
 from .embed import _to_array
 from .output import _drop_stale
 
 
 def _grid(images: list, titles: list, path: str, cols: int, suptitle: str):
-    import matplotlib
+    import matplotlib  # optional: matplotlib (the loop extra)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: matplotlib (the loop extra)
     rows = (len(images) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows + 0.5), squeeze=False)
     for ax in axes.ravel():
@@ -34,7 +35,6 @@ def _grid(images: list, titles: list, path: str, cols: int, suptitle: str):
 def _entropies(sub, rsub, dedup, log) -> tuple:
     """KL entropy of the subset and of the random one (None where exact duplicates make it -inf: JSON
     has no -inf), and a note saying why one is missing."""
-    from .. import metrics as M
     if len(sub) < 2:
         return None, None, "a subset of one row has no KL entropy (it needs two)"
     with warnings.catch_warnings():  # exact duplicates: -inf, said once below
@@ -54,7 +54,7 @@ def _report_pngs(src, first: np.ndarray, pairs: list, shape, out_dir, log) -> li
     """The report's grids: the first picks (source indices ``first``) and the rejected images nearest
     to the subset, ``pairs`` = [(source index, distance, source index of its nearest pick, pick rank)]."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 -- optional: matplotlib (the loop extra); without it, no grids
     except ImportError:
         log("note: matplotlib is not installed: report.md without its image grids")
         _drop_stale(out_dir, "first_picks.png", "redundant.png")  # an earlier run's grids, not this one's

@@ -10,8 +10,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .. import streaming
+from ..clusters import semdedup
 from ..errors import DataError, FastselError, UsageProblem
-from ..io import save_json, save_npy, save_text
+from ..io import load_features, save_json, save_npy, save_text
+from ..selectors import select
 from .embed import embed_source, target_shape
 from .output import _replace_subset, _write_pool_files, _write_selected, _write_unreadable
 from .pool import _LocalPool, _MappedPool, _pick_distances, _size, _start_position, memory_limit, ops_nn_first
@@ -22,7 +25,7 @@ from ..ops._inputs import as_tensor
 
 def _peak_rss_mib() -> float:
     """This process's peak resident memory so far (MiB; Linux reports KiB, macOS bytes)."""
-    import resource
+    import resource  # optional: Unix only (Windows has no resource module)
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(r / (2**20 if sys.platform == "darwin" else 1024), 1)
 
@@ -31,7 +34,6 @@ def _curate_one(src, n, out_dir, *, features, embeddings, key, method, seed, sta
                 batch_size, shard_rows, device, quiet, log, grid, t_all, options, emb_info=None, ranks=1,
                 note_resume=True):
     """One process holds the pool: embed (or read) it, select, write (the caller holds the folder's lock)."""
-    from ..selectors import select
     if embeddings is None:
         _, rows, bad, info = embed_source(src, features, out_dir, image_size=image_size, log=log,
                                           batch_size=batch_size, shard_rows=shard_rows, device=device, quiet=quiet,
@@ -65,7 +67,6 @@ def _curate_mapped(src, n, out_dir, rows, bad, info, need, limit, *, method, see
     """A pool larger than the memory share: embeddings.npy written shard by shard, then memory-mapped;
     greedy streams it (fastsel.streaming.greedy: the same picks as in memory) and the report reads it
     in chunks. Other selectors and --dedup need the pool in memory: refused, saying what to do."""
-    from .. import streaming
     gib = (f"{_size(need)} (the features, about 3 copies at the peak) > the {_size(limit)} curate holds in memory "
            "(FASTSEL_CURATE_MEMORY)")
     if method != "greedy" or dedup is not None:
@@ -152,7 +153,6 @@ def _check_applies(src: Source, n: int, start: Optional[int], column: Optional[s
 def _read_embeddings(path: str, key: Optional[str], src: Source) -> np.ndarray:
     """``--embeddings`` as ``fastsel select`` reads its input (:func:`fastsel.io.load_features`: a .npy,
     or a .npz's ``key``), in the file's own dtype: float64 and integer rows are never rounded."""
-    from ..io import load_features
     feats = np.asarray(load_features(path, key, mmap=False))
     if len(feats) != len(src):
         raise DataError(f"--embeddings {path}: {len(feats)} rows, but the source has {len(src)}")
@@ -182,7 +182,6 @@ def _candidates(x, rows, n_src, n, start, dedup, seed, log) -> tuple:
     M_ = len(x)
     cand, info = torch.arange(M_), None
     if dedup is not None:
-        from ..clusters import semdedup
         keep, info = semdedup(x, eps=dedup, seed=seed)
         cand = torch.sort(keep).values
         info = {**info, "kept": int(len(cand)), "removed": int(M_ - len(cand))}

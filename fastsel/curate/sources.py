@@ -14,9 +14,12 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..data.folder import image_extensions
+from .. import data, wds
+from ..data._files import file_digest
+from ..data.arrays import from_arrays
+from ..data.folder import image_extensions, walk_images
 from ..errors import DataError, FastselError
-from ..io import atomic_path, save_npy
+from ..io import atomic_path, read_arrays, save_npy
 
 
 class Source:
@@ -49,7 +52,6 @@ class Source:
 
 
 def _sha_file(path: str) -> str:
-    from ..data._files import file_digest
     return file_digest(path, "sha256")
 
 
@@ -59,7 +61,7 @@ def _first_line(e: BaseException) -> str:
 
 def _upright(im):
     """The image as a viewer shows it: its EXIF orientation applied (a copy, independent of the file)."""
-    from PIL import ImageOps
+    from PIL import ImageOps  # optional: Pillow (the data extra)
     return ImageOps.exif_transpose(im)
 
 
@@ -69,7 +71,6 @@ class FolderSource(Source):
     def __init__(self, path: str):
         super().__init__(path)
         self.root = os.path.abspath(path)
-        from ..data.folder import walk_images
         files, self.real_dirs = walk_images(self.root, image_extensions())  # real_dirs: linked folders' targets
         if not files:
             raise DataError(f"{path}: no images (of a format Pillow reads: PNG, JPEG, WebP, TIFF, PGM ...) found in "
@@ -78,7 +79,7 @@ class FolderSource(Source):
         self.ids = [os.path.relpath(f, self.root) for f in files]
 
     def load(self, i):
-        from PIL import Image
+        from PIL import Image  # optional: Pillow (the data extra)
         with Image.open(self.files[i]) as im:
             im.load()
             return _upright(im)
@@ -111,8 +112,6 @@ class ArraySource(Source):
 
     def __init__(self, path: str):
         super().__init__(path)
-        from ..data.arrays import from_arrays
-        from ..io import read_arrays
         arrs = read_arrays(path, ("images", "labels"))
         raw = arrs.get("", arrs.get("images"))
         self.raw_shape = None if raw is None else tuple(raw.shape)  # the subset is written in this layout
@@ -122,7 +121,7 @@ class ArraySource(Source):
         self.ids = [str(i) for i in range(len(self.images))]
 
     def load(self, i):
-        from PIL import Image
+        from PIL import Image  # optional: Pillow (the data extra)
         a = self.images[i]
         return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a)
 
@@ -148,8 +147,8 @@ _BARS = {"quiet": False, "restore": False}  # a quiet run: datasets' own progres
 def _datasets():
     """The datasets package (one line where it is missing), its progress bars off during a quiet run."""
     try:
-        import datasets
-        from datasets.utils import are_progress_bars_disabled, disable_progress_bars
+        import datasets  # optional: datasets (the data extra)
+        from datasets.utils import are_progress_bars_disabled, disable_progress_bars  # optional: the data extra
     except ImportError:
         raise DataError("Hugging Face datasets need the datasets package (pip install datasets)") from None
     if _BARS["quiet"] and not are_progress_bars_disabled():
@@ -169,7 +168,7 @@ def _quiet_datasets(quiet: bool):
         yield
     finally:
         if _BARS["restore"]:
-            from datasets.utils import enable_progress_bars
+            from datasets.utils import enable_progress_bars  # optional: datasets (the data extra)
             enable_progress_bars()
         _BARS.update(quiet=False, restore=False)
 
@@ -188,7 +187,7 @@ def _image_column(features, column: Optional[str], where: str) -> str:
 
 
 def _pil_from_cell(v):
-    from PIL import Image
+    from PIL import Image  # optional: Pillow (the data extra)
     if isinstance(v, Image.Image):
         return v
     if isinstance(v, dict):
@@ -269,7 +268,6 @@ class DatasetSource(ArraySource):
 
     def __init__(self, spec: str, split: str = "train"):
         Source.__init__(self, spec)
-        from .. import data
         ds = data.load(spec, split=split)
         self.images, self.labels = ds.images, ds.labels
         self.raw_shape = tuple(self.images.shape)  # written as read: (N, H, W, C)
@@ -297,8 +295,8 @@ class ParquetSource(Source):
     def __init__(self, path: str, column: Optional[str] = None):
         super().__init__(path)
         try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            import pyarrow as pa  # optional: pyarrow (comes with datasets, the data extra)
+            import pyarrow.parquet as pq  # optional: pyarrow (comes with datasets, the data extra)
         except ImportError:
             raise DataError("parquet files need pyarrow (pip install pyarrow)") from None
         try:
@@ -324,8 +322,8 @@ class ParquetSource(Source):
         return _sha_file(self.spec)
 
     def write_subset(self, rows, dest, copy=False):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # optional: pyarrow (comes with datasets, the data extra)
+        import pyarrow.parquet as pq  # optional: pyarrow (comes with datasets, the data extra)
         path = os.path.join(dest, "subset.parquet")
         with atomic_path(path) as tmp:
             pq.write_table(self.table.take(pa.array(np.asarray(rows, dtype=np.int64))), tmp)
@@ -342,7 +340,6 @@ class WebDatasetSource(Source):
 
     def __init__(self, spec: str):
         super().__init__(spec)
-        from .. import wds
         self.paths = wds.shard_paths(spec)
         self.samples = wds.index_shards(self.paths)
         if not self.samples:
@@ -359,7 +356,7 @@ class WebDatasetSource(Source):
         self.ids = [f"{self.shard_names[smp.shard]}:{smp.key}" for smp in self.samples]
 
     def load(self, i):
-        from PIL import Image
+        from PIL import Image  # optional: Pillow (the data extra)
         smp, ext = self.samples[int(i)], self._image_ext[int(i)]
         if ext is None:
             raise DataError(f"sample {smp.key} has no image member (members: {', '.join(sorted(smp.members)) or 'none'})")
@@ -375,11 +372,9 @@ class WebDatasetSource(Source):
         return [self.shard_names[smp.shard], smp.key]
 
     def fingerprint(self):
-        from .. import wds
         return wds.fingerprint(self.paths)
 
     def write_subset(self, rows, dest, copy=False):
-        from .. import wds
         picked = [self.samples[int(r)] for r in rows]
         paths = wds.write_shards(picked, self.reader, dest)
         return f"{len(paths)} tar shard(s) under {dest} ({len(rows)} samples in pick order, every member kept)"
@@ -427,7 +422,6 @@ def _hub_name(spec: str) -> bool:
 
 def _tar_folder(path: str) -> bool:
     """A folder of WebDataset shards: .tar files in it (or below it) and no image files."""
-    from ..data.folder import walk_images
     has_tar = any(f.lower().endswith(".tar") for _, _, names in os.walk(path) for f in names)
     return has_tar and not walk_images(path, image_extensions())[0]
 
@@ -437,7 +431,6 @@ def open_source(spec: str, column: Optional[str] = None, split: str = "train") -
     brace pattern or .tar), a folder (a datasets folder, a folder of .tar shards, else images), a .npy/.npz,
     a .parquet, a file of a kind registered with :mod:`fastsel.data`. Else a dataset registered there by name
     (:func:`fastsel.data.find`, as ``fastsel loop`` resolves it), else owner/name on the Hugging Face hub."""
-    from .. import data, wds
     if wds.is_spec(spec):
         return WebDatasetSource(spec)
     if os.path.isdir(spec):

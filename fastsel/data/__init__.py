@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..io import DataError
+from ..io import DataError, check_input_file, kind_checked
 from ._files import Dataset, cache_dir, download, md5
 from .arrays import load_array
 from .cifar10 import CIFAR_PY_MD5, CIFAR_URLS, load_cifar10, read_cifar_binary, read_cifar_python
@@ -164,7 +164,6 @@ def load(name: str, split: str = "train", n: Optional[int] = None, seed: int = 0
     """
     src = find(name)
     if src is None and os.path.exists(name):  # a path no source takes: say what is wrong with it
-        from ..io import check_input_file, kind_checked
         check_input_file(name)
         if os.path.isfile(name):
             kind_checked(name)  # a torch.save / pickle file: says how to convert it

@@ -8,6 +8,7 @@ import urllib.request
 from typing import NamedTuple, Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from ..io import DataError, atomic_path
 
@@ -37,7 +38,6 @@ def md5(path: str) -> str:
 
 def download(url: str, dest: str, md5sum: Optional[str] = None, quiet: bool = False) -> str:
     """Fetch ``url`` to ``dest`` atomically with a progress bar, verifying ``md5sum``."""
-    from tqdm import tqdm
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     try:
         with urllib.request.urlopen(url, timeout=60) as r, atomic_path(dest) as tmp:

@@ -19,7 +19,7 @@ def image_extensions() -> tuple:
     its stub formats, which need a decoder plug-in of their own, and MPEG, which it identifies but
     never decodes, are left out. Without Pillow: IMAGE_EXT."""
     try:
-        from PIL import Image, ImageFile
+        from PIL import Image, ImageFile  # optional: Pillow (the data extra)
     except ImportError:
         return IMAGE_EXT
     Image.init()
@@ -66,7 +66,7 @@ def list_images(path: str) -> list:
 
 def load_folder(path: str, size: Optional[int] = None) -> Dataset:
     """Images under ``path`` (sorted); labels are the index of the first-level sub-folder (0 if flat)."""
-    from PIL import Image
+    from PIL import Image  # optional: Pillow (the data extra)
     files = list_images(path)
     if not files:
         raise DataError(f"{path}: no PNG/JPEG images found")

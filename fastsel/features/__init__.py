@@ -24,11 +24,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ..io import DataError
 from . import lenet
@@ -69,7 +71,6 @@ def inception_path() -> str:
 
 
 def _inception(device) -> Extractor:
-    import warnings
     with warnings.catch_warnings():  # the packaged weights are TorchScript; torch.jit.load is the way in
         warnings.simplefilter("ignore", DeprecationWarning)
         model = torch.jit.load(inception_path(), map_location=device).eval()
@@ -88,7 +89,7 @@ def _inception(device) -> Extractor:
 def _dinov2(name, device, model=None) -> Extractor:
     if model is None:
         try:
-            from transformers import Dinov2Model
+            from transformers import Dinov2Model  # optional: transformers (the data extra)
         except ImportError:
             raise DataError("the dinov2 extractors need transformers (pip install transformers)") from None
         src = os.environ.get("FASTSEL_DINOV2_PATH") or DINOV2_HUB[name]
@@ -204,7 +205,6 @@ def embed(images: np.ndarray, extractor: Extractor, batch_size: int = 256, out: 
     Raises:
         fastsel.io.DataError: no images.
     """
-    from tqdm import tqdm
     N = len(images)
     if N == 0:
         raise DataError("no images to embed")

@@ -21,7 +21,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import data
+from ..data import cache_dir
 from ..errors import DataError
+from ..io import atomic_path, save_json
 from ._extractor import Extractor
 
 DATASETS = {"lenet": "mnist", "lenet-fashion": "fashion-mnist"}
@@ -66,14 +69,12 @@ def to_input(images: np.ndarray, device="cpu") -> torch.Tensor:
 
 
 def cache_path(name: str, seed: int = 0) -> str:
-    from ..data import cache_dir
     return os.path.join(cache_dir(), "lenet", f"{name}-seed{seed}.pt")
 
 
 def train(name: str = "lenet", seed: int = 0, quiet: bool = False, n_train: int | None = None) -> tuple:
     """Train on the real training split (or a seeded subset of n_train images); returns (model, test
     accuracy). Deterministic for a seed."""
-    from .. import data
     ds = data.load(DATASETS[name], split="train", n=n_train, seed=seed)
     test = data.load(DATASETS[name], split="test")
     g = torch.Generator().manual_seed(seed)
@@ -128,7 +129,6 @@ def load(name: str = "lenet", seed: int = 0, device="cpu", quiet: bool = True) -
     model, acc = train(name, seed, quiet=quiet)
     info = {"name": name, "dataset": DATASETS[name], "seed": seed, "epochs": EPOCHS, "test_accuracy": acc,
             "train_seconds": time.perf_counter() - t0, "torch": torch.__version__}
-    from ..io import atomic_path, save_json
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
