@@ -158,6 +158,31 @@ def test_report_analysis_out_refuses_a_folder_of_the_users_own_files(tmp_path):
                                  "--out", str(mine)])
     assert r.exit_code != 0 and "did not write" in r.output
     assert (mine / "analysis.md").read_text() == "my notes"
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    r = CliRunner().invoke(cli, ["report", "--analysis", *sorted(glob.glob(os.path.join(root, "seed*"))),
+                                 "--out", str(afile)])
+    assert r.exit_code == 2 and "is a file" in r.output and afile.read_text() == "mine"
+
+
+def test_write_analysis_is_the_reports_markdown_and_files(tmp_path):
+    """The library call behind `fastsel report --analysis` (fastsel.loop.report.write_analysis) returns the
+    markdown it writes, with analysis.json beside it."""
+    import glob
+    import json
+    import os
+
+    from fastsel.errors import UsageProblem
+    from fastsel.loop.report import write_analysis
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis", "records",
+                        "accumulate")
+    md = write_analysis(sorted(glob.glob(os.path.join(root, "seed*")))[:3], out=str(tmp_path / "a"))
+    assert (tmp_path / "a" / "analysis.md").read_text() == md and md.startswith("#")
+    assert json.load(open(tmp_path / "a" / "analysis.json"))["excluded"] == []
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(UsageProblem, match="is a file: give a folder"):
+        write_analysis(sorted(glob.glob(os.path.join(root, "seed*")))[:3], out=str(tmp_path / "f"))
+    assert (tmp_path / "f").read_text() == "mine"
 
 
 def test_report_analysis_names_a_run_without_iterations(tmp_path):

@@ -9,8 +9,6 @@ import click
 from .. import _dist, data, features
 from .._runtime import keep_freed_memory
 from ..errors import DataError
-from ..io import save_json, save_text
-from ..loop import analysis as A
 from ..loop import sweep
 from ..loop import train as TR
 from ..loop import columns
@@ -19,7 +17,7 @@ from ..loop.config import (BETA_SCHEDULES, LR_SCHEDULES, MIXED_PRECISIONS, OPTIM
                            UNET_CHOICES, VANILLAS, LoopConfig, check_device, check_selectors,
                            device_problem, load_config, preset)
 from ..loop.logger import LOGGERS
-from ..loop.report import REPORT_MARK, _check_no_input_in, _check_out_ours, load_runs, space, write_report
+from ..loop.report import space, write_analysis, write_report
 from ..loop.run import run_loop
 from ..loop.seed_noise import seed_sd
 from ..ops._inputs import SEED_MAX
@@ -324,27 +322,6 @@ def report(run_dirs, out, iteration, analysis):
       fastsel report --analysis docs/analysis/records/accumulate/seed*
     """
     if analysis:
-        _analysis(run_dirs, out, iteration)
+        click.echo(write_analysis(list(run_dirs), out=out, iteration=iteration), nl=False)
         return
     click.echo(write_report(list(run_dirs), out=out, iteration=iteration, quiet=True))  # makes --out once checked
-
-
-def _analysis(run_dirs, out, iteration):
-    """The declared analysis over the runs (fastsel.loop.analysis): markdown on stdout, files with --out."""
-    runs = load_runs(list(run_dirs))
-    res = A.analyse(runs, iteration=A.ITERATION if iteration is None else iteration)
-    loaded = {os.path.realpath(r["dir"]) for r in runs}
-    res["excluded"] += [{"run": d, "why": "no finished iteration"} for d in run_dirs  # never left out silently
-                        if os.path.realpath(d) not in loaded and not os.path.exists(os.path.join(d, "sweep.json"))]
-    md = A.markdown(res)
-    if out is not None:  # the report's rules: new, empty or the report's own folder; never a run's input
-        if os.path.exists(out) and not os.path.isdir(out):
-            raise click.UsageError(f"--out {out} is a file: give a folder")
-        if os.path.isdir(out):
-            _check_no_input_in(out, runs)
-            _check_out_ours(out, run_dirs, runs)
-        os.makedirs(out, exist_ok=True)
-        open(os.path.join(out, REPORT_MARK), "a").close()
-        save_text(os.path.join(out, "analysis.md"), md)
-        save_json(os.path.join(out, "analysis.json"), res)
-    click.echo(md, nl=False)

@@ -19,7 +19,8 @@ import os
 import sys
 import warnings
 
-from ...io import DataError, UsageProblem, check_distinct, save_text
+from ...io import DataError, UsageProblem, check_distinct, save_json, save_text
+from .. import analysis as A
 from ..columns import CORRELATIONS
 from .figures import CI_NOTE, _draw, space
 from .load import _apart, _conditions, _series, load_runs
@@ -122,6 +123,36 @@ def write_report(run_dirs, out: str | None = None, iteration: int | None = None,
     if not quiet:
         print(path)
     return path
+
+
+def write_analysis(run_dirs, out: str | None = None, iteration: int | None = None) -> str:
+    """The declared analysis (docs/analysis.md, :mod:`fastsel.loop.analysis`) over the runs: its markdown,
+    also written with ``analysis.json`` into ``out`` when given (the report's folder rules: new, empty or
+    a report's own folder, never one holding a run's input). A run folder with no finished iteration is
+    listed as excluded, never left out silently.
+
+    Raises:
+        fastsel.errors.UsageProblem: ``out`` is a file.
+        fastsel.io.DataError: as :func:`write_report`.
+    """
+    dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    runs = load_runs(dirs)
+    res = A.analyse(runs, iteration=A.ITERATION if iteration is None else iteration)
+    loaded = {os.path.realpath(r["dir"]) for r in runs}
+    res["excluded"] += [{"run": d, "why": "no finished iteration"} for d in dirs
+                        if os.path.realpath(d) not in loaded and not os.path.exists(os.path.join(d, "sweep.json"))]
+    md = A.markdown(res)
+    if out is not None:
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UsageProblem(f"--out {out} is a file: give a folder")
+        if os.path.isdir(out):
+            _check_no_input_in(out, runs)
+            _check_out_ours(out, dirs, runs)
+        os.makedirs(out, exist_ok=True)
+        open(os.path.join(out, REPORT_MARK), "a").close()
+        save_text(os.path.join(out, "analysis.md"), md)
+        save_json(os.path.join(out, "analysis.json"), res)
+    return md
 
 
 def _write_report(run_dirs, out, iteration) -> str:
