@@ -302,12 +302,6 @@ class _Kernel32:
             up.clamp_min_(0.0).div_(-h).exp_()
             torch.ops.fastsel._facility_mirror(self.dense, a, b)
 
-    def exact(self, js: torch.Tensor) -> torch.Tensor:
-        """k(j, .) in float64 from the features, (len(js), N): the float64 kernel's arithmetic."""
-        out = torch.add(self.sq[js][:, None], self.sq[None, :])
-        out.addmm_(self.x[js], self.x.T, alpha=-2.0)
-        return out.clamp_min_(0.0).div_(-self.h).exp_()
-
     def exact_at(self, js: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """k(j, i) in float64 for j in js and i in cols, (len(js), len(cols))."""
         out = torch.add(self.sq[js][:, None], self.sq[cols][None, :])
@@ -321,17 +315,17 @@ class _Kernel32:
 
 
 class _Cover32:
-    """The cover of the picks so far in the float32 kernel (c~[i] = max over picks of K~[p, i]), the pick
-    that set it (arg, -1 before any), the runner-up value (c2), from which the float64 cover is
-    recovered where a recheck needs it, and the activity threshold thr: a row i with K~[j, i] < thr[i]
-    cannot have k(j, i) > cover(i) (thr <= (c~ (1 - rho) - 2 TINY) / (1 + rho), rounded down)."""
+    """The cover of the picks so far: c~[i] = max over picks of K~[p, i] (float32, what the gain intervals
+    are evaluated against), the activity threshold thr (a row i with K~[j, i] < thr[i] cannot have
+    k(j, i) > cover(i): thr <= (c~ (1 - rho) - 2 TINY) / (1 + rho), rounded down), and the float64 cover
+    c64[i] = max over picks of k(p, i), kept exactly: a pick can raise it only on its active rows, where
+    its float64 values are computed from the features (and its float64 gain with them)."""
 
     def __init__(self, K: _Kernel32):
         N = K.x.shape[0]
         self.K = K
         self.c = torch.zeros(N, dtype=torch.float32)
-        self.c2 = torch.zeros(N, dtype=torch.float32)
-        self.arg = torch.full((N,), -1, dtype=torch.int64)
+        self.c64 = torch.zeros(N, dtype=torch.float64)
         self.picks: list = []
         self._thr()
 
@@ -341,35 +335,18 @@ class _Cover32:
         self.thr = t.to(torch.float32)
         self.thr -= self.thr.abs() * (2.0 * U32)  # the cast rounds to nearest: step below it
 
-    def add(self, j: int) -> None:
+    def add(self, j: int) -> float:
+        """Take pick j; returns its float64 gain sum_i max(0, k(j, i) - c64[i]) (before the pick)."""
         r = self.K.dense[j]
-        self.arg = torch.where(r > self.c, j, self.arg)
-        torch.maximum(self.c2, torch.minimum(self.c, r), out=self.c2)
+        rows = torch.nonzero(r >= self.thr).flatten()
+        k = self.K.exact_pairs(torch.full_like(rows, j), rows)
+        old = self.c64[rows]
+        gain = float((k - old).clamp_min_(0.0).sum())
+        self.c64[rows] = torch.maximum(old, k)
         torch.maximum(self.c, r, out=self.c)
         self.picks.append(j)
         self._thr()
-
-    def exact(self, rows: torch.Tensor) -> torch.Tensor:
-        """The float64 cover max_p k(p, i) at each of ``rows``: k(arg_i, i) where no other pick can reach
-        it within the bound, else the best of the picks that can (their float32 values and the bound say
-        which); 0 before any pick (or where every pick's value underflows float32: < 2^-126)."""
-        K, rho = self.K, self.K.rho
-        c, c2, arg = self.c[rows].double(), self.c2[rows].double(), self.arg[rows]
-        out = torch.zeros(len(rows), dtype=torch.float64)
-        has = arg >= 0
-        if bool(has.any()):
-            out[has] = K.exact_pairs(arg[has], rows[has])
-        # rows where another pick's value may reach the max: c2 (1 + rho) + TINY >= c (1 - rho) - TINY
-        amb = has & (c2 * (1.0 + rho) + 2.0 * TINY >= c * (1.0 - rho))
-        if bool(amb.any()):
-            ra = rows[amb]
-            picks = torch.tensor(self.picks, dtype=torch.int64)
-            v = K.dense[ra][:, picks].double()
-            lo = (v * (1.0 - rho) - TINY).max(1, keepdim=True).values
-            ii, pp = torch.nonzero(v * (1.0 + rho) + TINY >= lo, as_tuple=True)
-            val = K.exact_pairs(picks[pp], ra[ii])
-            out[amb] = torch.zeros(len(ra), dtype=torch.float64).scatter_reduce_(0, ii, val, "amax")
-        return out
+        return gain
 
 
 def _exact_gains(K: _Kernel32, cov: _Cover32, js: list) -> list:
@@ -381,7 +358,7 @@ def _exact_gains(K: _Kernel32, cov: _Cover32, js: list) -> list:
     if len(U) == 0:
         return [0.0] * len(js)
     k = K.exact_at(idx, U)
-    return ((k - cov.exact(U)).clamp_min_(0.0) * act[:, U]).sum(1).tolist()
+    return ((k - cov.c64[U]).clamp_min_(0.0) * act[:, U]).sum(1).tolist()
 
 
 def _intervals(K: _Kernel32, cov: _Cover32, js: list) -> list:
@@ -395,11 +372,9 @@ def _intervals(K: _Kernel32, cov: _Cover32, js: list) -> list:
     kw = 2.0 * rho / (1.0 - rho) * (1.0 + 64.0 * u) * (1.0 + 1e-6)
     slack = 32.0 * u + (N + 64) * 2.0 ** -52
     r = torch.ops.fastsel._facility_gains(K.dense, torch.tensor(js, dtype=torch.int64), cov.c, cov.thr)
-    out = []
-    for (g, s), j in zip(r.tolist(), js):
-        w = kw * s + 3.0 * N * TINY + slack * (g + s) + 1e-300
-        out.append((g - w, g + w, j))
-    return out
+    g, s = r[:, 0], r[:, 1]
+    w = kw * s + slack * (g + s) + (3.0 * N * TINY + 1e-300)
+    return list(zip((g - w).tolist(), (g + w).tolist(), js))
 
 
 class _Undecided(Exception):
@@ -414,7 +389,7 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
     float32 and float64 summations can move it. A pick is certified when one interval lies above every
     other (and every stale bound) by more than the tie tolerance; otherwise the gains still in reach are
     recomputed in float64 (on their active rows) and the float64 rule picks. The gains and the objective
-    reported are float64, recomputed from the features for the picks in order."""
+    reported are float64, from the features (see _Cover32)."""
     K = _Kernel32(x, h)
     if K.dense is None:
         return None
@@ -432,7 +407,7 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
     chosen = set(init)
     heap = [(-hi, j) for lo, hi, j in first if j not in chosen]
     heapq.heapify(heap)
-    picks, evals, rechecked = [], 0, 0
+    picks, gains, evals, rechecked = [], [], 0, 0
     batch, cap = 1, 512
     while len(picks) < n:
         seen, best_lo, top_hi, size = [], -math.inf, -math.inf, batch
@@ -464,21 +439,10 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
             if k != j:
                 heapq.heappush(heap, (-min(hi, exact.get(k, hi)), k))
         picks.append(j)
-        cov.add(j)
+        gains.append(cov.add(j))
         if progress is not None:
             progress(len(picks))
-    # the float64 gains and objective, from the features: the picks' kernel rows in batches (GEMMs)
-    cover = torch.zeros(N, dtype=torch.float64)
-    for a in range(0, len(init), 256):
-        torch.maximum(cover, K.exact(torch.tensor(init[a:a + 256])).max(0).values, out=cover)
-    gains = []
-    step = max(1, min(256, BATCH_BYTES // (8 * N)))
-    for a in range(0, len(picks), step):
-        rows = K.exact(torch.tensor(picks[a:a + step]))
-        for r in rows:
-            gains.append(float((r - cover).clamp_min_(0.0).sum()))
-            torch.maximum(cover, r, out=cover)
-    return picks, {"objective": float(cover.sum()), "gains": gains, "gain_evaluations": evals,
+    return picks, {"objective": float(cov.c64.sum()), "gains": gains, "gain_evaluations": evals,
                    "rechecked": rechecked}
 
 
