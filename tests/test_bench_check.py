@@ -80,6 +80,34 @@ def test_update_needs_a_reason_and_a_real_run(tmp_path):
     assert r.exit_code != 0 and "no case matches" in r.output
 
 
+def test_each_machine_is_compared_with_its_own_baseline(tmp_path):
+    """Ratios against anchors can depend on the CPU, so the default baseline is the one measured on this
+    CPU model; without one, bench/baseline.json (and the check says the machines differ); --update writes
+    this machine's file and never another machine's."""
+    def write(name, machine):
+        (tmp_path / name).write_text(json.dumps({"meta": {"commit": "abc1234", "machine": machine, "date": "d",
+                                                          "why": "w"}, "quick": {}, "full": {}}))
+    write("baseline.json", "AMD EPYC")
+    write("baseline-intel-r-xeon-r-processor.json", "Intel(R) Xeon(R) Processor")
+    f = str(tmp_path)
+    assert C.default_baseline("Intel(R) Xeon(R) Processor", f) == os.path.join(f, "baseline-intel-r-xeon-r-processor.json")
+    assert C.default_baseline("AMD EPYC", f) == os.path.join(f, "baseline.json")
+    assert C.default_baseline("Some Other CPU", f) == os.path.join(f, "baseline.json")
+    assert C.baseline_for_update("AMD EPYC", f) == os.path.join(f, "baseline.json")
+    assert C.baseline_for_update("Some Other CPU", f) == os.path.join(f, "baseline-some-other-cpu.json")
+    assert C.machine_slug("Intel(R) Xeon(R) Processor") == "intel-r-xeon-r-processor"
+
+
+@pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
+def test_the_check_names_its_baseline_and_a_machine_it_was_not_measured_on(tmp_path, monkeypatch):
+    (tmp_path / "b.json").write_text(json.dumps({"meta": {"commit": "abc1234", "machine": "Not This CPU", "date": "d",
+                                                          "why": "w"}, "quick": {}, "full": {}}))
+    lines = []
+    C.run(quick=True, dry_run=True, baseline=str(tmp_path / "b.json"), only="knn", log=lines.append)
+    assert any(line.startswith("baseline: ") and "Not This CPU" in line for line in lines)
+    assert any(line.startswith("note: the baseline was measured on 'Not This CPU'") for line in lines)
+
+
 @pytest.mark.skipif(not fastsel._backend.loaded(), reason="installed without the extension")
 def test_quick_dry_run_runs_every_quick_case(tmp_path):
     """What CI runs: the harness end to end at tiny shapes (every quick case, its anchors if installed)."""

@@ -17,8 +17,10 @@ of the chosen set at tiny shapes and the baseline's format checked, no timing co
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -321,6 +323,40 @@ def load_baseline(path: str) -> dict:
     return b
 
 
+def machine_slug(name: str) -> str:
+    """'Intel(R) Xeon(R) Processor' -> 'intel-r-xeon-r-processor': a baseline file's name part."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
+
+
+def default_baseline(machine: Optional[str] = None, folder: str = "bench") -> str:
+    """The baseline for this machine: the bench/baseline*.json whose meta.machine is this CPU's name (ratios
+    against anchors can depend on the CPU: torch-fps's point-cloud ratio is 16.4 on the 2-core AMD EPYC
+    and 8.3 on the 2-core Xeon for the same code), else bench/baseline.json."""
+    machine = cpu_name() if machine is None else machine
+    for path in sorted(glob.glob(os.path.join(folder, "baseline*.json"))):
+        try:
+            with open(path, encoding="utf-8") as f:
+                if (json.load(f).get("meta") or {}).get("machine") == machine:
+                    return path
+        except (OSError, ValueError, AttributeError):
+            continue
+    return os.path.join(folder, "baseline.json")
+
+
+def baseline_for_update(machine: Optional[str] = None, folder: str = "bench") -> str:
+    """Where --update writes without --baseline: this machine's baseline file (a new
+    bench/baseline-<machine>.json on a machine that has none), never another machine's."""
+    machine = cpu_name() if machine is None else machine
+    path = default_baseline(machine, folder)
+    try:
+        with open(path, encoding="utf-8") as f:
+            if (json.load(f).get("meta") or {}).get("machine") == machine:
+                return path
+    except (OSError, ValueError, AttributeError):
+        pass
+    return os.path.join(folder, f"baseline-{machine_slug(machine)}.json")
+
+
 def verdict(name: str, shape: dict, got: dict, base: Optional[dict], tol: float, floors: dict) -> list:
     """(anchor, baseline ratio, now, change, ok, why) rows for one case."""
     out = []
@@ -340,9 +376,12 @@ def verdict(name: str, shape: dict, got: dict, base: Optional[dict], tol: float,
     return out
 
 
-def run(quick: bool = False, dry_run: bool = False, baseline: str = BASELINE, tolerance: float = TOLERANCE,
+def run(quick: bool = False, dry_run: bool = False, baseline: Optional[str] = None, tolerance: float = TOLERANCE,
         update: bool = False, why: Optional[str] = None, only: Optional[str] = None, log=print) -> int:
-    """Run the check; returns the exit status (0: no case fell past the tolerance)."""
+    """Run the check; returns the exit status (0: no case fell past the tolerance). ``baseline`` None:
+    this machine's (:func:`default_baseline`; with ``update``, :func:`baseline_for_update`)."""
+    if baseline is None:
+        baseline = baseline_for_update() if update else default_baseline()
     if not 0 < tolerance < 1:
         raise FastselError(f"--tolerance must be in (0, 1), got {tolerance}")
     if update and not (why or "").strip():
@@ -361,6 +400,12 @@ def run(quick: bool = False, dry_run: bool = False, baseline: str = BASELINE, to
         raise FastselError(f"no case matches {only!r}: " + ", ".join(c.name for c in cases()))
     results, bad = {}, 0
     t_all = time.perf_counter()
+    bm = (base.get("meta") or {}).get("machine")
+    if bm:
+        log(f"baseline: {baseline} (commit {base['meta'].get('commit')}, {bm})")
+        if bm != cpu_name():
+            log(f"note: the baseline was measured on {bm!r}, this is {cpu_name()!r}: ratios against anchors can "
+                "depend on the CPU (bench/README.md, Regression check)")
     log(f"{'case':28s} {'anchor':34s} {'baseline':>9s} {'now':>9s} {'change':>8s}  verdict")
     for c in chosen:
         shape = _dry(c.shape) if dry_run else c.shape

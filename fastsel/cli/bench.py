@@ -312,8 +312,9 @@ def frontier_cmd(config):
 @click.option("--quick", is_flag=True, help="The quick subset of the cases (<= 5 min on 2 cores); default: every case.")
 @click.option("--dry-run", is_flag=True, help="Every case at tiny shapes, the baseline's format checked; no timing "
               "compared (CI).")
-@click.option("--baseline", default="bench/baseline.json", show_default=True,
-              type=click.Path(dir_okay=False), help="The committed baseline the ratios are compared with.")
+@click.option("--baseline", default=None, type=click.Path(dir_okay=False),
+              help="The committed baseline the ratios are compared with (default: the bench/baseline*.json "
+                   "measured on this CPU model, else bench/baseline.json; --update writes this machine's).")
 @click.option("--tolerance", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.40,
               show_default=True, help="How far a ratio may fall (share of its baseline) before the check fails "
               "(0.40: two runs of one commit here differed by up to 42 %; bench/README.md).")
@@ -323,7 +324,8 @@ def frontier_cmd(config):
 @handle_errors
 def check_cmd(quick, dry_run, baseline, tolerance, only, update, why):
     """No benchmark goes backwards: every case timed against its anchor in this run, each ratio
-    compared with bench/baseline.json; exits 1 when a ratio fell past the tolerance."""
+    compared with this machine's committed baseline (bench/baseline*.json); exits 1 when a ratio fell past
+    the tolerance."""
     from ..benchmarks import check  # start-up: fastsel --help need not load the benchmarks
     raise SystemExit(check.run(quick=quick, dry_run=dry_run, baseline=baseline, tolerance=tolerance, update=update,
                                why=why, only=only, log=click.echo))
