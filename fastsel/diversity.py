@@ -272,11 +272,13 @@ def _f32_gemm_is_ieee() -> bool:
 
 class _Kernel32:
     """The RBF kernel in float32 (half the memory of float64, float32 GEMMs), every entry within a
-    proven bound of the true value: |K~ - K| <= rho K~ + TINY. The bound: a float32 dot product of d
-    terms (any summation order) errs by at most gamma_d ||a|| ||b||, gamma_d = d u / (1 - d u); the
-    rows' rounding to float32 adds (2u + u^2) ||a|| ||b||; the norms, the sum ||a||^2 + ||b||^2 - 2 a.b,
-    the scaling by 1/h and exp add a few u more (taken generously); so the exponent errs by at most
-    Delta (below, nmax the largest centred row norm), K <= K~ e^Delta / (1 - 4u) and
+    proven bound of the true value: |K~ - K| <= rho K~ + TINY. The bound, nmax^2 the largest centred
+    squared row norm: the GEMM adds the d products -2 a~_k b~_k into ||a||^2 + ||b||^2 (float32) in an
+    order the library chooses, possibly with the two norms inside the running sum (k-blocking with
+    beta = 1), so it errs by at most gamma_(d+2) times the terms' absolute sum <= 4 nmax^2 (1 + u)^2,
+    gamma_m = m u / (1 - m u) (any order, fused multiply-adds or not); rounding the rows and the norms
+    to float32 adds (4u + 2u^2) nmax^2 and 2u nmax^2; the scaling by 1/h (2u) and exp (<= 1 ulp; 4u taken)
+    follow. So the exponent errs by at most Delta (below), K <= K~ e^Delta / (1 - 4u) and
     |K~ - K| <= K (e^Delta (1 + 4u) - 1). Values under float32's normal range (< 2^-126) err by at most
     TINY. Symmetric: blocks on and above the diagonal by GEMM, mirrored below."""
 
@@ -286,9 +288,11 @@ class _Kernel32:
         self.sq = (x * x).sum(1)
         u = U32
         nmax2 = float(self.sq.max())
-        eta = (d * u / (1.0 - d * u)) * (1.0 + u) ** 2 + 2.0 * u + u * u
-        E = 2.0 * eta * nmax2 + 40.0 * u * nmax2  # |D~ - D|: the dot product, the norms' and the sums' rounding
-        delta = (E + 4.0 * u * (4.0 * nmax2 + E)) / h  # ... and the exponent's scaling by 1/h
+        m = d + 2
+        gamma = m * u / (1.0 - m * u)
+        # |D~ - D|: the GEMM's sum (norms inside it), the rows' and the norms' rounding, and 2u of spare
+        E = 4.0 * gamma * (1.0 + u) ** 2 * nmax2 + (4.0 * u + 2.0 * u * u) * nmax2 + 2.0 * u * nmax2 + 8.0 * u * nmax2
+        delta = (E + 4.0 * u * (4.0 * nmax2 + E)) / h  # ... and the exponent's scaling by 1/h (2u, taken as 4u)
         ed = math.exp(delta)
         # relative bound, plus 16 u for the rounding of the bound's own arithmetic in the gain evaluation
         self.rho = ed * (ed * (1.0 + 4.0 * u) - 1.0) / (1.0 - 4.0 * u) + 16.0 * u
