@@ -1,5 +1,6 @@
 """fastsel bench check: the verdict rules, the baseline's format and coverage, and the harness itself
 (--quick --dry-run, as CI runs it: tiny shapes, no timing compared)."""
+import glob
 import json
 import os
 
@@ -13,6 +14,7 @@ from fastsel.errors import FastselError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = os.path.join(ROOT, "bench", "baseline.json")
+BASELINES = sorted(glob.glob(os.path.join(ROOT, "bench", "baseline*.json")))  # one per machine class
 
 
 def _got(ratios, checks=None):
@@ -53,9 +55,11 @@ def test_a_damaged_baseline_is_one_line(tmp_path, text, msg):
         C.load_baseline(str(tmp_path / "missing.json"))
 
 
-def test_the_committed_baseline_covers_every_case_at_its_shape():
-    """A new case (or a changed shape) without a baseline entry is caught here, not silently unchecked."""
-    b = C.load_baseline(BASELINE)
+@pytest.mark.parametrize("path", BASELINES, ids=os.path.basename)
+def test_the_committed_baseline_covers_every_case_at_its_shape(path):
+    """A new case (or a changed shape) without a baseline entry is caught here, not silently unchecked
+    (every machine's baseline)."""
+    b = C.load_baseline(path)
     for c in C.cases():
         for mode in ("full",) + (("quick",) if c.quick else ()):
             entry = b[mode].get(c.name)
@@ -119,16 +123,19 @@ def test_quick_dry_run_runs_every_quick_case(tmp_path):
     assert "dry run: timings not compared" in r.output
 
 
-def test_the_baseline_file_is_json_with_machine_commit_and_date():
-    with open(BASELINE) as f:
+@pytest.mark.parametrize("path", BASELINES, ids=os.path.basename)
+def test_the_baseline_file_is_json_with_machine_commit_and_date(path):
+    with open(path) as f:
         b = json.load(f)
     assert len(b["meta"]["commit"]) >= 7 and "T" in b["meta"]["date"]
+    assert C.default_baseline(b["meta"]["machine"], os.path.dirname(path)) == path  # each machine finds its own
 
 
-def test_docs_carry_the_baselines_table_exactly():
-    """docs/benchmarks.md, "Regression check", is the committed baseline's table (one source: a figure
+@pytest.mark.parametrize("path", BASELINES, ids=os.path.basename)
+def test_docs_carry_the_baselines_table_exactly(path):
+    """docs/benchmarks.md, "Regression check", is each committed baseline's table (one source: a figure
     there that the check does not reproduce cannot drift in)."""
-    b = C.load_baseline(BASELINE)
+    b = C.load_baseline(path)
     with open(os.path.join(ROOT, "docs", "benchmarks.md"), encoding="utf-8") as f:
         docs = f.read()
     assert C.baseline_markdown(b) in docs
