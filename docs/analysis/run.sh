@@ -6,6 +6,13 @@
 # records are committed (docs/analysis/collect.sh) is skipped on a machine that lost the runs folder.
 # The package code is a snapshot (CODE below) so later edits to the work tree never reach a run.
 set -euo pipefail
+# nice acts within one autogroup (Linux, one per session): started with setsid, the runs are a session of
+# their own and would take an equal share of the CPU beside the user's work whatever their nice; so a
+# session leader lowers its whole session's weight too (measured 2026-12-07: two such runs held 50 % of
+# a core each against a test run at nice 0 until their autogroup was set to 19)
+if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && [ -w /proc/self/autogroup ]; then
+    echo 19 > /proc/self/autogroup 2>/dev/null || true
+fi
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 RUNS=${RUNS:-/work/analysis-runs}
