@@ -334,13 +334,18 @@ def default_baseline(machine: Optional[str] = None, folder: str = "bench") -> st
     and 8.3 on the 2-core Xeon for the same code), else bench/baseline.json."""
     machine = cpu_name() if machine is None else machine
     for path in sorted(glob.glob(os.path.join(folder, "baseline*.json"))):
-        try:
-            with open(path, encoding="utf-8") as f:
-                if (json.load(f).get("meta") or {}).get("machine") == machine:
-                    return path
-        except (OSError, ValueError, AttributeError):
-            continue
+        if _machine_of(path) == machine:
+            return path
     return os.path.join(folder, "baseline.json")
+
+
+def _machine_of(path: str) -> Optional[str]:
+    """The CPU model a baseline file was measured on (None: unreadable or none recorded)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return (json.load(f).get("meta") or {}).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def baseline_for_update(machine: Optional[str] = None, folder: str = "bench") -> str:
@@ -348,13 +353,7 @@ def baseline_for_update(machine: Optional[str] = None, folder: str = "bench") ->
     bench/baseline-<machine>.json on a machine that has none), never another machine's."""
     machine = cpu_name() if machine is None else machine
     path = default_baseline(machine, folder)
-    try:
-        with open(path, encoding="utf-8") as f:
-            if (json.load(f).get("meta") or {}).get("machine") == machine:
-                return path
-    except (OSError, ValueError, AttributeError):
-        pass
-    return os.path.join(folder, f"baseline-{machine_slug(machine)}.json")
+    return path if _machine_of(path) == machine else os.path.join(folder, f"baseline-{machine_slug(machine)}.json")
 
 
 def verdict(name: str, shape: dict, got: dict, base: Optional[dict], tol: float, floors: dict) -> list:
