@@ -122,6 +122,21 @@ def test_default_tau_decays_before_the_set_fills_and_alpha_matters(pool, rng):
     assert runs[0.95].decays > runs[0.8].decays
 
 
+def test_epochs_on_the_command_line_set_the_training_length_under_a_step_preset():
+    """The cpu preset trains by a fixed step count; --epochs given alone replaces it (it was ignored
+    silently), and --train-steps beside it still wins."""
+    def dry(*extra):
+        r = CliRunner().invoke(cli, ["loop", "mnist", "--preset", "cpu", "--dry-run", "--json", *extra])
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.output)
+        return d["epochs"], d["train_steps"], d["steps_per_iteration"]
+    e, t, steps = dry()
+    assert e is None and t == steps and t > 100
+    e, t, steps = dry("--epochs", "3", "-n", "64")
+    assert (e, t) == (3, None) and steps == 3 * 64 // 16  # batch 16: 4 steps an epoch
+    assert dry("--epochs", "3", "--train-steps", "7") == (3, 7, 7)
+
+
 def test_paper_preset_dry_run_is_appendix_d():
     r = CliRunner().invoke(cli, ["loop", "cifar10", "--preset", "paper", "--dry-run", "--json"])
     assert r.exit_code == 0, r.output

@@ -84,7 +84,8 @@ RESUME_OPTIONS = {"dataset", "resume", "run_dir", "download", "dry_run", "as_jso
                    "and tests each arm against none).")
 @click.option("--unet", type=click.Choice(UNET_CHOICES), default=None,
               help="paper: Appendix D; cNN: the released script's (c, c, 2c, 2c, 4c, 4c) with attention.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training length in epochs over each training set (replaces a preset's step count).")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None, help="Fixed step count (overrides --epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=float, default=None)
@@ -172,6 +173,8 @@ def loop(dataset, resume, run_dir, download, logger, dry_run, as_json, jobs, **o
         sel = opts.pop("selectors")
         if sel is not None:
             base["selectors"] = _selectors(sel)
+        if opts.get("epochs") is not None and opts.get("train_steps") is None:
+            base["train_steps"] = None  # --epochs given: it sets the training length, not the preset's step count
         for k, v in opts.items():
             if v is not None:
                 base[k] = v
