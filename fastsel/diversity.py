@@ -8,8 +8,11 @@ All three use one kernel, the Gaussian (RBF) kernel of Euclidean distance
     k(a, b) = exp(-||a - b||^2 / h),   h = 2 tr(Cov(X))  (the mean squared distance over all pairs)
 
 unless ``bandwidth`` gives h. The bandwidth comes from the pool, so scaling the features does not
-change the picks. Everything is computed in float64. The N x N kernel is kept in memory only when
-it fits in ``FASTSEL_KERNEL_BYTES`` (default a quarter of the memory, at most 4 GiB: N <= 23,170),
+change the picks. Everything is computed in float64 (facility location on pools of >= 16,384 rows
+keeps its kernel in float32 with certified picks and float64 rechecks: see ``_facility_f32``; the
+same picks). The N x N kernel is kept in memory only when
+it fits in ``FASTSEL_KERNEL_BYTES`` (default a quarter of the memory, at most 4 GiB: N <= 23,170 in
+float64, 32,768 in float32),
 computed once in row blocks; above
 that it is never formed: a kernel column is recomputed from the features when it is needed
 (O(N d)), and the one pass over all pairs the criteria need (facility location's first gains,
@@ -251,7 +254,11 @@ def _initial(initial_subset, N: int, n) -> tuple:
 # ---------------------------------------------------------------- the float32 kernel, certified
 
 U32 = 2.0 ** -24  # float32's unit roundoff
-TINY = 2.0 ** -125  # >= the error of a float32 kernel value that underflows (true value < 2^-126)
+# the float32 kernel keeps no value under float32's normal range (< 2^-126: set to 0, as arithmetic on
+# subnormal numbers runs at a fraction of the speed: 50 well-separated clusters made every pass 20x
+# slower); TINY bounds the error of a value so flushed or underflowed (true value < 2^-123)
+TINY = 2.0 ** -123
+NORMAL32 = 2.0 ** -126
 # smaller pools: the float64 path is as fast or faster (its kernel is built in a moment; the certificate's
 # per-pick bookkeeping is not free): d = 384, n = 1,000, 2 threads, one run each way (2026-12-07, 2-core
 # Xeon): 5,000 rows 0.61 s float32 / 0.37 s float64, 10,000 1.21 / 1.11, 20,000 3.06-3.29 / 4.04-4.14
@@ -261,13 +268,26 @@ F32_MAX_CANDIDATES = 256  # more gains undecided at one pick (near-zero gains: d
 
 
 def _f32_gemm_is_ieee() -> bool:
-    """float32 matrix products in float32 (no TF32 / bf16 passes that the error bound below does not cover)."""
-    if torch.get_float32_matmul_precision() != "highest":
-        return False
-    for ns in (torch.backends, getattr(torch.backends.mkldnn, "matmul", None)):
-        if getattr(ns, "fp32_precision", "none") not in ("none", "ieee"):
+    """float32 matrix products computed in float32 on the CPU: no TF32 / bf16 passes, which the error
+    bound below does not cover. The settings that can ask for them (torch's precision flags, old and
+    new, and oneDNN's FPMATH_MODE environment variables), then a probe: a float32 GEMM of rows of
+    1 + 2^-12 (which bf16 and TF32 round to 1) must be within the float32 bound of its exact value."""
+    for var in ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE"):
+        if os.environ.get(var, "").strip().lower() not in ("", "strict"):
             return False
-    return True
+    try:
+        for ns in (torch.backends, getattr(torch.backends, "mkldnn", None),
+                   getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)):
+            if getattr(ns, "fp32_precision", "none") not in ("none", "ieee"):
+                return False
+        if not hasattr(torch.backends, "fp32_precision") and torch.get_float32_matmul_precision() != "highest":
+            return False
+    except (RuntimeError, AttributeError):  # a mix of the old and new precision APIs: do not guess
+        return False
+    a = torch.full((64, 384), 1.0 + 2.0 ** -12, dtype=torch.float32)
+    got = float((a @ a.T)[0, 0])
+    exact = 384 * (1.0 + 2.0 ** -12) ** 2
+    return abs(got - exact) <= 400 * U32 * exact
 
 
 class _Kernel32:
@@ -279,8 +299,8 @@ class _Kernel32:
     gamma_m = m u / (1 - m u) (any order, fused multiply-adds or not); rounding the rows and the norms
     to float32 adds (4u + 2u^2) nmax^2 and 2u nmax^2; the scaling by 1/h (2u) and exp (<= 1 ulp; 4u taken)
     follow. So the exponent errs by at most Delta (below), K <= K~ e^Delta / (1 - 4u) and
-    |K~ - K| <= K (e^Delta (1 + 4u) - 1). Values under float32's normal range (< 2^-126) err by at most
-    TINY. Symmetric: blocks on and above the diagonal by GEMM, mirrored below."""
+    |K~ - K| <= K (e^Delta (1 + 4u) - 1). Values under float32's normal range (< 2^-126) are set to 0 and
+    err by at most TINY. Symmetric: blocks on and above the diagonal by GEMM, mirrored below."""
 
     def __init__(self, x: torch.Tensor, h: float):
         self.x, self.h = x, h  # x: float64, centred
@@ -290,8 +310,9 @@ class _Kernel32:
         nmax2 = float(self.sq.max())
         m = d + 2
         gamma = m * u / (1.0 - m * u)
-        # |D~ - D|: the GEMM's sum (norms inside it), the rows' and the norms' rounding, and 2u of spare
+        # |D~ - D|: the GEMM's sum (norms inside it), the rows' and the norms' rounding, and 8u of spare
         E = 4.0 * gamma * (1.0 + u) ** 2 * nmax2 + (4.0 * u + 2.0 * u * u) * nmax2 + 2.0 * u * nmax2 + 8.0 * u * nmax2
+        E += (4.0 * d * math.sqrt(nmax2) + 2.0 * d + 4.0) * 2.0 ** -149  # subnormal coordinates and products: absolute
         delta = (E + 4.0 * u * (4.0 * nmax2 + E)) / h  # ... and the exponent's scaling by 1/h (2u, taken as 4u)
         ed = math.exp(delta)
         # relative bound, plus 16 u for the rounding of the bound's own arithmetic in the gain evaluation
@@ -306,7 +327,7 @@ class _Kernel32:
             up = self.dense[a:b, a:]
             torch.add(sq32[a:b, None], sq32[None, a:], out=up)
             up.addmm_(x32[a:b], x32[a:].T, alpha=-2.0)
-            up.clamp_min_(0.0).div_(-h).exp_()
+            torch.threshold_(up.clamp_min_(0.0).div_(-h).exp_(), NORMAL32, 0.0)  # no subnormal values
             torch.ops.fastsel._facility_mirror(self.dense, a, b)
 
     def exact_at(self, js: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -315,10 +336,6 @@ class _Kernel32:
         out.addmm_(self.x[js], self.x[cols].T, alpha=-2.0)
         return out.clamp_min_(0.0).div_(-self.h).exp_()
 
-    def exact_pairs(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """k(a[t], b[t]) in float64 for each t."""
-        dot = (self.x[a] * self.x[b]).sum(1)
-        return (self.sq[a] + self.sq[b] - 2.0 * dot).clamp_min_(0.0).div_(-self.h).exp_()
 
 
 class _Cover32:
@@ -346,7 +363,7 @@ class _Cover32:
         """Take pick j; returns its float64 gain sum_i max(0, k(j, i) - c64[i]) (before the pick)."""
         r = self.K.dense[j]
         rows = torch.nonzero(r >= self.thr).flatten()
-        k = self.K.exact_pairs(torch.full_like(rows, j), rows)
+        k = self.K.exact_at(torch.tensor([j]), rows)[0]
         old = self.c64[rows]
         gain = float((k - old).clamp_min_(0.0).sum())
         self.c64[rows] = torch.maximum(old, k)
@@ -394,9 +411,17 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
     Each evaluated gain is an interval [g - w, g + w] around the float32 one: w bounds what the kernel's
     and the cover's errors (rho K~ + TINY each, on the rows where the term can be positive) and the
     float32 and float64 summations can move it. A pick is certified when one interval lies above every
-    other (and every stale bound) by more than the tie tolerance; otherwise the gains still in reach are
-    recomputed in float64 (on their active rows) and the float64 rule picks. The gains and the objective
-    reported are float64, from the features (see _Cover32)."""
+    other (and every stale bound) by more than the tie tolerance and the float64 rounding of a gain;
+    otherwise the gains still in reach are recomputed in float64 (on their active rows) and the float64
+    rule picks. The gains and the objective reported are float64, from the features (see _Cover32).
+    "The same picks" holds up to float64 rounding at the tie tolerance's edge: a gap within about
+    N 2^-52 of it can be decided either way by two float64 evaluation orders (the float64 path's and the
+    literal reference's differ the same way)."""
+    # an exact power-of-two scale puts h in [1, 4): no float32 overflow or subnormal rows whatever the
+    # features' units, and the float64 values (rechecks, cover, gains) are the unscaled ones bit for bit
+    e = math.frexp(h)[1]
+    sc = 2.0 ** -(e // 2)
+    x, h = x * sc, h * sc * sc
     K = _Kernel32(x, h)
     if K.dense is None:
         return None
@@ -408,6 +433,10 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
     def evaluate(js):
         return _intervals(K, cov, js)
 
+    def margin(hi):
+        """The tie tolerance, plus the float64 rounding of a gain (the float64 path's own and the rechecks')."""
+        return tie_tol(hi, N) + 2.0 * (N + 64) * 2.0 ** -52 * abs(hi)
+
     first = []
     for a in range(0, N, 4096):
         first += evaluate(list(range(a, min(a + 4096, N))))
@@ -418,7 +447,7 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
     batch, cap = 1, 512
     while len(picks) < n:
         seen, best_lo, top_hi, size = [], -math.inf, -math.inf, batch
-        while heap and not (seen and -heap[0][0] < best_lo - tie_tol(top_hi, N)):
+        while heap and not (seen and -heap[0][0] < best_lo - margin(top_hi)):
             popped = [heapq.heappop(heap) for _ in range(min(size, cap, len(heap)))]
             got = evaluate([j for _, j in popped])
             seen += got
@@ -426,7 +455,7 @@ def _facility_f32(x, h, init: list, n: int, progress) -> Optional[tuple]:
             best_lo = max(best_lo, max(t[0] for t in got))
             top_hi = max(top_hi, max(t[1] for t in got))
             size = min(2 * size, cap)
-        T = tie_tol(top_hi, N)
+        T = margin(top_hi)
         cands = [t for t in seen if t[1] >= best_lo - T]
         batch = max(1, min(cap, len(cands)))
         exact = {}
@@ -492,7 +521,8 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
     Returns:
         tuple: (indices (n,) int64 in pick order, info dict with objective (F of the picks and the
         initial subset), gains (each pick's gain F(S + j) - F(S) when picked, a list of n floats),
-        gain_evaluations, and bandwidth (RBF) or knn where they apply).
+        gain_evaluations, and bandwidth (RBF) or knn where they apply; rechecked (how many gains
+        were recomputed in float64) where the float32 kernel ran).
 
     Raises:
         FastselError: n out of range, a bad kernel, matrix, bandwidth or initial subset.
@@ -507,10 +537,18 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         N = x.shape[0]
         init, n = _initial(initial_subset, N, n)
         if (N >= F32_MIN_ROWS and N * N * 4 <= kernel_bytes() and _fused(x) and _f32_gemm_is_ieee()):
+            shown = [0]  # a count already reported: the float64 path, if it takes over, does not go back
+
+            def ahead(k):
+                if k > shown[0]:
+                    shown[0] = k
+                    progress(k)
             try:
-                done = _facility_f32(x, h, init, n, progress)
+                done = _facility_f32(x, h, init, n, ahead if progress is not None else None)
             except _Undecided:
                 done = None
+            if progress is not None:
+                progress = ahead
             if done is not None:
                 picks, info = done
                 info["bandwidth"] = h

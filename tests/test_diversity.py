@@ -4,6 +4,7 @@ and edge cases, the null control (identically distributed sources kept in propor
 use through fastsel.select, the CLI and the loop's selection step."""
 import json
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -331,7 +332,7 @@ needs_kernel = pytest.mark.skipif(not D._fused(torch.zeros(1)), reason="the comp
 def test_float32_facility_picks_what_the_literal_definition_picks(case, monkeypatch):
     """The float32 kernel with certified picks and float64 rechecks gives the literal float64 greedy's picks,
     objective and gains, on fresh random data of several shapes (the tie rule included)."""
-    g = np.random.default_rng(abs(hash(case)) % 2 ** 32)
+    g = np.random.default_rng(zlib.crc32(case.encode()))
     N, n, kw = 400, 60, {}
     if case == "gauss":
         x = g.standard_normal((N, 24))
@@ -364,6 +365,44 @@ def test_float32_facility_picks_what_the_literal_definition_picks(case, monkeypa
 
 
 @needs_kernel
+@pytest.mark.parametrize("scale", [1e-25, 1e-22, 1e-12, 1e12, 1e18, 1e25])
+def test_float32_facility_picks_the_same_at_any_scale_of_the_features(scale, monkeypatch):
+    """float32 overflows above ~1e19 and goes subnormal below ~1e-19: the path rescales by a power of
+    two, so the picks are the float64 ones (and the literal definition's) whatever the units."""
+    x = np.random.default_rng(1).standard_normal((400, 16))
+    want, obj = R.facility(x, 60)
+    _f32(monkeypatch)
+    idx, info = D.facility(x * scale, 60)
+    assert "rechecked" in info and idx.tolist() == want
+    assert info["objective"] == pytest.approx(obj, rel=1e-12)
+
+
+@needs_kernel
+def test_the_float32_gemm_check_reads_every_precision_setting(monkeypatch):
+    """A TF32/bf16 setting in either of torch's precision APIs or oneDNN's environment turns the float32
+    path off (never an exception from mixing the two APIs); the probe GEMM passes in plain float32."""
+    assert D._f32_gemm_is_ieee()
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
+    assert not D._f32_gemm_is_ieee()
+    monkeypatch.delenv("ONEDNN_DEFAULT_FPMATH_MODE")
+    cuda = torch.backends.cuda.matmul
+    old = cuda.fp32_precision
+    try:
+        cuda.fp32_precision = "tf32"  # a training script's CUDA setting: the CPU check must not raise
+        assert D._f32_gemm_is_ieee() in (True, False)
+    finally:
+        cuda.fp32_precision = old
+    mk = torch.backends.mkldnn.matmul
+    old = mk.fp32_precision
+    try:
+        mk.fp32_precision = "bf16"
+        assert not D._f32_gemm_is_ieee()
+    finally:
+        mk.fp32_precision = old
+    assert D._f32_gemm_is_ieee()
+
+
+@needs_kernel
 def test_the_float32_path_runs_where_it_applies_and_steps_aside_where_it_cannot_decide(monkeypatch):
     """The certified path is the one taken (it reports its rechecks); a pool of duplicates, whose gains are
     all 0 once each distinct row is covered, leaves the decision to the float64 path (same picks as the
@@ -375,9 +414,12 @@ def test_the_float32_path_runs_where_it_applies_and_steps_aside_where_it_cannot_
     dup = g.standard_normal((12, 5))[np.arange(240) % 12]
     idx, info = D.facility(dup, 30)
     assert "rechecked" not in info and idx.tolist() == R.facility(dup, 30)[0]
-    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "medium")
-    assert not D._f32_gemm_is_ieee()
-    assert "rechecked" not in D.facility(x, 20)[1]
+    torch.set_float32_matmul_precision("medium")  # float32 GEMMs may run in bf16 on the CPU
+    try:
+        assert not D._f32_gemm_is_ieee()
+        assert "rechecked" not in D.facility(x, 20)[1]
+    finally:
+        torch.set_float32_matmul_precision("highest")
 
 
 @needs_kernel

@@ -120,6 +120,7 @@ void facility_mirror_cpu(const at::Tensor& K, int64_t a, int64_t b) {
   TORCH_CHECK(K.dim() == 2 && K.size(0) == K.size(1) && K.stride(1) == 1, "K must be a square matrix, rows contiguous");
   TORCH_CHECK(K.device().is_cpu(), "K must be on the CPU");
   const int64_t N = K.size(0), ld = K.stride(0);
+  TORCH_CHECK(ld >= N, "K's rows must not overlap (row stride ", ld, " < ", N, ")");
   TORCH_CHECK(0 <= a && a <= b && b <= N, "need 0 <= a <= b <= N, got ", a, ", ", b);
   constexpr int64_t T = 64;  // a 64 x 64 tile of float64 is 32 KiB: read and written while in L1/L2
   AT_DISPATCH_FLOATING_TYPES(K.scalar_type(), "fastsel_facility_mirror_cpu", [&] {
