@@ -259,9 +259,10 @@ U32 = 2.0 ** -24  # float32's unit roundoff
 # slower); TINY bounds the error of a value so flushed or underflowed (true value < 2^-123)
 TINY = 2.0 ** -123
 NORMAL32 = 2.0 ** -126
-# smaller pools: the float64 path is as fast or faster (its kernel is built in a moment; the certificate's
-# per-pick bookkeeping is not free): d = 384, n = 1,000, 2 threads, one run each way (2026-12-07, 2-core
-# Xeon): 5,000 rows 0.61 s float32 / 0.37 s float64, 10,000 1.21 / 1.11, 20,000 3.06-3.29 / 4.04-4.14
+# smaller pools: the float64 path is faster (its kernel is built in a moment; the certificate's per-pick
+# bookkeeping is not free): N(0, 1), d = 384, n = 1,000, 2 threads, two runs each way, 2-core Xeon, commit
+# 344b45a (bench/cpu_results/2026-12-07c_facility_parts.txt): 5,000 rows 0.59-0.73 s float32 / 0.33 s
+# float64, 10,000 1.20-1.23 / 1.05-1.09, 20,000 3.01-3.06 / 3.69-3.74
 F32_MIN_ROWS = 16384
 F32_MAX_RHO = 1e-3  # wider relative error bounds (rows far beyond the bandwidth): every gain would need its recheck
 F32_MAX_CANDIDATES = 256  # more gains undecided at one pick (near-zero gains: duplicates): the float64 path
