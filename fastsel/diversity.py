@@ -92,6 +92,14 @@ def _prepare(x, n, bandwidth):
     return x - x.mean(0), n, h
 
 
+def _rbf_fill(out, xa, sqa, xb, sqb, h: float) -> torch.Tensor:
+    """out = exp(-((||a||^2 + ||b||^2) - 2 a.b)_+ / h) for the rows a of xa and b of xb, in place (any
+    floating dtype: the float64 kernel, the float32 one and its float64 rechecks share this arithmetic)."""
+    torch.add(sqa[:, None], sqb[None, :], out=out)
+    out.addmm_(xa, xb.T, alpha=-2.0)
+    return out.clamp_min_(0.0).div_(-h).exp_()
+
+
 class _Kernel:
     """Rows and block sums of k(a, b) = exp(-||a - b||^2 / h) from the features. Every block is built
     in place in one buffer: (||a||^2 + ||b||^2) - 2 a.b by one GEMM accumulating into it (addmm), then
@@ -116,10 +124,7 @@ class _Kernel:
                     self.dense[b:, a:b] = upper[:, b - a:].T
 
     def _fill(self, out, xa, sqa, xb, sqb):
-        """out = exp(-((||a||^2 + ||b||^2) - 2 a.b)_+ / h) for the rows a of xa and b of xb, in place."""
-        torch.add(sqa[:, None], sqb[None, :], out=out)
-        out.addmm_(xa, xb.T, alpha=-2.0)
-        return out.clamp_min_(0.0).div_(-self.h).exp_()
+        return _rbf_fill(out, xa, sqa, xb, sqb, self.h)
 
     def rows(self, js: list, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """k(j, .) for each j in js, (len(js), N), written into ``out[:len(js)]`` when given (reusing one
@@ -255,8 +260,8 @@ def _initial(initial_subset, N: int, n) -> tuple:
 
 U32 = 2.0 ** -24  # float32's unit roundoff
 # the float32 kernel keeps no value under float32's normal range (< 2^-126: set to 0, as arithmetic on
-# subnormal numbers runs at a fraction of the speed: 50 well-separated clusters made every pass 20x
-# slower); TINY bounds the error of a value so flushed or underflowed (true value < 2^-123)
+# subnormal numbers runs at a fraction of the speed: on 50 well-separated clusters the one-pass gain
+# kernel ran about 18x slower per value); TINY bounds the error of a value so flushed or underflowed (true value < 2^-123)
 TINY = 2.0 ** -123
 NORMAL32 = 2.0 ** -126
 # smaller pools: the float64 path is faster (its kernel is built in a moment; the certificate's per-pick
@@ -325,17 +330,14 @@ class _Kernel32:
         self.dense = torch.empty((N, N), dtype=torch.float32)
         for a in range(0, N, BLOCK):
             b = min(a + BLOCK, N)
-            up = self.dense[a:b, a:]
-            torch.add(sq32[a:b, None], sq32[None, a:], out=up)
-            up.addmm_(x32[a:b], x32[a:].T, alpha=-2.0)
-            torch.threshold_(up.clamp_min_(0.0).div_(-h).exp_(), NORMAL32, 0.0)  # no subnormal values
+            up = _rbf_fill(self.dense[a:b, a:], x32[a:b], sq32[a:b], x32[a:], sq32[a:], h)
+            torch.threshold_(up, NORMAL32, 0.0)  # no subnormal values
             torch.ops.fastsel._facility_mirror(self.dense, a, b)
 
     def exact_at(self, js: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """k(j, i) in float64 for j in js and i in cols, (len(js), len(cols))."""
-        out = torch.add(self.sq[js][:, None], self.sq[cols][None, :])
-        out.addmm_(self.x[js], self.x[cols].T, alpha=-2.0)
-        return out.clamp_min_(0.0).div_(-self.h).exp_()
+        out = torch.empty((len(js), len(cols)), dtype=torch.float64)
+        return _rbf_fill(out, self.x[js], self.sq[js], self.x[cols], self.sq[cols], self.h)
 
 
 
@@ -559,8 +561,8 @@ def facility(x, n: int, *, bandwidth: Optional[float] = None, knn: Optional[int]
         x = _similarity(x, kernel)
         h, K = None, _Matrix(x)
         scale = max(float(x.max()), 1e-300)
-    N = x.shape[0]
-    init, n = _initial(initial_subset, N, n)
+        N = x.shape[0]
+        init, n = _initial(initial_subset, N, n)
     cover = torch.zeros(N, dtype=torch.float64, device=x.device)
     for a in range(0, len(init), 256):
         torch.maximum(cover, K.rows(init[a:a + 256]).max(0).values, out=cover)
