@@ -226,3 +226,44 @@ def test_the_replace_family_is_analysed_on_its_own_and_never_pooled_with_accumul
     assert any("pool_factor 3" in e["why"] for e in A.analyse(rep)["excluded"])
     with pytest.raises(Exception, match="family must be one of"):
         A.analyse(rep, family="mix")
+
+
+def test_the_analysis_figure_draws_the_results_own_numbers(rng, monkeypatch, tmp_path):
+    """analysis.png is drawn from analyse()'s numbers: panel (c)'s points are the per-seed differences of
+    the primary test, (b)'s filled points its mean differences, (a)'s lines the per-arm means over seeds;
+    under the null (no effect) the differences scatter around 0 and the title says interim when it is."""
+    pytest.importorskip("matplotlib")
+    from fastsel.loop.report import figures as F
+    figs = []
+    monkeypatch.setattr(F, "_save", lambda fig, path: figs.append(fig))
+    for effect, seeds in (({"greedy": 0.3}, A.SEEDS), ({}, A.SEEDS[:5])):
+        res = A.analyse(_runs(seeds, effect, rng))
+        assert F.analysis_figure(res, str(tmp_path / "a.png"))
+        ax1, ax2, ax3 = figs[-1].axes
+        pts = [ln.get_ydata() for ln in ax3.lines if ln.get_linestyle() == "None"]
+        for p, y in zip(res["primary"], pts):
+            assert sorted(y) == pytest.approx(sorted(p["values"]))
+            assert np.mean(y) == pytest.approx(p["diff"])
+        filled = [ln for ln in ax2.lines if ln.get_label().startswith(tuple(a for a in A.ARMS))]
+        assert [ln.get_ydata()[0] for ln in filled] == pytest.approx([p["diff"] for p in res["primary"]])
+        none = next(ln for ln in ax1.lines if ln.get_label() == "none")
+        assert list(none.get_ydata()) == pytest.approx(res["trajectory"]["none"]["mean"])
+        title = figs[-1]._suptitle.get_text()
+        assert ("INTERIM" in title) == res["interim"]
+    g = res["primary"][0]
+    assert abs(g["diff"]) < 0.2  # the null case: no planted effect
+    assert not F.analysis_figure({**res, "primary": [{**p, "values": []} for p in res["primary"]]}, "unused")
+
+
+def test_trajectory_is_the_mean_over_the_complete_seeds(rng):
+    runs = _runs(A.SEEDS[:4], {"threshold": 0.2}, rng)
+    res = A.analyse(runs)
+    t = res["trajectory"]
+    for arm in ("none", "threshold"):
+        for it in range(6):
+            want = np.mean([r["novelty_real"] for run in runs for r in run["records"] if r["iteration"] == it and
+                            r["arm"].endswith("-" + (arm if it else "none"))])
+            assert t[arm]["mean"][it] == pytest.approx(want)
+    assert t["none"]["mean"][0] == t["threshold"]["mean"][0]  # iteration 0 is the shared model
+    lo, hi = t["threshold"]["ci95"][3]
+    assert lo < t["threshold"]["mean"][3] < hi

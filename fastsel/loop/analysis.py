@@ -147,6 +147,29 @@ def correlation(by_seed: dict, arms: list, it: int) -> Optional[dict]:
             "boot95": [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))] if rs else None}
 
 
+def trajectory(by_seed: dict, arms: list, iteration: int, seeds: list) -> dict:
+    """arm -> {iterations, mean, ci95} of the primary measure over the complete ``seeds``, iterations
+    0..``iteration`` (iteration 0 is the shared model: the same records under every arm) -- what the
+    figure draws beside the tests; the 95 % t interval of each mean over seeds (None below 2 seeds)."""
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
+    out = {}
+    for a in arms:
+        its, means, cis = [], [], []
+        for it in range(iteration + 1):
+            recs = [by_seed[s].get((a, it)) or (by_seed[s].get(("none", 0)) if it == 0 else None) for s in seeds]
+            v = [_value(r, PRIMARY) for r in recs if r is not None]
+            v = np.array([x for x in v if x is not None], dtype=np.float64)
+            if not len(v):
+                continue
+            half = (float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+                    if len(v) > 1 else None)
+            its.append(it)
+            means.append(float(v.mean()))
+            cis.append(None if half is None else [float(v.mean()) - half, float(v.mean()) + half])
+        out[a] = {"iterations": its, "mean": means, "ci95": cis, "seeds": len(seeds)}
+    return out
+
+
 def family_of(runs) -> str:
     """The declared family the runs are analysed as: the paradigm of the first run that has a declared
     one (accumulate when none has); runs of the other family are left out and named, never pooled."""
@@ -186,7 +209,7 @@ def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS, check_design
         seeds, d = _diffs(by_seed, a, PRIMARY, iteration)
         missing = sorted(set(by_seed) - set(seeds))  # a seed without a finite value is named, never dropped silently
         prim.append({"arm": a, "metric": PRIMARY, "iteration": iteration, "seeds": seeds, "missing": missing,
-                     **paired(d)})
+                     "values": [float(v) for v in d], **paired(d)})
     ps = [p["p"] for p in prim]
     if all(p is not None for p in ps) and ps:
         for p, adj in zip(prim, holm(ps)):
@@ -214,6 +237,7 @@ def analyse(runs, iteration: int = ITERATION, declared_seeds=SEEDS, check_design
             "arms": arms, "seeds_complete": complete, "declared_seeds": list(declared_seeds),
             "interim": interim, "primary": prim, "secondary": sec, "controls": controls,
             "correlation": correlation(by_seed, arms + ["none"], iteration),
+            "trajectory": trajectory(by_seed, ["none"] + arms, iteration, complete),
             "readable": all(c["ok"] for c in controls.values())}
 
 

@@ -22,7 +22,7 @@ import warnings
 from ...io import DataError, UsageProblem, check_distinct, save_json, save_text
 from .. import analysis as A
 from ..columns import CORRELATIONS
-from .figures import CI_NOTE, _draw, space
+from .figures import CI_NOTE, _draw, analysis_figure, space
 from .load import _apart, _conditions, _series, load_runs
 from .markdown import (_arm_test_lines, _correlation_lines, _head_lines, _metric_lines, _pool_lines, _settings,
                        _threshold_lines)
@@ -150,6 +150,9 @@ def write_analysis(run_dirs, out: str | None = None, iteration: int | None = Non
             _check_out_ours(out, dirs, runs)
         os.makedirs(out, exist_ok=True)
         open(os.path.join(out, REPORT_MARK), "a").close()
+        if analysis_figure(res, os.path.join(out, "analysis.png")):
+            md += ("\n![The declared analysis: the primary measure by arm and iteration, each arm minus none, the "
+                   "per-seed differences](analysis.png)\n")
         save_text(os.path.join(out, "analysis.md"), md)
         save_json(os.path.join(out, "analysis.json"), res)
     return md

@@ -444,3 +444,81 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
         "generated images above their nearest training images (pixels), iteration "
         + ("newest" if iteration is None else str(iteration)) + "; d1/d2 < 1/3 marks a copy")
     return figs, corr, which, dropped
+
+
+def analysis_figure(res: dict, path: str) -> bool:
+    """The declared analysis (:func:`fastsel.loop.analysis.analyse`'s result) drawn from its own numbers:
+    (a) the primary measure's mean by arm and iteration over the complete seeds, (b) each arm minus none by
+    iteration with its 95 % t interval -- the declared iteration filled, the exploratory ones hollow --,
+    (c) the per-seed differences at the declared iteration with their mean and bootstrap interval.
+    False (nothing drawn) when no arm has a tested difference."""
+    from ..analysis import PRIMARY
+    prim = [p for p in res["primary"] if p.get("values")]
+    if not prim:
+        return False
+    plt = _plt()
+    it0 = res["iteration"]
+    arms = ["none"] + [p["arm"] for p in prim]
+    style = {a: dict(color=ARM_COLOURS.get(a, "k"), marker=MARKERS[i % len(MARKERS)]) for i, a in enumerate(arms)}
+    step = min(DODGE, 0.4 / max(1, len(arms) - 1))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13.2, 3.6))
+    for i, a in enumerate(arms):  # (a)
+        t = res["trajectory"].get(a)
+        if not t or not t["iterations"]:
+            continue
+        x = np.asarray(t["iterations"], float) + (i - (len(arms) - 1) / 2) * step
+        ax1.plot(x, t["mean"], ms=4, lw=1.1, label=a, **style[a])
+        for xi, c in zip(x, t["ci95"]):
+            if c is not None:
+                ax1.vlines(xi, c[0], c[1], color=style[a]["color"], lw=1.2, alpha=0.7)
+    n_seeds = len(res["seeds_complete"])
+    ax1.set_title(f"(a) {PRIMARY} by arm, mean over {n_seeds} seeds\n(iteration 0: one shared model)", fontsize=8)
+    ax1.set_xlabel("iteration (arms side by side)")
+    ax1.set_ylabel(PRIMARY)
+    ax1.legend(fontsize=6, frameon=False)
+    ax2.axhline(0, color="k", lw=0.8)  # (b)
+    for j, p in enumerate(prim):
+        a = p["arm"]
+        rows = sorted([s for s in res["secondary"] if s["arm"] == a and s["metric"] == PRIMARY and s["diff"] is not None]
+                      + [p], key=lambda s: s["iteration"])
+        off = (j - (len(prim) - 1) / 2) * step
+        x = np.array([s["iteration"] for s in rows], float) + off
+        ax2.plot(x, [s["diff"] for s in rows], lw=1.0, color=style[a]["color"], alpha=0.6)
+        for xi, s in zip(x, rows):
+            declared = s is p
+            ax2.plot([xi], [s["diff"]], ls="", ms=6 if declared else 4, mfc=style[a]["color"] if declared else "white",
+                     mec=style[a]["color"], marker=style[a]["marker"],
+                     label=(f"{a} (iteration {it0}: Holm p = {p['p_holm']:.3g})" if declared and p.get("p_holm")
+                            is not None else None))
+            if s["ci95"] is not None:
+                ax2.vlines(xi, *s["ci95"], color=style[a]["color"], lw=1.2, alpha=0.7)
+    ax2.set_title(f"(b) arm − none, paired over seeds, 95 % t interval\nfilled: the declared test (iteration {it0}); "
+                  "hollow: exploratory", fontsize=8)
+    ax2.set_xlabel("iteration (arms side by side)")
+    ax2.set_ylabel(f"{PRIMARY}: arm − none")
+    ax2.legend(fontsize=6, frameon=False, loc="best")
+    ax3.axhline(0, color="k", lw=0.8)  # (c)
+    for j, p in enumerate(prim):
+        v = np.asarray(p["values"])
+        k = np.argsort(np.argsort(v))  # points spread by rank, so equal values stay visible
+        x = j + (k - (len(v) - 1) / 2) * (0.5 / max(1, len(v)))
+        ax3.plot(x, v, ls="", ms=4, alpha=0.8, **style[p["arm"]])
+        ax3.hlines(p["diff"], j - 0.3, j + 0.3, color="k", lw=1.4)
+        if p["boot95"] is not None:
+            ax3.add_patch(plt.Rectangle((j - 0.3, p["boot95"][0]), 0.6, p["boot95"][1] - p["boot95"][0],
+                                        color=style[p["arm"]]["color"], alpha=0.15, lw=0))
+    ax3.set_xticks(range(len(prim)), [p["arm"] for p in prim])
+    ax3.set_xlim(-0.6, len(prim) - 0.4)
+    ax3.set_title(f"(c) per-seed arm − none at iteration {it0}\nline: mean; band: 95 % bootstrap interval over seeds",
+                  fontsize=8)
+    ax3.set_ylabel(f"{PRIMARY}: arm − none")
+    for ax in (ax1, ax2):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in (ax1, ax2, ax3):
+        ax.grid(alpha=0.3)
+    state = (f"INTERIM: {n_seeds} of {len(res['declared_seeds'])} declared seeds, decides nothing" if res["interim"]
+             else f"all {len(res['declared_seeds'])} declared seeds")
+    _suptitle(fig, f"Declared analysis (docs/analysis.md), {res.get('family', 'accumulate')} family: {state}", 9)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
