@@ -419,3 +419,22 @@ def test_linked_folders_real_paths_win_and_out_through_a_link_is_refused(tmp_pat
         Image.fromarray(a).save(os.path.join(latin, b"%d.png" % i), format="PNG")
     r = C.curate(os.fsdecode(latin), 2, str(tmp_path / "o"), features="pixels", quiet=True, log=lambda m: None)
     assert r["readable"] == 4 and b"caf\xe9" in (tmp_path / "o" / "report.md").read_bytes()
+
+
+def test_a_run_hashes_its_source_and_reads_its_first_images_once(tmp_path, rng, monkeypatch):
+    """A run asks for the source's fingerprint (a hash of every byte of an array file) and its image shape
+    (the first 100 images decoded) in more than one place: each is computed once per source object,
+    and a source changed between runs is still a new fingerprint."""
+    from fastsel.curate import embed as E, sources as S
+    path = tmp_path / "ims.npy"
+    np.save(path, _images(rng, 40))
+    hashed, shaped = [], []
+    real_fp, real_shape = S.ArraySource._fingerprint, E._target_shape
+    monkeypatch.setattr(S.ArraySource, "_fingerprint", lambda self: hashed.append(1) or real_fp(self))
+    monkeypatch.setattr(E, "_target_shape", lambda src, size: shaped.append(1) or real_shape(src, size))
+    out = tmp_path / "out"
+    _run(["curate", str(path), "-n", "5", "--out", str(out), "--features", "pixels", "--shard-rows", "16", "-q"])
+    assert len(hashed) == 1 and len(shaped) == 1
+    before = C.open_source(str(path)).fingerprint()
+    np.save(path, _images(rng, 40))
+    assert C.open_source(str(path)).fingerprint() != before

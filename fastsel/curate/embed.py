@@ -54,6 +54,13 @@ def target_shape(src: Source, image_size: Optional[int]) -> tuple:
     readable image's size (MAX_SIDE x MAX_SIDE when a side is larger: the extractors work at 224-299,
     and a shard of camera-size images would not fit in memory). C = 1 only when every one of the
     first 100 readable images is grayscale, else 3."""
+    memo = src.__dict__.setdefault("_target_shapes", {})  # a run asks twice or more; the reading is once
+    if image_size not in memo:
+        memo[image_size] = _target_shape(src, image_size)
+    return memo[image_size]
+
+
+def _target_shape(src: Source, image_size: Optional[int]) -> tuple:
     first, gray, seen = None, True, 0
     for i in range(len(src)):  # until 100 readable ones (unreadable rows first do not end the search)
         try:

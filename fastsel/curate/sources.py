@@ -38,6 +38,15 @@ class Source:
         raise NotImplementedError
 
     def fingerprint(self) -> str:
+        """Computed once per source object: a run asks at its start, in each embedding pass and in each
+        rank's check, and for an array or parquet file it is a hash of every byte (a folder: a stat of every
+        file), seconds to minutes on a large pool."""
+        fp = self.__dict__.get("_fingerprint_value")
+        if fp is None:
+            fp = self.__dict__["_fingerprint_value"] = self._fingerprint()
+        return fp
+
+    def _fingerprint(self) -> str:
         raise NotImplementedError
 
     def write_subset(self, rows: np.ndarray, dest: str, copy: bool = False) -> str:
@@ -84,7 +93,7 @@ class FolderSource(Source):
             im.load()
             return _upright(im)
 
-    def fingerprint(self):
+    def _fingerprint(self):
         h = hashlib.sha256()
         for rel, f in zip(self.ids, self.files):
             try:
@@ -125,7 +134,7 @@ class ArraySource(Source):
         a = self.images[i]
         return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a)
 
-    def fingerprint(self):
+    def _fingerprint(self):
         return _sha_file(self.spec)
 
     def write_subset(self, rows, dest, copy=False):
@@ -251,7 +260,7 @@ class HFSource(Source):
     def load(self, i):
         return _pil_from_cell(self.ds[int(i)][self.col])
 
-    def fingerprint(self):
+    def _fingerprint(self):
         return f"{self.ds._fingerprint}:{len(self.ds)}"
 
     def write_subset(self, rows, dest, copy=False):
@@ -273,7 +282,7 @@ class DatasetSource(ArraySource):
         self.raw_shape = tuple(self.images.shape)  # written as read: (N, H, W, C)
         self.ids = [str(i) for i in range(len(self.images))]
 
-    def fingerprint(self):
+    def _fingerprint(self):
         h = hashlib.sha256(f"{self.images.shape}\0{self.images.dtype}\0".encode())
         for a in (self.images, self.labels):
             h.update(np.ascontiguousarray(a).tobytes())
@@ -318,7 +327,7 @@ class ParquetSource(Source):
     def load(self, i):
         return _pil_from_cell(self.cells[int(i)].as_py())
 
-    def fingerprint(self):
+    def _fingerprint(self):
         return _sha_file(self.spec)
 
     def write_subset(self, rows, dest, copy=False):
@@ -371,7 +380,7 @@ class WebDatasetSource(Source):
         smp = self.samples[int(i)]
         return [self.shard_names[smp.shard], smp.key]
 
-    def fingerprint(self):
+    def _fingerprint(self):
         return wds.fingerprint(self.paths)
 
     def write_subset(self, rows, dest, copy=False):
