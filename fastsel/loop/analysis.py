@@ -86,6 +86,16 @@ def sign_flip_p(d: np.ndarray) -> float:
     return float((means >= obs - 1e-12 * max(1.0, obs)).mean())
 
 
+def t_interval(v: np.ndarray) -> Optional[list]:
+    """The 95 % t interval of the mean of v (None below two values)."""
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
+    n = len(v)
+    if n < 2:
+        return None
+    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)
+    return [float(v.mean() - half), float(v.mean() + half)]
+
+
 def paired(d: np.ndarray, rng_seed: int = 0) -> dict:
     """Mean of the paired differences d with its t interval, two-sided t p, bootstrap interval over
     seeds and the sign-flip permutation p."""
@@ -98,10 +108,8 @@ def paired(d: np.ndarray, rng_seed: int = 0) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # identical differences: p undefined, reported as None
         t = stats.ttest_1samp(d, 0.0)
-    se = d.std(ddof=1) / math.sqrt(n)
-    q = stats.t.ppf(0.975, n - 1)
     out["p"] = None if not math.isfinite(t.pvalue) else float(t.pvalue)
-    out["ci95"] = [float(d.mean() - q * se), float(d.mean() + q * se)]
+    out["ci95"] = t_interval(d)
     rng = np.random.default_rng(rng_seed)
     boots = d[rng.integers(n, size=(BOOT, n))].mean(1)
     out["boot95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
@@ -151,7 +159,6 @@ def trajectory(by_seed: dict, arms: list, iteration: int, seeds: list) -> dict:
     """arm -> {iterations, mean, ci95} of the primary measure over the complete ``seeds``, iterations
     0..``iteration`` (iteration 0 is the shared model: the same records under every arm) -- what the
     figure draws beside the tests; the 95 % t interval of each mean over seeds (None below 2 seeds)."""
-    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
     out = {}
     for a in arms:
         its, means, cis = [], [], []
@@ -161,11 +168,9 @@ def trajectory(by_seed: dict, arms: list, iteration: int, seeds: list) -> dict:
             v = np.array([x for x in v if x is not None], dtype=np.float64)
             if not len(v):
                 continue
-            half = (float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-                    if len(v) > 1 else None)
             its.append(it)
             means.append(float(v.mean()))
-            cis.append(None if half is None else [float(v.mean()) - half, float(v.mean()) + half])
+            cis.append(t_interval(v))
         out[a] = {"iterations": its, "mean": means, "ci95": cis, "seeds": len(seeds)}
     return out
 
