@@ -267,3 +267,15 @@ def test_trajectory_is_the_mean_over_the_complete_seeds(rng):
     assert t["none"]["mean"][0] == t["threshold"]["mean"][0]  # iteration 0 is the shared model
     lo, hi = t["threshold"]["ci95"][3]
     assert lo < t["threshold"]["mean"][3] < hi
+
+
+def test_a_secondary_equal_in_every_seed_says_why_it_has_no_p(rng):
+    """The replace paradigm's real share is 0 in every arm and seed: its row says so instead of a bare n/a."""
+    runs = _runs(A.SEEDS[:3], {}, rng)
+    for run in runs:
+        for r in run["records"]:
+            r["shares"] = [0.0]
+    md = A.markdown(A.analyse(runs))
+    row = next(line for line in md.splitlines() if "| share_real |" in line)
+    assert row.endswith("n/a (the same difference, 0, in every seed) |")
+    assert "n/a (the same" not in next(line for line in md.splitlines() if "| gs_norm |" in line)

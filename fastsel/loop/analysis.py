@@ -278,6 +278,14 @@ def _f(v, digits=3):
     return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.4g}"
 
 
+def _p_cell(s: dict) -> str:
+    """A p, or why there is none: a difference of 0 in every seed (the replace paradigm's real share,
+    0 in every arm) has no test."""
+    if s["p"] is None and s.get("sd") == 0 and s.get("n", 0) > 1:
+        return f"n/a (the same difference, {_f(s['diff'])}, in every seed)"
+    return _f(s["p"])
+
+
 def _ci(c):
     return "n/a" if c is None else f"[{_f(c[0])}, {_f(c[1])}]"
 
@@ -320,7 +328,7 @@ def markdown(res: dict) -> str:
               "| arm | metric | iteration | role | seeds | arm − none | 95 % t CI | p |", "|---|---|---|---|---|---|---|---|"]
     for s in res["secondary"]:
         lines.append(f"| {s['arm']} | {s['metric']} | {s['iteration']} | {s.get('role', 'exploratory')} | {s['n']} | "
-                     f"{_f(s['diff'])} | {_ci(s['ci95'])} | {_f(s['p'])} |")
+                     f"{_f(s['diff'])} | {_ci(s['ci95'])} | {_p_cell(s)} |")
     c = res["correlation"]
     lines += ["", f"## Training-set entropy at m vs log {PRIMARY}, one point per (seed, arm) at iteration {it}", ""]
     lines.append("not enough points" if c is None else
