@@ -446,6 +446,11 @@ def _draw(runs, out, conds, series, settings, fs, ffs, iteration):
     return figs, corr, which, dropped
 
 
+def _p_text(p: float) -> str:
+    """A p as the docs write it: three decimals (0.100, 0.014), two significant digits below 0.001."""
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.2g}"
+
+
 def analysis_figure(res: dict, path: str) -> bool:
     """The declared analysis (:func:`fastsel.loop.analysis.analyse`'s result) drawn from its own numbers:
     (a) the primary measure's mean by arm and iteration over the complete seeds, (b) each arm minus none by
@@ -461,7 +466,7 @@ def analysis_figure(res: dict, path: str) -> bool:
     arms = ["none"] + [p["arm"] for p in prim]
     style = {a: dict(color=ARM_COLOURS.get(a, "k"), marker=MARKERS[i % len(MARKERS)]) for i, a in enumerate(arms)}
     step = min(DODGE, 0.4 / max(1, len(arms) - 1))
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13.2, 3.6))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14.5, 4.6))
     for i, a in enumerate(arms):  # (a)
         t = res["trajectory"].get(a)
         if not t or not t["iterations"]:
@@ -472,10 +477,11 @@ def analysis_figure(res: dict, path: str) -> bool:
             if c is not None:
                 ax1.vlines(xi, c[0], c[1], color=style[a]["color"], lw=1.2, alpha=0.7)
     n_seeds = len(res["seeds_complete"])
-    ax1.set_title(f"(a) {PRIMARY} by arm, mean over {n_seeds} seeds\n(iteration 0: one shared model)", fontsize=8)
+    ax1.set_title(f"(a) {PRIMARY} by arm, mean over {n_seeds} seeds\nbars: each arm's own 95 % t interval (not the "
+                  "paired test: see (b));\niteration 0: one shared model", fontsize=9)
     ax1.set_xlabel("iteration (arms side by side)")
     ax1.set_ylabel(PRIMARY)
-    ax1.legend(fontsize=6, frameon=False)
+    ax1.legend(fontsize=8, frameon=False)
     ax2.axhline(0, color="k", lw=0.8)  # (b)
     for j, p in enumerate(prim):
         a = p["arm"]
@@ -488,15 +494,15 @@ def analysis_figure(res: dict, path: str) -> bool:
             declared = s is p
             ax2.plot([xi], [s["diff"]], ls="", ms=6 if declared else 4, mfc=style[a]["color"] if declared else "white",
                      mec=style[a]["color"], marker=style[a]["marker"],
-                     label=(f"{a} (iteration {it0}: Holm p = {p['p_holm']:.3g})" if declared and p.get("p_holm")
+                     label=(f"{a} (iteration {it0}: Holm-adjusted p = {_p_text(p['p_holm'])})" if declared and p.get("p_holm")
                             is not None else None))
             if s["ci95"] is not None:
                 ax2.vlines(xi, *s["ci95"], color=style[a]["color"], lw=1.2, alpha=0.7)
     ax2.set_title(f"(b) arm − none, paired over seeds, 95 % t interval\nfilled: the declared test (iteration {it0}); "
-                  "hollow: exploratory", fontsize=8)
+                  "hollow: exploratory", fontsize=9)
     ax2.set_xlabel("iteration (arms side by side)")
     ax2.set_ylabel(f"{PRIMARY}: arm − none")
-    ax2.legend(fontsize=6, frameon=False, loc="best")
+    ax2.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: no bar hidden
     ax3.axhline(0, color="k", lw=0.8)  # (c)
     for j, p in enumerate(prim):
         v = np.asarray(p["values"])
@@ -510,7 +516,7 @@ def analysis_figure(res: dict, path: str) -> bool:
     ax3.set_xticks(range(len(prim)), [p["arm"] for p in prim])
     ax3.set_xlim(-0.6, len(prim) - 0.4)
     ax3.set_title(f"(c) per-seed arm − none at iteration {it0}\nline: mean; band: 95 % bootstrap interval over seeds",
-                  fontsize=8)
+                  fontsize=9)
     ax3.set_ylabel(f"{PRIMARY}: arm − none")
     for ax in (ax1, ax2):
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -518,7 +524,7 @@ def analysis_figure(res: dict, path: str) -> bool:
         ax.grid(alpha=0.3)
     state = (f"INTERIM: {n_seeds} of {len(res['declared_seeds'])} declared seeds, decides nothing" if res["interim"]
              else f"all {len(res['declared_seeds'])} declared seeds")
-    _suptitle(fig, f"Declared analysis (docs/analysis.md), {res.get('family', 'accumulate')} family: {state}", 9)
+    _suptitle(fig, f"Declared analysis (docs/analysis.md), {res.get('family', 'accumulate')} family: {state}", 11)
     fig.tight_layout()
     _save(fig, path)
     return True
