@@ -40,7 +40,8 @@ class Source:
     def fingerprint(self) -> str:
         """Computed once per source object: a run asks at its start, in each embedding pass and in each
         rank's check, and for an array or parquet file it is a hash of every byte (a folder: a stat of every
-        file), seconds to minutes on a large pool."""
+        file), seconds to minutes on a large pool. Like the rows listed at opening, it is a snapshot: open the
+        source again (:func:`open_source`) to see files changed since."""
         fp = self.__dict__.get("_fingerprint_value")
         if fp is None:
             fp = self.__dict__["_fingerprint_value"] = self._fingerprint()
