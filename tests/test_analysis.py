@@ -1,7 +1,6 @@
 """The declared analysis (fastsel.loop.analysis, docs/analysis.md): its statistics against scipy and
 brute force, its null case (no effect -> no claim), a planted effect found, and the interim label."""
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -241,6 +240,7 @@ def test_the_analysis_figure_draws_the_results_own_numbers(rng, monkeypatch, tmp
         assert F.analysis_figure(res, str(tmp_path / "a.png"))
         ax1, ax2, ax3 = figs[-1].axes
         pts = [ln.get_ydata() for ln in ax3.lines if ln.get_linestyle() == "None"]
+        assert len(pts) == len(res["primary"]) == 2
         for p, y in zip(res["primary"], pts):
             assert sorted(y) == pytest.approx(sorted(p["values"]))
             assert np.mean(y) == pytest.approx(p["diff"])
@@ -248,6 +248,7 @@ def test_the_analysis_figure_draws_the_results_own_numbers(rng, monkeypatch, tmp
         assert [ln.get_ydata()[0] for ln in filled] == pytest.approx([p["diff"] for p in res["primary"]])
         none = next(ln for ln in ax1.lines if ln.get_label() == "none")
         assert list(none.get_ydata()) == pytest.approx(res["trajectory"]["none"]["mean"])
+        assert np.round(none.get_xdata()).tolist() == res["trajectory"]["none"]["iterations"] == list(range(6))
         title = figs[-1]._suptitle.get_text()
         assert ("INTERIM" in title) == res["interim"]
     g = res["primary"][0]
@@ -279,3 +280,46 @@ def test_a_secondary_equal_in_every_seed_says_why_it_has_no_p(rng):
     row = next(line for line in md.splitlines() if "| share_real |" in line)
     assert row.endswith("n/a (the same difference, 0, in every seed) |")
     assert "n/a (the same" not in next(line for line in md.splitlines() if "| gs_norm |" in line)
+
+
+
+def test_trajectory_uses_the_complete_seeds_only_and_counts_each_iteration(rng):
+    runs = _runs(A.SEEDS[:4], {}, rng)
+    runs[0]["records"] = [r for r in runs[0]["records"] if not (r["iteration"] == 5 and r["arm"].endswith("threshold"))]
+    runs[1]["records"][3]["novelty_real"] = None  # iteration 1's threshold record of seed 1002: no value
+    res = A.analyse(runs)
+    assert res["seeds_complete"] == list(A.SEEDS[1:4])
+    t = res["trajectory"]["greedy"]
+    want = np.mean([r["novelty_real"] for run in runs[1:] for r in run["records"]
+                    if r["iteration"] == 5 and r["arm"].endswith("greedy")])
+    assert t["mean"][5] == pytest.approx(want) and t["n"][5] == 3  # seed 1001 (incomplete) left out
+    assert res["trajectory"]["threshold"]["n"][1] == 2  # the missing value lowers that iteration's n
+
+
+def test_a_constant_difference_gets_no_t_test_p():
+    """0.3 - 0.2 in every seed differs in the last bit: no t-test p (it would be ~1e-30), sd 0."""
+    out = A.paired(np.array([0.3 - 0.2, 0.1, 0.3 - 0.2, 0.1]))
+    assert out["p"] is None and out["sd"] == 0.0 and out["ci95"][0] == out["ci95"][1]
+    assert A.paired(np.array([0.1, 0.2, 0.1]))["p"] is not None
+
+
+def test_a_figure_that_fails_keeps_the_numbers_and_a_stale_figure_goes(tmp_path, monkeypatch):
+    import glob
+    import json
+    import os
+    from fastsel.loop import report as R
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis", "records",
+                        "replace")
+    runs = sorted(glob.glob(os.path.join(root, "seed*")))[:3]
+    out = tmp_path / "a"
+    R.write_analysis(runs, out=str(out))
+    assert (out / "analysis.png").exists()
+
+    def broken(res, path):
+        raise RuntimeError("no display")
+    monkeypatch.setattr(R, "analysis_figure", broken)
+    with pytest.warns(UserWarning, match="analysis.png not drawn"):
+        md = R.write_analysis(runs, out=str(out))
+    assert json.load(open(out / "analysis.json"))["family"] == "replace"
+    assert (out / "analysis.md").read_text() == md and "analysis.png" not in md
+    assert not (out / "analysis.png").exists()  # the earlier figure would not match these numbers

@@ -24,7 +24,8 @@ from ..io import atomic_path, read_arrays, save_npy
 
 class Source:
     """Rows of images: ``ids`` (a path or a row number each), ``load(i)`` -> PIL image (raises on an
-    unreadable one), a ``fingerprint`` that changes when the rows do, and ``write_subset``."""
+    unreadable one), a ``fingerprint`` that changes when the rows do (a subclass writes ``_fingerprint``;
+    ``fingerprint`` computes it once per object), and ``write_subset``."""
     kind = ""
 
     def __init__(self, spec: str):

@@ -105,6 +105,11 @@ def paired(d: np.ndarray, rng_seed: int = 0) -> dict:
            "p_perm": None, "sd": float(d.std(ddof=1)) if n > 1 else None}
     if n < 2:
         return out
+    if np.ptp(d) <= 1e-12 * max(1.0, abs(float(d.mean()))):  # the same difference in every seed (up to the
+        out["sd"] = 0.0  # rounding of the subtraction): no t-test, whatever the difference
+        out["ci95"] = out["boot95"] = [out["diff"], out["diff"]]
+        out["p_perm"] = sign_flip_p(d)
+        return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # identical differences: p undefined, reported as None
         t = stats.ttest_1samp(d, 0.0)
@@ -156,12 +161,13 @@ def correlation(by_seed: dict, arms: list, it: int) -> Optional[dict]:
 
 
 def trajectory(by_seed: dict, arms: list, iteration: int, seeds: list) -> dict:
-    """arm -> {iterations, mean, ci95} of the primary measure over the complete ``seeds``, iterations
-    0..``iteration`` (iteration 0 is the shared model: the same records under every arm) -- what the
-    figure draws beside the tests; the 95 % t interval of each mean over seeds (None below 2 seeds)."""
+    """arm -> {iterations, mean, ci95, n, seeds} of the primary measure over the complete ``seeds`` (n: the
+    seeds with a value at that iteration), iterations 0..``iteration`` (iteration 0 is the shared model: the
+    same records under every arm) -- what the figure draws beside the tests; the 95 % t interval of each
+    mean over seeds (None below 2 seeds)."""
     out = {}
     for a in arms:
-        its, means, cis = [], [], []
+        its, means, cis, ns = [], [], [], []
         for it in range(iteration + 1):
             recs = [by_seed[s].get((a, it)) or (by_seed[s].get(("none", 0)) if it == 0 else None) for s in seeds]
             v = [_value(r, PRIMARY) for r in recs if r is not None]
@@ -171,7 +177,8 @@ def trajectory(by_seed: dict, arms: list, iteration: int, seeds: list) -> dict:
             its.append(it)
             means.append(float(v.mean()))
             cis.append(t_interval(v))
-        out[a] = {"iterations": its, "mean": means, "ci95": cis, "seeds": len(seeds)}
+            ns.append(len(v))
+        out[a] = {"iterations": its, "mean": means, "ci95": cis, "n": ns, "seeds": len(seeds)}
     return out
 
 
@@ -281,7 +288,7 @@ def _f(v, digits=3):
 def _p_cell(s: dict) -> str:
     """A p, or why there is none: a difference of 0 in every seed (the replace paradigm's real share,
     0 in every arm) has no test."""
-    if s["p"] is None and s.get("sd") == 0 and s.get("n", 0) > 1:
+    if s["p"] is None and s.get("sd") == 0 and s.get("n", 0) > 1:  # paired() found every difference equal
         return f"n/a (the same difference, {_f(s['diff'])}, in every seed)"
     return _f(s["p"])
 

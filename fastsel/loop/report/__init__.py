@@ -150,11 +150,19 @@ def write_analysis(run_dirs, out: str | None = None, iteration: int | None = Non
             _check_out_ours(out, dirs, runs)
         os.makedirs(out, exist_ok=True)
         open(os.path.join(out, REPORT_MARK), "a").close()
-        if analysis_figure(res, os.path.join(out, "analysis.png")):
+        save_json(os.path.join(out, "analysis.json"), res)  # the numbers first: a figure that fails loses nothing
+        png = os.path.join(out, "analysis.png")
+        try:
+            drawn = analysis_figure(res, png)
+        except Exception as e:  # matplotlib missing (the loop extra), or a drawing error: said, the numbers kept
+            warnings.warn(f"analysis.png not drawn ({type(e).__name__}: {e})", stacklevel=2)
+            drawn = False
+        if drawn:
             md += ("\n![The declared analysis: the primary measure by arm and iteration, each arm minus none, the "
                    "per-seed differences](analysis.png)\n")
+        elif os.path.lexists(png):
+            os.remove(png)  # an earlier run's figure in this report folder (ours) would not match these numbers
         save_text(os.path.join(out, "analysis.md"), md)
-        save_json(os.path.join(out, "analysis.json"), res)
     return md
 
 

@@ -466,22 +466,24 @@ def analysis_figure(res: dict, path: str) -> bool:
     arms = ["none"] + [p["arm"] for p in prim]
     style = {a: dict(color=ARM_COLOURS.get(a, "k"), marker=MARKERS[i % len(MARKERS)]) for i, a in enumerate(arms)}
     step = min(DODGE, 0.4 / max(1, len(arms) - 1))
+    n_seeds = len(res["seeds_complete"])
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14.5, 4.6))
     for i, a in enumerate(arms):  # (a)
         t = res["trajectory"].get(a)
         if not t or not t["iterations"]:
             continue
         x = np.asarray(t["iterations"], float) + (i - (len(arms) - 1) / 2) * step
-        ax1.plot(x, t["mean"], ms=4, lw=1.1, label=a, **style[a])
+        ax1.plot(x, t["mean"], ms=4, lw=1.1, label=a if min(t.get("n", [2])) == n_seeds else
+                 f"{a} (n = {min(t['n'])}–{max(t['n'])} seeds)", **style[a])
         for xi, c in zip(x, t["ci95"]):
             if c is not None:
                 ax1.vlines(xi, c[0], c[1], color=style[a]["color"], lw=1.2, alpha=0.7)
-    n_seeds = len(res["seeds_complete"])
-    ax1.set_title(f"(a) {PRIMARY} by arm, mean over {n_seeds} seeds\nbars: each arm's own 95 % t interval (not the "
+    ax1.set_title(f"(a) {PRIMARY} by arm, mean over the {n_seeds} complete seeds\nbars: each arm's own 95 % t interval (not the "
                   "paired test: see (b));\niteration 0: one shared model", fontsize=9)
     ax1.set_xlabel("iteration (arms side by side)")
     ax1.set_ylabel(PRIMARY)
-    ax1.legend(fontsize=8, frameon=False)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(fontsize=8, frameon=False)
     ax2.axhline(0, color="k", lw=0.8)  # (b)
     for j, p in enumerate(prim):
         a = p["arm"]
@@ -494,11 +496,12 @@ def analysis_figure(res: dict, path: str) -> bool:
             declared = s is p
             ax2.plot([xi], [s["diff"]], ls="", ms=6 if declared else 4, mfc=style[a]["color"] if declared else "white",
                      mec=style[a]["color"], marker=style[a]["marker"],
-                     label=(f"{a} (iteration {it0}: Holm-adjusted p = {_p_text(p['p_holm'])})" if declared and p.get("p_holm")
-                            is not None else None))
+                     label=(f"{a} (iteration {it0}, {p['n']} seeds" + (f": Holm-adjusted p = {_p_text(p['p_holm'])})"
+                            if p.get("p_holm") is not None else ": no test)") if declared else None))
             if s["ci95"] is not None:
                 ax2.vlines(xi, *s["ci95"], color=style[a]["color"], lw=1.2, alpha=0.7)
-    ax2.set_title(f"(b) arm − none, paired over seeds, 95 % t interval\nfilled: the declared test (iteration {it0}); "
+    tested = "the declared test" if res.get("declared_iteration", True) else "the tested iteration (not the declared one)"
+    ax2.set_title(f"(b) arm − none, paired over seeds, 95 % t interval\nfilled: {tested} (iteration {it0}); "
                   "hollow: exploratory", fontsize=9)
     ax2.set_xlabel("iteration (arms side by side)")
     ax2.set_ylabel(f"{PRIMARY}: arm − none")
