@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 
 from ...io import atomic_path
+from ..analysis import PRIMARY
 from ..columns import CORRELATIONS, column, figures
 from ..rundir import gather_rows, iter_path, load_array
 from .load import _selector
@@ -457,7 +458,6 @@ def analysis_figure(res: dict, path: str) -> bool:
     iteration with its 95 % t interval -- the declared iteration filled, the exploratory ones hollow --,
     (c) the per-seed differences at the declared iteration with their mean and bootstrap interval.
     False (nothing drawn) when no arm has a tested difference."""
-    from ..analysis import PRIMARY
     prim = [p for p in res["primary"] if p.get("values")]
     if not prim:
         return False
