@@ -208,8 +208,8 @@ def test_the_replace_family_is_analysed_on_its_own_and_never_pooled_with_accumul
     """docs/analysis.md's second family: replace runs (pool factor 2) get their own test; given beside
     accumulate runs, the other family's runs are left out and named, not pooled."""
     acc = _runs(A.SEEDS, {"greedy": 0.3}, rng)
-    rep = _runs(A.SEEDS, {}, rng)
-    for r in rep:
+    rep = _runs(A.SEEDS, {}, np.random.default_rng(11))  # a fixed null draw: Holm's 5 % is a rate, and a
+    for r in rep:  # fresh draw made a claim 1 run in 20 (FASTSEL_TEST_SEED=2142359890)
         r["config"].update(paradigm="replace", pool_factor=2)
         r["label"] = "r" + r["label"]
     res = A.analyse(rep)
