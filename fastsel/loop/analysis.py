@@ -86,14 +86,20 @@ def sign_flip_p(d: np.ndarray) -> float:
     return float((means >= obs - 1e-12 * max(1.0, obs)).mean())
 
 
-def t_interval(v: np.ndarray) -> Optional[list]:
-    """The 95 % t interval of the mean of v (None below two values)."""
-    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
+def t_half(v) -> Optional[float]:
+    """Half-width of the 95 % t interval of the mean of v (None below two values): the one rule the
+    analysis and the report's means over seeds (fastsel.loop.report.stats) use."""
     n = len(v)
     if n < 2:
         return None
-    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)
-    return [float(v.mean() - half), float(v.mean() + half)]
+    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
+    return float(stats.t.ppf(0.975, n - 1) * np.std(v, ddof=1) / math.sqrt(n))
+
+
+def t_interval(v: np.ndarray) -> Optional[list]:
+    """The 95 % t interval of the mean of v (None below two values)."""
+    half = t_half(v)
+    return None if half is None else [float(v.mean() - half), float(v.mean() + half)]
 
 
 def paired(d: np.ndarray, rng_seed: int = 0) -> dict:

@@ -7,17 +7,15 @@ import warnings
 
 import numpy as np
 
+from ..analysis import t_half
 from ..columns import COLUMNS
 from .load import _selector
 
 
 def _t_half(values) -> float:
     """Half-width of the 95 % t-interval of the mean of ``values`` (0 with fewer than two)."""
-    k = len(values)
-    if k < 2:
-        return 0.0
-    from scipy import stats  # optional: scipy (the data and test extras), and start-up time
-    return float(stats.t.ppf(0.975, k - 1) * np.std(values, ddof=1) / math.sqrt(k))
+    half = t_half(values)
+    return 0.0 if half is None else half
 
 
 def _band(rs_by_seed, key):
